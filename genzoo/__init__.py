@@ -1,0 +1,11 @@
+"""genzoo: every family of deep generative model, one library, one way to train, sample, evaluate.
+
+import genzoo
+run = genzoo.train("ddpm", "digits", budget="3m")
+x = genzoo.load(run).sample(64)
+"""
+
+from genzoo.train.run import evaluate, load, sample, train
+
+__version__ = "0.1.0"
+__all__ = ["__version__", "evaluate", "load", "sample", "train"]

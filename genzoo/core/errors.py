@@ -1,0 +1,40 @@
+"""User-facing errors.
+
+Every mistake a user can make (unknown name, bad config key, missing data, corrupt or hostile file)
+raises a :class:`GenzooError` whose message is one sentence naming the bad value and the valid
+choices. The CLI prints that sentence and exits non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class GenzooError(Exception):
+    """An error caused by user input; its message is meant to be shown as is."""
+
+
+class ConfigError(GenzooError, ValueError):
+    """A configuration key or value is not valid."""
+
+
+class CheckpointError(GenzooError):
+    """A checkpoint is missing, corrupt, of the wrong shape, or not in a safe format."""
+
+
+class DataError(GenzooError):
+    """A dataset name is unknown or its files are missing."""
+
+
+class TrainingDiverged(GenzooError):
+    """The loss or the gradients became NaN or Inf during training."""
+
+
+def choices(values: Iterable[str]) -> str:
+    """Format valid choices for an error message: ``'a', 'b' or 'c'``."""
+    vals = [repr(v) for v in sorted(values)]
+    if not vals:
+        return "(none)"
+    if len(vals) == 1:
+        return vals[0]
+    return ", ".join(vals[:-1]) + " or " + vals[-1]

@@ -1,0 +1,88 @@
+"""The protocol every genzoo model follows (see docs/design in the README).
+
+- ``loss(batch) -> LossOutput``: a scalar loss and a dict of floats to log. ``forward`` stays the
+  network's natural mapping.
+- Models with several optimizers expose ``param_groups()`` with more than one entry and take the
+  group name in ``loss(batch, group)``; the one Trainer loops over the groups.
+- ``sample(n, *, cond=None, generator=None, **options)`` returns samples in the dataset's range.
+- ``log_prob(x)`` only where exact; bounds have their own names (``elbo``, ``iwae``, ``vlb``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from genzoo.core.config import Config
+
+Batch = dict[str, Tensor]
+"""A training batch: ``{"x": (B, ...) float in the dataset's model range, "y": (B,) labels}``."""
+
+
+@dataclass
+class LossOutput:
+    """What ``model.loss`` returns: the scalar to minimise and floats to log."""
+
+    loss: Tensor
+    logs: dict[str, Tensor | float] = field(default_factory=dict)
+
+
+class GenerativeModel(nn.Module):
+    """Base class of every genzoo model.
+
+    Subclasses set ``name`` (registry key), ``config_class``, ``family`` and ``likelihood``
+    ("exact", "bound" or "none"), and implement :meth:`loss` and :meth:`sample`.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    likelihood: ClassVar[str] = "none"
+    config_class: ClassVar[type[Config]] = Config
+    dequantize: ClassVar[bool] = False
+    """Whether the trainer feeds uniformly dequantized images (likelihood models) or bin centres."""
+    default_train: ClassVar[dict[str, Any]] = {}
+    """Trainer settings this model prefers (e.g. its learning rate); user overrides win."""
+
+    def __init__(self, config: Config, info: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.info = info
+
+    def loss(self, batch: Batch, group: str = "main") -> LossOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters per optimizer; one group called ``main`` unless the model says otherwise."""
+        return {"main": [p for p in self.parameters() if p.requires_grad]}
+
+    def eval_metrics(
+        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Per-example evaluation numbers on a test batch (nats unless the key says otherwise).
+
+        The default is the training loss; likelihood models add their bounds here.
+        """
+        out = self.loss({"x": x, **({"y": y} if y is not None else {})})
+        return {"loss": out.loss.detach().expand(x.shape[0])}
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")

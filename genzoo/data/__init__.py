@@ -1,0 +1,111 @@
+"""Datasets by name: ``load_dataset(spec, split)`` and ``dataset_info(spec)``.
+
+Specs: ``toy2d:<name>`` (2-D points with exact densities where known), ``digits``, ``mnist5k``
+(embedded, no download), ``mnist``, ``fashion-mnist``, ``cifar10``, ``celeba`` (from a local root,
+downloaded only when asked) and ``folder:<path>[?size=N]`` (any image folder). Splits are
+``"train"`` and ``"test"``. Images are stored as integer levels and seen by models in [-1, 1]
+(see :mod:`genzoo.data.base`); points are used as they are.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from genzoo.core.errors import DataError, choices
+from genzoo.data.base import DataInfo, Dataset, levels_to_model, model_to_levels, model_to_unit
+from genzoo.data.images import DIGITS_INFO, MNIST5K_INFO, load_digits, load_mnist5k
+from genzoo.data.toy2d import BOUNDS, TOY2D, Toy2D, get_toy
+from genzoo.data.vision import VISION_INFO, folder_info, load_celeba, load_folder, load_torchvision
+
+__all__ = [
+    "SPLITS",
+    "DataInfo",
+    "Dataset",
+    "Toy2D",
+    "ToyDataset",
+    "dataset_info",
+    "get_toy",
+    "levels_to_model",
+    "list_datasets",
+    "load_dataset",
+    "model_to_levels",
+    "model_to_unit",
+]
+
+SPLITS = ("train", "test")
+TOY_SIZES = {"train": (20_000, 0), "test": (5_000, 1)}  # split -> (number of points, seed)
+EMBEDDED = ("digits", "mnist5k")
+DOWNLOADABLE = ("mnist", "fashion-mnist", "cifar10", "celeba")
+
+
+class ToyDataset(Dataset):
+    """A fixed float32 sample ``(N, 2)`` of a toy distribution, which ``.toy`` holds."""
+
+    def __init__(self, info: DataInfo, x: torch.Tensor, toy: Toy2D) -> None:
+        super().__init__(info, x, None)
+        self.toy = toy
+
+
+def list_datasets() -> list[str]:
+    """Every dataset spec (``folder:<path>`` stands for any image folder)."""
+    return [f"toy2d:{n}" for n in TOY2D] + [*EMBEDDED, *DOWNLOADABLE, "folder:<path>"]
+
+
+def _unknown(spec: str) -> DataError:
+    return DataError(f"Unknown dataset {spec!r}; choose {choices(list_datasets())}.")
+
+
+def _toy_name(spec: str) -> str:
+    name = spec[len("toy2d:") :]
+    if name not in TOY2D:
+        raise _unknown(spec)
+    return name
+
+
+def _toy_info(spec: str) -> DataInfo:
+    return DataInfo(name=spec, kind="points", shape=(2,), levels=None, value_range=BOUNDS)
+
+
+def dataset_info(spec: str, root: str | None = None) -> DataInfo:
+    """What ``spec`` declares (kind, shape, levels, classes), without loading its data."""
+    if not isinstance(spec, str):
+        raise _unknown(str(spec))
+    if spec.startswith("toy2d:"):
+        _toy_name(spec)
+        return _toy_info(spec)
+    if spec == "digits":
+        return DIGITS_INFO
+    if spec == "mnist5k":
+        return MNIST5K_INFO
+    if spec in VISION_INFO:
+        return VISION_INFO[spec]
+    if spec.startswith("folder:"):
+        return folder_info(spec)
+    raise _unknown(spec)
+
+
+def load_dataset(
+    spec: str, split: str = "train", *, root: str | None = None, download: bool = False
+) -> Dataset:
+    """Load one split (``"train"`` or ``"test"``) of the dataset ``spec``.
+
+    ``root`` is where torchvision datasets are looked for (default ``$GENZOO_DATA`` or
+    ``~/.cache/genzoo/data``); nothing is downloaded unless ``download=True``.
+    """
+    info = dataset_info(spec, root)  # validates the spec first
+    if split not in SPLITS:
+        raise DataError(f"Unknown split {split!r} of dataset {spec!r}; choose {choices(SPLITS)}.")
+    if spec.startswith("toy2d:"):
+        toy = get_toy(_toy_name(spec))
+        n, seed = TOY_SIZES[split]
+        x = toy.sample(n, torch.Generator().manual_seed(seed)).float()
+        return ToyDataset(info, x, toy)
+    if spec == "digits":
+        return load_digits(split)
+    if spec == "mnist5k":
+        return load_mnist5k(split)
+    if spec == "celeba":
+        return load_celeba(split, root, download)
+    if spec in VISION_INFO:
+        return load_torchvision(spec, split, root, download)
+    return load_folder(spec, split)

@@ -1,0 +1,32 @@
+"""Likelihood units: nats per example -> bits per dimension, with genzoo's one convention.
+
+Models see images in [-1, 1]; likelihood models are trained and evaluated on uniformly
+dequantized data ``x = 2 (k + u) / L - 1``. A density on [-1, 1]^D converts to a density on
+[0, L)^D (the space of dequantized integer levels) by the change of variables
+``log p_[0,L) = log p_[-1,1] - D log(L / 2)``, and
+
+    bits/dim = -log p_[0,L)(k + u) / (D ln 2),
+
+the convention of the PixelCNN (arXiv:1601.06759), RealNVP (arXiv:1605.08803), Glow
+(arXiv:1807.03039) and DDPM (arXiv:2006.11239) papers. Discrete models (a softmax over levels)
+report their exact discrete NLL, for which no change of variables applies (``levels=None``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def bits_per_dim(nll_nats: Tensor | float, dim: int, levels: int | None) -> Tensor:
+    """Convert an NLL in nats per example to bits/dim.
+
+    ``nll_nats`` is ``-log p(x)`` of a density on [-1, 1]^D when ``levels`` is given (images), or of
+    a discrete distribution / density on the raw space when ``levels`` is ``None``.
+    """
+    nll = torch.as_tensor(nll_nats, dtype=torch.float64)
+    if levels is not None:
+        nll = nll + dim * math.log(levels / 2.0)  # log p_[0,L) = log p_[-1,1] - D log(L/2)
+    return nll / (dim * math.log(2.0))

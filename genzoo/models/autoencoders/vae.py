@@ -1,0 +1,331 @@
+"""Variational autoencoder (VAE) and beta-VAE, with the ELBO and the IWAE bound.
+
+Equation numbers refer to Kingma & Welling (arXiv:1312.6114) unless marked IWAE (Burda et al.,
+arXiv:1509.00519).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genzoo.core.config import Config
+from genzoo.core.errors import ConfigError, choices
+from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.registry import register_model
+from genzoo.core.seeding import rand, randn
+from genzoo.data.base import DataInfo, levels_to_model, model_to_levels
+from genzoo.nn.convnets import ConvDecoder, ConvEncoder
+from genzoo.nn.mlp import MLP
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class VAEConfig(Config):
+    """Configuration of :class:`VAE` (beta-VAE when ``beta != 1``)."""
+
+    latent_dim: int = 16  # dimension K of the latent z ~ N(0, I_K)
+    arch: Literal["auto", "mlp", "conv"] = "auto"  # auto: conv for images with H, W >= 8, else MLP
+    hidden: tuple[int, ...] = (256, 256)  # MLP hidden widths of the encoder (decoder: reversed)
+    channels: tuple[int, ...] = (32, 64)  # conv widths per stride-2 stage (decoder mirrors them)
+    likelihood: Literal["gaussian", "bernoulli"] = "gaussian"  # p(x|z); bernoulli binarizes x
+    beta: float = 1.0  # weight of the KL term in the training loss (beta-VAE); bounds use 1
+    obs_scale: Literal["per_dim", "global", "fixed"] = "per_dim"  # gaussian sigma: learned per
+    # dimension, one learned scalar, or fixed at exp(init_log_scale)
+    init_log_scale: float = 0.0  # initial (or fixed) log sigma of the gaussian decoder
+    min_log_scale: float = -7.0  # soft floor on log sigma, keeps the density bounded
+
+    def validate(self) -> None:
+        if self.latent_dim < 1:
+            raise ConfigError(f"latent_dim = {self.latent_dim} must be at least 1.")
+        if any(h < 1 for h in self.hidden):
+            raise ConfigError(f"hidden = {list(self.hidden)} must hold positive widths.")
+        if not self.channels or any(c < 1 for c in self.channels):
+            raise ConfigError(f"channels = {list(self.channels)} must hold positive widths.")
+        if not (self.beta >= 0.0 and math.isfinite(self.beta)):
+            raise ConfigError(f"beta = {self.beta} must be a finite number >= 0.")
+        if self.obs_scale != "fixed" and not self.init_log_scale > self.min_log_scale:
+            raise ConfigError(
+                f"init_log_scale = {self.init_log_scale} must be above "
+                f"min_log_scale = {self.min_log_scale}."
+            )
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """``KL(N(mu, diag exp(logvar)) || N(0, I))`` per example in nats: ``(B, K) -> (B,)``.
+
+    The closed form of Kingma & Welling, Appendix B (the first term of their Eq. (10), negated).
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)  # Eq. (10)
+
+
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """``log N(z; 0, I)`` summed over the last dimension: ``(..., K) -> (...)``."""
+    return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
+
+@register_model("vae")
+class VAE(GenerativeModel):
+    """Variational autoencoder with a diagonal-Gaussian encoder and a N(0, I) prior.
+
+    Kingma & Welling, "Auto-Encoding Variational Bayes", arXiv:1312.6114: trained on the negative
+    ELBO with the reparameterization trick and the analytic KL (their Eq. (10)). ``beta`` weights
+    the KL term of the training loss as in beta-VAE (Higgins et al., "beta-VAE: Learning Basic
+    Visual Concepts with a Constrained Variational Framework", ICLR 2017). Evaluation reports the
+    ELBO (always with beta = 1) and the importance-weighted bound of Burda et al., "Importance
+    Weighted Autoencoders", arXiv:1509.00519 (IWAE Eq. (8)); both are lower bounds on log p(x) in
+    nats per example, with ``ELBO = L_1 <= L_k <= L_{k+1} <= log p(x)``.
+
+    Likelihoods:
+
+    - ``gaussian``: ``p(x|z) = N(x; decode(z), sigma^2)`` with a learned (per-dimension or global)
+      or fixed ``log sigma``, softly floored at ``min_log_scale``. On uniformly dequantized images
+      this is a proper density on [-1, 1]^D and :func:`genzoo.metrics.bits_per_dim` with
+      ``levels = info.levels`` converts it (``bpd_levels``).
+    - ``bernoulli``: the model binarizes its input deterministically (the bin centre of x's level
+      is > 0, i.e. x > 0 for points and bin centres) and ``log p`` is the exact discrete Bernoulli
+      log-likelihood of the *binarized* data: its bits/dim use ``levels=None`` (``bpd_levels``)
+      and are not comparable with bits/dim of the gray-level data.
+
+    ``encode(x) -> (mu, logvar)``; ``decode(z)`` gives the gaussian mean in model space, or the
+    Bernoulli logits; ``forward(x)`` is the reconstruction mean in model space.
+    """
+
+    family: ClassVar[str] = "autoencoders"
+    likelihood: ClassVar[str] = "bound"
+    dequantize: ClassVar[bool] = True
+    config_class: ClassVar[type[Config]] = VAEConfig
+    config: VAEConfig
+    info: DataInfo
+
+    def __init__(self, config: VAEConfig, info: DataInfo) -> None:
+        super().__init__(config, info)
+        shape = tuple(int(s) for s in info.shape)
+        self.shape = shape
+        is_image = info.kind == "images" and len(shape) == 3
+        arch = config.arch
+        if arch == "auto":
+            arch = "conv" if is_image and min(shape[1], shape[2]) >= 8 else "mlp"
+        if arch == "conv" and not is_image:
+            raise ConfigError(
+                f"arch = 'conv' needs images of shape (C, H, W), but dataset {info.name!r} has "
+                f"{info.kind} of shape {shape}; choose {choices(['auto', 'mlp'])}."
+            )
+        self.arch = arch
+        k = config.latent_dim
+        if arch == "conv":
+            c, h, w = shape
+            self.encoder: nn.Module = ConvEncoder(c, 2 * k, (h, w), config.channels)
+            self.decoder: nn.Module = ConvDecoder(k, c, (h, w), config.channels)
+        else:
+            self.encoder = MLP(info.dim, 2 * k, config.hidden)
+            self.decoder = MLP(k, info.dim, tuple(reversed(config.hidden)))
+        if config.likelihood == "gaussian":
+            scale_shape = shape if config.obs_scale == "per_dim" else ()
+            if config.obs_scale == "fixed":
+                init = torch.full(scale_shape, float(config.init_log_scale))
+                self.register_buffer("log_scale_raw", init)
+            else:
+                # softplus^-1 so that the floored log sigma starts exactly at init_log_scale
+                gap = config.init_log_scale - config.min_log_scale
+                raw = config.min_log_scale + gap + math.log(-math.expm1(-gap))
+                self.log_scale_raw = nn.Parameter(torch.full(scale_shape, raw))
+
+    # ----------------------------------------------------------------------------------------------
+    # networks
+
+    @property
+    def bpd_levels(self) -> int | None:
+        """The ``levels`` argument of ``bits_per_dim`` for this model's bounds (None: discrete)."""
+        return self.info.levels if self.config.likelihood == "gaussian" else None
+
+    def obs_log_scale(self) -> Tensor:
+        """``log sigma`` of the gaussian decoder: shape ``info.shape`` (per_dim) or ``()``."""
+        if self.config.likelihood != "gaussian":
+            raise ConfigError("obs_log_scale exists only for likelihood = 'gaussian'.")
+        if self.config.obs_scale == "fixed":
+            return self.log_scale_raw
+        m = self.config.min_log_scale
+        return m + F.softplus(self.log_scale_raw - m)  # smooth floor at min_log_scale
+
+    def _prepare(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x -> (target, encoder input)``; Bernoulli: target in {0, 1}, input in {-1, 1}."""
+        x = x.float()
+        if self.config.likelihood == "gaussian":
+            return x, x
+        if self.info.levels is not None:  # bin centre of x's level, the same for any dequantization
+            x = levels_to_model(model_to_levels(x, self.info.levels), self.info.levels)
+        b = (x > 0).float()
+        return b, 2.0 * b - 1.0
+
+    def _encode_input(self, x_in: Tensor) -> tuple[Tensor, Tensor]:
+        if self.arch == "mlp":
+            x_in = x_in.flatten(1)  # (B, *shape) -> (B, D)
+        h = self.encoder(x_in).float()  # (B, 2K)
+        mu, logvar = h.chunk(2, dim=-1)  # (B, K) each
+        return mu, logvar.clamp(-30.0, 20.0)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, *shape) -> (mu, logvar)``, each ``(B, K)``: the parameters of q(z|x)."""
+        return self._encode_input(self._prepare(x)[1])
+
+    def decode(self, z: Tensor) -> Tensor:
+        """``(B, K) -> (B, *shape)``: the gaussian mean in model space, or Bernoulli logits."""
+        out = self.decoder(z)
+        return out.view(z.shape[0], *self.shape)  # (B, D) or (B, C, H, W) -> (B, *shape)
+
+    def _mean(self, out: Tensor) -> Tensor:
+        """Decoder output -> mean of p(x|z) in model space (Bernoulli: ``2 p - 1``)."""
+        return out if self.config.likelihood == "gaussian" else 2.0 * torch.sigmoid(out) - 1.0
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Reconstruction mean ``E[x | z = mu(x)]`` in model space, ``(B, *shape) -> (B, *shape)``.
+
+        Bernoulli: ``2 p - 1`` of the binarized input.
+        """
+        mu, _ = self.encode(x)
+        return self._mean(self.decode(mu))
+
+    def _log_px_given_z(self, out: Tensor, target: Tensor) -> Tensor:
+        """``log p(target | z)`` per example from the decoder output: ``(N, *shape) -> (N,)``."""
+        out = out.float()
+        if self.config.likelihood == "gaussian":
+            log_s = self.obs_log_scale()
+            lp = -0.5 * ((target - out) * torch.exp(-log_s)).pow(2) - log_s - 0.5 * LOG_2PI
+        else:
+            lp = target * out - F.softplus(out)  # log Bernoulli(target; sigmoid(out)), exact
+        return lp.flatten(1).sum(1)  # (N, *shape) -> (N, D) -> (N,)
+
+    # ----------------------------------------------------------------------------------------------
+    # bounds
+
+    def _elbo_terms(self, x: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """One-sample ``(E_q log p(x|z), KL(q(z|x) || p(z)))`` per example, each ``(B,)``."""
+        target, x_in = self._prepare(x)
+        mu, logvar = self._encode_input(x_in)
+        eps = randn(mu.shape, generator=generator, device=mu.device)  # eps ~ N(0, I)
+        z = mu + torch.exp(0.5 * logvar) * eps  # Eq. (10): z = mu + sigma * eps, reparameterized
+        rec = self._log_px_given_z(self.decode(z), target)  # Eq. (10), second term with L = 1
+        kl = gaussian_kl(mu, logvar)  # Eq. (10), first term (analytic KL)
+        return rec, kl
+
+    def elbo(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The evidence lower bound in nats per example, ``(B, *shape) -> (B,)`` (beta = 1)."""
+        rec, kl = self._elbo_terms(x, generator)
+        return rec - kl  # Eq. (3): L = -KL(q(z|x) || p(z)) + E_q[log p(x|z)]
+
+    def iwae(
+        self,
+        x: Tensor,
+        k: int,
+        generator: torch.Generator | None = None,
+        *,
+        chunk: int | None = None,
+    ) -> Tensor:
+        """The k-sample importance-weighted bound ``L_k`` in nats per example: ``(B,)``.
+
+        ``L_k = E[log (1/k) sum_i p(x, z_i) / q(z_i|x)]`` with ``z_i ~ q(z|x)`` (IWAE Eq. (8));
+        ``L_1`` is the ELBO in expectation. The k samples are decoded ``chunk`` at a time (by
+        default so that one decoder call sees at most ``min(4096, 2^22 / D)`` examples), so memory
+        stays bounded.
+        """
+        if k < 1:
+            raise ValueError(f"iwae needs k >= 1 samples, got {k}")
+        target, x_in = self._prepare(x)
+        mu, logvar = self._encode_input(x_in)  # (B, K) each
+        b, dim_z = mu.shape
+        std = torch.exp(0.5 * logvar)
+        max_batch = max(1, min(4096, 2**22 // self.info.dim))  # examples per decoder call
+        step = chunk if chunk is not None else max(1, min(k, max_batch // max(b, 1)))
+        log_w = []
+        for start in range(0, k, step):
+            c = min(step, k - start)
+            eps = randn((c, b, dim_z), generator=generator, device=mu.device)  # (c, B, K)
+            z = mu + std * eps  # (c, B, K), z ~ q(z|x)
+            out = self.decode(z.reshape(c * b, dim_z))  # (c * B, *shape)
+            tgt = target.unsqueeze(0).expand(c, *target.shape).reshape(c * b, *self.shape)
+            log_px = self._log_px_given_z(out, tgt).view(c, b)  # (c * B,) -> (c, B)
+            log_pz = standard_normal_log_prob(z)  # (c, B)
+            log_qz = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)  # log q(z|x), (c, B)
+            log_w.append(log_px + log_pz - log_qz)  # log p(x, z_i) / q(z_i|x)
+        log_w_all = torch.cat(log_w, dim=0)  # (k, B)
+        return torch.logsumexp(log_w_all, dim=0) - math.log(k)  # IWAE Eq. (8)
+
+    # ----------------------------------------------------------------------------------------------
+    # protocol
+
+    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        """Negative (beta-weighted) ELBO, averaged over the batch.
+
+        Logs (nats per example, batch means): ``elbo`` (beta = 1), ``rec`` = -E_q log p(x|z),
+        ``kl`` = KL(q(z|x) || p(z)).
+        """
+        rec, kl = self._elbo_terms(batch["x"], None)
+        per_example = -(rec - self.config.beta * kl)  # beta-VAE: -E_q log p(x|z) + beta * KL
+        loss = per_example.mean()  # the one reduction over the batch
+        logs: dict[str, Tensor | float] = {
+            "elbo": (rec - kl).mean().detach(),
+            "rec": (-rec).mean().detach(),
+            "kl": kl.mean().detach(),
+        }
+        return LossOutput(loss, logs)
+
+    @torch.no_grad()
+    def eval_metrics(
+        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """``{"elbo", "iwae64", "loss"}`` per example in nats (``loss`` = -elbo).
+
+        Convert with ``bits_per_dim(-value, info.dim, model.bpd_levels)``.
+        """
+        elbo = self.elbo(x, generator=generator)
+        iwae = self.iwae(x, 64, generator=generator)
+        return {"elbo": elbo, "iwae64": iwae, "loss": -elbo}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """``n`` samples ``(n, *info.shape)`` in model space, decoded from ``z ~ N(0, I)``.
+
+        Options: ``noise`` (default False) returns the mean of p(x|z) (gaussian mean, or
+        ``2 p - 1`` for Bernoulli); True draws from p(x|z) (adds ``sigma * eps``, or returns +-1).
+        Images are clipped to the dataset's value range.
+        """
+        if cond is not None:
+            raise ConfigError("The VAE is unconditional; sample it without cond.")
+        unknown = [key for key in options if key != "noise"]
+        if unknown:
+            raise ConfigError(
+                f"Unknown sampling option {unknown[0]!r} for 'vae'; valid options are 'noise'."
+            )
+        noise = bool(options.get("noise", False))
+        z = randn((n, self.config.latent_dim), generator=generator, device=self.device)
+        out = self.decode(z).float()  # (n, *shape)
+        if self.config.likelihood == "gaussian":
+            x = out
+            if noise:
+                eps = randn(out.shape, generator=generator, device=out.device)
+                x = out + torch.exp(self.obs_log_scale()) * eps
+        else:
+            p = torch.sigmoid(out)
+            if noise:
+                u = rand(p.shape, generator=generator, device=p.device)
+                x = 2.0 * (u < p).float() - 1.0
+            else:
+                x = 2.0 * p - 1.0
+        if self.info.kind == "images":
+            lo, hi = self.info.value_range
+            x = x.clamp(lo, hi)
+        return x

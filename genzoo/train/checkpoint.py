@@ -1,0 +1,160 @@
+"""Checkpoints: safetensors (weights, EMA, optimizer state, RNG states) plus JSON, never pickle.
+
+A checkpoint is a folder ``checkpoints/step_00001000/`` holding ``model.safetensors``,
+``ema.safetensors`` (if EMA is on), ``trainer.safetensors`` (optimizer tensors and RNG states) and
+``state.json`` (step, elapsed time, optimizer hyper-parameters). It is written into a hidden
+temporary folder and renamed into place in one step, then ``checkpoints/latest`` is atomically
+pointed at it: a crash at any moment leaves the previous checkpoint whole and loadable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genzoo.core.errors import CheckpointError
+from genzoo.core.io import (
+    atomic_write_text,
+    load_tensors,
+    read_json,
+    refuse_pickle,
+    save_tensors,
+    write_json,
+)
+
+STATE_FILE = "state.json"
+
+
+def optimizer_to_flat(
+    opt: torch.optim.Optimizer, prefix: str
+) -> tuple[dict[str, torch.Tensor], Any]:
+    """Split an optimizer state dict into tensors (for safetensors) and JSON-able values."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{prefix}.state.{idx}.{k}"] = v
+            else:
+                scalars.setdefault(str(idx), {})[k] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_flat(
+    opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: Any, prefix: str
+) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    head = f"{prefix}.state."
+    for key, v in tensors.items():
+        if key.startswith(head):
+            idx, k = key[len(head) :].split(".", 1)
+            state.setdefault(int(idx), {})[k] = v
+    for idx, st in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(st)
+    try:
+        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(
+            f"Optimizer state in the checkpoint does not fit the model ({e})."
+        ) from None
+
+
+def rng_state() -> dict[str, torch.Tensor]:
+    out = {"rng.cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            out[f"rng.cuda.{i}"] = s
+    return out
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor]) -> None:
+    if "rng.cpu" in tensors:
+        torch.set_rng_state(tensors["rng.cpu"].to(torch.uint8))
+    if torch.cuda.is_available():
+        states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
+        if len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([s.to(torch.uint8) for s in states])
+
+
+def write_checkpoint(
+    ckpt_root: Path,
+    step: int,
+    files: dict[str, dict[str, torch.Tensor]],
+    state: dict[str, Any],
+    keep: int = 2,
+) -> Path:
+    """Write one checkpoint folder atomically and point ``latest`` at it; prune old ones."""
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    name = f"step_{step:09d}"
+    final = ckpt_root / name
+    tmp = ckpt_root / f".tmp-{name}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        for fname, tensors in files.items():
+            save_tensors(tmp / f"{fname}.safetensors", tensors)
+        write_json(tmp / STATE_FILE, state)
+        if final.exists():  # the same step saved again (e.g. after a resume)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write_text(ckpt_root / "latest", name + "\n")
+    if keep > 0:
+        old = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir() and p != final)
+        for p in old[: max(len(old) - (keep - 1), 0)]:
+            shutil.rmtree(p, ignore_errors=True)
+    return final
+
+
+def _complete(path: Path) -> bool:
+    return (path / STATE_FILE).is_file() and (path / "model.safetensors").is_file()
+
+
+def find_checkpoint(run_or_ckpt: str | Path) -> Path:
+    """The checkpoint folder of a run (``latest``, else the newest complete one), or the folder
+    itself if given one. A pickle file is refused without being read past its first bytes.
+    """
+    p = Path(run_or_ckpt)
+    if p.is_file():
+        refuse_pickle(p)
+        if p.suffix == ".safetensors":
+            return p.parent
+        raise CheckpointError(
+            f"{str(p)!r} is not a genzoo run or checkpoint; pass a run directory (runs/<name>)."
+        )
+    if not p.exists():
+        raise CheckpointError(f"Run or checkpoint {str(p)!r} does not exist.")
+    if _complete(p):
+        return p
+    root = p / "checkpoints"
+    if not root.is_dir():
+        raise CheckpointError(f"{str(p)!r} holds no checkpoints (no {str(root)!r} folder).")
+    latest = root / "latest"
+    if latest.is_file():
+        cand = root / latest.read_text().strip()
+        if cand.parent == root and _complete(cand):
+            return cand
+    done = sorted(c for c in root.glob("step_*") if c.is_dir() and _complete(c))
+    if not done:
+        raise CheckpointError(f"Run {str(p)!r} has no complete checkpoint yet.")
+    return done[-1]
+
+
+def read_checkpoint(ckpt: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
+    """All safetensors files of a checkpoint folder (by stem) and its JSON state."""
+    files = {f.stem: load_tensors(f) for f in sorted(ckpt.glob("*.safetensors"))}
+    for bad in ckpt.iterdir():
+        if bad.suffix.lower() in (".pt", ".pth", ".pkl", ".pickle", ".ckpt"):
+            refuse_pickle(bad)
+    state = read_json(ckpt / STATE_FILE)
+    if not isinstance(state, dict) or "step" not in state:
+        raise CheckpointError(f"Checkpoint {str(ckpt)!r} has a malformed {STATE_FILE}.")
+    return files, state

@@ -1,0 +1,426 @@
+"""The one Trainer for every genzoo model.
+
+It loops over the model's parameter groups (one for most models; generator and discriminator for
+GANs), calls ``model.loss(batch, group)``, and handles everything around it: device, autocast
+precision, EMA, gradient clipping, a step or time budget, a progress bar, metrics to JSONL and
+TensorBoard, sample grids, atomic safetensors checkpoints, exact resume, and a NaN/Inf guard.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from genzoo.core.config import Config
+from genzoo.core.errors import CheckpointError, ConfigError, TrainingDiverged
+from genzoo.core.io import load_state_strict
+from genzoo.core.protocol import GenerativeModel
+from genzoo.core.seeding import auto_device, make_generator
+from genzoo.data.base import Dataset
+from genzoo.train.checkpoint import (
+    find_checkpoint,
+    optimizer_from_flat,
+    optimizer_to_flat,
+    read_checkpoint,
+    rng_state,
+    set_rng_state,
+    write_checkpoint,
+)
+
+
+def parse_duration(text: str | float | int | None) -> float:
+    """``"90s"``, ``"5m"``, ``"1h30m"``, ``"2.5m"`` or a number of seconds -> seconds (0 = none)."""
+    if text is None or text == "":
+        return 0.0
+    if isinstance(text, (int, float)):
+        return float(text)
+    s = str(text).strip().lower()
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(h|m|min|s|sec)", s)
+    if not parts or "".join(a + b for a, b in parts) != s.replace(" ", ""):
+        raise ConfigError(f"Budget {text!r} is not a duration; use e.g. '90s', '5m' or '1h'.")
+    mult = {"h": 3600, "m": 60, "min": 60, "s": 1, "sec": 1}
+    return sum(float(a) * mult[b] for a, b in parts)
+
+
+@dataclass(frozen=True)
+class TrainConfig(Config):
+    steps: int = 0  # total optimizer steps to reach (0: no step limit; then a budget is needed)
+    budget: str = ""  # total wall-clock training time, e.g. "5m" (empty: no time limit)
+    batch_size: int = 128  # examples per step
+    lr: float = 1e-3  # AdamW learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
+    warmup: int = 0  # linear learning-rate warm-up steps
+    grad_clip: float = 1.0  # clip the global gradient norm (0: off)
+    ema_decay: float = 0.0  # EMA of the weights (0: off); sampling uses the EMA if on
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    compile: bool = False  # torch.compile the model's loss
+    seed: int = 0  # seeds weights, data order and noise; CPU runs are reproducible bit for bit
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    log_every: int = 50  # steps between metric lines
+    sample_every: int = 0  # steps between sample grids (0: only at the end)
+    ckpt_every: int = 1000  # steps between checkpoints (also at the end)
+    ckpt_every_s: float = 300.0  # seconds between checkpoints (0: off)
+    keep: int = 2  # checkpoints kept on disk
+    n_samples: int = 64  # samples in each grid
+    nan_policy: Literal["stop"] = "stop"  # on NaN/Inf: stop, naming the step; keep last checkpoint
+    progress: bool = True  # show a progress bar
+    tensorboard: bool = True  # also write TensorBoard events
+
+    def validate(self) -> None:
+        parse_duration(self.budget)
+        if self.steps < 0:
+            raise ConfigError(f"steps = {self.steps} must be >= 0.")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size = {self.batch_size} must be >= 1.")
+        if self.lr <= 0:
+            raise ConfigError(f"lr = {self.lr} must be > 0.")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay = {self.ema_decay} must be in [0, 1).")
+
+    @property
+    def budget_s(self) -> float:
+        return parse_duration(self.budget)
+
+
+class EMA:
+    """Exponential moving average of a model's parameters and buffers, with a warm-up:
+    ``decay_t = min(decay, (1 + t) / (10 + t))``."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        ema_p = list(self.model.parameters())
+        src_p = list(model.parameters())
+        torch._foreach_lerp_(ema_p, src_p, 1 - d)
+        for eb, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            eb.copy_(b)
+
+
+class Trainer:
+    """Train ``model`` on ``data`` into ``run_dir`` under ``config``."""
+
+    def __init__(
+        self,
+        model: GenerativeModel,
+        data: Dataset,
+        config: TrainConfig,
+        run_dir: str | Path,
+        test_data: Dataset | None = None,
+    ) -> None:
+        if config.steps == 0 and config.budget_s == 0:
+            raise ConfigError("Give a training length: --steps N or --budget 5m (or both).")
+        self.cfg = config
+        self.model = model
+        self.data = data
+        self.test_data = test_data
+        self.run_dir = Path(run_dir)
+        self.device = auto_device(config.device)
+        self.model.to(self.device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        self.dtype = self._amp_dtype()
+        groups = model.param_groups()
+        fused = self.device.type == "cuda"
+        self.optimizers = {
+            name: torch.optim.AdamW(
+                params,
+                lr=config.lr,
+                betas=config.betas,
+                weight_decay=config.weight_decay,
+                fused=fused,
+            )
+            for name, params in groups.items()
+        }
+        self.scaler = torch.amp.GradScaler(enabled=self.dtype == torch.float16)
+        self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
+        self.step = 0
+        self.elapsed = 0.0
+        self.data_gen = make_generator(config.seed + 1)
+        self.perm = torch.empty(0, dtype=torch.long)
+        self.pos = 0
+        self._on_device = self._move_data()
+        self._loss_fn = torch.compile(model.loss) if config.compile else model.loss
+        self._writer: Any = None
+
+    # --- set-up helpers ---------------------------------------------------------------------------
+    def _amp_dtype(self) -> torch.dtype | None:
+        p = self.cfg.precision
+        if p == "auto":
+            p = "bf16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
+
+    def _move_data(self) -> bool:
+        """Small in-memory datasets live on the training device (no host copies per step)."""
+        x = self.data.x
+        if x is None or type(self.data).get_raw is not Dataset.get_raw:
+            return False
+        if x.numel() * x.element_size() > 2 * 1024**3:
+            return False
+        self.data.x = x.to(self.device)
+        if self.data.y is not None:
+            self.data.y = self.data.y.to(self.device)
+        return True
+
+    def _next_indices(self) -> Tensor:
+        """Indices of the next batch: shuffled epochs drawn from the data generator."""
+        n, b = len(self.data), self.cfg.batch_size
+        out = []
+        while b > 0:
+            if self.pos >= self.perm.numel():
+                self.perm = torch.randperm(n, generator=self.data_gen)
+                self.pos = 0
+            take = self.perm[self.pos : self.pos + b]
+            out.append(take)
+            self.pos += take.numel()
+            b -= take.numel()
+        return torch.cat(out)
+
+    def _next_batch(self) -> dict[str, Tensor]:
+        idx = self._next_indices()
+        if self._on_device:
+            idx = idx.to(self.device)
+        batch = self.data.get(idx, dequantize=self.model.dequantize)
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def _lr(self) -> float:
+        if self.cfg.warmup > 0:
+            return self.cfg.lr * min(1.0, (self.step + 1) / self.cfg.warmup)
+        return self.cfg.lr
+
+    # --- one step ---------------------------------------------------------------------------
+    def train_step(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
+        """One optimizer step per parameter group; returns detached logs and a finite flag."""
+        logs: dict[str, Tensor] = {}
+        finite = torch.ones((), dtype=torch.bool, device=self.device)
+        amp = (
+            torch.autocast(self.device.type, dtype=self.dtype)
+            if self.dtype is not None
+            else nullcontext()
+        )
+        lr = self._lr()
+        for name, opt in self.optimizers.items():
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.zero_grad(set_to_none=True)
+            with amp:
+                out = (
+                    self._loss_fn(batch, name) if len(self.optimizers) > 1 else self._loss_fn(batch)
+                )
+            self.scaler.scale(out.loss).backward()
+            params = [p for g in opt.param_groups for p in g["params"]]
+            if self.cfg.grad_clip > 0:
+                self.scaler.unscale_(opt)
+                norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+                finite &= torch.isfinite(norm)
+                logs[f"grad_norm/{name}" if len(self.optimizers) > 1 else "grad_norm"] = (
+                    norm.detach()
+                )
+            finite &= torch.isfinite(out.loss.detach())
+            self.scaler.step(opt)
+            self.scaler.update()
+            for k, v in out.logs.items():
+                key = k if len(self.optimizers) == 1 else f"{name}/{k}"
+                logs[key] = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
+        if self.ema is not None:
+            self.ema.update(self.model, self.step)
+        return logs, finite
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def fit(self) -> dict[str, float]:
+        """Train until ``steps`` or ``budget``; returns the last logged metrics."""
+        cfg = self.cfg
+        total = cfg.steps or None
+        budget = cfg.budget_s
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.model.train()
+        bar = self._progress(total)
+        start = time.perf_counter() - self.elapsed
+        last_ckpt_t = time.perf_counter()
+        last_ckpt_step = self.step
+        acc: dict[str, Tensor] = {}
+        n_acc = 0
+        bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
+        last: dict[str, float] = {}
+        t_log = time.perf_counter()
+        step_log = self.step
+        try:
+            while True:
+                self.elapsed = time.perf_counter() - start
+                if total is not None and self.step >= total:
+                    break
+                if budget and self.elapsed >= budget:
+                    break
+                logs, finite = self.train_step(self._next_batch())
+                bad_step = torch.where(
+                    (~finite) & (bad_step < 0), torch.full_like(bad_step, self.step + 1), bad_step
+                )
+                self.step += 1
+                for k, v in logs.items():
+                    acc[k] = acc.get(k, 0) + v
+                n_acc += 1
+                if bar is not None:
+                    bar.update(1)
+                if self.step % cfg.log_every == 0 or (total is not None and self.step == total):
+                    self._check_finite(bad_step)
+                    now = time.perf_counter()
+                    rate = (self.step - step_log) / max(now - t_log, 1e-9)
+                    t_log, step_log = now, self.step
+                    last = {k: float(v) / n_acc for k, v in acc.items()}
+                    acc, n_acc = {}, 0
+                    self._log(last, rate)
+                    if bar is not None:
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in list(last.items())[:3]})
+                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                    self.save_samples()
+                due_t = cfg.ckpt_every_s and time.perf_counter() - last_ckpt_t >= cfg.ckpt_every_s
+                if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or due_t:
+                    self._check_finite(bad_step)
+                    self.elapsed = time.perf_counter() - start
+                    self.save_checkpoint()
+                    last_ckpt_t, last_ckpt_step = time.perf_counter(), self.step
+        finally:
+            if bar is not None:
+                bar.close()
+        self._check_finite(bad_step)
+        if n_acc:
+            last = {k: float(v) / n_acc for k, v in acc.items()}
+            self._log(last, 0.0)
+        self.elapsed = time.perf_counter() - start
+        if self.step != last_ckpt_step or not (self.run_dir / "checkpoints").exists():
+            self.save_checkpoint()
+        self.save_samples()
+        if self._writer is not None:
+            self._writer.close()
+        return last
+
+    def _check_finite(self, bad_step: Tensor) -> None:
+        s = int(bad_step)
+        if s >= 0:
+            raise TrainingDiverged(
+                f"Training diverged: the loss or gradients became NaN/Inf at step {s}; the last "
+                f"good checkpoint in {str(self.run_dir / 'checkpoints')!r} is kept "
+                "(try a lower lr)."
+            )
+
+    def _progress(self, total: int | None) -> Any:
+        if not self.cfg.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(
+            total=total,
+            initial=self.step,
+            desc=f"train {self.model.name}",
+            unit="step",
+            dynamic_ncols=True,
+        )
+
+    def _log(self, metrics: dict[str, float], rate: float) -> None:
+        row = {"step": self.step, "time": round(self.elapsed, 3), "lr": self._lr(), **metrics}
+        if rate:
+            row["steps_per_s"] = round(rate, 3)
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.cfg.tensorboard:
+            if self._writer is None:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+                except ImportError:  # tensorboard not installed: JSONL only
+                    self.cfg = self.cfg.replace(tensorboard=False)
+                    return
+                self._writer = SummaryWriter(str(self.run_dir / "events"))
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
+                    self._writer.add_scalar(k, v, self.step)
+
+    # --- samples ----------------------------------------------------------------------------
+    def sampling_model(self) -> GenerativeModel:
+        return self.ema.model if self.ema is not None else self.model  # type: ignore[return-value]
+
+    def save_samples(self) -> Path:
+        from genzoo.viz import save_samples_png
+
+        model = self.sampling_model()
+        was_training = model.training
+        model.eval()
+        g = make_generator(self.cfg.seed + 2, device=self.device)
+        x = model.sample(self.cfg.n_samples, generator=g)
+        model.train(was_training)
+        path = self.run_dir / "samples" / f"step_{self.step:09d}.png"
+        ref = self.data.x[:2000].cpu() if self.data.info.kind == "points" else None
+        save_samples_png(x, self.data.info, path, reference=ref, title=f"step {self.step}")
+        return path
+
+    # --- checkpoints ----------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        files: dict[str, dict[str, Tensor]] = {"model": self.model.state_dict()}
+        if self.ema is not None:
+            files["ema"] = self.ema.model.state_dict()
+        trainer: dict[str, Tensor] = dict(rng_state())
+        opt_meta = {}
+        for name, opt in self.optimizers.items():
+            t, meta = optimizer_to_flat(opt, f"opt.{name}")
+            trainer.update(t)
+            opt_meta[name] = meta
+        trainer["data.generator"] = self.data_gen.get_state()
+        trainer["data.perm"] = self.perm
+        if self.scaler.is_enabled():
+            trainer["scaler.scale"] = self.scaler.get_scale() * torch.ones(())
+        files["trainer"] = trainer
+        state = {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "data_pos": self.pos,
+            "optimizers": opt_meta,
+            "model": self.model.name,
+        }
+        return write_checkpoint(
+            self.run_dir / "checkpoints", self.step, files, state, keep=self.cfg.keep
+        )
+
+    def load_checkpoint(self, path: str | Path | None = None) -> None:
+        """Restore model, EMA, optimizers, RNG and data order from the run's latest checkpoint."""
+        ckpt = find_checkpoint(path or self.run_dir)
+        files, state = read_checkpoint(ckpt)
+        for need in ["model", "trainer"] + (["ema"] if self.ema is not None else []):
+            if need not in files:
+                raise CheckpointError(f"Checkpoint {str(ckpt)!r} lacks {need}.safetensors.")
+        load_state_strict(self.model, files["model"], str(ckpt))
+        if self.ema is not None:
+            load_state_strict(self.ema.model, files["ema"], str(ckpt))
+        tr = files["trainer"]
+        for name, opt in self.optimizers.items():
+            meta = state.get("optimizers", {}).get(name)
+            if meta is None:
+                raise CheckpointError(f"Checkpoint {str(ckpt)!r} has no optimizer {name!r}.")
+            optimizer_from_flat(opt, tr, meta, f"opt.{name}")
+        set_rng_state(tr)
+        self.data_gen.set_state(tr["data.generator"])
+        self.perm = tr["data.perm"].long()
+        self.pos = int(state.get("data_pos", 0))
+        if "scaler.scale" in tr and self.scaler.is_enabled():
+            self.scaler.update(float(tr["scaler.scale"]))
+        self.step = int(state["step"])
+        self.elapsed = float(state.get("elapsed", 0.0))

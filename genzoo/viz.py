@@ -1,0 +1,65 @@
+"""Pictures: image grids and point scatter plots, written as PNG."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genzoo.data.base import DataInfo, model_to_unit
+
+
+def image_grid(x: Tensor, info: DataInfo, nrow: int | None = None, pad: int = 1) -> np.ndarray:
+    """(B, C, H, W) model-space images -> an (H', W', 3) uint8 grid."""
+    x = model_to_unit(x.detach().float().cpu(), info.levels)
+    b, c, h, w = x.shape
+    nrow = nrow or max(1, math.ceil(math.sqrt(b)))
+    ncol = math.ceil(b / nrow)
+    grid = torch.ones(3, ncol * (h + pad) + pad, nrow * (w + pad) + pad)
+    for i in range(b):
+        r, col = divmod(i, nrow)
+        img = x[i] if c == 3 else x[i, :1].expand(3, h, w)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        grid[:, top : top + h, left : left + w] = img
+    return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def save_samples_png(
+    x: Tensor, info: DataInfo, path: str | Path, reference: Tensor | None = None, title: str = ""
+) -> None:
+    """Save samples as a picture: an image grid, or a scatter plot of points (over the data)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if info.kind == "images":
+        from PIL import Image
+
+        grid = image_grid(x, info)
+        scale = max(1, 512 // max(grid.shape[0], 1))
+        img = Image.fromarray(grid)
+        if scale > 1:
+            img = img.resize((grid.shape[1] * scale, grid.shape[0] * scale), Image.NEAREST)
+        img.save(path)
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = x.detach().float().cpu().reshape(x.shape[0], -1).numpy()
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    if reference is not None:
+        ref = reference.detach().float().cpu().numpy()
+        ax.scatter(ref[:, 0], ref[:, 1], s=2, c="#bbbbbb", label="data", alpha=0.5)
+    ax.scatter(pts[:, 0], pts[:, 1], s=2, c="#1f77b4", label="samples")
+    lo, hi = info.value_range
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal")
+    ax.set_title(title or info.name)
+    ax.legend(loc="upper right", markerscale=4)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

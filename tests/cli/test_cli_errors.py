@@ -1,0 +1,120 @@
+"""Bad input: one clear sentence naming the bad value, non-zero exit, no traceback."""
+
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+from genzoo.cli import main
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def assert_one_clear_error(code, err, *needles):
+    assert code == 2
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln]
+    assert len(lines) == 1 and lines[0].startswith("genzoo: error: ")
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def test_unknown_model(capsys):
+    code, _, err = run_cli(capsys, "train", "vea", "--data", "digits", "--steps", "1")
+    assert_one_clear_error(code, err, "'vea'", "'vae'", "'ddpm'")
+
+
+def test_unknown_dataset(capsys):
+    code, _, err = run_cli(capsys, "train", "vae", "--data", "digts", "--steps", "1")
+    assert_one_clear_error(code, err, "'digts'", "digits")
+
+
+def test_unknown_config_key(capsys):
+    code, _, err = run_cli(capsys, "train", "vae", "--data", "digits", "--steps", "1", "latnt=3")
+    assert_one_clear_error(code, err, "'latnt'", "'latent_dim'", "'batch_size'")
+
+
+def test_bad_config_value(capsys):
+    code, _, err = run_cli(capsys, "train", "vae", "--data", "digits", "--steps", "1", "beta=big")
+    assert_one_clear_error(code, err, "beta", "'big'")
+
+
+def test_bad_budget(capsys):
+    code, _, err = run_cli(capsys, "train", "vae", "--data", "digits", "--budget", "soon")
+    assert_one_clear_error(code, err, "'soon'")
+
+
+def test_missing_data_root(capsys, tmp_path):
+    code, _, err = run_cli(
+        capsys, "train", "vae", "--data", "mnist", "--steps", "1", "--data-root", str(tmp_path)
+    )
+    assert_one_clear_error(code, err, "mnist", str(tmp_path))
+
+
+def test_corrupt_checkpoint(capsys, tmp_path):
+    from genzoo import train
+    from genzoo.train.checkpoint import find_checkpoint
+
+    run = train("ddpm", "toy2d:moons", steps=2, out=tmp_path / "r", overrides={"progress": False})
+    (find_checkpoint(run) / "model.safetensors").write_bytes(b"\x00" * 40)
+    code, _, err = run_cli(capsys, "sample", str(run), "--n", "4", "--out", str(tmp_path / "s.png"))
+    assert_one_clear_error(code, err, "corrupt")
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("command", ["sample", "eval", "resume"])
+def test_pickle_handed_as_checkpoint_is_refused_and_not_run(capsys, tmp_path, command):
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "model.pt"
+    evil.write_bytes(pickle.dumps(_Payload(str(marker))))
+    args = {
+        "sample": ["sample", str(evil), "--out", str(tmp_path / "x.png")],
+        "eval": ["eval", str(evil)],
+        "resume": ["train", "--resume", str(evil), "--steps", "1"],
+    }[command]
+    code, _, err = run_cli(capsys, *args)
+    assert_one_clear_error(code, err, "pickle", str(evil))
+    assert not marker.exists()
+
+
+def test_pickle_inside_a_run_is_refused(capsys, tmp_path):
+    from genzoo import train
+    from genzoo.train.checkpoint import find_checkpoint
+
+    marker = tmp_path / "payload-ran"
+    run = train("ddpm", "toy2d:moons", steps=2, out=tmp_path / "r", overrides={"progress": False})
+    (find_checkpoint(run) / "model.safetensors").write_bytes(pickle.dumps(_Payload(str(marker))))
+    code, _, err = run_cli(capsys, "sample", str(run), "--out", str(tmp_path / "x.png"))
+    assert_one_clear_error(code, err, "pickle")
+    assert not marker.exists()
+
+
+def test_python_dash_m_works_and_exits_nonzero_on_error():
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "genzoo",
+            "train",
+            "nosuchmodel",
+            "--data",
+            "digits",
+            "--steps",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "'nosuchmodel'" in r.stderr
