@@ -69,6 +69,15 @@ class GenerativeModel(nn.Module):
         """Parameters per optimizer; one group called ``main`` unless the model says otherwise."""
         return {"main": [p for p in self.parameters() if p.requires_grad]}
 
+    def group_settings(self) -> dict[str, dict[str, Any]]:
+        """Per-group optimizer settings that override the trainer's, e.g. for a GAN
+        ``{"d": {"lr": 4e-4, "betas": (0.0, 0.9), "repeats": 5}, "g": {"lr": 1e-4}}``.
+
+        ``repeats`` is how many optimizer steps the group takes per training step (``n_critic``),
+        each on a fresh batch; groups step in the order of :meth:`param_groups`.
+        """
+        return {}
+
     def eval_metrics(
         self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:

@@ -142,13 +142,19 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         self.dtype = self._amp_dtype()
         groups = model.param_groups()
+        settings = model.group_settings()
+        unknown = set(settings) - set(groups)
+        if unknown:
+            raise ValueError(f"group_settings names unknown groups {sorted(unknown)}")
         fused = self.device.type == "cuda"
+        self.group_lr = {n: float(settings.get(n, {}).get("lr", config.lr)) for n in groups}
+        self.repeats = {n: int(settings.get(n, {}).get("repeats", 1)) for n in groups}
         self.optimizers = {
             name: torch.optim.AdamW(
                 params,
-                lr=config.lr,
-                betas=config.betas,
-                weight_decay=config.weight_decay,
+                lr=self.group_lr[name],
+                betas=tuple(settings.get(name, {}).get("betas", config.betas)),
+                weight_decay=float(settings.get(name, {}).get("weight_decay", config.weight_decay)),
                 fused=fused,
             )
             for name, params in groups.items()
@@ -204,10 +210,11 @@ class Trainer:
         batch = self.data.get(idx, dequantize=self.model.dequantize)
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
-    def _lr(self) -> float:
+    def _lr(self, group: str | None = None) -> float:
+        base = self.group_lr[group] if group is not None else self.cfg.lr
         if self.cfg.warmup > 0:
-            return self.cfg.lr * min(1.0, (self.step + 1) / self.cfg.warmup)
-        return self.cfg.lr
+            return base * min(1.0, (self.step + 1) / self.cfg.warmup)
+        return base
 
     # --- one step ---------------------------------------------------------------------------
     def train_step(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
@@ -219,29 +226,28 @@ class Trainer:
             if self.dtype is not None
             else nullcontext()
         )
-        lr = self._lr()
+        multi = len(self.optimizers) > 1
         for name, opt in self.optimizers.items():
+            lr = self._lr(name)
             for g in opt.param_groups:
                 g["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            with amp:
-                out = (
-                    self._loss_fn(batch, name) if len(self.optimizers) > 1 else self._loss_fn(batch)
-                )
-            self.scaler.scale(out.loss).backward()
-            params = [p for g in opt.param_groups for p in g["params"]]
-            if self.cfg.grad_clip > 0:
-                self.scaler.unscale_(opt)
-                norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-                finite &= torch.isfinite(norm)
-                logs[f"grad_norm/{name}" if len(self.optimizers) > 1 else "grad_norm"] = (
-                    norm.detach()
-                )
-            finite &= torch.isfinite(out.loss.detach())
-            self.scaler.step(opt)
-            self.scaler.update()
+            for r in range(self.repeats[name]):
+                b = batch if r == 0 else self._next_batch()  # n_critic: a fresh batch each time
+                opt.zero_grad(set_to_none=True)
+                with amp:
+                    out = self._loss_fn(b, name) if multi else self._loss_fn(b)
+                self.scaler.scale(out.loss).backward()
+                params = [p for g in opt.param_groups for p in g["params"]]
+                if self.cfg.grad_clip > 0:
+                    self.scaler.unscale_(opt)
+                    norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+                    finite &= torch.isfinite(norm)
+                    logs[f"grad_norm/{name}" if multi else "grad_norm"] = norm.detach()
+                finite &= torch.isfinite(out.loss.detach())
+                self.scaler.step(opt)
+                self.scaler.update()
             for k, v in out.logs.items():
-                key = k if len(self.optimizers) == 1 else f"{name}/{k}"
+                key = f"{name}/{k}" if multi else k
                 logs[key] = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
         if self.ema is not None:
             self.ema.update(self.model, self.step)
