@@ -28,7 +28,12 @@ def image_grid(x: Tensor, info: DataInfo, nrow: int | None = None, pad: int = 1)
 
 
 def save_samples_png(
-    x: Tensor, info: DataInfo, path: str | Path, reference: Tensor | None = None, title: str = ""
+    x: Tensor,
+    info: DataInfo,
+    path: str | Path,
+    reference: Tensor | None = None,
+    title: str = "",
+    nrow: int | None = None,
 ) -> None:
     """Save samples as a picture: an image grid, or a scatter plot of points (over the data)."""
     path = Path(path)
@@ -36,7 +41,7 @@ def save_samples_png(
     if info.kind == "images":
         from PIL import Image
 
-        grid = image_grid(x, info)
+        grid = image_grid(x, info, nrow=nrow)
         scale = max(1, 512 // max(grid.shape[0], 1))
         img = Image.fromarray(grid)
         if scale > 1:

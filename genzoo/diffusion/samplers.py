@@ -190,6 +190,103 @@ def sample_dpmpp_2m(
     return x
 
 
+@torch.no_grad()
+def sample_euler_maruyama(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    cond: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+) -> Tensor:
+    """Euler-Maruyama on the reverse-time SDE (Song et al., arXiv:2011.13456, Eq. 6) with
+    ``sigma(t) = t``: ``x' = x + (s^2 - s'^2) score + sqrt(s^2 - s'^2) z``, score = (D - x) / s^2.
+    The last step (to sigma 0) returns the denoised estimate."""
+    sig = sigmas.tolist()
+    for i in range(len(sig) - 1):
+        x0 = _call(denoiser, x, sig[i], cond)
+        if sig[i + 1] == 0:
+            x = x0
+        else:
+            dvar = sig[i] ** 2 - sig[i + 1] ** 2
+            score = (x0 - x) / sig[i] ** 2
+            z = randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + dvar * score + math.sqrt(dvar) * z
+        if callback is not None:
+            callback(i, x, sig[i], x0)
+    return x
+
+
+@torch.no_grad()
+def sample_langevin(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    cond: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+    n_steps_each: int = 5,
+    step_lr: float = 2e-5,
+    denoise_last: bool = True,
+) -> Tensor:
+    """Annealed Langevin dynamics (Song & Ermon, arXiv:1907.05600, Algorithm 1):
+    at each level ``alpha = step_lr * sigma^2 / sigma_min^2`` and ``n_steps_each`` steps
+    ``x <- x + alpha / 2 * score + sqrt(alpha) z``; finally one denoising step (NCSNv2,
+    arXiv:2006.09011)."""
+    sig = [s for s in sigmas.tolist() if s > 0]
+    s_min = sig[-1]
+    for i, s in enumerate(sig):
+        alpha = step_lr * (s / s_min) ** 2
+        for _ in range(n_steps_each):
+            x0 = _call(denoiser, x, s, cond)
+            score = (x0 - x) / s**2
+            z = randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + 0.5 * alpha * score + math.sqrt(alpha) * z
+        if callback is not None:
+            callback(i, x, s, x0)
+    if denoise_last:
+        x = _call(denoiser, x, s_min, cond)
+    return x
+
+
+@torch.no_grad()
+def sample_pc(
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    *,
+    cond: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callback = None,
+    snr: float = 0.16,
+    n_corrector: int = 1,
+) -> Tensor:
+    """Predictor-corrector (Song et al., arXiv:2011.13456, Algorithms 2-4): a reverse-diffusion
+    (Euler-Maruyama) predictor, then Langevin correctors with step ``2 (snr |z| / |score|)^2``."""
+    sig = sigmas.tolist()
+    for i in range(len(sig) - 1):
+        s = sig[i]
+        for _ in range(n_corrector):  # corrector at the current level
+            score = (_call(denoiser, x, s, cond) - x) / s**2
+            z = randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            g_norm = score.flatten(1).norm(dim=1).mean()
+            z_norm = z.flatten(1).norm(dim=1).mean()
+            eps = 2 * (snr * z_norm / g_norm) ** 2
+            x = x + eps * score + (2 * eps).sqrt() * z
+        x0 = _call(denoiser, x, s, cond)  # predictor
+        if sig[i + 1] == 0:
+            x = x0
+        else:
+            dvar = s**2 - sig[i + 1] ** 2
+            z = randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + dvar * (x0 - x) / s**2 + math.sqrt(dvar) * z
+        if callback is not None:
+            callback(i, x, s, x0)
+    return x
+
+
 SAMPLERS: dict[str, Callable[..., Tensor]] = {
     "ancestral": sample_ancestral,
     "ddpm": sample_ancestral,
@@ -197,6 +294,9 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
     "euler": sample_euler,
     "heun": sample_heun,
     "dpmpp-2m": sample_dpmpp_2m,
+    "euler-maruyama": sample_euler_maruyama,
+    "langevin": sample_langevin,
+    "pc": sample_pc,
 }
 
 

@@ -231,6 +231,7 @@ def evaluate(
         for k, v in vals.items():
             sums[k] = sums.get(k, 0.0) + float(v.double().sum())
     result: dict[str, Any] = {k: v / count for k, v in sums.items()}
+    result.update(_diffusion_floor(model, cfg, data_root, seed))
     levels = getattr(model, "bpd_levels", model.info.levels)
     for k in list(result):
         if k in ("elbo", "log_prob") or k.startswith("iwae"):
@@ -238,6 +239,31 @@ def evaluate(
     result.update({"n": count, "seed": seed, "step": getattr(model, "run_step", None)})
     write_json(Path(run) / "eval.json", result)
     return result
+
+
+@torch.no_grad()
+def _diffusion_floor(
+    model: GenerativeModel, cfg: dict[str, Any], data_root: str | None, seed: int, n: int = 512
+) -> dict[str, float]:
+    """For diffusion models: the denoising loss on training data beside the ideal denoiser's
+    (the exact minimiser of the training loss, so its loss is the floor), same noise draws."""
+    from genzoo.data import load_dataset
+    from genzoo.diffusion.ideal import IdealDenoiser
+    from genzoo.models.diffusion.base import DiffusionModel
+
+    if not isinstance(model, DiffusionModel):
+        return {}
+    train_set = load_dataset(cfg["data"], "train", root=data_root)
+    if train_set.x is None or len(train_set) > 200_000:
+        return {}
+    ideal = IdealDenoiser(train_set.all()["x"].to(model.device))
+    idx = torch.randperm(len(train_set), generator=make_generator(seed))[:n]
+    x0 = train_set.get(idx)["x"].to(model.device)
+    ours = model.per_example_loss(x0, generator=make_generator(seed + 1, model.device))
+    floor = model.per_example_loss(
+        x0, generator=make_generator(seed + 1, model.device), denoiser=ideal
+    )
+    return {"train_loss": float(ours.mean()), "ideal_train_loss": float(floor.mean())}
 
 
 def sample(

@@ -216,7 +216,7 @@ class Trainer:
             return base * min(1.0, (self.step + 1) / self.cfg.warmup)
         return base
 
-    # --- one step ---------------------------------------------------------------------------
+    # --- one step ---
     def train_step(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
         """One optimizer step per parameter group; returns detached logs and a finite flag."""
         logs: dict[str, Tensor] = {}
@@ -253,7 +253,7 @@ class Trainer:
             self.ema.update(self.model, self.step)
         return logs, finite
 
-    # --- the loop ---------------------------------------------------------------------------------
+    # --- the loop ---
     def fit(self) -> dict[str, float]:
         """Train until ``steps`` or ``budget``; returns the last logged metrics."""
         cfg = self.cfg
@@ -361,7 +361,7 @@ class Trainer:
                 if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
                     self._writer.add_scalar(k, v, self.step)
 
-    # --- samples ----------------------------------------------------------------------------
+    # --- samples ---
     def sampling_model(self) -> GenerativeModel:
         return self.ema.model if self.ema is not None else self.model  # type: ignore[return-value]
 
@@ -379,7 +379,7 @@ class Trainer:
         save_samples_png(x, self.data.info, path, reference=ref, title=f"step {self.step}")
         return path
 
-    # --- checkpoints ----------------------------------------------------------------------------
+    # --- checkpoints ---
     def save_checkpoint(self) -> Path:
         files: dict[str, dict[str, Tensor]] = {"model": self.model.state_dict()}
         if self.ema is not None:

@@ -1,5 +1,24 @@
-"""Diffusion models (denoisers over the shared machinery in genzoo.diffusion)."""
+"""Diffusion models: one preconditioned denoiser, several papers' choices."""
 
-from genzoo.models.diffusion.ddpm import DDPM, DDPMConfig
+from genzoo.models.diffusion.base import DiffusionConfig, DiffusionModel
+from genzoo.models.diffusion.ddpm import DDIM, DDPM, DDIMConfig, DDPMConfig
+from genzoo.models.diffusion.edm import EDM, DiTConfig, DiTModel, EDMConfig
+from genzoo.models.diffusion.flow_matching import FlowMatching, FlowMatchingConfig
+from genzoo.models.diffusion.ncsn import NCSN, NCSNConfig
 
-__all__ = ["DDPM", "DDPMConfig"]
+__all__ = [
+    "DDIM",
+    "DDPM",
+    "EDM",
+    "NCSN",
+    "DDIMConfig",
+    "DDPMConfig",
+    "DiTConfig",
+    "DiTModel",
+    "DiffusionConfig",
+    "DiffusionModel",
+    "EDMConfig",
+    "FlowMatching",
+    "FlowMatchingConfig",
+    "NCSNConfig",
+]
