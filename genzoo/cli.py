@@ -176,6 +176,26 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from genzoo.compare import compare
+
+    models = [m.strip() for m in args.models.split(",")] if args.models else None
+    res = compare(
+        args.data,
+        models,
+        budget=args.budget,
+        seeds=args.seeds,
+        n_samples=args.n,
+        out=args.out,
+        data_root=args.data_root,
+    )
+    from genzoo.compare.report import markdown
+
+    print(markdown(res).split("\n\n![")[0])
+    print(f"wrote {args.out}/results.json, report.md and report.html")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="genzoo",
@@ -224,6 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--seed", type=int, default=0)
     ip.add_argument("--data-root", help="folder holding downloaded datasets")
     ip.set_defaults(fn=_cmd_inpaint)
+
+    cp = sub.add_parser("compare", help="train and measure every family on one dataset")
+    cp.add_argument("--data", default="digits", help="dataset (default: digits)")
+    cp.add_argument("--models", help="comma-separated models (default: one per family)")
+    cp.add_argument("--budget", default="20s", help="training time per model and seed")
+    cp.add_argument("--seeds", type=int, default=1, help="seeds per model (stability)")
+    cp.add_argument("--n", type=int, default=1000, help="samples per model for the metrics")
+    cp.add_argument("--out", default="runs/compare", help="output folder")
+    cp.add_argument("--data-root", help="folder holding downloaded datasets")
+    cp.set_defaults(fn=_cmd_compare)
 
     ev = sub.add_parser("eval", help="evaluate a run on its test split")
     ev.add_argument("run", help="run directory")

@@ -38,6 +38,15 @@ def save_samples_png(
     """Save samples as a picture: an image grid, or a scatter plot of points (over the data)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if info.kind == "text":  # token ids -> a text file next to where the picture would be
+        from genzoo.data.text import get_tokenizer
+
+        name = info.name.removeprefix("text:")
+        kind = "bpe" if "tokenizer=bpe" in name else "char"
+        tok = get_tokenizer(name.split("?")[0], kind)
+        texts = [tok.decode(row.tolist()) for row in x.detach().cpu().long()]
+        path.with_suffix(".txt").write_text("\n\n----\n\n".join(texts))
+        return
     if info.kind == "images":
         from PIL import Image
 

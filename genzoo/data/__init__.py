@@ -48,7 +48,12 @@ class ToyDataset(Dataset):
 
 def list_datasets() -> list[str]:
     """Every dataset spec (``folder:<path>`` stands for any image folder)."""
-    return [f"toy2d:{n}" for n in TOY2D] + [*EMBEDDED, *DOWNLOADABLE, "folder:<path>"]
+    return [f"toy2d:{n}" for n in TOY2D] + [
+        *EMBEDDED,
+        "text:pystdlib",
+        *DOWNLOADABLE,
+        "folder:<path>",
+    ]
 
 
 def _unknown(spec: str) -> DataError:
@@ -81,6 +86,10 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
         return VISION_INFO[spec]
     if spec.startswith("folder:"):
         return folder_info(spec)
+    if spec.startswith("text:"):
+        from genzoo.data.text import text_info
+
+        return text_info(spec[5:])
     raise _unknown(spec)
 
 
@@ -108,4 +117,8 @@ def load_dataset(
         return load_celeba(split, root, download)
     if spec in VISION_INFO:
         return load_torchvision(spec, split, root, download)
+    if spec.startswith("text:"):
+        from genzoo.data.text import load_text
+
+        return load_text(spec[5:], split)
     return load_folder(spec, split)

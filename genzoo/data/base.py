@@ -27,7 +27,8 @@ class DataInfo:
     """What a dataset declares about itself; stored in every run so it can be reloaded offline."""
 
     name: str  # the dataset spec, e.g. "digits" or "toy2d:moons"
-    kind: Literal["points", "images"]  # points: (N, D) floats; images: (N, C, H, W) integer levels
+    kind: Literal["points", "images", "text"]  # points: (N, D) floats; images: (N, C, H, W)
+    # integer levels; text: (N, T) token ids (levels = vocabulary size)
     shape: tuple[int, ...]  # shape of one example: (D,) or (C, H, W)
     levels: int | None = None  # intensity levels L of images (256; 17 for digits); None: points
     n_classes: int = 0  # number of class labels (0: unlabelled)

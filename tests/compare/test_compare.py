@@ -1,0 +1,40 @@
+"""genzoo compare: the three files, a self-contained HTML page, re-use of finished runs."""
+
+import json
+import re
+
+from genzoo.cli import main
+
+
+def test_compare_writes_reports_and_reuses_runs(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", "--data", "toy2d:8gaussians", "--models", "vae,edm", "--budget", "3s"]
+    args += ["--n", "300", "--out", str(out)]
+    assert main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert [r["model"] for r in res["rows"]] == ["vae", "edm"]
+    for r in res["rows"]:
+        assert r["status"] == "ok" and r["params"] > 0 and r["fd"] >= 0
+        assert 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1
+        assert r["eval_settings"]["n_samples"] == 300  # every number keeps its settings
+    vae = res["rows"][0]
+    assert vae["nll_kind"] == "bound" and vae["nll_bpd"] is not None
+    assert res["rows"][1]["nfe"] == 35  # EDM's Heun 18 steps: 2 * 18 - 1 evaluations
+    md = (out / "report.md").read_text()
+    assert "| diffusion | edm |" in md and "Floor" in md
+    page = (out / "report.html").read_text()
+    assert "<table>" in page and page.count("<tr>") == 3  # header and two models
+    srcs = re.findall(r'src="([^"]*)"', page)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)  # offline
+
+    # A second run re-uses the finished runs: nothing is retrained.
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/compare.json")}
+    capsys.readouterr()
+    assert main(args) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/compare.json")} == stamps
+
+
+def test_compare_rejects_unknown_model(tmp_path, capsys):
+    code = main(["compare", "--data", "toy2d:moons", "--models", "vea", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "'vea'" in err and "Traceback" not in err
