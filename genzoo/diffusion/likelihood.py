@@ -4,7 +4,7 @@ and App. D.2; Chen et al., arXiv:1806.07366 for the instantaneous change of vari
 Along the ODE ``dx/dsigma = f(x, sigma) = (x - D(x, sigma)) / sigma`` the log-density obeys
 ``d log p_sigma(x(sigma)) / dsigma = -div f``, so
 
-    log p_0(x) = log p_{sigma_max}(x(sigma_max)) + integral_0^{sigma_max} div f(x(sigma), sigma) dsigma.
+    log p_0(x) = log p_{sigma_max}(x(sigma_max)) + int_0^{sigma_max} div f(x(sigma), sigma) dsigma.
 
 The divergence is exact (one backward pass per dimension; for low dimension) or Hutchinson's
 unbiased estimate ``E z^T (df/dx) z`` with Rademacher ``z`` (Grathwohl et al., arXiv:1810.01367).

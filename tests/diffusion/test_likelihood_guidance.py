@@ -4,13 +4,12 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import multivariate_normal
+from test_samplers import make_gaussian
 
 from genzoo.diffusion.guidance import ClassifierFreeGuidance, InpaintingDenoiser
 from genzoo.diffusion.likelihood import ode_log_prob
 from genzoo.diffusion.samplers import run_sampler
 from genzoo.diffusion.schedules import karras_schedule
-
-from test_samplers import make_gaussian
 
 
 @pytest.mark.parametrize("exact", [True, False])

@@ -4,8 +4,16 @@ import pytest
 import torch
 
 from genzoo.data import load_dataset
-from genzoo.models.diffusion import DDPM, EDM, NCSN, DDPMConfig, EDMConfig, FlowMatching
-from genzoo.models.diffusion import FlowMatchingConfig, NCSNConfig
+from genzoo.models.diffusion import (
+    DDPM,
+    EDM,
+    NCSN,
+    DDPMConfig,
+    EDMConfig,
+    FlowMatching,
+    FlowMatchingConfig,
+    NCSNConfig,
+)
 
 INFO = load_dataset("toy2d:moons").info
 
@@ -46,7 +54,7 @@ def test_ncsn_loss_is_weighted_score_matching():
     m = NCSN(NCSNConfig(num_levels=10), INFO)
     x0 = torch.randn(64, 2)
     loss = m.per_example_loss(x0, generator=torch.Generator().manual_seed(5))
-    u, eps = _draws(64, 5)
+    _, eps = _draws(64, 5)
     sig = m.train_sigma(64, torch.Generator().manual_seed(5), "cpu")
     x = x0 + sig[:, None] * eps
     score = m.net(x, sig.log()) / sig[:, None]  # s = F / sigma

@@ -13,7 +13,7 @@ def test_adaln_zero_output_is_zero_at_init():
 
 
 def test_unpatchify_inverts_patchify():
-    """With an embedding that copies patches and a decoder that copies them back, DiT is identity."""
+    """With an embedding that copies patches and a decoder that copies them back: identity."""
     p, c, res = 2, 3, 8
     width = p * p * c  # 12, divisible by 4
     net = DiT(c, res, patch=p, width=width, depth=0, heads=1)
