@@ -1,5 +1,6 @@
 """Building blocks only: no diffusion, no training."""
 
+from genzoo.nn.gan_nets import Discriminator, Generator, apply_spectral_norm
 from genzoo.nn.masked import GatedPixelCNNLayer, MaskedConv2d
 from genzoo.nn.mlp import MLP
 from genzoo.nn.transformer import Block, CausalSelfAttention, KVCache, Transformer
@@ -8,8 +9,11 @@ __all__ = [
     "MLP",
     "Block",
     "CausalSelfAttention",
+    "Discriminator",
     "GatedPixelCNNLayer",
+    "Generator",
     "KVCache",
     "MaskedConv2d",
     "Transformer",
+    "apply_spectral_norm",
 ]

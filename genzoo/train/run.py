@@ -284,7 +284,12 @@ def sample(
         extra["sampler"] = sampler
     if steps is not None:
         extra["steps"] = steps
+    cond = extra.pop("cond", None)
     out = []
     for i in range(0, n, batch_size):
-        out.append(model.sample(min(batch_size, n - i), generator=g, **extra).cpu())
+        m = min(batch_size, n - i)
+        part = cond[i : i + m] if cond is not None else None  # labels of this chunk
+        if part is not None:
+            extra["cond"] = part
+        out.append(model.sample(m, generator=g, **extra).cpu())
     return torch.cat(out)
