@@ -166,7 +166,8 @@ def compare(
 
             grid = run / "compare-grid.png"
             pts = ref[:2000] if info.kind == "points" else None
-            save_samples_png(xs[:64], info, grid, reference=pts, title=f"{name} on {data}")
+            shown = xs[:1000] if info.kind == "points" else xs[:64]  # a scatter needs many points
+            save_samples_png(shown, info, grid, reference=pts, title=f"{name} on {data}")
             rec["grid"] = str(grid.relative_to(out))
             rec["status"] = "ok"
         run.mkdir(parents=True, exist_ok=True)
