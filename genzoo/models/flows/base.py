@@ -1,0 +1,162 @@
+"""What every normalizing flow in genzoo shares: exact log-likelihood, sampling, encode/decode.
+
+A flow is one invertible map ``f`` from data ``x`` to a latent ``z = f(x)`` of shape ``(B, D)``
+with a standard normal base, so by the change of variables (NICE, arXiv:1410.8516, Sec. 2)
+
+    log p(x) = log N(f(x); 0, I) + log |det df/dx|.
+
+Images first go through the logit pre-processing of RealNVP (arXiv:1605.08803, Sec. 4.1), whose
+log-determinant is counted, so ``log_prob(x)`` is the exact density of ``x`` on [-1, 1]^D, the
+model space of the trainer's uniformly dequantized images; ``genzoo.evaluate`` converts it to
+bits/dim. Points are modelled as they are.
+
+A model subclasses :class:`FlowModel` and implements one hook, :meth:`FlowModel.build_flow`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from genzoo.core.config import Config
+from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.seeding import randn
+from genzoo.data.base import DataInfo
+from genzoo.nn.flow_layers import FlowLayer, FlowSequential, LogitTransform
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """``log N(z; 0, I)`` per example: ``(B, D) -> (B,)``."""
+    return -0.5 * (z.pow(2) + LOG_2PI).sum(1)
+
+
+def can_squeeze(shape: tuple[int, int, int]) -> bool:
+    """Whether a ``(C, H, W)`` tensor can be squeezed to ``(4C, H/2, W/2)`` (even H and W)."""
+    return shape[1] % 2 == 0 and shape[2] % 2 == 0 and shape[1] >= 2 and shape[2] >= 2
+
+
+class FlowModel(GenerativeModel):
+    """Base of the flows: ``log_prob``, ``loss``, ``sample``, ``encode``/``decode``.
+
+    ``self.flow`` maps ``(B, *info.shape)`` to flat latents ``(B, D)``; for images its first layer
+    is the :class:`~genzoo.nn.flow_layers.LogitTransform`. ``forward(x)`` returns
+    ``(z, log |det dz/dx|)``.
+    """
+
+    family: ClassVar[str] = "flows"
+    likelihood: ClassVar[str] = "exact"
+    dequantize: ClassVar[bool] = True
+    # fp32: log-determinants summed over thousands of dimensions are not safe in bf16
+    default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "precision": "fp32"}
+    info: DataInfo
+
+    def __init__(self, config: Config, info: DataInfo) -> None:
+        super().__init__(config, info)
+        shape = tuple(int(s) for s in info.shape)
+        if info.kind == "points" and len(shape) != 1:
+            raise ConfigError(f"Flows need points of shape (D,), got {shape} for {info.name!r}.")
+        if info.kind == "images" and len(shape) != 3:
+            raise ConfigError(f"Flows need images of shape (C, H, W), got {shape}.")
+        if info.dim < 2:
+            raise ConfigError(
+                f"Flows need at least 2 dimensions to couple, but {info.name!r} has {info.dim}."
+            )
+        self.shape = shape
+        layers: list[FlowLayer] = []
+        if info.kind == "images":
+            layers.append(LogitTransform(float(config.logit_alpha)))  # type: ignore[attr-defined]
+        layers.append(self.build_flow(shape))
+        self.flow = FlowSequential(layers)
+
+    def build_flow(self, shape: tuple[int, ...]) -> FlowLayer:
+        """The flow after pre-processing: ``(B, *shape) -> (B, D)`` flat latents."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    @property
+    def is_image(self) -> bool:
+        return self.info.kind == "images"
+
+    # ----------------------------------------------------------------------------------------------
+    # the bijection
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x (B, *shape) -> (z (B, D), log |det dz/dx| (B,))``."""
+        return self.flow(x)
+
+    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Exact ``log p(x)`` in nats per example, ``(B, *shape) -> (B,)`` (density on [-1, 1]^D
+        for images)."""
+        if cond is not None:
+            raise ConfigError(f"{self.name!r} is unconditional; call log_prob without cond.")
+        z, logdet = self.flow(x)
+        return standard_normal_log_prob(z) + logdet  # change of variables
+
+    def encode(self, x: Tensor) -> Tensor:
+        """``x (B, *shape) -> z (B, D)``, the latent with a standard normal distribution."""
+        return self.flow(x)[0]
+
+    def decode(self, z: Tensor) -> Tensor:
+        """``z (B, D) -> x (B, *shape)``: the exact inverse of :meth:`encode` (not clipped)."""
+        return self.flow.inverse(z.reshape(z.shape[0], -1))  # (B, D)
+
+    # ----------------------------------------------------------------------------------------------
+    # protocol
+
+    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        """Mean negative log-likelihood per dimension (nats/dim; the scale of the loss does not
+        depend on the image size). Logs ``nll`` in nats per example and, for images, ``bpd``."""
+        lp = self.log_prob(batch["x"])
+        d = self.info.dim
+        nll = -lp.mean()  # the one reduction over the batch
+        logs: dict[str, Tensor | float] = {"nll": nll.detach()}
+        if self.is_image and self.info.levels is not None:
+            # genzoo's convention (genzoo.metrics.bits_per_dim): log p_[0,L) = log p_[-1,1]
+            # - D log(L/2), bits/dim = -log p_[0,L) / (D ln 2)
+            logs["bpd"] = (nll.detach() + d * math.log(self.info.levels / 2)) / (d * math.log(2))
+        return LossOutput(nll / d, logs)
+
+    @torch.no_grad()
+    def eval_metrics(
+        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """``{"log_prob": (B,)}``: the exact log-likelihood in nats per example."""
+        return {"log_prob": self.log_prob(x)}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """``n`` samples ``(n, *shape)`` in model space: ``x = f^-1(T eps)``, ``eps ~ N(0, I)``.
+
+        Option ``temperature`` (T, default 1.0; Glow samples at T < 1 for smoother images).
+        Images are clipped to the dataset's value range.
+        """
+        if cond is not None:
+            raise ConfigError(f"{self.name!r} is unconditional; sample it without cond.")
+        unknown = [k for k in options if k != "temperature"]
+        if unknown:
+            raise ConfigError(
+                f"Unknown sampling option {unknown[0]!r} for {self.name!r}; "
+                "valid options are 'temperature'."
+            )
+        temperature = float(options.get("temperature", 1.0))
+        if not temperature >= 0:
+            raise ConfigError(f"temperature = {temperature} must be >= 0.")
+        dtype = next(self.parameters()).dtype  # float32 unless the model was cast
+        z = randn((n, self.info.dim), generator=generator, device=self.device, dtype=dtype)
+        x = self.decode(temperature * z)
+        if self.is_image:
+            lo, hi = self.info.value_range
+            x = x.clamp(lo, hi)
+        return x
