@@ -119,7 +119,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for k, v in res.items():
         if k in ("n", "seed", "step"):
             continue
-        likelihoods = ("elbo", "log_prob", *(f"iwae{i}" for i in (1, 8, 64, 512)))
+        likelihoods = ("elbo", "log_prob", "ode_log_prob", *(f"iwae{i}" for i in (1, 8, 64, 512)))
         unit = "bits/dim" if k.endswith("_bpd") else ("nats/example" if k in likelihoods else "")
         if k == "loss":
             unit = "(the training objective, test data)"

@@ -11,7 +11,7 @@ from typing import Any
 
 from genzoo.core.io import atomic_write_text
 
-LIKELIHOOD = {"exact": "exact", "bound": "bound", "none": "—"}
+LIKELIHOOD = {"exact": "exact", "bound": "bound", "ode": "ODE", "none": "—"}
 
 
 def _f(v: Any, nd: int = 2) -> str:

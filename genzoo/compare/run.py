@@ -74,9 +74,9 @@ def _nfe_and_speed(model: Any, n: int) -> tuple[float, float]:
 def _nll(result: dict[str, Any], likelihood: str) -> tuple[float | None, str]:
     if likelihood == "exact" and "log_prob_bpd" in result:
         return result["log_prob_bpd"], "exact"
-    for key in ("iwae64_bpd", "elbo_bpd"):
+    for key in ("iwae64_bpd", "elbo_bpd", "ode_log_prob_bpd"):
         if key in result:
-            return result[key], "bound"
+            return result[key], "ode" if key.startswith("ode") else "bound"
     return None, "none"
 
 

@@ -234,7 +234,7 @@ def evaluate(
     result.update(_diffusion_floor(model, cfg, data_root, seed))
     levels = getattr(model, "bpd_levels", model.info.levels)
     for k in list(result):
-        if k in ("elbo", "log_prob") or k.startswith("iwae"):
+        if k in ("elbo", "log_prob", "ode_log_prob") or k.startswith("iwae"):
             result[f"{k}_bpd"] = float(bits_per_dim(-result[k], model.info.dim, levels))
     result.update({"n": count, "seed": seed, "step": getattr(model, "run_step", None)})
     write_json(Path(run) / "eval.json", result)

@@ -4,6 +4,7 @@ from genzoo.models.diffusion.base import DiffusionConfig, DiffusionModel
 from genzoo.models.diffusion.ddpm import DDIM, DDPM, DDIMConfig, DDPMConfig
 from genzoo.models.diffusion.edm import EDM, DiTConfig, DiTModel, EDMConfig
 from genzoo.models.diffusion.flow_matching import FlowMatching, FlowMatchingConfig
+from genzoo.models.diffusion.ldm import LatentDiffusion, LatentDiffusionConfig
 from genzoo.models.diffusion.ncsn import NCSN, NCSNConfig
 
 __all__ = [
@@ -20,5 +21,7 @@ __all__ = [
     "EDMConfig",
     "FlowMatching",
     "FlowMatchingConfig",
+    "LatentDiffusion",
+    "LatentDiffusionConfig",
     "NCSNConfig",
 ]

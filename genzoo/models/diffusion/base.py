@@ -176,7 +176,31 @@ class DiffusionModel(GenerativeModel):
     def eval_metrics(
         self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        return {"loss": self.per_example_loss(x, y, generator)}
+        out = {"loss": self.per_example_loss(x, y, generator)}
+        if self.info.kind == "points":  # exact divergence is cheap in low dimension
+            out["ode_log_prob"] = self.ode_log_prob(x, generator=generator).float()
+        return out
+
+    def ode_log_prob(
+        self, x: Tensor, *, steps: int = 64, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Log-likelihood (nats per example) through the probability-flow ODE from the smallest
+        to the largest sampling sigma, with a Gaussian prior of :meth:`prior_std` there."""
+        from genzoo.diffusion.likelihood import gaussian_log_prob, ode_log_prob
+
+        sig = self.sampling_sigmas()
+        s_min = float(sig[sig > 0].min())
+        s_max = float(sig[0])
+        std = self.prior_std(s_max)
+        return ode_log_prob(
+            self.denoise,
+            x,
+            sigma_min=s_min,
+            sigma_max=s_max,
+            steps=steps,
+            prior_log_prob=lambda y, _s: gaussian_log_prob(y, std),
+            generator=generator,
+        )
 
     # --- sampling ---
     @torch.no_grad()

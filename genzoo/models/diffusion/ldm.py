@@ -1,0 +1,175 @@
+"""Latent diffusion (Rombach, Blattmann, Lorenz, Esser & Ommer, arXiv:2112.10752).
+
+A frozen, pretrained autoencoder maps images to latents ``z = latent_scale * mu_phi(x)`` (the
+encoder mean; Sec. 3.1 and App. G rescale latents to about unit variance); a diffusion model is
+trained on the latents (Sec. 3.2, Eq. 2 with the denoising loss of the EDM parametrisation,
+arXiv:2206.00364), and samples are decoded by the autoencoder's decoder. Here the latent
+denoiser is an MLP with EDM preconditioning over the latent vectors.
+
+The autoencoder comes from a trained genzoo run (``autoencoder_run``; any model with
+``encode(x) -> (mu, logvar)`` and ``decode(z)``, e.g. ``vae``). It is loaded without the trainer
+(:func:`load_autoencoder`: safe YAML config + safetensors weights of the run's latest
+checkpoint) and kept as a frozen submodule, so an LDM checkpoint holds its weights as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from genzoo.core.errors import CheckpointError, ConfigError
+from genzoo.core.io import load_state_strict, load_tensors, refuse_pickle
+from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.registry import MODELS, register_model
+from genzoo.core.seeding import randn
+from genzoo.data.base import DataInfo
+from genzoo.diffusion.samplers import run_sampler
+from genzoo.models.diffusion.edm import EDM, EDMConfig
+
+
+@dataclass(frozen=True)
+class LatentDiffusionConfig(EDMConfig):
+    autoencoder_run: str = ""  # run directory of the trained autoencoder (e.g. a vae run)
+    autoencoder_ema: bool = True  # use the autoencoder run's EMA weights when it has them
+    latent_scale: float = 1.0  # z = latent_scale * encoder mean (aim for unit-std latents)
+    arch: Literal["auto", "unet", "dit", "mlp"] = "mlp"  # latent denoiser: an MLP over vectors
+    sigma_data: float = 1.0  # std of the scaled latents
+    clip_denoised: bool = False  # latents are unbounded: no clamping of D
+    sampler: str = "heun"  # default sampler (see `genzoo list samplers`)
+    sample_steps: int = 18  # default number of sampling steps
+
+    def validate(self) -> None:
+        super().validate()
+        if self.latent_scale <= 0:
+            raise ConfigError(f"latent_scale = {self.latent_scale} must be positive.")
+        if self.arch != "mlp":
+            raise ConfigError("ldm's latent denoiser is an MLP over latent vectors: arch = 'mlp'.")
+
+
+def load_autoencoder(run: str | Path, *, ema: bool = True) -> tuple[GenerativeModel, DataInfo]:
+    """Rebuild a trained model from its run directory without the trainer (safe formats only):
+    ``config.yaml`` via ``yaml.safe_load``, weights from ``checkpoints/latest`` (safetensors)."""
+    root = Path(run)
+    cfg_path = root / "config.yaml"
+    if not cfg_path.is_file():
+        raise CheckpointError(f"{str(root)!r} is not a genzoo run (no config.yaml).")
+    try:
+        doc = yaml.safe_load(cfg_path.read_text())
+    except yaml.YAMLError as e:
+        raise CheckpointError(f"{str(cfg_path)!r} is not valid YAML ({e}).") from None
+    if not isinstance(doc, dict) or not {"model", "data_info", "model_config"} <= set(doc):
+        raise CheckpointError(f"{str(cfg_path)!r} is not a genzoo run configuration.")
+    info = DataInfo.from_dict(doc["data_info"])
+    cls = MODELS.get(doc["model"])
+    model = cls(cls.config_class.from_dict(doc["model_config"]), info)
+    latest = root / "checkpoints" / "latest"
+    if not latest.is_file():
+        raise CheckpointError(f"Run {str(root)!r} has no checkpoints/latest.")
+    ckpt = root / "checkpoints" / latest.read_text().strip()
+    name = (
+        "ema.safetensors" if ema and (ckpt / "ema.safetensors").is_file() else "model.safetensors"
+    )
+    refuse_pickle(ckpt / name)
+    load_state_strict(model, load_tensors(ckpt / name), str(ckpt / name))
+    return model.eval(), info
+
+
+@register_model("ldm")
+class LatentDiffusion(EDM):
+    """Latent diffusion (arXiv:2112.10752): EDM on a frozen autoencoder's latents.
+
+    ``autoencoder`` (a module with ``encode``/``decode``) replaces ``config.autoencoder_run``.
+    """
+
+    config_class = LatentDiffusionConfig
+    config: LatentDiffusionConfig
+    dequantize: ClassVar[bool] = False
+    default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "ema_decay": 0.999, "batch_size": 128}
+
+    def __init__(
+        self, config: LatentDiffusionConfig, info: DataInfo, autoencoder: nn.Module | None = None
+    ) -> None:
+        if autoencoder is None:
+            if not config.autoencoder_run:
+                raise ConfigError("ldm needs autoencoder_run=<run directory of a trained vae>.")
+            autoencoder, ae_info = load_autoencoder(
+                config.autoencoder_run, ema=config.autoencoder_ema
+            )
+            if tuple(ae_info.shape) != tuple(info.shape):
+                raise ConfigError(
+                    f"The autoencoder was trained on shape {ae_info.shape}, the data has "
+                    f"{info.shape}."
+                )
+        with torch.no_grad():
+            mu, _ = autoencoder.encode(torch.zeros(1, *info.shape))  # (1, K)
+        latent_info = DataInfo(f"latent:{info.name}", "points", (mu.shape[1],))
+        super().__init__(config, latent_info)
+        self.info = info  # the data's info; the denoiser works on latent_info
+        self.latent_info = latent_info
+        self.autoencoder = autoencoder.eval().requires_grad_(False)  # frozen
+
+    def train(self, mode: bool = True) -> LatentDiffusion:
+        super().train(mode)
+        self.autoencoder.eval()  # the frozen autoencoder always runs in eval mode
+        return self
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """Images (B, *shape) -> scaled latents (B, K): the encoder mean times latent_scale."""
+        mu, _ = self.autoencoder.encode(x)
+        return self.config.latent_scale * mu.float()
+
+    @torch.no_grad()
+    def decode(self, z: Tensor) -> Tensor:
+        """Scaled latents (B, K) -> images in model space (the decoder's mean)."""
+        out = self.autoencoder.decode(z / self.config.latent_scale)
+        mean = getattr(self.autoencoder, "_mean", None)
+        x = mean(out) if mean is not None else out
+        return x.clamp(*self.info.value_range) if self.info.kind == "images" else x
+
+    def sampling_denoiser(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
+        return self.denoise(x, sigma, cond)
+
+    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        per = self.per_example_loss(self.encode(batch["x"]), batch.get("y"))
+        loss = per.mean()
+        return LossOutput(loss, {"loss": loss.detach()})
+
+    def eval_metrics(
+        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        return {"loss": self.per_example_loss(self.encode(x), y, generator)}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        guidance: float = 1.0,
+        sigmas: Tensor | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """Sample latents with any genzoo sampler, then decode them to images."""
+        if cond is not None:
+            raise ConfigError("ldm is unconditional; it takes no class.")
+        sig = sigmas if sigmas is not None else self.sampling_sigmas(steps)
+        z = randn((n, *self.latent_info.shape), generator=generator, device=self.device)
+        z = z * self.prior_std(float(sig[0]))
+        z = run_sampler(
+            sampler or self.config.sampler,
+            self.sampling_denoiser,
+            z,
+            sig,
+            generator=generator,
+            **options,
+        )
+        return self.decode(z)
