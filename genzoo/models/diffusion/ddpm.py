@@ -97,6 +97,23 @@ class DDPM(DiffusionModel):
     def prior_std(self, sigma_max: float) -> float:
         return (1 + sigma_max**2) ** 0.5  # x_T ~ N(0, I) in the scaled variable
 
+    @property
+    def bpd_levels(self) -> None:
+        """The bound is of the discrete data (Eq. 13 decoder): no change of variables."""
+        return None
+
+    def eval_metrics(
+        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Test loss and the variational bound (Eq. 5), estimated without bias from 100 random
+        timesteps per example (all of them when T <= 100)."""
+        from genzoo.diffusion.vlb import ddpm_vlb
+
+        out = super().eval_metrics(x, y, generator)
+        k = min(self.config.timesteps, 100)
+        out["elbo"] = -ddpm_vlb(self, x, generator, n_timesteps=k).float()
+        return out
+
 
 @dataclass(frozen=True)
 class DDIMConfig(DDPMConfig):
