@@ -67,7 +67,7 @@ def _nfe_and_speed(model: Any, n: int) -> tuple[float, float]:
         dt = time.perf_counter() - t
         for c in ctxs:
             c.__exit__(None, None, None)
-    nfe = max((c.nfe for c in counters), default=1)
+    nfe = max(max((c.nfe for c in counters), default=1), 1)  # containers (ModuleList) count 0
     return float(nfe), n / max(dt, 1e-9)
 
 
