@@ -17,16 +17,10 @@ from typing import Any
 import torch
 
 from genzoo.core.errors import CheckpointError
-from genzoo.core.io import (
-    atomic_write_text,
-    load_tensors,
-    read_json,
-    refuse_pickle,
-    save_tensors,
-    write_json,
-)
+from genzoo.core.io import atomic_write_text, save_tensors, write_json
+from genzoo.core.runs import STATE_FILE, find_checkpoint, read_checkpoint
 
-STATE_FILE = "state.json"
+__all__ = ["STATE_FILE", "find_checkpoint", "read_checkpoint", "write_checkpoint"]
 
 
 def optimizer_to_flat(
@@ -112,49 +106,3 @@ def write_checkpoint(
         for p in old[: max(len(old) - (keep - 1), 0)]:
             shutil.rmtree(p, ignore_errors=True)
     return final
-
-
-def _complete(path: Path) -> bool:
-    return (path / STATE_FILE).is_file() and (path / "model.safetensors").is_file()
-
-
-def find_checkpoint(run_or_ckpt: str | Path) -> Path:
-    """The checkpoint folder of a run (``latest``, else the newest complete one), or the folder
-    itself if given one. A pickle file is refused without being read past its first bytes.
-    """
-    p = Path(run_or_ckpt)
-    if p.is_file():
-        refuse_pickle(p)
-        if p.suffix == ".safetensors":
-            return p.parent
-        raise CheckpointError(
-            f"{str(p)!r} is not a genzoo run or checkpoint; pass a run directory (runs/<name>)."
-        )
-    if not p.exists():
-        raise CheckpointError(f"Run or checkpoint {str(p)!r} does not exist.")
-    if _complete(p):
-        return p
-    root = p / "checkpoints"
-    if not root.is_dir():
-        raise CheckpointError(f"{str(p)!r} holds no checkpoints (no {str(root)!r} folder).")
-    latest = root / "latest"
-    if latest.is_file():
-        cand = root / latest.read_text().strip()
-        if cand.parent == root and _complete(cand):
-            return cand
-    done = sorted(c for c in root.glob("step_*") if c.is_dir() and _complete(c))
-    if not done:
-        raise CheckpointError(f"Run {str(p)!r} has no complete checkpoint yet.")
-    return done[-1]
-
-
-def read_checkpoint(ckpt: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]]:
-    """All safetensors files of a checkpoint folder (by stem) and its JSON state."""
-    files = {f.stem: load_tensors(f) for f in sorted(ckpt.glob("*.safetensors"))}
-    for bad in ckpt.iterdir():
-        if bad.suffix.lower() in (".pt", ".pth", ".pkl", ".pickle", ".ckpt"):
-            refuse_pickle(bad)
-    state = read_json(ckpt / STATE_FILE)
-    if not isinstance(state, dict) or "step" not in state:
-        raise CheckpointError(f"Checkpoint {str(ckpt)!r} has a malformed {STATE_FILE}.")
-    return files, state

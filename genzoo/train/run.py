@@ -16,16 +16,14 @@ import torch
 import yaml
 
 from genzoo.core.config import Config
-from genzoo.core.errors import CheckpointError, ConfigError, GenzooError, choices
-from genzoo.core.io import atomic_write_text, load_state_strict, refuse_pickle, write_json
+from genzoo.core.errors import ConfigError, GenzooError, choices
+from genzoo.core.io import atomic_write_text, write_json
 from genzoo.core.protocol import GenerativeModel
 from genzoo.core.registry import MODELS
+from genzoo.core.runs import CONFIG_FILE, read_run_config
 from genzoo.core.seeding import auto_device, make_generator, seed_everything
 from genzoo.data.base import DataInfo
-from genzoo.train.checkpoint import find_checkpoint, read_checkpoint
 from genzoo.train.trainer import TrainConfig, Trainer
-
-CONFIG_FILE = "config.yaml"
 
 
 def split_overrides(
@@ -77,26 +75,6 @@ def _new_run_dir(out: str | Path | None, name: str | None, model: str, data: str
         i += 1
         path = base / f"{stem}-{i}"
     return path
-
-
-def read_run_config(run: str | Path) -> dict[str, Any]:
-    """The run's ``config.yaml`` (safe loader only)."""
-    p = Path(run)
-    if p.is_file():
-        refuse_pickle(p)
-        raise CheckpointError(f"{str(p)!r} is a file; pass the run directory (runs/<name>).")
-    if not p.exists():
-        raise CheckpointError(f"Run directory {str(p)!r} does not exist.")
-    cfg_path = p / CONFIG_FILE
-    if not cfg_path.is_file():
-        raise CheckpointError(f"{str(p)!r} is not a genzoo run (no {CONFIG_FILE}).")
-    try:
-        data = yaml.safe_load(cfg_path.read_text())
-    except yaml.YAMLError as e:
-        raise CheckpointError(f"{str(cfg_path)!r} is not valid YAML ({e}).") from None
-    if not isinstance(data, dict) or not {"model", "data_info", "model_config"} <= set(data):
-        raise CheckpointError(f"{str(cfg_path)!r} is not a genzoo run configuration.")
-    return data
 
 
 def train(
@@ -183,20 +161,11 @@ def train(
 
 def load(run: str | Path, *, ema: bool = True, device: str = "auto") -> GenerativeModel:
     """Rebuild a trained model from its run directory (EMA weights when the run has them)."""
-    cfg = read_run_config(run)
-    info = DataInfo.from_dict(cfg["data_info"])
-    try:
-        model = build_model(cfg["model"], info, cfg["model_config"])
-    except ConfigError as e:
-        raise CheckpointError(f"Run {str(run)!r} has an invalid model configuration: {e}") from None
-    ckpt = find_checkpoint(run)
-    files, state = read_checkpoint(ckpt)
-    key = "ema" if ema and "ema" in files else "model"
-    if key not in files:
-        raise CheckpointError(f"Checkpoint {str(ckpt)!r} has no model.safetensors.")
-    load_state_strict(model, files[key], str(ckpt))
+    from genzoo.models.runs import load_model
+
+    model, step = load_model(run, ema=ema)
     model.to(auto_device(device)).eval()
-    model.run_step = int(state["step"])  # type: ignore[attr-defined]
+    model.run_step = step  # type: ignore[attr-defined]
     return model
 
 

@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-import yaml
 from torch import Tensor, nn
 
-from genzoo.core.errors import CheckpointError, ConfigError
-from genzoo.core.io import load_state_strict, load_tensors, refuse_pickle
+from genzoo.core.errors import ConfigError
 from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
-from genzoo.core.registry import MODELS, register_model
+from genzoo.core.registry import register_model
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
 from genzoo.diffusion.samplers import run_sampler
@@ -52,31 +50,11 @@ class LatentDiffusionConfig(EDMConfig):
 
 
 def load_autoencoder(run: str | Path, *, ema: bool = True) -> tuple[GenerativeModel, DataInfo]:
-    """Rebuild a trained model from its run directory without the trainer (safe formats only):
-    ``config.yaml`` via ``yaml.safe_load``, weights from ``checkpoints/latest`` (safetensors)."""
-    root = Path(run)
-    cfg_path = root / "config.yaml"
-    if not cfg_path.is_file():
-        raise CheckpointError(f"{str(root)!r} is not a genzoo run (no config.yaml).")
-    try:
-        doc = yaml.safe_load(cfg_path.read_text())
-    except yaml.YAMLError as e:
-        raise CheckpointError(f"{str(cfg_path)!r} is not valid YAML ({e}).") from None
-    if not isinstance(doc, dict) or not {"model", "data_info", "model_config"} <= set(doc):
-        raise CheckpointError(f"{str(cfg_path)!r} is not a genzoo run configuration.")
-    info = DataInfo.from_dict(doc["data_info"])
-    cls = MODELS.get(doc["model"])
-    model = cls(cls.config_class.from_dict(doc["model_config"]), info)
-    latest = root / "checkpoints" / "latest"
-    if not latest.is_file():
-        raise CheckpointError(f"Run {str(root)!r} has no checkpoints/latest.")
-    ckpt = root / "checkpoints" / latest.read_text().strip()
-    name = (
-        "ema.safetensors" if ema and (ckpt / "ema.safetensors").is_file() else "model.safetensors"
-    )
-    refuse_pickle(ckpt / name)
-    load_state_strict(model, load_tensors(ckpt / name), str(ckpt / name))
-    return model.eval(), info
+    """The trained autoencoder of ``run`` (safe formats only) and its data description."""
+    from genzoo.models.runs import load_model
+
+    model, _ = load_model(run, ema=ema)
+    return model, model.info
 
 
 @register_model("ldm")
