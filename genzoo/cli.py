@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from genzoo.core.errors import GenzooError
+    from genzoo.core.errors import GenzooError, TrainingInterrupted
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -282,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.fn(args) or 0)
+    except TrainingInterrupted as e:
+        print(f"genzoo: {e}", file=sys.stderr)
+        return 130
     except GenzooError as e:
         print(f"genzoo: error: {e}", file=sys.stderr)
         return 2

@@ -30,6 +30,10 @@ class TrainingDiverged(GenzooError):
     """The loss or the gradients became NaN or Inf during training."""
 
 
+class TrainingInterrupted(GenzooError):
+    """SIGINT or SIGTERM stopped training; a checkpoint was saved first."""
+
+
 def choices(values: Iterable[str]) -> str:
     """Format valid choices for an error message: ``'a', 'b' or 'c'``."""
     vals = [repr(v) for v in sorted(values)]

@@ -12,6 +12,8 @@ import copy
 import json
 import math
 import re
+import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -22,7 +24,12 @@ import torch
 from torch import Tensor, nn
 
 from genzoo.core.config import Config
-from genzoo.core.errors import CheckpointError, ConfigError, TrainingDiverged
+from genzoo.core.errors import (
+    CheckpointError,
+    ConfigError,
+    TrainingDiverged,
+    TrainingInterrupted,
+)
 from genzoo.core.io import load_state_strict
 from genzoo.core.protocol import GenerativeModel
 from genzoo.core.seeding import auto_device, make_generator
@@ -271,9 +278,18 @@ class Trainer:
         last: dict[str, float] = {}
         t_log = time.perf_counter()
         step_log = self.step
+        stop: list[str] = []
+        handlers = self._install_signal_handlers(stop)
         try:
             while True:
                 self.elapsed = time.perf_counter() - start
+                if stop:  # SIGINT / SIGTERM: save, then stop with a clear message
+                    self._check_finite(bad_step)
+                    path = self.save_checkpoint()
+                    raise TrainingInterrupted(
+                        f"Training stopped by {stop[0]} at step {self.step}; checkpoint saved in "
+                        f"{str(path)!r}; continue with --resume {self.run_dir}."
+                    )
                 if total is not None and self.step >= total:
                     break
                 if budget and self.elapsed >= budget:
@@ -309,6 +325,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            for sig, h in handlers.items():
+                signal.signal(sig, h)
         self._check_finite(bad_step)
         if n_acc:
             last = {k: float(v) / n_acc for k, v in acc.items()}
@@ -320,6 +338,24 @@ class Trainer:
         if self._writer is not None:
             self._writer.close()
         return last
+
+    @staticmethod
+    def _install_signal_handlers(stop: list[str]) -> dict[int, Any]:
+        """SIGINT/SIGTERM set a flag the loop checks after the current step (main thread only);
+        a second signal acts as usual."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        old: dict[int, Any] = {}
+
+        def handler(signum: int, frame: Any) -> None:
+            stop.append(signal.Signals(signum).name)
+            for sig, h in old.items():
+                signal.signal(sig, h)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.getsignal(sig)
+            signal.signal(sig, handler)
+        return old
 
     def _check_finite(self, bad_step: Tensor) -> None:
         s = int(bad_step)
