@@ -111,7 +111,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from genzoo.train.run import evaluate
 
-    res = evaluate(args.run, n=args.n, seed=args.seed, data_root=args.data_root)
+    res = evaluate(
+        args.run, n=args.n, seed=args.seed, data_root=args.data_root, ode=args.ode, ode_n=args.ode_n
+    )
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -262,6 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--data-root", help="folder holding downloaded datasets")
     ev.add_argument("--json", action="store_true", help="print JSON")
+    ev.add_argument(
+        "--ode",
+        action="store_true",
+        help="diffusion on images: add the probability-flow ODE likelihood in bits/dim",
+    )
+    ev.add_argument("--ode-n", type=int, default=256, help="test images for --ode (default 256)")
     ev.set_defaults(fn=_cmd_eval)
     return p
 

@@ -1,8 +1,12 @@
 """A U-Net backbone for denoising (Ronneberger et al., arXiv:1505.04597) as used by DDPM
 (Ho et al., arXiv:2006.11239, Appendix B): residual blocks with group norm, a noise embedding
-added in every block, self-attention at chosen resolutions, and optional class conditioning.
+added in every block, self-attention at chosen resolutions, and optional class conditioning —
+added to the noise embedding (DDPM) or by adaptive group norm (AdaGN, Dhariwal & Nichol,
+arXiv:2105.05233, Sec. 3) — and optional cross-attention on a sequence of context tokens (text),
+as in latent diffusion (Rombach et al., arXiv:2112.10752, Sec. 3.3).
 
-The backbone knows nothing of diffusion: it maps ``(x, c_noise, class) -> output`` of x's shape.
+The backbone knows nothing of diffusion: it maps
+``(x, c_noise, class, context, context_mask) -> output`` of x's shape.
 """
 
 from __future__ import annotations
@@ -23,13 +27,26 @@ def _norm(ch: int) -> nn.GroupNorm:
 
 
 class ResBlock(nn.Module):
-    """GroupNorm-SiLU-Conv twice, with the embedding added between, and a skip connection."""
+    """GroupNorm-SiLU-Conv twice, with the embedding between, and a skip connection.
 
-    def __init__(self, cin: int, cout: int, emb_dim: int, dropout: float = 0.0) -> None:
+    The embedding ``e`` (noise + class) enters by addition, ``h + W e`` (DDPM), or, with
+    ``adaptive_norm``, by adaptive group norm ``AdaGN(h, e) = (1 + y_s) GroupNorm(h) + y_b`` with
+    ``(y_s, y_b) = W e`` (arXiv:2105.05233, Sec. 3; ``1 +`` so that a zero ``W`` is the identity).
+    """
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        emb_dim: int,
+        dropout: float = 0.0,
+        adaptive_norm: bool = False,
+    ) -> None:
         super().__init__()
+        self.adaptive_norm = adaptive_norm
         self.norm1 = _norm(cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, cout)
+        self.emb = nn.Linear(emb_dim, 2 * cout if adaptive_norm else cout)
         self.norm2 = _norm(cout)
         self.drop = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
@@ -39,8 +56,13 @@ class ResBlock(nn.Module):
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(emb)[:, :, None, None]  # (B, C) -> (B, C, 1, 1)
-        h = self.conv2(self.drop(F.silu(self.norm2(h))))
+        e = self.emb(emb)[:, :, None, None]  # (B, C or 2C) -> (B, ., 1, 1)
+        if self.adaptive_norm:
+            scale, shift = e.chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift  # AdaGN (arXiv:2105.05233, Sec. 3)
+        else:
+            h = self.norm2(h + e)
+        h = self.conv2(self.drop(F.silu(h)))
         return self.skip(x) + h
 
 
@@ -65,12 +87,52 @@ class AttnBlock(nn.Module):
         return x + self.proj(out)
 
 
+class CrossAttnBlock(nn.Module):
+    """Multi-head cross-attention from the H*W positions (queries) to context tokens (keys and
+    values), ``softmax(Q K^T / sqrt(d)) V`` (arXiv:2112.10752, Sec. 3.3).
+
+    ``context_mask`` (B, L) is True for real tokens; padded tokens get no weight. A row with no
+    real token (e.g. a dropped caption) adds nothing: the block is then the identity.
+    """
+
+    def __init__(self, ch: int, context_dim: int, head_dim: int = 32) -> None:
+        super().__init__()
+        self.heads = max(ch // head_dim, 1)
+        self.norm = _norm(ch)
+        self.q = nn.Conv2d(ch, ch, 1)
+        self.kv = nn.Linear(context_dim, 2 * ch)
+        self.proj = nn.Conv2d(ch, ch, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: Tensor, context: Tensor, context_mask: Tensor | None = None) -> Tensor:
+        b, c, h, w = x.shape
+        nh, hd = self.heads, c // self.heads
+        q = self.q(self.norm(x)).reshape(b, nh, hd, h * w).transpose(-1, -2)  # (B, nh, HW, hd)
+        kv = self.kv(context).reshape(b, -1, 2, nh, hd)  # (B, L, 2, nh, hd)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, L, hd)
+        mask = None
+        keep = None
+        if context_mask is not None:
+            cm = context_mask.bool()
+            keep = cm.any(dim=1)  # (B,) rows with at least one real token
+            cm = cm | ~keep[:, None]  # all-padded rows attend everywhere, then are zeroed
+            mask = cm[:, None, None, :]  # (B, 1, 1, L)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, HW, hd)
+        out = self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
+        if keep is not None:
+            out = out * keep[:, None, None, None].to(out.dtype)
+        return x + out
+
+
 class UNet(nn.Module):
     """U-Net: ``channels * mult`` per level, ``num_res_blocks`` blocks per level, attention at the
     resolutions listed in ``attn_resolutions`` (e.g. ``(16,)``), class embedding if ``n_classes``.
 
     Class label ``n_classes`` (one past the last) is the "no class" token used for classifier-free
-    guidance.
+    guidance. ``adaptive_norm`` conditions every residual block by AdaGN instead of addition;
+    ``context_dim > 0`` adds cross-attention to context tokens after every self-attention block
+    (at ``attn_resolutions`` and in the middle).
     """
 
     def __init__(
@@ -84,49 +146,66 @@ class UNet(nn.Module):
         dropout: float = 0.0,
         n_classes: int = 0,
         out_channels: int | None = None,
+        adaptive_norm: bool = False,
+        context_dim: int = 0,
     ) -> None:
         super().__init__()
         emb_dim = 4 * channels
+        self.context_dim = context_dim
+
+        def res(cin: int, cout: int) -> ResBlock:
+            return ResBlock(cin, cout, emb_dim, dropout, adaptive_norm)
+
+        def attn(ch: int) -> list[nn.Module]:
+            return [AttnBlock(ch)] + ([CrossAttnBlock(ch, context_dim)] if context_dim else [])
+
         self.noise_emb = NoiseEmbedding(channels, emb_dim)
         self.class_emb = nn.Embedding(n_classes + 1, emb_dim) if n_classes else None
         self.conv_in = nn.Conv2d(in_channels, channels, 3, padding=1)
         self.down = nn.ModuleList()
         skips = [channels]
-        ch, res = channels, resolution
+        ch, r = channels, resolution
+        level_res = []  # resolution of each level (odd sizes round up: 7 -> 4)
         for level, mult in enumerate(channel_mult):
+            level_res.append(r)
             for _ in range(num_res_blocks):
-                blocks = nn.ModuleList([ResBlock(ch, channels * mult, emb_dim, dropout)])
+                blocks = nn.ModuleList([res(ch, channels * mult)])
                 ch = channels * mult
-                if res in attn_resolutions:
-                    blocks.append(AttnBlock(ch))
+                if r in attn_resolutions:
+                    blocks.extend(attn(ch))
                 self.down.append(blocks)
                 skips.append(ch)
             if level != len(channel_mult) - 1:
                 self.down.append(nn.ModuleList([nn.Conv2d(ch, ch, 3, stride=2, padding=1)]))
                 skips.append(ch)
-                res = (res + 1) // 2
-        self.mid = nn.ModuleList(
-            [ResBlock(ch, ch, emb_dim, dropout), AttnBlock(ch), ResBlock(ch, ch, emb_dim, dropout)]
-        )
+                r = (r + 1) // 2
+        self.mid = nn.ModuleList([res(ch, ch), *attn(ch), res(ch, ch)])
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
+            r = level_res[level]
             for _ in range(num_res_blocks + 1):
-                blocks = nn.ModuleList(
-                    [ResBlock(ch + skips.pop(), channels * mult, emb_dim, dropout)]
-                )
+                blocks = nn.ModuleList([res(ch + skips.pop(), channels * mult)])
                 ch = channels * mult
-                if res in attn_resolutions:
-                    blocks.append(AttnBlock(ch))
+                if r in attn_resolutions:
+                    blocks.extend(attn(ch))
                 self.up.append(blocks)
             if level != 0:
                 self.up.append(nn.ModuleList([_Upsample(ch)]))
-                res = res * 2
         self.norm_out = _norm(ch)
         self.conv_out = nn.Conv2d(ch, out_channels or in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
-    def forward(self, x: Tensor, c_noise: Tensor, class_labels: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        c_noise: Tensor,
+        class_labels: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+    ) -> Tensor:
+        """``context`` (B, L, context_dim) and ``context_mask`` (B, L), True for real tokens, feed
+        the cross-attention blocks; without ``context`` they are skipped (unconditional)."""
         emb = self.noise_emb(c_noise)  # (B, E)
         if self.class_emb is not None:
             if class_labels is None:  # unconditional: the "no class" token
@@ -135,20 +214,28 @@ class UNet(nn.Module):
                 )
             emb = emb + self.class_emb(class_labels)
         emb = F.silu(emb)
+
+        def apply(blk: nn.Module, h: Tensor) -> Tensor:
+            if isinstance(blk, ResBlock):
+                return blk(h, emb)
+            if isinstance(blk, CrossAttnBlock):
+                return h if context is None else blk(h, context, context_mask)
+            return blk(h)
+
         h = self.conv_in(x)
         hs = [h]
         for blocks in self.down:
             for blk in blocks:
-                h = blk(h, emb) if isinstance(blk, ResBlock) else blk(h)
+                h = apply(blk, h)
             hs.append(h)
         for blk in self.mid:
-            h = blk(h, emb) if isinstance(blk, ResBlock) else blk(h)
+            h = apply(blk, h)
         for blocks in self.up:
             if isinstance(blocks[0], ResBlock):
                 skip = hs.pop()
                 h = torch.cat([h[..., : skip.shape[-2], : skip.shape[-1]], skip], dim=1)
             for blk in blocks:
-                h = blk(h, emb) if isinstance(blk, ResBlock) else blk(h)
+                h = apply(blk, h)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 

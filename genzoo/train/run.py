@@ -9,6 +9,7 @@ config (safe YAML) and its latest checkpoint (safetensors) without touching the 
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,14 @@ import torch
 import yaml
 
 from genzoo.core.config import Config
-from genzoo.core.errors import ConfigError, GenzooError, choices
+from genzoo.core.errors import CheckpointError, ConfigError, GenzooError, choices
 from genzoo.core.io import atomic_write_text, write_json
 from genzoo.core.protocol import GenerativeModel
 from genzoo.core.registry import MODELS
-from genzoo.core.runs import CONFIG_FILE, read_run_config
+from genzoo.core.runs import CONFIG_FILE, find_checkpoint, read_run_config
 from genzoo.core.seeding import auto_device, make_generator, seed_everything
 from genzoo.data.base import DataInfo
+from genzoo.train.safety import RunLock, storage_error
 from genzoo.train.trainer import TrainConfig, Trainer
 
 
@@ -137,26 +139,69 @@ def train(
     except GenzooError:
         test_set = None
     seed_everything(tcfg.seed)
-    net = cls(mcfg, train_set.info)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if resume is None:
-        cfg_doc = {
-            "model": model,
-            "data": data,
-            "model_config": mcfg.to_dict(),
-            "train": tcfg.to_dict(),
-            "data_info": train_set.info.to_dict(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(cfg_doc, sort_keys=False))
-    trainer = Trainer(net, train_set, tcfg, run_dir, test_data=test_set)
-    if resume is not None:
-        trainer.load_checkpoint()
-        cfg_doc = read_run_config(run_dir)
-        cfg_doc["train"] = tcfg.to_dict()
-        atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(cfg_doc, sort_keys=False))
-    trainer.fit()
+    net = _build_checked(cls, mcfg, train_set.info, m_over, data)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error("to run directory", run_dir, e) from None
+    with RunLock(run_dir):  # one training process per run directory
+        if resume is None:
+            if (run_dir / CONFIG_FILE).exists():  # another process got here first
+                raise ConfigError(
+                    f"Run directory {str(run_dir)!r} already holds a run; use --resume {run_dir} "
+                    "to continue it, or choose another --out."
+                )
+            cfg_doc = {
+                "model": model,
+                "data": data,
+                "model_config": mcfg.to_dict(),
+                "train": tcfg.to_dict(),
+                "data_info": train_set.info.to_dict(),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+        trainer = Trainer(net, train_set, tcfg, run_dir, test_data=test_set)
+        if resume is not None:
+            if _has_checkpoint(run_dir):
+                trainer.load_checkpoint()
+            else:  # killed before its first checkpoint: start again from step 0
+                warnings.warn(
+                    f"Run {str(run_dir)!r} has no complete checkpoint yet; training it from "
+                    "step 0.",
+                    stacklevel=2,
+                )
+            cfg_doc = read_run_config(run_dir)
+            cfg_doc["train"] = tcfg.to_dict()
+        try:
+            atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(cfg_doc, sort_keys=False))
+        except OSError as e:
+            raise storage_error("run configuration", run_dir / CONFIG_FILE, e) from None
+        trainer.fit()
     return run_dir
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    try:
+        find_checkpoint(run_dir)
+    except CheckpointError:
+        return False
+    return True
+
+
+def _build_checked(
+    cls: type[GenerativeModel], mcfg: Config, info: DataInfo, given: dict[str, Any], data: str
+) -> GenerativeModel:
+    """Build the model; a failure caused by the settings becomes one clear :class:`ConfigError`."""
+    try:
+        return cls(mcfg, info)
+    except GenzooError:
+        raise
+    except (ValueError, TypeError, RuntimeError, IndexError, KeyError, ZeroDivisionError) as e:
+        settings = ", ".join(f"{k}={v!r}" for k, v in given.items()) or "its default settings"
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ConfigError(
+            f"Model {cls.name!r} cannot be built for {data!r} with {settings} ({reason}); "
+            "choose other values."
+        ) from None
 
 
 def load(run: str | Path, *, ema: bool = True, device: str = "auto") -> GenerativeModel:
@@ -177,9 +222,16 @@ def evaluate(
     seed: int = 0,
     data_root: str | None = None,
     batch_size: int = 256,
+    ode: bool = False,
+    ode_n: int = 256,
+    ode_steps: int = 64,
 ) -> dict[str, Any]:
     """Test-set metrics of a run, averaged per example; likelihoods also in bits/dim.
 
+    ``ode`` adds, for diffusion models of images, the probability-flow ODE log-likelihood of
+    ``ode_n`` uniformly dequantized test images (Hutchinson divergence, ``ode_steps`` Heun steps;
+    arXiv:2011.13456 App. D) as ``ode_log_prob`` and ``ode_log_prob_bpd``: an upper bound on the
+    discrete bits/dim, comparable with the flows' numbers. (For points it is always computed.)
     Results are written to ``<run>/eval.json`` and returned.
     """
     from genzoo.data import load_dataset
@@ -201,13 +253,40 @@ def evaluate(
             sums[k] = sums.get(k, 0.0) + float(v.double().sum())
     result: dict[str, Any] = {k: v / count for k, v in sums.items()}
     result.update(_diffusion_floor(model, cfg, data_root, seed))
+    if ode:
+        result.update(_image_ode_log_prob(model, test, min(ode_n, len(test)), ode_steps, seed))
     levels = getattr(model, "bpd_levels", model.info.levels)
     for k in list(result):
         if k in ("elbo", "log_prob", "ode_log_prob") or k.startswith("iwae"):
-            result[f"{k}_bpd"] = float(bits_per_dim(-result[k], model.info.dim, levels))
+            lv = model.info.levels if k == "ode_log_prob" else levels  # a density: always L
+            result[f"{k}_bpd"] = float(bits_per_dim(-result[k], model.info.dim, lv))
     result.update({"n": count, "seed": seed, "step": getattr(model, "run_step", None)})
     write_json(Path(run) / "eval.json", result)
     return result
+
+
+def _image_ode_log_prob(
+    model: GenerativeModel, test: Any, n: int, steps: int, seed: int, batch_size: int = 64
+) -> dict[str, Any]:
+    """Mean probability-flow ODE log-likelihood of ``n`` dequantized test images (nats)."""
+    from genzoo.core.errors import ConfigError
+    from genzoo.models.diffusion.base import DiffusionModel
+
+    if not isinstance(model, DiffusionModel):
+        raise ConfigError(
+            f"The ODE likelihood needs a diffusion model; {model.name!r} is a {model.family} "
+            "model (its own likelihood or bound is reported without --ode)."
+        )
+    if model.info.kind != "images":
+        return {}  # points: eval_metrics computes it with the exact divergence
+    g = make_generator(seed + 7, device=model.device)
+    total = 0.0
+    for i in range(0, n, batch_size):
+        idx = torch.arange(i, min(i + batch_size, n))
+        x = test.get(idx, dequantize=True, generator=make_generator(seed + 7 + i))["x"]
+        lp = model.ode_log_prob(x.to(model.device), steps=steps, generator=g)
+        total += float(lp.double().sum())
+    return {"ode_log_prob": total / n, "ode_n": n, "ode_steps": steps}
 
 
 @torch.no_grad()

@@ -38,6 +38,8 @@ class DiffusionConfig(Config):
     num_res_blocks: int = 1  # U-Net residual blocks per level
     attn_resolutions: tuple[int, ...] = ()  # resolutions with self-attention, e.g. (16,)
     dropout: float = 0.0  # dropout inside residual blocks
+    adaptive_norm: bool = False  # U-Net: noise and class enter by adaptive group norm (AdaGN,
+    # arXiv:2105.05233) instead of being added to the features (DDPM)
     hidden: tuple[int, ...] = (256, 256, 256)  # MLP widths for points
     patch: int = 2  # DiT patch size
     width: int = 128  # DiT token width
@@ -90,6 +92,7 @@ class DiffusionModel(GenerativeModel):
                 attn_resolutions=c.attn_resolutions,
                 dropout=c.dropout,
                 n_classes=n_classes,
+                adaptive_norm=c.adaptive_norm,
             )
         elif arch == "dit":
             if info.kind != "images":
