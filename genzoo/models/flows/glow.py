@@ -46,7 +46,7 @@ class GlowConfig(Config):
     steps: int = 8  # K: steps of flow per level (images), or in all (points); paper: 32
     channels: int = 64  # images: width of the coupling nets (paper: 512)
     blocks: int = 1  # images: residual blocks per coupling net
-    hidden: tuple[int, ...] = (256, 256)  # points: hidden widths of the MLP coupling nets
+    hidden: tuple[int, ...] = (64, 64)  # points: hidden widths of the MLP coupling nets
     coupling: Literal["affine", "additive"] = "affine"  # coupling type (Glow studies both)
     scale_fn: Literal["sigmoid", "tanh"] = "sigmoid"  # affine log-scale: Glow's sigmoid(raw + 2),
     # or RealNVP's a * tanh(raw)

@@ -39,8 +39,8 @@ from genzoo.nn.flow_layers import (
 class RealNVPConfig(Config):
     """Configuration of :class:`RealNVP`."""
 
-    couplings: int = 8  # points: affine couplings with alternating masks
-    hidden: tuple[int, ...] = (256, 256)  # points: hidden widths of the MLP coupling nets
+    couplings: int = 16  # points: affine couplings with alternating masks
+    hidden: tuple[int, ...] = (64, 64, 64)  # points: hidden widths of the MLP coupling nets
     scales: int = 2  # images: squeezes (scales); 8x8 -> 4x4 -> 2x2, 28x28 -> 14x14 -> 7x7
     checker_couplings: int = 3  # images: checkerboard couplings per scale (paper: 3)
     channel_couplings: int = 3  # images: channel couplings per scale, after the squeeze (paper: 3)
@@ -49,7 +49,8 @@ class RealNVPConfig(Config):
     blocks: int = 2  # images: residual blocks per coupling net (paper: 8 on CIFAR-10)
     scale_fn: Literal["tanh", "sigmoid"] = "tanh"  # log-scale stabiliser: a * tanh(raw), or
     # Glow's sigmoid(raw + 2)
-    actnorm: bool = True  # ActNorm after each coupling (stands in for the paper's batch norm)
+    actnorm: bool = False  # ActNorm after each coupling (a stand-in for the paper's batch norm;
+    # on toy points it slows training, on digits it makes no difference)
     logit_alpha: float = 0.05  # images: logit pre-processing logit(alpha + (1 - 2 alpha) u)
 
     def validate(self) -> None:
