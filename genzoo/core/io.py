@@ -88,10 +88,17 @@ def refuse_pickle(path: str | Path) -> None:
     """
     path = Path(path)
     head = b""
+    size = 0
     if path.is_file():
+        size = path.stat().st_size
         with open(path, "rb") as f:
-            head = f.read(4)
-    if path.suffix.lower() in PICKLE_SUFFIXES or head.startswith(_PICKLE_MAGIC):
+            head = f.read(9)
+    # a safetensors file starts with its JSON header's length (u64, little endian), then "{":
+    # a length of 0x0280..0x05ff bytes begins with a pickle protocol marker, so test that first
+    n = int.from_bytes(head[:8], "little") if len(head) == 9 else -1
+    safetensors = 0 < n <= size - 8 and head[8:9] == b"{"
+    pickled = head.startswith(_PICKLE_MAGIC) and not safetensors
+    if path.suffix.lower() in PICKLE_SUFFIXES or pickled:
         raise CheckpointError(
             f"Refusing to load {str(path)!r}: it is a pickle/torch.save file, which can run code "
             "when loaded; genzoo reads safetensors only (convert a file you trust with "

@@ -51,3 +51,19 @@ def test_corrupt_file_is_a_clear_error(tmp_path):
     f.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
     with pytest.raises(CheckpointError, match="corrupt"):
         load_tensors(f)
+
+
+@pytest.mark.parametrize("protocol_byte", [2, 3, 4, 5])
+def test_safetensors_whose_header_length_looks_like_a_pickle_marker_loads(tmp_path, protocol_byte):
+    """A header of 0x0280..0x05ff bytes begins with b"\\x80\\x02".."\\x80\\x05", the pickle
+    protocol markers: such files are still safetensors (found with a 2-step GAN checkpoint)."""
+    from safetensors.torch import save
+
+    f = tmp_path / "t.safetensors"
+    for pad in range(1600):  # vary the key length until the header length hits the range
+        tensors = {"w" + "x" * pad: torch.arange(3.0)}
+        if save(tensors)[:2] == bytes([0x80, protocol_byte]):
+            break
+    save_tensors(f, tensors)
+    assert f.read_bytes()[:2] == bytes([0x80, protocol_byte])
+    torch.testing.assert_close(load_tensors(f), tensors)
