@@ -34,6 +34,11 @@ class TrainingInterrupted(GenzooError):
     """SIGINT or SIGTERM stopped training; a checkpoint was saved first."""
 
 
+class StorageError(GenzooError, OSError):
+    """A run directory cannot be written (disk full, read-only, no permission) or is in use by
+    another training process; the previous checkpoint is left intact."""
+
+
 def choices(values: Iterable[str]) -> str:
     """Format valid choices for an error message: ``'a', 'b' or 'c'``."""
     vals = [repr(v) for v in sorted(values)]

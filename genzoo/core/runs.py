@@ -6,6 +6,8 @@ command line read them.
 
 from __future__ import annotations
 
+import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from genzoo.core.io import load_tensors, read_json, refuse_pickle
 
 CONFIG_FILE = "config.yaml"
 STATE_FILE = "state.json"
+METRICS_FILE = "metrics.jsonl"
 
 
 def read_run_config(run: str | Path) -> dict[str, Any]:
@@ -83,3 +86,28 @@ def read_checkpoint(ckpt: Path) -> tuple[dict[str, dict[str, torch.Tensor]], dic
     if not isinstance(state, dict) or "step" not in state:
         raise CheckpointError(f"Checkpoint {str(ckpt)!r} has a malformed {STATE_FILE}.")
     return files, state
+
+
+def read_metrics(run: str | Path) -> list[dict[str, Any]]:
+    """The rows of a run's ``metrics.jsonl``. A line cut short by a crash (or otherwise not a JSON
+    object) is skipped with a warning naming it; the other rows are returned."""
+    path = Path(run) / METRICS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"Run {str(run)!r} has no {METRICS_FILE} yet.")
+    rows: list[dict[str, Any]] = []
+    for n, line in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            row = None
+        if not isinstance(row, dict):
+            warnings.warn(
+                f"Skipping line {n} of {str(path)!r}, which is not a complete JSON row "
+                f"({line[:60]!r}; a crash cut it short?).",
+                stacklevel=2,
+            )
+            continue
+        rows.append(row)
+    return rows

@@ -10,6 +10,13 @@
   ``train/`` and ``test/`` sub-folders gives those splits, any other folder is split 90/10 by a
   fixed permutation.
 
+Hostile image folders: every file is converted to 8-bit RGB the same way (16-bit and float images
+are scaled, not clipped; alpha and palette transparency are composited over white; CMYK, palette
+and grey images converted; EXIF rotations applied). A file that is empty, not an image, larger
+than Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) or cut short is skipped with
+one warning naming it (files with a bad header when the dataset is built, truncated or corrupt
+pixel data the first time it is decoded, replaced by the next readable image).
+
 Nothing is downloaded unless ``download=True``. The root defaults to ``$GENZOO_DATA`` or else
 ``~/.cache/genzoo/data``.
 """
@@ -33,8 +40,10 @@ from genzoo.data.images import DIGIT_NAMES, split_indices
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
 DEFAULT_FOLDER_SIZE = 32
 CELEBA_CROP = 148  # centre crop of the aligned faces before resizing to 64 x 64
-# errors Pillow raises for files that are not (complete) images
-_PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError)
+# errors Pillow raises for files that are not (complete) images; decoders of hostile files can
+# also fail in other ways (struct, zlib, index errors), so any Exception skips the file
+_PIL_ERRORS = (Exception,)
+_MAX_WARNED = 20  # bad files named one by one; beyond that, one summary warning
 
 FASHION_NAMES = (
     "T-shirt/top",
@@ -128,9 +137,69 @@ def _celeba_prepare(img: Image.Image) -> Image.Image:
     return img.resize((64, 64), Image.Resampling.BICUBIC)
 
 
-def _warn_unreadable(paths: list[str]) -> None:
-    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
-    warnings.warn(f"Skipping {len(paths)} unreadable image file(s): {shown}", stacklevel=2)
+def _warn_unreadable(bad: list[tuple[str, str]]) -> None:
+    """One warning per unreadable file (path and reason); a summary beyond ``_MAX_WARNED``."""
+    for path, why in bad[:_MAX_WARNED]:
+        warnings.warn(f"Skipping unreadable image file {path!r}: {why}.", stacklevel=3)
+    if len(bad) > _MAX_WARNED:
+        warnings.warn(
+            f"Skipping {len(bad) - _MAX_WARNED} more unreadable image files "
+            f"(e.g. {bad[_MAX_WARNED][0]!r}).",
+            stacklevel=3,
+        )
+
+
+def _why(err: BaseException) -> str:
+    if isinstance(err, Image.DecompressionBombError):
+        return f"too large (a decompression bomb?): {err}"
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'cannot decode'}"
+
+
+def _open_checked(path: str) -> Image.Image:
+    """Open an image (header only) and refuse what cannot be decoded safely."""
+    if os.path.getsize(path) == 0:
+        raise OSError("the file is empty")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(path)
+        except Image.DecompressionBombWarning as w:
+            raise Image.DecompressionBombError(str(w)) from None
+    w, h = im.size
+    if w < 1 or h < 1:
+        im.close()
+        raise OSError(f"the image has size {w}x{h}")
+    return im
+
+
+def to_rgb8(im: Image.Image) -> Image.Image:
+    """Any Pillow image -> 8-bit RGB: 16-bit/32-bit/float grey scaled (not clipped) to 0..255,
+    transparency composited over white, EXIF orientation applied."""
+    im.load()  # decode errors (truncated or damaged data) surface here
+    try:
+        im = ImageOps.exif_transpose(im) or im
+    except Exception:  # a damaged EXIF block: keep the pixels as stored
+        pass
+    mode = im.mode
+    if mode.startswith("I") or mode == "F":  # 16/32-bit integer or float grey levels
+        a = np.asarray(im).astype(np.float64)
+        lo, hi = (float(np.nanmin(a)), float(np.nanmax(a))) if a.size else (0.0, 0.0)
+        if mode.startswith("I;16") or (mode == "I" and lo >= 0 and 255 < hi <= 65535):
+            a = a / 257.0  # 65535 -> 255
+        elif mode == "F" and lo >= 0 and hi <= 1:
+            a = a * 255.0
+        elif not (lo >= 0 and hi <= 255):  # any other range: stretch to 0..255
+            a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        grey = np.nan_to_num(a).round().clip(0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    elif mode in ("LA", "PA", "La", "RGBa"):
+        im = im.convert("RGBA")
+    if im.mode == "RGBA":
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, im).convert("RGB")
+    return im.convert("RGB")
 
 
 class ImageFileDataset(Dataset):
@@ -155,12 +224,9 @@ class ImageFileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def _decode(self, i: int) -> Tensor | None:
-        try:
-            with Image.open(self.paths[i]) as im:
-                img = self.prepare(im.convert("RGB"))
-        except _PIL_ERRORS:
-            return None
+    def _decode(self, i: int) -> Tensor:
+        with _open_checked(self.paths[i]) as im:
+            img = self.prepare(to_rgb8(im))
         arr = np.asarray(img, dtype=np.uint8)  # (H, W, 3)
         return torch.from_numpy(arr.copy()).permute(2, 0, 1)  # -> (3, H, W)
 
@@ -168,11 +234,11 @@ class ImageFileDataset(Dataset):
         for j in [i] + [(i + k) % len(self) for k in range(1, len(self))]:
             if j in self._bad:
                 continue
-            img = self._decode(j)
-            if img is not None:
-                return img, j
-            self._bad.add(j)
-            _warn_unreadable([self.paths[j]])
+            try:
+                return self._decode(j), j
+            except _PIL_ERRORS as e:
+                self._bad.add(j)
+                _warn_unreadable([(self.paths[j], _why(e))])
         raise DataError(f"No image of dataset {self.info.name!r} could be read.")
 
     def get_raw(self, idx: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -309,11 +375,10 @@ def load_folder(spec: str, split: str) -> Dataset:
     good, bad = [], []
     for i, p in enumerate(paths):
         try:
-            with Image.open(p) as im:  # reads the header only: cheap
-                im.size  # noqa: B018
+            _open_checked(p).close()  # reads the header only: cheap
             good.append(i)
-        except _PIL_ERRORS:
-            bad.append(p)
+        except _PIL_ERRORS as e:
+            bad.append((p, _why(e)))
     if bad:
         _warn_unreadable(bad)
     if not good:

@@ -9,6 +9,7 @@ pointed at it: a crash at any moment leaves the previous checkpoint whole and lo
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-from genzoo.core.errors import CheckpointError
+from genzoo.core.errors import CheckpointError, StorageError
 from genzoo.core.io import atomic_write_text, save_tensors, write_json
 from genzoo.core.runs import STATE_FILE, find_checkpoint, read_checkpoint
 
@@ -75,6 +76,23 @@ def set_rng_state(tensors: dict[str, torch.Tensor]) -> None:
             torch.cuda.set_rng_state_all([s.to(torch.uint8) for s in states])
 
 
+def _write_failed(ckpt_root: Path, name: str, err: OSError) -> StorageError:
+    try:
+        prev = f"the previous checkpoint {find_checkpoint(ckpt_root.parent).name!r} is intact"
+    except CheckpointError:
+        prev = "there is no earlier checkpoint"
+    hint = (
+        "free some disk space"
+        if err.errno in (errno.ENOSPC, errno.EDQUOT)
+        else "make the run directory writable"
+    )
+    return StorageError(
+        f"Could not write checkpoint {name!r} into {str(ckpt_root)!r} "
+        f"({err.strerror or err}); {prev}; {hint}, then continue with "
+        f"--resume {ckpt_root.parent}."
+    )
+
+
 def write_checkpoint(
     ckpt_root: Path,
     step: int,
@@ -82,25 +100,37 @@ def write_checkpoint(
     state: dict[str, Any],
     keep: int = 2,
 ) -> Path:
-    """Write one checkpoint folder atomically and point ``latest`` at it; prune old ones."""
-    ckpt_root.mkdir(parents=True, exist_ok=True)
+    """Write one checkpoint folder atomically and point ``latest`` at it; prune old ones.
+
+    A failed write (disk full, read-only folder) raises :class:`StorageError` and leaves the
+    previous checkpoint, and ``latest``, as they were.
+    """
     name = f"step_{step:09d}"
     final = ckpt_root / name
     tmp = ckpt_root / f".tmp-{name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
     try:
+        ckpt_root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
         for fname, tensors in files.items():
             save_tensors(tmp / f"{fname}.safetensors", tensors)
         write_json(tmp / STATE_FILE, state)
-        if final.exists():  # the same step saved again (e.g. after a resume)
-            shutil.rmtree(final)
+        stale = None
+        if final.exists():  # the same step saved again: swap it out in two quick renames
+            stale = ckpt_root / f".tmp-old-{name}-{os.getpid()}"
+            shutil.rmtree(stale, ignore_errors=True)
+            os.replace(final, stale)
         os.replace(tmp, final)
+        atomic_write_text(ckpt_root / "latest", name + "\n")
+        if stale is not None:
+            shutil.rmtree(stale, ignore_errors=True)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _write_failed(ckpt_root, name, e) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    atomic_write_text(ckpt_root / "latest", name + "\n")
     if keep > 0:
         old = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir() and p != final)
         for p in old[: max(len(old) - (keep - 1), 0)]:

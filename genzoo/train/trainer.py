@@ -4,6 +4,11 @@ It loops over the model's parameter groups (one for most models; generator and d
 GANs), calls ``model.loss(batch, group)``, and handles everything around it: device, autocast
 precision, EMA, gradient clipping, a step or time budget, a progress bar, metrics to JSONL and
 TensorBoard, sample grids, atomic safetensors checkpoints, exact resume, and a NaN/Inf guard.
+
+Reliability: one process at a time trains into a run directory (a lock, see
+:mod:`genzoo.train.safety`); a run killed at any moment (even SIGKILL) resumes from its last
+checkpoint, bit for bit on CPU; SIGINT/SIGTERM save a checkpoint first; a full or read-only disk
+stops training with a :class:`StorageError` and leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 import signal
 import threading
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +49,13 @@ from genzoo.train.checkpoint import (
     set_rng_state,
     write_checkpoint,
 )
+from genzoo.train.safety import (
+    METRICS_FILE,
+    RunLock,
+    clean_temp_files,
+    repair_metrics,
+    storage_error,
+)
 
 
 def parse_duration(text: str | float | int | None) -> float:
@@ -65,6 +78,22 @@ def parse_duration(text: str | float | int | None) -> float:
 
 @dataclass(frozen=True)
 class TrainConfig(Config):
+    """Training settings (``key=value`` on the command line).
+
+    NaN/Inf guard: a step whose loss or gradient norm is not finite is a fault (gradients are
+    checked even with ``grad_clip = 0``; under fp16 loss scaling, overflowing gradients are left to
+    the scaler). ``nan_policy`` chooses what happens, and each fault is written to
+    ``metrics.jsonl`` as an ``{"event": ...}`` row and shown as a warning:
+
+    - ``stop`` (default): raise :class:`TrainingDiverged` naming the step; the last checkpoint,
+      written before the fault, is kept.
+    - ``skip``: drop that step's update (the optimizer state is not touched) and go on.
+    - ``rollback``: reload the last good checkpoint (weights, EMA, optimizer, RNG, data order) and
+      multiply the learning rate by ``nan_lr_factor`` (persisted in the checkpoints).
+
+    After ``nan_limit`` skips or rollbacks in one process, training stops as under ``stop``.
+    """
+
     steps: int = 0  # total optimizer steps to reach (0: no step limit; then a budget is needed)
     budget: str = ""  # total wall-clock training time, e.g. "5m" (empty: no time limit)
     batch_size: int = 128  # examples per step
@@ -84,7 +113,9 @@ class TrainConfig(Config):
     ckpt_every_s: float = 300.0  # seconds between checkpoints (0: off)
     keep: int = 2  # checkpoints kept on disk
     n_samples: int = 64  # samples in each grid
-    nan_policy: Literal["stop"] = "stop"  # on NaN/Inf: stop, naming the step; keep last checkpoint
+    nan_policy: Literal["stop", "skip", "rollback"] = "stop"  # on a NaN/Inf loss or gradient
+    nan_lr_factor: float = 0.5  # rollback: the learning rate is multiplied by this each time
+    nan_limit: int = 10  # skip/rollback: stop after this many NaN/Inf faults in one process
     progress: bool = True  # show a progress bar
     tensorboard: bool = True  # also write TensorBoard events
 
@@ -94,14 +125,37 @@ class TrainConfig(Config):
             raise ConfigError(f"steps = {self.steps} must be >= 0.")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size = {self.batch_size} must be >= 1.")
-        if self.lr <= 0:
-            raise ConfigError(f"lr = {self.lr} must be > 0.")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr = {self.lr} must be a finite number > 0.")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay = {self.ema_decay} must be in [0, 1).")
+        if not 0 < self.nan_lr_factor <= 1:
+            raise ConfigError(f"nan_lr_factor = {self.nan_lr_factor} must be in (0, 1].")
+        for key in ("warmup", "ckpt_every", "keep", "nan_limit", "sample_every"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} = {getattr(self, key)} must be >= 0.")
+        for key in ("log_every", "n_samples"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} = {getattr(self, key)} must be >= 1.")
+        for key in ("grad_clip", "weight_decay", "ckpt_every_s"):
+            v = getattr(self, key)
+            if not (v >= 0 and math.isfinite(v)):
+                raise ConfigError(f"{key} = {v} must be a finite number >= 0.")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"betas = {list(self.betas)} must both be in [0, 1).")
 
     @property
     def budget_s(self) -> float:
         return parse_duration(self.budget)
+
+
+def _grad_norm(params: list[Tensor], device: torch.device) -> Tensor:
+    """The global 2-norm of the parameters' gradients (without clipping them)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros((), device=device)
+    norms = torch._foreach_norm(grads)
+    return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
 
 
 class EMA:
@@ -170,6 +224,8 @@ class Trainer:
         self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
         self.step = 0
         self.elapsed = 0.0
+        self.lr_scale = 1.0  # lowered by nan_policy = rollback
+        self.nan_events = 0
         self.data_gen = make_generator(config.seed + 1)
         self.perm = torch.empty(0, dtype=torch.long)
         self.pos = 0
@@ -218,16 +274,19 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
     def _lr(self, group: str | None = None) -> float:
-        base = self.group_lr[group] if group is not None else self.cfg.lr
+        base = (self.group_lr[group] if group is not None else self.cfg.lr) * self.lr_scale
         if self.cfg.warmup > 0:
             return base * min(1.0, (self.step + 1) / self.cfg.warmup)
         return base
 
     # --- one step ---
-    def train_step(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor]:
-        """One optimizer step per parameter group; returns detached logs and a finite flag."""
+    def train_step(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor, list[str]]:
+        """One optimizer step per parameter group; returns detached logs, a finite flag, and the
+        groups whose update was dropped (``nan_policy = skip``)."""
         logs: dict[str, Tensor] = {}
         finite = torch.ones((), dtype=torch.bool, device=self.device)
+        skipped: list[str] = []
+        skip = self.cfg.nan_policy == "skip"
         amp = (
             torch.autocast(self.device.type, dtype=self.dtype)
             if self.dtype is not None
@@ -245,12 +304,22 @@ class Trainer:
                     out = self._loss_fn(b, name) if multi else self._loss_fn(b)
                 self.scaler.scale(out.loss).backward()
                 params = [p for g in opt.param_groups for p in g["params"]]
+                self.scaler.unscale_(opt)  # (a no-op without fp16 loss scaling)
                 if self.cfg.grad_clip > 0:
-                    self.scaler.unscale_(opt)
                     norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
-                    finite &= torch.isfinite(norm)
-                    logs[f"grad_norm/{name}" if multi else "grad_norm"] = norm.detach()
-                finite &= torch.isfinite(out.loss.detach())
+                else:  # unclipped gradients are checked too
+                    norm = _grad_norm(params, self.device)
+                logs[f"grad_norm/{name}" if multi else "grad_norm"] = norm.detach()
+                ok = torch.isfinite(out.loss.detach())
+                if not self.scaler.is_enabled():  # with fp16 scaling, the scaler skips overflows
+                    ok = ok & torch.isfinite(norm)
+                if skip and not bool(ok):  # drop this update; the optimizer state is untouched
+                    opt.zero_grad(set_to_none=True)
+                    skipped.append(name)
+                    if self.scaler.is_enabled():
+                        self.scaler.update()
+                    continue
+                finite &= ok
                 self.scaler.step(opt)
                 self.scaler.update()
             for k, v in out.logs.items():
@@ -258,15 +327,30 @@ class Trainer:
                 logs[key] = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
         if self.ema is not None:
             self.ema.update(self.model, self.step)
-        return logs, finite
+        return logs, finite, skipped
 
     # --- the loop ---
     def fit(self) -> dict[str, float]:
-        """Train until ``steps`` or ``budget``; returns the last logged metrics."""
+        """Train until ``steps`` or ``budget``; returns the last logged metrics.
+
+        The run directory is locked for the duration (:class:`StorageError` if another process
+        trains into it); files a killed process left there are cleaned up first.
+        """
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise storage_error("to run directory", self.run_dir, e) from None
+        with RunLock(self.run_dir):
+            clean_temp_files(self.run_dir)
+            self._repair_metrics()
+            return self._fit()
+
+    def _fit(self) -> dict[str, float]:
         cfg = self.cfg
         total = cfg.steps or None
         budget = cfg.budget_s
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.nan_policy == "rollback" and not (self.run_dir / "checkpoints").is_dir():
+            self.save_checkpoint()  # something to roll back to
         self.model.train()
         bar = self._progress(total)
         start = time.perf_counter() - self.elapsed
@@ -283,29 +367,43 @@ class Trainer:
         try:
             while True:
                 self.elapsed = time.perf_counter() - start
-                if stop:  # SIGINT / SIGTERM: save, then stop with a clear message
-                    self._check_finite(bad_step)
-                    path = self.save_checkpoint()
-                    raise TrainingInterrupted(
-                        f"Training stopped by {stop[0]} at step {self.step}; checkpoint saved in "
-                        f"{str(path)!r}; continue with --resume {self.run_dir}."
-                    )
-                if total is not None and self.step >= total:
+                done = (total is not None and self.step >= total) or (
+                    budget and self.elapsed >= budget
+                )
+                if stop or done:
+                    if self._guard(bad_step):  # rolled back: train the lost steps again
+                        acc, n_acc, last_ckpt_step, step_log = {}, 0, self.step, self.step
+                        continue
+                    if stop:  # SIGINT / SIGTERM: save, then stop with a clear message
+                        path = self.save_checkpoint()
+                        raise TrainingInterrupted(
+                            f"Training stopped by {stop[0]} at step {self.step}; checkpoint saved "
+                            f"in {str(path)!r}; continue with --resume {self.run_dir}."
+                        )
                     break
-                if budget and self.elapsed >= budget:
-                    break
-                logs, finite = self.train_step(self._next_batch())
+                logs, finite, skipped = self.train_step(self._next_batch())
                 bad_step = torch.where(
                     (~finite) & (bad_step < 0), torch.full_like(bad_step, self.step + 1), bad_step
                 )
                 self.step += 1
-                for k, v in logs.items():
-                    acc[k] = acc.get(k, 0) + v
-                n_acc += 1
+                if skipped:
+                    self._skipped(skipped)
+                else:  # a skipped step's NaN logs would spoil the averages
+                    for k, v in logs.items():
+                        acc[k] = acc.get(k, 0) + v
+                    n_acc += 1
                 if bar is not None:
                     bar.update(1)
-                if self.step % cfg.log_every == 0 or (total is not None and self.step == total):
-                    self._check_finite(bad_step)
+                due_log = self.step % cfg.log_every == 0 or (
+                    total is not None and self.step == total
+                )
+                due_sample = cfg.sample_every and self.step % cfg.sample_every == 0
+                due_t = cfg.ckpt_every_s and time.perf_counter() - last_ckpt_t >= cfg.ckpt_every_s
+                due_ckpt = (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or due_t
+                if (due_log or due_sample or due_ckpt) and self._guard(bad_step):
+                    acc, n_acc, last_ckpt_step, step_log = {}, 0, self.step, self.step
+                    continue
+                if due_log and n_acc:
                     now = time.perf_counter()
                     rate = (self.step - step_log) / max(now - t_log, 1e-9)
                     t_log, step_log = now, self.step
@@ -314,11 +412,9 @@ class Trainer:
                     self._log(last, rate)
                     if bar is not None:
                         bar.set_postfix({k: f"{v:.4g}" for k, v in list(last.items())[:3]})
-                if cfg.sample_every and self.step % cfg.sample_every == 0:
+                if due_sample:
                     self.save_samples()
-                due_t = cfg.ckpt_every_s and time.perf_counter() - last_ckpt_t >= cfg.ckpt_every_s
-                if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or due_t:
-                    self._check_finite(bad_step)
+                if due_ckpt:
                     self.elapsed = time.perf_counter() - start
                     self.save_checkpoint()
                     last_ckpt_t, last_ckpt_step = time.perf_counter(), self.step
@@ -327,7 +423,6 @@ class Trainer:
                 bar.close()
             for sig, h in handlers.items():
                 signal.signal(sig, h)
-        self._check_finite(bad_step)
         if n_acc:
             last = {k: float(v) / n_acc for k, v in acc.items()}
             self._log(last, 0.0)
@@ -338,6 +433,74 @@ class Trainer:
         if self._writer is not None:
             self._writer.close()
         return last
+
+    # --- the NaN/Inf guard ---
+    def _guard(self, bad_step: Tensor) -> bool:
+        """Act on a NaN/Inf seen since the last check: raise (stop), or roll back and return
+        True (rollback). Returns False when every step was finite."""
+        s = int(bad_step)
+        if s < 0:
+            return False
+        bad_step.fill_(-1)
+        if self.cfg.nan_policy != "rollback" or self.nan_events >= self.cfg.nan_limit:
+            self._event({"event": "nan_stop", "bad_step": s})
+            raise TrainingDiverged(self._diverged_message(s))
+        self.nan_events += 1
+        scale = self.lr_scale * self.cfg.nan_lr_factor
+        self.load_checkpoint(self.run_dir)
+        self.lr_scale = scale
+        self._repair_metrics()  # the steps after the checkpoint are trained again
+        self._event(
+            {"event": "nan_rollback", "bad_step": s, "to_step": self.step, "lr_scale": scale}
+        )
+        warnings.warn(
+            f"NaN/Inf at step {s}: rolled back to the checkpoint of step {self.step} and lowered "
+            f"the learning rate to {self._lr():.3g} (x{scale:.3g}); "
+            f"fault {self.nan_events} of at most {self.cfg.nan_limit}.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return True
+
+    def _skipped(self, groups: list[str]) -> None:
+        self.nan_events += 1
+        self._event({"event": "nan_skip", "bad_step": self.step, "groups": groups})
+        if self.nan_events > self.cfg.nan_limit:
+            raise TrainingDiverged(self._diverged_message(self.step))
+        warnings.warn(
+            f"NaN/Inf at step {self.step}: skipped the update of {', '.join(groups)}; "
+            f"fault {self.nan_events} of at most {self.cfg.nan_limit}.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def _diverged_message(self, s: int) -> str:
+        tried = ""
+        if self.cfg.nan_policy != "stop":
+            tried = f" after {self.nan_events} {self.cfg.nan_policy} attempts (nan_limit)"
+        return (
+            f"Training diverged: the loss or gradients became NaN/Inf at step {s}{tried}; the "
+            f"last good checkpoint in {str(self.run_dir / 'checkpoints')!r} is kept "
+            "(try a lower lr, or nan_policy=skip or rollback)."
+        )
+
+    def _repair_metrics(self) -> None:
+        try:
+            repair_metrics(self.run_dir, self.step)
+        except OSError as e:
+            raise storage_error("metrics file", self.run_dir / METRICS_FILE, e) from None
+
+    def _event(self, row: dict[str, Any]) -> None:
+        """Append an event row (a NaN/Inf fault and what was done) to metrics.jsonl."""
+        self._append_metrics({"step": self.step, **row})
+
+    def _append_metrics(self, row: dict[str, Any]) -> None:
+        path = self.run_dir / METRICS_FILE
+        try:
+            with open(path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as e:
+            raise storage_error("metrics file", path, e) from None
 
     @staticmethod
     def _install_signal_handlers(stop: list[str]) -> dict[int, Any]:
@@ -357,15 +520,6 @@ class Trainer:
             signal.signal(sig, handler)
         return old
 
-    def _check_finite(self, bad_step: Tensor) -> None:
-        s = int(bad_step)
-        if s >= 0:
-            raise TrainingDiverged(
-                f"Training diverged: the loss or gradients became NaN/Inf at step {s}; the last "
-                f"good checkpoint in {str(self.run_dir / 'checkpoints')!r} is kept "
-                "(try a lower lr)."
-            )
-
     def _progress(self, total: int | None) -> Any:
         if not self.cfg.progress:
             return None
@@ -383,8 +537,7 @@ class Trainer:
         row = {"step": self.step, "time": round(self.elapsed, 3), "lr": self._lr(), **metrics}
         if rate:
             row["steps_per_s"] = round(rate, 3)
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        self._append_metrics(row)
         if self.cfg.tensorboard:
             if self._writer is None:
                 try:
@@ -412,7 +565,10 @@ class Trainer:
         model.train(was_training)
         path = self.run_dir / "samples" / f"step_{self.step:09d}.png"
         ref = self.data.x[:2000].cpu() if self.data.info.kind == "points" else None
-        save_samples_png(x, self.data.info, path, reference=ref, title=f"step {self.step}")
+        try:
+            save_samples_png(x, self.data.info, path, reference=ref, title=f"step {self.step}")
+        except OSError as e:
+            raise storage_error("sample grid", path, e) from None
         return path
 
     # --- checkpoints ---
@@ -437,6 +593,7 @@ class Trainer:
             "data_pos": self.pos,
             "optimizers": opt_meta,
             "model": self.model.name,
+            "lr_scale": self.lr_scale,
         }
         return write_checkpoint(
             self.run_dir / "checkpoints", self.step, files, state, keep=self.cfg.keep
@@ -466,3 +623,4 @@ class Trainer:
             self.scaler.update(float(tr["scaler.scale"]))
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
+        self.lr_scale = float(state.get("lr_scale", 1.0))
