@@ -108,6 +108,15 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+I2I_UNITS = {  # image-to-image metrics: mean absolute pixel error, pixels in [-1, 1]
+    "l1": "(|translation - target|, pixels in [-1, 1])",
+    "l1_identity": "(|source - target|: the identity baseline)",
+    "l1_reverse": "(|F(target) - source|)",
+    "cycle_a": "(|F(G(a)) - a|, cycle error)",
+    "cycle_b": "(|G(F(b)) - b|, cycle error)",
+}
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from genzoo.train.run import evaluate
 
@@ -129,6 +138,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             unit = "(training objective on 512 training examples)"
         elif k == "ideal_train_loss":
             unit = "(the same for the ideal denoiser: the floor)"
+        elif k in I2I_UNITS:
+            unit = I2I_UNITS[k]
         print(f"  {k:<14} {v:12.4f}  {unit}")
     return 0
 
@@ -176,6 +187,14 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
     grid = torch.cat([shown, out, x0]).cpu()  # rows: masked input, completion, original
     save_samples_png(grid, model.info, args.out, nrow=n)
     print(f"wrote masked inputs, completions and originals ({n} each) to {args.out}")
+    return 0
+
+
+def _cmd_translate(args: argparse.Namespace) -> int:
+    from genzoo.translate import translate_file
+
+    out, note = translate_file(args.run, args.image, args.out, reverse=args.reverse)
+    print(f"wrote the translation of {args.image}" + (f" ({note})" if note else "") + f" to {out}")
     return 0
 
 
@@ -247,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--seed", type=int, default=0)
     ip.add_argument("--data-root", help="folder holding downloaded datasets")
     ip.set_defaults(fn=_cmd_inpaint)
+
+    tl = sub.add_parser("translate", help="translate an image file (pix2pix, CycleGAN)")
+    tl.add_argument("run", help="run directory of an image-to-image model")
+    tl.add_argument("image", help="input picture (resized if it has the model's aspect ratio)")
+    tl.add_argument("--out", help="output .png (default: <image>-translated.png beside it)")
+    tl.add_argument("--reverse", action="store_true", help="target -> source (CycleGAN)")
+    tl.set_defaults(fn=_cmd_translate)
 
     cp = sub.add_parser("compare", help="train and measure every family on one dataset")
     cp.add_argument("--data", default="digits", help="dataset (default: digits)")

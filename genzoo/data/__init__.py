@@ -5,6 +5,9 @@ Specs: ``toy2d:<name>`` (2-D points with exact densities where known), ``digits`
 downloaded only when asked) and ``folder:<path>[?size=N]`` (any image folder). Splits are
 ``"train"`` and ``"test"``. Images are stored as integer levels and seen by models in [-1, 1]
 (see :mod:`genzoo.data.base`); points are used as they are.
+
+Image-to-image tasks: ``pairs:<base>-<task>`` and ``unpaired:<base>-<task>``
+(:mod:`genzoo.data.pairs`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 from genzoo.core.errors import DataError, choices
 from genzoo.data.base import DataInfo, Dataset, levels_to_model, model_to_levels, model_to_unit
 from genzoo.data.images import DIGITS_INFO, MNIST5K_INFO, load_digits, load_mnist5k
+from genzoo.data.pairs import is_pair_spec, load_pairs, pair_info, pair_specs
 from genzoo.data.toy2d import BOUNDS, TOY2D, Toy2D, get_toy
 from genzoo.data.vision import VISION_INFO, folder_info, load_celeba, load_folder, load_torchvision
 
@@ -50,6 +54,7 @@ def list_datasets() -> list[str]:
     """Every dataset spec (``folder:<path>`` stands for any image folder)."""
     return [f"toy2d:{n}" for n in TOY2D] + [
         *EMBEDDED,
+        *pair_specs(),
         "text:pystdlib",
         *DOWNLOADABLE,
         "folder:<path>",
@@ -86,6 +91,8 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
         return VISION_INFO[spec]
     if spec.startswith("folder:"):
         return folder_info(spec)
+    if is_pair_spec(spec):
+        return pair_info(spec)
     if spec.startswith("text:"):
         from genzoo.data.text import text_info
 
@@ -117,6 +124,8 @@ def load_dataset(
         return load_celeba(split, root, download)
     if spec in VISION_INFO:
         return load_torchvision(spec, split, root, download)
+    if is_pair_spec(spec):
+        return load_pairs(spec, split)
     if spec.startswith("text:"):
         from genzoo.data.text import load_text
 

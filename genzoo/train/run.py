@@ -248,7 +248,10 @@ def evaluate(
         batch = test.get(idx, dequantize=model.dequantize, generator=make_generator(seed + i))
         x = batch["x"].to(model.device)
         y = batch.get("y")
-        vals = model.eval_metrics(x, None if y is None else y.to(model.device), generator=g)
+        if hasattr(model, "eval_batch"):  # models that read more than x, y (captions, questions)
+            vals = model.eval_batch({k: v.to(model.device) for k, v in batch.items()}, generator=g)
+        else:
+            vals = model.eval_metrics(x, None if y is None else y.to(model.device), generator=g)
         for k, v in vals.items():
             sums[k] = sums.get(k, 0.0) + float(v.double().sum())
     result: dict[str, Any] = {k: v / count for k, v in sums.items()}

@@ -1,8 +1,10 @@
 """GANs: one model, several objectives; importing this package registers ``gan``, ``dcgan``,
-``wgan``, ``wgan-gp``, ``hinge-sn`` and ``cgan``."""
+``wgan``, ``wgan-gp``, ``hinge-sn`` and ``cgan``, and the image-to-image models ``pix2pix`` and
+``cyclegan``."""
 
 from genzoo.models.gans import losses
 from genzoo.models.gans.conditional import CGAN, CGANConfig
+from genzoo.models.gans.cyclegan import CycleGAN, CycleGANConfig
 from genzoo.models.gans.dcgan import DCGAN, DCGANConfig
 from genzoo.models.gans.gan import (
     GAN,
@@ -15,6 +17,7 @@ from genzoo.models.gans.gan import (
     WGANGPConfig,
     mode_coverage,
 )
+from genzoo.models.gans.pix2pix import Pix2Pix, Pix2PixConfig
 
 __all__ = [
     "CGAN",
@@ -23,10 +26,14 @@ __all__ = [
     "WGAN",
     "WGANGP",
     "CGANConfig",
+    "CycleGAN",
+    "CycleGANConfig",
     "DCGANConfig",
     "GANConfig",
     "HingeSN",
     "HingeSNConfig",
+    "Pix2Pix",
+    "Pix2PixConfig",
     "WGANConfig",
     "WGANGPConfig",
     "losses",
