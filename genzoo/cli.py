@@ -144,6 +144,22 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_interpolate(args: argparse.Namespace) -> int:
+    from genzoo.models.latent import interpolate
+
+    grid = interpolate(
+        args.run,
+        n=args.n,
+        steps=args.steps,
+        seed=args.seed,
+        method=args.method,
+        out=args.out,
+        data_root=args.data_root,
+    )
+    print(f"wrote {grid.shape[0]} interpolations of {args.steps} steps to {args.out}")
+    return 0
+
+
 def _cmd_inpaint(args: argparse.Namespace) -> int:
     import torch
 
@@ -266,6 +282,21 @@ def build_parser() -> argparse.ArgumentParser:
     ip.add_argument("--seed", type=int, default=0)
     ip.add_argument("--data-root", help="folder holding downloaded datasets")
     ip.set_defaults(fn=_cmd_inpaint)
+
+    it = sub.add_parser("interpolate", help="decode paths between test examples in latent space")
+    it.add_argument("run", help="run directory of a model with a latent space (vae, ae, flows...)")
+    it.add_argument("--n", type=int, default=4, help="number of pairs of test examples (rows)")
+    it.add_argument("--steps", type=int, default=8, help="decoded frames per pair")
+    it.add_argument(
+        "--method",
+        default="auto",
+        choices=["auto", "slerp", "lerp"],
+        help="auto: slerp for a Gaussian prior (vae, ppca, flows), else lerp",
+    )
+    it.add_argument("--out", default="interpolate.png", help="output picture")
+    it.add_argument("--seed", type=int, default=0, help="which test examples are paired")
+    it.add_argument("--data-root", help="folder holding downloaded datasets")
+    it.set_defaults(fn=_cmd_interpolate)
 
     tl = sub.add_parser("translate", help="translate an image file (pix2pix, CycleGAN)")
     tl.add_argument("run", help="run directory of an image-to-image model")

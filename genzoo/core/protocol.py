@@ -6,10 +6,13 @@
   group name in ``loss(batch, group)``; the one Trainer loops over the groups.
 - ``sample(n, *, cond=None, generator=None, **options)`` returns samples in the dataset's range.
 - ``log_prob(x)`` only where exact; bounds have their own names (``elbo``, ``iwae``, ``vlb``).
+- ``encode_latent`` / ``decode_latent`` where there is a latent space (``latent_prior`` says which
+  kind); ``fit_data`` where the model is fitted in closed form (``closed_form``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -17,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from genzoo.core.config import Config
+from genzoo.core.errors import GenzooError
 
 Batch = dict[str, Tensor]
 """A training batch: ``{"x": (B, ...) float in the dataset's model range, "y": (B,) labels}``."""
@@ -45,6 +49,12 @@ class GenerativeModel(nn.Module):
     """Whether the trainer feeds uniformly dequantized images (likelihood models) or bin centres."""
     default_train: ClassVar[dict[str, Any]] = {}
     """Trainer settings this model prefers (e.g. its learning rate); user overrides win."""
+    closed_form: ClassVar[bool] = False
+    """Whether the model is fitted in closed form (PCA, PPCA): the Trainer then calls
+    :meth:`fit_data` once, on the whole training set, before the first step."""
+    latent_prior: ClassVar[str] = "none"
+    """The latent space of :meth:`encode_latent`: "gaussian" (a N(0, I) prior: interpolate along
+    great circles), "euclidean" (interpolate along straight lines) or "none" (no latent space)."""
 
     def __init__(self, config: Config, info: Any) -> None:
         super().__init__()
@@ -64,6 +74,20 @@ class GenerativeModel(nn.Module):
         **options: Any,
     ) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def fit_data(self, batches: Iterable[Tensor]) -> None:
+        """Closed-form fit from ``batches`` of training data ``(B, *shape)`` in model space, which
+        together hold the whole training set once (only where ``closed_form``)."""
+        raise GenzooError(f"Model {self.name!r} is trained by gradient steps, not in closed form.")
+
+    def encode_latent(self, x: Tensor) -> Tensor:
+        """A deterministic latent code of ``x``: ``(B, *shape) -> (B, *latent_shape)``."""
+        raise GenzooError(f"Model {self.name!r} has no latent space.")
+
+    def decode_latent(self, z: Tensor) -> Tensor:
+        """Latent codes -> data in model space; ``decode_latent(encode_latent(x))`` is the
+        model's reconstruction of ``x``."""
+        raise GenzooError(f"Model {self.name!r} has no latent space.")
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters per optimizer; one group called ``main`` unless the model says otherwise."""

@@ -1,3 +1,10 @@
 """The model families; importing this package registers every built-in model."""
 
-from genzoo.models import autoencoders, autoregressive, diffusion, flows, gans  # noqa: F401
+from genzoo.models import (  # noqa: F401
+    autoencoders,
+    autoregressive,
+    diffusion,
+    flows,
+    gans,
+    linear,
+)

@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,7 +203,8 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.dtype = self._amp_dtype()
-        groups = model.param_groups()
+        # closed-form models (PCA, PPCA) have no learnable parameters: no optimizer at all
+        groups = {n: ps for n, ps in model.param_groups().items() if ps}
         settings = model.group_settings()
         unknown = set(settings) - set(groups)
         if unknown:
@@ -273,6 +275,17 @@ class Trainer:
         batch = self.data.get(idx, dequantize=self.model.dequantize)
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
+    def _full_pass(self, chunk: int = 4096) -> Iterator[Tensor]:
+        """The whole training set once, in order, in chunks in model space (dequantized with its
+        own generator, so the data order of the training steps is unchanged)."""
+        g = make_generator(self.cfg.seed + 3)
+        for start in range(0, len(self.data), chunk):
+            idx = torch.arange(start, min(start + chunk, len(self.data)))
+            if self._on_device:
+                idx = idx.to(self.device)
+            x = self.data.get(idx, dequantize=self.model.dequantize, generator=g)["x"]
+            yield x.to(self.device)
+
     def _lr(self, group: str | None = None) -> float:
         base = (self.group_lr[group] if group is not None else self.cfg.lr) * self.lr_scale
         if self.cfg.warmup > 0:
@@ -293,6 +306,12 @@ class Trainer:
             else nullcontext()
         )
         multi = len(self.optimizers) > 1
+        if not self.optimizers:  # nothing to optimise (closed form): log the loss of the batch
+            with torch.no_grad(), amp:
+                out = self._loss_fn(batch)
+            finite &= torch.isfinite(out.loss.detach())
+            for k, v in out.logs.items():
+                logs[k] = v.detach().float() if torch.is_tensor(v) else torch.tensor(float(v))
         for name, opt in self.optimizers.items():
             lr = self._lr(name)
             for g in opt.param_groups:
@@ -349,6 +368,8 @@ class Trainer:
         cfg = self.cfg
         total = cfg.steps or None
         budget = cfg.budget_s
+        if self.model.closed_form and self.step == 0:  # PCA, PPCA: fitted once, on all the data
+            self.model.fit_data(self._full_pass())
         if cfg.nan_policy == "rollback" and not (self.run_dir / "checkpoints").is_dir():
             self.save_checkpoint()  # something to roll back to
         self.model.train()

@@ -303,3 +303,120 @@ def test_config_errors() -> None:
     assert cfg == VAEConfig(latent_dim=8, channels=(16, 32), beta=4.0)
     assert VAEConfig.from_json(cfg.to_json()) == cfg
     assert VAE.name == "vae" and VAE.likelihood == "bound" and VAE.dequantize
+
+
+# --------------------------------------------------------------------------------------------------
+# KL warm-up, free bits, and the linear-Gaussian VAE at the PPCA optimum
+
+
+def test_kl_warmup_weights_the_kl_linearly_from_zero_to_beta() -> None:
+    info = DataInfo("pts", "points", (3,))
+    x = torch.randn(16, 3, generator=gen(0))
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent_dim=2, hidden=(16,), beta=2.0, kl_warmup=4), info)
+    model.train()
+    for t in range(7):
+        assert int(model.kl_step) == t
+        torch.manual_seed(10 + t)
+        out = model.loss({"x": x})
+        torch.manual_seed(10 + t)
+        with torch.no_grad():
+            rec, kl = model._elbo_terms(x, None)
+        weight = 2.0 * min(1.0, t / 4)  # 0, 0.5, 1, 1.5, 2, 2, 2
+        torch.testing.assert_close(out.loss, (-rec).mean() + weight * kl.mean())
+        assert out.logs["kl_weight"] == pytest.approx(weight)
+        assert kl.mean() > 0.01  # the weight visibly matters
+    # only training steps count: evaluation and no-grad calls leave the schedule alone
+    model.eval()
+    model.loss({"x": x})
+    model.train()
+    with torch.no_grad():
+        model.loss({"x": x})
+    assert int(model.kl_step) == 7
+    assert "kl_step" in model.state_dict()  # saved with checkpoints: resume continues it
+    assert "kl_step" not in VAE(VAEConfig(latent_dim=2), info).state_dict()
+
+
+def test_free_bits_floor_each_dimension_batch_mean_kl() -> None:
+    info = DataInfo("pts", "points", (4,))
+    x = torch.randn(64, 4, generator=gen(0)) * torch.tensor([3.0, 1.0, 0.1, 0.01])
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent_dim=3, hidden=(16,), beta=1.5, free_bits=0.0), info)
+    with torch.no_grad():  # a posterior with very different KL per dimension
+        head = model.encoder[-1]
+        head.weight[:3] *= torch.tensor([[8.0], [1.0], [0.05]])
+        head.bias[3:] = torch.tensor([-3.0, 0.0, 0.0])
+    torch.manual_seed(1)
+    rec, kl_dims = model._elbo_terms_per_dim(x, None)
+    per_dim = kl_dims.mean(0).detach()  # E_batch KL_j, (K,)
+    lam = float(per_dim.sort().values[1])  # a floor between the dimensions' KLs
+    lam = 0.5 * (lam + float(per_dim.sort().values[0]))
+    assert (per_dim < lam).sum() == 1 and (per_dim > lam).sum() == 2
+    floored = VAE(model.config.replace(free_bits=lam), info)
+    floored.load_state_dict(model.state_dict())
+    torch.manual_seed(1)
+    out = floored.loss({"x": x})
+    expected = (-rec).mean() + 1.5 * per_dim.clamp_min(lam).sum()
+    torch.testing.assert_close(out.loss, expected)
+    torch.testing.assert_close(out.logs["kl_term"], per_dim.clamp_min(lam).sum())
+    torch.testing.assert_close(out.logs["kl"], kl_dims.sum(-1).mean().detach())  # the true KL
+    assert out.loss > (-rec).mean() + 1.5 * per_dim.sum()  # the floor raised the loss
+    # above every dimension's KL, the KL term has no gradient: only the reconstruction pulls
+    high = VAE(model.config.replace(free_bits=float(per_dim.max()) + 1.0), info)
+    high.load_state_dict(model.state_dict())
+    torch.manual_seed(1)
+    grads = torch.autograd.grad(high.loss({"x": x}).loss, list(high.encoder.parameters()))
+    torch.manual_seed(1)
+    rec_only = (-high._elbo_terms(x, None)[0]).mean()
+    ref = torch.autograd.grad(rec_only, list(high.encoder.parameters()))
+    for a, b in zip(grads, ref, strict=True):
+        torch.testing.assert_close(a, b)
+    torch.manual_seed(1)
+    plain = torch.autograd.grad(model.loss({"x": x}).loss, list(model.encoder.parameters()))
+    assert not torch.allclose(plain[0], ref[0])  # without the floor the KL does pull
+
+
+def test_linear_gaussian_vae_elbo_reaches_the_ppca_maximum_likelihood() -> None:
+    """Lucas et al. (arXiv:1911.02469): with a linear encoder and decoder and a learned global
+    sigma, the ELBO's optimum is the PPCA maximum log-likelihood (Tipping & Bishop's closed
+    form), reached here within 1% on data that is not itself PPCA-distributed."""
+    from genzoo.models.linear import PPCA, PPCAConfig
+    from genzoo.models.linear.ppca import ppca_log_prob
+
+    g = gen(0)
+    d, k = 5, 2
+    rot = torch.linalg.qr(torch.randn(d, d, generator=g))[0]
+    spectrum = torch.tensor([4.0, 2.0, 0.5, 0.3, 0.2])  # not PPCA: unequal trailing eigenvalues
+    x = (torch.randn(2000, d, generator=g) * spectrum.sqrt()) @ rot.T + 1.0
+    info = DataInfo("gauss", "points", (d,))
+    ppca_ll = PPCA(PPCAConfig(latent_dim=k), info).fit(x).log_prob(x.double()).mean().item()
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent_dim=k, arch="mlp", hidden=(), obs_scale="global"), info)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-2)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 1000)
+    for _ in range(1000):
+        idx = torch.randint(0, x.shape[0], (500,), generator=g)
+        out = model.loss({"x": x[idx]})
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+        sched.step()
+    with torch.no_grad():
+        draws = torch.stack([model.elbo(x, generator=gen(100 + r)).mean() for r in range(50)])
+        elbo, se = draws.mean().item(), draws.std().item() / math.sqrt(50)
+        dec = model.decoder[0]  # x = W z + b + sigma eps: the VAE's marginal is a PPCA
+        s2 = torch.exp(2 * model.obs_log_scale()).double()
+        vae_ll = ppca_log_prob(x.double(), dec.bias.double(), dec.weight.double(), s2).mean()
+    assert vae_ll.item() <= ppca_ll + 1e-6  # PPCA's closed form is the maximum
+    assert elbo <= vae_ll.item() + 4 * se  # a lower bound, up to Monte-Carlo error
+    assert ppca_ll - elbo < 0.01 * abs(ppca_ll), (elbo, ppca_ll)
+
+
+def test_warmup_and_free_bits_config_errors() -> None:
+    with pytest.raises(ConfigError, match="kl_warmup = -1"):
+        VAEConfig.from_dict({"kl_warmup": -1})
+    with pytest.raises(ConfigError, match=r"free_bits = -0\.5"):
+        VAEConfig.from_dict({"free_bits": -0.5})
+    cfg = VAEConfig.from_dict({"kl_warmup": "100", "free_bits": "0.25"})
+    assert (cfg.kl_warmup, cfg.free_bits) == (100, 0.25)

@@ -1,5 +1,8 @@
-"""Autoencoder family: importing this package registers its models (``vae``)."""
+"""Autoencoder family: importing this package registers its models (``ae``, ``dae``, ``vae``,
+``vqvae``)."""
 
+from genzoo.models.autoencoders.ae import AE, DAE, AEConfig, DAEConfig
 from genzoo.models.autoencoders.vae import VAE, VAEConfig
+from genzoo.models.autoencoders.vqvae import VQVAE, VQVAEConfig
 
-__all__ = ["VAE", "VAEConfig"]
+__all__ = ["AE", "DAE", "VAE", "VQVAE", "AEConfig", "DAEConfig", "VAEConfig", "VQVAEConfig"]

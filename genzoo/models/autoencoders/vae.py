@@ -40,6 +40,10 @@ class VAEConfig(Config):
     # dimension, one learned scalar, or fixed at exp(init_log_scale)
     init_log_scale: float = 0.0  # initial (or fixed) log sigma of the gaussian decoder
     min_log_scale: float = -7.0  # soft floor on log sigma, keeps the density bounded
+    kl_warmup: int = 0  # KL warm-up: training steps over which the KL weight rises linearly from
+    # 0 to beta (0: off)
+    free_bits: float = 0.0  # free bits: a floor in nats on each latent dimension's batch-mean KL
+    # in the training loss (0: off)
 
     def validate(self) -> None:
         if self.latent_dim < 1:
@@ -50,6 +54,10 @@ class VAEConfig(Config):
             raise ConfigError(f"channels = {list(self.channels)} must hold positive widths.")
         if not (self.beta >= 0.0 and math.isfinite(self.beta)):
             raise ConfigError(f"beta = {self.beta} must be a finite number >= 0.")
+        if self.kl_warmup < 0:
+            raise ConfigError(f"kl_warmup = {self.kl_warmup} must be >= 0 steps.")
+        if not (self.free_bits >= 0.0 and math.isfinite(self.free_bits)):
+            raise ConfigError(f"free_bits = {self.free_bits} must be a finite number >= 0.")
         if self.obs_scale != "fixed" and not self.init_log_scale > self.min_log_scale:
             raise ConfigError(
                 f"init_log_scale = {self.init_log_scale} must be above "
@@ -62,7 +70,12 @@ def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
 
     The closed form of Kingma & Welling, Appendix B (the first term of their Eq. (10), negated).
     """
-    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)  # Eq. (10)
+    return gaussian_kl_per_dim(mu, logvar).sum(-1)  # Eq. (10)
+
+
+def gaussian_kl_per_dim(mu: Tensor, logvar: Tensor) -> Tensor:
+    """The KL of :func:`gaussian_kl` for each latent dimension: ``(B, K) -> (B, K)``."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # Eq. (10), one term per dimension
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
@@ -82,6 +95,18 @@ class VAE(GenerativeModel):
     Weighted Autoencoders", arXiv:1509.00519 (IWAE Eq. (8)); both are lower bounds on log p(x) in
     nats per example, with ``ELBO = L_1 <= L_k <= L_{k+1} <= log p(x)``.
 
+    Against posterior collapse, two changes to the training loss only (the bounds are unchanged):
+
+    - KL warm-up (``kl_warmup = N``): the KL weight is ``beta * min(1, t / N)`` at training step
+      ``t`` (0, 1, ...), rising linearly from 0 (Sønderby et al., "Ladder Variational
+      Autoencoders", arXiv:1602.02282, Sec. 2.3; Bowman et al., arXiv:1511.06349, Sec. 3.1). The
+      model counts its training steps itself (a buffer ``kl_step``, saved in checkpoints, so a
+      resumed run continues the schedule): one per ``loss`` call in training mode with gradients.
+    - Free bits (``free_bits = lambda``): the KL term becomes ``sum_j max(lambda, E_batch
+      KL(q(z_j|x) || p(z_j)))``, a floor per latent dimension below which the KL is not pushed
+      down (Kingma et al., "Improved Variational Inference with Inverse Autoregressive Flow",
+      arXiv:1606.04934, Appendix C.8, with one group per latent dimension).
+
     Likelihoods:
 
     - ``gaussian``: ``p(x|z) = N(x; decode(z), sigma^2)`` with a learned (per-dimension or global)
@@ -99,6 +124,7 @@ class VAE(GenerativeModel):
 
     family: ClassVar[str] = "autoencoders"
     likelihood: ClassVar[str] = "bound"
+    latent_prior: ClassVar[str] = "gaussian"
     dequantize: ClassVar[bool] = True
     config_class: ClassVar[type[Config]] = VAEConfig
     config: VAEConfig
@@ -126,6 +152,8 @@ class VAE(GenerativeModel):
         else:
             self.encoder = MLP(info.dim, 2 * k, config.hidden)
             self.decoder = MLP(k, info.dim, tuple(reversed(config.hidden)))
+        if config.kl_warmup > 0:  # training steps seen, for the KL warm-up schedule
+            self.register_buffer("kl_step", torch.zeros((), dtype=torch.long))
         if config.likelihood == "gaussian":
             scale_shape = shape if config.obs_scale == "per_dim" else ()
             if config.obs_scale == "fixed":
@@ -180,6 +208,14 @@ class VAE(GenerativeModel):
         out = self.decoder(z)
         return out.view(z.shape[0], *self.shape)  # (B, D) or (B, C, H, W) -> (B, *shape)
 
+    def encode_latent(self, x: Tensor) -> Tensor:
+        """The posterior mean ``mu(x)``, ``(B, *shape) -> (B, K)``."""
+        return self.encode(x)[0]
+
+    def decode_latent(self, z: Tensor) -> Tensor:
+        """The mean of p(x|z) in model space (Bernoulli: ``2 p - 1``), ``(B, K) -> (B, *shape)``."""
+        return self._mean(self.decode(z))
+
     def _mean(self, out: Tensor) -> Tensor:
         """Decoder output -> mean of p(x|z) in model space (Bernoulli: ``2 p - 1``)."""
         return out if self.config.likelihood == "gaussian" else 2.0 * torch.sigmoid(out) - 1.0
@@ -207,13 +243,28 @@ class VAE(GenerativeModel):
 
     def _elbo_terms(self, x: Tensor, generator: torch.Generator | None) -> tuple[Tensor, Tensor]:
         """One-sample ``(E_q log p(x|z), KL(q(z|x) || p(z)))`` per example, each ``(B,)``."""
+        rec, kl_dims = self._elbo_terms_per_dim(x, generator)
+        return rec, kl_dims.sum(-1)
+
+    def _elbo_terms_per_dim(
+        self, x: Tensor, generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor]:
+        """``(E_q log p(x|z) (B,), KL per latent dimension (B, K))``, one sample of z."""
         target, x_in = self._prepare(x)
         mu, logvar = self._encode_input(x_in)
         eps = randn(mu.shape, generator=generator, device=mu.device)  # eps ~ N(0, I)
         z = mu + torch.exp(0.5 * logvar) * eps  # Eq. (10): z = mu + sigma * eps, reparameterized
         rec = self._log_px_given_z(self.decode(z), target)  # Eq. (10), second term with L = 1
-        kl = gaussian_kl(mu, logvar)  # Eq. (10), first term (analytic KL)
+        kl = gaussian_kl_per_dim(mu, logvar)  # Eq. (10), first term (analytic KL), (B, K)
         return rec, kl
+
+    def kl_weight(self) -> float:
+        """The KL weight of the next training step: ``beta * min(1, t / kl_warmup)``."""
+        beta = self.config.beta
+        if self.config.kl_warmup > 0:
+            t = int(self.kl_step)
+            beta = beta * min(1.0, t / self.config.kl_warmup)  # linear warm-up from 0
+        return beta
 
     def elbo(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The evidence lower bound in nats per example, ``(B, *shape) -> (B,)`` (beta = 1)."""
@@ -261,19 +312,34 @@ class VAE(GenerativeModel):
     # protocol
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
-        """Negative (beta-weighted) ELBO, averaged over the batch.
+        """Negative (beta-weighted) ELBO, averaged over the batch:
+        ``mean(-E_q log p(x|z)) + w * KL_term`` with ``w`` = :meth:`kl_weight` and ``KL_term`` =
+        ``mean(KL)``, or ``sum_j max(free_bits, mean(KL_j))`` with free bits.
 
         Logs (nats per example, batch means): ``elbo`` (beta = 1), ``rec`` = -E_q log p(x|z),
-        ``kl`` = KL(q(z|x) || p(z)).
+        ``kl`` = KL(q(z|x) || p(z)); with warm-up also ``kl_weight``, with free bits also
+        ``kl_term`` (the floored KL the loss uses).
         """
-        rec, kl = self._elbo_terms(batch["x"], None)
-        per_example = -(rec - self.config.beta * kl)  # beta-VAE: -E_q log p(x|z) + beta * KL
-        loss = per_example.mean()  # the one reduction over the batch
+        rec, kl_dims = self._elbo_terms_per_dim(batch["x"], None)
+        kl = kl_dims.sum(-1)  # (B,)
+        weight = self.kl_weight()
+        if self.config.free_bits > 0:
+            # IAF paper, Appendix C.8: sum_j max(lambda, E_batch KL_j); no gradient below lambda
+            kl_term = kl_dims.mean(0).clamp_min(self.config.free_bits).sum()
+        else:
+            kl_term = kl.mean()
+        loss = (-rec).mean() + weight * kl_term  # the one reduction over the batch
         logs: dict[str, Tensor | float] = {
             "elbo": (rec - kl).mean().detach(),
             "rec": (-rec).mean().detach(),
             "kl": kl.mean().detach(),
         }
+        if self.config.kl_warmup > 0:
+            logs["kl_weight"] = weight
+            if self.training and torch.is_grad_enabled():
+                self.kl_step += 1  # one training step seen
+        if self.config.free_bits > 0:
+            logs["kl_term"] = kl_term.detach()
         return LossOutput(loss, logs)
 
     @torch.no_grad()

@@ -51,6 +51,7 @@ class FlowModel(GenerativeModel):
 
     family: ClassVar[str] = "flows"
     likelihood: ClassVar[str] = "exact"
+    latent_prior: ClassVar[str] = "gaussian"
     dequantize: ClassVar[bool] = True
     # fp32: log-determinants summed over thousands of dimensions are not safe in bf16
     default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "precision": "fp32"}
@@ -104,6 +105,12 @@ class FlowModel(GenerativeModel):
     def decode(self, z: Tensor) -> Tensor:
         """``z (B, D) -> x (B, *shape)``: the exact inverse of :meth:`encode` (not clipped)."""
         return self.flow.inverse(z.reshape(z.shape[0], -1))  # (B, D)
+
+    def encode_latent(self, x: Tensor) -> Tensor:
+        return self.encode(x)
+
+    def decode_latent(self, z: Tensor) -> Tensor:
+        return self.decode(z)
 
     # ----------------------------------------------------------------------------------------------
     # protocol

@@ -1,0 +1,248 @@
+"""Deterministic autoencoder (AE) and denoising autoencoder (DAE).
+
+The AE minimises the squared reconstruction error; with a linear encoder and decoder its optimum
+spans the principal subspace of the data (Baldi & Hornik, "Neural networks and principal component
+analysis", 1989). The DAE reconstructs the clean input from a corrupted one (Vincent et al.,
+"Extracting and composing robust features with denoising autoencoders", ICML 2008; "Stacked
+denoising autoencoders", JMLR 11, 2010, Sec. 4.2 for the three corruptions).
+
+Neither has a prior over its codes. To sample, genzoo fits one after the fact (the "ex-post
+density estimation" of Ghosh et al., "From variational to deterministic autoencoders",
+arXiv:1903.12436, Sec. 4): a full-covariance Gaussian over the codes, kept as a moving average of
+the training batches' codes, from which :meth:`AE.sample` draws and decodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor, nn
+
+from genzoo.core.config import Config
+from genzoo.core.errors import ConfigError, choices
+from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.registry import register_model
+from genzoo.core.seeding import rand, randn
+from genzoo.data.base import DataInfo
+from genzoo.nn.convnets import ConvDecoder, ConvEncoder
+from genzoo.nn.mlp import MLP
+
+
+@dataclass(frozen=True)
+class AEConfig(Config):
+    """Configuration of :class:`AE`."""
+
+    latent_dim: int = 16  # dimension K of the code z = encode(x)
+    arch: Literal["auto", "mlp", "conv"] = "auto"  # auto: conv for images with H, W >= 8, else MLP
+    hidden: tuple[int, ...] = (256, 256)  # MLP hidden widths of the encoder (decoder: reversed);
+    # () makes a linear autoencoder
+    channels: tuple[int, ...] = (32, 64)  # conv widths per stride-2 stage (decoder mirrors them)
+    prior_momentum: float = 0.01  # weight of each training batch in the moving-average Gaussian
+    # over the codes that sample() draws from
+
+    def validate(self) -> None:
+        if self.latent_dim < 1:
+            raise ConfigError(f"latent_dim = {self.latent_dim} must be at least 1.")
+        if any(h < 1 for h in self.hidden):
+            raise ConfigError(f"hidden = {list(self.hidden)} must hold positive widths.")
+        if not self.channels or any(c < 1 for c in self.channels):
+            raise ConfigError(f"channels = {list(self.channels)} must hold positive widths.")
+        if not 0.0 < self.prior_momentum <= 1.0:
+            raise ConfigError(f"prior_momentum = {self.prior_momentum} must be in (0, 1].")
+
+
+@dataclass(frozen=True)
+class DAEConfig(AEConfig):
+    """Configuration of :class:`DAE`: an :class:`AEConfig` plus the corruption."""
+
+    noise: Literal["gaussian", "masking", "salt_pepper"] = "gaussian"  # corruption of the input
+    noise_level: float = 0.25  # gaussian: std in model units; masking / salt_pepper: the
+    # probability that each value is corrupted
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.noise_level >= 0:
+            raise ConfigError(f"noise_level = {self.noise_level} must be >= 0.")
+        if self.noise != "gaussian" and self.noise_level > 1:
+            raise ConfigError(
+                f"noise_level = {self.noise_level} is a probability for noise = {self.noise!r}; "
+                "it must be in [0, 1]."
+            )
+
+
+@register_model("ae")
+class AE(GenerativeModel):
+    """Deterministic autoencoder ``x -> z = encode(x) -> decode(z)`` trained on the mean squared
+    error, with a Gaussian fitted over its codes for sampling (see the module docstring).
+
+    ``encode`` / ``encode_latent``: ``(B, *shape) -> (B, K)``; ``decode`` / ``decode_latent``:
+    ``(B, K) -> (B, *shape)``; ``forward(x)`` is the reconstruction. Subclasses change the input
+    the encoder sees through one hook, :meth:`corrupt`.
+    """
+
+    family: ClassVar[str] = "autoencoders"
+    likelihood: ClassVar[str] = "none"
+    latent_prior: ClassVar[str] = "euclidean"
+    config_class: ClassVar[type[Config]] = AEConfig
+    config: AEConfig
+    info: DataInfo
+
+    def __init__(self, config: AEConfig, info: DataInfo) -> None:
+        super().__init__(config, info)
+        shape = tuple(int(s) for s in info.shape)
+        self.shape = shape
+        is_image = info.kind == "images" and len(shape) == 3
+        arch = config.arch
+        if arch == "auto":
+            arch = "conv" if is_image and min(shape[1], shape[2]) >= 8 else "mlp"
+        if arch == "conv" and not is_image:
+            raise ConfigError(
+                f"arch = 'conv' needs images of shape (C, H, W), but dataset {info.name!r} has "
+                f"{info.kind} of shape {shape}; choose {choices(['auto', 'mlp'])}."
+            )
+        self.arch = arch
+        k = config.latent_dim
+        if arch == "conv":
+            c, h, w = shape
+            self.encoder: nn.Module = ConvEncoder(c, k, (h, w), config.channels)
+            self.decoder: nn.Module = ConvDecoder(k, c, (h, w), config.channels)
+        else:
+            self.encoder = MLP(info.dim, k, config.hidden)
+            self.decoder = MLP(k, info.dim, tuple(reversed(config.hidden)))
+        self.register_buffer("code_mean", torch.zeros(k))  # moving-average Gaussian over codes
+        self.register_buffer("code_cov", torch.eye(k))
+
+    # ----------------------------------------------------------------------------------------------
+    # networks
+
+    def corrupt(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The input the encoder sees during training: ``x`` itself for the plain AE."""
+        return x
+
+    def encode(self, x: Tensor) -> Tensor:
+        """``(B, *shape) -> z (B, K)``."""
+        if self.arch == "mlp":
+            x = x.flatten(1)  # (B, *shape) -> (B, D)
+        return self.encoder(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """``z (B, K) -> (B, *shape)`` in model space."""
+        return self.decoder(z).view(z.shape[0], *self.shape)  # (B, D) -> (B, *shape)
+
+    def encode_latent(self, x: Tensor) -> Tensor:
+        return self.encode(x)
+
+    def decode_latent(self, z: Tensor) -> Tensor:
+        return self.decode(z)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The reconstruction ``decode(encode(x))``, ``(B, *shape) -> (B, *shape)``."""
+        return self.decode(self.encode(x))
+
+    # ----------------------------------------------------------------------------------------------
+    # protocol
+
+    def squared_error(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Per-example mean squared error of reconstructing clean ``x`` from ``corrupt(x)``:
+        ``(B, *shape) -> (B,)`` (the plain reconstruction error for the AE)."""
+        x = x.float()
+        z = self.encode(self.corrupt(x, generator))
+        err = (self.decode(z).float() - x).pow(2)
+        if self.training and torch.is_grad_enabled():
+            self._update_code_prior(z.detach().float())
+        return err.flatten(1).mean(1)  # (B, *shape) -> (B, D) -> (B,)
+
+    @torch.no_grad()
+    def _update_code_prior(self, z: Tensor) -> None:
+        """Moving averages of the codes' mean and covariance: ``m <- (1 - a) m + a mean(z)``."""
+        a = self.config.prior_momentum
+        mean = z.mean(0)
+        centred = z - mean
+        cov = centred.T @ centred / max(z.shape[0] - 1, 1)  # (K, K)
+        self.code_mean.lerp_(mean, a)
+        self.code_cov.lerp_(cov, a)
+
+    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        """Mean squared error per dimension, averaged over the batch; logs ``mse``."""
+        loss = self.squared_error(batch["x"]).mean()  # the one reduction over the batch
+        return LossOutput(loss, {"mse": loss.detach()})
+
+    @torch.no_grad()
+    def eval_metrics(
+        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """``{"loss", "mse"}`` per example: the training objective (for the DAE, with its
+        corruption) and the plain reconstruction error of clean inputs."""
+        rec = (self(x.float()).float() - x.float()).pow(2).flatten(1).mean(1)
+        return {"loss": self.squared_error(x, generator), "mse": rec}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """``n`` decodes of ``z ~ N(code_mean, code_cov)``, the Gaussian fitted to the training
+        codes. Option ``temperature`` scales the deviation from the mean (default 1). Images are
+        clipped to the data range."""
+        if cond is not None:
+            raise ConfigError(f"{self.name!r} is unconditional; sample it without cond.")
+        unknown = [key for key in options if key != "temperature"]
+        if unknown:
+            raise ConfigError(
+                f"Unknown sampling option {unknown[0]!r} for {self.name!r}; valid options are "
+                "'temperature'."
+            )
+        temperature = float(options.get("temperature", 1.0))
+        k = self.config.latent_dim
+        cov = self.code_cov.double()
+        jitter = 1e-6 * (cov.diagonal().mean().item() + 1e-12)
+        chol = torch.linalg.cholesky(
+            cov + jitter * torch.eye(k, dtype=cov.dtype, device=cov.device)
+        )
+        eps = randn((n, k), generator=generator, device=self.device)
+        z = self.code_mean + temperature * (eps.double() @ chol.T).float()  # (n, K)
+        x = self.decode(z).float()
+        if self.info.kind == "images":
+            lo, hi = self.info.value_range
+            x = x.clamp(lo, hi)
+        return x
+
+
+@register_model("dae")
+class DAE(AE):
+    """Denoising autoencoder: reconstruct the clean ``x`` from ``corrupt(x)`` (Vincent et al. 2008,
+    2010). Corruptions (JMLR 2010, Sec. 4.2), each value independently:
+
+    - ``gaussian``: ``x + s eps``, ``eps ~ N(0, 1)``, ``s = noise_level`` (additive isotropic);
+    - ``masking``: with probability ``noise_level`` a value is set to "off": the lower end of the
+      data range for images (black), 0 for points;
+    - ``salt_pepper``: with probability ``noise_level`` a value is set to the lower or the upper end
+      of the data range, each with probability 1/2.
+
+    The corruption is applied during training and in the ``loss`` of ``eval_metrics``;
+    ``forward``, ``encode`` and interpolation see clean inputs.
+    """
+
+    config_class: ClassVar[type[Config]] = DAEConfig
+    config: DAEConfig
+
+    def corrupt(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        cfg = self.config
+        if cfg.noise_level == 0:
+            return x
+        if cfg.noise == "gaussian":
+            return x + cfg.noise_level * randn(x.shape, generator=generator, device=x.device)
+        hit = rand(x.shape, generator=generator, device=x.device) < cfg.noise_level
+        lo, hi = self.info.value_range
+        if cfg.noise == "masking":
+            off = lo if self.info.kind == "images" else 0.0
+            return torch.where(hit, torch.full_like(x, off), x)
+        coin = rand(x.shape, generator=generator, device=x.device) < 0.5  # salt or pepper
+        extreme = torch.where(coin, torch.full_like(x, hi), torch.full_like(x, lo))
+        return torch.where(hit, extreme, x)
