@@ -49,6 +49,9 @@ class GenerativeModel(nn.Module):
     """Whether the trainer feeds uniformly dequantized images (likelihood models) or bin centres."""
     default_train: ClassVar[dict[str, Any]] = {}
     """Trainer settings this model prefers (e.g. its learning rate); user overrides win."""
+    draws_samples: ClassVar[bool] = True
+    """False for models that map data to embeddings, text or answers (CLIP, captioning, VQA):
+    the Trainer then draws no sample grids."""
     closed_form: ClassVar[bool] = False
     """Whether the model is fitted in closed form (PCA, PPCA): the Trainer then calls
     :meth:`fit_data` once, on the whole training set, before the first step."""

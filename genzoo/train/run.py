@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from genzoo.core.registry import MODELS
 from genzoo.core.runs import CONFIG_FILE, find_checkpoint, read_run_config
 from genzoo.core.seeding import auto_device, make_generator, seed_everything
 from genzoo.data.base import DataInfo
+from genzoo.train import distributed
 from genzoo.train.safety import RunLock, storage_error
 from genzoo.train.trainer import TrainConfig, Trainer
 
@@ -133,6 +135,9 @@ def train(
         train_dict["budget"] = str(budget)
     tcfg = TrainConfig.from_dict(train_dict)
     mcfg = cls.config_class.from_dict(model_dict)
+    dist_info, _ = distributed.setup(tcfg.device)  # torchrun: one process per device
+    run_dir = distributed.broadcast_path(run_dir, dist_info)  # rank 0 names the run
+    main = dist_info.is_main  # only rank 0 locks and writes the run directory
     train_set = load_dataset(data, "train", root=data_root, download=download)
     try:
         test_set = load_dataset(data, "test", root=data_root, download=False)
@@ -144,7 +149,7 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise storage_error("to run directory", run_dir, e) from None
-    with RunLock(run_dir):  # one training process per run directory
+    with RunLock(run_dir) if main else nullcontext():  # one training job per run directory
         if resume is None:
             if (run_dir / CONFIG_FILE).exists():  # another process got here first
                 raise ConfigError(
@@ -172,7 +177,8 @@ def train(
             cfg_doc = read_run_config(run_dir)
             cfg_doc["train"] = tcfg.to_dict()
         try:
-            atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(cfg_doc, sort_keys=False))
+            if main:
+                atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(cfg_doc, sort_keys=False))
         except OSError as e:
             raise storage_error("run configuration", run_dir / CONFIG_FILE, e) from None
         trainer.fit()

@@ -39,8 +39,9 @@ from genzoo.core.errors import (
 )
 from genzoo.core.io import load_state_strict
 from genzoo.core.protocol import GenerativeModel
-from genzoo.core.seeding import auto_device, make_generator
+from genzoo.core.seeding import make_generator
 from genzoo.data.base import Dataset
+from genzoo.train import distributed
 from genzoo.train.checkpoint import (
     find_checkpoint,
     optimizer_from_flat,
@@ -121,7 +122,8 @@ class TrainConfig(Config):
     tensorboard: bool = True  # also write TensorBoard events
 
     def validate(self) -> None:
-        parse_duration(self.budget)
+        if not parse_duration(self.budget) >= 0:
+            raise ConfigError(f"budget = {self.budget!r} must be a duration >= 0, e.g. '5m'.")
         if self.steps < 0:
             raise ConfigError(f"steps = {self.steps} must be >= 0.")
         if self.batch_size < 1:
@@ -197,7 +199,13 @@ class Trainer:
         self.data = data
         self.test_data = test_data
         self.run_dir = Path(run_dir)
-        self.device = auto_device(config.device)
+        # torchrun: one process per device; otherwise one process (see train/distributed.py)
+        self.dist, self.device = distributed.setup(config.device)
+        if config.batch_size < self.dist.world_size:
+            raise ConfigError(
+                f"batch_size = {config.batch_size} is the global batch; it must be at least the "
+                f"number of processes ({self.dist.world_size})."
+            )
         self.model.to(self.device)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -232,7 +240,11 @@ class Trainer:
         self.perm = torch.empty(0, dtype=torch.long)
         self.pos = 0
         self._on_device = self._move_data()
-        self._loss_fn = torch.compile(model.loss) if config.compile else model.loss
+        loss_fn: Any = model.loss
+        if self.dist.enabled and self.optimizers:  # DDP averages the ranks' gradients
+            loss_fn = distributed.wrap(model, self.device, multi=len(self.optimizers) > 1)
+            torch.manual_seed(config.seed + 7919 * self.dist.rank)  # independent noise per rank
+        self._loss_fn = torch.compile(loss_fn) if config.compile else loss_fn
         self._writer: Any = None
 
     # --- set-up helpers ---------------------------------------------------------------------------
@@ -269,7 +281,7 @@ class Trainer:
         return torch.cat(out)
 
     def _next_batch(self) -> dict[str, Tensor]:
-        idx = self._next_indices()
+        idx = distributed.shard(self._next_indices(), self.dist)  # this rank's part
         if self._on_device:
             idx = idx.to(self.device)
         batch = self.data.get(idx, dequantize=self.model.dequantize)
@@ -359,9 +371,11 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise storage_error("to run directory", self.run_dir, e) from None
-        with RunLock(self.run_dir):
-            clean_temp_files(self.run_dir)
-            self._repair_metrics()
+        main = self.dist.is_main  # other ranks of a torchrun job write nothing
+        with RunLock(self.run_dir) if main else nullcontext():
+            if main:
+                clean_temp_files(self.run_dir)
+                self._repair_metrics()
             return self._fit()
 
     def _fit(self) -> dict[str, float]:
@@ -384,13 +398,15 @@ class Trainer:
         t_log = time.perf_counter()
         step_log = self.step
         stop: list[str] = []
+        ckpt_due_t = False
         handlers = self._install_signal_handlers(stop)
         try:
             while True:
                 self.elapsed = time.perf_counter() - start
-                done = (total is not None and self.step >= total) or (
-                    budget and self.elapsed >= budget
-                )
+                done_steps = total is not None and self.step >= total
+                done = done_steps or bool(budget and self.elapsed >= budget)
+                if self.dist.enabled:  # ranks stop together (checked every 10 steps)
+                    done, ckpt_due_t = self._agree(stop, done, done_steps, last_ckpt_t)
                 if stop or done:
                     if self._guard(bad_step):  # rolled back: train the lost steps again
                         acc, n_acc, last_ckpt_step, step_log = {}, 0, self.step, self.step
@@ -420,6 +436,8 @@ class Trainer:
                 )
                 due_sample = cfg.sample_every and self.step % cfg.sample_every == 0
                 due_t = cfg.ckpt_every_s and time.perf_counter() - last_ckpt_t >= cfg.ckpt_every_s
+                if self.dist.enabled:
+                    due_t = ckpt_due_t  # rank 0's clock, agreed at the last check
                 due_ckpt = (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or due_t
                 if (due_log or due_sample or due_ckpt) and self._guard(bad_step):
                     acc, n_acc, last_ckpt_step, step_log = {}, 0, self.step, self.step
@@ -428,6 +446,7 @@ class Trainer:
                     now = time.perf_counter()
                     rate = (self.step - step_log) / max(now - t_log, 1e-9)
                     t_log, step_log = now, self.step
+                    acc = distributed.mean_across(acc, self.dist, self.device)
                     last = {k: float(v) / n_acc for k, v in acc.items()}
                     acc, n_acc = {}, 0
                     self._log(last, rate)
@@ -459,7 +478,7 @@ class Trainer:
     def _guard(self, bad_step: Tensor) -> bool:
         """Act on a NaN/Inf seen since the last check: raise (stop), or roll back and return
         True (rollback). Returns False when every step was finite."""
-        s = int(bad_step)
+        s = int(distributed.max_across(bad_step, self.dist))  # a fault on any rank
         if s < 0:
             return False
         bad_step.fill_(-1)
@@ -506,6 +525,8 @@ class Trainer:
         )
 
     def _repair_metrics(self) -> None:
+        if not self.dist.is_main:
+            return
         try:
             repair_metrics(self.run_dir, self.step)
         except OSError as e:
@@ -515,7 +536,25 @@ class Trainer:
         """Append an event row (a NaN/Inf fault and what was done) to metrics.jsonl."""
         self._append_metrics({"step": self.step, **row})
 
+    def _agree(
+        self, stop: list[str], done: bool, done_steps: bool, last_ckpt_t: float
+    ) -> tuple[bool, bool]:
+        """torchrun: every rank must leave the loop (and checkpoint) at the same step. Every 10
+        steps one all-reduce shares a stop signal, a spent budget and a due timed checkpoint."""
+        if not (done_steps or self.step % 10 == 0):
+            return False, False
+        due_t = bool(self.cfg.ckpt_every_s) and (
+            time.perf_counter() - last_ckpt_t >= self.cfg.ckpt_every_s
+        )
+        flags = torch.tensor([bool(stop), done, due_t], dtype=torch.float32, device=self.device)
+        flags = distributed.max_across(flags, self.dist).tolist()
+        if flags[0] and not stop:
+            stop.append("a signal to another rank")
+        return bool(flags[1]) or done_steps, bool(flags[2])
+
     def _append_metrics(self, row: dict[str, Any]) -> None:
+        if not self.dist.is_main:
+            return
         path = self.run_dir / METRICS_FILE
         try:
             with open(path, "a") as f:
@@ -542,7 +581,7 @@ class Trainer:
         return old
 
     def _progress(self, total: int | None) -> Any:
-        if not self.cfg.progress:
+        if not self.cfg.progress or not self.dist.is_main:
             return None
         from tqdm.auto import tqdm
 
@@ -559,7 +598,7 @@ class Trainer:
         if rate:
             row["steps_per_s"] = round(rate, 3)
         self._append_metrics(row)
-        if self.cfg.tensorboard:
+        if self.cfg.tensorboard and self.dist.is_main:
             if self._writer is None:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
@@ -575,10 +614,12 @@ class Trainer:
     def sampling_model(self) -> GenerativeModel:
         return self.ema.model if self.ema is not None else self.model  # type: ignore[return-value]
 
-    def save_samples(self) -> Path:
+    def save_samples(self) -> Path | None:
         from genzoo.viz import save_samples_png
 
         model = self.sampling_model()
+        if not model.draws_samples or not self.dist.is_main:  # e.g. CLIP, VQA: nothing to draw
+            return None
         was_training = model.training
         model.eval()
         g = make_generator(self.cfg.seed + 2, device=self.device)
@@ -616,9 +657,11 @@ class Trainer:
             "model": self.model.name,
             "lr_scale": self.lr_scale,
         }
-        return write_checkpoint(
-            self.run_dir / "checkpoints", self.step, files, state, keep=self.cfg.keep
-        )
+        path = self.run_dir / "checkpoints"
+        if self.dist.is_main:  # torchrun: rank 0 writes, the others wait until it is on disk
+            path = write_checkpoint(path, self.step, files, state, keep=self.cfg.keep)
+        distributed.barrier(self.dist)
+        return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
         """Restore model, EMA, optimizers, RNG and data order from the run's latest checkpoint."""
@@ -645,3 +688,5 @@ class Trainer:
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
         self.lr_scale = float(state.get("lr_scale", 1.0))
+        if self.dist.enabled:  # the checkpoint holds rank 0's RNG: keep the ranks' noise apart
+            torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank + 104729 * self.step)
