@@ -214,6 +214,58 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_zeroshot(args: argparse.Namespace) -> int:
+    from genzoo.train.multimodal import zeroshot
+
+    res = zeroshot(args.run, n=args.n, data_root=args.data_root)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(f"zero-shot classification by {args.run} on {res['n']} test images:")
+    for k, v in res.items():
+        if k.endswith("accuracy") and v is not None:
+            print(f"  {k:<18} {100 * v:6.2f} %")
+    return 0
+
+
+def _cmd_retrieve(args: argparse.Namespace) -> int:
+    from genzoo.train.multimodal import query_images, retrieve
+
+    if args.query:
+        from genzoo.viz import save_samples_png
+
+        x, scores, info = query_images(args.run, args.query, k=args.k, data_root=args.data_root)
+        save_samples_png(x, info, args.out, nrow=len(x))
+        print(
+            f"wrote the {len(x)} test images closest to {args.query!r} to {args.out} "
+            f"(cosine similarity {float(scores[0]):.3f} .. {float(scores[-1]):.3f})"
+        )
+        return 0
+    res = retrieve(args.run, n=args.n, data_root=args.data_root)
+    if args.json:
+        print(json.dumps(res, indent=2))
+        return 0
+    print(f"retrieval by {args.run} among {res['n']} test image-caption pairs (recall@k, %):")
+    for direction in ("image_to_text", "text_to_image"):
+        cells = "  ".join(f"R@{k} {100 * v:6.2f}" for k, v in res[direction].items())
+        print(f"  {direction:<14} {cells}")
+    return 0
+
+
+def _cmd_caption(args: argparse.Namespace) -> int:
+    from genzoo.train.multimodal import caption
+
+    options = {"beam_size": args.beam_size, "top_k": args.top_k}
+    if args.seed is not None:
+        import torch
+
+        options["generator"] = torch.Generator().manual_seed(args.seed)
+    texts = caption(args.run, args.images, args.method, **options)
+    for path, text in zip(args.images, texts, strict=True):
+        print(f"{path}: {text}" if len(args.images) > 1 else text)
+    return 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from genzoo.compare import compare
 
@@ -328,6 +380,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--ode-n", type=int, default=256, help="test images for --ode (default 256)")
     ev.set_defaults(fn=_cmd_eval)
+
+    zs = sub.add_parser("zeroshot", help="zero-shot classification by a clip run")
+    zs.add_argument("run", help="run directory of a clip model")
+    zs.add_argument("--n", type=int, help="number of test images (default: all)")
+    zs.add_argument("--data-root", help="folder holding downloaded datasets")
+    zs.add_argument("--json", action="store_true", help="print JSON")
+    zs.set_defaults(fn=_cmd_zeroshot)
+
+    rt = sub.add_parser("retrieve", help="image <-> text retrieval by a clip run")
+    rt.add_argument("run", help="run directory of a clip model")
+    rt.add_argument("--n", type=int, default=1000, help="test image-caption pairs searched")
+    rt.add_argument("--query", help="a text: save the test images closest to it")
+    rt.add_argument("--k", type=int, default=8, help="images shown for --query")
+    rt.add_argument("--out", default="retrieved.png", help="picture for --query")
+    rt.add_argument("--data-root", help="folder holding downloaded datasets")
+    rt.add_argument("--json", action="store_true", help="print JSON")
+    rt.set_defaults(fn=_cmd_retrieve)
+
+    cap = sub.add_parser("caption", help="caption image files with a captioner run")
+    cap.add_argument("run", help="run directory of a captioner model")
+    cap.add_argument("images", nargs="+", help="image files (resized to the run's image size)")
+    cap.add_argument("--method", choices=["greedy", "beam", "top_k"], help="decoding")
+    cap.add_argument("--beam-size", type=int, help="beams of beam search")
+    cap.add_argument("--top-k", type=int, help="candidates of top-k sampling")
+    cap.add_argument("--seed", type=int, help="seed of top-k sampling")
+    cap.set_defaults(fn=_cmd_caption)
     return p
 
 

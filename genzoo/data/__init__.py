@@ -1,10 +1,12 @@
 """Datasets by name: ``load_dataset(spec, split)`` and ``dataset_info(spec)``.
 
 Specs: ``toy2d:<name>`` (2-D points with exact densities where known), ``digits``, ``mnist5k``
-(embedded, no download), ``mnist``, ``fashion-mnist``, ``cifar10``, ``celeba`` (from a local root,
-downloaded only when asked) and ``folder:<path>[?size=N]`` (any image folder). Splits are
-``"train"`` and ``"test"``. Images are stored as integer levels and seen by models in [-1, 1]
-(see :mod:`genzoo.data.base`); points are used as they are.
+(embedded, no download), ``shapes[?size=N&n=N&objects=1]`` (procedural coloured shapes with
+captions, attributes and questions; see :mod:`genzoo.data.shapes`), ``mnist``, ``fashion-mnist``,
+``cifar10``, ``celeba`` (from a local root, downloaded only when asked) and
+``folder:<path>[?size=N]`` (any image folder). Splits are ``"train"`` and ``"test"``. Images
+are stored as integer levels and seen by models in [-1, 1] (see :mod:`genzoo.data.base`); points
+are used as they are.
 
 Image-to-image tasks: ``pairs:<base>-<task>`` and ``unpaired:<base>-<task>``
 (:mod:`genzoo.data.pairs`).
@@ -54,6 +56,7 @@ def list_datasets() -> list[str]:
     """Every dataset spec (``folder:<path>`` stands for any image folder)."""
     return [f"toy2d:{n}" for n in TOY2D] + [
         *EMBEDDED,
+        "shapes",
         *pair_specs(),
         "text:pystdlib",
         *DOWNLOADABLE,
@@ -93,6 +96,10 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
         return folder_info(spec)
     if is_pair_spec(spec):
         return pair_info(spec)
+    if spec == "shapes" or spec.startswith("shapes?"):
+        from genzoo.data.shapes import shapes_info
+
+        return shapes_info(spec)
     if spec.startswith("text:"):
         from genzoo.data.text import text_info
 
@@ -126,6 +133,10 @@ def load_dataset(
         return load_torchvision(spec, split, root, download)
     if is_pair_spec(spec):
         return load_pairs(spec, split)
+    if spec == "shapes" or spec.startswith("shapes?"):
+        from genzoo.data.shapes import load_shapes
+
+        return load_shapes(spec, split)
     if spec.startswith("text:"):
         from genzoo.data.text import load_text
 

@@ -7,4 +7,5 @@ from genzoo.models import (  # noqa: F401
     flows,
     gans,
     linear,
+    multimodal,
 )

@@ -1,0 +1,186 @@
+"""Caption text: the tokenizer of genzoo's captioned data, and captions for labelled image sets.
+
+:class:`CaptionTokenizer` is a word-level tokenizer from the Hugging Face ``tokenizers`` library
+(lower-cased, split on white space and punctuation), trained on a fixed corpus: captions and
+questions of the ``shapes`` train split, every ``shapes`` word, and the class captions of the
+labelled image sets (``digits``: "the digit seven", ...). The corpus is the same on every machine
+and the caption language is closed, so the vocabulary is too; :meth:`CaptionTokenizer.fingerprint`
+says which one a model was trained with. Special tokens: ``[PAD] = 0``, ``[BOS] = 1``,
+``[EOS] = 2``, ``[UNK] = 3``. A caption of ``n`` words becomes ``[BOS] w_1 .. w_n [EOS]`` and is
+right-padded with ``[PAD]`` to :data:`MAX_LEN` tokens.
+
+:func:`label_captions` gives captions from class labels for any labelled image set, so the
+multimodal models also train on ``digits`` and ``mnist5k`` (their batches carry labels, not text).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from genzoo.core.errors import ConfigError, DataError
+
+PAD, BOS, EOS, UNK = "[PAD]", "[BOS]", "[EOS]", "[UNK]"
+SPECIALS = (PAD, BOS, EOS, UNK)  # ids 0, 1, 2, 3
+MAX_LEN = 24  # tokens of a caption or question, [BOS] and [EOS] included
+
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+DIGIT_TEMPLATES = ("the digit {w}", "a handwritten {w}", "{a} {w}", "the number {w}")
+GENERIC_TEMPLATES = ("{a} {w}", "a picture of {a} {w}", "there is {a} {w}")
+
+
+def _lib() -> Any:
+    try:
+        import tokenizers
+    except ImportError:
+        raise ConfigError(
+            "Captions need the 'tokenizers' package (pip install tokenizers)."
+        ) from None
+    return tokenizers
+
+
+class CaptionTokenizer:
+    """Word-level tokenizer (``tokenizers.models.WordLevel``) with ``[BOS]``/``[EOS]``/``[PAD]``.
+
+    ``encode_batch(texts) -> (B, MAX_LEN)`` long; ``decode(ids) -> str`` stops at ``[EOS]``.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tok = tokenizer
+        self.pad_id, self.bos_id, self.eos_id, self.unk_id = (
+            int(tokenizer.token_to_id(t)) for t in SPECIALS
+        )
+        if (self.pad_id, self.bos_id, self.eos_id, self.unk_id) != (0, 1, 2, 3):
+            raise ValueError("special tokens must have ids 0..3")
+
+    @classmethod
+    def train(cls, texts: Sequence[str]) -> CaptionTokenizer:
+        """Learn the vocabulary of ``texts`` (every word that occurs)."""
+        lib = _lib()
+        tok = lib.Tokenizer(lib.models.WordLevel(unk_token=UNK))
+        tok.normalizer = lib.normalizers.Lowercase()
+        tok.pre_tokenizer = lib.pre_tokenizers.Whitespace()
+        trainer = lib.trainers.WordLevelTrainer(special_tokens=list(SPECIALS), show_progress=False)
+        tok.train_from_iterator(list(texts), trainer=trainer)
+        return cls(tok)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.tok.get_vocab_size())
+
+    def fingerprint(self) -> int:
+        """A 62-bit hash of the vocabulary (token -> id), stored with models to check it."""
+        items = sorted(self.tok.get_vocab().items(), key=lambda kv: kv[1])
+        digest = hashlib.sha256(repr(items).encode()).digest()
+        return int.from_bytes(digest[:8], "little") >> 2
+
+    def encode(self, text: str) -> list[int]:
+        """The word ids of ``text`` (no special tokens)."""
+        return list(self.tok.encode(text, add_special_tokens=False).ids)
+
+    def encode_batch(self, texts: Sequence[str], max_len: int = MAX_LEN) -> Tensor:
+        """``[BOS] words [EOS] [PAD]...`` of each text: ``(B, max_len)`` long."""
+        rows = [
+            [self.bos_id, *enc.ids, self.eos_id]
+            for enc in self.tok.encode_batch(list(texts), add_special_tokens=False)
+        ]
+        longest = max((len(r) for r in rows), default=0)
+        if longest > max_len:
+            i = next(i for i, r in enumerate(rows) if len(r) == longest)
+            raise DataError(f"Text {texts[i]!r} is {longest} tokens long; at most {max_len} fit.")
+        out = np.full((len(rows), max_len), self.pad_id, dtype=np.int64)
+        for i, r in enumerate(rows):
+            out[i, : len(r)] = r
+        return torch.from_numpy(out)
+
+    def decode(self, ids: Tensor | Sequence[int]) -> str:
+        """Token ids -> text: words up to the first ``[EOS]``, specials dropped; punctuation is
+        attached to the word before it ("what colour is the square?")."""
+        vals = ids.tolist() if isinstance(ids, Tensor) else list(ids)
+        words: list[str] = []
+        for i in vals:
+            i = int(i)
+            if i == self.eos_id:
+                break
+            if i in (self.pad_id, self.bos_id):
+                continue
+            w = self.tok.id_to_token(i) or UNK
+            if words and not w[0].isalnum() and w != UNK:
+                words[-1] += w
+            else:
+                words.append(w)
+        return " ".join(words)
+
+    def decode_batch(self, ids: Tensor) -> list[str]:
+        """``(B, T)`` token ids -> B texts."""
+        return [self.decode(row) for row in ids]
+
+
+def caption_corpus() -> list[str]:
+    """The fixed training corpus of :func:`get_caption_tokenizer`."""
+    from genzoo.data import shapes as sh
+    from genzoo.data.images import DIGIT_NAMES
+    from genzoo.data.vision import CIFAR10_NAMES, FASHION_NAMES
+
+    scenes = sh.make_scenes(2000, seed=sh.SEEDS["train"], split="train")
+    rng = np.random.default_rng(0)
+    texts = [c for s in scenes for c in s.all_captions()]
+    texts += [q for s in scenes for q, _, _ in sh.make_questions(s, rng)]
+    words = [*sh.SHAPES, *sh.PLURALS.values(), *sh.COLOUR_NAMES, *sh.SIZES, *sh.POSITIONS,
+             *sh.POSITION_PHRASES, *sh.RELATION_PHRASES, *sh.ANSWERS]  # fmt: skip
+    texts.append(" ".join(words))
+    for names in (DIGIT_NAMES, CIFAR10_NAMES, FASHION_NAMES):
+        texts += label_caption_texts(names)
+    return texts
+
+
+@functools.lru_cache(maxsize=1)
+def get_caption_tokenizer() -> CaptionTokenizer:
+    """The caption tokenizer, trained once per process on :func:`caption_corpus`."""
+    return CaptionTokenizer.train(caption_corpus())
+
+
+def _class_word(name: str) -> str:
+    """A class name as caption words: digits spelled out ("7" -> "seven"), "/" as "or"."""
+    if name.isdigit() and len(name) == 1:
+        return NUMBER_WORDS[int(name)]
+    return name.lower().replace("/", " or ").replace("-", " ")
+
+
+def _templates(names: Sequence[str]) -> tuple[str, ...]:
+    return DIGIT_TEMPLATES if all(n.isdigit() for n in names) else GENERIC_TEMPLATES
+
+
+def label_caption_texts(names: Sequence[str]) -> list[str]:
+    """Every caption of every class: ``len(names) * n_templates`` texts, class-major."""
+    from genzoo.data.shapes import article
+
+    out = []
+    for n in names:
+        w = _class_word(n)
+        out += [t.format(w=w, a=article(w)) for t in _templates(names)]
+    return out
+
+
+def label_caption_tokens(names: Sequence[str]) -> Tensor:
+    """Tokens of :func:`label_caption_texts`: ``(n_classes, n_templates, MAX_LEN)`` long."""
+    texts = label_caption_texts(names)
+    tok = get_caption_tokenizer().encode_batch(texts)  # (C * K, L)
+    return tok.view(len(names), -1, tok.shape[-1])
+
+
+def label_captions(
+    names: Sequence[str], y: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """A caption per label ``y`` ``(B,)`` (a random template each): ``(B, MAX_LEN)`` tokens."""
+    if not names:
+        raise DataError("Captions from labels need a labelled dataset (class names).")
+    table = label_caption_tokens(tuple(names)).to(y.device)  # (C, K, L)
+    k = torch.randint(table.shape[1], y.shape, generator=generator, device=y.device)
+    return table[y, k]  # (B, L)

@@ -1,0 +1,258 @@
+"""The multimodal commands as functions: zero-shot classification, retrieval, captioning, VQA.
+
+``zeroshot(run)``, ``retrieve(run)``, ``caption(run, images)``, ``caption_eval(run)`` and
+``vqa_eval(run)`` read a trained run (``genzoo.load``) and its dataset's test split; ``genzoo
+zeroshot``, ``genzoo retrieve`` and ``genzoo caption`` print what they return.
+
+On ``shapes``, zero-shot classification and caption attributes are measured on the single-object
+test images (a class names one object), and retrieval counts a retrieved item as right when its
+caption is the query's caption word for word (images with the same caption are indistinguishable
+through it). On labelled image sets the captions come from the labels ("the digit seven"), and a
+retrieved item is right when it has the query's class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from genzoo.core.errors import ConfigError, DataError
+from genzoo.core.runs import read_run_config
+from genzoo.data.base import DataInfo, Dataset, levels_to_model
+
+
+def _load(run: str | Path, kind: type, what: str) -> Any:
+    from genzoo.train.run import load
+
+    model = load(run)
+    if not isinstance(model, kind):
+        raise ConfigError(f"{what} needs a {kind.name!r} run; {str(run)!r} holds {model.name!r}.")
+    return model
+
+
+def _test(run: str | Path, split: str, data_root: str | None) -> Dataset:
+    from genzoo.data import load_dataset
+
+    return load_dataset(read_run_config(run)["data"], split, root=data_root)
+
+
+def _is_shapes(data: Dataset) -> bool:
+    return hasattr(data, "scenes")
+
+
+@torch.no_grad()
+def _batched(fn: Any, data: Dataset, idx: Tensor, device: torch.device, bs: int = 500) -> Tensor:
+    out = [fn(data.get(idx[i : i + bs])["x"].to(device)).cpu() for i in range(0, len(idx), bs)]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def zeroshot(
+    run: str | Path, *, n: int | None = None, split: str = "test", data_root: str | None = None
+) -> dict[str, Any]:
+    """Zero-shot accuracy of a ``clip`` run from class prompts alone (``shapes``: colour + shape
+    of single-object images, also colour and shape alone and held-out vs seen pairs)."""
+    from genzoo.models.multimodal.clip import CLIP
+
+    model = _load(run, CLIP, "zeroshot")
+    data = _test(run, split, data_root)
+    if data.y is None:
+        raise DataError(f"Zero-shot classification needs labels; {data.info.name!r} has none.")
+    idx = data.single_object() if _is_shapes(data) else torch.arange(len(data))  # type: ignore[attr-defined]
+    idx = idx[:n] if n is not None else idx
+    w = model.class_embeddings()
+    pred = _batched(lambda x: model.zero_shot_logits(x, w).argmax(1), data, idx, model.device)
+    y = data.y[idx].cpu()
+    res: dict[str, Any] = {"accuracy": float((pred == y).float().mean()), "n": len(idx)}
+    res["n_classes"] = data.info.n_classes
+    if _is_shapes(data):
+        from genzoo.data.shapes import SHAPES
+
+        k = len(SHAPES)
+        res["colour_accuracy"] = float((pred // k == y // k).float().mean())
+        res["shape_accuracy"] = float((pred % k == y % k).float().mean())
+        held = data.heldout[idx].bool()  # type: ignore[attr-defined]
+        res["heldout_accuracy"] = float((pred == y)[held].float().mean()) if held.any() else None
+        res["seen_accuracy"] = float((pred == y)[~held].float().mean())
+        res["n_heldout"] = int(held.sum())
+    return res
+
+
+@torch.no_grad()
+def retrieve(
+    run: str | Path,
+    *,
+    n: int = 1000,
+    ks: Sequence[int] = (1, 5, 10),
+    split: str = "test",
+    data_root: str | None = None,
+) -> dict[str, Any]:
+    """Recall@k of a ``clip`` run for image -> text and text -> image retrieval among the first
+    ``n`` test pairs (each image with its own caption)."""
+    from genzoo.data.captions import label_captions
+    from genzoo.metrics.multimodal import recall_at_k
+    from genzoo.models.multimodal.clip import CLIP
+
+    model = _load(run, CLIP, "retrieve")
+    data = _test(run, split, data_root)
+    idx = torch.arange(min(n, len(data)))
+    img = _batched(model.encode_image, data, idx, model.device)  # (n, E)
+    if _is_shapes(data):
+        caps = [data.captions[int(i)] for i in idx]  # type: ignore[attr-defined]
+        tokens = data.text[idx]  # type: ignore[attr-defined]
+        relevant = torch.tensor([[a == b for b in caps] for a in caps])  # (n, n)
+    else:
+        if data.y is None:
+            raise DataError(f"Retrieval needs captions or labels; {data.info.name!r} has neither.")
+        y = data.y[idx].cpu()
+        tokens = label_captions(data.info.class_names, y, torch.Generator().manual_seed(0))
+        relevant = y[:, None] == y[None, :]
+    txt = torch.cat(
+        [
+            model.encode_text(tokens[i : i + 500].to(model.device)).cpu()
+            for i in range(0, len(idx), 500)
+        ]
+    )
+    sim = img @ txt.t()  # (n images, n texts)
+    return {
+        "image_to_text": recall_at_k(sim, relevant, ks),
+        "text_to_image": recall_at_k(sim.t(), relevant.t(), ks),
+        "n": len(idx),
+    }
+
+
+@torch.no_grad()
+def query_images(
+    run: str | Path, text: str, *, k: int = 8, split: str = "test", data_root: str | None = None
+) -> tuple[Tensor, Tensor, DataInfo]:
+    """The ``k`` test images most similar to ``text``: ``(images (k, C, H, W), scores (k,),
+    info)``."""
+    from genzoo.models.multimodal.clip import CLIP
+
+    model = _load(run, CLIP, "retrieve")
+    data = _test(run, split, data_root)
+    idx = torch.arange(len(data))
+    img = _batched(model.encode_image, data, idx, model.device)
+    q = model.encode_text(model.encode_texts([text])).cpu()  # (1, E)
+    scores, top = (img @ q.t()).squeeze(1).topk(min(k, len(data)))
+    return data.get(top)["x"], scores, data.info
+
+
+def read_image(path: str | Path, info: DataInfo) -> Tensor:
+    """An image file -> ``(1, C, H, W)`` in model space, centre-cropped and resized to the
+    dataset's size and quantized to its levels."""
+    import numpy as np
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    c, h, w = info.shape
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.fit(
+                im.convert("RGB" if c == 3 else "L"), (w, h), Image.Resampling.BICUBIC
+            )
+            arr = np.asarray(im, dtype=np.int64)
+    except (OSError, UnidentifiedImageError) as e:
+        raise DataError(f"Cannot read image {str(path)!r}: {e}.") from None
+    levels = int(info.levels or 256)
+    k = torch.from_numpy(arr * levels // 256)  # 0..255 -> 0..L-1
+    k = k.permute(2, 0, 1) if c == 3 else k[None]  # (C, H, W)
+    return levels_to_model(k[None], levels)
+
+
+@torch.no_grad()
+def caption(
+    run: str | Path,
+    images: Sequence[str | Path] | Tensor,
+    method: str | None = None,
+    **options: Any,
+) -> list[str]:
+    """Captions of image files (or a ``(B, C, H, W)`` tensor in model space) by a ``captioner``
+    run; ``method`` is ``greedy``, ``beam`` or ``top_k`` (options: ``beam_size``, ``top_k``,
+    ``temperature``, ``generator``)."""
+    from genzoo.models.multimodal.captioner import Captioner
+
+    model = _load(run, Captioner, "caption")
+    if isinstance(images, Tensor):
+        x = images
+    else:
+        x = torch.cat([read_image(p, model.info) for p in images])
+    return model.caption(x.to(model.device), method, **options)
+
+
+@torch.no_grad()
+def caption_eval(
+    run: str | Path,
+    *,
+    method: str = "greedy",
+    n: int | None = None,
+    split: str = "test",
+    data_root: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    """Caption quality of a ``captioner`` run: attribute exact match and BLEU (all templates as
+    references) on single-object test images, and the same on two-object images."""
+    from genzoo.metrics.multimodal import bleu
+    from genzoo.models.multimodal.captioner import Captioner, attribute_match
+
+    model = _load(run, Captioner, "caption evaluation")
+    data = _test(run, split, data_root)
+    res: dict[str, Any] = {"method": method}
+    groups = (
+        {"single": data.single_object(), "pair": torch.nonzero(data.n_objects == 2).flatten()}  # type: ignore[attr-defined]
+        if _is_shapes(data)
+        else {"all": torch.arange(len(data))}
+    )
+    for name, idx in groups.items():
+        idx = idx[:n] if n is not None else idx
+        if len(idx) == 0:
+            continue
+        texts: list[str] = []
+        match = []
+        for i in range(0, len(idx), 250):
+            batch = {k: v.to(model.device) for k, v in data.get(idx[i : i + 250]).items()}
+            t = model.caption(batch["x"], method, **options)
+            texts += t
+            match.append(attribute_match(t, batch, model.info).cpu())
+        res[f"{name}_attr_match"] = float(torch.cat(match).mean())
+        if _is_shapes(data):
+            refs = [data.scenes[int(i)].all_captions() for i in idx]  # type: ignore[attr-defined]
+            res[f"{name}_bleu"] = bleu(texts, refs)
+        res[f"{name}_n"] = len(idx)
+        res[f"{name}_examples"] = texts[:5]
+    return res
+
+
+@torch.no_grad()
+def vqa_eval(
+    run: str | Path, *, n: int | None = None, split: str = "test", data_root: str | None = None
+) -> dict[str, Any]:
+    """Answer accuracy of a ``vqa`` run: overall, per question type and per number of objects."""
+    from genzoo.data.shapes import QUESTION_TYPES
+    from genzoo.models.multimodal.vqa import VQA
+
+    model = _load(run, VQA, "vqa evaluation")
+    data = _test(run, split, data_root)
+    idx = torch.arange(len(data) if n is None else min(n, len(data)))
+    right = []
+    for i in range(0, len(idx), 250):
+        batch = data.get(idx[i : i + 250])
+        logits = model(batch["x"].to(model.device), batch["question"].to(model.device)).cpu()
+        right.append(logits.argmax(-1) == batch["answer"])  # (b, Q)
+    ok = torch.cat(right).float()  # (n, Q)
+    qtype = data.qtype[idx]  # type: ignore[attr-defined]
+    nobj = data.n_objects[idx][:, None].expand_as(ok)  # type: ignore[attr-defined]
+    res: dict[str, Any] = {"fusion": model.config.fusion, "accuracy": float(ok.mean())}
+    for t, name in enumerate(QUESTION_TYPES):
+        sel = qtype == t
+        if sel.any():
+            res[f"acc_{name}"] = float(ok[sel].mean())
+    for k in (1, 2):
+        sel = nobj == k
+        if sel.any():
+            res[f"acc_{k}_objects"] = float(ok[sel].mean())
+    res["n_questions"] = int(ok.numel())
+    return res
