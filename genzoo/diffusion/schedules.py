@@ -74,7 +74,8 @@ def loglinear_schedule(steps: int, sigma_min: float, sigma_max: float) -> Tensor
 def sigma_to_t(sigma: Tensor, table: Tensor) -> Tensor:
     """Continuous timestep index of ``sigma`` in an ascending table (interpolated in log sigma)."""
     log_table = table.log().to(sigma.device, torch.float32)
-    ls = sigma.float().clamp(min=float(table[0]), max=float(table[-1])).log()
+    table = table.to(sigma.device, torch.float32)
+    ls = sigma.float().clamp(min=table[0], max=table[-1]).log()  # no host sync (CUDA graphs)
     idx = torch.searchsorted(log_table, ls.contiguous()).clamp(1, table.shape[0] - 1)
     lo, hi = log_table[idx - 1], log_table[idx]
     w = ((ls - lo) / (hi - lo)).clamp(0, 1)

@@ -217,17 +217,24 @@ class DiffusionModel(GenerativeModel):
         steps: int | None = None,
         guidance: float = 1.0,
         sigmas: Tensor | None = None,
+        compile: bool = False,
+        cuda_graph: bool = False,
         **options: Any,
     ) -> Tensor:
         """Draw ``n`` samples with any genzoo sampler.
 
         ``cond`` are class labels (B,) for class-conditional models; ``guidance`` w applies
         classifier-free guidance ``D_u + w (D_c - D_u)`` (1: plain conditional sampling).
+        ``compile`` runs the denoiser through ``torch.compile``; ``cuda_graph`` replays each
+        denoiser call from a recorded CUDA graph (on CUDA; elsewhere it runs as usual). Both are
+        kept for later calls (:mod:`genzoo.diffusion.fast`) and give the same samples.
         """
+        from genzoo.diffusion.fast import fast_denoiser
+
         sig = sigmas if sigmas is not None else self.sampling_sigmas(steps)
         x = randn((n, *self.info.shape), generator=generator, device=self.device)
         x = x * self.prior_std(float(sig[0]))
-        denoiser: Any = self.sampling_denoiser
+        denoiser: Any = fast_denoiser(self, compile=compile, cuda_graph=cuda_graph)
         if cond is not None:
             if not self.config.class_conditional:
                 raise ConfigError(f"Model {self.name!r} is unconditional; it takes no class.")
