@@ -1,0 +1,76 @@
+"""genzoo zeroshot / retrieve / caption: the CLI prints what the library computes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("tokenizers")
+
+from genzoo.cli import main
+from genzoo.data import load_dataset
+from genzoo.data.base import model_to_levels
+
+DATA = "shapes?size=16&n=200"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mm")
+    common = ["--steps", "4", "progress=false", "tensorboard=false", "batch_size=16", "width=8"]
+    assert main(["train", "clip", "--data", DATA, "--out", str(root / "clip"), *common,
+                 "text_width=32", "text_layers=1"]) == 0  # fmt: skip
+    assert main(["train", "captioner", "--data", DATA, "--out", str(root / "cap"), *common,
+                 "n_embd=32", "n_layer=1"]) == 0  # fmt: skip
+    return root
+
+
+def test_zeroshot_and_retrieve_print_the_library_numbers(runs, capsys) -> None:
+    from genzoo.train.multimodal import retrieve, zeroshot
+
+    capsys.readouterr()
+    assert main(["zeroshot", str(runs / "clip"), "--n", "100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == zeroshot(runs / "clip", n=100)
+    assert main(["retrieve", str(runs / "clip"), "--n", "50", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    ref = retrieve(runs / "clip", n=50)
+    assert got["image_to_text"] == {str(k): v for k, v in ref["image_to_text"].items()}
+    out = runs / "query.png"
+    assert main(["retrieve", str(runs / "clip"), "--query", "a red circle", "--k", "4",
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert Image.open(out).size[0] > 4 * 16
+
+
+def test_caption_reads_image_files_exactly(runs, capsys, tmp_path) -> None:
+    from genzoo.train.multimodal import caption
+
+    test = load_dataset(DATA, "test")
+    x = test.get(torch.arange(2))["x"]
+    paths = []
+    for i in range(2):
+        arr = model_to_levels(x[i], 256).permute(1, 2, 0).numpy().astype(np.uint8)
+        paths.append(tmp_path / f"img{i}.png")
+        Image.fromarray(arr).save(paths[-1])
+    capsys.readouterr()
+    assert main(["caption", str(runs / "cap"), str(paths[0]), "--method", "beam"]) == 0
+    printed = capsys.readouterr().out.rstrip("\n")
+    assert printed == caption(runs / "cap", x[:1], "beam")[0]  # the file reads back exactly
+    assert main(["caption", str(runs / "cap"), *map(str, paths)]) == 0
+    lines = capsys.readouterr().out.rstrip("\n").split("\n")
+    assert [ln.split(": ", 1)[1] for ln in lines] == caption(runs / "cap", x, "greedy")
+
+
+def test_user_errors_are_one_sentence(runs, capsys) -> None:
+    capsys.readouterr()
+    assert main(["zeroshot", str(runs / "cap")]) == 2
+    err = capsys.readouterr().err
+    assert "'clip'" in err and "Traceback" not in err and err.count("\n") == 1
+    assert main(["sample", str(runs / "clip")]) == 2
+    assert "does not draw samples" in capsys.readouterr().err
+    assert main(["caption", str(runs / "cap"), str(runs / "missing.png")]) == 2
+    assert "missing.png" in capsys.readouterr().err
+    assert not (runs / "clip" / "samples").exists()
