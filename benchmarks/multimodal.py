@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
@@ -34,13 +33,17 @@ from genzoo.train.multimodal import caption_eval, retrieve, vqa_eval, zeroshot
 
 
 def _train(name: str, out: Path, steps: int, batch: int, **over: object) -> tuple[Path, float]:
+    """Train ``out/name`` to ``steps`` (an interrupted run resumes; a finished one is re-used);
+    returns the run and its training time in seconds (over all sessions, from the trainer)."""
     run = out / name
-    t = time.perf_counter()
-    if not (run / "checkpoints").exists():
+    if (run / "config.yaml").exists():
+        genzoo.train(resume=run, steps=steps)
+    else:
         model = name.split("-")[0]
         settings = {"progress": False, "tensorboard": False, "batch_size": batch, **over}
         genzoo.train(model, "shapes", steps=steps, out=run, overrides=settings)
-    return run, time.perf_counter() - t
+    last = (run / "metrics.jsonl").read_text().strip().splitlines()[-1]
+    return run, float(json.loads(last)["time"])
 
 
 def caption_grid(
