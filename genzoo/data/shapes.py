@@ -370,9 +370,10 @@ def _sdf(shape: int, dx: Tensor, dy: Tensor, r: Tensor) -> Tensor:
     return torch.minimum(bar1, bar2)
 
 
-def render(scenes: list[Scene], size: int = DEFAULT_SIZE, chunk: int = 2048) -> Tensor:
+def render(scenes: list[Scene], size: int = DEFAULT_SIZE) -> Tensor:
     """Rasterise scenes to ``(N, 3, size, size)`` uint8 images (black background)."""
     out = torch.empty(len(scenes), 3, size, size, dtype=torch.uint8)
+    chunk = max(1, 2**22 // (size * size))  # about 50 MB of float32 work space at a time
     centres = torch.arange(size, dtype=torch.float32) + 0.5  # pixel centres
     for start in range(0, len(scenes), chunk):
         part = scenes[start : start + chunk]
