@@ -25,7 +25,7 @@ from genzoo.core.registry import MODELS
 from genzoo.core.seeding import make_generator
 
 QUICK_MODELS = {
-    "images": ["vae", "ddpm", "edm", "flow-matching", "realnvp", "pixelcnn", "dcgan"],
+    "images": ["ppca", "vae", "ddpm", "edm", "flow-matching", "realnvp", "pixelcnn", "dcgan"],
     "points": ["vae", "ddpm", "edm", "flow-matching", "realnvp", "wgan-gp"],
 }
 """The default line-up: one or two models per family that fit a CPU budget."""

@@ -103,6 +103,7 @@ class TrainConfig(Config):
     weight_decay: float = 0.0  # AdamW weight decay
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
     warmup: int = 0  # linear learning-rate warm-up steps
+    lr_decay: Literal["none", "cosine"] = "none"  # cosine: lr * (1 + cos(pi * step / steps)) / 2
     grad_clip: float = 1.0  # clip the global gradient norm (0: off)
     ema_decay: float = 0.0  # EMA of the weights (0: off); sampling uses the EMA if on
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
@@ -126,6 +127,8 @@ class TrainConfig(Config):
             raise ConfigError(f"budget = {self.budget!r} must be a duration >= 0, e.g. '5m'.")
         if self.steps < 0:
             raise ConfigError(f"steps = {self.steps} must be >= 0.")
+        if self.lr_decay == "cosine" and self.steps == 0:
+            raise ConfigError("lr_decay = 'cosine' decays over a step count; give steps > 0.")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size = {self.batch_size} must be >= 1.")
         if not (self.lr > 0 and math.isfinite(self.lr)):
@@ -300,6 +303,8 @@ class Trainer:
 
     def _lr(self, group: str | None = None) -> float:
         base = (self.group_lr[group] if group is not None else self.cfg.lr) * self.lr_scale
+        if self.cfg.lr_decay == "cosine" and self.cfg.steps > 0:  # to 0 at the last step
+            base *= 0.5 * (1.0 + math.cos(math.pi * min(self.step / self.cfg.steps, 1.0)))
         if self.cfg.warmup > 0:
             return base * min(1.0, (self.step + 1) / self.cfg.warmup)
         return base
@@ -382,8 +387,10 @@ class Trainer:
         cfg = self.cfg
         total = cfg.steps or None
         budget = cfg.budget_s
-        if self.model.closed_form and self.step == 0:  # PCA, PPCA: fitted once, on all the data
-            self.model.fit_data(self._full_pass())
+        if self.model.closed_form:  # PCA, PPCA: fitted once, on all the data; one logged step
+            if self.step == 0:
+                self.model.fit_data(self._full_pass())
+            total, budget = max(self.step, 1), 0.0  # no point spending a budget on them
         if cfg.nan_policy == "rollback" and not (self.run_dir / "checkpoints").is_dir():
             self.save_checkpoint()  # something to roll back to
         self.model.train()

@@ -79,3 +79,30 @@ def test_ldm_needs_an_autoencoder_and_matching_shapes(vae_run):
     other = load_dataset("toy2d:moons").info
     with pytest.raises(ConfigError, match="shape"):
         LatentDiffusion(LatentDiffusionConfig(autoencoder_run=str(vae_run)), other)
+
+
+def test_ldm_on_a_vqvae_diffuses_its_spatial_latents_with_a_unet(tmp_path, fast_train):
+    """Over a conv VQ-VAE the latents are the encoder's grid before quantization; the denoiser is
+    then a U-Net, and decoding a latent quantizes it: decode(encode(x)) is the VQ-VAE's own
+    reconstruction of x."""
+    from genzoo.nn.unet import UNet
+
+    vq = genzoo.train(
+        "vqvae",
+        "digits",
+        steps=30,
+        out=tmp_path / "vq",
+        overrides={**fast_train, "n_samples": 4},
+    )
+    over = {**fast_train, "autoencoder_run": str(vq), "channels": 16, "n_samples": 4}
+    run = genzoo.train("ldm", "digits", steps=5, out=tmp_path / "ldm", overrides=over)
+    ldm = genzoo.load(run)
+    assert isinstance(ldm.net, UNet) and ldm.latent_info.kind == "images"
+    vqvae = genzoo.load(vq)
+    x = load_dataset("digits", "test").get(torch.arange(6))["x"]  # bin centres
+    z = ldm.encode(x)
+    assert z.dim() == 4 and z.shape[0] == 6
+    ref = vqvae.decode_latent(vqvae.encode_latent(x)).clamp(-1, 1)
+    assert torch.allclose(ldm.decode(z), ref, atol=1e-5)
+    s = ldm.sample(4, generator=torch.Generator().manual_seed(0), steps=4)
+    assert s.shape == (4, 1, 8, 8) and s.min() >= -1 and s.max() <= 1

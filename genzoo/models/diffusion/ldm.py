@@ -1,14 +1,16 @@
 """Latent diffusion (Rombach, Blattmann, Lorenz, Esser & Ommer, arXiv:2112.10752).
 
-A frozen, pretrained autoencoder maps images to latents ``z = latent_scale * mu_phi(x)`` (the
-encoder mean; Sec. 3.1 and App. G rescale latents to about unit variance); a diffusion model is
-trained on the latents (Sec. 3.2, Eq. 2 with the denoising loss of the EDM parametrisation,
-arXiv:2206.00364), and samples are decoded by the autoencoder's decoder. Here the latent
-denoiser is an MLP with EDM preconditioning over the latent vectors.
+A frozen, pretrained autoencoder maps images to latents ``z = latent_scale * E(x)`` (Sec. 3.1;
+App. G rescales latents to about unit variance); a diffusion model is trained on the latents
+(Sec. 3.2, Eq. 2, with the denoising loss of the EDM parametrisation, arXiv:2206.00364), and
+samples are decoded by the autoencoder's decoder. ``E`` is the model's ``encode_latent``: a VAE's
+posterior mean (a vector: the denoiser is an MLP) or a VQ-VAE's encoder output before
+quantization (a spatial grid: the denoiser is a U-Net; the decoder quantizes, as the paper's
+VQ-regularised autoencoders do).
 
 The autoencoder comes from a trained genzoo run (``autoencoder_run``; any model with
-``encode(x) -> (mu, logvar)`` and ``decode(z)``, e.g. ``vae``). It is loaded without the trainer
-(:func:`load_autoencoder`: safe YAML config + safetensors weights of the run's latest
+``encode_latent`` and ``decode_latent``: ``vae``, ``vqvae``, ``ae``, ...). It is loaded without
+the trainer (:func:`load_autoencoder`: safe YAML config + safetensors weights of the run's latest
 checkpoint) and kept as a frozen submodule, so an LDM checkpoint holds its weights as well.
 """
 
@@ -34,8 +36,9 @@ from genzoo.models.diffusion.edm import EDM, EDMConfig
 class LatentDiffusionConfig(EDMConfig):
     autoencoder_run: str = ""  # run directory of the trained autoencoder (e.g. a vae run)
     autoencoder_ema: bool = True  # use the autoencoder run's EMA weights when it has them
-    latent_scale: float = 1.0  # z = latent_scale * encoder mean (aim for unit-std latents)
-    arch: Literal["auto", "unet", "dit", "mlp"] = "mlp"  # latent denoiser: an MLP over vectors
+    latent_scale: float = 1.0  # z = latent_scale * encode_latent(x) (aim for unit-std latents)
+    arch: Literal["auto", "unet", "dit", "mlp"] = "auto"  # auto: MLP over vector latents, U-Net
+    # over spatial ones
     sigma_data: float = 1.0  # std of the scaled latents
     clip_denoised: bool = False  # latents are unbounded: no clamping of D
     sampler: str = "heun"  # default sampler (see `genzoo list samplers`)
@@ -45,8 +48,6 @@ class LatentDiffusionConfig(EDMConfig):
         super().validate()
         if self.latent_scale <= 0:
             raise ConfigError(f"latent_scale = {self.latent_scale} must be positive.")
-        if self.arch != "mlp":
-            raise ConfigError("ldm's latent denoiser is an MLP over latent vectors: arch = 'mlp'.")
 
 
 def load_autoencoder(run: str | Path, *, ema: bool = True) -> tuple[GenerativeModel, DataInfo]:
@@ -83,9 +84,15 @@ class LatentDiffusion(EDM):
                     f"The autoencoder was trained on shape {ae_info.shape}, the data has "
                     f"{info.shape}."
                 )
+        if not hasattr(autoencoder, "encode_latent"):
+            raise ConfigError("ldm needs an autoencoder with a latent space (vae, vqvae, ae, ...).")
         with torch.no_grad():
-            mu, _ = autoencoder.encode(torch.zeros(1, *info.shape))  # (1, K)
-        latent_info = DataInfo(f"latent:{info.name}", "points", (mu.shape[1],))
+            z = autoencoder.encode_latent(torch.zeros(1, *info.shape))  # (1, K) or (1, d, h, w)
+        # vector latents (vae) -> the MLP denoiser; spatial latents (conv vqvae) -> the U-Net
+        kind = "images" if z.dim() == 4 else "points"
+        latent_info = DataInfo(
+            f"latent:{info.name}", kind, tuple(z.shape[1:]), value_range=(-1e9, 1e9)
+        )
         super().__init__(config, latent_info)
         self.info = info  # the data's info; the denoiser works on latent_info
         self.latent_info = latent_info
@@ -98,16 +105,16 @@ class LatentDiffusion(EDM):
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
-        """Images (B, *shape) -> scaled latents (B, K): the encoder mean times latent_scale."""
-        mu, _ = self.autoencoder.encode(x)
-        return self.config.latent_scale * mu.float()
+        """Images (B, *shape) -> scaled latents: ``latent_scale * encode_latent(x)`` (a VAE's
+        posterior mean (B, K); a VQ-VAE's continuous encoder output before quantization
+        (B, d, h, w), as in the paper's VQ-regularised autoencoders, Sec. 3.1)."""
+        return self.config.latent_scale * self.autoencoder.encode_latent(x).float()
 
     @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:
-        """Scaled latents (B, K) -> images in model space (the decoder's mean)."""
-        out = self.autoencoder.decode(z / self.config.latent_scale)
-        mean = getattr(self.autoencoder, "_mean", None)
-        x = mean(out) if mean is not None else out
+        """Scaled latents -> images in model space (``decode_latent``: the decoder's mean; a
+        VQ-VAE quantizes first)."""
+        x = self.autoencoder.decode_latent(z / self.config.latent_scale)
         return x.clamp(*self.info.value_range) if self.info.kind == "images" else x
 
     def sampling_denoiser(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
