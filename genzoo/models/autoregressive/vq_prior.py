@@ -1,0 +1,270 @@
+"""A GPT prior over the codes of a trained VQ-VAE: the model that makes VQ-VAE generative.
+
+van den Oord, Vinyals & Kavukcuoglu, "Neural Discrete Representation Learning", arXiv:1711.00937,
+Sec. 3.3 and 4.2: after the VQ-VAE is trained, an autoregressive prior ``p(z)`` is fitted to the
+code indices of the training set, and samples are ``x = decode(z)`` with ``z ~ p(z)``. The paper's
+prior is a PixelCNN over the latent grid; here it is :class:`~genzoo.models.autoregressive.gpt.GPT`
+over the codes in raster order (as in VQ-GAN, Esser, Rombach & Ommer, arXiv:2012.09841, Sec. 3.2).
+
+The VQ-VAE comes from a trained genzoo run (``vqvae_run``), loaded with the safe run reader and
+kept as a frozen submodule (so a prior checkpoint holds its weights too), just as latent
+diffusion holds its autoencoder (:mod:`genzoo.models.diffusion.ldm`). Training reads the images
+of the same dataset and encodes them on the fly, ``codes = vqvae.encode(x)``: nothing is cached,
+and the code "dataset" is exactly what the VQ-VAE sees.
+
+One token stream, one vocabulary (``V = K + 1 + classes``)::
+
+    [0, K)        the K codebook entries, the only tokens ever predicted
+    K             BOS: "an image starts here" (unconditional)
+    K + 1 + y     the class token of label y (``class_conditional``), in place of BOS
+
+A sequence is ``[start token, c_1, ..., c_P]`` for the ``P`` code positions of one example, and
+``log p(c) = sum_i log p(c_i | start, c_<i)`` is exact. DALL-E-style text-to-image (Ramesh et al.,
+arXiv:2102.12092, Sec. 2.2: one transformer over [text tokens; image tokens]) is the same model
+with a longer start: :meth:`VQPrior.start_tokens` is the one place a conditioning prefix is built,
+and every likelihood and sampling path goes through it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from genzoo.core.config import Config
+from genzoo.core.errors import ConfigError, choices
+from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.registry import register_model
+from genzoo.data.base import DataInfo
+from genzoo.models.autoencoders.vqvae import VQVAE
+from genzoo.models.autoregressive.gpt import GPT, GPTConfig
+from genzoo.models.autoregressive.sampling import at_least_float32
+
+SAMPLE_OPTIONS = ("temperature", "top_k", "top_p")
+
+
+@dataclass(frozen=True)
+class VQPriorConfig(Config):
+    """Configuration of :class:`VQPrior`: the VQ-VAE run and the GPT over its codes."""
+
+    vqvae_run: str = ""  # run directory of the trained vqvae whose codes are modelled
+    vqvae_ema: bool = True  # use the vqvae run's EMA weights when it has them
+    n_layer: int = 4  # transformer blocks
+    n_head: int = 4  # attention heads per block
+    n_embd: int = 128  # width of the residual stream (divisible by n_head)
+    dropout: float = 0.1  # dropout on embeddings, attention weights and residual branches
+    bias: bool = True  # biases in linear layers and LayerNorms (as GPT-2)
+    pos_emb: Literal["learned", "rotary"] = "learned"  # absolute learned positions, or rotary
+    tie_weights: bool = True  # the output layer reuses the token embedding matrix
+    class_conditional: bool = False  # labelled data: start with a class token instead of BOS
+    temperature: float = 1.0  # default sampling temperature (0: greedy, the argmax path)
+    top_k: int = 0  # default top-k filtering when sampling (0: off)
+    top_p: float = 1.0  # default nucleus (top-p) filtering when sampling (1: off)
+
+    def gpt_config(self, vocab_size: int = 0, block_size: int = 0) -> GPTConfig:
+        """The :class:`GPTConfig` of the transformer over codes (validated)."""
+        keys = ("n_layer", "n_head", "n_embd", "dropout", "bias", "pos_emb", "tie_weights")
+        keys += ("temperature", "top_k", "top_p")
+        return GPTConfig(
+            vocab_size=vocab_size, block_size=block_size, **{k: getattr(self, k) for k in keys}
+        )
+
+    def validate(self) -> None:
+        self.gpt_config().validate()
+
+
+def load_vqvae(run: str, *, ema: bool = True) -> VQVAE:
+    """The trained VQ-VAE of ``run`` (safe formats only), in eval mode on the CPU."""
+    from genzoo.models.runs import load_model
+
+    model, _ = load_model(run, ema=ema)
+    if not isinstance(model, VQVAE):
+        raise ConfigError(
+            f"vqvae_run = {run!r} is a {model.name!r} run; the prior needs a 'vqvae' run."
+        )
+    return model
+
+
+@register_model("vqvae-prior")
+class VQPrior(GenerativeModel):
+    """GPT prior over a frozen VQ-VAE's codes (arXiv:1711.00937, Sec. 3.3); samples are decoded
+    images.
+
+    ``encode(x)`` gives the code sequences ``(B, P)`` (raster order over the latent grid),
+    ``decode(codes)`` the VQ-VAE's decoding of them, so ``decode(encode(x))`` is the VQ-VAE's
+    reconstruction of ``x``. ``code_log_prob(codes, y)`` is the prior's exact log-likelihood of
+    codes in nats; ``sample_codes`` draws codes with the KV-cached GPT, ``sample`` decodes them.
+    There is no likelihood of images (the decoder is deterministic), hence ``likelihood = none``;
+    ``genzoo eval`` reports the code log-likelihood next to the usage-frequency (unigram) prior
+    that ``vqvae``'s own ``sample`` draws from.
+    """
+
+    family: ClassVar[str] = "autoregressive"
+    likelihood: ClassVar[str] = "none"
+    dequantize: ClassVar[bool] = False  # the VQ-VAE was trained on bin centres
+    config_class: ClassVar[type[Config]] = VQPriorConfig
+    default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "batch_size": 64, "warmup": 100}
+    config: VQPriorConfig
+    info: DataInfo
+
+    def __init__(self, config: VQPriorConfig, info: DataInfo, vqvae: VQVAE | None = None) -> None:
+        super().__init__(config, info)
+        if vqvae is None:
+            if not config.vqvae_run:
+                raise ConfigError("vqvae-prior needs vqvae_run=<run directory of a trained vqvae>.")
+            vqvae = load_vqvae(config.vqvae_run, ema=config.vqvae_ema)
+        vq_info = vqvae.info
+        if vq_info.kind != info.kind or tuple(vq_info.shape) != tuple(info.shape):
+            raise ConfigError(
+                f"The vqvae was trained on {vq_info.kind} of shape {tuple(vq_info.shape)} "
+                f"({vq_info.name!r}); dataset {info.name!r} has {info.kind} of shape "
+                f"{tuple(info.shape)}."
+            )
+        if config.class_conditional and info.n_classes < 1:
+            raise ConfigError(
+                f"class_conditional = true needs labelled data, but {info.name!r} has none."
+            )
+        self.vqvae = vqvae.eval().requires_grad_(False)  # frozen
+        self.grid: tuple[int, ...] = (
+            tuple(vqvae.latent_shape[1:]) if vqvae.arch == "conv" else vqvae.latent_shape[:1]
+        )  # (h, w) or (tokens,)
+        self.n_codes = int(vqvae.config.codebook_size)  # K
+        self.positions = math.prod(self.grid)  # P
+        self.bos = self.n_codes
+        n_start = 1 + (info.n_classes if config.class_conditional else 0)
+        self.code_info = DataInfo(
+            f"vqcodes:{info.name}", "text", (self.positions,), levels=self.n_codes
+        )
+        # the GPT reads the codes as a token stream of P tokens over K targets; the start tokens
+        # (BOS, classes) are extra vocabulary it never predicts
+        self.gpt = GPT(config.gpt_config(self.n_codes + n_start, self.positions), self.code_info)
+
+    def train(self, mode: bool = True) -> VQPrior:
+        super().train(mode)
+        self.vqvae.eval()  # the frozen VQ-VAE always runs in eval mode
+        return self
+
+    # --- codes <-> data ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """Data ``(B, *shape)`` in model space -> code sequences ``(B, P)`` long (raster order)."""
+        with torch.autocast(x.device.type, enabled=False):  # nearest codes in float32
+            codes = self.vqvae.encode(x.float())  # (B, h, w) or (B, tokens)
+        return codes.reshape(x.shape[0], -1)  # (B, P)
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor) -> Tensor:
+        """Code sequences ``(B, P)`` -> data ``(B, *shape)`` in model space (images clipped)."""
+        with torch.autocast(codes.device.type, enabled=False):
+            x = self.vqvae.decode_codes(codes.view(codes.shape[0], *self.grid)).float()
+        if self.info.kind == "images":
+            x = x.clamp(*self.info.value_range)
+        return x
+
+    # --- the token stream -------------------------------------------------------------------------
+    def start_tokens(self, b: int, cond: Tensor | None = None) -> Tensor:
+        """The tokens before the first code: ``(B, S)`` long (BOS, or the class token)."""
+        if self.config.class_conditional:
+            if cond is None:
+                raise ConfigError("This vqvae-prior is class-conditional; pass the labels.")
+            y = cond.long().view(b, 1).to(self.device)
+            if bool(((y < 0) | (y >= self.info.n_classes)).any()):
+                raise ConfigError(f"Labels must be in [0, {self.info.n_classes}).")
+            return self.bos + 1 + y
+        if cond is not None:
+            raise ConfigError("This vqvae-prior is unconditional; it takes no labels.")
+        return torch.full((b, 1), self.bos, dtype=torch.long, device=self.device)
+
+    def code_token_log_probs(self, codes: Tensor, cond: Tensor | None = None) -> Tensor:
+        """``log p(c_i | start, c_<i)`` of every code: ``(B, P)`` in nats."""
+        start = self.start_tokens(codes.shape[0], cond)  # (B, S)
+        inp = torch.cat([start, codes[:, :-1]], dim=1)  # (B, S + P - 1)
+        logits = at_least_float32(self.gpt(inp))[:, start.shape[1] - 1 :]  # (B, P, K)
+        return -F.cross_entropy(logits.transpose(1, 2), codes, reduction="none")  # (B, P)
+
+    def code_log_prob(self, codes: Tensor, cond: Tensor | None = None) -> Tensor:
+        """The prior's exact log-likelihood of code sequences ``(B, P)``: ``(B,)`` nats."""
+        return self.code_token_log_probs(codes, cond).sum(1)
+
+    def unigram_log_prob(self, codes: Tensor) -> Tensor:
+        """Log-likelihood ``(B,)`` of codes ``(B, P)`` drawn independently from the VQ-VAE's EMA
+        usage frequencies (what ``vqvae``'s own ``sample`` does): the baseline the prior beats."""
+        freq = self.vqvae.quantizer.cluster_size.double().clamp_min(0)
+        log_q = (freq / freq.sum()).clamp_min(torch.finfo(torch.float64).tiny).log()  # (K,)
+        return log_q[codes].sum(1).float()
+
+    # --- protocol ---------------------------------------------------------------------------------
+    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        """Mean next-code cross-entropy in nats; logs ``bits_per_code``."""
+        codes = self.encode(batch["x"])  # (B, P)
+        cond = batch.get("y") if self.config.class_conditional else None
+        per_code = -self.code_token_log_probs(codes, cond)  # (B, P)
+        loss = per_code.mean()  # the one reduction
+        return LossOutput(loss, {"bits_per_code": loss.detach() / math.log(2)})
+
+    @torch.no_grad()
+    def eval_metrics(
+        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Per example: ``loss`` (nats per code), ``code_log_prob`` (nats per example),
+        ``unigram_log_prob`` (the usage-frequency prior's), ``bits_per_code`` of both."""
+        codes = self.encode(x)
+        cond = y if self.config.class_conditional else None
+        lp = self.code_log_prob(codes, cond)
+        uni = self.unigram_log_prob(codes)
+        per_bits = self.positions * math.log(2)
+        return {
+            "loss": -lp / self.positions,
+            "code_log_prob": lp,
+            "unigram_log_prob": uni,
+            "bits_per_code": -lp / per_bits,
+            "unigram_bits_per_code": -uni / per_bits,
+        }
+
+    @torch.no_grad()
+    def sample_codes(
+        self,
+        n: int,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """``n`` code sequences ``(n, P)`` from the prior (KV-cached GPT).
+
+        ``cond``: labels ``(n,)`` of a class-conditional prior (default ``arange(n) % classes``).
+        Options: ``temperature``, ``top_k``, ``top_p`` (defaults from the config).
+        """
+        unknown = [k for k in options if k not in SAMPLE_OPTIONS]
+        if unknown:
+            raise ConfigError(
+                f"Unknown sampling option {unknown[0]!r} for 'vqvae-prior'; valid options are "
+                f"{choices(SAMPLE_OPTIONS)}."
+            )
+        cfg = self.config
+        if cfg.class_conditional and cond is None:
+            cond = torch.arange(n) % self.info.n_classes
+        return self.gpt.generate(
+            self.start_tokens(n, cond),
+            self.positions,
+            temperature=float(options.get("temperature", cfg.temperature)),
+            top_k=int(options.get("top_k", cfg.top_k)),
+            top_p=float(options.get("top_p", cfg.top_p)),
+            generator=generator,
+        )  # (n, P)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """``n`` samples ``(n, *shape)`` in model space: prior codes through the VQ-VAE decoder."""
+        return self.decode(self.sample_codes(n, cond=cond, generator=generator, **options))
