@@ -125,8 +125,8 @@ def fmt(v: Any) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return str(v)
-        if v == 0:
-            return "0"
+        if v.is_integer() and abs(v) < 1e6:  # budgets, step counts
+            return f"{int(v):,}"
         if abs(v) >= 100:
             return f"{v:,.0f}"
         if abs(v) >= 1:
