@@ -39,7 +39,7 @@ from genzoo.core.errors import (
 )
 from genzoo.core.io import load_state_strict
 from genzoo.core.protocol import GenerativeModel
-from genzoo.core.seeding import make_generator
+from genzoo.core.seeding import check_seed, make_generator
 from genzoo.data.base import Dataset
 from genzoo.train import distributed
 from genzoo.train.checkpoint import (
@@ -107,7 +107,9 @@ class TrainConfig(Config):
     grad_clip: float = 1.0  # clip the global gradient norm (0: off)
     ema_decay: float = 0.0  # EMA of the weights (0: off); sampling uses the EMA if on
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    compile: bool = False  # torch.compile the model's loss
+    compile: bool = False  # torch.compile the model's loss (weights are saved without wrappers)
+    channels_last: bool = False  # images: NHWC memory layout for the model and batches (faster
+    # convolutions with bf16 on recent GPUs)
     seed: int = 0  # seeds weights, data order and noise; CPU runs are reproducible bit for bit
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     log_every: int = 50  # steps between metric lines
@@ -131,6 +133,7 @@ class TrainConfig(Config):
             raise ConfigError("lr_decay = 'cosine' decays over a step count; give steps > 0.")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size = {self.batch_size} must be >= 1.")
+        check_seed(self.seed)
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"lr = {self.lr} must be a finite number > 0.")
         if not 0 <= self.ema_decay < 1:
@@ -210,6 +213,9 @@ class Trainer:
                 f"number of processes ({self.dist.world_size})."
             )
         self.model.to(self.device)
+        self._nhwc = config.channels_last and data.info.kind == "images"
+        if self._nhwc:
+            self.model.to(memory_format=torch.channels_last)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -288,7 +294,10 @@ class Trainer:
         if self._on_device:
             idx = idx.to(self.device)
         batch = self.data.get(idx, dequantize=self.model.dequantize)
-        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        if self._nhwc and out["x"].dim() == 4:
+            out["x"] = out["x"].contiguous(memory_format=torch.channels_last)
+        return out
 
     def _full_pass(self, chunk: int = 4096) -> Iterator[Tensor]:
         """The whole training set once, in order, in chunks in model space (dequantized with its

@@ -80,3 +80,28 @@ def test_missing_or_corrupt_checkpoints_are_clear_errors(tmp_path, fast_train):
     (ck / "model.safetensors").write_bytes(b"garbage that is not safetensors")
     with pytest.raises(CheckpointError, match="corrupt"):
         genzoo.load(run)
+
+
+def test_compiled_channels_last_training_saves_plain_weights_and_resumes(
+    tmp_path, fast_train, monkeypatch
+):
+    """compile=true and channels_last=true change how steps run, not what they compute: the
+    checkpoint holds the model's own keys (no ``_orig_mod.`` wrappers), the run resumes, and the
+    weights equal a plain run's. (Dynamo's eager backend keeps the test free of a C++ build.)"""
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real(fn, backend="eager"))
+    extra = {"batch_size": 32, "latent_dim": 4, "channels": [8, 16], "log_every": 5}
+    plain = genzoo.train(
+        "vae", "digits", steps=12, out=tmp_path / "a", overrides={**fast_train, **extra}
+    )
+    fast = {**fast_train, **extra, "compile": True, "channels_last": True}
+    half = genzoo.train("vae", "digits", steps=6, out=tmp_path / "b", overrides=fast)
+    genzoo.train(resume=half, steps=12, overrides=fast_train)
+    fa, _ = _weights(plain)
+    fb, sb = _weights(half)
+    assert sb["step"] == 12
+    model = genzoo.load(half)
+    assert set(fb["model"]) == set(model.state_dict()) == set(fa["model"])
+    assert not any("_orig_mod" in k for k in fb["model"])
+    for k in fa["model"]:
+        assert torch.allclose(fa["model"][k], fb["model"][k], atol=1e-5, rtol=1e-4), k
