@@ -170,6 +170,8 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
     from genzoo.train.run import load, read_run_config
     from genzoo.viz import save_samples_png
 
+    if args.n < 1:
+        raise ConfigError(f"--n {args.n} must be at least 1 (test images to inpaint).")
     model = load(args.run)
     if not isinstance(model, DiffusionModel) or model.info.kind != "images":
         raise ConfigError(

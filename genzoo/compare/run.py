@@ -10,7 +10,6 @@ run again, so an interrupted comparison loses nothing already trained.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -20,7 +19,7 @@ from typing import Any
 import torch
 
 from genzoo.core.errors import ConfigError, GenzooError, TrainingDiverged, choices
-from genzoo.core.io import write_json
+from genzoo.core.io import read_json, write_json
 from genzoo.core.registry import MODELS
 from genzoo.core.seeding import make_generator
 
@@ -97,6 +96,8 @@ def compare(
     from genzoo.train.run import evaluate, load, train
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a file; give a folder for the comparison.")
     out.mkdir(parents=True, exist_ok=True)
     test = load_dataset(data, "test", root=data_root)
     info = test.info
@@ -121,7 +122,7 @@ def compare(
         run = out / "runs" / f"{name}-seed{seed}"
         rec_path = run / "compare.json"
         if rec_path.is_file():  # finished earlier: re-use
-            per_run[(name, seed)] = json.loads(rec_path.read_text())
+            per_run[(name, seed)] = read_json(rec_path)  # JSON only; a bad file is an error
             if bar is not None:
                 bar.update(1)
             continue

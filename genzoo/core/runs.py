@@ -36,10 +36,18 @@ def read_run_config(run: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(cfg_path.read_text())
     except yaml.YAMLError as e:
-        raise CheckpointError(f"{str(cfg_path)!r} is not valid YAML ({e}).") from None
+        raise CheckpointError(f"{str(cfg_path)!r} is not valid YAML ({yaml_problem(e)}).") from None
     if not isinstance(data, dict) or not {"model", "data_info", "model_config"} <= set(data):
         raise CheckpointError(f"{str(cfg_path)!r} is not a genzoo run configuration.")
     return data
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (a python/object tag, for example)."""
+    problem = getattr(err, "problem", None) or (str(err).splitlines() or ["unreadable"])[0]
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
 
 
 def _complete(path: Path) -> bool:

@@ -7,9 +7,18 @@ import random
 import numpy as np
 import torch
 
+from genzoo.core.errors import ConfigError
+
+
+def check_seed(seed: int) -> None:
+    """A seed must fit a signed 64-bit integer (what torch's generators take)."""
+    if not -(2**63) <= seed < 2**63:
+        raise ConfigError(f"seed = {seed} is out of range; use an integer in [-2**63, 2**63).")
+
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return a CPU generator seeded with ``seed`` as well."""
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -19,6 +28,7 @@ def seed_everything(seed: int) -> torch.Generator:
 def make_generator(seed: int | None, device: str | torch.device = "cpu") -> torch.Generator:
     g = torch.Generator(device=device)
     if seed is not None:
+        check_seed(seed)
         g.manual_seed(seed)
     else:
         g.seed()

@@ -281,12 +281,15 @@ def parse_folder_spec(spec: str) -> tuple[Path, int]:
             if key != "size" or not value.isdigit() or int(value) < 1:
                 raise DataError(
                     f"Bad option {item!r} in dataset {spec!r}; the only option is size=N "
-                    f"(a positive integer), e.g. 'folder:{rest}?size=64'."
+                    f"(a positive integer), e.g. {f'folder:{rest}?size=64'!r}."
                 )
             size = int(value)
     if not rest:
         raise DataError(f"Dataset {spec!r} names no folder; use 'folder:<path>'.")
-    return Path(rest).expanduser().resolve(), size
+    try:
+        return Path(rest).expanduser().resolve(), size
+    except (OSError, ValueError, RuntimeError) as e:  # a NUL byte, a symlink loop, no home ...
+        raise DataError(f"Dataset {spec!r} does not name a usable folder ({e}).") from None
 
 
 def _is_image(name: str) -> bool:
@@ -323,6 +326,14 @@ def _split_dirs(folder: Path) -> bool:
 
 
 def _check_folder(folder: Path, spec: str) -> None:
+    try:
+        os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as e:
+        raise DataError(
+            f"Image folder {str(folder)!r} of dataset {spec!r} cannot be read ({e.strerror})."
+        ) from None
     if not folder.is_dir():
         raise DataError(
             f"Image folder {str(folder)!r} of dataset {spec!r} does not exist; "

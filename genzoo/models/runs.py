@@ -17,12 +17,15 @@ from genzoo.data.base import DataInfo
 def load_model(run: str | Path, *, ema: bool = True) -> tuple[GenerativeModel, int]:
     """``(model on the CPU in eval mode, checkpoint step)``; EMA weights when the run has them."""
     cfg = read_run_config(run)
-    info = DataInfo.from_dict(cfg["data_info"])
-    cls = MODELS.get(cfg["model"])
     try:
+        info = DataInfo.from_dict(cfg["data_info"])
+        cls = MODELS.get(cfg["model"])
         model = cls(cls.config_class.from_dict(cfg["model_config"]), info)
-    except ConfigError as e:
-        raise CheckpointError(f"Run {str(run)!r} has an invalid model configuration: {e}") from None
+    except (ConfigError, ValueError, TypeError, KeyError, IndexError, RuntimeError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(
+            f"Run {str(run)!r} has an invalid model configuration ({reason})."
+        ) from None
     ckpt = find_checkpoint(run)
     files, state = read_checkpoint(ckpt)
     key = "ema" if ema and "ema" in files else "model"

@@ -134,6 +134,8 @@ def train(
     if budget is not None:
         train_dict["budget"] = str(budget)
     tcfg = TrainConfig.from_dict(train_dict)
+    if tcfg.steps == 0 and tcfg.budget_s == 0:  # before anything is written
+        raise ConfigError("Give a training length: --steps N or --budget 5m (or both).")
     mcfg = cls.config_class.from_dict(model_dict)
     dist_info, _ = distributed.setup(tcfg.device)  # torchrun: one process per device
     run_dir = distributed.broadcast_path(run_dir, dist_info)  # rank 0 names the run
@@ -244,6 +246,8 @@ def evaluate(
     from genzoo.metrics.likelihood import bits_per_dim
 
     cfg = read_run_config(run)
+    if n is not None and n < 1:
+        raise ConfigError(f"--n {n} must be at least 1 (test examples to evaluate).")
     model = load(run)
     test = load_dataset(cfg["data"], "test", root=data_root)
     count = len(test) if n is None else min(n, len(test))
@@ -334,6 +338,8 @@ def sample(
     **options: Any,
 ) -> torch.Tensor:
     """``n`` samples from a run, in the dataset's model range, on the CPU."""
+    if n < 1:
+        raise ConfigError(f"--n {n} must be at least 1 (samples to draw).")
     model = load(run)
     g = make_generator(seed, device=model.device)
     extra = dict(options)
