@@ -101,8 +101,8 @@ def refuse_pickle(path: str | Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES or pickled:
         raise CheckpointError(
             f"Refusing to load {str(path)!r}: it is a pickle/torch.save file, which can run code "
-            "when loaded; genzoo reads safetensors only (convert a file you trust with "
-            "`genzoo convert-checkpoint`, or `safetensors.torch.save_file(torch.load(f), out)`)."
+            "when loaded; genzoo reads safetensors only (convert a state dict you trust with "
+            "`safetensors.torch.save_file(torch.load(f, weights_only=True), 'model.safetensors')`)."
         )
 
 
