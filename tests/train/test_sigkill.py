@@ -140,8 +140,8 @@ def test_sigkill_at_random_points_then_resume_is_bit_exact(tmp_path):
     half-way through a checkpoint file, between a checkpoint's rename and ``latest``, while
     pruning, and half-way through a metrics line."""
     seed = random.randrange(2**32)
-    plan = _plan(random.Random(seed), 48, ["ckpt-file", "ckpt-swap", "prune", "metrics"])
-    _kill_and_resume(tmp_path, plan, outside=0, steps=48, seed=seed)
+    plan = _plan(random.Random(seed), 56, ["ckpt-file", "ckpt-swap", "prune", "metrics"])
+    _kill_and_resume(tmp_path, plan, outside=0, steps=56, seed=seed)
 
 
 @pytest.mark.slow
