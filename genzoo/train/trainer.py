@@ -358,6 +358,8 @@ class Trainer:
                 ok = torch.isfinite(out.loss.detach())
                 if not self.scaler.is_enabled():  # with fp16 scaling, the scaler skips overflows
                     ok = ok & torch.isfinite(norm)
+                if skip and self.dist.enabled:  # torchrun: skip on every rank or on none
+                    ok = distributed.max_across((~ok).float().reshape(1), self.dist)[0] == 0
                 if skip and not bool(ok):  # drop this update; the optimizer state is untouched
                     opt.zero_grad(set_to_none=True)
                     skipped.append(name)
