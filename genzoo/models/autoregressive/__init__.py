@@ -1,8 +1,18 @@
 """Autoregressive family: importing this package registers its models (``pixelcnn``, ``gpt``,
-``vqvae-prior``)."""
+``vqvae-prior``, ``t2i-vq``)."""
 
 from genzoo.models.autoregressive.gpt import GPT, GPTConfig
 from genzoo.models.autoregressive.pixelcnn import PixelCNN, PixelCNNConfig
+from genzoo.models.autoregressive.t2i_vq import T2IVQConfig, TextToImageVQ
 from genzoo.models.autoregressive.vq_prior import VQPrior, VQPriorConfig
 
-__all__ = ["GPT", "GPTConfig", "PixelCNN", "PixelCNNConfig", "VQPrior", "VQPriorConfig"]
+__all__ = [
+    "GPT",
+    "GPTConfig",
+    "PixelCNN",
+    "PixelCNNConfig",
+    "T2IVQConfig",
+    "TextToImageVQ",
+    "VQPrior",
+    "VQPriorConfig",
+]

@@ -6,6 +6,7 @@ from genzoo.models.diffusion.edm import EDM, DiTConfig, DiTModel, EDMConfig
 from genzoo.models.diffusion.flow_matching import FlowMatching, FlowMatchingConfig
 from genzoo.models.diffusion.ldm import LatentDiffusion, LatentDiffusionConfig
 from genzoo.models.diffusion.ncsn import NCSN, NCSNConfig
+from genzoo.models.diffusion.t2i import T2IDiffusionConfig, TextToImageDiffusion
 
 __all__ = [
     "DDIM",
@@ -24,4 +25,6 @@ __all__ = [
     "LatentDiffusion",
     "LatentDiffusionConfig",
     "NCSNConfig",
+    "T2IDiffusionConfig",
+    "TextToImageDiffusion",
 ]

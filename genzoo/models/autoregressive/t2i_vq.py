@@ -1,0 +1,152 @@
+"""DALL-E-style text-to-image: one GPT over ``[text tokens; VQ-VAE codes]``.
+
+Ramesh et al., "Zero-Shot Text-to-Image Generation", arXiv:2102.12092, Sec. 2.2: the caption's
+tokens and the image's discrete codes are concatenated into one stream and a decoder-only
+transformer models it autoregressively; an image is drawn by feeding the caption and sampling the
+codes, then decoding them (here with a trained genzoo ``vqvae`` run, as
+:class:`~genzoo.models.autoregressive.vq_prior.VQPrior`, whose start-token hook this model fills).
+
+One vocabulary (``V = K + 1 + T`` for ``K`` codes and ``T`` caption tokens)::
+
+    [0, K)          the codebook entries: the only tokens the GPT predicts (its logits are K wide)
+    K               BOS: "the image starts here", after the caption
+    K + 1 + t       caption token t (``[PAD]`` included, so every prefix has the same length)
+
+A sequence is ``[caption (L tokens), BOS, c_1, ..., c_P]``. The caption is *given*, never
+predicted or scored (DALL-E also weights the text loss by only 1/8; here it is 0, as the model is
+only a conditional ``p(codes | text)``): ``log p(c | text) = sum_i log p(c_i | text, BOS, c_<i)``,
+normalised over the K codes at each position. Sampling continues the prefix with the KV-cached
+GPT, with temperature and top-k / top-p filtering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import Batch, LossOutput
+from genzoo.core.registry import register_model
+from genzoo.data.base import DataInfo
+from genzoo.models.autoencoders.vqvae import VQVAE
+from genzoo.models.autoregressive.gpt import GPT
+from genzoo.models.autoregressive.vq_prior import VQPrior, VQPriorConfig
+
+
+@dataclass(frozen=True)
+class T2IVQConfig(VQPriorConfig):
+    """A :class:`VQPriorConfig` whose start is the caption."""
+
+    top_k: int = 0  # default top-k filtering when sampling (0: off)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.class_conditional:
+            raise ConfigError("t2i-vq is conditioned on captions, not classes.")
+
+
+@register_model("t2i-vq")
+class TextToImageVQ(VQPrior):
+    """GPT over ``[caption; BOS; codes]`` of a frozen VQ-VAE (arXiv:2102.12092); see the module
+    docstring. ``cond`` everywhere is caption tokens ``(B, L)``."""
+
+    config_class = T2IVQConfig
+    config: T2IVQConfig
+
+    def __init__(self, config: T2IVQConfig, info: DataInfo, vqvae: VQVAE | None = None) -> None:
+        from genzoo.data.captions import MAX_LEN, get_caption_tokenizer
+        from genzoo.models.multimodal.base import _check_vocabulary
+
+        super().__init__(config, info, vqvae)
+        tok = get_caption_tokenizer()
+        self.text_len = MAX_LEN
+        self.text_vocab = tok.vocab_size
+        self.register_buffer("vocab_fingerprint", torch.tensor([tok.fingerprint()]))
+        self.register_load_state_dict_post_hook(_check_vocabulary)
+        vocab = self.n_codes + 1 + self.text_vocab
+        # inputs: L caption tokens, BOS, the first P - 1 codes
+        self.gpt = GPT(config.gpt_config(vocab, self.text_len + self.positions), self.code_info)
+
+    def encode_prompts(self, prompts: Sequence[str]) -> Tensor:
+        """Prompts -> caption tokens ``(B, L)`` on the model's device."""
+        from genzoo.data.captions import get_caption_tokenizer
+
+        return get_caption_tokenizer().encode_batch(list(prompts)).to(self.device)
+
+    def start_tokens(self, b: int, cond: Tensor | None = None) -> Tensor:
+        """``[caption tokens + K + 1; BOS]``: ``(B, L + 1)``."""
+        if cond is None:
+            raise ConfigError("t2i-vq needs captions: pass prompts or caption tokens.")
+        text = cond.long().to(self.device)
+        if text.shape != (b, self.text_len):
+            raise ConfigError(f"Caption tokens must have shape ({b}, {self.text_len}).")
+        if bool(((text < 0) | (text >= self.text_vocab)).any()):
+            raise ConfigError(f"Caption tokens must be in [0, {self.text_vocab}).")
+        bos = torch.full((b, 1), self.bos, dtype=torch.long, device=self.device)
+        return torch.cat([text + self.n_codes + 1, bos], dim=1)
+
+    def _text(self, batch: Batch) -> Tensor:
+        if "text" in batch:
+            return batch["text"]
+        from genzoo.models.diffusion.t2i import class_prompts
+
+        if "y" in batch and self.info.n_classes == 30:
+            names = class_prompts(30)
+            return self.encode_prompts([names[int(i)] for i in batch["y"]])
+        raise ConfigError(f"t2i-vq needs captions; dataset {self.info.name!r} has none.")
+
+    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        """Mean next-code cross-entropy given the caption (the caption is not scored)."""
+        import math
+
+        codes = self.encode(batch["x"])  # (B, P)
+        per_code = -self.code_token_log_probs(codes, self._text(batch))  # (B, P)
+        loss = per_code.mean()
+        return LossOutput(loss, {"bits_per_code": loss.detach() / math.log(2)})
+
+    @torch.no_grad()
+    def eval_metrics(
+        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """As :class:`VQPrior`, conditioned on the class prompts of ``y`` ("a red circle")."""
+        import math
+
+        codes = self.encode(x)
+        lp = self.code_log_prob(codes, self._text({"x": x, "y": y} if y is not None else {}))
+        uni = self.unigram_log_prob(codes)
+        per_bits = self.positions * math.log(2)
+        return {
+            "loss": -lp / self.positions,
+            "code_log_prob": lp,
+            "unigram_log_prob": uni,
+            "bits_per_code": -lp / per_bits,
+            "unigram_bits_per_code": -uni / per_bits,
+        }
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        prompts: Sequence[str] | str | None = None,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """``n`` images for ``prompts`` (repeated to ``n``) or caption tokens ``cond`` (default:
+        the 30 class prompts in turn); options ``temperature``, ``top_k``, ``top_p``."""
+        from genzoo.models.diffusion.t2i import class_prompts, repeat_prompts
+
+        if options.pop("guidance", None) not in (None, 1.0):
+            raise ConfigError("t2i-vq samples without guidance; leave --guidance out.")
+        if cond is not None and prompts is not None:
+            raise ConfigError("Pass prompts or caption tokens (cond), not both.")
+        if cond is None:
+            cond = self.encode_prompts(
+                repeat_prompts(prompts, n) if prompts is not None else class_prompts(n)
+            )
+        return self.decode(self.sample_codes(n, cond=cond, generator=generator, **options))
