@@ -90,6 +90,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     options = {}
     if args.eta is not None:
         options["eta"] = args.eta
+    if args.prompt or args.guidance is not None:
+        from genzoo.core.registry import MODELS
+
+        name = read_run_config(args.run)["model"]
+        if not hasattr(MODELS.get(name), "encode_prompts"):
+            raise ConfigError(
+                f"--prompt and --guidance need a text-to-image run (t2i-diffusion, t2i-vq); "
+                f"{args.run!r} is a {name!r} run."
+            )
+        if args.prompt:
+            options["prompts"] = args.prompt
+        if args.guidance is not None:
+            options["guidance"] = args.guidance
     x = sample(args.run, args.n, seed=args.seed, sampler=args.sampler, steps=args.steps, **options)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
@@ -322,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--steps", type=int, help="sampling steps for diffusion models")
     sa.add_argument("--eta", type=float, help="DDIM eta")
     sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument(
+        "--prompt", action="append", help="text-to-image runs: a prompt (repeat for several)"
+    )
+    sa.add_argument("--guidance", type=float, help="t2i-diffusion: classifier-free guidance w")
     sa.set_defaults(fn=_cmd_sample)
 
     ip = sub.add_parser("inpaint", help="fill in a masked region of test images (diffusion)")

@@ -189,3 +189,36 @@ def test_prompt_attribute_accuracy_follows_the_prompt_words() -> None:
     assert acc["single_shape"] == 1.0 and acc["single_colour"] == 0.5
     assert acc["single_all"] == 0.5 and acc["single_size"] == 1.0 and acc["single_position"] == 1.0
     assert acc["pair_all"] == 1.0
+
+
+# --- CLI and the CLIP text-encoder option --------------------------------------------------------
+def test_cli_sample_with_prompt_matches_the_library(tmp_path, capsys) -> None:
+    """``genzoo sample RUN --prompt P --guidance w`` writes exactly ``genzoo.sample(RUN,
+    prompts=[P], guidance=w)``; a t2i run can take a CLIP run's text encoder (its weights are
+    copied in); --prompt on a run that reads no text is a one-sentence error (exit 2)."""
+    import numpy as np
+
+    import genzoo
+    from genzoo.cli import main
+    from genzoo.models.runs import load_model
+
+    data = "shapes?size=16&n=64"
+    common = ["--steps", "2", "progress=false", "tensorboard=false", "batch_size=8"]
+    clip = tmp_path / "clip"
+    assert main(["train", "clip", "--data", data, "--out", str(clip), *common, "width=8",
+                 "text_width=16", "text_layers=1", "text_heads=2"]) == 0  # fmt: skip
+    run = tmp_path / "t2i"
+    assert main(["train", "t2i-diffusion", "--data", data, "--out", str(run), *common,
+                 "channels=8", f"text_encoder_run={clip}", "freeze_text_encoder=true"]) == 0  # fmt: skip
+    m, _ = load_model(run)
+    c, _ = load_model(clip)
+    for k, v in c.text_encoder.state_dict().items():
+        torch.testing.assert_close(m.text_encoder.state_dict()[k], v)  # frozen: unchanged
+    out = tmp_path / "s.npy"
+    argv = ["sample", str(run), "--n", "3", "--steps", "2", "--out", str(out)]
+    assert main([*argv, "--prompt", "a red circle", "--guidance", "3"]) == 0
+    ref = genzoo.sample(run, 3, steps=2, prompts=["a red circle"], guidance=3.0)
+    np.testing.assert_array_equal(np.load(out), ref.numpy())
+    capsys.readouterr()
+    assert main(["sample", str(clip), "--prompt", "a red circle", "--out", str(out)]) == 2
+    assert "text-to-image" in capsys.readouterr().err
