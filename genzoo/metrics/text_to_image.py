@@ -10,8 +10,9 @@
 - :func:`prompt_attribute_accuracy`: each prompt is parsed (:func:`~genzoo.metrics.multimodal.
   parse_caption`) and compared with the classifier's reading of its image. Single-object prompts:
   count, colour, shape, and size / position when the prompt states them; ``all`` needs every one
-  right. Two-object prompts: count and the presence of both named colour-shape pairs (the relation
-  is not judged).
+  right. Two-object prompts: count, ``words`` (both named colours and both named shapes are
+  present, binding not checked), ``objects`` (both named colour-shape pairs are present) and
+  ``all`` (count and objects); the relation is not judged.
 - :func:`clip_score`: ``100 * mean(max(cos(image, text), 0))`` with genzoo's CLIP embeddings
   (CLIPScore of Hessel et al., arXiv:2104.08718, Eq. 1, without its 2.5 rescaling).
 """
@@ -28,8 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ATTR_VERSION = 1
-HEADS = {"count": 2, "colour": 6, "shape": 5, "size": 2, "position": 9, "pairs": 30}
+ATTR_VERSION = 2
+HEADS = {"count": 2, "colour": 6, "shape": 5, "size": 2, "position": 9, "pairs": 30,
+         "colours": 6, "shapes": 5}  # fmt: skip
+MULTI = ("pairs", "colours", "shapes")  # multi-label heads: what is present
 
 
 class AttributeNet(nn.Module):
@@ -60,10 +63,13 @@ def _targets(ds: object) -> dict[str, Tensor]:
     attrs = ds.attrs  # type: ignore[attr-defined]  # (N, 2, 4): shape, colour, size, position
     n_obj = ds.n_objects  # type: ignore[attr-defined]
     pairs = torch.zeros(len(n_obj), 30)
+    colours, shapes = torch.zeros(len(n_obj), 6), torch.zeros(len(n_obj), 5)
     for slot in range(2):
         ok = attrs[:, slot, 0] >= 0
         idx = (attrs[:, slot, 1] * 5 + attrs[:, slot, 0]).clamp_min(0)
         pairs[ok, idx[ok]] = 1.0
+        colours[ok, attrs[ok, slot, 1]] = 1.0
+        shapes[ok, attrs[ok, slot, 0]] = 1.0
     return {
         "count": n_obj - 1,
         "colour": attrs[:, 0, 1],
@@ -71,6 +77,8 @@ def _targets(ds: object) -> dict[str, Tensor]:
         "size": attrs[:, 0, 2],
         "position": attrs[:, 0, 3],
         "pairs": pairs,
+        "colours": colours,
+        "shapes": shapes,
         "single": n_obj == 1,
     }
 
@@ -84,7 +92,8 @@ def _model_x(ds: object) -> Tensor:
 def _loss(out: dict[str, Tensor], t: dict[str, Tensor]) -> Tensor:
     single = t["single"]
     loss = F.cross_entropy(out["count"], t["count"])
-    loss = loss + F.binary_cross_entropy_with_logits(out["pairs"], t["pairs"])
+    for k in MULTI:
+        loss = loss + F.binary_cross_entropy_with_logits(out[k], t[k])
     for k in ("colour", "shape", "size", "position"):
         if single.any():
             loss = loss + F.cross_entropy(out[k][single], t[k][single])
@@ -107,7 +116,8 @@ class AttributeClassifier:
         for i in range(0, x.shape[0], batch_size):
             xb = x[i : i + batch_size].float()
             o = self.net(xb)
-            r = {k: v.argmax(1) for k, v in o.items() if k != "pairs"}
+            r = {k: v.argmax(1) for k, v in o.items() if k not in MULTI}
+            r["colours"], r["shapes"] = o["colours"] > 0, o["shapes"] > 0
             k = r["count"] + 1  # the (count + 1) highest-scoring colour-shape pairs are present
             ranks = o["pairs"].argsort(1, descending=True).argsort(1)  # (B, 30)
             r["pairs"] = ranks < k[:, None]
@@ -123,12 +133,13 @@ def _accuracy(clf: AttributeClassifier, ds: object) -> dict[str, float]:
     acc = {"count": float((r["count"] == t["count"]).float().mean())}
     for k in ("colour", "shape", "size", "position"):
         acc[k] = float((r[k][s] == t[k][s]).float().mean())
-    acc["pairs"] = float((r["pairs"] == t["pairs"].bool()).all(1).float().mean())
+    for k in MULTI:
+        acc[k] = float((r[k] == t[k].bool()).all(1).float().mean())
     return acc
 
 
 def train_attribute_classifier(
-    size: int = 16, *, n: int = 20_000, steps: int = 3000, seed: int = 0, cache: bool = True
+    size: int = 16, *, n: int = 20_000, steps: int = 4000, seed: int = 0, cache: bool = True
 ) -> AttributeClassifier:
     """Train (or load from the cache) the attribute classifier for ``shapes?size=<size>``."""
     from genzoo.core.io import load_tensors, save_tensors
@@ -210,7 +221,13 @@ def prompt_attribute_accuracy(
                 o.colour is not None and bool(readings["pairs"][i, o.colour * 5 + o.shape])
                 for o in p.objects
             )
+            words_ok = all(
+                (o.colour is None or bool(readings["colours"][i, o.colour]))
+                and bool(readings["shapes"][i, o.shape])
+                for o in p.objects
+            )
             add("pair_count", count_ok)
+            add("pair_words", words_ok)
             add("pair_objects", pairs_ok)
             add("pair_all", count_ok and pairs_ok)
     return {k: float(np.mean(v)) for k, v in sorted(hits.items())}

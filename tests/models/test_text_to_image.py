@@ -184,11 +184,13 @@ def test_prompt_attribute_accuracy_follows_the_prompt_words() -> None:
         "size": torch.tensor([1, 0, 0]),  # large circle: size not stated, not judged
         "position": torch.tensor([4, 0, 0]),
         "pairs": pairs,
+        "colours": torch.zeros(3, 6, dtype=torch.bool).index_fill(1, torch.tensor([0, 4]), True),
+        "shapes": torch.zeros(3, 5, dtype=torch.bool).index_fill(1, torch.tensor([0, 4]), True),
     }
     acc = prompt_attribute_accuracy(r, prompts)
     assert acc["single_shape"] == 1.0 and acc["single_colour"] == 0.5
     assert acc["single_all"] == 0.5 and acc["single_size"] == 1.0 and acc["single_position"] == 1.0
-    assert acc["pair_all"] == 1.0
+    assert acc["pair_all"] == 1.0 and acc["pair_words"] == 1.0
 
 
 # --- CLI and the CLIP text-encoder option --------------------------------------------------------
@@ -208,8 +210,8 @@ def test_cli_sample_with_prompt_matches_the_library(tmp_path, capsys) -> None:
     assert main(["train", "clip", "--data", data, "--out", str(clip), *common, "width=8",
                  "text_width=16", "text_layers=1", "text_heads=2"]) == 0  # fmt: skip
     run = tmp_path / "t2i"
-    assert main(["train", "t2i-diffusion", "--data", data, "--out", str(run), *common,
-                 "channels=8", f"text_encoder_run={clip}", "freeze_text_encoder=true"]) == 0  # fmt: skip
+    t2i = ["channels=8", f"text_encoder_run={clip}", "freeze_text_encoder=true"]
+    assert main(["train", "t2i-diffusion", "--data", data, "--out", str(run), *common, *t2i]) == 0
     m, _ = load_model(run)
     c, _ = load_model(clip)
     for k, v in c.text_encoder.state_dict().items():

@@ -1,0 +1,159 @@
+"""Text-to-image on ``shapes?size=16``: diffusion with classifier-free guidance against the
+DALL-E-style GPT over VQ-VAE codes, judged on prompts whose colour-shape pairs never appear
+together in training.
+
+Runs (the one Trainer, fixed step counts; finished runs under ``--out`` are re-used, interrupted
+ones resume): ``t2i-diffusion`` (EDM U-Net, cross-attention on a jointly trained text encoder,
+10% caption dropout); ``vqvae`` (8x8 grid of 64 codes) and ``t2i-vq`` on its codes.
+
+Prompts: the captions of the test images that show a held-out colour-shape pair
+(:data:`genzoo.data.shapes.HELDOUT_PAIRS`), single-object and two-object ones. Each generated image
+is read by genzoo's attribute classifier (:mod:`genzoo.metrics.text_to_image`, trained on fresh
+scenes with every pair) and compared with what its prompt says; FD is the Fréchet distance between
+the classifier features of the generated images and of the real test images of the same prompts.
+
+    python benchmarks/text_to_image.py --threads 1 --pictures docs/img
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+from benchutil import ROOT  # noqa: F401  (puts the checkout on sys.path)
+
+import genzoo
+from genzoo.data.shapes import load_shapes
+from genzoo.metrics.frechet import frechet_distance
+from genzoo.metrics.text_to_image import prompt_attribute_accuracy, train_attribute_classifier
+from genzoo.models.runs import load_model
+
+DATA = "shapes?size=16"
+COMMON = {"progress": False, "tensorboard": False, "batch_size": 64, "n_samples": 30}
+RUNS = {
+    "vqvae": ("vqvae", {"lr": 2e-3, "codebook_size": 64, "code_dim": 16, "width": 32,
+                        "downsample": 1, "res_blocks": 1}),
+    "t2i-vq": ("t2i-vq", {"lr": 1e-3, "warmup": 50, "n_layer": 3, "n_embd": 96, "n_head": 4,
+                          "dropout": 0.0}),
+    "t2i-diffusion": ("t2i-diffusion", {"lr": 2e-3, "ema_decay": 0.995, "warmup": 50}),
+}  # fmt: skip
+
+
+def train(out: Path, name: str, steps: int) -> tuple[Path, float]:
+    """Train (or resume / re-use) ``out/name``; its run and training seconds."""
+    run = out / name
+    model, over = RUNS[name]
+    if (run / "config.yaml").exists():
+        genzoo.train(resume=run, steps=steps)
+    else:
+        over = {**COMMON, **over}
+        if name == "t2i-vq":
+            over["vqvae_run"] = str(out / "vqvae")
+        genzoo.train(model, DATA, steps=steps, out=run, overrides=over)
+    last = (run / "metrics.jsonl").read_text().strip().splitlines()[-1]
+    return run, float(json.loads(last)["time"])
+
+
+def heldout_prompts(n_single: int, n_pair: int) -> tuple[list[str], torch.Tensor]:
+    """Captions of held-out test images (single-object first) and the indices of the images."""
+    test = load_shapes(DATA, "test")
+    held = test.heldout.bool()
+    single = torch.nonzero(held & (test.n_objects == 1)).flatten()[:n_single]
+    pair = torch.nonzero(held & (test.n_objects == 2)).flatten()[:n_pair]
+    idx = torch.cat([single, pair])
+    return [test.captions[int(i)] for i in idx], idx
+
+
+def generate(model: object, prompts: list[str], seed: int, **kw: object) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(0, len(prompts), 100):
+        part = prompts[i : i + 100]
+        out.append(model.sample(len(part), prompts=part, generator=g, **kw))  # type: ignore[attr-defined]
+    return torch.cat(out)
+
+
+def judge(clf: object, x: torch.Tensor, prompts: list[str], real_feats: torch.Tensor) -> dict:
+    r = clf.read(x)  # type: ignore[attr-defined]
+    res = prompt_attribute_accuracy(r, prompts)
+    res["fd"] = frechet_distance(r["features"], real_feats)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="runs/bench-t2i", help="folder of the runs")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--diffusion-steps", type=int, default=900)
+    ap.add_argument("--vqvae-steps", type=int, default=600)
+    ap.add_argument("--ar-steps", type=int, default=800)
+    ap.add_argument("--n-single", type=int, default=150, help="single-object held-out prompts")
+    ap.add_argument("--n-pair", type=int, default=100, help="two-object held-out prompts")
+    ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0, 5.0])
+    ap.add_argument("--sample-steps", type=int, default=10, help="Heun steps of the diffusion")
+    ap.add_argument("--top-k", type=int, nargs="+", default=[0, 8], help="t2i-vq top-k values")
+    ap.add_argument("--pictures", help="folder for the prompt grids of docs/multimodal.md")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    res: dict = {"data": DATA, "runs": {}}
+    for name, steps in (("t2i-diffusion", args.diffusion_steps), ("vqvae", args.vqvae_steps),
+                        ("t2i-vq", args.ar_steps)):  # fmt: skip
+        _, secs = train(out, name, steps)
+        res["runs"][name] = {"steps": steps, "train_s": round(secs, 1)}
+    clf = train_attribute_classifier(16)
+    res["judge_test_accuracy"] = clf.test_accuracy
+    prompts, idx = heldout_prompts(args.n_single, args.n_pair)
+    real = load_shapes(DATA, "test").get(idx)["x"]
+    real_feats = clf.read(real)["features"]
+    res["n_prompts"] = {"single": min(args.n_single, len(prompts)), "total": len(prompts)}
+    res["real_images"] = judge(clf, real, prompts, real_feats)  # the judge on the truth
+
+    diff, _ = load_model(out / "t2i-diffusion")
+    res["diffusion"] = {}
+    for w in args.guidance:
+        t0 = time.perf_counter()
+        x = generate(diff, prompts, 0, guidance=w, steps=args.sample_steps)
+        r = judge(clf, x, prompts, real_feats)
+        r["sample_s"] = round(time.perf_counter() - t0, 1)
+        res["diffusion"][str(w)] = r
+        print(f"diffusion w={w}: {json.dumps(r)}", flush=True)
+    ar, _ = load_model(out / "t2i-vq")
+    res["t2i_vq"] = {}
+    for k in args.top_k:
+        t0 = time.perf_counter()
+        x = generate(ar, prompts, 0, top_k=k, temperature=1.0)
+        r = judge(clf, x, prompts, real_feats)
+        r["sample_s"] = round(time.perf_counter() - t0, 1)
+        res["t2i_vq"][str(k)] = r
+        print(f"t2i-vq top_k={k}: {json.dumps(r)}", flush=True)
+    (out / "results.json").write_text(json.dumps(res, indent=2))
+    print(json.dumps(res, indent=2))
+    if args.pictures:
+        pictures(Path(args.pictures), diff, ar, args.sample_steps)
+
+
+def pictures(folder: Path, diff: object, ar: object, steps: int) -> None:
+    """Two 3 x 4 grids: held-out prompts (first two rows) and seen / two-object ones."""
+    from multimodal import caption_grid
+
+    prompts = [
+        "a red cross", "an orange circle", "a yellow square", "a green triangle",
+        "a blue diamond", "a large red cross in the centre", "a small orange circle on the left",
+        "a blue diamond at the top",
+        "a red circle", "a purple square in the bottom right",
+        "a yellow circle to the left of a blue square", "a green cross above a red diamond",
+    ]  # fmt: skip
+    note = ["held-out pair"] * 8 + ["seen pair"] * 2 + ["two objects"] * 2
+    x = generate(diff, prompts, 1, guidance=3.0, steps=steps)
+    caption_grid(folder / "t2i_diffusion.png", x, prompts, note,
+                 "t2i-diffusion, guidance 3 (shapes 16x16)")  # fmt: skip
+    x = generate(ar, prompts, 1, top_k=8)
+    caption_grid(folder / "t2i_vq.png", x, prompts, note, "t2i-vq, top-k 8 (shapes 16x16)")
+
+
+if __name__ == "__main__":
+    main()
