@@ -128,6 +128,12 @@ I2I_UNITS = {  # image-to-image metrics: mean absolute pixel error, pixels in [-
     "cycle_a": "(|F(G(a)) - a|, cycle error)",
     "cycle_b": "(|G(F(b)) - b|, cycle error)",
 }
+CODE_UNITS = {  # vqvae-prior: the prior over VQ-VAE codes and its context-free baseline
+    "code_log_prob": "nats/example (the prior's exact log-likelihood of the codes)",
+    "unigram_log_prob": "nats/example (codes drawn from the VQ-VAE's usage frequencies)",
+    "bits_per_code": "bits/code (the prior)",
+    "unigram_bits_per_code": "bits/code (usage frequencies)",
+}
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -153,6 +159,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             unit = "(the same for the ideal denoiser: the floor)"
         elif k in I2I_UNITS:
             unit = I2I_UNITS[k]
+        elif k in CODE_UNITS:
+            unit = CODE_UNITS[k]
         print(f"  {k:<14} {v:12.4f}  {unit}")
     return 0
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import genzoo
+from genzoo.cli import main
 from genzoo.core.errors import ConfigError
 from genzoo.data import dataset_info, load_dataset
 from genzoo.data.base import DataInfo
@@ -126,7 +127,7 @@ def vqvae_run(tmp_path_factory):
 
 
 def test_trained_prior_beats_the_unigram_code_entropy_on_held_out_codes(
-    vqvae_run, tmp_path, fast_train
+    vqvae_run, tmp_path, fast_train, capsys
 ) -> None:
     """A short run of ``genzoo.train("vqvae-prior", ...)`` on the codes of a trained VQ-VAE run:
     its held-out NLL per code is below the entropy of the held-out codes' own frequencies (the
@@ -166,3 +167,6 @@ def test_trained_prior_beats_the_unigram_code_entropy_on_held_out_codes(
     assert res["unigram_bits_per_code"] >= unigram_entropy / math.log(2) - 1e-6  # >= entropy
     x = genzoo.sample(run, 8, seed=1)
     assert x.shape == (8, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
+    assert main(["eval", str(run)]) == 0
+    line = next(s for s in capsys.readouterr().out.splitlines() if "bits_per_code " in s)
+    assert float(line.split()[1]) == pytest.approx(res["bits_per_code"], abs=1e-4), line
