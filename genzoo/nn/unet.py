@@ -203,9 +203,12 @@ class UNet(nn.Module):
         class_labels: Tensor | None = None,
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
+        extra_emb: Tensor | None = None,
     ) -> Tensor:
         """``context`` (B, L, context_dim) and ``context_mask`` (B, L), True for real tokens, feed
-        the cross-attention blocks; without ``context`` they are skipped (unconditional)."""
+        the cross-attention blocks; without ``context`` they are skipped (unconditional).
+        ``extra_emb`` (B, 4 * channels) is added to the noise embedding (e.g. a pooled text
+        embedding, as GLIDE's, arXiv:2112.10741, Sec. 2.3)."""
         emb = self.noise_emb(c_noise)  # (B, E)
         if self.class_emb is not None:
             if class_labels is None:  # unconditional: the "no class" token
@@ -213,6 +216,8 @@ class UNet(nn.Module):
                     (x.shape[0],), self.class_emb.num_embeddings - 1, device=x.device
                 )
             emb = emb + self.class_emb(class_labels)
+        if extra_emb is not None:
+            emb = emb + extra_emb
         emb = F.silu(emb)
 
         def apply(blk: nn.Module, h: Tensor) -> Tensor:

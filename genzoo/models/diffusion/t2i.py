@@ -5,12 +5,16 @@ with classifier-free guidance.
   (:class:`~genzoo.nn.encoders.TextEncoder`, trained jointly with the U-Net, or the text encoder of
   a trained genzoo ``clip`` run, ``text_encoder_run``) turns the caption into per-token features
   ``tau(y)`` ``(B, L, C)``; cross-attention blocks of the U-Net attend from the image positions to
-  them (padding masked out). The denoiser is ``D(x, sigma, y)`` with EDM's preconditioning
+  them (padding masked out); with ``pooled_text`` the ``[EOS]`` feature, projected, is also added
+  to the noise embedding of every residual block (GLIDE, Nichol et al., arXiv:2112.10741,
+  Sec. 2.3), which makes the caption's global content (colour, shape) quick to learn. The
+  denoiser is ``D(x, sigma, y)`` with EDM's preconditioning
   (Karras et al., arXiv:2206.00364, Table 1), trained with EDM's loss (Eq. 2).
 - Classifier-free guidance (Ho & Salimans, arXiv:2207.12598): during training each caption is
   replaced by the *null caption* with probability ``caption_dropout`` (Sec. 3.2, Algorithm 1). The
-  null caption is a row of padding only: every cross-attention block is then the identity, so the
-  same network is the unconditional denoiser. Sampling uses
+  null caption is a row of padding only: every cross-attention block is then the identity (and
+  the pooled feature of an all-padding row acts as a learned "no caption" embedding), so the same
+  network is the unconditional denoiser. Sampling uses
   ``D_w = D(x, sigma, null) + w (D(x, sigma, y) - D(x, sigma, null))`` (Eq. 6, written for the
   denoiser): ``w = 1`` is the conditional model, ``w = 0`` the unconditional one.
 
@@ -53,6 +57,7 @@ class T2IDiffusionConfig(EDMConfig):
     text_heads: int = 4  # its attention heads
     text_encoder_run: str = ""  # a trained `clip` run: use its text encoder instead
     freeze_text_encoder: bool = False  # keep the (CLIP) text encoder fixed
+    pooled_text: bool = True  # also add the [EOS] text feature to the noise embedding (GLIDE)
     caption_dropout: float = 0.1  # probability of the null caption in training (CFG)
     guidance: float = 3.0  # default guidance scale w when sampling
     sample_steps: int = 18
@@ -149,6 +154,9 @@ class TextToImageDiffusion(EDM):
             adaptive_norm=c.adaptive_norm,
             context_dim=self.text_encoder.out_dim,
         )
+        self.pool_proj = (
+            torch.nn.Linear(self.text_encoder.out_dim, 4 * c.channels) if c.pooled_text else None
+        )
 
     # --- text ---------------------------------------------------------------------------------
     def encode_prompts(self, prompts: Sequence[str]) -> Tensor:
@@ -172,12 +180,11 @@ class TextToImageDiffusion(EDM):
         drop = rand((tokens.shape[0],), generator=generator, device=tokens.device) < p
         return tokens.masked_fill(drop[:, None], self.pad_id)
 
-    def context(self, tokens: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
-        """``(features (B, L, C), mask (B, L))`` of caption tokens, or ``(None, None)``."""
-        if tokens is None:
-            return None, None
+    def context(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(features (B, L, C), mask (B, L), pooled embedding (B, E) or None)`` of tokens."""
         feats = self.text_encoder(tokens.long())
-        return feats.tokens, feats.mask
+        pooled = self.pool_proj(feats.pooled) if self.pool_proj is not None else None
+        return feats.tokens, feats.mask, pooled
 
     def class_tokens(self, y: Tensor) -> Tensor:
         """Tokens of the class prompts "a red circle", ... of labels ``y`` ``(B,)``."""
@@ -190,10 +197,10 @@ class TextToImageDiffusion(EDM):
     # --- the denoiser -------------------------------------------------------------------------
     def denoise(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         """``D(x, sigma, y) = c_skip x + c_out F(c_in x, c_noise, tau(y))`` (EDM Eq. 7);
-        ``cond`` is caption tokens ``(B, L)`` (None: unconditional, same as the null caption)."""
+        ``cond`` is caption tokens ``(B, L)`` (None: the null caption)."""
         c_skip, c_out, c_in, c_noise = self.precond(sigma.float())
-        ctx, mask = self.context(cond)
-        f = self.net(_b(c_in, x) * x, c_noise, None, ctx, mask)
+        ctx, mask, pooled = self.context(cond if cond is not None else self.null_tokens(x.shape[0]))
+        f = self.net(_b(c_in, x) * x, c_noise, None, ctx, mask, pooled)
         return _b(c_skip, x) * x + _b(c_out, x) * f.to(x.dtype)
 
     # --- training -----------------------------------------------------------------------------
