@@ -38,7 +38,8 @@ RUNS = {
                         "downsample": 1, "res_blocks": 1}),
     "t2i-vq": ("t2i-vq", {"lr": 1e-3, "warmup": 50, "n_layer": 3, "n_embd": 96, "n_head": 4,
                           "dropout": 0.0}),
-    "t2i-diffusion": ("t2i-diffusion", {"lr": 2e-3, "ema_decay": 0.995, "warmup": 50}),
+    "t2i-diffusion": ("t2i-diffusion", {"lr": 2e-3, "ema_decay": 0.995, "warmup": 50,
+                                        "p_mean": 0.0}),
 }  # fmt: skip
 
 
@@ -87,7 +88,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/bench-t2i", help="folder of the runs")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--diffusion-steps", type=int, default=900)
+    ap.add_argument("--diffusion-steps", type=int, default=1400)
     ap.add_argument("--vqvae-steps", type=int, default=600)
     ap.add_argument("--ar-steps", type=int, default=800)
     ap.add_argument("--n-single", type=int, default=150, help="single-object held-out prompts")
