@@ -80,11 +80,13 @@ class PixelCNNConfig(Config):
     """Configuration of :class:`PixelCNN` (defaults fit 8x8 digits on a CPU; the paper's MNIST /
     CIFAR models use 15-20 layers of 128-384 channels)."""
 
-    channels: int = 64  # features of each stack (vertical, horizontal); divisible by image channels
+    channels: int = 0  # features of each stack (vertical, horizontal); divisible by the image
+    # channels; 0: 64 rounded up to a multiple of them (64 grey, 66 RGB)
     n_layers: int = 6  # gated layers; the first uses mask A, the others mask B
     first_kernel: int = 7  # kernel size of the first layer (odd)
     kernel: int = 3  # kernel size of the later layers (odd)
-    head_channels: int = 128  # width of the hidden 1x1 layer of the output head (divisible by C)
+    head_channels: int = 0  # width of the hidden 1x1 layer of the output head (divisible by C);
+    # 0: 128 rounded up to a multiple of C
     class_conditional: bool = False  # model p(x | y): class embedding added inside every gate
     output: Literal["softmax", "logistic_mixture"] = "softmax"  # per sub-pixel: a softmax over the
     # L levels, or a discretized mixture of logistics (PixelCNN++, arXiv:1701.05517)
@@ -92,8 +94,8 @@ class PixelCNNConfig(Config):
     temperature: float = 1.0  # default sampling temperature (0: the most likely level, greedy)
 
     def validate(self) -> None:
-        if self.channels < 1 or self.head_channels < 1:
-            raise ConfigError("channels and head_channels must be >= 1.")
+        if self.channels < 0 or self.head_channels < 0:
+            raise ConfigError("channels and head_channels must be >= 1 (or 0: automatic).")
         if self.n_layers < 1:
             raise ConfigError(f"n_layers = {self.n_layers} must be >= 1.")
         if self.n_mix < 1:
@@ -130,7 +132,10 @@ class PixelCNN(GenerativeModel):
                 "choose an image dataset such as 'digits' or 'mnist5k'."
             )
         c_img = int(info.shape[0])
-        cfg = config
+        cfg = config.replace(  # 0: the automatic width, a multiple of the image channels
+            channels=config.channels or -(-64 // c_img) * c_img,
+            head_channels=config.head_channels or -(-128 // c_img) * c_img,
+        )
         for key in ("channels", "head_channels"):
             if getattr(cfg, key) % c_img:
                 raise ConfigError(
