@@ -10,6 +10,7 @@ each stage (7 -> 14 -> 28, 7 -> 13 -> 25) rather than doubling blindly.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -107,3 +108,20 @@ class ConvDecoder(nn.Module):
         h, w = self.sizes[-1]
         x = self.head(z).view(z.shape[0], self.channels[-1], h, w)  # (B, C_last, h, w)
         return self.body(x)  # (B, out_ch, H, W)
+
+
+def choose_arch(arch: str, info: Any) -> tuple[str, tuple[int, ...]]:
+    """``(arch, shape)`` of an encoder/decoder model: ``auto`` picks convolutions for images of
+    at least 8x8 and an MLP otherwise; ``conv`` on anything but (C, H, W) images is an error."""
+    from genzoo.core.errors import ConfigError, choices
+
+    shape = tuple(int(s) for s in info.shape)
+    is_image = info.kind == "images" and len(shape) == 3
+    if arch == "auto":
+        arch = "conv" if is_image and min(shape[1], shape[2]) >= 8 else "mlp"
+    if arch == "conv" and not is_image:
+        raise ConfigError(
+            f"arch = 'conv' needs images of shape (C, H, W), but dataset {info.name!r} has "
+            f"{info.kind} of shape {shape}; choose {choices(['auto', 'mlp'])}."
+        )
+    return arch, shape

@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genzoo.core.config import Config
-from genzoo.core.errors import ConfigError, choices
+from genzoo.core.errors import ConfigError
 from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo, levels_to_model, model_to_levels
-from genzoo.nn.convnets import ConvDecoder, ConvEncoder
+from genzoo.nn.convnets import ConvDecoder, ConvEncoder, choose_arch
 from genzoo.nn.mlp import MLP
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -132,17 +132,8 @@ class VAE(GenerativeModel):
 
     def __init__(self, config: VAEConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        shape = tuple(int(s) for s in info.shape)
+        arch, shape = choose_arch(config.arch, info)
         self.shape = shape
-        is_image = info.kind == "images" and len(shape) == 3
-        arch = config.arch
-        if arch == "auto":
-            arch = "conv" if is_image and min(shape[1], shape[2]) >= 8 else "mlp"
-        if arch == "conv" and not is_image:
-            raise ConfigError(
-                f"arch = 'conv' needs images of shape (C, H, W), but dataset {info.name!r} has "
-                f"{info.kind} of shape {shape}; choose {choices(['auto', 'mlp'])}."
-            )
         self.arch = arch
         k = config.latent_dim
         if arch == "conv":

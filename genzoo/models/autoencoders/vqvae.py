@@ -14,11 +14,11 @@ import torch
 from torch import Tensor, nn
 
 from genzoo.core.config import Config
-from genzoo.core.errors import ConfigError, choices
+from genzoo.core.errors import ConfigError
 from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
-from genzoo.nn.convnets import conv_sizes
+from genzoo.nn.convnets import choose_arch, conv_sizes
 from genzoo.nn.mlp import MLP
 from genzoo.nn.quantizer import VectorQuantizer
 
@@ -94,17 +94,8 @@ class VQVAE(GenerativeModel):
 
     def __init__(self, config: VQVAEConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        shape = tuple(int(s) for s in info.shape)
+        arch, shape = choose_arch(config.arch, info)
         self.shape = shape
-        is_image = info.kind == "images" and len(shape) == 3
-        arch = config.arch
-        if arch == "auto":
-            arch = "conv" if is_image and min(shape[1], shape[2]) >= 8 else "mlp"
-        if arch == "conv" and not is_image:
-            raise ConfigError(
-                f"arch = 'conv' needs images of shape (C, H, W), but dataset {info.name!r} has "
-                f"{info.kind} of shape {shape}; choose {choices(['auto', 'mlp'])}."
-            )
         self.arch = arch
         d = config.code_dim
         if arch == "conv":
