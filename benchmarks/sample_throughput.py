@@ -61,6 +61,15 @@ def _variants(args: argparse.Namespace, features: tuple[str, ...]) -> list[tuple
     return out
 
 
+def _progress(row: dict[str, Any]) -> None:
+    """One line per finished measurement, so a run cut short still reports what it measured."""
+    print(
+        f"{row['impl']} {row['sampler']} {row['steps']} ({row['nfe']} NFE) {row['variant']}: "
+        f"{row['img_s']:,.1f} img/s",
+        flush=True,
+    )
+
+
 def _label(v: tuple[str, ...]) -> str:
     return "+".join(v) if v else "eager"
 
@@ -70,7 +79,11 @@ def genzoo_rows(args: argparse.Namespace, device: torch.device) -> list[dict[str
     dtype = amp_dtype(device, args.precision)
     model = _genzoo_model(w).to(device).eval()
     params = n_params(model)
-    plan = [(name, max(1, round(args.steps * f))) for name, f in GENZOO_SAMPLERS.items()]
+    plan = [
+        (name, max(1, round(args.steps * f)))
+        for name, f in GENZOO_SAMPLERS.items()
+        if not args.samplers or name in args.samplers.split(",")
+    ]
     if args.ddpm:
         plan.append(("ancestral", args.ddpm_steps))
     rows = []
@@ -115,6 +128,7 @@ def genzoo_rows(args: argparse.Namespace, device: torch.device) -> list[dict[str
                     "params": params,
                 }
             )
+            _progress(rows[-1])
     return rows
 
 
@@ -176,6 +190,7 @@ def diffusers_rows(args: argparse.Namespace, device: torch.device) -> list[dict[
                     "params": params,
                 }
             )
+            _progress(rows[-1])
     return rows
 
 
@@ -220,6 +235,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="also torch.compile variants")
     p.add_argument("--channels-last", action="store_true", help="also channels_last variants")
     p.add_argument("--cuda-graph", action="store_true", help="genzoo: also CUDA-graph replay")
+    p.add_argument("--samplers", default="", help="genzoo's samplers to run (default all)")
     p.add_argument("--ddpm", action="store_true", help="also the ancestral (DDPM) samplers")
     p.add_argument("--ddpm-steps", type=int, default=0, help="their steps (0: 1000; tiny: 8)")
     p.add_argument("--tiny", action="store_true", help="CPU-sized U-Net (smoke test)")

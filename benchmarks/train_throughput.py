@@ -467,6 +467,15 @@ def _row(
     }
 
 
+def _progress(row: dict[str, Any]) -> None:
+    """One line per finished measurement, so a run cut short still reports what it measured."""
+    print(
+        f"[{row['config']}] {row['impl']} {row['variant']}: {row['step_ms']:.1f} ms/step, "
+        f"{row['throughput']:,.0f} {row['unit']}, MFU {row['mfu']:.1%}",
+        flush=True,
+    )
+
+
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per config and peer: genzoo's best against the peer's eager and best throughput."""
     out = []
@@ -517,6 +526,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compile", action="store_true", help="also run torch.compile variants")
     p.add_argument("--channels-last", action="store_true", help="also run channels_last (U-Net)")
     p.add_argument("--nanogpt", default=None, help="path to nanoGPT's model.py (GPT-2 peer)")
+    p.add_argument(
+        "--variants", default="", help="only these, e.g. eager,compile+channels_last (default all)"
+    )
+    p.add_argument("--impls", default="", help="only these, e.g. genzoo,nanoGPT (default all)")
     p.add_argument("--peak-tflops", type=float, default=H100_BF16_DENSE_TFLOPS)
     p.add_argument("--tiny", action="store_true", help="CPU-sized configurations (smoke test)")
     p.add_argument("--out", default=None, help="write the rows as JSON to this file")
@@ -548,12 +561,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         w = builders[cfg]()
         notes += [f"{cfg}: {n}" for n in w.notes]
         flops: dict[str, int] = {}
+        wanted = set(args.variants.split(",")) if args.variants else None
+        impls = set(args.impls.split(",")) if args.impls else None
         for variant in _variants(w, args.compile, args.channels_last):
-            rows.append(run_genzoo(w, variant, args, device, flops))
-            free(device)
-            for peer in w.peers:
-                rows.append(run_peer(w, peer, variant, args, device, flops))
+            if wanted is not None and variant[0] not in wanted:
+                continue
+            if impls is None or "genzoo" in impls:
+                rows.append(run_genzoo(w, variant, args, device, flops))
+                _progress(rows[-1])
                 free(device)
+            for peer in w.peers:
+                if impls is None or peer.name in impls:
+                    rows.append(run_peer(w, peer, variant, args, device, flops))
+                    _progress(rows[-1])
+                    free(device)
     summary = summarize(rows)
     env = environment(device)
     print(f"Device: {env.get('gpu', env['device'])}; torch {env['torch']}; {env['date']}")

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[bool, bool], FastDenoiser]] = (
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], FastDenoiser]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -119,13 +119,33 @@ class FastDenoiser:
         return graph, sx, ss, sc, out
 
 
+def weight_layout(model: nn.Module) -> tuple[tuple[int, ...], ...]:
+    """The strides of the model's 4-D weights: what changes when the model is moved to (or from)
+    ``channels_last`` after a compiled denoiser was built for it."""
+    return tuple(tuple(p.stride()) for p in model.parameters() if p.ndim == 4)
+
+
 def fast_denoiser(model: nn.Module, *, compile: bool = False, cuda_graph: bool = False) -> Any:
-    """The model's sampling denoiser with the given speed-ups, cached per model and options;
-    the plain ``model.sampling_denoiser`` when neither is asked for."""
+    """The model's sampling denoiser with the given speed-ups, cached per model, options and
+    weight layout; the plain ``model.sampling_denoiser`` when neither is asked for.
+
+    Compiled code does not re-check the strides of the weights it was traced with (TorchDynamo
+    treats parameters as fixed), so when the layout of a model's weights changes (e.g.
+    ``model.to(memory_format=torch.channels_last)`` after a compiled call) the old compiled code
+    would read the weights with the wrong strides. That case resets TorchDynamo's caches and
+    compiles again.
+    """
     if not (compile or cuda_graph):
         return model.sampling_denoiser  # type: ignore[attr-defined]
     per_model = _CACHE.setdefault(model, {})
-    key = (compile, cuda_graph)
+    layout = weight_layout(model)
+    stale = [k for k in per_model if k[2] != layout]
+    if stale:
+        if any(k[0] for k in stale):
+            torch._dynamo.reset()  # the compiled code of the old layout must not be re-used
+        for k in stale:
+            del per_model[k]
+    key = (compile, cuda_graph, layout)
     if key not in per_model:
         per_model[key] = FastDenoiser(model, compile=compile, cuda_graph=cuda_graph)
     return per_model[key]

@@ -57,3 +57,23 @@ def test_sigma_to_t_takes_no_host_values_and_inverts_the_table():
     assert torch.allclose(t, torch.tensor([0.0, 10.0, 99.0]), atol=1e-3)
     clamped = sigma_to_t(torch.tensor([1e-9, 1e9]), table.float())  # outside: clamped to the ends
     assert torch.allclose(clamped, torch.tensor([0.0, 99.0]), atol=1e-3)
+
+
+def test_a_new_weight_layout_gets_a_new_denoiser_and_fresh_compiled_code(monkeypatch):
+    # Compiled code treats the weights as fixed and does not re-check their strides: after
+    # model.to(channels_last) the old code would read them wrongly (seen on an H100 as a stride
+    # assertion), so the wrapper is rebuilt and TorchDynamo's caches are reset, once.
+    resets = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
+    info = load_dataset("digits").info
+    m = DDPM(DDPMConfig(timesteps=50, channels=8), info).eval()
+    first = fast_denoiser(m, compile=True)
+    assert fast_denoiser(m, compile=True) is first and not resets
+    m.to(memory_format=torch.channels_last)
+    second = fast_denoiser(m, compile=True)
+    assert second is not first and len(resets) == 1
+    assert fast_denoiser(m, compile=True) is second and len(resets) == 1
+    graphs = fast_denoiser(m, cuda_graph=True)  # no compiled code: nothing to reset
+    m.to(memory_format=torch.contiguous_format)
+    assert fast_denoiser(m, cuda_graph=True) is not graphs
+    assert len(resets) == 2  # the compiled wrapper of the channels_last layout was dropped too
