@@ -445,15 +445,16 @@ def run_budget(
 ) -> list[dict[str, Any]]:
     rows = []
     label = f"{budget:g}{unit}"
-    peer = train_peer(x_train, info, budget, unit, args, device)
-    drawn = []
-    for sampler, steps in _parse_samplers(args.peer_samplers):
-        x, nfe, secs = sample_peer(peer, sampler, steps, args.n, info, args, device)
-        drawn.append((sampler, steps, x, nfe, secs))
-    save_samples_png(drawn[-1][2][:64], info, out / f"grid-diffusers-{label}.png")
-    rows += evaluate_one("diffusers", "example", budget, unit, peer, drawn, stick)
-    del peer
-    free(device)
+    if not args.skip_peer:
+        peer = train_peer(x_train, info, budget, unit, args, device)
+        drawn = []
+        for sampler, steps in _parse_samplers(args.peer_samplers):
+            x, nfe, secs = sample_peer(peer, sampler, steps, args.n, info, args, device)
+            drawn.append((sampler, steps, x, nfe, secs))
+        save_samples_png(drawn[-1][2][:64], info, out / f"grid-diffusers-{label}.png")
+        rows += evaluate_one("diffusers", "example", budget, unit, peer, drawn, stick)
+        del peer
+        free(device)
     mine = train_genzoo(
         RECIPE_MODEL, {}, spec, info, budget, unit, out / f"genzoo-{label}", args, device
     )
@@ -569,6 +570,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--genzoo-samplers", default=None, help=f"default {GENZOO_SAMPLERS}")
     p.add_argument("--peer-warmup", type=int, default=500, help="the peer's warm-up steps")
     p.add_argument("--ablate", action="store_true", help="also the recipe's ablations")
+    p.add_argument("--skip-peer", action="store_true", help="genzoo's recipe (and ablations) alone")
     p.add_argument("--ablations", default="", help=f"subset of {','.join(ABLATIONS)}")
     p.add_argument("--ablate-budget", default="", help="budget of the ablations (default first)")
     p.add_argument("--device", default="auto")

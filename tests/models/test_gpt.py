@@ -88,10 +88,13 @@ def test_kv_cache_gives_the_logits_of_the_full_forward(pos_emb):
         m(idx[:, :1], cache)
 
 
-@pytest.mark.parametrize("cond", [False, True])
-def test_probabilities_of_all_images_sum_to_one(cond):
+@pytest.mark.parametrize("cond, vocab", [(False, 0), (True, 0), (False, 200)])
+def test_probabilities_of_all_images_sum_to_one(cond, vocab):
+    # vocab 200: a padded vocabulary whose read-out computes 64 columns (aligned) for 3 targets;
+    # the extra columns must not enter the softmax
     info = tiny_images((1, 2, 2), 3, n_classes=2 if cond else 0)
-    m = small_gpt(info, class_conditional=cond).double()
+    m = small_gpt(info, class_conditional=cond, vocab_size=vocab).double()
+    assert m(torch.zeros(1, 4, dtype=torch.long)).shape == (1, 4, 3)
     k = torch.tensor(list(itertools.product(range(3), repeat=4))).view(-1, 1, 2, 2)
     x = levels_to_model(k, 3)
     totals = []

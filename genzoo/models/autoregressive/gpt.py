@@ -151,6 +151,10 @@ class GPT(GenerativeModel):
             )
         self.vocab_size = vocab
         self.block_size = block
+        # rows of the read-out that are computed: the n_out targets, rounded up to a multiple of 64
+        # within the vocabulary, so the largest matmul has aligned sizes (50,257 -> 50,304 for
+        # GPT-2's padded vocabulary); the extra columns are sliced off before any softmax
+        self.n_logits = min(vocab, -(-self.n_out // 64) * 64)
         self.tok_emb = nn.Embedding(vocab, cfg.n_embd)
         self.pos = nn.Embedding(block, cfg.n_embd) if cfg.pos_emb == "learned" else None
         self.drop = nn.Dropout(cfg.dropout)
@@ -190,7 +194,8 @@ class GPT(GenerativeModel):
             h = h + self.pos(torch.arange(past, past + t, device=idx.device))  # (T, C) broadcast
         h = self.transformer(self.drop(h), cache)  # (B, T, C)
         weight = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight  # (V, C)
-        return F.linear(h, weight[: self.n_out])  # (B, T, n_out): only tokens that are targets
+        logits = F.linear(h, weight[: self.n_logits])  # (B, T, n_logits): an aligned matmul
+        return logits[..., : self.n_out]  # (B, T, n_out): only tokens that are targets
 
     def new_cache(self) -> KVCache:
         """An empty KV cache for sequences of up to ``block_size`` tokens."""
@@ -232,7 +237,9 @@ class GPT(GenerativeModel):
         tgt = self.tokenize(x)  # (B, D)
         inp = torch.cat([self._start_tokens(x.shape[0], y), tgt[:, :-1]], dim=1)  # (B, D)
         logits = at_least_float32(self.forward(inp))  # (B, T, n_out)
-        return -F.cross_entropy(logits.transpose(1, 2), tgt, reduction="none")  # (B, T)
+        # (B*T, n_out) rows, classes along the contiguous last dimension (a view, no copy)
+        nll = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), reduction="none")
+        return -nll.view(tgt.shape)  # (B, T)
 
     # --- likelihood -----------------------------------------------------------------------------
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
