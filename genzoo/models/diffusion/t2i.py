@@ -3,13 +3,14 @@ with classifier-free guidance.
 
 - Conditioning (Rombach et al., arXiv:2112.10752, Sec. 3.3, Eq. 3): a transformer text encoder
   (:class:`~genzoo.nn.encoders.TextEncoder`, trained jointly with the U-Net, or the text encoder of
-  a trained genzoo ``clip`` run, ``text_encoder_run``) turns the caption into per-token features
-  ``tau(y)`` ``(B, L, C)``; cross-attention blocks of the U-Net attend from the image positions to
-  them (padding masked out); with ``pooled_text`` the ``[EOS]`` feature, projected, is also added
-  to the noise embedding of every residual block (GLIDE, Nichol et al., arXiv:2112.10741,
-  Sec. 2.3), which makes the caption's global content (colour, shape) quick to learn. The
-  denoiser is ``D(x, sigma, y)`` with EDM's preconditioning
-  (Karras et al., arXiv:2206.00364, Table 1), trained with EDM's loss (Eq. 2).
+  a trained genzoo ``clip`` run, ``text_encoder_run``, or with ``text_encoder = "minilm"`` the
+  frozen pretrained :class:`~genzoo.nn.pretrained_text.MiniLMTextEncoder` of the ``minilm`` extra)
+  turns the caption into per-token features ``tau(y)`` ``(B, L, C)``; cross-attention blocks of the
+  U-Net attend from the image positions to them (padding masked out); with ``pooled_text`` the
+  ``[EOS]`` feature, projected, is also added to the noise embedding of every residual block (GLIDE,
+  Nichol et al., arXiv:2112.10741, Sec. 2.3), which makes the caption's global content (colour,
+  shape) quick to learn. The denoiser is ``D(x, sigma, y)`` with EDM's preconditioning (Karras et
+  al., arXiv:2206.00364, Table 1), trained with EDM's loss (Eq. 2).
 - Classifier-free guidance (Ho & Salimans, arXiv:2207.12598): during training each caption is
   replaced by the *null caption* with probability ``caption_dropout`` (Sec. 3.2, Algorithm 1). The
   null caption is a row of padding only: every cross-attention block is then the identity (and
@@ -41,6 +42,7 @@ from genzoo.diffusion.samplers import run_sampler
 from genzoo.models.diffusion.base import _b
 from genzoo.models.diffusion.edm import EDM, EDMConfig
 from genzoo.nn.encoders import TextEncoder
+from genzoo.nn.pretrained_text import MiniLMTextEncoder
 from genzoo.nn.unet import UNet
 
 
@@ -55,6 +57,7 @@ class T2IDiffusionConfig(EDMConfig):
     text_width: int = 64  # width of the jointly trained text encoder
     text_layers: int = 2  # its transformer blocks
     text_heads: int = 4  # its attention heads
+    text_encoder: str = "own"  # "own": trained with the U-Net; "minilm": frozen MiniLM (extra)
     text_encoder_run: str = ""  # a trained `clip` run: use its text encoder instead
     freeze_text_encoder: bool = False  # keep the (CLIP) text encoder fixed
     pooled_text: bool = True  # also add the [EOS] text feature to the noise embedding (GLIDE)
@@ -68,6 +71,10 @@ class T2IDiffusionConfig(EDMConfig):
             raise ConfigError(f"caption_dropout = {self.caption_dropout} must be in [0, 1).")
         if self.class_conditional:
             raise ConfigError("t2i-diffusion is conditioned on captions, not classes.")
+        if self.text_encoder not in ("own", "minilm"):
+            raise ConfigError(f"text_encoder = {self.text_encoder!r} must be 'own' or 'minilm'.")
+        if self.text_encoder == "minilm" and self.text_encoder_run:
+            raise ConfigError("Give text_encoder = 'minilm' or a text_encoder_run, not both.")
         if self.text_width % self.text_heads:
             raise ConfigError(
                 f"text_width = {self.text_width} must be divisible by "
@@ -135,8 +142,11 @@ class TextToImageDiffusion(EDM):
         self.pad_id = tok.pad_id
         self.register_buffer("vocab_fingerprint", torch.tensor([tok.fingerprint()]))
         self.register_load_state_dict_post_hook(_check_vocabulary)
+        self.text_encoder: TextEncoder | MiniLMTextEncoder
         if c.text_encoder_run:
             self.text_encoder = _clip_text_encoder(c.text_encoder_run)
+        elif c.text_encoder == "minilm":
+            self.text_encoder = MiniLMTextEncoder(tok.pad_id)  # frozen, not in checkpoints
         else:
             self.text_encoder = TextEncoder(
                 tok.vocab_size, MAX_LEN, c.text_width, c.text_layers, c.text_heads
@@ -281,7 +291,7 @@ class TextToImageDiffusion(EDM):
         return out.clamp(*self.info.value_range) if self.config.clip_denoised else out
 
 
-def _clip_text_encoder(run: str) -> TextEncoder:
+def _clip_text_encoder(run: str) -> TextEncoder | MiniLMTextEncoder:
     """The text encoder of a trained ``clip`` run (a copy; safe formats only)."""
     from genzoo.models.multimodal.clip import CLIP
     from genzoo.models.runs import load_model

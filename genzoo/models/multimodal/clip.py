@@ -2,7 +2,9 @@
 Models From Natural Language Supervision", arXiv:2103.00020), at the scale of ``shapes``.
 
 An image encoder (a small ResNet, :class:`~genzoo.nn.encoders.ImageEncoder`) and a text encoder
-(a causal transformer read at ``[EOS]``, :class:`~genzoo.nn.encoders.TextEncoder`) are projected
+(a causal transformer read at ``[EOS]``, :class:`~genzoo.nn.encoders.TextEncoder`; or, with
+``text_encoder = "minilm"``, the sentence embedding of the frozen pretrained
+:class:`~genzoo.nn.pretrained_text.MiniLMTextEncoder`, ``minilm`` extra) are projected
 linearly into one ``embed_dim`` space and L2-normalised. For a batch of N image-caption pairs the
 logits are the scaled cosine similarities ``L = exp(t) I T^T`` (N x N) with a learned temperature
 ``t`` (initialised to ``log(1/0.07)``, clipped so that ``exp(t) <= 100``; Sec. 2.5), and the loss
@@ -33,6 +35,7 @@ from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN, label_caption_texts
 from genzoo.models.multimodal.base import MultimodalModel
 from genzoo.nn.encoders import ImageEncoder, TextEncoder, l2_normalize
+from genzoo.nn.pretrained_text import MiniLMTextEncoder
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class CLIPConfig(Config):
 
     embed_dim: int = 64  # dimension of the joint embedding space
     width: int = 32  # channels of the image encoder's first stage (doubling, up to 4x)
+    text_encoder: str = "own"  # "own": trained text transformer; "minilm": frozen MiniLM (extra)
     text_width: int = 64  # width of the text transformer
     text_layers: int = 2  # text transformer blocks
     text_heads: int = 4  # attention heads per text block
@@ -52,6 +56,8 @@ class CLIPConfig(Config):
         for key in ("embed_dim", "width", "text_width", "text_layers", "text_heads"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} = {getattr(self, key)} must be >= 1.")
+        if self.text_encoder not in ("own", "minilm"):
+            raise ConfigError(f"text_encoder = {self.text_encoder!r} must be 'own' or 'minilm'.")
         if self.text_width % self.text_heads:
             raise ConfigError(
                 f"text_width = {self.text_width} must be divisible by "
@@ -105,11 +111,15 @@ class CLIP(MultimodalModel):
         super().__init__(config, info)
         c = config
         self.image_encoder = ImageEncoder(info.shape[0], info.shape[-1], c.width)
-        self.text_encoder = TextEncoder(
-            self.vocab_size, MAX_LEN, c.text_width, c.text_layers, c.text_heads
-        )
+        self.text_encoder: TextEncoder | MiniLMTextEncoder
+        if c.text_encoder == "minilm":  # frozen; only text_proj is trained on the text side
+            self.text_encoder = MiniLMTextEncoder(self.tokenizer.pad_id)
+        else:
+            self.text_encoder = TextEncoder(
+                self.vocab_size, MAX_LEN, c.text_width, c.text_layers, c.text_heads
+            )
         self.image_proj = nn.Linear(self.image_encoder.out_dim, c.embed_dim, bias=False)
-        self.text_proj = nn.Linear(c.text_width, c.embed_dim, bias=False)
+        self.text_proj = nn.Linear(self.text_encoder.out_dim, c.embed_dim, bias=False)
         t0 = torch.tensor(math.log(1.0 / c.init_temperature))
         self.logit_scale = nn.Parameter(t0, requires_grad=c.learn_temperature)
 
