@@ -9,26 +9,20 @@ import math
 
 import pytest
 import torch
+from tiny_t2i import tiny_t2i
 
 from genzoo.data.captions import get_caption_tokenizer
 from genzoo.data.shapes import shapes_info
 from genzoo.models.autoencoders import VQVAE, VQVAEConfig
 from genzoo.models.autoregressive import T2IVQConfig, TextToImageVQ
-from genzoo.models.diffusion import T2IDiffusionConfig, TextToImageDiffusion
+from genzoo.models.diffusion import TextToImageDiffusion
 from genzoo.models.diffusion.t2i import TextGuidance
 
 INFO = shapes_info("shapes?size=16")
 
 
 def tiny_diffusion(seed: int = 0, **kw) -> TextToImageDiffusion:
-    torch.manual_seed(seed)
-    cfg = T2IDiffusionConfig(channels=8, text_width=16, text_layers=1, text_heads=2, **kw)
-    m = TextToImageDiffusion(cfg, INFO).eval()
-    for blk in m.net.modules():  # zero-initialised projections would hide the conditioning
-        if type(blk).__name__ == "CrossAttnBlock":
-            torch.nn.init.normal_(blk.proj.weight, std=0.2)
-    torch.nn.init.normal_(m.net.conv_out.weight, std=0.2)
-    return m
+    return tiny_t2i(seed, text_width=16, text_layers=1, text_heads=2, **kw)
 
 
 def test_caption_dropout_gives_the_null_caption_at_its_rate() -> None:

