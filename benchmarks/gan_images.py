@@ -6,7 +6,7 @@ trained deterministically and cached): class accuracy = the fraction of samples 
 ``k`` that it classifies as ``k``; Fréchet distance in its feature space against the test split.
 
     python benchmarks/gan_images.py cgan --data digits --steps 3000 --seeds 0,1,2 --threads 1
-    python benchmarks/gan_images.py fd --data digits --models gan,wgan-gp,hinge-sn --steps 3000
+    python benchmarks/gan_images.py fd --data digits --steps 3000 --set batch_size=64 width=32
     python benchmarks/gan_images.py i2i --task digits-thick --steps 2000 --threads 1
 """
 
@@ -68,25 +68,57 @@ def cmd_cgan(args: argparse.Namespace) -> None:
     print(f"median class accuracy {med_acc:.3f}, median FD {med_fd:.2f}")
 
 
-def cmd_fd(args: argparse.Namespace) -> None:
-    """FD of unconditional GANs per objective and seed; the spread is the stability figure."""
+def seed_spread(values: list[float]) -> dict[str, float]:
+    """Median, population std and min / max of one objective's per-seed scores (the spread across
+    seeds is the stability figure)."""
+    return {
+        "median": statistics.median(values),
+        "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+def cmd_fd(args: argparse.Namespace) -> dict:
+    """FD of unconditional GANs per objective and seed; the spread is the stability figure.
+
+    The floor is ``n`` random training images scored like the samples (same ``n``, same test
+    split): the FD of a perfect generator at this sample size. A grid of 64 samples per objective
+    (first seed) goes to ``<out>/gan-fd-<model>-<data>.png``."""
     clf = get_classifier(args.data)
     test = load_dataset(args.data, "test").all()["x"]
     train = load_dataset(args.data, "train").all()["x"]
-    floor = evaluate_samples(train[: len(test)], test, clf, metrics=["fd"])["scores"]["fd"]
-    print(f"FD floor (training images vs test): {floor:.2f}")
+    n_floor = min(args.n, len(train))
+    # a random subset: a split may be stored in class order (mnist5k's training split is)
+    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:n_floor]
+    floor = evaluate_samples(train[pick], test, clf, metrics=["fd"])["scores"]["fd"]
+    print(f"classifier {clf.name} ({clf.hash[:12]}), test accuracy {clf.test_accuracy:.3f}")
+    print(f"FD floor ({n_floor} training images vs the {len(test)} test images): {floor:.2f}")
     print("| model | seed | steps | train s | FD |")
     print("|---|---:|---:|---:|---:|")
+    per_model: dict[str, list[float]] = {}
     for model in args.models.split(","):
-        fds = []
+        fds = per_model.setdefault(model, [])
         for seed in args.seeds:
             run = Path(args.out) / f"{model}-{args.data}-s{seed}"
             dt = _train(model, args.data, run, args.steps, {"seed": seed, **args.set})
             x = genzoo.sample(run, args.n, seed=0)
             fds.append(evaluate_samples(x, test, clf, metrics=["fd"])["scores"]["fd"])
             print(f"| {model} | {seed} | {args.steps} | {dt:.0f} | {fds[-1]:.2f} |", flush=True)
-        spread = statistics.pstdev(fds) if len(fds) > 1 else 0.0
-        print(f"| {model} | median | | | {statistics.median(fds):.2f} (std {spread:.2f}) |")
+            if seed == args.seeds[0]:
+                grid = genzoo.sample(run, 64, seed=1)
+                png = Path(args.out) / f"gan-fd-{model}-{args.data}.png"
+                save_samples_png(grid, clf.info, png, nrow=8)
+    print()
+    print("| objective | median FD | std | min-max | floor |")
+    print("|---|---:|---:|---:|---:|")
+    summary = {m: seed_spread(v) for m, v in per_model.items()}
+    for m, s in summary.items():
+        print(
+            f"| {m} | {s['median']:.2f} | {s['std']:.2f} | {s['min']:.2f}-{s['max']:.2f} "
+            f"| {floor:.2f} |"
+        )
+    return {"floor": floor, "fd": per_model, "summary": summary}
 
 
 def cmd_i2i(args: argparse.Namespace) -> None:
@@ -114,7 +146,7 @@ def cmd_i2i(args: argparse.Namespace) -> None:
         save_samples_png(rows, m.info, Path(args.out) / f"{model}-{args.task}.png", nrow=16)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict | None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("what", choices=["cgan", "fd", "i2i"])
     p.add_argument("--data", default="digits")
@@ -127,14 +159,14 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="key=value", help="extra settings")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--out", default="runs/bench-gan-images")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.set = _settings(args.set)
     args.p2p = {"width": 32}
     args.cyc = {"width": 32, "generator": "unet"}
     if args.threads:
         torch.set_num_threads(args.threads)
-    {"cgan": cmd_cgan, "fd": cmd_fd, "i2i": cmd_i2i}[args.what](args)
+    return {"cgan": cmd_cgan, "fd": cmd_fd, "i2i": cmd_i2i}[args.what](args)
 
 
 if __name__ == "__main__":
