@@ -15,6 +15,7 @@ report their exact discrete NLL, for which no change of variables applies (``lev
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -30,3 +31,21 @@ def bits_per_dim(nll_nats: Tensor | float, dim: int, levels: int | None) -> Tens
     if levels is not None:
         nll = nll + dim * math.log(levels / 2.0)  # log p_[0,L) = log p_[-1,1] - D log(L/2)
     return nll / (dim * math.log(2.0))
+
+
+def exact_nll_loss(log_prob: Tensor, info: Any) -> Any:
+    """The training loss of a model with an exact density: the mean negative log-likelihood per
+    dimension (so the learning rate does not depend on the data's size), logging ``nll`` in nats
+    per example and, for images with ``info.levels``, ``bpd`` in genzoo's convention
+    (:func:`bits_per_dim`: log p_[0,L) = log p_[-1,1] - D log(L/2), over D ln 2).
+
+    ``log_prob``: ``(B,)`` nats per example in model space; ``info``: the dataset's ``DataInfo``.
+    """
+    from genzoo.core.protocol import LossOutput
+
+    nll = -log_prob.mean()  # the one reduction over the batch
+    d = info.dim
+    logs: dict[str, Tensor | float] = {"nll": nll.detach()}
+    if info.kind == "images" and info.levels is not None:
+        logs["bpd"] = (nll.detach() + d * math.log(info.levels / 2)) / (d * math.log(2))
+    return LossOutput(nll / d, logs)

@@ -26,6 +26,7 @@ from genzoo.core.errors import ConfigError
 from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
+from genzoo.metrics.likelihood import exact_nll_loss
 from genzoo.nn.flow_layers import FlowLayer, FlowSequential, LogitTransform
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -118,15 +119,7 @@ class FlowModel(GenerativeModel):
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
         """Mean negative log-likelihood per dimension (nats/dim; the scale of the loss does not
         depend on the image size). Logs ``nll`` in nats per example and, for images, ``bpd``."""
-        lp = self.log_prob(batch["x"])
-        d = self.info.dim
-        nll = -lp.mean()  # the one reduction over the batch
-        logs: dict[str, Tensor | float] = {"nll": nll.detach()}
-        if self.is_image and self.info.levels is not None:
-            # genzoo's convention (genzoo.metrics.bits_per_dim): log p_[0,L) = log p_[-1,1]
-            # - D log(L/2), bits/dim = -log p_[0,L) / (D ln 2)
-            logs["bpd"] = (nll.detach() + d * math.log(self.info.levels / 2)) / (d * math.log(2))
-        return LossOutput(nll / d, logs)
+        return exact_nll_loss(self.log_prob(batch["x"]), self.info)
 
     @torch.no_grad()
     def eval_metrics(

@@ -19,6 +19,7 @@ from genzoo.core.protocol import Batch, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
+from genzoo.metrics.likelihood import exact_nll_loss
 from genzoo.models.linear.pca import LinearModel, Moments
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -136,14 +137,7 @@ class PPCA(LinearModel):
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
         """Mean negative log-likelihood per dimension (like the flows); logs ``nll`` in nats per
         example and, for images, ``bpd``. Evaluated, never optimised: the fit is closed-form."""
-        nll = -self.log_prob(batch["x"]).mean()  # the one reduction over the batch
-        d = self.info.dim
-        logs: dict[str, Tensor | float] = {"nll": nll.detach()}
-        if self.info.kind == "images" and self.info.levels is not None:
-            # genzoo's convention (genzoo.metrics.bits_per_dim): log p_[0,L) = log p_[-1,1]
-            # - D log(L/2), bits/dim = -log p_[0,L) / (D ln 2)
-            logs["bpd"] = (nll.detach() + d * math.log(self.info.levels / 2)) / (d * math.log(2))
-        return LossOutput(nll / d, logs)
+        return exact_nll_loss(self.log_prob(batch["x"]), self.info)
 
     @torch.no_grad()
     def eval_metrics(
