@@ -125,3 +125,23 @@ def choose_arch(arch: str, info: Any) -> tuple[str, tuple[int, ...]]:
             f"{info.kind} of shape {shape}; choose {choices(['auto', 'mlp'])}."
         )
     return arch, shape
+
+
+def encoder_decoder(
+    arch: str,
+    shape: tuple[int, ...],
+    dim: int,
+    enc_out: int,
+    latent: int,
+    channels: Sequence[int],
+    hidden: Sequence[int],
+) -> tuple[nn.Module, nn.Module]:
+    """The encoder ``x -> (B, enc_out)`` and decoder ``(B, latent) -> x`` of an autoencoder
+    model, convolutional (``arch = "conv"``, images of ``shape`` (C, H, W)) or MLPs over the
+    ``dim`` flattened values (the decoder mirrors the encoder's hidden widths)."""
+    from genzoo.nn.mlp import MLP
+
+    if arch == "conv":
+        c, h, w = shape
+        return ConvEncoder(c, enc_out, (h, w), channels), ConvDecoder(latent, c, (h, w), channels)
+    return MLP(dim, enc_out, hidden), MLP(latent, dim, tuple(reversed(hidden)))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from genzoo.core.config import Config
 from genzoo.core.errors import ConfigError
@@ -26,8 +26,7 @@ from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
-from genzoo.nn.convnets import ConvDecoder, ConvEncoder, choose_arch
-from genzoo.nn.mlp import MLP
+from genzoo.nn.convnets import choose_arch, encoder_decoder
 
 
 @dataclass(frozen=True)
@@ -95,13 +94,9 @@ class AE(GenerativeModel):
         self.shape = shape
         self.arch = arch
         k = config.latent_dim
-        if arch == "conv":
-            c, h, w = shape
-            self.encoder: nn.Module = ConvEncoder(c, k, (h, w), config.channels)
-            self.decoder: nn.Module = ConvDecoder(k, c, (h, w), config.channels)
-        else:
-            self.encoder = MLP(info.dim, k, config.hidden)
-            self.decoder = MLP(k, info.dim, tuple(reversed(config.hidden)))
+        self.encoder, self.decoder = encoder_decoder(
+            arch, shape, info.dim, k, k, config.channels, config.hidden
+        )
         self.register_buffer("code_mean", torch.zeros(k))  # moving-average Gaussian over codes
         self.register_buffer("code_cov", torch.eye(k))
 

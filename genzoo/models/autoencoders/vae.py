@@ -20,8 +20,7 @@ from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo, levels_to_model, model_to_levels
-from genzoo.nn.convnets import ConvDecoder, ConvEncoder, choose_arch
-from genzoo.nn.mlp import MLP
+from genzoo.nn.convnets import choose_arch, encoder_decoder
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -136,13 +135,9 @@ class VAE(GenerativeModel):
         self.shape = shape
         self.arch = arch
         k = config.latent_dim
-        if arch == "conv":
-            c, h, w = shape
-            self.encoder: nn.Module = ConvEncoder(c, 2 * k, (h, w), config.channels)
-            self.decoder: nn.Module = ConvDecoder(k, c, (h, w), config.channels)
-        else:
-            self.encoder = MLP(info.dim, 2 * k, config.hidden)
-            self.decoder = MLP(k, info.dim, tuple(reversed(config.hidden)))
+        self.encoder, self.decoder = encoder_decoder(
+            arch, shape, info.dim, 2 * k, k, config.channels, config.hidden
+        )
         if config.kl_warmup > 0:  # training steps seen, for the KL warm-up schedule
             self.register_buffer("kl_step", torch.zeros((), dtype=torch.long))
         if config.likelihood == "gaussian":
