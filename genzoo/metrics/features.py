@@ -81,7 +81,7 @@ def _inception_missing(where: str) -> GenzooError:
         f"Inception weights not found ({where}); genzoo never downloads them: fetch "
         f'{INCEPTION_URL}, convert it once to safetensors with `python -c "import torch; '
         "from safetensors.torch import save_file; save_file(torch.load('weights-inception-"
-        "2015-12-05-6726825d.pth'), 'inception.safetensors')\"` and set "
+        "2015-12-05-6726825d.pth', weights_only=True), 'inception.safetensors')\"` and set "
         f"{INCEPTION_ENV}=/path/to/inception.safetensors (or pass weights=...)."
     )
 

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from genzoo.core.protocol import LossOutput
+
 
 def bits_per_dim(nll_nats: Tensor | float, dim: int, levels: int | None) -> Tensor:
     """Convert an NLL in nats per example to bits/dim.
@@ -33,7 +35,7 @@ def bits_per_dim(nll_nats: Tensor | float, dim: int, levels: int | None) -> Tens
     return nll / (dim * math.log(2.0))
 
 
-def exact_nll_loss(log_prob: Tensor, info: Any) -> Any:
+def exact_nll_loss(log_prob: Tensor, info: Any) -> LossOutput:
     """The training loss of a model with an exact density: the mean negative log-likelihood per
     dimension (so the learning rate does not depend on the data's size), logging ``nll`` in nats
     per example and, for images with ``info.levels``, ``bpd`` in genzoo's convention
@@ -41,8 +43,6 @@ def exact_nll_loss(log_prob: Tensor, info: Any) -> Any:
 
     ``log_prob``: ``(B,)`` nats per example in model space; ``info``: the dataset's ``DataInfo``.
     """
-    from genzoo.core.protocol import LossOutput
-
     nll = -log_prob.mean()  # the one reduction over the batch
     d = info.dim
     logs: dict[str, Tensor | float] = {"nll": nll.detach()}

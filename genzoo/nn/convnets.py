@@ -14,6 +14,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from genzoo.nn.mlp import MLP
+
 
 def conv_sizes(size: tuple[int, int], n_stages: int) -> list[tuple[int, int]]:
     """Spatial sizes before each stride-2 stage and after the last: ``n -> ceil(n / 2)``."""
@@ -139,8 +141,6 @@ def encoder_decoder(
     """The encoder ``x -> (B, enc_out)`` and decoder ``(B, latent) -> x`` of an autoencoder
     model, convolutional (``arch = "conv"``, images of ``shape`` (C, H, W)) or MLPs over the
     ``dim`` flattened values (the decoder mirrors the encoder's hidden widths)."""
-    from genzoo.nn.mlp import MLP
-
     if arch == "conv":
         c, h, w = shape
         return ConvEncoder(c, enc_out, (h, w), channels), ConvDecoder(latent, c, (h, w), channels)
