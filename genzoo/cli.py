@@ -346,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument(
         "--prompt", action="append", help="text-to-image runs: a prompt (repeat for several)"
     )
-    sa.add_argument("--guidance", type=float, help="t2i-diffusion: classifier-free guidance w")
+    sa.add_argument(
+        "--guidance", type=float, help="text-to-image runs: classifier-free guidance w (1: none)"
+    )
     sa.set_defaults(fn=_cmd_sample)
 
     ip = sub.add_parser("inpaint", help="fill in a masked region of test images (diffusion)")

@@ -132,7 +132,9 @@ class UNet(nn.Module):
     Class label ``n_classes`` (one past the last) is the "no class" token used for classifier-free
     guidance. ``adaptive_norm`` conditions every residual block by AdaGN instead of addition;
     ``context_dim > 0`` adds cross-attention to context tokens after every self-attention block
-    (at ``attn_resolutions`` and in the middle).
+    (at ``attn_resolutions`` and in the middle). ``coord_channels`` appends two channels holding
+    each pixel's x and y in [-1, 1] to the input (CoordConv, Liu et al., arXiv:1807.03247): the
+    convolutions see where they are, which a prompt's position words need.
     """
 
     def __init__(
@@ -148,10 +150,12 @@ class UNet(nn.Module):
         out_channels: int | None = None,
         adaptive_norm: bool = False,
         context_dim: int = 0,
+        coord_channels: bool = False,
     ) -> None:
         super().__init__()
         emb_dim = 4 * channels
         self.context_dim = context_dim
+        self.coord_channels = coord_channels
 
         def res(cin: int, cout: int) -> ResBlock:
             return ResBlock(cin, cout, emb_dim, dropout, adaptive_norm)
@@ -161,7 +165,7 @@ class UNet(nn.Module):
 
         self.noise_emb = NoiseEmbedding(channels, emb_dim)
         self.class_emb = nn.Embedding(n_classes + 1, emb_dim) if n_classes else None
-        self.conv_in = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.conv_in = nn.Conv2d(in_channels + 2 * coord_channels, channels, 3, padding=1)
         self.down = nn.ModuleList()
         skips = [channels]
         ch, r = channels, resolution
@@ -227,6 +231,12 @@ class UNet(nn.Module):
                 return h if context is None else blk(h, context, context_mask)
             return blk(h)
 
+        if self.coord_channels:
+            b, _, hh, ww = x.shape
+            ys = torch.linspace(-1, 1, hh, device=x.device, dtype=x.dtype)
+            xs = torch.linspace(-1, 1, ww, device=x.device, dtype=x.dtype)
+            grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))  # (2, H, W): x, y
+            x = torch.cat([x, grid.expand(b, -1, -1, -1)], dim=1)
         h = self.conv_in(x)
         hs = [h]
         for blocks in self.down:

@@ -110,3 +110,26 @@ def test_unet_with_cross_attention_on_odd_sizes_and_without_context() -> None:
     n_xattn = sum(isinstance(m, CrossAttnBlock) for m in net.modules())
     # 2 blocks per level down, 3 up, at both levels (7x7 and 4x4), and the middle
     assert n_xattn == 2 + 2 + 1 + 3 + 3
+
+
+def test_coordinate_channels_hold_each_pixels_position() -> None:
+    """With ``coord_channels`` the first convolution sees two extra channels, x (left -1 to right
+    +1) and y (top -1 to bottom +1): on a constant image its interior outputs then vary with the
+    position (an affine function of x and y), while without them they are all equal."""
+    torch.manual_seed(0)
+    seen = {}
+    for coords in (False, True):
+        net = UNet(3, 12, channels=8, channel_mult=(1,), num_res_blocks=1, coord_channels=coords)
+        net.conv_in.register_forward_hook(lambda m, i, o, c=coords: seen.update({c: (i[0], o)}))
+        net(torch.full((2, 3, 12, 12), 0.3), torch.zeros(2))
+    inp, out = seen[True]
+    assert inp.shape == (2, 5, 12, 12)
+    ramp = torch.linspace(-1, 1, 12)
+    torch.testing.assert_close(inp[0, 3], ramp.expand(12, 12))  # x along the width
+    torch.testing.assert_close(inp[0, 4], ramp[:, None].expand(12, 12))  # y along the height
+    flat = seen[False][1][:, :, 1:-1, 1:-1]
+    torch.testing.assert_close(flat, flat[:, :, :1, :1].expand_as(flat))
+    inner = out[0, :, 1:-1, 1:-1]  # (C, 10, 10): interior, so no padding effect
+    assert inner.std(dim=(1, 2)).min() > 1e-3
+    dx = inner[:, :, 1:] - inner[:, :, :-1]  # constant steps: affine in x and y
+    torch.testing.assert_close(dx, dx[:, :1, :1].expand_as(dx), atol=1e-5, rtol=0)

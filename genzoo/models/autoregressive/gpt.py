@@ -282,25 +282,50 @@ class GPT(GenerativeModel):
         top_p: float = 1.0,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        uncond: Tensor | None = None,
+        guidance: float = 1.0,
     ) -> Tensor:
         """Continue ``idx`` ``(B, T0)`` by ``max_new_tokens`` tokens: ``-> (B, max_new_tokens)``.
 
         With the KV cache each step feeds one token. Beyond ``block_size`` the context is the start
         token (when ``idx`` begins with one) and the latest tokens, ``block_size`` in all,
         recomputed each step (as without a cache): the window a model trained on windows expects.
+
+        Classifier-free guidance (Ho & Salimans, arXiv:2207.12598, Eq. 6, applied to next-token
+        logits as in Parti, arXiv:2206.10789, Sec. 3.2): with an unconditional prefix ``uncond``
+        (same shape as ``idx``, e.g. the null caption) and ``guidance = w``, both prefixes run in
+        one batch and every token is drawn from ``l_u + w (l_c - l_u)`` of the log-probabilities;
+        the drawn token extends both.
         """
         check_sampling_options(temperature, top_k, top_p)
         seq = idx.to(self.device).long()
+        b = seq.shape[0]
+        guided = uncond is not None and guidance != 1.0
+        if guided:
+            if uncond.shape != idx.shape:
+                raise ConfigError(
+                    f"The unconditional prefix has shape {tuple(uncond.shape)}; it must match "
+                    f"the prefix, {tuple(idx.shape)}."
+                )
+            seq = torch.cat([seq, uncond.to(self.device).long()])  # (2B, T0)
         keep = int(seq.shape[1] > 0 and bool((seq[:, 0] >= self.n_out).all()))  # a start token
-        new: list[Tensor] = []
-        cache = self.new_cache() if use_cache else None
-        logits = self.forward(self._context(seq, keep), cache)[:, -1]  # (B, n_out)
-        for s in range(max_new_tokens):
+
+        def pick(logits: Tensor) -> Tensor:
+            if guided:
+                lc, lu = logits.float().log_softmax(-1).chunk(2)
+                logits = lu + guidance * (lc - lu)  # Eq. (6) on log-probabilities
             tok = sample_logits(
                 logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
             )  # (B,)
-            new.append(tok)
-            seq = torch.cat([seq, tok[:, None]], dim=1)  # (B, T0 + s + 1)
+            return torch.cat([tok, tok]) if guided else tok
+
+        new: list[Tensor] = []
+        cache = self.new_cache() if use_cache else None
+        logits = self.forward(self._context(seq, keep), cache)[:, -1]  # (B or 2B, n_out)
+        for s in range(max_new_tokens):
+            tok = pick(logits)
+            new.append(tok[:b])
+            seq = torch.cat([seq, tok[:, None]], dim=1)  # (B or 2B, T0 + s + 1)
             if s == max_new_tokens - 1:
                 break
             if cache is not None and cache.length < self.block_size:
@@ -308,7 +333,7 @@ class GPT(GenerativeModel):
             else:  # no cache, or a full one: recompute over the context window
                 cache = self.new_cache() if cache is not None else None
                 logits = self.forward(self._context(seq, keep), cache)[:, -1]
-        return torch.stack(new, dim=1) if new else seq[:, :0]
+        return torch.stack(new, dim=1) if new else seq[:b, :0]
 
     @torch.no_grad()
     def sample(

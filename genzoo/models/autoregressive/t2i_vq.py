@@ -17,6 +17,11 @@ predicted or scored (DALL-E also weights the text loss by only 1/8; here it is 0
 only a conditional ``p(codes | text)``): ``log p(c | text) = sum_i log p(c_i | text, BOS, c_<i)``,
 normalised over the K codes at each position. Sampling continues the prefix with the KV-cached
 GPT, with temperature and top-k / top-p filtering.
+
+Classifier-free guidance (Ho & Salimans, arXiv:2207.12598; on token logits as in Parti, Yu et al.,
+arXiv:2206.10789, Sec. 3.2): in training each caption is replaced by the null caption (padding
+only) with probability ``caption_dropout``, so the same GPT is also ``p(codes)``; sampling with
+``guidance = w`` draws every code from ``log p_u + w (log p_c - log p_u)``.
 """
 
 from __future__ import annotations
@@ -42,11 +47,15 @@ class T2IVQConfig(VQPriorConfig):
     """A :class:`VQPriorConfig` whose start is the caption."""
 
     top_k: int = 0  # default top-k filtering when sampling (0: off)
+    caption_dropout: float = 0.1  # probability of the null caption in training (CFG)
+    guidance: float = 1.0  # default classifier-free guidance scale w when sampling (1: off)
 
     def validate(self) -> None:
         super().validate()
         if self.class_conditional:
             raise ConfigError("t2i-vq is conditioned on captions, not classes.")
+        if not 0 <= self.caption_dropout < 1:
+            raise ConfigError(f"caption_dropout = {self.caption_dropout} must be in [0, 1).")
 
 
 @register_model("t2i-vq")
@@ -65,6 +74,7 @@ class TextToImageVQ(VQPrior):
         tok = get_caption_tokenizer()
         self.text_len = MAX_LEN
         self.text_vocab = tok.vocab_size
+        self.pad_id = tok.pad_id
         self.register_buffer("vocab_fingerprint", torch.tensor([tok.fingerprint()]))
         self.register_load_state_dict_post_hook(_check_vocabulary)
         vocab = self.n_codes + 1 + self.text_vocab
@@ -103,8 +113,11 @@ class TextToImageVQ(VQPrior):
         """Mean next-code cross-entropy given the caption (the caption is not scored)."""
         import math
 
+        from genzoo.models.diffusion.t2i import drop_captions
+
         codes = self.encode(batch["x"])  # (B, P)
-        per_code = -self.code_token_log_probs(codes, self._text(batch))  # (B, P)
+        text = drop_captions(self._text(batch), self.config.caption_dropout, self.pad_id)
+        per_code = -self.code_token_log_probs(codes, text)  # (B, P)
         loss = per_code.mean()
         return LossOutput(loss, {"bits_per_code": loss.detach() / math.log(2)})
 
@@ -138,15 +151,22 @@ class TextToImageVQ(VQPrior):
         **options: Any,
     ) -> Tensor:
         """``n`` images for ``prompts`` (repeated to ``n``) or caption tokens ``cond`` (default:
-        the 30 class prompts in turn); options ``temperature``, ``top_k``, ``top_p``."""
+        the 30 class prompts in turn); options ``temperature``, ``top_k``, ``top_p`` and
+        ``guidance`` (classifier-free, default ``config.guidance``)."""
         from genzoo.models.diffusion.t2i import class_prompts, repeat_prompts
 
-        if options.pop("guidance", None) not in (None, 1.0):
-            raise ConfigError("t2i-vq samples without guidance; leave --guidance out.")
+        w = options.pop("guidance", None)
+        w = self.config.guidance if w is None else float(w)
         if cond is not None and prompts is not None:
             raise ConfigError("Pass prompts or caption tokens (cond), not both.")
         if cond is None:
             cond = self.encode_prompts(
                 repeat_prompts(prompts, n) if prompts is not None else class_prompts(n)
             )
-        return self.decode(self.sample_codes(n, cond=cond, generator=generator, **options))
+        null = None
+        if w != 1.0:
+            null = self.start_tokens(n, torch.full_like(cond, self.pad_id))
+        codes = self.sample_codes(
+            n, cond=cond, generator=generator, uncond_start=null, guidance=w, **options
+        )
+        return self.decode(codes)

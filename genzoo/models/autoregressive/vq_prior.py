@@ -232,12 +232,16 @@ class VQPrior(GenerativeModel):
         *,
         cond: Tensor | None = None,
         generator: torch.Generator | None = None,
+        uncond_start: Tensor | None = None,
+        guidance: float = 1.0,
         **options: Any,
     ) -> Tensor:
         """``n`` code sequences ``(n, P)`` from the prior (KV-cached GPT).
 
         ``cond``: labels ``(n,)`` of a class-conditional prior (default ``arange(n) % classes``).
-        Options: ``temperature``, ``top_k``, ``top_p`` (defaults from the config).
+        Options: ``temperature``, ``top_k``, ``top_p`` (defaults from the config). With
+        ``uncond_start`` (the start tokens of the unconditional model) and ``guidance = w``,
+        classifier-free guidance (:meth:`GPT.generate`).
         """
         unknown = [k for k in options if k not in SAMPLE_OPTIONS]
         if unknown:
@@ -255,6 +259,8 @@ class VQPrior(GenerativeModel):
             top_k=int(options.get("top_k", cfg.top_k)),
             top_p=float(options.get("top_p", cfg.top_p)),
             generator=generator,
+            uncond=uncond_start,
+            guidance=guidance,
         )  # (n, P)
 
     @torch.no_grad()

@@ -9,7 +9,9 @@ with classifier-free guidance.
   U-Net attend from the image positions to them (padding masked out); with ``pooled_text`` the
   ``[EOS]`` feature, projected, is also added to the noise embedding of every residual block (GLIDE,
   Nichol et al., arXiv:2112.10741, Sec. 2.3), which makes the caption's global content (colour,
-  shape) quick to learn. The denoiser is ``D(x, sigma, y)`` with EDM's preconditioning (Karras et
+  shape) quick to learn. With ``coord_channels`` the U-Net also reads each pixel's coordinates
+  (CoordConv, Liu et al., arXiv:1807.03247), so a word like "top left" has somewhere to point.
+  The denoiser is ``D(x, sigma, y)`` with EDM's preconditioning (Karras et
   al., arXiv:2206.00364, Table 1), trained with EDM's loss (Eq. 2).
 - Classifier-free guidance (Ho & Salimans, arXiv:2207.12598): during training each caption is
   replaced by the *null caption* with probability ``caption_dropout`` (Sec. 3.2, Algorithm 1). The
@@ -61,7 +63,10 @@ class T2IDiffusionConfig(EDMConfig):
     text_encoder_run: str = ""  # a trained `clip` run: use its text encoder instead
     freeze_text_encoder: bool = False  # keep the (CLIP) text encoder fixed
     pooled_text: bool = True  # also add the [EOS] text feature to the noise embedding (GLIDE)
+    coord_channels: bool = False  # give the U-Net each pixel's coordinates (position words)
     caption_dropout: float = 0.1  # probability of the null caption in training (CFG)
+    p_mean: float = 0.0  # mean ln(sigma) in training: more of the high noise levels, where the
+    # caption decides the image (EDM's -1.2 learned colour far more slowly on shapes)
     guidance: float = 3.0  # default guidance scale w when sampling
     sample_steps: int = 18
 
@@ -97,6 +102,18 @@ def repeat_prompts(prompts: Sequence[str] | str, n: int) -> list[str]:
     return [ps[i % len(ps)] for i in range(n)]
 
 
+def drop_captions(
+    tokens: Tensor, p: float, pad_id: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """Caption tokens ``(B, L)`` with each row replaced by the null caption (padding only) with
+    probability ``p``: the caption dropout of classifier-free guidance (arXiv:2207.12598,
+    Algorithm 1)."""
+    if p <= 0:
+        return tokens
+    drop = rand((tokens.shape[0],), generator=generator, device=tokens.device) < p
+    return tokens.masked_fill(drop[:, None], pad_id)
+
+
 class TextGuidance:
     """Classifier-free guidance on caption tokens: ``D_u + w (D_c - D_u)`` (arXiv:2207.12598,
     Eq. 6); the unconditional call uses the null caption (padding only), both in one batch."""
@@ -123,7 +140,7 @@ class TextToImageDiffusion(EDM):
 
     config_class = T2IDiffusionConfig
     config: T2IDiffusionConfig
-    default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "ema_decay": 0.999, "batch_size": 64}
+    default_train: ClassVar[dict[str, Any]] = {"lr": 2e-3, "ema_decay": 0.999, "batch_size": 64}
 
     def __init__(self, config: T2IDiffusionConfig, info: DataInfo) -> None:
         from genzoo.data.captions import MAX_LEN, get_caption_tokenizer
@@ -163,6 +180,7 @@ class TextToImageDiffusion(EDM):
             dropout=c.dropout,
             adaptive_norm=c.adaptive_norm,
             context_dim=self.text_encoder.out_dim,
+            coord_channels=c.coord_channels,
         )
         self.pool_proj = (
             torch.nn.Linear(self.text_encoder.out_dim, 4 * c.channels) if c.pooled_text else None
@@ -182,13 +200,8 @@ class TextToImageDiffusion(EDM):
         return torch.full((b, MAX_LEN), self.pad_id, dtype=torch.long, device=self.device)
 
     def drop_captions(self, tokens: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Each row replaced by the null caption with probability ``caption_dropout``
-        (arXiv:2207.12598, Algorithm 1)."""
-        p = self.config.caption_dropout
-        if p <= 0:
-            return tokens
-        drop = rand((tokens.shape[0],), generator=generator, device=tokens.device) < p
-        return tokens.masked_fill(drop[:, None], self.pad_id)
+        """Each row replaced by the null caption with probability ``caption_dropout``."""
+        return drop_captions(tokens, self.config.caption_dropout, self.pad_id, generator)
 
     def context(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """``(features (B, L, C), mask (B, L), pooled embedding (B, E) or None)`` of tokens."""
