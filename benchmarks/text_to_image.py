@@ -31,7 +31,11 @@ import genzoo
 from genzoo.core.config import parse_overrides
 from genzoo.data.shapes import load_shapes
 from genzoo.metrics.frechet import frechet_distance
-from genzoo.metrics.text_to_image import prompt_attribute_accuracy, train_attribute_classifier
+from genzoo.metrics.text_to_image import (
+    clip_score,
+    prompt_attribute_accuracy,
+    train_attribute_classifier,
+)
 from genzoo.models.runs import load_model
 
 DATA = "shapes?size=16"
@@ -41,6 +45,7 @@ RUNS = {
                         "downsample": 1, "res_blocks": 1}),
     "t2i-vq": ("t2i-vq", {"lr": 1e-3, "warmup": 50, "n_layer": 3, "n_embd": 96, "n_head": 4,
                           "dropout": 0.0}),
+    "clip": ("clip", {"lr": 1e-3, "warmup": 100, "batch_size": 128}),  # CLIP score's model
     "t2i-diffusion": ("t2i-diffusion", {"lr": 2e-3, "ema_decay": 0.999, "warmup": 50,
                                         "p_mean": 0.0, "coord_channels": True}),
 }  # fmt: skip
@@ -81,10 +86,14 @@ def generate(model: object, prompts: list[str], seed: int, **kw: object) -> torc
     return torch.cat(out)
 
 
-def judge(clf: object, x: torch.Tensor, prompts: list[str], real_feats: torch.Tensor) -> dict:
+def judge(
+    clf: object, x: torch.Tensor, prompts: list[str], real_feats: torch.Tensor, clip: object
+) -> dict:
+    """Attribute accuracy against the prompts, FD to the real images and CLIP score."""
     r = clf.read(x)  # type: ignore[attr-defined]
     res = prompt_attribute_accuracy(r, prompts)
     res["fd"] = frechet_distance(r["features"], real_feats)
+    res["clip_score"] = clip_score(clip, x, clip.encode_texts(prompts))  # type: ignore[attr-defined]
     return res
 
 
@@ -93,6 +102,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-t2i", help="folder of the runs")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--diffusion-steps", type=int, default=10000)
+    ap.add_argument("--clip-steps", type=int, default=1000)
     ap.add_argument("--vqvae-steps", type=int, default=4000)
     ap.add_argument("--ar-steps", type=int, default=2000)
     ap.add_argument("--n-single", type=int, default=150, help="single-object held-out prompts")
@@ -108,27 +118,28 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     res: dict = {"data": DATA, "runs": {}}
-    runs = [("t2i-diffusion", args.diffusion_steps)]
+    runs = [("clip", args.clip_steps), ("t2i-diffusion", args.diffusion_steps)]
     if not args.diffusion_only:
         runs += [("vqvae", args.vqvae_steps), ("t2i-vq", args.ar_steps)]
     for name, steps in runs:
         extra = parse_overrides(args.set) if name == "t2i-diffusion" else None
         _, secs = train(out, name, steps, extra)
         res["runs"][name] = {"steps": steps, "train_s": round(secs, 1), "set": args.set}
+    clip, _ = load_model(out / "clip")
     clf = train_attribute_classifier(16)
     res["judge_test_accuracy"] = clf.test_accuracy
     prompts, idx = heldout_prompts(args.n_single, args.n_pair)
     real = load_shapes(DATA, "test").get(idx)["x"]
     real_feats = clf.read(real)["features"]
     res["n_prompts"] = {"single": min(args.n_single, len(prompts)), "total": len(prompts)}
-    res["real_images"] = judge(clf, real, prompts, real_feats)  # the judge on the truth
+    res["real_images"] = judge(clf, real, prompts, real_feats, clip)  # the judge on the truth
 
     diff, _ = load_model(out / "t2i-diffusion")
     res["diffusion"] = {}
     for w in args.guidance:
         t0 = time.perf_counter()
         x = generate(diff, prompts, 0, guidance=w, steps=args.sample_steps)
-        r = judge(clf, x, prompts, real_feats)
+        r = judge(clf, x, prompts, real_feats, clip)
         r["sample_s"] = round(time.perf_counter() - t0, 1)
         res["diffusion"][str(w)] = r
         print(f"diffusion w={w}: {json.dumps(r)}", flush=True)
@@ -138,12 +149,13 @@ def main() -> None:
         return
     ar, _ = load_model(out / "t2i-vq")
     with torch.no_grad():  # the VQ-VAE's reconstructions: the ceiling of t2i-vq
-        res["vq_reconstructions"] = judge(clf, ar.decode(ar.encode(real)), prompts, real_feats)
+        recon = ar.decode(ar.encode(real))
+    res["vq_reconstructions"] = judge(clf, recon, prompts, real_feats, clip)
     res["t2i_vq"] = {}
     for w in args.guidance:
         t0 = time.perf_counter()
         x = generate(ar, prompts, 0, guidance=w, top_k=args.top_k, temperature=1.0)
-        r = judge(clf, x, prompts, real_feats)
+        r = judge(clf, x, prompts, real_feats, clip)
         r["sample_s"] = round(time.perf_counter() - t0, 1)
         res["t2i_vq"][str(w)] = r
         print(f"t2i-vq w={w}: {json.dumps(r)}", flush=True)
@@ -160,11 +172,11 @@ def table(res: dict) -> str:
     cols = ["single_all", "single_colour", "single_shape", "single_position", "single_size",
             "single_count", "pair_count", "pair_words"]  # fmt: skip
     head = "| model | setting | single: all | colour | shape | position | size | count | "
-    lines = [head + "pairs: count | pair words | FD |", "|---" * 11 + "|"]
+    lines = [head + "pairs: count | pair words | FD | CLIP score |", "|---" * 12 + "|"]
 
     def row(model: str, setting: str, r: dict) -> None:
         pct = " | ".join(f"{100 * r[c]:.1f}%" for c in cols)
-        lines.append(f"| {model} | {setting} | {pct} | {r['fd']:.0f} |")
+        lines.append(f"| {model} | {setting} | {pct} | {r['fd']:.0f} | {r['clip_score']:.1f} |")
 
     row("real test images", "(the judge's ceiling)", res["real_images"])
     for w, r in res["diffusion"].items():

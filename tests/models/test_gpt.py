@@ -9,6 +9,7 @@ import torch
 from scipy.stats import chisquare
 
 import genzoo
+from genzoo.core.errors import ConfigError
 from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo, levels_to_model, model_to_levels
 from genzoo.data.text import (
@@ -184,6 +185,10 @@ def test_guided_samples_follow_the_extrapolated_distribution():
     assert (p - p_c.double()).abs().max() > 0.05
     counts = torch.bincount(s @ torch.tensor([3, 1]), minlength=9).double()
     assert chisquare(counts.numpy(), (p / p.sum() * n).numpy()).pvalue > 1e-3
+    with pytest.raises(ConfigError, match="unconditional prefix"):
+        m.generate(c[:2], 2, guidance=w)
+    with pytest.raises(ConfigError, match="must match"):
+        m.generate(c[:2], 2, uncond=u[:3], guidance=w)
 
 
 def test_pystdlib_corpus_and_char_tokenizer():
@@ -296,8 +301,6 @@ def test_short_training_on_digits_beats_uniform_and_independent_pixels(tmp_path,
 
 
 def test_bad_settings_are_one_sentence_errors():
-    from genzoo.core.errors import ConfigError
-
     info = load_dataset("digits").info
     with pytest.raises(ConfigError, match="block_size = 32 is too short"):
         GPT(GPTConfig(block_size=32), info)

@@ -300,6 +300,8 @@ class GPT(GenerativeModel):
         check_sampling_options(temperature, top_k, top_p)
         seq = idx.to(self.device).long()
         b = seq.shape[0]
+        if uncond is None and guidance != 1.0:
+            raise ConfigError(f"guidance = {guidance} needs an unconditional prefix (uncond).")
         guided = uncond is not None and guidance != 1.0
         if guided:
             if uncond.shape != idx.shape:
