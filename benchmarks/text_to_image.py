@@ -112,6 +112,8 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=0, help="t2i-vq top-k (0: off)")
     ap.add_argument("--pictures", help="folder for the prompt grids of docs/multimodal.md")
     ap.add_argument("--diffusion-only", action="store_true", help="skip vqvae and t2i-vq")
+    ap.add_argument("--judge-steps", type=int, default=4000, help="attribute classifier steps")
+    ap.add_argument("--judge-n", type=int, default=20_000, help="its training scenes")
     ap.add_argument("--set", nargs="*", default=[], metavar="key=value",
                     help="t2i-diffusion settings over the defaults (ablations)")  # fmt: skip
     args = ap.parse_args()
@@ -126,7 +128,7 @@ def main() -> None:
         _, secs = train(out, name, steps, extra)
         res["runs"][name] = {"steps": steps, "train_s": round(secs, 1), "set": args.set}
     clip, _ = load_model(out / "clip")
-    clf = train_attribute_classifier(16)
+    clf = train_attribute_classifier(16, n=args.judge_n, steps=args.judge_steps)
     res["judge_test_accuracy"] = clf.test_accuracy
     prompts, idx = heldout_prompts(args.n_single, args.n_pair)
     real = load_shapes(DATA, "test").get(idx)["x"]
