@@ -126,7 +126,7 @@ def main() -> None:
     for name, steps in runs:
         extra = parse_overrides(args.set) if name == "t2i-diffusion" else None
         _, secs = train(out, name, steps, extra)
-        res["runs"][name] = {"steps": steps, "train_s": round(secs, 1), "set": args.set}
+        res["runs"][name] = {"steps": steps, "train_s": round(secs, 1), "set": extra or {}}
     clip, _ = load_model(out / "clip")
     clf = train_attribute_classifier(16, n=args.judge_n, steps=args.judge_steps)
     res["judge_test_accuracy"] = clf.test_accuracy
@@ -134,33 +134,29 @@ def main() -> None:
     real = load_shapes(DATA, "test").get(idx)["x"]
     real_feats = clf.read(real)["features"]
     res["n_prompts"] = {"single": min(args.n_single, len(prompts)), "total": len(prompts)}
-    res["real_images"] = judge(clf, real, prompts, real_feats, clip)  # the judge on the truth
 
+    def sweep(label: str, model: object, **kw: object) -> dict:
+        """Samples for the prompts at every guidance scale, judged; one row each."""
+        rows = {}
+        for w in args.guidance:
+            t0 = time.perf_counter()
+            x = generate(model, prompts, 0, guidance=w, **kw)
+            r = judge(clf, x, prompts, real_feats, clip)
+            r["sample_s"] = round(time.perf_counter() - t0, 1)
+            rows[str(w)] = r
+            print(f"{label} w={w}: {json.dumps(r)}", flush=True)
+        return rows
+
+    res["real_images"] = judge(clf, real, prompts, real_feats, clip)  # the judge on the truth
     diff, _ = load_model(out / "t2i-diffusion")
-    res["diffusion"] = {}
-    for w in args.guidance:
-        t0 = time.perf_counter()
-        x = generate(diff, prompts, 0, guidance=w, steps=args.sample_steps)
-        r = judge(clf, x, prompts, real_feats, clip)
-        r["sample_s"] = round(time.perf_counter() - t0, 1)
-        res["diffusion"][str(w)] = r
-        print(f"diffusion w={w}: {json.dumps(r)}", flush=True)
-    if args.diffusion_only:
-        (out / "results.json").write_text(json.dumps(res, indent=2))
-        print(table(res))
-        return
-    ar, _ = load_model(out / "t2i-vq")
-    with torch.no_grad():  # the VQ-VAE's reconstructions: the ceiling of t2i-vq
-        recon = ar.decode(ar.encode(real))
-    res["vq_reconstructions"] = judge(clf, recon, prompts, real_feats, clip)
-    res["t2i_vq"] = {}
-    for w in args.guidance:
-        t0 = time.perf_counter()
-        x = generate(ar, prompts, 0, guidance=w, top_k=args.top_k, temperature=1.0)
-        r = judge(clf, x, prompts, real_feats, clip)
-        r["sample_s"] = round(time.perf_counter() - t0, 1)
-        res["t2i_vq"][str(w)] = r
-        print(f"t2i-vq w={w}: {json.dumps(r)}", flush=True)
+    res["diffusion"] = sweep("diffusion", diff, steps=args.sample_steps)
+    ar = None
+    if not args.diffusion_only:
+        ar, _ = load_model(out / "t2i-vq")
+        with torch.no_grad():  # the VQ-VAE's reconstructions: the ceiling of t2i-vq
+            recon = ar.decode(ar.encode(real))
+        res["vq_reconstructions"] = judge(clf, recon, prompts, real_feats, clip)
+        res["t2i_vq"] = sweep("t2i-vq", ar, top_k=args.top_k, temperature=1.0)
     (out / "results.json").write_text(json.dumps(res, indent=2))
     print(table(res))
     if args.pictures:
@@ -199,7 +195,7 @@ def guidance_plot(path: Path, res: dict) -> None:
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=100)
     for key, label in (("diffusion", "t2i-diffusion"), ("t2i_vq", "t2i-vq")):
-        ws = sorted(res[key], key=float)
+        ws = sorted(res.get(key, {}), key=float)
         a1.plot([float(w) for w in ws], [100 * res[key][w]["single_all"] for w in ws], "o-",
                 label=label)  # fmt: skip
         a2.plot([float(w) for w in ws], [res[key][w]["fd"] for w in ws], "o-", label=label)
@@ -216,8 +212,9 @@ def guidance_plot(path: Path, res: dict) -> None:
     plt.close(fig)
 
 
-def pictures(folder: Path, diff: object, ar: object, steps: int, top_k: int) -> None:
-    """Two 3 x 4 grids: held-out prompts (first two rows) and seen / two-object ones."""
+def pictures(folder: Path, diff: object, ar: object | None, steps: int, top_k: int) -> None:
+    """Two 3 x 4 grids (one without ``ar``): held-out prompts (first two rows) and seen /
+    two-object ones."""
     from multimodal import caption_grid
 
     prompts = [
@@ -231,6 +228,8 @@ def pictures(folder: Path, diff: object, ar: object, steps: int, top_k: int) -> 
     x = generate(diff, prompts, 1, guidance=3.0, steps=steps)
     caption_grid(folder / "t2i_diffusion.png", x, prompts, note,
                  "t2i-diffusion, guidance 3 (shapes 16x16)")  # fmt: skip
+    if ar is None:
+        return
     x = generate(ar, prompts, 1, top_k=top_k, guidance=3.0)
     caption_grid(folder / "t2i_vq.png", x, prompts, note, "t2i-vq, guidance 3 (shapes 16x16)")
 
