@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
-from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
@@ -19,6 +19,60 @@ import yaml
 from genzoo.core.errors import ConfigError, choices
 
 C = TypeVar("C", bound="Config")
+
+
+def bounded(
+    default: Any,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A config field with its range declared once: ``n_layer: int = bounded(4, ge=1)``.
+
+    ``Config.from_dict`` checks every bounded field (each entry of a tuple field) before
+    ``validate`` and names the field, its value and the range in one sentence; bounded floats
+    must also be finite. A ``None`` value (an optional field left unset) is not checked."""
+    return dataclasses.field(default=default, metadata={"bounds": (ge, gt, le, lt)})
+
+
+def _range_text(ge: Any, gt: Any, le: Any, lt: Any) -> str:
+    lo = (ge, "[") if ge is not None else (gt, "(") if gt is not None else None
+    hi = (le, "]") if le is not None else (lt, ")") if lt is not None else None
+    if lo and hi:
+        return f"in {lo[1]}{lo[0]:g}, {hi[0]:g}{hi[1]}"
+    if lo:
+        return f"{'>=' if lo[1] == '[' else '>'} {lo[0]:g}"
+    assert hi is not None
+    return f"{'<=' if hi[1] == ']' else '<'} {hi[0]:g}"
+
+
+def _in_range(v: Any, ge: Any, gt: Any, le: Any, lt: Any) -> bool:
+    if isinstance(v, float) and not math.isfinite(v):
+        return False
+    return not (
+        (ge is not None and not v >= ge)
+        or (gt is not None and not v > gt)
+        or (le is not None and not v <= le)
+        or (lt is not None and not v < lt)
+    )
+
+
+def check_bounds(cfg: Config) -> None:
+    """Raise :class:`ConfigError` for the first :func:`bounded` field outside its range."""
+    for f in dataclasses.fields(cfg):
+        bounds = f.metadata.get("bounds")
+        v = getattr(cfg, f.name)
+        if bounds is None or v is None:
+            continue
+        values = v if isinstance(v, (tuple, list)) else (v,)
+        if not all(_in_range(x, *bounds) for x in values):
+            finite = "a finite number " if any(isinstance(x, float) for x in values) else ""
+            rng = f"{finite}{_range_text(*bounds)}"
+            if isinstance(v, (tuple, list)):
+                raise ConfigError(f"Each entry of {f.name} = {list(v)} must be {rng}.")
+            raise ConfigError(f"{f.name} = {v} must be {rng}.")
 
 
 def _type_name(tp: Any) -> str:
@@ -144,11 +198,13 @@ class Config:
             obj = cls(**kwargs)
         except TypeError as e:  # a required field is missing
             raise ConfigError(f"{cls.__name__}: {e}.") from None
+        check_bounds(obj)
         obj.validate()
         return obj
 
     def validate(self) -> None:
-        """Subclasses check value ranges here and raise :class:`ConfigError`."""
+        """Checks across fields (ranges of single fields are declared with :func:`bounded`);
+        subclasses raise :class:`ConfigError`."""
 
     def replace(self: C, **changes: Any) -> C:
         """A copy with some fields changed (strictly checked like ``from_dict``)."""
@@ -196,18 +252,3 @@ def parse_overrides(items: typing.Sequence[str]) -> dict[str, Any]:
             val = raw
         out[key] = val
     return out
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (or JSON) mapping with the safe loader only."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise ConfigError(f"Cannot read config file {str(path)!r}: {e.strerror}.") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {e}.") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"Config file {str(path)!r} must hold a mapping of keys to values.")
-    return data

@@ -1,29 +1,40 @@
-"""The protocol every genzoo model follows (see docs/design in the README).
+"""The contract between genzoo's models and the code that uses them (docs/architecture.md).
 
-- ``loss(batch) -> LossOutput``: a scalar loss and a dict of floats to log. ``forward`` stays the
-  network's natural mapping.
-- Models with several optimizers expose ``param_groups()`` with more than one entry and take the
-  group name in ``loss(batch, group)``; the one Trainer loops over the groups.
-- ``sample(n, *, cond=None, generator=None, **options)`` returns samples in the dataset's range.
-- ``log_prob(x)`` only where exact; bounds have their own names (``elbo``, ``iwae``, ``vlb``).
-- ``encode_latent`` / ``decode_latent`` where there is a latent space (``latent_prior`` says which
-  kind); ``fit_data`` where the model is fitted in closed form (``closed_form``).
+Every model is a :class:`GenerativeModel`: it has ``loss``, ``param_groups`` (with
+``group_settings``) and ``eval_metrics``, and nothing else is assumed. What only some models can
+do is a *capability*: a small mixin class that the model inherits and that consumers test with
+``isinstance`` — never by probing for attributes.
+
+========================  ===========================================================  =========
+capability                what it promises                                             e.g.
+========================  ===========================================================  =========
+:class:`Samples`          ``sample(n, *, cond, generator, **options)`` -> data in the   ddpm, vae
+                          dataset's model range; ``preview_options`` for fast grids
+:class:`ExactLikelihood`  ``log_prob(x, cond)`` in nats per example; ``bpd_levels``     flows
+:class:`LikelihoodBound`  a bound on log p reported by ``eval_metrics``; ``bpd_levels``   vae, ddpm
+:class:`LatentSpace`      ``encode_latent`` / ``decode_latent``; ``latent_prior``        vae, pca
+:class:`PromptConditioned` ``encode_prompts(prompts)`` and ``sample(n, prompts=...)``    t2i-*
+:class:`ClosedForm`       ``fit_data(batches)`` once on the whole training set          pca, ppca
+:class:`Translates`       ``translate(x, reverse=False)`` between two image domains     pix2pix
+:class:`BuiltOnRuns`      ``sub_runs``: trained runs the runs layer loads and passes     ldm
+                          to the constructor (no model reads a run directory)
+========================  ===========================================================  =========
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
 from genzoo.core.config import Config
-from genzoo.core.errors import GenzooError
 
 Batch = dict[str, Tensor]
-"""A training batch: ``{"x": (B, ...) float in the dataset's model range, "y": (B,) labels}``."""
+"""A batch: ``{"x": (B, ...) float in the dataset's model range, "y": (B,) labels, ...}``;
+captioned or question data add their own keys (``"tokens"``, ``"question"``, ...)."""
 
 
 @dataclass
@@ -35,29 +46,19 @@ class LossOutput:
 
 
 class GenerativeModel(nn.Module):
-    """Base class of every genzoo model.
+    """Base class of every genzoo model: ``loss``, ``param_groups`` and ``eval_metrics``.
 
-    Subclasses set ``name`` (registry key), ``config_class``, ``family`` and ``likelihood``
-    ("exact", "bound" or "none"), and implement :meth:`loss` and :meth:`sample`.
+    Subclasses set ``config_class`` and ``family`` (``name`` is set by ``register_model``) and
+    implement :meth:`loss`; what else they can do they declare by inheriting capabilities.
     """
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
-    likelihood: ClassVar[str] = "none"
     config_class: ClassVar[type[Config]] = Config
     dequantize: ClassVar[bool] = False
-    """Whether the trainer feeds uniformly dequantized images (likelihood models) or bin centres."""
+    """Whether the Trainer feeds uniformly dequantized images (density models) or bin centres."""
     default_train: ClassVar[dict[str, Any]] = {}
     """Trainer settings this model prefers (e.g. its learning rate); user overrides win."""
-    draws_samples: ClassVar[bool] = True
-    """False for models that map data to embeddings, text or answers (CLIP, captioning, VQA):
-    the Trainer then draws no sample grids."""
-    closed_form: ClassVar[bool] = False
-    """Whether the model is fitted in closed form (PCA, PPCA): the Trainer then calls
-    :meth:`fit_data` once, on the whole training set, before the first step."""
-    latent_prior: ClassVar[str] = "none"
-    """The latent space of :meth:`encode_latent`: "gaussian" (a N(0, I) prior: interpolate along
-    great circles), "euclidean" (interpolate along straight lines) or "none" (no latent space)."""
 
     def __init__(self, config: Config, info: Any) -> None:
         super().__init__()
@@ -66,31 +67,6 @@ class GenerativeModel(nn.Module):
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:  # pragma: no cover - abstract
         raise NotImplementedError
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        *,
-        cond: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def fit_data(self, batches: Iterable[Tensor]) -> None:
-        """Closed-form fit from ``batches`` of training data ``(B, *shape)`` in model space, which
-        together hold the whole training set once (only where ``closed_form``)."""
-        raise GenzooError(f"Model {self.name!r} is trained by gradient steps, not in closed form.")
-
-    def encode_latent(self, x: Tensor) -> Tensor:
-        """A deterministic latent code of ``x``: ``(B, *shape) -> (B, *latent_shape)``."""
-        raise GenzooError(f"Model {self.name!r} has no latent space.")
-
-    def decode_latent(self, z: Tensor) -> Tensor:
-        """Latent codes -> data in model space; ``decode_latent(encode_latent(x))`` is the
-        model's reconstruction of ``x``."""
-        raise GenzooError(f"Model {self.name!r} has no latent space.")
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters per optimizer; one group called ``main`` unless the model says otherwise."""
@@ -106,14 +82,13 @@ class GenerativeModel(nn.Module):
         return {}
 
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """Per-example evaluation numbers on a test batch (nats unless the key says otherwise).
-
-        The default is the training loss; likelihood models add their bounds here.
+        """Per-example evaluation numbers ``(B,)`` on a test batch (nats unless the key says
+        otherwise). The default is the training loss; likelihood models add their bounds here.
         """
-        out = self.loss({"x": x, **({"y": y} if y is not None else {})})
-        return {"loss": out.loss.detach().expand(x.shape[0])}
+        out = self.loss(batch)
+        return {"loss": out.loss.detach().expand(batch["x"].shape[0])}
 
     @property
     def device(self) -> torch.device:
@@ -122,3 +97,117 @@ class GenerativeModel(nn.Module):
         for b in self.buffers():
             return b.device
         return torch.device("cpu")
+
+
+# --- capabilities ---------------------------------------------------------------------------
+
+
+class Samples:
+    """The model draws samples of the data."""
+
+    preview_options: ClassVar[dict[str, Any]] = {}
+    """Options of :meth:`sample` for quick grids (the Trainer's, the end of a time budget): a
+    few-step sampler where the model's default is slow (DDPM's 1,000 ancestral steps)."""
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:  # pragma: no cover - abstract
+        """``n`` samples ``(n, *shape)`` in the dataset's model range ([-1, 1] for images, token
+        ids for text); ``cond`` are class labels ``(n,)`` where the model is conditional."""
+        raise NotImplementedError
+
+
+class _Likelihood:
+    @property
+    def bpd_levels(self) -> int | None:
+        """The number of pixel levels L for bits/dim (``metrics.bits_per_dim``): ``info.levels``
+        for a density on [-1, 1]^D of dequantized data, ``None`` for a discrete likelihood of
+        the levels themselves (PixelCNN, GPT over pixels; no change of variables)."""
+        return self.info.levels  # type: ignore[attr-defined]
+
+
+class ExactLikelihood(_Likelihood):
+    """``log_prob(x, cond)`` is the exact log-likelihood in nats per example, and ``eval_metrics``
+    reports it as ``"log_prob"``."""
+
+    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class LikelihoodBound(_Likelihood):
+    """``eval_metrics`` reports a lower bound on ``log p(x)`` (``"elbo"``, ``"iwae<k>"``,
+    ``"vlb"``) in nats per example."""
+
+
+class LatentSpace:
+    """``encode_latent`` / ``decode_latent``: a deterministic code of the data and back."""
+
+    latent_prior: ClassVar[Literal["gaussian", "euclidean"]] = "euclidean"
+    """"gaussian": codes have a N(0, I) prior (interpolate along great circles); "euclidean":
+    interpolate along straight lines."""
+
+    def encode_latent(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """``(B, *shape) -> (B, *latent_shape)``."""
+        raise NotImplementedError
+
+    def decode_latent(self, z: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Latent codes -> data in model space; ``decode_latent(encode_latent(x))`` is the
+        model's reconstruction of ``x``."""
+        raise NotImplementedError
+
+
+class PromptConditioned:
+    """Conditioned on text: ``encode_prompts`` and ``sample(n, prompts=[...], guidance=w)``."""
+
+    def encode_prompts(self, prompts: Sequence[str]) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class ClosedForm:
+    """Fitted in closed form: the Trainer calls :meth:`fit_data` once, before the first step."""
+
+    def fit_data(self, batches: Iterable[Tensor]) -> None:  # pragma: no cover - abstract
+        """Fit from ``batches`` of training data ``(B, *shape)`` in model space, which together
+        hold the whole training set once."""
+        raise NotImplementedError
+
+
+class Translates:
+    """Maps images of one domain to another (pix2pix, CycleGAN)."""
+
+    def translate(self, x: Tensor, *, reverse: bool = False) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SubRun:
+    """A trained run that a model is built on: the runs layer reads the run directory from the
+    config field ``run_field`` (EMA weights when ``ema_field`` says so), loads its model and
+    passes it to the constructor as the keyword ``arg``."""
+
+    arg: str
+    run_field: str
+    ema_field: str | None = None
+
+
+class BuiltOnRuns:
+    """Built on other trained models (an LDM's autoencoder, a prior's VQ-VAE, a CLIP text
+    encoder): ``sub_runs`` names them; constructors take the loaded models, never a path."""
+
+    sub_runs: ClassVar[tuple[SubRun, ...]] = ()
+
+
+def likelihood_kind(model: object) -> Literal["exact", "bound", "none"]:
+    """``"exact"``, ``"bound"`` or ``"none"`` for a model or a model class."""
+    cls = model if isinstance(model, type) else type(model)
+    if issubclass(cls, ExactLikelihood):
+        return "exact"
+    if issubclass(cls, LikelihoodBound):
+        return "bound"
+    return "none"

@@ -1,4 +1,7 @@
-"""Name -> class registries for models (and anything else that is chosen by name)."""
+"""Name -> class registries for models (and anything else that is chosen by name).
+
+``core`` imports no other layer, so this registry starts empty: importing :mod:`genzoo.models`
+registers the built-in models, and consumers take ``MODELS`` from there."""
 
 from __future__ import annotations
 
@@ -27,17 +30,14 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> T:
-        _load_builtins()
         if name not in self._items:
             raise GenzooError(f"Unknown {self.kind} {name!r}; choose {choices(self._items)}.")
         return self._items[name]
 
     def names(self) -> list[str]:
-        _load_builtins()
         return sorted(self._items)
 
     def __contains__(self, name: str) -> bool:
-        _load_builtins()
         return name in self._items
 
 
@@ -52,13 +52,3 @@ def register_model(name: str) -> Callable[[type], type]:
         return MODELS.register(name)(cls)
 
     return deco
-
-
-_loaded = False
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        import genzoo.models  # noqa: F401  (registers the built-in models)

@@ -1,6 +1,7 @@
-"""The model families; importing this package registers every built-in model."""
+"""The model families; importing this package registers every built-in model in ``MODELS``."""
 
-from genzoo.models import (  # noqa: F401
+from genzoo.core.registry import MODELS
+from genzoo.models import (  # noqa: F401  (each registers its models)
     autoencoders,
     autoregressive,
     diffusion,
@@ -9,3 +10,5 @@ from genzoo.models import (  # noqa: F401
     linear,
     multimodal,
 )
+
+__all__ = ["MODELS"]
