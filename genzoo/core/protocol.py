@@ -23,7 +23,7 @@ capability                what it promises                                      
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -198,9 +198,26 @@ class SubRun:
 
 class BuiltOnRuns:
     """Built on other trained models (an LDM's autoencoder, a prior's VQ-VAE, a CLIP text
-    encoder): ``sub_runs`` names them; constructors take the loaded models, never a path."""
+    encoder): ``sub_runs`` names them; constructors take the loaded models as keywords, never a
+    path. The runs layer calls :meth:`load_parts` and passes what it returns to the constructor.
+    """
 
     sub_runs: ClassVar[tuple[SubRun, ...]] = ()
+
+    @classmethod
+    def load_parts(
+        cls, config: Config, load_run: Callable[[str, bool], nn.Module]
+    ) -> dict[str, nn.Module]:
+        """The constructor's keywords that come from outside the model: each :class:`SubRun`
+        whose run field is set, loaded with ``load_run(run_dir, ema)``. Override to add parts
+        that are not runs (a frozen pretrained encoder shipped in a package)."""
+        parts: dict[str, nn.Module] = {}
+        for sub in cls.sub_runs:
+            run = getattr(config, sub.run_field)
+            if run:
+                ema = bool(getattr(config, sub.ema_field)) if sub.ema_field else True
+                parts[sub.arg] = load_run(str(run), ema)
+        return parts
 
 
 def likelihood_kind(model: object) -> Literal["exact", "bound", "none"]:
