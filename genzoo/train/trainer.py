@@ -266,6 +266,10 @@ class Trainer:
         return base
 
     # --- one step ---
+    def _next_batch(self) -> dict[str, Tensor]:
+        """The next training batch (``self.batches.next()``; kept for tests that step by hand)."""
+        return self.batches.next()
+
     def train_step(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor, list[str]]:
         """One optimizer step per parameter group; returns detached logs, a finite flag, and the
         groups whose update was dropped (``nan_policy = skip``)."""
