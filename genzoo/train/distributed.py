@@ -121,15 +121,6 @@ def mean_across(values: dict[str, Tensor], info: DistInfo, device: torch.device)
     return {k: flat[i] for i, k in enumerate(keys)}
 
 
-def any_across(flag: bool, info: DistInfo, device: torch.device) -> bool:
-    """True on every rank when it is true on any (a stop signal, a spent budget)."""
-    if not info.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
 def max_across(value: Tensor, info: DistInfo) -> Tensor:
     """The elementwise maximum over ranks (e.g. the first step with a NaN, -1 for none)."""
     if not info.enabled:

@@ -14,14 +14,8 @@ stops training with a :class:`StorageError` and leaves the previous checkpoint i
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
-import signal
-import threading
-import time
-import warnings
-from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +24,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import (
     CheckpointError,
     ConfigError,
@@ -38,10 +32,12 @@ from genzoo.core.errors import (
     TrainingInterrupted,
 )
 from genzoo.core.io import load_state_strict
-from genzoo.core.protocol import GenerativeModel
+from genzoo.core.protocol import ClosedForm, GenerativeModel, Samples
 from genzoo.core.seeding import check_seed, make_generator
 from genzoo.data.base import Dataset
 from genzoo.train import distributed
+from genzoo.train.batches import BatchSource
+from genzoo.train.cadence import Cadence
 from genzoo.train.checkpoint import (
     find_checkpoint,
     optimizer_from_flat,
@@ -51,13 +47,12 @@ from genzoo.train.checkpoint import (
     set_rng_state,
     write_checkpoint,
 )
-from genzoo.train.safety import (
-    METRICS_FILE,
-    RunLock,
-    clean_temp_files,
-    repair_metrics,
-    storage_error,
-)
+from genzoo.train.metrics_log import MetricsLog, progress_bar
+from genzoo.train.nan_guard import NaNGuard
+from genzoo.train.safety import RunLock, clean_temp_files, storage_error
+from genzoo.viz import save_samples_png
+
+__all__ = ["EMA", "TrainConfig", "Trainer", "TrainingDiverged", "parse_duration"]
 
 
 def parse_duration(text: str | float | int | None) -> float:
@@ -96,62 +91,40 @@ class TrainConfig(Config):
     After ``nan_limit`` skips or rollbacks in one process, training stops as under ``stop``.
     """
 
-    steps: int = 0  # total optimizer steps to reach (0: no step limit; then a budget is needed)
+    steps: int = bounded(0, ge=0)  # total optimizer steps to reach (0: no limit; needs a budget)
     budget: str = ""  # total wall-clock training time, e.g. "5m" (empty: no time limit)
-    batch_size: int = 128  # examples per step
-    lr: float = 1e-3  # AdamW learning rate
-    weight_decay: float = 0.0  # AdamW weight decay
-    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
-    warmup: int = 0  # linear learning-rate warm-up steps
+    batch_size: int = bounded(128, ge=1)  # examples per step
+    lr: float = bounded(1e-3, gt=0)  # AdamW learning rate
+    weight_decay: float = bounded(0.0, ge=0)  # AdamW weight decay
+    betas: tuple[float, float] = bounded((0.9, 0.999), ge=0, lt=1)  # AdamW betas
+    warmup: int = bounded(0, ge=0)  # linear learning-rate warm-up steps
     lr_decay: Literal["none", "cosine"] = "none"  # cosine: lr * (1 + cos(pi * step / steps)) / 2
-    grad_clip: float = 1.0  # clip the global gradient norm (0: off)
-    ema_decay: float = 0.0  # EMA of the weights (0: off); sampling uses the EMA if on
+    grad_clip: float = bounded(1.0, ge=0)  # clip the global gradient norm (0: off)
+    ema_decay: float = bounded(0.0, ge=0, lt=1)  # EMA of the weights (0: off); samples use it
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     compile: bool = False  # torch.compile the model's loss (weights are saved without wrappers)
     channels_last: bool = False  # images: NHWC memory layout for the model and batches (faster
     # convolutions with bf16 on recent GPUs)
     seed: int = 0  # seeds weights, data order and noise; CPU runs are reproducible bit for bit
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
-    log_every: int = 50  # steps between metric lines
-    sample_every: int = 0  # steps between sample grids (0: only at the end)
-    ckpt_every: int = 1000  # steps between checkpoints (also at the end)
-    ckpt_every_s: float = 300.0  # seconds between checkpoints (0: off)
-    keep: int = 2  # checkpoints kept on disk
-    n_samples: int = 64  # samples in each grid
+    log_every: int = bounded(50, ge=1)  # steps between metric lines
+    sample_every: int = bounded(0, ge=0)  # steps between sample grids (0: only at the end)
+    ckpt_every: int = bounded(1000, ge=0)  # steps between checkpoints (also at the end)
+    ckpt_every_s: float = bounded(300.0, ge=0)  # seconds between checkpoints (0: off)
+    keep: int = bounded(2, ge=0)  # checkpoints kept on disk
+    n_samples: int = bounded(64, ge=1)  # samples in each grid
     nan_policy: Literal["stop", "skip", "rollback"] = "stop"  # on a NaN/Inf loss or gradient
-    nan_lr_factor: float = 0.5  # rollback: the learning rate is multiplied by this each time
-    nan_limit: int = 10  # skip/rollback: stop after this many NaN/Inf faults in one process
+    nan_lr_factor: float = bounded(0.5, gt=0, le=1)  # rollback: lr multiplied by this each time
+    nan_limit: int = bounded(10, ge=0)  # skip/rollback: stop after this many faults in a process
     progress: bool = True  # show a progress bar
     tensorboard: bool = True  # also write TensorBoard events
 
     def validate(self) -> None:
         if not parse_duration(self.budget) >= 0:
             raise ConfigError(f"budget = {self.budget!r} must be a duration >= 0, e.g. '5m'.")
-        if self.steps < 0:
-            raise ConfigError(f"steps = {self.steps} must be >= 0.")
         if self.lr_decay == "cosine" and self.steps == 0:
             raise ConfigError("lr_decay = 'cosine' decays over a step count; give steps > 0.")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size = {self.batch_size} must be >= 1.")
         check_seed(self.seed)
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"lr = {self.lr} must be a finite number > 0.")
-        if not 0 <= self.ema_decay < 1:
-            raise ConfigError(f"ema_decay = {self.ema_decay} must be in [0, 1).")
-        if not 0 < self.nan_lr_factor <= 1:
-            raise ConfigError(f"nan_lr_factor = {self.nan_lr_factor} must be in (0, 1].")
-        for key in ("warmup", "ckpt_every", "keep", "nan_limit", "sample_every"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"{key} = {getattr(self, key)} must be >= 0.")
-        for key in ("log_every", "n_samples"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} = {getattr(self, key)} must be >= 1.")
-        for key in ("grad_clip", "weight_decay", "ckpt_every_s"):
-            v = getattr(self, key)
-            if not (v >= 0 and math.isfinite(v)):
-                raise ConfigError(f"{key} = {v} must be a finite number >= 0.")
-        if not all(0 <= b < 1 for b in self.betas):
-            raise ConfigError(f"betas = {list(self.betas)} must both be in [0, 1).")
 
     @property
     def budget_s(self) -> float:
@@ -188,7 +161,14 @@ class EMA:
 
 
 class Trainer:
-    """Train ``model`` on ``data`` into ``run_dir`` under ``config``."""
+    """Train ``model`` on ``data`` into ``run_dir`` under ``config``.
+
+    The Trainer leaves ``data`` and ``config`` as they are given; what it derives from them (a
+    copy of the data on the device, a closed-form model's one step, TensorBoard being off) is
+    its own state. Its collaborators: :class:`~genzoo.train.batches.BatchSource` (the data
+    order), :class:`~genzoo.train.cadence.Cadence` (when to log, sample, checkpoint and stop),
+    :class:`~genzoo.train.nan_guard.NaNGuard` and :class:`~genzoo.train.metrics_log.MetricsLog`.
+    """
 
     def __init__(
         self,
@@ -213,8 +193,8 @@ class Trainer:
                 f"number of processes ({self.dist.world_size})."
             )
         self.model.to(self.device)
-        self._nhwc = config.channels_last and data.info.kind == "images"
-        if self._nhwc:
+        nhwc = config.channels_last and data.info.kind == "images"
+        if nhwc:
             self.model.to(memory_format=torch.channels_last)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -244,17 +224,31 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.lr_scale = 1.0  # lowered by nan_policy = rollback
-        self.nan_events = 0
-        self.data_gen = make_generator(config.seed + 1)
-        self.perm = torch.empty(0, dtype=torch.long)
-        self.pos = 0
-        self._on_device = self._move_data()
+        self.batches = BatchSource(
+            data,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            device=self.device,
+            dist=self.dist,
+            dequantize=model.dequantize,
+            channels_last=nhwc,
+        )
+        self.log = MetricsLog(self.run_dir, self.dist, self.device, tensorboard=config.tensorboard)
+        self.guard = NaNGuard(
+            policy=config.nan_policy,
+            limit=config.nan_limit,
+            lr_factor=config.nan_lr_factor,
+            ckpt_dir=self.run_dir / "checkpoints",
+            log=self.log,
+            dist=self.dist,
+            device=self.device,
+        )
         loss_fn: Any = model.loss
         if self.dist.enabled and self.optimizers:  # DDP averages the ranks' gradients
             loss_fn = distributed.wrap(model, self.device, multi=len(self.optimizers) > 1)
             torch.manual_seed(config.seed + 7919 * self.dist.rank)  # independent noise per rank
         self._loss_fn = torch.compile(loss_fn) if config.compile else loss_fn
-        self._writer: Any = None
+        self._cadence: Cadence | None = None  # the schedule of the fit in progress
 
     # --- set-up helpers ---------------------------------------------------------------------------
     def _amp_dtype(self) -> torch.dtype | None:
@@ -262,53 +256,6 @@ class Trainer:
         if p == "auto":
             p = "bf16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
         return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p]
-
-    def _move_data(self) -> bool:
-        """Small in-memory datasets live on the training device (no host copies per step)."""
-        x = self.data.x
-        if x is None or type(self.data).get_raw is not Dataset.get_raw:
-            return False
-        if x.numel() * x.element_size() > 2 * 1024**3:
-            return False
-        self.data.x = x.to(self.device)
-        if self.data.y is not None:
-            self.data.y = self.data.y.to(self.device)
-        return True
-
-    def _next_indices(self) -> Tensor:
-        """Indices of the next batch: shuffled epochs drawn from the data generator."""
-        n, b = len(self.data), self.cfg.batch_size
-        out = []
-        while b > 0:
-            if self.pos >= self.perm.numel():
-                self.perm = torch.randperm(n, generator=self.data_gen)
-                self.pos = 0
-            take = self.perm[self.pos : self.pos + b]
-            out.append(take)
-            self.pos += take.numel()
-            b -= take.numel()
-        return torch.cat(out)
-
-    def _next_batch(self) -> dict[str, Tensor]:
-        idx = distributed.shard(self._next_indices(), self.dist)  # this rank's part
-        if self._on_device:
-            idx = idx.to(self.device)
-        batch = self.data.get(idx, dequantize=self.model.dequantize)
-        out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        if self._nhwc and out["x"].dim() == 4:
-            out["x"] = out["x"].contiguous(memory_format=torch.channels_last)
-        return out
-
-    def _full_pass(self, chunk: int = 4096) -> Iterator[Tensor]:
-        """The whole training set once, in order, in chunks in model space (dequantized with its
-        own generator, so the data order of the training steps is unchanged)."""
-        g = make_generator(self.cfg.seed + 3)
-        for start in range(0, len(self.data), chunk):
-            idx = torch.arange(start, min(start + chunk, len(self.data)))
-            if self._on_device:
-                idx = idx.to(self.device)
-            x = self.data.get(idx, dequantize=self.model.dequantize, generator=g)["x"]
-            yield x.to(self.device)
 
     def _lr(self, group: str | None = None) -> float:
         base = (self.group_lr[group] if group is not None else self.cfg.lr) * self.lr_scale
@@ -319,6 +266,10 @@ class Trainer:
         return base
 
     # --- one step ---
+    def _next_batch(self) -> dict[str, Tensor]:
+        """The next training batch (``self.batches.next()``; kept for tests that step by hand)."""
+        return self.batches.next()
+
     def train_step(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor, list[str]]:
         """One optimizer step per parameter group; returns detached logs, a finite flag, and the
         groups whose update was dropped (``nan_policy = skip``)."""
@@ -343,7 +294,7 @@ class Trainer:
             for g in opt.param_groups:
                 g["lr"] = lr
             for r in range(self.repeats[name]):
-                b = batch if r == 0 else self._next_batch()  # n_critic: a fresh batch each time
+                b = batch if r == 0 else self.batches.next()  # n_critic: a fresh batch each time
                 opt.zero_grad(set_to_none=True)
                 with amp:
                     out = self._loss_fn(b, name) if multi else self._loss_fn(b)
@@ -391,257 +342,116 @@ class Trainer:
         with RunLock(self.run_dir) if main else nullcontext():
             if main:
                 clean_temp_files(self.run_dir)
-                self._repair_metrics()
+                self.log.repair(self.step)
             return self._fit()
 
     def _fit(self) -> dict[str, float]:
-        cfg = self.cfg
-        total = cfg.steps or None
-        budget = cfg.budget_s
-        if self.model.closed_form:  # PCA, PPCA: fitted once, on all the data; one logged step
-            if self.step == 0:
-                self.model.fit_data(self._full_pass())
-            total, budget = max(self.step, 1), 0.0  # no point spending a budget on them
-        if cfg.nan_policy == "rollback" and not (self.run_dir / "checkpoints").is_dir():
-            self.save_checkpoint()  # something to roll back to
-        self.model.train()
-        bar = self._progress(total)
-        start = time.perf_counter() - self.elapsed
-        last_ckpt_t = time.perf_counter()
-        last_ckpt_step = self.step
-        acc: dict[str, Tensor] = {}
-        n_acc = 0
-        bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
-        last: dict[str, float] = {}
-        t_log = time.perf_counter()
-        step_log = self.step
-        stop: list[str] = []
-        ckpt_due_t = False
-        handlers = self._install_signal_handlers(stop)
-        try:
-            while True:
-                self.elapsed = time.perf_counter() - start
-                done_steps = total is not None and self.step >= total
-                done = done_steps or bool(budget and self.elapsed >= budget)
-                if self.dist.enabled:  # ranks stop together (checked every 10 steps)
-                    done, ckpt_due_t = self._agree(stop, done, done_steps, last_ckpt_t)
-                if stop or done:
-                    if self._guard(bad_step):  # rolled back: train the lost steps again
-                        acc, n_acc, last_ckpt_step, step_log = {}, 0, self.step, self.step
-                        continue
-                    if stop:  # SIGINT / SIGTERM: save, then stop with a clear message
-                        path = self.save_checkpoint()
-                        raise TrainingInterrupted(
-                            f"Training stopped by {stop[0]} at step {self.step}; checkpoint saved "
-                            f"in {str(path)!r}; continue with --resume {self.run_dir}."
-                        )
-                    break
-                logs, finite, skipped = self.train_step(self._next_batch())
-                bad_step = torch.where(
-                    (~finite) & (bad_step < 0), torch.full_like(bad_step, self.step + 1), bad_step
-                )
-                self.step += 1
-                if skipped:
-                    self._skipped(skipped)
-                else:  # a skipped step's NaN logs would spoil the averages
-                    for k, v in logs.items():
-                        acc[k] = acc.get(k, 0) + v
-                    n_acc += 1
-                if bar is not None:
+        cadence = self._begin()
+        show = self.cfg.progress and self.dist.is_main
+        bar = progress_bar(show, cadence.total, self.step, f"train {self.model.name}")
+        with cadence.catch_signals():
+            try:
+                while True:
+                    self.elapsed = cadence.elapsed()
+                    if cadence.finished(self.step, self.elapsed):
+                        if self.guard.check(self.step, self._roll_back):
+                            continue  # rolled back: train the lost steps again
+                        if cadence.stop:  # SIGINT / SIGTERM: save, then stop with a message
+                            self._interrupted(cadence.stop[0])
+                        break
+                    logs, finite, skipped = self.train_step(self.batches.next())
+                    self.guard.note(finite, self.step + 1)
+                    self.step += 1
+                    if skipped:
+                        self.guard.skipped(self.step, skipped)
+                    else:  # a skipped step's NaN logs would spoil the averages
+                        self.log.add(logs)
                     bar.update(1)
-                due_log = self.step % cfg.log_every == 0 or (
-                    total is not None and self.step == total
-                )
-                due_sample = cfg.sample_every and self.step % cfg.sample_every == 0
-                due_t = cfg.ckpt_every_s and time.perf_counter() - last_ckpt_t >= cfg.ckpt_every_s
-                if self.dist.enabled:
-                    due_t = ckpt_due_t  # rank 0's clock, agreed at the last check
-                due_ckpt = (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or due_t
-                if (due_log or due_sample or due_ckpt) and self._guard(bad_step):
-                    acc, n_acc, last_ckpt_step, step_log = {}, 0, self.step, self.step
-                    continue
-                if due_log and n_acc:
-                    now = time.perf_counter()
-                    rate = (self.step - step_log) / max(now - t_log, 1e-9)
-                    t_log, step_log = now, self.step
-                    acc = distributed.mean_across(acc, self.dist, self.device)
-                    last = {k: float(v) / n_acc for k, v in acc.items()}
-                    acc, n_acc = {}, 0
-                    self._log(last, rate)
-                    if bar is not None:
+                    due = cadence.due(self.step)
+                    if due and self.guard.check(self.step, self._roll_back):
+                        continue
+                    if due.log and (last := self.log.flush(self.step, self.elapsed, self._lr())):
                         bar.set_postfix({k: f"{v:.4g}" for k, v in list(last.items())[:3]})
-                if due_sample:
-                    self.save_samples()
-                if due_ckpt:
-                    self.elapsed = time.perf_counter() - start
-                    self.save_checkpoint()
-                    last_ckpt_t, last_ckpt_step = time.perf_counter(), self.step
-        finally:
-            if bar is not None:
+                    if due.sample:
+                        self.save_samples()
+                    if due.ckpt:
+                        self.elapsed = cadence.elapsed()
+                        self.save_checkpoint()
+                        cadence.checkpointed(self.step)
+            finally:
                 bar.close()
-            for sig, h in handlers.items():
-                signal.signal(sig, h)
-        if n_acc:
-            last = {k: float(v) / n_acc for k, v in acc.items()}
-            self._log(last, 0.0)
-        self.elapsed = time.perf_counter() - start
-        if self.step != last_ckpt_step or not (self.run_dir / "checkpoints").exists():
+        return self._end(cadence)
+
+    def _begin(self) -> Cadence:
+        """Before the first step of a ``fit``: a closed-form fit, something to roll back to, and
+        the schedule (a closed-form model takes one logged step and no budget)."""
+        cfg = self.cfg
+        total, budget = cfg.steps or None, cfg.budget_s
+        if isinstance(self.model, ClosedForm):  # PCA, PPCA: fitted once, on all the data
+            if self.step == 0:
+                self.model.fit_data(self.batches.full_pass())
+            total, budget = max(self.step, 1), 0.0
+        if cfg.nan_policy == "rollback" and not (self.run_dir / "checkpoints").is_dir():
+            self.save_checkpoint()
+        self.model.train()
+        self._cadence = Cadence(
+            total=total,
+            budget=budget,
+            log_every=cfg.log_every,
+            sample_every=cfg.sample_every,
+            ckpt_every=cfg.ckpt_every,
+            ckpt_every_s=cfg.ckpt_every_s,
+            step=self.step,
+            elapsed=self.elapsed,
+            dist=self.dist,
+            device=self.device,
+        )
+        self.log.start(self.step)
+        return self._cadence
+
+    def _end(self, cadence: Cadence) -> dict[str, float]:
+        """After the last step: the last log line, checkpoint and sample grid."""
+        self.log.flush_rest(self.step, self.elapsed, self._lr())
+        self.elapsed = cadence.elapsed()
+        if self.step != cadence.last_ckpt_step or not (self.run_dir / "checkpoints").exists():
             self.save_checkpoint()
         self.save_samples()
-        if self._writer is not None:
-            self._writer.close()
-        return last
+        self.log.close()
+        self._cadence = None
+        return self.log.last
 
-    # --- the NaN/Inf guard ---
-    def _guard(self, bad_step: Tensor) -> bool:
-        """Act on a NaN/Inf seen since the last check: raise (stop), or roll back and return
-        True (rollback). Returns False when every step was finite."""
-        s = int(distributed.max_across(bad_step, self.dist))  # a fault on any rank
-        if s < 0:
-            return False
-        bad_step.fill_(-1)
-        if self.cfg.nan_policy != "rollback" or self.nan_events >= self.cfg.nan_limit:
-            self._event({"event": "nan_stop", "bad_step": s})
-            raise TrainingDiverged(self._diverged_message(s))
-        self.nan_events += 1
-        scale = self.lr_scale * self.cfg.nan_lr_factor
+    def _roll_back(self, lr_factor: float) -> tuple[int, float, float]:
+        """The NaN guard's rollback: the last checkpoint, with the learning rate lowered."""
+        scale = self.lr_scale * lr_factor
         self.load_checkpoint(self.run_dir)
         self.lr_scale = scale
-        self._repair_metrics()  # the steps after the checkpoint are trained again
-        self._event(
-            {"event": "nan_rollback", "bad_step": s, "to_step": self.step, "lr_scale": scale}
+        self.log.repair(self.step)  # the steps after the checkpoint are trained again
+        self.log.begin(self.step)
+        if self._cadence is not None:
+            self._cadence.rolled_back(self.step)
+        return self.step, scale, self._lr()
+
+    def _interrupted(self, signal_name: str) -> None:
+        path = self.save_checkpoint()
+        raise TrainingInterrupted(
+            f"Training stopped by {signal_name} at step {self.step}; checkpoint saved "
+            f"in {str(path)!r}; continue with --resume {self.run_dir}."
         )
-        warnings.warn(
-            f"NaN/Inf at step {s}: rolled back to the checkpoint of step {self.step} and lowered "
-            f"the learning rate to {self._lr():.3g} (x{scale:.3g}); "
-            f"fault {self.nan_events} of at most {self.cfg.nan_limit}.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return True
-
-    def _skipped(self, groups: list[str]) -> None:
-        self.nan_events += 1
-        self._event({"event": "nan_skip", "bad_step": self.step, "groups": groups})
-        if self.nan_events > self.cfg.nan_limit:
-            raise TrainingDiverged(self._diverged_message(self.step))
-        warnings.warn(
-            f"NaN/Inf at step {self.step}: skipped the update of {', '.join(groups)}; "
-            f"fault {self.nan_events} of at most {self.cfg.nan_limit}.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-
-    def _diverged_message(self, s: int) -> str:
-        tried = ""
-        if self.cfg.nan_policy != "stop":
-            tried = f" after {self.nan_events} {self.cfg.nan_policy} attempts (nan_limit)"
-        return (
-            f"Training diverged: the loss or gradients became NaN/Inf at step {s}{tried}; the "
-            f"last good checkpoint in {str(self.run_dir / 'checkpoints')!r} is kept "
-            "(try a lower lr, or nan_policy=skip or rollback)."
-        )
-
-    def _repair_metrics(self) -> None:
-        if not self.dist.is_main:
-            return
-        try:
-            repair_metrics(self.run_dir, self.step)
-        except OSError as e:
-            raise storage_error("metrics file", self.run_dir / METRICS_FILE, e) from None
-
-    def _event(self, row: dict[str, Any]) -> None:
-        """Append an event row (a NaN/Inf fault and what was done) to metrics.jsonl."""
-        self._append_metrics({"step": self.step, **row})
-
-    def _agree(
-        self, stop: list[str], done: bool, done_steps: bool, last_ckpt_t: float
-    ) -> tuple[bool, bool]:
-        """torchrun: every rank must leave the loop (and checkpoint) at the same step. Every 10
-        steps one all-reduce shares a stop signal, a spent budget and a due timed checkpoint."""
-        if not (done_steps or self.step % 10 == 0):
-            return False, False
-        due_t = bool(self.cfg.ckpt_every_s) and (
-            time.perf_counter() - last_ckpt_t >= self.cfg.ckpt_every_s
-        )
-        flags = torch.tensor([bool(stop), done, due_t], dtype=torch.float32, device=self.device)
-        flags = distributed.max_across(flags, self.dist).tolist()
-        if flags[0] and not stop:
-            stop.append("a signal to another rank")
-        return bool(flags[1]) or done_steps, bool(flags[2])
-
-    def _append_metrics(self, row: dict[str, Any]) -> None:
-        if not self.dist.is_main:
-            return
-        path = self.run_dir / METRICS_FILE
-        try:
-            with open(path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-        except OSError as e:
-            raise storage_error("metrics file", path, e) from None
-
-    @staticmethod
-    def _install_signal_handlers(stop: list[str]) -> dict[int, Any]:
-        """SIGINT/SIGTERM set a flag the loop checks after the current step (main thread only);
-        a second signal acts as usual."""
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-        old: dict[int, Any] = {}
-
-        def handler(signum: int, frame: Any) -> None:
-            stop.append(signal.Signals(signum).name)
-            for sig, h in old.items():
-                signal.signal(sig, h)
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.getsignal(sig)
-            signal.signal(sig, handler)
-        return old
-
-    def _progress(self, total: int | None) -> Any:
-        if not self.cfg.progress or not self.dist.is_main:
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(
-            total=total,
-            initial=self.step,
-            desc=f"train {self.model.name}",
-            unit="step",
-            dynamic_ncols=True,
-        )
-
-    def _log(self, metrics: dict[str, float], rate: float) -> None:
-        row = {"step": self.step, "time": round(self.elapsed, 3), "lr": self._lr(), **metrics}
-        if rate:
-            row["steps_per_s"] = round(rate, 3)
-        self._append_metrics(row)
-        if self.cfg.tensorboard and self.dist.is_main:
-            if self._writer is None:
-                try:
-                    from torch.utils.tensorboard import SummaryWriter
-                except ImportError:  # tensorboard not installed: JSONL only
-                    self.cfg = self.cfg.replace(tensorboard=False)
-                    return
-                self._writer = SummaryWriter(str(self.run_dir / "events"))
-            for k, v in row.items():
-                if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):
-                    self._writer.add_scalar(k, v, self.step)
 
     # --- samples ---
     def sampling_model(self) -> GenerativeModel:
         return self.ema.model if self.ema is not None else self.model  # type: ignore[return-value]
 
     def save_samples(self) -> Path | None:
-        from genzoo.viz import save_samples_png
-
+        """A grid of ``n_samples`` samples (EMA weights if on) for models that draw samples,
+        with the model's ``preview_options``; rank 0 only."""
         model = self.sampling_model()
-        if not model.draws_samples or not self.dist.is_main:  # e.g. CLIP, VQA: nothing to draw
+        if not isinstance(model, Samples) or not self.dist.is_main:  # e.g. CLIP: nothing to draw
             return None
         was_training = model.training
         model.eval()
         g = make_generator(self.cfg.seed + 2, device=self.device)
-        x = model.sample(self.cfg.n_samples, generator=g)
+        x = model.sample(self.cfg.n_samples, generator=g, **model.preview_options)
         model.train(was_training)
         path = self.run_dir / "samples" / f"step_{self.step:09d}.png"
         ref = self.data.x[:2000].cpu() if self.data.info.kind == "points" else None
@@ -662,15 +472,15 @@ class Trainer:
             t, meta = optimizer_to_flat(opt, f"opt.{name}")
             trainer.update(t)
             opt_meta[name] = meta
-        trainer["data.generator"] = self.data_gen.get_state()
-        trainer["data.perm"] = self.perm
+        data_tensors, data_pos = self.batches.state()
+        trainer.update(data_tensors)
         if self.scaler.is_enabled():
             trainer["scaler.scale"] = self.scaler.get_scale() * torch.ones(())
         files["trainer"] = trainer
         state = {
             "step": self.step,
             "elapsed": self.elapsed,
-            "data_pos": self.pos,
+            "data_pos": data_pos,
             "optimizers": opt_meta,
             "model": self.model.name,
             "lr_scale": self.lr_scale,
@@ -698,9 +508,7 @@ class Trainer:
                 raise CheckpointError(f"Checkpoint {str(ckpt)!r} has no optimizer {name!r}.")
             optimizer_from_flat(opt, tr, meta, f"opt.{name}")
         set_rng_state(tr)
-        self.data_gen.set_state(tr["data.generator"])
-        self.perm = tr["data.perm"].long()
-        self.pos = int(state.get("data_pos", 0))
+        self.batches.load_state(tr, int(state.get("data_pos", 0)))
         if "scaler.scale" in tr and self.scaler.is_enabled():
             self.scaler.update(float(tr["scaler.scale"]))
         self.step = int(state["step"])

@@ -25,7 +25,7 @@ def main(out: str, model: str, steps: int) -> None:
     )
     trainer = Trainer(net, data, cfg, os.path.join(out, "run"))
     for _ in range(steps):
-        trainer.train_step(trainer._next_batch())
+        trainer.train_step(trainer.batches.next())
         trainer.step += 1
     rank = int(os.environ.get("RANK", "0"))
     tensors = {f"param/{n}": p.detach().clone() for n, p in net.named_parameters()}

@@ -96,17 +96,19 @@ def main() -> int:
             ckpt_mod.atomic_write_text = note_latest
             ckpt_mod.shutil = SimpleNamespace(rmtree=rmtree)
         elif where == "metrics":
-            real_append = Trainer._append_metrics
+            from genzoo.train.metrics_log import MetricsLog
+
+            real_append = MetricsLog.append
 
             def append(self, row):
-                if self.step == k and "event" not in row:
+                if row.get("step") == k and "event" not in row:
                     line = (__import__("json").dumps(row) + "\n").encode()
                     with open(self.run_dir / "metrics.jsonl", "ab") as f:
                         f.write(line[: len(line) // 2])
                     _die()
                 real_append(self, row)
 
-            Trainer._append_metrics = append
+            MetricsLog.append = append
         else:
             raise SystemExit(f"unknown kill point {where!r}")
     return cli_main(sys.argv[1:])

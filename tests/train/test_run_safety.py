@@ -19,8 +19,7 @@ import genzoo
 from genzoo.cli import main
 from genzoo.core.errors import StorageError
 from genzoo.core.runs import read_metrics
-from genzoo.train import safety
-from genzoo.train import trainer as trainer_mod
+from genzoo.train import metrics_log, safety
 from genzoo.train.checkpoint import find_checkpoint
 
 TINY = {"progress": False, "tensorboard": False, "latent_dim": 2, "hidden": [16, 16]}
@@ -165,7 +164,7 @@ def test_disk_full_while_logging_is_one_clear_error(tmp_path, capsys, monkeypatc
             raise OSError(errno.ENOSPC, "No space left on device")
         return open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(trainer_mod, "open", full_open, raising=False)
+    monkeypatch.setattr(metrics_log, "open", full_open, raising=False)
     err = _one_line_error(capsys, "train", "--resume", run, "--steps", 8)
     assert "metrics file" in err and "metrics.jsonl" in err and "No space left on device" in err
     assert "free some disk space" in err
