@@ -29,7 +29,7 @@ import torch
 
 import genzoo
 from genzoo.data.shapes import QUESTION_TYPES
-from genzoo.train.multimodal import caption_eval, retrieve, vqa_eval, zeroshot
+from genzoo.runs.multimodal import caption_eval, retrieve, vqa_eval, zeroshot
 
 
 def _train(name: str, out: Path, steps: int, batch: int, **over: object) -> tuple[Path, float]:
@@ -78,7 +78,7 @@ def caption_grid(
 
 def pictures(out: Path, runs: Path) -> None:
     from genzoo.data import load_dataset
-    from genzoo.train.multimodal import caption, query_images
+    from genzoo.runs.multimodal import caption, query_images
 
     big = load_dataset("shapes?size=64", "test")
     qa = [f"Q: {q} A: {a}" for q, a, _ in (big.qa[i][0] for i in range(12))]

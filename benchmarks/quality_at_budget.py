@@ -312,10 +312,11 @@ def train_genzoo(
     kw = {"steps": int(budget)} if unit == "steps" else {"budget": f"{budget}s"}
     run = genzoo.train(model, spec, out=run_dir, overrides=over, **kw)
     wall = time.perf_counter() - t0
-    net = genzoo.load(run, device=str(device))
+    loaded = genzoo.open_run(run, device=str(device))
+    net = loaded.model
     return {
         "model": net,
-        "steps": int(getattr(net, "run_step", 0)),
+        "steps": loaded.step,
         "train_s": wall,  # includes writing the final checkpoint and sample grid
         "params": n_params(net),
         "data_hash": data_hash(load_dataset(spec, "train").all()["x"]),

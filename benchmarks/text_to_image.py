@@ -36,7 +36,7 @@ from genzoo.metrics.text_to_image import (
     prompt_attribute_accuracy,
     train_attribute_classifier,
 )
-from genzoo.models.runs import load_model
+from genzoo.runs import load
 
 DATA = "shapes?size=16"
 COMMON = {"progress": False, "tensorboard": False, "batch_size": 64, "n_samples": 30}
@@ -127,7 +127,7 @@ def main() -> None:
         extra = parse_overrides(args.set) if name == "t2i-diffusion" else None
         _, secs = train(out, name, steps, extra)
         res["runs"][name] = {"steps": steps, "train_s": round(secs, 1), "set": extra or {}}
-    clip, _ = load_model(out / "clip")
+    clip = load(out / "clip", device="cpu")
     clf = train_attribute_classifier(16, n=args.judge_n, steps=args.judge_steps)
     res["judge_test_accuracy"] = clf.test_accuracy
     prompts, idx = heldout_prompts(args.n_single, args.n_pair)
@@ -148,11 +148,11 @@ def main() -> None:
         return rows
 
     res["real_images"] = judge(clf, real, prompts, real_feats, clip)  # the judge on the truth
-    diff, _ = load_model(out / "t2i-diffusion")
+    diff = load(out / "t2i-diffusion", device="cpu")
     res["diffusion"] = sweep("diffusion", diff, steps=args.sample_steps)
     ar = None
     if not args.diffusion_only:
-        ar, _ = load_model(out / "t2i-vq")
+        ar = load(out / "t2i-vq", device="cpu")
         with torch.no_grad():  # the VQ-VAE's reconstructions: the ceiling of t2i-vq
             recon = ar.decode(ar.encode(real))
         res["vq_reconstructions"] = judge(clf, recon, prompts, real_feats, clip)

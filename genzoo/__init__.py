@@ -5,8 +5,7 @@ run = genzoo.train("ddpm", "digits", budget="3m")
 x = genzoo.load(run).sample(64)
 """
 
-from genzoo.models.latent import interpolate
-from genzoo.train.run import evaluate, load, sample, train
+from genzoo.runs import evaluate, interpolate, load, open_run, sample, train
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "evaluate", "interpolate", "load", "sample", "train"]
+__all__ = ["__version__", "evaluate", "interpolate", "load", "open_run", "sample", "train"]

@@ -11,21 +11,34 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from genzoo.compare import compare
+from genzoo.compare.report import markdown
+from genzoo.core.config import parse_overrides
+from genzoo.core.errors import ConfigError, GenzooError, TrainingInterrupted
+from genzoo.core.protocol import PromptConditioned, likelihood_kind
+from genzoo.core.runs import read_run_config
+from genzoo.data import list_datasets, load_dataset
+from genzoo.data.base import DataInfo
+from genzoo.diffusion.samplers import SAMPLERS
+from genzoo.models import MODELS
+from genzoo.runs import evaluate, interpolate, sample, train
+from genzoo.runs.multimodal import caption, query_images, retrieve, zeroshot
+from genzoo.runs.translate import translate_file
+from genzoo.viz import save_samples_png
+
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from genzoo.core.registry import MODELS
-    from genzoo.diffusion.samplers import SAMPLERS
-
     what = args.what
     if what in ("models", "all"):
         print("models:")
         for name in MODELS.names():
             cls = MODELS.get(name)
             doc = (cls.__doc__ or "").strip().splitlines()[0]
-            print(f"  {name:<16} {cls.family:<14} likelihood: {cls.likelihood:<6} {doc}")
+            print(f"  {name:<16} {cls.family:<14} likelihood: {likelihood_kind(cls):<6} {doc}")
     if what in ("datasets", "all"):
-        from genzoo.data import list_datasets
-
         print("datasets:")
         for name in list_datasets():
             print(f"  {name}")
@@ -38,9 +51,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from genzoo.core.config import parse_overrides
-    from genzoo.train.run import train
-
     overrides = parse_overrides(args.overrides)
     if args.resume:
         if args.model is not None and "=" in args.model:
@@ -53,8 +63,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
             overrides=overrides,
         )
     else:
-        from genzoo.core.errors import ConfigError
-
         if args.model is None:
             raise ConfigError("Name a model to train, e.g. `genzoo train ddpm --data digits`.")
         if args.data is None:
@@ -78,12 +86,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from genzoo.core.errors import ConfigError
-    from genzoo.train.run import read_run_config, sample
-    from genzoo.viz import save_samples_png
-
     out = Path(args.out)
     if out.suffix not in (".png", ".npy"):
         raise ConfigError(f"--out {str(out)!r} must end in .png (a picture) or .npy (raw samples).")
@@ -91,10 +93,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.eta is not None:
         options["eta"] = args.eta
     if args.prompt or args.guidance is not None:
-        from genzoo.core.registry import MODELS
-
         name = read_run_config(args.run)["model"]
-        if not hasattr(MODELS.get(name), "encode_prompts"):
+        if not issubclass(MODELS.get(name), PromptConditioned):
             raise ConfigError(
                 f"--prompt and --guidance need a text-to-image run (t2i-diffusion, t2i-vq); "
                 f"{args.run!r} is a {name!r} run."
@@ -108,9 +108,6 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if out.suffix == ".npy":
         np.save(out, x.numpy())
     else:
-        from genzoo.data import load_dataset
-        from genzoo.data.base import DataInfo
-
         cfg = read_run_config(args.run)
         info = DataInfo.from_dict(cfg["data_info"])
         ref = None
@@ -137,8 +134,6 @@ CODE_UNITS = {  # vqvae-prior: the prior over VQ-VAE codes and its context-free 
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from genzoo.train.run import evaluate
-
     res = evaluate(
         args.run, n=args.n, seed=args.seed, data_root=args.data_root, ode=args.ode, ode_n=args.ode_n
     )
@@ -166,8 +161,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
-    from genzoo.models.latent import interpolate
-
     grid = interpolate(
         args.run,
         n=args.n,
@@ -230,16 +223,12 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
-    from genzoo.translate import translate_file
-
     out, note = translate_file(args.run, args.image, args.out, reverse=args.reverse)
     print(f"wrote the translation of {args.image}" + (f" ({note})" if note else "") + f" to {out}")
     return 0
 
 
 def _cmd_zeroshot(args: argparse.Namespace) -> int:
-    from genzoo.train.multimodal import zeroshot
-
     res = zeroshot(args.run, n=args.n, data_root=args.data_root)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -252,11 +241,7 @@ def _cmd_zeroshot(args: argparse.Namespace) -> int:
 
 
 def _cmd_retrieve(args: argparse.Namespace) -> int:
-    from genzoo.train.multimodal import query_images, retrieve
-
     if args.query:
-        from genzoo.viz import save_samples_png
-
         x, scores, info = query_images(args.run, args.query, k=args.k, data_root=args.data_root)
         save_samples_png(x, info, args.out, nrow=len(x))
         print(
@@ -276,12 +261,8 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
 
 
 def _cmd_caption(args: argparse.Namespace) -> int:
-    from genzoo.train.multimodal import caption
-
     options = {"beam_size": args.beam_size, "top_k": args.top_k}
     if args.seed is not None:
-        import torch
-
         options["generator"] = torch.Generator().manual_seed(args.seed)
     texts = caption(args.run, args.images, args.method, **options)
     for path, text in zip(args.images, texts, strict=True):
@@ -290,8 +271,6 @@ def _cmd_caption(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from genzoo.compare import compare
-
     models = [m.strip() for m in args.models.split(",")] if args.models else None
     res = compare(
         args.data,
@@ -302,8 +281,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         out=args.out,
         data_root=args.data_root,
     )
-    from genzoo.compare.report import markdown
-
     print(markdown(res).split("\n\n![")[0])
     print(f"wrote {args.out}/results.json, report.md and report.html")
     return 0
@@ -439,8 +416,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from genzoo.core.errors import GenzooError, TrainingInterrupted
-
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:

@@ -17,11 +17,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
-from genzoo.core.errors import ConfigError, GenzooError, TrainingDiverged, choices
+from genzoo.compare.report import write_reports
+from genzoo.core.errors import ConfigError, GenzooError, TrainingDiverged
 from genzoo.core.io import read_json, write_json
-from genzoo.core.registry import MODELS
+from genzoo.core.protocol import GenerativeModel, Samples, likelihood_kind
 from genzoo.core.seeding import make_generator
+from genzoo.data import ToyDataset, load_dataset
+from genzoo.data.base import DataInfo
+from genzoo.metrics import (
+    FeatureExtractor,
+    PixelFeatures,
+    count_nfe,
+    evaluate_samples,
+    get_classifier,
+    mode_stats,
+)
+from genzoo.models import MODELS
+from genzoo.runs import evaluate, load, train
+from genzoo.viz import save_samples_png
 
 QUICK_MODELS = {
     "images": ["ppca", "vae", "ddpm", "edm", "flow-matching", "realnvp", "pixelcnn", "dcgan"],
@@ -38,9 +53,7 @@ QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
 }
 
 
-def _feature_extractor(data: str, info: Any) -> Any:
-    from genzoo.metrics import PixelFeatures, get_classifier
-
+def _feature_extractor(data: str, info: DataInfo) -> FeatureExtractor:
     if info.kind == "images" and info.n_classes > 0:
         try:
             return get_classifier(data)
@@ -49,10 +62,8 @@ def _feature_extractor(data: str, info: Any) -> Any:
     return PixelFeatures()
 
 
-def _nfe_and_speed(model: Any, n: int) -> tuple[float, float]:
+def _nfe_and_speed(model: GenerativeModel, n: int) -> tuple[float, float]:
     """Network evaluations per sample (forward calls of the busiest sub-network) and samples/s."""
-    from genzoo.metrics import count_nfe
-
     kids = [m for m in model.children() if any(True for _ in m.parameters())]
     g = make_generator(123, device=model.device)
     ctxs = [count_nfe(k) for k in kids]
@@ -91,10 +102,6 @@ def compare(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train and measure ``models`` on ``data``; write results.json, report.md and report.html."""
-    from genzoo.data import load_dataset
-    from genzoo.metrics import evaluate_samples
-    from genzoo.train.run import evaluate, load, train
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a file; give a folder for the comparison.")
@@ -102,8 +109,12 @@ def compare(
     test = load_dataset(data, "test", root=data_root)
     info = test.info
     names = models or QUICK_MODELS[info.kind]
-    for name in names:
-        MODELS.get(name)  # unknown names fail before any training
+    for name in names:  # unknown names and models that draw no samples fail before training
+        if not issubclass(MODELS.get(name), Samples):
+            raise ConfigError(
+                f"compare measures samples, and model {name!r} draws none; choose models that "
+                "sample (see `genzoo list models`)."
+            )
     if seeds < 1:
         raise ConfigError(f"seeds = {seeds} must be at least 1.")
     extractor = _feature_extractor(data, info)
@@ -112,8 +123,6 @@ def compare(
     jobs = [(m, s) for m in names for s in range(seeds)]
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=len(jobs), desc="compare", unit="run")
     per_run: dict[tuple[str, int], dict[str, Any]] = {}
     for name, seed in jobs:
@@ -143,9 +152,10 @@ def compare(
         rec["train_time_s"] = time.perf_counter() - t0
         if "status" not in rec:
             model = load(run)
+            assert isinstance(model, Samples)  # checked by class above
             rec["params"] = sum(p.numel() for p in model.parameters())
             ev = evaluate(run, data_root=data_root)
-            rec["nll_bpd"], rec["nll_kind"] = _nll(ev, cls.likelihood)
+            rec["nll_bpd"], rec["nll_kind"] = _nll(ev, likelihood_kind(cls))
             g = make_generator(seed, device=model.device)
             with torch.no_grad():
                 xs = torch.cat(
@@ -157,14 +167,9 @@ def compare(
             scores = evaluate_samples(xs, ref, extractor, metrics=("fd", "prdc"))
             rec.update(scores["scores"])
             rec["eval_settings"] = scores["settings"]
-            toy = getattr(test, "toy", None)
-            if toy is not None and getattr(toy, "modes", None) is not None:
-                from genzoo.metrics import mode_stats
-
-                rec.update(mode_stats(xs, toy.modes, toy.mode_std))
+            if isinstance(test, ToyDataset) and test.toy.modes is not None:
+                rec.update(mode_stats(xs, test.toy.modes, test.toy.mode_std))
             rec["nfe"], rec["samples_per_s"] = _nfe_and_speed(model, min(256, n_samples))
-            from genzoo.viz import save_samples_png
-
             grid = run / "compare-grid.png"
             pts = ref[:2000] if info.kind == "points" else None
             shown = xs[:1000] if info.kind == "points" else xs[:64]  # a scatter needs many points
@@ -221,24 +226,16 @@ def compare(
         "budget": budget,
         "seeds": seeds,
         "n_samples": n_samples,
-        "extractor": getattr(extractor, "name", "?"),
-        "extractor_hash": getattr(extractor, "hash", "?"),
+        "extractor": extractor.name,
+        "extractor_hash": extractor.hash,
         "device": "cuda" if torch.cuda.is_available() else "cpu",
         "date": time.strftime("%Y-%m-%d"),
         "floor": floor["scores"],
         "rows": rows,
     }
     write_json(out / "results.json", results)
-    from genzoo.compare.report import write_reports
-
     write_reports(results, out)
     return results
-
-
-def check_models(names: list[str]) -> None:
-    bad = [n for n in names if n not in MODELS]
-    if bad:
-        raise ConfigError(f"Unknown model {bad[0]!r}; choose {choices(MODELS.names())}.")
 
 
 def fmt(v: Any, nd: int = 2) -> str:

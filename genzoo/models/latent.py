@@ -1,4 +1,4 @@
-"""Latent interpolation for every model with a latent space (``latent_prior != "none"``).
+"""Latent interpolation for every model with a latent space (:class:`LatentSpace`).
 
 Two inputs are encoded with ``encode_latent``, their codes joined by a path, and the path decoded
 with ``decode_latent``. Latents with a N(0, I) prior (VAE, PPCA, flows) follow a great circle
@@ -11,14 +11,12 @@ model's reconstructions of the inputs.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from torch import Tensor
 
-from genzoo.core.errors import ConfigError, GenzooError, choices
-from genzoo.core.protocol import GenerativeModel
-from genzoo.core.registry import MODELS
+from genzoo.core.errors import ConfigError, choices
+from genzoo.core.protocol import GenerativeModel, LatentSpace
+from genzoo.models import MODELS
 
 
 def lerp(a: Tensor, b: Tensor, t: Tensor) -> Tensor:
@@ -51,12 +49,12 @@ def slerp(a: Tensor, b: Tensor, t: Tensor, eps: float = 1e-7) -> Tensor:
 
 def latent_models() -> list[str]:
     """Registered models with a latent space."""
-    return [n for n in MODELS.names() if MODELS.get(n).latent_prior != "none"]
+    return [n for n in MODELS.names() if issubclass(MODELS.get(n), LatentSpace)]
 
 
 def check_latent(model: GenerativeModel) -> None:
     """One clear sentence if ``model`` has no latent space to interpolate in."""
-    if model.latent_prior == "none":
+    if not isinstance(model, LatentSpace):
         raise ConfigError(
             f"Model {model.name!r} has no latent space to interpolate in; models with one are "
             f"{choices(latent_models())}."
@@ -83,50 +81,7 @@ def interpolate_latents(
     b = z_a.shape[0]
     flat = path.reshape(b * steps, *z_a.shape[1:])  # (B * T, *latent_shape)
     x = model.decode_latent(flat).float()
-    if getattr(model.info, "kind", None) == "images":
+    if model.info.kind == "images":
         lo, hi = model.info.value_range
         x = x.clamp(lo, hi)
     return x.view(b, steps, *x.shape[1:])  # (B * T, *shape) -> (B, T, *shape)
-
-
-def interpolate(
-    run: str | Path,
-    *,
-    n: int = 4,
-    steps: int = 8,
-    seed: int = 0,
-    method: str = "auto",
-    out: str | Path | None = None,
-    data_root: str | None = None,
-) -> Tensor:
-    """Interpolate between ``n`` pairs of test examples of a run: ``(n, steps + 2, *shape)``,
-    each row ``[input a, steps decoded frames, input b]``; with ``out``, also a PNG grid (one row
-    per pair; points: a scatter plot of the paths over the data)."""
-    from genzoo.core.runs import read_run_config
-    from genzoo.core.seeding import make_generator
-    from genzoo.data import load_dataset
-    from genzoo.models.runs import load_model
-
-    model, _ = load_model(run)
-    check_latent(model)
-    if n < 1:
-        raise ConfigError(f"n = {n} must be at least 1 pair.")
-    cfg = read_run_config(run)
-    test = load_dataset(cfg["data"], "test", root=data_root)
-    if len(test) < 2:
-        raise GenzooError(f"The test split of {cfg['data']!r} has fewer than two examples.")
-    idx = torch.randperm(len(test), generator=make_generator(seed))[: 2 * n]
-    if idx.numel() % 2:
-        idx = idx[:-1]
-    x = test.get(idx)["x"]  # bin centres for images, (2n, *shape)
-    x_a, x_b = x[0::2], x[1::2]
-    frames = interpolate_latents(model, x_a, x_b, steps=steps, method=method)
-    grid = torch.cat([x_a.unsqueeze(1), frames, x_b.unsqueeze(1)], dim=1)  # (n, steps + 2, ...)
-    if out is not None:
-        from genzoo.viz import save_samples_png
-
-        flat = grid.reshape(-1, *grid.shape[2:])  # (n * (steps + 2), *shape)
-        ref = test.x[:2000] if model.info.kind == "points" else None
-        title = f"{cfg['model']} on {cfg['data']}: latent interpolation"
-        save_samples_png(flat, model.info, out, reference=ref, title=title, nrow=steps + 2)
-    return grid

@@ -1,6 +1,6 @@
-"""The one Trainer, and the run-level API (train, load, evaluate, sample)."""
+"""The one Trainer (the run-level API, ``train``/``load``/``sample``/``evaluate``, is
+:mod:`genzoo.runs`)."""
 
-from genzoo.train.run import evaluate, load, sample, train
 from genzoo.train.trainer import TrainConfig, Trainer
 
-__all__ = ["TrainConfig", "Trainer", "evaluate", "load", "sample", "train"]
+__all__ = ["TrainConfig", "Trainer"]

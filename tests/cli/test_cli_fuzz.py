@@ -133,4 +133,4 @@ def test_any_command_line_exits_0_2_or_130_without_traceback(sandbox, argv):
     assert not (root / "payload-ran").exists(), argv
     # a command that failed wrote no half-made run (no fresh training can succeed here)
     assert not list(root.glob("runs/*/config.yaml")) and not (root / "new").exists(), argv
-    assert genzoo.load(root / "run").run_step == STEPS  # the run is never damaged
+    assert genzoo.open_run(root / "run").step == STEPS  # the run is never damaged

@@ -171,7 +171,8 @@ def _near(default):
 def test_models_build_from_fuzzed_settings_or_raise_one_config_error(data):
     import dataclasses
 
-    from genzoo.train.run import _build_checked
+    from genzoo.runs.build import build_checked
+    from genzoo.runs.load import load_submodel
 
     name = data.draw(st.sampled_from(BUILD_MODELS), label="model")
     spec = data.draw(st.sampled_from(["toy2d:moons", "digits"]), label="data")
@@ -183,7 +184,7 @@ def test_models_build_from_fuzzed_settings_or_raise_one_config_error(data):
     given_ = {k: data.draw(_near(defaults[k]), label=k) for k in keys}
     try:
         cfg = cls.config_class.from_dict(given_)
-        model = _build_checked(cls, cfg, dataset_info(spec), given_, spec)
+        model = build_checked(cls, cfg, dataset_info(spec), given_, spec, load_submodel)
     except ConfigError as e:
         assert str(e) and "\n" not in str(e)
         return

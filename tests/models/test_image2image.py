@@ -28,8 +28,8 @@ from genzoo.nn.image2image import (
     auto_patch_layers,
     patch_receptive_field,
 )
+from genzoo.runs.translate import read_image, write_image
 from genzoo.train.checkpoint import find_checkpoint, read_checkpoint
-from genzoo.translate import read_image, write_image
 
 PAIRS = "pairs:digits-thick"
 UNPAIRED = "unpaired:digits-thick"

@@ -239,7 +239,6 @@ def test_cli_sample_with_prompt_matches_the_library(tmp_path, capsys) -> None:
 
     import genzoo
     from genzoo.cli import main
-    from genzoo.models.runs import load_model
 
     data = "shapes?size=16&n=64"
     common = ["--steps", "2", "progress=false", "tensorboard=false", "batch_size=8"]
@@ -249,8 +248,8 @@ def test_cli_sample_with_prompt_matches_the_library(tmp_path, capsys) -> None:
     run = tmp_path / "t2i"
     t2i = ["channels=8", f"text_encoder_run={clip}", "freeze_text_encoder=true"]
     assert main(["train", "t2i-diffusion", "--data", data, "--out", str(run), *common, *t2i]) == 0
-    m, _ = load_model(run)
-    c, _ = load_model(clip)
+    m = genzoo.load(run, device="cpu")
+    c = genzoo.load(clip, device="cpu")
     for k, v in c.text_encoder.state_dict().items():
         torch.testing.assert_close(m.text_encoder.state_dict()[k], v)  # frozen: unchanged
     out = tmp_path / "s.npy"

@@ -92,7 +92,7 @@ def test_short_training_zero_shot_well_above_chance(tmp_path, fast_train) -> Non
     """250 CPU steps on 16x16 single-object shapes: zero-shot colour+shape accuracy from prompts
     alone is far above the 1/30 of chance (colour is learned first, shape later)."""
     import genzoo
-    from genzoo.train.multimodal import retrieve, zeroshot
+    from genzoo.runs.multimodal import retrieve, zeroshot
 
     run = genzoo.train(
         "clip",

@@ -30,7 +30,7 @@ def runs(tmp_path_factory):
 
 
 def test_zeroshot_and_retrieve_print_the_library_numbers(runs, capsys) -> None:
-    from genzoo.train.multimodal import retrieve, zeroshot
+    from genzoo.runs.multimodal import retrieve, zeroshot
 
     capsys.readouterr()
     assert main(["zeroshot", str(runs / "clip"), "--n", "100", "--json"]) == 0
@@ -46,7 +46,7 @@ def test_zeroshot_and_retrieve_print_the_library_numbers(runs, capsys) -> None:
 
 
 def test_caption_reads_image_files_exactly(runs, capsys, tmp_path) -> None:
-    from genzoo.train.multimodal import caption
+    from genzoo.runs.multimodal import caption
 
     test = load_dataset(DATA, "test")
     x = test.get(torch.arange(2))["x"]

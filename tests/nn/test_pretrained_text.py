@@ -136,10 +136,10 @@ def test_t2i_checkpoint_has_no_minilm_weights_and_reloads_exactly(tmp_path) -> N
 
 def test_train_and_load_a_minilm_run(tmp_path) -> None:
     """``genzoo train t2i-diffusion text_encoder=minilm`` writes checkpoints without MiniLM and
-    ``load_model`` rebuilds the encoder from the package; the loaded EMA model equals its file."""
+    ``open_run`` rebuilds the encoder from the package; the loaded EMA model equals its file."""
     from genzoo.cli import main
     from genzoo.core.runs import find_checkpoint, read_checkpoint, read_run_config
-    from genzoo.models.runs import load_model
+    from genzoo.runs import open_run
 
     run = tmp_path / "t2i"
     argv = ["train", "t2i-diffusion", "--data", "shapes?size=16&n=32", "--out", str(run),
@@ -152,7 +152,8 @@ def test_train_and_load_a_minilm_run(tmp_path) -> None:
         assert [k for k in files[name] if k.startswith("text_encoder.")] == [
             "text_encoder.package_version"
         ]
-    m, step = load_model(run)
+    loaded = open_run(run)
+    m, step = loaded.model, loaded.step
     assert step == 2 and isinstance(m.text_encoder, MiniLMTextEncoder)
     for k, v in m.state_dict().items():
         torch.testing.assert_close(v, files["ema"][k], atol=0, rtol=0)

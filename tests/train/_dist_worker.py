@@ -10,7 +10,7 @@ import torch
 
 from genzoo.core.io import save_tensors
 from genzoo.data import load_dataset
-from genzoo.train.run import build_model
+from genzoo.runs.load import build_model
 from genzoo.train.trainer import TrainConfig, Trainer
 
 

@@ -72,10 +72,10 @@ def test_second_trainer_is_refused_naming_dir_and_pid_then_stale_lock_is_taken_o
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
     assert (run / ".lock").read_text().split() == [str(proc.pid)]  # left behind by SIGKILL
-    step = genzoo.load(run).run_step
+    step = genzoo.open_run(run).step
     with pytest.warns(UserWarning, match=rf"locked by PID {proc.pid}, which is no longer running"):
         genzoo.train(resume=run, steps=step + 2, overrides={"progress": False})
-    assert genzoo.load(run).run_step == step + 2
+    assert genzoo.open_run(run).step == step + 2
     assert (run / ".lock").read_text() == ""  # a clean exit leaves no PID
 
 
@@ -152,7 +152,7 @@ def test_disk_full_during_checkpoint_is_one_clear_error_and_keeps_checkpoint(
     monkeypatch.setattr(io_mod, "save_file", real)
     assert find_checkpoint(run) == before and _files(before) == saved
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
-    assert genzoo.load(run).run_step == 4
+    assert genzoo.open_run(run).step == 4
 
 
 def test_disk_full_while_logging_is_one_clear_error(tmp_path, capsys, monkeypatch):

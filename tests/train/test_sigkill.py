@@ -92,8 +92,7 @@ def _assert_same_as_uninterrupted(run: Path, ref: Path, steps: int, why: str) ->
         assert set(fa[kind]) == set(fb[kind]), why
         for k in fb[kind]:
             assert torch.equal(fa[kind][k], fb[kind][k]), (why, kind, k)
-    model = genzoo.load(run)
-    assert model.run_step == steps
+    assert genzoo.open_run(run).step == steps
     assert _stripped(read_metrics(run)) == _stripped(read_metrics(ref)), why
     leftovers = [p for p in run.rglob(".*") if p.name.endswith(".tmp") or p.name[:5] == ".tmp-"]
     assert not leftovers, (why, leftovers)

@@ -28,7 +28,7 @@ def test_signal_saves_checkpoint_and_resume_continues(tmp_path, sig):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "checkpoint saved" in err and "--resume" in err and "Traceback" not in err
-    step = genzoo.load(run).run_step
+    step = genzoo.open_run(run).step
     assert step >= 5
     genzoo.train(resume=run, steps=step + 10, overrides={"progress": False})
     last = json.loads(metrics.read_text().strip().splitlines()[-1])

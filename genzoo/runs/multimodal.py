@@ -15,19 +15,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from genzoo.core.errors import ConfigError, DataError
+from genzoo.core.protocol import GenerativeModel
 from genzoo.core.runs import read_run_config
+from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo, Dataset, levels_to_model
+from genzoo.data.captions import label_captions
+from genzoo.data.shapes import QUESTION_TYPES, SHAPES, ShapesDataset
+from genzoo.metrics.multimodal import bleu, recall_at_k
+from genzoo.models.multimodal.captioner import Captioner, attribute_match
+from genzoo.models.multimodal.clip import CLIP
+from genzoo.models.multimodal.vqa import VQA
+from genzoo.runs.load import load
+
+M = TypeVar("M", bound=GenerativeModel)
 
 
-def _load(run: str | Path, kind: type, what: str) -> Any:
-    from genzoo.train.run import load
-
+def _load(run: str | Path, kind: type[M], what: str) -> M:
     model = load(run)
     if not isinstance(model, kind):
         raise ConfigError(f"{what} needs a {kind.name!r} run; {str(run)!r} holds {model.name!r}.")
@@ -35,13 +46,7 @@ def _load(run: str | Path, kind: type, what: str) -> Any:
 
 
 def _test(run: str | Path, split: str, data_root: str | None) -> Dataset:
-    from genzoo.data import load_dataset
-
     return load_dataset(read_run_config(run)["data"], split, root=data_root)
-
-
-def _is_shapes(data: Dataset) -> bool:
-    return hasattr(data, "scenes")
 
 
 @torch.no_grad()
@@ -56,26 +61,22 @@ def zeroshot(
 ) -> dict[str, Any]:
     """Zero-shot accuracy of a ``clip`` run from class prompts alone (``shapes``: colour + shape
     of single-object images, also colour and shape alone and held-out vs seen pairs)."""
-    from genzoo.models.multimodal.clip import CLIP
-
     model = _load(run, CLIP, "zeroshot")
     data = _test(run, split, data_root)
     if data.y is None:
         raise DataError(f"Zero-shot classification needs labels; {data.info.name!r} has none.")
-    idx = data.single_object() if _is_shapes(data) else torch.arange(len(data))  # type: ignore[attr-defined]
+    idx = data.single_object() if isinstance(data, ShapesDataset) else torch.arange(len(data))
     idx = idx[:n] if n is not None else idx
     w = model.class_embeddings()
     pred = _batched(lambda x: model.zero_shot_logits(x, w).argmax(1), data, idx, model.device)
     y = data.y[idx].cpu()
     res: dict[str, Any] = {"accuracy": float((pred == y).float().mean()), "n": len(idx)}
     res["n_classes"] = data.info.n_classes
-    if _is_shapes(data):
-        from genzoo.data.shapes import SHAPES
-
+    if isinstance(data, ShapesDataset):
         k = len(SHAPES)
         res["colour_accuracy"] = float((pred // k == y // k).float().mean())
         res["shape_accuracy"] = float((pred % k == y % k).float().mean())
-        held = data.heldout[idx].bool()  # type: ignore[attr-defined]
+        held = data.heldout[idx].bool()
         res["heldout_accuracy"] = float((pred == y)[held].float().mean()) if held.any() else None
         res["seen_accuracy"] = float((pred == y)[~held].float().mean())
         res["n_heldout"] = int(held.sum())
@@ -93,17 +94,13 @@ def retrieve(
 ) -> dict[str, Any]:
     """Recall@k of a ``clip`` run for image -> text and text -> image retrieval among the first
     ``n`` test pairs (each image with its own caption)."""
-    from genzoo.data.captions import label_captions
-    from genzoo.metrics.multimodal import recall_at_k
-    from genzoo.models.multimodal.clip import CLIP
-
     model = _load(run, CLIP, "retrieve")
     data = _test(run, split, data_root)
     idx = torch.arange(min(n, len(data)))
     img = _batched(model.encode_image, data, idx, model.device)  # (n, E)
-    if _is_shapes(data):
-        caps = [data.captions[int(i)] for i in idx]  # type: ignore[attr-defined]
-        tokens = data.text[idx]  # type: ignore[attr-defined]
+    if isinstance(data, ShapesDataset):
+        caps = [data.captions[int(i)] for i in idx]
+        tokens = data.text[idx]
         relevant = torch.tensor([[a == b for b in caps] for a in caps])  # (n, n)
     else:
         if data.y is None:
@@ -131,8 +128,6 @@ def query_images(
 ) -> tuple[Tensor, Tensor, DataInfo]:
     """The ``k`` test images most similar to ``text``: ``(images (k, C, H, W), scores (k,),
     info)``."""
-    from genzoo.models.multimodal.clip import CLIP
-
     model = _load(run, CLIP, "retrieve")
     data = _test(run, split, data_root)
     idx = torch.arange(len(data))
@@ -145,9 +140,6 @@ def query_images(
 def read_image(path: str | Path, info: DataInfo) -> Tensor:
     """An image file -> ``(1, C, H, W)`` in model space, centre-cropped and resized to the
     dataset's size and quantized to its levels."""
-    import numpy as np
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     c, h, w = info.shape
     try:
         with Image.open(path) as im:
@@ -173,8 +165,6 @@ def caption(
     """Captions of image files (or a ``(B, C, H, W)`` tensor in model space) by a ``captioner``
     run; ``method`` is ``greedy``, ``beam`` or ``top_k`` (options: ``beam_size``, ``top_k``,
     ``temperature``, ``generator``)."""
-    from genzoo.models.multimodal.captioner import Captioner
-
     model = _load(run, Captioner, "caption")
     if isinstance(images, Tensor):
         x = images
@@ -195,15 +185,12 @@ def caption_eval(
 ) -> dict[str, Any]:
     """Caption quality of a ``captioner`` run: attribute exact match and BLEU (all templates as
     references) on single-object test images, and the same on two-object images."""
-    from genzoo.metrics.multimodal import bleu
-    from genzoo.models.multimodal.captioner import Captioner, attribute_match
-
     model = _load(run, Captioner, "caption evaluation")
     data = _test(run, split, data_root)
     res: dict[str, Any] = {"method": method}
     groups = (
-        {"single": data.single_object(), "pair": torch.nonzero(data.n_objects == 2).flatten()}  # type: ignore[attr-defined]
-        if _is_shapes(data)
+        {"single": data.single_object(), "pair": torch.nonzero(data.n_objects == 2).flatten()}
+        if isinstance(data, ShapesDataset)
         else {"all": torch.arange(len(data))}
     )
     for name, idx in groups.items():
@@ -218,8 +205,8 @@ def caption_eval(
             texts += t
             match.append(attribute_match(t, batch, model.info).cpu())
         res[f"{name}_attr_match"] = float(torch.cat(match).mean())
-        if _is_shapes(data):
-            refs = [data.scenes[int(i)].all_captions() for i in idx]  # type: ignore[attr-defined]
+        if isinstance(data, ShapesDataset):
+            refs = [data.scenes[int(i)].all_captions() for i in idx]
             res[f"{name}_bleu"] = bleu(texts, refs)
         res[f"{name}_n"] = len(idx)
         res[f"{name}_examples"] = texts[:5]
@@ -231,11 +218,10 @@ def vqa_eval(
     run: str | Path, *, n: int | None = None, split: str = "test", data_root: str | None = None
 ) -> dict[str, Any]:
     """Answer accuracy of a ``vqa`` run: overall, per question type and per number of objects."""
-    from genzoo.data.shapes import QUESTION_TYPES
-    from genzoo.models.multimodal.vqa import VQA
-
     model = _load(run, VQA, "vqa evaluation")
     data = _test(run, split, data_root)
+    if not isinstance(data, ShapesDataset):  # a VQA run is trained on shapes' questions
+        raise DataError(f"VQA evaluation needs the shapes questions; {data.info.name!r} has none.")
     idx = torch.arange(len(data) if n is None else min(n, len(data)))
     right = []
     for i in range(0, len(idx), 250):
@@ -243,8 +229,8 @@ def vqa_eval(
         logits = model(batch["x"].to(model.device), batch["question"].to(model.device)).cpu()
         right.append(logits.argmax(-1) == batch["answer"])  # (b, Q)
     ok = torch.cat(right).float()  # (n, Q)
-    qtype = data.qtype[idx]  # type: ignore[attr-defined]
-    nobj = data.n_objects[idx][:, None].expand_as(ok)  # type: ignore[attr-defined]
+    qtype = data.qtype[idx]
+    nobj = data.n_objects[idx][:, None].expand_as(ok)
     res: dict[str, Any] = {"fusion": model.config.fusion, "accuracy": float(ok.mean())}
     for t, name in enumerate(QUESTION_TYPES):
         sel = qtype == t

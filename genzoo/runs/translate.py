@@ -15,10 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from genzoo.core.errors import ConfigError, DataError
+from genzoo.core.protocol import Translates
 from genzoo.data.base import DataInfo, levels_to_model, model_to_levels
+from genzoo.runs.load import load
 
 
 def _levels(info: DataInfo) -> int:
@@ -28,8 +31,6 @@ def _levels(info: DataInfo) -> int:
 def read_image(path: str | Path, info: DataInfo, what: str = "the model") -> tuple[Tensor, str]:
     """``(x, note)``: the image at ``path`` as a ``(1, C, H, W)`` model-space tensor of the shape
     ``info.shape``, and a note saying what was converted (empty when nothing was)."""
-    from PIL import Image, UnidentifiedImageError
-
     c, h, w = (int(s) for s in info.shape)
     try:
         with Image.open(path) as im:
@@ -64,8 +65,6 @@ def read_image(path: str | Path, info: DataInfo, what: str = "the model") -> tup
 
 def write_image(x: Tensor, info: DataInfo, path: str | Path) -> Path:
     """Write one model-space image ``(1, C, H, W)`` or ``(C, H, W)`` as an 8-bit PNG."""
-    from PIL import Image
-
     x = x.detach().float().cpu()
     if x.ndim == 4:
         x = x[0]
@@ -90,10 +89,8 @@ def translate_file(
     """Translate ``image`` with the model of ``run`` and write the result to ``out`` (default
     ``<image stem>-translated.png`` beside it). Returns the output path and a note on what was
     converted on input. ``reverse`` translates target -> source (CycleGAN)."""
-    from genzoo.train.run import load
-
     model = load(run, device="cpu")
-    if not hasattr(model, "translate"):
+    if not isinstance(model, Translates):
         raise ConfigError(
             f"Run {str(run)!r} holds model {model.name!r}, which does not translate images; "
             "train an image-to-image model ('pix2pix' or 'cyclegan') on a 'pairs:' or "
@@ -107,5 +104,5 @@ def translate_file(
     if out_path.suffix.lower() != ".png":
         raise ConfigError(f"--out {str(out_path)!r} must end in .png.")
     x, note = read_image(image, model.info, f"model {model.name!r} of run {str(run)!r}")
-    y = model.translate(x, reverse=reverse)  # type: ignore[operator]
+    y = model.translate(x, reverse=reverse)
     return write_image(y, model.info, out_path), note

@@ -1,0 +1,154 @@
+"""``train(model, data, ...)``: create (or resume) a run and train it with the one Trainer.
+
+A run is a directory ``runs/<name>/`` with ``config.yaml``, ``checkpoints/``, ``metrics.jsonl``,
+``samples/`` and ``events/``; ``steps`` and ``budget`` are totals over the run, so a resumed run
+continues to them.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genzoo.core.errors import CheckpointError, ConfigError, GenzooError
+from genzoo.core.io import atomic_write_text
+from genzoo.core.runs import CONFIG_FILE, find_checkpoint, read_run_config
+from genzoo.core.seeding import seed_everything
+from genzoo.data import load_dataset
+from genzoo.models import MODELS
+from genzoo.runs.build import build_checked, split_overrides
+from genzoo.runs.load import load_submodel
+from genzoo.train import distributed
+from genzoo.train.safety import RunLock, storage_error
+from genzoo.train.trainer import TrainConfig, Trainer
+
+
+def _new_run_dir(out: str | Path | None, name: str | None, model: str, data: str) -> Path:
+    if out is not None:
+        return Path(out)
+    base = Path("runs")
+    stem = name or f"{model}-{data.replace(':', '-').replace('/', '-')}"
+    path = base / stem
+    i = 1
+    while path.exists():
+        i += 1
+        path = base / f"{stem}-{i}"
+    return path
+
+
+def _taken(run_dir: Path) -> ConfigError:
+    return ConfigError(
+        f"Run directory {str(run_dir)!r} already holds a run; use --resume {run_dir} "
+        "to continue it, or choose another --out."
+    )
+
+
+def train(
+    model: str | None = None,
+    data: str | None = None,
+    *,
+    steps: int | None = None,
+    budget: str | float | None = None,
+    out: str | Path | None = None,
+    name: str | None = None,
+    data_root: str | None = None,
+    download: bool = False,
+    resume: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Path:
+    """Train a model (or resume a run) and return the run directory.
+
+    ``train("ddpm", "digits", budget="3m")``; ``train(resume="runs/ddpm-digits", steps=4000)``.
+    ``steps`` and ``budget`` are totals over the run, so a resumed run continues to them.
+    """
+    overrides = dict(overrides or {})
+    if resume is not None:
+        run_cfg = read_run_config(resume)
+        model = run_cfg["model"]
+        data = run_cfg["data"]
+        run_dir = Path(resume)
+        cls = MODELS.get(model)
+        m_over, t_over = split_overrides(cls, overrides)
+        if m_over:
+            raise ConfigError(
+                f"Model settings cannot change on resume (got {sorted(m_over)[0]!r}); "
+                "start a new run instead."
+            )
+        train_dict = {**run_cfg.get("train", {}), **t_over}
+        model_dict = run_cfg["model_config"]
+    else:
+        if model is None or data is None:
+            raise ConfigError("Name a model and a dataset, e.g. `genzoo train ddpm --data digits`.")
+        cls = MODELS.get(model)
+        m_over, t_over = split_overrides(cls, overrides)
+        train_dict = {**cls.default_train, **t_over}
+        model_dict = m_over
+        run_dir = _new_run_dir(out, name, model, data)
+        if (run_dir / CONFIG_FILE).exists():
+            raise _taken(run_dir)
+    if steps is not None:
+        train_dict["steps"] = steps
+    if budget is not None:
+        train_dict["budget"] = str(budget)
+    tcfg = TrainConfig.from_dict(train_dict)
+    if tcfg.steps == 0 and tcfg.budget_s == 0:  # before anything is written
+        raise ConfigError("Give a training length: --steps N or --budget 5m (or both).")
+    mcfg = cls.config_class.from_dict(model_dict)
+    dist_info, _ = distributed.setup(tcfg.device)  # torchrun: one process per device
+    run_dir = distributed.broadcast_path(run_dir, dist_info)  # rank 0 names the run
+    main = dist_info.is_main  # only rank 0 locks and writes the run directory
+    train_set = load_dataset(data, "train", root=data_root, download=download)
+    try:
+        test_set = load_dataset(data, "test", root=data_root, download=False)
+    except GenzooError:
+        test_set = None
+    seed_everything(tcfg.seed)
+    net = build_checked(cls, mcfg, train_set.info, m_over, data, load_submodel)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise storage_error("to run directory", run_dir, e) from None
+    with RunLock(run_dir) if main else nullcontext():  # one training job per run directory
+        if resume is None:
+            if (run_dir / CONFIG_FILE).exists():  # another process got here first
+                raise _taken(run_dir)
+            cfg_doc = {
+                "model": model,
+                "data": data,
+                "model_config": mcfg.to_dict(),
+                "train": tcfg.to_dict(),
+                "data_info": train_set.info.to_dict(),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+        trainer = Trainer(net, train_set, tcfg, run_dir, test_data=test_set)
+        if resume is not None:
+            if _has_checkpoint(run_dir):
+                trainer.load_checkpoint()
+            else:  # killed before its first checkpoint: start again from step 0
+                warnings.warn(
+                    f"Run {str(run_dir)!r} has no complete checkpoint yet; training it from "
+                    "step 0.",
+                    stacklevel=2,
+                )
+            cfg_doc = read_run_config(run_dir)
+            cfg_doc["train"] = tcfg.to_dict()
+        try:
+            if main:
+                atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(cfg_doc, sort_keys=False))
+        except OSError as e:
+            raise storage_error("run configuration", run_dir / CONFIG_FILE, e) from None
+        trainer.fit()
+    return run_dir
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    try:
+        find_checkpoint(run_dir)
+    except CheckpointError:
+        return False
+    return True
