@@ -12,6 +12,7 @@ from scipy.stats import multivariate_normal
 from sklearn.datasets import load_digits
 
 from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import LatentSpace, Samples, likelihood_kind
 from genzoo.data.base import DataInfo, levels_to_model
 from genzoo.metrics.likelihood import bits_per_dim
 from genzoo.models.autoencoders.vae import VAE, VAEConfig, gaussian_kl
@@ -235,8 +236,8 @@ def test_sampling_is_reproducible_and_noise_option() -> None:
     assert c.min() >= -1 and c.max() <= 1
     with pytest.raises(ConfigError, match="noise"):
         model.sample(2, temperature=0.5)
-    metrics1 = model.eval_metrics(a, generator=gen(9))
-    metrics2 = model.eval_metrics(a, generator=gen(9))
+    metrics1 = model.eval_metrics({"x": a}, generator=gen(9))
+    metrics2 = model.eval_metrics({"x": a}, generator=gen(9))
     assert set(metrics1) == {"elbo", "iwae64", "loss"}
     for key in metrics1:
         assert metrics1[key].shape == (8,)
@@ -264,9 +265,10 @@ def test_shapes(kind: str, shape: tuple[int, ...], arch: str, likelihood: str) -
     model = VAE(VAEConfig(latent_dim=5, likelihood=likelihood), info)
     assert model.arch == arch
     x = torch.rand(3, *shape, generator=gen(0)) * 2 - 1
-    mu, logvar = model.encode(x)
+    mu, logvar = model.posterior(x)
     assert mu.shape == logvar.shape == (3, 5)
-    assert model.decode(mu).shape == (3, *shape)
+    assert model.likelihood_params(mu).shape == (3, *shape)
+    torch.testing.assert_close(model.encode_latent(x), mu)
     assert model(x).shape == (3, *shape)
     samples = model.sample(4, generator=gen(1))
     assert samples.shape == (4, *shape)
@@ -302,7 +304,9 @@ def test_config_errors() -> None:
     cfg = VAEConfig.from_dict({"latent_dim": "8", "channels": "16,32", "beta": "4"})
     assert cfg == VAEConfig(latent_dim=8, channels=(16, 32), beta=4.0)
     assert VAEConfig.from_json(cfg.to_json()) == cfg
-    assert VAE.name == "vae" and VAE.likelihood == "bound" and VAE.dequantize
+    assert VAE.name == "vae" and likelihood_kind(VAE) == "bound" and VAE.dequantize
+    assert issubclass(VAE, Samples) and issubclass(VAE, LatentSpace)
+    assert VAE.latent_prior == "gaussian"
 
 
 # --------------------------------------------------------------------------------------------------
