@@ -148,7 +148,8 @@ def test_code_prior_is_a_moving_average_of_training_codes_and_sampling_uses_it()
         model.code_mean.fill_(0.5)
         model.code_cov.copy_(torch.tensor([[0.04, 0.0], [0.0, 0.01]]))
         s = model.sample(4, generator=gen(1))
-        ref = model.decode_latent(0.5 + torch.randn(4, 2, generator=gen(1)) * torch.tensor([0.2, 0.1]))
+        z = 0.5 + torch.randn(4, 2, generator=gen(1)) * torch.tensor([0.2, 0.1])
+        ref = model.decode_latent(z)
     torch.testing.assert_close(s, ref, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(
         model.sample(4, generator=gen(1), temperature=0.0)[0],

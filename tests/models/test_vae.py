@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.stats import multivariate_normal
 from sklearn.datasets import load_digits
 
@@ -424,3 +426,19 @@ def test_warmup_and_free_bits_config_errors() -> None:
         VAEConfig.from_dict({"free_bits": -0.5})
     cfg = VAEConfig.from_dict({"kl_warmup": "100", "free_bits": "0.25"})
     assert (cfg.kl_warmup, cfg.free_bits) == (100, 0.25)
+
+
+def test_likelihood_strategy_follows_copies_and_devices_of_the_model() -> None:
+    """The decoder likelihood is chosen once; a deep copy (the trainer's EMA model) reads its
+    own ``log_scale_raw``, not the original's."""
+    model = VAE(VAEConfig(latent_dim=2, hidden=(8,)), DataInfo("p", "points", (3,)))
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin.log_scale_raw.fill_(3.0)
+    assert not torch.allclose(model.obs_log_scale(), twin.obs_log_scale())
+    m = model.config.min_log_scale
+    torch.testing.assert_close(twin.obs_log_scale(), m + F.softplus(torch.full((3,), 3.0 - m)))
+    bern = VAE(VAEConfig(latent_dim=2, hidden=(8,), likelihood="bernoulli"), DIGITS_INFO)
+    with pytest.raises(ConfigError, match="gaussian"):
+        bern.obs_log_scale()
+    assert "log_scale_raw" not in bern.state_dict() and "log_scale_raw" in model.state_dict()

@@ -35,8 +35,8 @@ POINTS = DataInfo("toy2d:moons", "points", (2,), value_range=(-4.0, 4.0))
 
 
 def test_codes_round_trip_to_the_vqvae_reconstruction() -> None:
-    """``decode_codes(encode_codes(x))`` is exactly the VQ-VAE's own reconstruction of ``x``, the codes are in
-    raster order over the latent grid, and the VQ-VAE is frozen inside the prior."""
+    """``decode_codes(encode_codes(x))`` is exactly the VQ-VAE's own reconstruction of ``x``, the
+    codes are in raster order over the latent grid, and the VQ-VAE is frozen inside the prior."""
     m = tiny_prior(DIGITS, {"codebook_size": 16, "code_dim": 4, "width": 8, "res_blocks": 1})
     x = load_dataset("digits", "test").all()["x"][:32]
     codes = m.encode_codes(x)
@@ -78,8 +78,8 @@ def test_prior_is_a_normalised_distribution_over_all_code_sequences(conditional:
 
 
 def test_samples_are_decoded_prior_codes() -> None:
-    """``sample`` is ``decode_codes(sample_codes)`` for the same generator; shapes and the data range
-    hold; greedy sampling is the argmax path of the prior; the class token is used."""
+    """``sample`` is ``decode_codes(sample_codes)`` for the same generator; shapes and the data
+    range hold; greedy sampling is the argmax path of the prior; the class token is used."""
     m = tiny_prior(
         DIGITS,
         {"codebook_size": 16, "code_dim": 4, "width": 8, "res_blocks": 1},
@@ -170,3 +170,28 @@ def test_trained_prior_beats_the_unigram_code_entropy_on_held_out_codes(
     assert main(["eval", str(run)]) == 0
     line = next(s for s in capsys.readouterr().out.splitlines() if "bits_per_code " in s)
     assert float(line.split()[1]) == pytest.approx(res["bits_per_code"], abs=1e-4), line
+
+
+def test_the_vqvae_comes_from_load_parts_and_old_flat_keys_still_load() -> None:
+    """vqvae-prior reads no run: ``load_parts`` asks the runs layer's loader for ``vqvae_run``
+    (EMA as ``vqvae_ema`` says) and passes the model as ``vqvae=``; the flat keys of a config
+    saved before the shared transformer config load unchanged and reach the inner GPT."""
+    vq = VQVAE(VQVAEConfig(width=8, code_dim=4, codebook_size=8, res_blocks=1), DIGITS).eval()
+    asked = []
+
+    def load_run(run: str, ema: bool) -> VQVAE:
+        asked.append((run, ema))
+        return vq
+
+    old = {"vqvae_run": "runs/vq", "vqvae_ema": False, "n_layer": 1, "n_head": 2, "n_embd": 16}
+    old |= {"dropout": 0.1, "bias": True, "pos_emb": "learned", "tie_weights": True}
+    old |= {"class_conditional": False, "temperature": 0.5, "top_k": 3, "top_p": 1.0}
+    cfg = VQPriorConfig.from_dict(old)
+    parts = VQPrior.load_parts(cfg, load_run)
+    assert asked == [("runs/vq", False)] and parts == {"vqvae": vq}
+    m = VQPrior(cfg, DIGITS, **parts)
+    assert m.vqvae is vq and m.gpt.config.n_embd == 16 and m.gpt.config.top_k == 3
+    assert m.gpt.config.temperature == 0.5 and m.gpt.vocab_size == 8 + 1
+    assert VQPrior.load_parts(VQPriorConfig(), load_run) == {} and len(asked) == 1
+    with pytest.raises(ConfigError, match="'vqvae' run"):
+        VQPrior(cfg, DIGITS, vqvae=torch.nn.Linear(1, 1))  # type: ignore[arg-type]

@@ -95,8 +95,9 @@ class VQPrior(GenerativeModel, Samples, BuiltOnRuns):
         if vqvae is None:
             raise ConfigError(f"{self.name} needs vqvae_run=<run directory of a trained vqvae>.")
         if not isinstance(vqvae, VQVAE):
+            got = vqvae.name if isinstance(vqvae, GenerativeModel) else type(vqvae).__name__
             raise ConfigError(
-                f"vqvae_run = {config.vqvae_run!r} is a {vqvae.name!r} run; {self.name} needs a "
+                f"vqvae_run = {config.vqvae_run!r} is a {got!r} run; {self.name} needs a "
                 "'vqvae' run."
             )
         vq_info = vqvae.info
