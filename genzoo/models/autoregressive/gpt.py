@@ -9,7 +9,8 @@ a final LayerNorm and a linear read-out tied to the token embedding (Press & Wol
 arXiv:1608.05859). Generation keeps a KV cache, so each new token costs one position; it supports
 temperature, top-k and nucleus (top-p) sampling.
 
-What the tokens are depends on the data:
+What the tokens are depends on the data, and is chosen once in the constructor (a
+:class:`Tokenization`: :class:`PixelTokens`, :class:`PointBins` or :class:`TextTokens`):
 
 - images: the integer levels ``0 .. L-1`` of the sub-pixels in raster order (channels within a
   pixel), after a start token: ``BOS = L``, or the class token ``L + 1 + y`` when
@@ -23,6 +24,9 @@ What the tokens are depends on the data:
 
 In every case one example of D values is D tokens after a start token, and ``log_prob`` is its
 exact log-likelihood, so ``bits/dim = -log_prob / (D ln 2)`` (``bpd_levels = None``).
+``sample`` returns data in the dataset's model range for every kind: bin centres of images,
+points, and for text the token ids that a text dataset's windows hold (``(n, block_size)`` by
+default; ``prompt`` and ``length`` change that).
 """
 
 from __future__ import annotations
