@@ -170,7 +170,7 @@ class VQVAE(GenerativeModel, Samples, LatentSpace):
         return self._decode_quantized(self._from_vectors(v, codes.shape[0]))
 
     def forward(self, x: Tensor) -> Tensor:
-        """The reconstruction ``decode(quantize(encode(x)))``, ``(B, *shape) -> (B, *shape)``."""
+        """The reconstruction ``decoder(quantize(encoder(x)))``, ``(B, *shape) -> (B, *shape)``."""
         return self.decode_latent(self.encode_latent(x))
 
     # ----------------------------------------------------------------------------------------------
