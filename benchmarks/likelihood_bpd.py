@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 import genzoo
+from genzoo.core.protocol import likelihood_kind
 
 MODELS = ["ppca", "vae", "pixelcnn", "gpt", "nice", "realnvp", "glow", "ddpm"]
 
@@ -101,10 +102,10 @@ def split_bpd(run: Path, n: int, split: str = "train", seed: int = 0) -> dict[st
     sums: dict[str, float] = {}
     for chunk in idx.split(256):
         batch = data.get(chunk, dequantize=model.dequantize, generator=g)
-        vals = model.eval_metrics(batch["x"], batch.get("y"), generator=g)
+        vals = model.eval_metrics(batch, generator=g)
         for k, v in vals.items():
             sums[k] = sums.get(k, 0.0) + float(v.double().sum())
-    levels = getattr(model, "bpd_levels", model.info.levels)
+    levels = model.bpd_levels if likelihood_kind(model) != "none" else model.info.levels
     return {
         f"{k}_bpd": float(bits_per_dim(-v / len(idx), model.info.dim, levels))
         for k, v in sums.items()

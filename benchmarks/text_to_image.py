@@ -154,7 +154,7 @@ def main() -> None:
     if not args.diffusion_only:
         ar = load(out / "t2i-vq", device="cpu")
         with torch.no_grad():  # the VQ-VAE's reconstructions: the ceiling of t2i-vq
-            recon = ar.decode(ar.encode(real))
+            recon = ar.decode_codes(ar.encode_codes(real))
         res["vq_reconstructions"] = judge(clf, recon, prompts, real_feats, clip)
         res["t2i_vq"] = sweep("t2i-vq", ar, top_k=args.top_k, temperature=1.0)
     (out / "results.json").write_text(json.dumps(res, indent=2))

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import LatentSpace, Samples, likelihood_kind
 from genzoo.data.base import DataInfo
 from genzoo.models.autoencoders import AE, DAE, AEConfig, DAEConfig
 from genzoo.models.linear import PCA, PCAConfig
@@ -89,7 +90,7 @@ def test_loss_is_the_mse_of_reconstructing_the_clean_input_from_the_corrupted_on
     out = model.loss({"x": x})
     torch.manual_seed(3)
     x_tilde = model.corrupt(x)
-    expected = (model.decode(model.encode(x_tilde)) - x).pow(2).mean()
+    expected = (model.decode_latent(model.encode_latent(x_tilde)) - x).pow(2).mean()
     torch.testing.assert_close(out.loss, expected)
     torch.testing.assert_close(out.logs["mse"], expected.detach())
     # it is not the error of reconstructing the clean input from itself
@@ -136,7 +137,7 @@ def test_code_prior_is_a_moving_average_of_training_codes_and_sampling_uses_it()
     model.train()
     model.loss({"x": x})
     with torch.no_grad():
-        z = model.encode(x)
+        z = model.encode_latent(x)
     torch.testing.assert_close(model.code_mean, 0.25 * z.mean(0))
     torch.testing.assert_close(model.code_cov, 0.75 * torch.eye(2) + 0.25 * torch.cov(z.T))
     model.eval()
@@ -147,11 +148,12 @@ def test_code_prior_is_a_moving_average_of_training_codes_and_sampling_uses_it()
         model.code_mean.fill_(0.5)
         model.code_cov.copy_(torch.tensor([[0.04, 0.0], [0.0, 0.01]]))
         s = model.sample(4, generator=gen(1))
-        ref = model.decode(0.5 + torch.randn(4, 2, generator=gen(1)) * torch.tensor([0.2, 0.1]))
+        z = 0.5 + torch.randn(4, 2, generator=gen(1)) * torch.tensor([0.2, 0.1])
+        ref = model.decode_latent(z)
     torch.testing.assert_close(s, ref, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(
         model.sample(4, generator=gen(1), temperature=0.0)[0],
-        model.decode(torch.full((1, 2), 0.5))[0],
+        model.decode_latent(torch.full((1, 2), 0.5))[0],
     )
 
 
@@ -165,11 +167,11 @@ def test_shapes(kind: str, shape: tuple[int, ...], arch: str, cls: type[AE]) -> 
     model = cls(cls.config_class(latent_dim=3), info)
     assert model.arch == arch
     x = torch.rand(2, *shape, generator=gen(0)) * 2 - 1
-    assert model.encode(x).shape == (2, 3)
+    assert model.encode_latent(x).shape == (2, 3)
     assert model(x).shape == (2, *shape)
     s = model.sample(5, generator=gen(1))
     assert s.shape == (5, *shape)
-    metrics = model.eval_metrics(x, generator=gen(2))
+    metrics = model.eval_metrics({"x": x}, generator=gen(2))
     assert set(metrics) == {"loss", "mse"} and metrics["mse"].shape == (2,)
     if kind == "images":
         assert s.min() >= -1 and s.max() <= 1
@@ -185,4 +187,6 @@ def test_config_errors() -> None:
         AE(AEConfig(arch="conv"), DataInfo("p", "points", (2,)))
     with pytest.raises(ConfigError, match="temperature"):
         AE(AEConfig(latent_dim=1), DataInfo("p", "points", (2,))).sample(2, noise=True)
-    assert AE.name == "ae" and DAE.name == "dae" and AE.likelihood == "none"
+    assert AE.name == "ae" and DAE.name == "dae" and likelihood_kind(AE) == "none"
+    assert issubclass(DAE, Samples) and issubclass(DAE, LatentSpace)
+    assert AE.latent_prior == "euclidean"

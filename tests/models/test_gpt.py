@@ -310,3 +310,41 @@ def test_bad_settings_are_one_sentence_errors():
         GPTConfig.from_dict({"n_embd": 30, "n_head": 4})
     with pytest.raises(ConfigError, match="top_p"):
         small_gpt(info).sample(1, top_p=0.0)
+
+
+@pytest.mark.parametrize("kind", ["images", "points", "text"])
+def test_sample_returns_data_in_the_datasets_range_for_every_kind(kind):
+    """``sample`` gives what the dataset's ``x`` holds: bin centres of images, points inside the
+    value range (uniform within their bins), token ids ``(n, block_size)`` for text; and
+    ``tokenize(sample)`` recovers the drawn tokens (bins, levels or ids)."""
+    info = {
+        "images": tiny_images((1, 2, 2), 5),
+        "points": DataInfo("p", "points", (3,), value_range=(-2.0, 2.0)),
+        "text": text_info(block_size=6),
+    }[kind]
+    m = small_gpt(info, point_bins=8)
+    x = m.sample(50, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (50, *info.shape)
+    tok = m.tokenize(x)
+    assert tok.shape == (50, info.dim) and tok.min() >= 0 and tok.max() < m.n_out
+    if kind == "images":
+        torch.testing.assert_close(x, levels_to_model(model_to_levels(x, 5), 5))
+    elif kind == "points":
+        assert x.min() >= -2.0 and x.max() <= 2.0
+        centre = -2.0 + (tok.float() + 0.5) * 0.5  # bins of width 4 / 8
+        assert (x - centre).abs().max() <= 0.25 + 1e-6
+    else:
+        assert x.dtype == torch.long and torch.equal(tok, x)
+    with pytest.raises(ConfigError, match="'prompt'" if kind != "text" else "'beam'"):
+        m.sample(1, **({"prompt": [1]} if kind != "text" else {"beam": 2}))
+
+
+def test_config_ranges_are_declared_once_and_named_in_the_error():
+    with pytest.raises(ConfigError, match=r"n_layer = 0 must be >= 1"):
+        GPTConfig.from_dict({"n_layer": 0})
+    with pytest.raises(ConfigError, match=r"dropout = 1\.0 must be a finite number in \[0, 1\)"):
+        GPTConfig.from_dict({"dropout": 1.0})
+    with pytest.raises(ConfigError, match=r"block_size = -1 must be >= 0"):
+        GPTConfig.from_dict({"block_size": -1})
+    with pytest.raises(ConfigError, match=r"temperature = -1\.0"):
+        GPTConfig.from_dict({"temperature": -1.0})

@@ -112,7 +112,7 @@ def test_log_prob_is_the_sum_of_categorical_log_probs_and_ignores_dequantization
     deq = levels_to_model(raw, 17, dequantize=True, generator=torch.Generator().manual_seed(0))
     assert torch.equal(model_to_levels(deq, 17), raw)
     torch.testing.assert_close(m.log_prob(deq), lp, rtol=0, atol=0)
-    assert m.eval_metrics(centres)["log_prob"].shape == (8,)
+    assert m.eval_metrics({"x": centres})["log_prob"].shape == (8,)
 
 
 def test_greedy_sampling_is_the_argmax_path_and_seeded_sampling_reproducible():

@@ -134,8 +134,8 @@ def test_caption_tokens_are_never_predicted_or_scored() -> None:
         terms = m.code_token_log_probs(codes, text)
     torch.testing.assert_close(terms, own)
     torch.testing.assert_close(
-        m.loss({"x": m.decode(codes), "text": text}).loss,
-        -m.code_token_log_probs(m.encode(m.decode(codes)), text).mean(),
+        m.loss({"x": m.decode_codes(codes), "text": text}).loss,
+        -m.code_token_log_probs(m.encode_codes(m.decode_codes(codes)), text).mean(),
     )
     changed = codes.clone()
     changed[:, 2] = (changed[:, 2] + 1) % 3
@@ -189,12 +189,12 @@ def test_vq_guidance_draws_from_the_extrapolated_log_probabilities() -> None:
 def test_vq_caption_dropout_trains_the_null_caption() -> None:
     """With ``caption_dropout = 1 - eps`` the loss is (almost surely) the null caption's."""
     m = tiny_t2i_vq(caption_dropout=0.999)
-    x = m.decode(torch.randint(0, 3, (6, 4), generator=torch.Generator().manual_seed(1)))
+    x = m.decode_codes(torch.randint(0, 3, (6, 4), generator=torch.Generator().manual_seed(1)))
     text = m.encode_prompts(["a red circle"] * 6)
     torch.manual_seed(0)
     with torch.no_grad():
         got = m.loss({"x": x, "text": text}).loss
-        codes = m.encode(x)
+        codes = m.encode_codes(x)
         null = -m.code_token_log_probs(codes, torch.full_like(text, m.pad_id)).mean()
         cond = -m.code_token_log_probs(codes, text).mean()
     torch.testing.assert_close(got, null)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from scipy.stats import multivariate_normal
 from sklearn.datasets import load_digits
 
 from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import LatentSpace, Samples, likelihood_kind
 from genzoo.data.base import DataInfo, levels_to_model
 from genzoo.metrics.likelihood import bits_per_dim
 from genzoo.models.autoencoders.vae import VAE, VAEConfig, gaussian_kl
@@ -235,8 +238,8 @@ def test_sampling_is_reproducible_and_noise_option() -> None:
     assert c.min() >= -1 and c.max() <= 1
     with pytest.raises(ConfigError, match="noise"):
         model.sample(2, temperature=0.5)
-    metrics1 = model.eval_metrics(a, generator=gen(9))
-    metrics2 = model.eval_metrics(a, generator=gen(9))
+    metrics1 = model.eval_metrics({"x": a}, generator=gen(9))
+    metrics2 = model.eval_metrics({"x": a}, generator=gen(9))
     assert set(metrics1) == {"elbo", "iwae64", "loss"}
     for key in metrics1:
         assert metrics1[key].shape == (8,)
@@ -264,9 +267,10 @@ def test_shapes(kind: str, shape: tuple[int, ...], arch: str, likelihood: str) -
     model = VAE(VAEConfig(latent_dim=5, likelihood=likelihood), info)
     assert model.arch == arch
     x = torch.rand(3, *shape, generator=gen(0)) * 2 - 1
-    mu, logvar = model.encode(x)
+    mu, logvar = model.posterior(x)
     assert mu.shape == logvar.shape == (3, 5)
-    assert model.decode(mu).shape == (3, *shape)
+    assert model.likelihood_params(mu).shape == (3, *shape)
+    torch.testing.assert_close(model.encode_latent(x), mu)
     assert model(x).shape == (3, *shape)
     samples = model.sample(4, generator=gen(1))
     assert samples.shape == (4, *shape)
@@ -302,7 +306,9 @@ def test_config_errors() -> None:
     cfg = VAEConfig.from_dict({"latent_dim": "8", "channels": "16,32", "beta": "4"})
     assert cfg == VAEConfig(latent_dim=8, channels=(16, 32), beta=4.0)
     assert VAEConfig.from_json(cfg.to_json()) == cfg
-    assert VAE.name == "vae" and VAE.likelihood == "bound" and VAE.dequantize
+    assert VAE.name == "vae" and likelihood_kind(VAE) == "bound" and VAE.dequantize
+    assert issubclass(VAE, Samples) and issubclass(VAE, LatentSpace)
+    assert VAE.latent_prior == "gaussian"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -420,3 +426,19 @@ def test_warmup_and_free_bits_config_errors() -> None:
         VAEConfig.from_dict({"free_bits": -0.5})
     cfg = VAEConfig.from_dict({"kl_warmup": "100", "free_bits": "0.25"})
     assert (cfg.kl_warmup, cfg.free_bits) == (100, 0.25)
+
+
+def test_likelihood_strategy_follows_copies_and_devices_of_the_model() -> None:
+    """The decoder likelihood is chosen once; a deep copy (the trainer's EMA model) reads its
+    own ``log_scale_raw``, not the original's."""
+    model = VAE(VAEConfig(latent_dim=2, hidden=(8,)), DataInfo("p", "points", (3,)))
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        twin.log_scale_raw.fill_(3.0)
+    assert not torch.allclose(model.obs_log_scale(), twin.obs_log_scale())
+    m = model.config.min_log_scale
+    torch.testing.assert_close(twin.obs_log_scale(), m + F.softplus(torch.full((3,), 3.0 - m)))
+    bern = VAE(VAEConfig(latent_dim=2, hidden=(8,), likelihood="bernoulli"), DIGITS_INFO)
+    with pytest.raises(ConfigError, match="gaussian"):
+        bern.obs_log_scale()
+    assert "log_scale_raw" not in bern.state_dict() and "log_scale_raw" in model.state_dict()

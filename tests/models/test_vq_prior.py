@@ -35,17 +35,17 @@ POINTS = DataInfo("toy2d:moons", "points", (2,), value_range=(-4.0, 4.0))
 
 
 def test_codes_round_trip_to_the_vqvae_reconstruction() -> None:
-    """``decode(encode(x))`` is exactly the VQ-VAE's own reconstruction of ``x``, the codes are in
-    raster order over the latent grid, and the VQ-VAE is frozen inside the prior."""
+    """``decode_codes(encode_codes(x))`` is exactly the VQ-VAE's own reconstruction of ``x``, the
+    codes are in raster order over the latent grid, and the VQ-VAE is frozen inside the prior."""
     m = tiny_prior(DIGITS, {"codebook_size": 16, "code_dim": 4, "width": 8, "res_blocks": 1})
     x = load_dataset("digits", "test").all()["x"][:32]
-    codes = m.encode(x)
+    codes = m.encode_codes(x)
     assert codes.shape == (32, 16) and codes.dtype == torch.long  # 8x8 -> 4x4 grid, P = 16
     assert codes.min() >= 0 and codes.max() < 16
-    torch.testing.assert_close(codes.view(32, 4, 4), m.vqvae.encode(x), rtol=0, atol=0)
+    torch.testing.assert_close(codes.view(32, 4, 4), m.vqvae.encode_codes(x), rtol=0, atol=0)
     with torch.no_grad():
         recon = m.vqvae(x).clamp(-1, 1)
-    torch.testing.assert_close(m.decode(codes), recon, rtol=0, atol=0)
+    torch.testing.assert_close(m.decode_codes(codes), recon, rtol=0, atol=0)
     assert not any(p.requires_grad for p in m.vqvae.parameters())
     assert {k.split(".")[0] for k, p in m.named_parameters() if p.requires_grad} == {"gpt"}
     m.train()
@@ -78,8 +78,8 @@ def test_prior_is_a_normalised_distribution_over_all_code_sequences(conditional:
 
 
 def test_samples_are_decoded_prior_codes() -> None:
-    """``sample`` is ``decode(sample_codes)`` for the same generator; shapes and the data range
-    hold; greedy sampling is the argmax path of the prior; the class token is used."""
+    """``sample`` is ``decode_codes(sample_codes)`` for the same generator; shapes and the data
+    range hold; greedy sampling is the argmax path of the prior; the class token is used."""
     m = tiny_prior(
         DIGITS,
         {"codebook_size": 16, "code_dim": 4, "width": 8, "res_blocks": 1},
@@ -89,7 +89,7 @@ def test_samples_are_decoded_prior_codes() -> None:
     assert codes.shape == (6, 16) and codes.min() >= 0 and codes.max() < 16
     x = m.sample(6, generator=gen(3))
     assert x.shape == (6, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
-    torch.testing.assert_close(x, m.decode(codes), rtol=0, atol=0)
+    torch.testing.assert_close(x, m.decode_codes(codes), rtol=0, atol=0)
     greedy = m.sample_codes(2, cond=torch.tensor([4, 4]), temperature=0.0)
     start = m.start_tokens(2, torch.tensor([4, 4]))
     assert start.tolist() == [[16 + 1 + 4]] * 2  # K + 1 + y
@@ -154,7 +154,7 @@ def test_trained_prior_beats_the_unigram_code_entropy_on_held_out_codes(
     vq = genzoo.load(vqvae_run)
     for k, v in vq.state_dict().items():  # the frozen VQ-VAE inside is the run's, bit for bit
         assert torch.equal(prior.vqvae.state_dict()[k], v), k
-    codes = prior.encode(load_dataset("digits", "test").all()["x"])  # (359, 4)
+    codes = prior.encode_codes(load_dataset("digits", "test").all()["x"])  # (359, 4)
     freq = torch.bincount(codes.flatten(), minlength=16).double()
     p = freq[freq > 0] / freq.sum()
     unigram_entropy = float(-(p * p.log()).sum())  # nats per code
@@ -170,3 +170,28 @@ def test_trained_prior_beats_the_unigram_code_entropy_on_held_out_codes(
     assert main(["eval", str(run)]) == 0
     line = next(s for s in capsys.readouterr().out.splitlines() if "bits_per_code " in s)
     assert float(line.split()[1]) == pytest.approx(res["bits_per_code"], abs=1e-4), line
+
+
+def test_the_vqvae_comes_from_load_parts_and_old_flat_keys_still_load() -> None:
+    """vqvae-prior reads no run: ``load_parts`` asks the runs layer's loader for ``vqvae_run``
+    (EMA as ``vqvae_ema`` says) and passes the model as ``vqvae=``; the flat keys of a config
+    saved before the shared transformer config load unchanged and reach the inner GPT."""
+    vq = VQVAE(VQVAEConfig(width=8, code_dim=4, codebook_size=8, res_blocks=1), DIGITS).eval()
+    asked = []
+
+    def load_run(run: str, ema: bool) -> VQVAE:
+        asked.append((run, ema))
+        return vq
+
+    old = {"vqvae_run": "runs/vq", "vqvae_ema": False, "n_layer": 1, "n_head": 2, "n_embd": 16}
+    old |= {"dropout": 0.1, "bias": True, "pos_emb": "learned", "tie_weights": True}
+    old |= {"class_conditional": False, "temperature": 0.5, "top_k": 3, "top_p": 1.0}
+    cfg = VQPriorConfig.from_dict(old)
+    parts = VQPrior.load_parts(cfg, load_run)
+    assert asked == [("runs/vq", False)] and parts == {"vqvae": vq}
+    m = VQPrior(cfg, DIGITS, **parts)
+    assert m.vqvae is vq and m.gpt.config.n_embd == 16 and m.gpt.config.top_k == 3
+    assert m.gpt.config.temperature == 0.5 and m.gpt.vocab_size == 8 + 1
+    assert VQPrior.load_parts(VQPriorConfig(), load_run) == {} and len(asked) == 1
+    with pytest.raises(ConfigError, match="'vqvae' run"):
+        VQPrior(cfg, DIGITS, vqvae=torch.nn.Linear(1, 1))  # type: ignore[arg-type]

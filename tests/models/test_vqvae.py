@@ -13,6 +13,7 @@ from scipy.stats import entropy
 
 import genzoo
 from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import LatentSpace, Samples, likelihood_kind
 from genzoo.data.base import DataInfo
 from genzoo.models.autoencoders import VQVAE, VQVAEConfig
 from genzoo.nn.quantizer import VectorQuantizer, code_statistics
@@ -150,7 +151,7 @@ def test_vqvae_loss_and_reconstruction_paths_agree() -> None:
     x = torch.rand(5, 1, 8, 8, generator=gen(0)) * 2 - 1
     model.eval()
     out = model.loss({"x": x})
-    codes = model.encode(x)
+    codes = model.encode_codes(x)
     assert codes.shape == (5, 4, 4) and codes.dtype == torch.long
     rec = model.decode_codes(codes)
     torch.testing.assert_close(rec, model(x))
@@ -163,7 +164,7 @@ def test_vqvae_loss_and_reconstruction_paths_agree() -> None:
     assert s.shape == (3, 1, 8, 8) and s.min() >= -1 and s.max() <= 1
     pts = VQVAE(VQVAEConfig(tokens=3, code_dim=2, hidden=(16,)), DataInfo("p", "points", (2,)))
     xp = torch.randn(4, 2)
-    assert pts.encode(xp).shape == (4, 3) and pts(xp).shape == (4, 2)
+    assert pts.encode_codes(xp).shape == (4, 3) and pts(xp).shape == (4, 2)
     assert pts.encode_latent(xp).shape == (4, 3, 2) and pts.sample(2).shape == (2, 2)
     big = VQVAE(
         VQVAEConfig(width=8, res_blocks=1), DataInfo("m", "images", (1, 28, 28), levels=256)
@@ -193,4 +194,6 @@ def test_config_errors() -> None:
         VQVAE(VQVAEConfig(arch="conv"), DataInfo("p", "points", (2,)))
     with pytest.raises(ConfigError, match="temperature"):
         VQVAE(VQVAEConfig(hidden=(8,)), DataInfo("p", "points", (2,))).sample(1, temperature=1)
-    assert VQVAE.name == "vqvae" and VQVAE.likelihood == "none"
+    assert VQVAE.name == "vqvae" and likelihood_kind(VQVAE) == "none"
+    assert issubclass(VQVAE, Samples) and issubclass(VQVAE, LatentSpace)
+    assert VQVAE.latent_prior == "euclidean"

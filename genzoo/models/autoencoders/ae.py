@@ -20,36 +20,29 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.protocol import Batch, LatentSpace, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
-from genzoo.nn.convnets import choose_arch, encoder_decoder
+from genzoo.models.autoencoders.base import (
+    EncoderDecoderConfig,
+    EncoderDecoderModel,
+    check_sample_args,
+    clip_to_data,
+    per_example_mse,
+)
 
 
 @dataclass(frozen=True)
-class AEConfig(Config):
-    """Configuration of :class:`AE`."""
+class AEConfig(EncoderDecoderConfig):
+    """Configuration of :class:`AE` (``latent_dim``, ``arch``, ``hidden``, ``channels``: see
+    :class:`~genzoo.models.autoencoders.base.EncoderDecoderConfig`; ``hidden = ()`` makes a
+    linear autoencoder)."""
 
-    latent_dim: int = 16  # dimension K of the code z = encode(x)
-    arch: Literal["auto", "mlp", "conv"] = "auto"  # auto: conv for images with H, W >= 8, else MLP
-    hidden: tuple[int, ...] = (256, 256)  # MLP hidden widths of the encoder (decoder: reversed);
-    # () makes a linear autoencoder
-    channels: tuple[int, ...] = (32, 64)  # conv widths per stride-2 stage (decoder mirrors them)
-    prior_momentum: float = 0.01  # weight of each training batch in the moving-average Gaussian
-    # over the codes that sample() draws from
-
-    def validate(self) -> None:
-        if self.latent_dim < 1:
-            raise ConfigError(f"latent_dim = {self.latent_dim} must be at least 1.")
-        if any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden = {list(self.hidden)} must hold positive widths.")
-        if not self.channels or any(c < 1 for c in self.channels):
-            raise ConfigError(f"channels = {list(self.channels)} must hold positive widths.")
-        if not 0.0 < self.prior_momentum <= 1.0:
-            raise ConfigError(f"prior_momentum = {self.prior_momentum} must be in (0, 1].")
+    prior_momentum: float = bounded(0.01, gt=0.0, le=1.0)  # weight of each training batch in the
+    # moving-average Gaussian over the codes that sample() draws from
 
 
 @dataclass(frozen=True)
@@ -57,13 +50,11 @@ class DAEConfig(AEConfig):
     """Configuration of :class:`DAE`: an :class:`AEConfig` plus the corruption."""
 
     noise: Literal["gaussian", "masking", "salt_pepper"] = "gaussian"  # corruption of the input
-    noise_level: float = 0.25  # gaussian: std in model units; masking / salt_pepper: the
-    # probability that each value is corrupted
+    noise_level: float = bounded(0.25, ge=0.0)  # gaussian: std in model units; masking /
+    # salt_pepper: the probability that each value is corrupted
 
     def validate(self) -> None:
         super().validate()
-        if not self.noise_level >= 0:
-            raise ConfigError(f"noise_level = {self.noise_level} must be >= 0.")
         if self.noise != "gaussian" and self.noise_level > 1:
             raise ConfigError(
                 f"noise_level = {self.noise_level} is a probability for noise = {self.noise!r}; "
@@ -72,31 +63,24 @@ class DAEConfig(AEConfig):
 
 
 @register_model("ae")
-class AE(GenerativeModel):
-    """Deterministic autoencoder ``x -> z = encode(x) -> decode(z)`` trained on the mean squared
-    error, with a Gaussian fitted over its codes for sampling (see the module docstring).
+class AE(EncoderDecoderModel, Samples, LatentSpace):
+    """Deterministic autoencoder ``x -> z = encode_latent(x) -> decode_latent(z)`` trained on the
+    mean squared error, with a Gaussian fitted over its codes for sampling (see the module
+    docstring).
 
-    ``encode`` / ``encode_latent``: ``(B, *shape) -> (B, K)``; ``decode`` / ``decode_latent``:
-    ``(B, K) -> (B, *shape)``; ``forward(x)`` is the reconstruction. Subclasses change the input
-    the encoder sees through one hook, :meth:`corrupt`.
+    ``encode_latent``: ``(B, *shape) -> (B, K)``; ``decode_latent``: ``(B, K) -> (B, *shape)``;
+    ``forward(x)`` is the reconstruction. Subclasses change the input the encoder sees through one
+    hook, :meth:`corrupt`.
     """
 
-    family: ClassVar[str] = "autoencoders"
-    likelihood: ClassVar[str] = "none"
-    latent_prior: ClassVar[str] = "euclidean"
+    latent_prior: ClassVar[Literal["gaussian", "euclidean"]] = "euclidean"
     config_class: ClassVar[type[Config]] = AEConfig
     config: AEConfig
     info: DataInfo
 
     def __init__(self, config: AEConfig, info: DataInfo) -> None:
-        super().__init__(config, info)
-        arch, shape = choose_arch(config.arch, info)
-        self.shape = shape
-        self.arch = arch
         k = config.latent_dim
-        self.encoder, self.decoder = encoder_decoder(
-            arch, shape, info.dim, k, k, config.channels, config.hidden
-        )
+        super().__init__(config, info, enc_out=k)
         self.register_buffer("code_mean", torch.zeros(k))  # moving-average Gaussian over codes
         self.register_buffer("code_cov", torch.eye(k))
 
@@ -107,25 +91,17 @@ class AE(GenerativeModel):
         """The input the encoder sees during training: ``x`` itself for the plain AE."""
         return x
 
-    def encode(self, x: Tensor) -> Tensor:
-        """``(B, *shape) -> z (B, K)``."""
-        if self.arch == "mlp":
-            x = x.flatten(1)  # (B, *shape) -> (B, D)
-        return self.encoder(x)
-
-    def decode(self, z: Tensor) -> Tensor:
-        """``z (B, K) -> (B, *shape)`` in model space."""
-        return self.decoder(z).view(z.shape[0], *self.shape)  # (B, D) -> (B, *shape)
-
     def encode_latent(self, x: Tensor) -> Tensor:
-        return self.encode(x)
+        """``(B, *shape) -> z (B, K)``."""
+        return self._encoder_out(x)
 
     def decode_latent(self, z: Tensor) -> Tensor:
-        return self.decode(z)
+        """``z (B, K) -> (B, *shape)`` in model space."""
+        return self._decoder_out(z)
 
     def forward(self, x: Tensor) -> Tensor:
-        """The reconstruction ``decode(encode(x))``, ``(B, *shape) -> (B, *shape)``."""
-        return self.decode(self.encode(x))
+        """The reconstruction ``decode_latent(encode_latent(x))``, same shape as ``x``."""
+        return self.decode_latent(self.encode_latent(x))
 
     # ----------------------------------------------------------------------------------------------
     # protocol
@@ -134,11 +110,11 @@ class AE(GenerativeModel):
         """Per-example mean squared error of reconstructing clean ``x`` from ``corrupt(x)``:
         ``(B, *shape) -> (B,)`` (the plain reconstruction error for the AE)."""
         x = x.float()
-        z = self.encode(self.corrupt(x, generator))
-        err = (self.decode(z).float() - x).pow(2)
+        z = self.encode_latent(self.corrupt(x, generator))
+        err = per_example_mse(self.decode_latent(z), x)
         if self.training and torch.is_grad_enabled():
             self._update_code_prior(z.detach().float())
-        return err.flatten(1).mean(1)  # (B, *shape) -> (B, D) -> (B,)
+        return err
 
     @torch.no_grad()
     def _update_code_prior(self, z: Tensor) -> None:
@@ -157,11 +133,12 @@ class AE(GenerativeModel):
 
     @torch.no_grad()
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """``{"loss", "mse"}`` per example: the training objective (for the DAE, with its
         corruption) and the plain reconstruction error of clean inputs."""
-        rec = (self(x.float()).float() - x.float()).pow(2).flatten(1).mean(1)
+        x = batch["x"]
+        rec = per_example_mse(self(x.float()), x)
         return {"loss": self.squared_error(x, generator), "mse": rec}
 
     @torch.no_grad()
@@ -176,14 +153,7 @@ class AE(GenerativeModel):
         """``n`` decodes of ``z ~ N(code_mean, code_cov)``, the Gaussian fitted to the training
         codes. Option ``temperature`` scales the deviation from the mean (default 1). Images are
         clipped to the data range."""
-        if cond is not None:
-            raise ConfigError(f"{self.name!r} is unconditional; sample it without cond.")
-        unknown = [key for key in options if key != "temperature"]
-        if unknown:
-            raise ConfigError(
-                f"Unknown sampling option {unknown[0]!r} for {self.name!r}; valid options are "
-                "'temperature'."
-            )
+        check_sample_args(self.name, cond, options, ("temperature",))
         temperature = float(options.get("temperature", 1.0))
         k = self.config.latent_dim
         cov = self.code_cov.double()
@@ -193,11 +163,7 @@ class AE(GenerativeModel):
         )
         eps = randn((n, k), generator=generator, device=self.device)
         z = self.code_mean + temperature * (eps.double() @ chol.T).float()  # (n, K)
-        x = self.decode(z).float()
-        if self.info.kind == "images":
-            lo, hi = self.info.value_range
-            x = x.clamp(lo, hi)
-        return x
+        return clip_to_data(self.decode_latent(z).float(), self.info)
 
 
 @register_model("dae")
@@ -212,7 +178,7 @@ class DAE(AE):
       of the data range, each with probability 1/2.
 
     The corruption is applied during training and in the ``loss`` of ``eval_metrics``;
-    ``forward``, ``encode`` and interpolation see clean inputs.
+    ``forward``, ``encode_latent`` and interpolation see clean inputs.
     """
 
     config_class: ClassVar[type[Config]] = DAEConfig

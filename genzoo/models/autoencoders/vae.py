@@ -7,6 +7,7 @@ arXiv:1509.00519).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -14,49 +15,42 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.protocol import Batch, LatentSpace, LikelihoodBound, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo, levels_to_model, model_to_levels
-from genzoo.nn.convnets import choose_arch, encoder_decoder
+from genzoo.models.autoencoders.base import (
+    EncoderDecoderConfig,
+    EncoderDecoderModel,
+    check_sample_args,
+    clip_to_data,
+)
 
 LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclass(frozen=True)
-class VAEConfig(Config):
-    """Configuration of :class:`VAE` (beta-VAE when ``beta != 1``)."""
+class VAEConfig(EncoderDecoderConfig):
+    """Configuration of :class:`VAE` (beta-VAE when ``beta != 1``); ``latent_dim`` is the
+    dimension K of the latent ``z ~ N(0, I_K)``, the networks as in
+    :class:`~genzoo.models.autoencoders.base.EncoderDecoderConfig`."""
 
-    latent_dim: int = 16  # dimension K of the latent z ~ N(0, I_K)
-    arch: Literal["auto", "mlp", "conv"] = "auto"  # auto: conv for images with H, W >= 8, else MLP
-    hidden: tuple[int, ...] = (256, 256)  # MLP hidden widths of the encoder (decoder: reversed)
-    channels: tuple[int, ...] = (32, 64)  # conv widths per stride-2 stage (decoder mirrors them)
     likelihood: Literal["gaussian", "bernoulli"] = "gaussian"  # p(x|z); bernoulli binarizes x
-    beta: float = 1.0  # weight of the KL term in the training loss (beta-VAE); bounds use 1
+    beta: float = bounded(1.0, ge=0.0)  # weight of the KL term in the training loss (beta-VAE);
+    # bounds use 1
     obs_scale: Literal["per_dim", "global", "fixed"] = "per_dim"  # gaussian sigma: learned per
     # dimension, one learned scalar, or fixed at exp(init_log_scale)
     init_log_scale: float = 0.0  # initial (or fixed) log sigma of the gaussian decoder
     min_log_scale: float = -7.0  # soft floor on log sigma, keeps the density bounded
-    kl_warmup: int = 0  # KL warm-up: training steps over which the KL weight rises linearly from
-    # 0 to beta (0: off)
-    free_bits: float = 0.0  # free bits: a floor in nats on each latent dimension's batch-mean KL
-    # in the training loss (0: off)
+    kl_warmup: int = bounded(0, ge=0)  # KL warm-up: training steps over which the KL weight rises
+    # linearly from 0 to beta (0: off)
+    free_bits: float = bounded(0.0, ge=0.0)  # free bits: a floor in nats on each latent
+    # dimension's batch-mean KL in the training loss (0: off)
 
     def validate(self) -> None:
-        if self.latent_dim < 1:
-            raise ConfigError(f"latent_dim = {self.latent_dim} must be at least 1.")
-        if any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden = {list(self.hidden)} must hold positive widths.")
-        if not self.channels or any(c < 1 for c in self.channels):
-            raise ConfigError(f"channels = {list(self.channels)} must hold positive widths.")
-        if not (self.beta >= 0.0 and math.isfinite(self.beta)):
-            raise ConfigError(f"beta = {self.beta} must be a finite number >= 0.")
-        if self.kl_warmup < 0:
-            raise ConfigError(f"kl_warmup = {self.kl_warmup} must be >= 0 steps.")
-        if not (self.free_bits >= 0.0 and math.isfinite(self.free_bits)):
-            raise ConfigError(f"free_bits = {self.free_bits} must be a finite number >= 0.")
+        super().validate()
         if self.obs_scale != "fixed" and not self.init_log_scale > self.min_log_scale:
             raise ConfigError(
                 f"init_log_scale = {self.init_log_scale} must be above "
@@ -82,8 +76,78 @@ def standard_normal_log_prob(z: Tensor) -> Tensor:
     return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
 
 
+class GaussianDecoder:
+    """``p(x|z) = N(x; out, sigma^2)``: the decoder output ``out`` is the mean in model space;
+    ``log sigma`` (per dimension or one scalar) is softly floored at ``min_log_scale``. A density
+    on [-1, 1]^D of dequantized data: bits/dim with ``levels = info.levels``."""
+
+    def __init__(self, config: VAEConfig, info: DataInfo, raw: Callable[[], Tensor]) -> None:
+        self.config = config
+        self.bpd_levels = info.levels
+        self._raw = raw  # the model's log_scale_raw (a bound method, so copies follow the copy)
+
+    def log_scale(self) -> Tensor:
+        """``log sigma``: shape ``info.shape`` (per_dim) or ``()``."""
+        raw = self._raw()
+        if self.config.obs_scale == "fixed":
+            return raw
+        m = self.config.min_log_scale
+        return m + F.softplus(raw - m)  # smooth floor at min_log_scale
+
+    def prepare(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x -> (target, encoder input)``: both ``x``."""
+        return x, x
+
+    def mean(self, out: Tensor) -> Tensor:
+        return out
+
+    def log_prob(self, out: Tensor, target: Tensor) -> Tensor:
+        """``log N(target; out, sigma^2)`` per value."""
+        log_s = self.log_scale()
+        return -0.5 * ((target - out) * torch.exp(-log_s)).pow(2) - log_s - 0.5 * LOG_2PI
+
+    def draw(self, out: Tensor, generator: torch.Generator | None) -> Tensor:
+        """``out + sigma * eps``, ``eps ~ N(0, I)``."""
+        eps = randn(out.shape, generator=generator, device=out.device)
+        return out + torch.exp(self.log_scale()) * eps
+
+
+class BernoulliDecoder:
+    """``p(b|z) = Bernoulli(b; sigmoid(out))`` of the binarized data ``b``: the decoder output
+    ``out`` is the logits; a discrete likelihood (bits/dim with ``levels = None``)."""
+
+    bpd_levels: int | None = None
+
+    def __init__(self, config: VAEConfig, info: DataInfo) -> None:
+        self.levels = info.levels
+
+    def log_scale(self) -> Tensor:
+        raise ConfigError("obs_log_scale exists only for likelihood = 'gaussian'.")
+
+    def prepare(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x -> (target in {0, 1}, encoder input in {-1, 1})``: the bin centre of x's level is
+        > 0 (the same for any dequantization), or x > 0 for data without levels."""
+        if self.levels is not None:
+            x = levels_to_model(model_to_levels(x, self.levels), self.levels)
+        b = (x > 0).float()
+        return b, 2.0 * b - 1.0
+
+    def mean(self, out: Tensor) -> Tensor:
+        """``2 p - 1`` in model space."""
+        return 2.0 * torch.sigmoid(out) - 1.0
+
+    def log_prob(self, out: Tensor, target: Tensor) -> Tensor:
+        return target * out - F.softplus(out)  # log Bernoulli(target; sigmoid(out)), exact
+
+    def draw(self, out: Tensor, generator: torch.Generator | None) -> Tensor:
+        """``+-1``: ``+1`` with probability ``sigmoid(out)``."""
+        p = torch.sigmoid(out)
+        u = rand(p.shape, generator=generator, device=p.device)
+        return 2.0 * (u < p).float() - 1.0
+
+
 @register_model("vae")
-class VAE(GenerativeModel):
+class VAE(EncoderDecoderModel, Samples, LikelihoodBound, LatentSpace):
     """Variational autoencoder with a diagonal-Gaussian encoder and a N(0, I) prior.
 
     Kingma & Welling, "Auto-Encoding Variational Bayes", arXiv:1312.6114: trained on the negative
@@ -106,50 +170,51 @@ class VAE(GenerativeModel):
       down (Kingma et al., "Improved Variational Inference with Inverse Autoregressive Flow",
       arXiv:1606.04934, Appendix C.8, with one group per latent dimension).
 
-    Likelihoods:
+    Likelihoods (:class:`GaussianDecoder`, :class:`BernoulliDecoder`, chosen once as ``obs``):
 
-    - ``gaussian``: ``p(x|z) = N(x; decode(z), sigma^2)`` with a learned (per-dimension or global)
-      or fixed ``log sigma``, softly floored at ``min_log_scale``. On uniformly dequantized images
-      this is a proper density on [-1, 1]^D and :func:`genzoo.metrics.bits_per_dim` with
-      ``levels = info.levels`` converts it (``bpd_levels``).
+    - ``gaussian``: ``p(x|z) = N(x; likelihood_params(z), sigma^2)`` with a learned
+      (per-dimension or global) or fixed ``log sigma``, softly floored at ``min_log_scale``. On
+      uniformly dequantized images this is a proper density on [-1, 1]^D and
+      :func:`genzoo.metrics.bits_per_dim` with ``levels = info.levels`` converts it
+      (``bpd_levels``).
     - ``bernoulli``: the model binarizes its input deterministically (the bin centre of x's level
       is > 0, i.e. x > 0 for points and bin centres) and ``log p`` is the exact discrete Bernoulli
       log-likelihood of the *binarized* data: its bits/dim use ``levels=None`` (``bpd_levels``)
       and are not comparable with bits/dim of the gray-level data.
 
-    ``encode(x) -> (mu, logvar)``; ``decode(z)`` gives the gaussian mean in model space, or the
-    Bernoulli logits; ``forward(x)`` is the reconstruction mean in model space.
+    ``posterior(x) -> (mu, logvar)`` are the parameters of q(z|x); ``likelihood_params(z)`` the
+    decoder's output (the gaussian mean in model space, or the Bernoulli logits);
+    ``encode_latent(x)`` is the posterior mean and ``decode_latent(z)`` the mean of p(x|z), so
+    ``forward(x) = decode_latent(encode_latent(x))`` is the reconstruction mean in model space.
     """
 
-    family: ClassVar[str] = "autoencoders"
-    likelihood: ClassVar[str] = "bound"
-    latent_prior: ClassVar[str] = "gaussian"
+    latent_prior: ClassVar[Literal["gaussian", "euclidean"]] = "gaussian"
     dequantize: ClassVar[bool] = True
     config_class: ClassVar[type[Config]] = VAEConfig
     config: VAEConfig
     info: DataInfo
+    obs: GaussianDecoder | BernoulliDecoder
 
     def __init__(self, config: VAEConfig, info: DataInfo) -> None:
-        super().__init__(config, info)
-        arch, shape = choose_arch(config.arch, info)
-        self.shape = shape
-        self.arch = arch
-        k = config.latent_dim
-        self.encoder, self.decoder = encoder_decoder(
-            arch, shape, info.dim, 2 * k, k, config.channels, config.hidden
-        )
+        super().__init__(config, info, enc_out=2 * config.latent_dim)
         if config.kl_warmup > 0:  # training steps seen, for the KL warm-up schedule
             self.register_buffer("kl_step", torch.zeros((), dtype=torch.long))
-        if config.likelihood == "gaussian":
-            scale_shape = shape if config.obs_scale == "per_dim" else ()
-            if config.obs_scale == "fixed":
-                init = torch.full(scale_shape, float(config.init_log_scale))
-                self.register_buffer("log_scale_raw", init)
-            else:
-                # softplus^-1 so that the floored log sigma starts exactly at init_log_scale
-                gap = config.init_log_scale - config.min_log_scale
-                raw = config.min_log_scale + gap + math.log(-math.expm1(-gap))
-                self.log_scale_raw = nn.Parameter(torch.full(scale_shape, raw))
+        if config.likelihood == "bernoulli":
+            self.obs = BernoulliDecoder(config, info)
+            return
+        self.obs = GaussianDecoder(config, info, self._log_scale_raw)
+        scale_shape = self.shape if config.obs_scale == "per_dim" else ()
+        if config.obs_scale == "fixed":
+            init = torch.full(scale_shape, float(config.init_log_scale))
+            self.register_buffer("log_scale_raw", init)
+        else:
+            # softplus^-1 so that the floored log sigma starts exactly at init_log_scale
+            gap = config.init_log_scale - config.min_log_scale
+            raw = config.min_log_scale + gap + math.log(-math.expm1(-gap))
+            self.log_scale_raw = nn.Parameter(torch.full(scale_shape, raw))
+
+    def _log_scale_raw(self) -> Tensor:
+        return self.log_scale_raw
 
     # ----------------------------------------------------------------------------------------------
     # networks
@@ -157,72 +222,47 @@ class VAE(GenerativeModel):
     @property
     def bpd_levels(self) -> int | None:
         """The ``levels`` argument of ``bits_per_dim`` for this model's bounds (None: discrete)."""
-        return self.info.levels if self.config.likelihood == "gaussian" else None
+        return self.obs.bpd_levels
 
     def obs_log_scale(self) -> Tensor:
         """``log sigma`` of the gaussian decoder: shape ``info.shape`` (per_dim) or ``()``."""
-        if self.config.likelihood != "gaussian":
-            raise ConfigError("obs_log_scale exists only for likelihood = 'gaussian'.")
-        if self.config.obs_scale == "fixed":
-            return self.log_scale_raw
-        m = self.config.min_log_scale
-        return m + F.softplus(self.log_scale_raw - m)  # smooth floor at min_log_scale
+        return self.obs.log_scale()
 
     def _prepare(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x -> (target, encoder input)``; Bernoulli: target in {0, 1}, input in {-1, 1}."""
-        x = x.float()
-        if self.config.likelihood == "gaussian":
-            return x, x
-        if self.info.levels is not None:  # bin centre of x's level, the same for any dequantization
-            x = levels_to_model(model_to_levels(x, self.info.levels), self.info.levels)
-        b = (x > 0).float()
-        return b, 2.0 * b - 1.0
+        return self.obs.prepare(x.float())
 
     def _encode_input(self, x_in: Tensor) -> tuple[Tensor, Tensor]:
-        if self.arch == "mlp":
-            x_in = x_in.flatten(1)  # (B, *shape) -> (B, D)
-        h = self.encoder(x_in).float()  # (B, 2K)
+        h = self._encoder_out(x_in).float()  # (B, 2K)
         mu, logvar = h.chunk(2, dim=-1)  # (B, K) each
         return mu, logvar.clamp(-30.0, 20.0)
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``(B, *shape) -> (mu, logvar)``, each ``(B, K)``: the parameters of q(z|x)."""
         return self._encode_input(self._prepare(x)[1])
 
-    def decode(self, z: Tensor) -> Tensor:
+    def likelihood_params(self, z: Tensor) -> Tensor:
         """``(B, K) -> (B, *shape)``: the gaussian mean in model space, or Bernoulli logits."""
-        out = self.decoder(z)
-        return out.view(z.shape[0], *self.shape)  # (B, D) or (B, C, H, W) -> (B, *shape)
+        return self._decoder_out(z)
 
     def encode_latent(self, x: Tensor) -> Tensor:
         """The posterior mean ``mu(x)``, ``(B, *shape) -> (B, K)``."""
-        return self.encode(x)[0]
+        return self.posterior(x)[0]
 
     def decode_latent(self, z: Tensor) -> Tensor:
         """The mean of p(x|z) in model space (Bernoulli: ``2 p - 1``), ``(B, K) -> (B, *shape)``."""
-        return self._mean(self.decode(z))
-
-    def _mean(self, out: Tensor) -> Tensor:
-        """Decoder output -> mean of p(x|z) in model space (Bernoulli: ``2 p - 1``)."""
-        return out if self.config.likelihood == "gaussian" else 2.0 * torch.sigmoid(out) - 1.0
+        return self.obs.mean(self.likelihood_params(z))
 
     def forward(self, x: Tensor) -> Tensor:
         """Reconstruction mean ``E[x | z = mu(x)]`` in model space, ``(B, *shape) -> (B, *shape)``.
 
         Bernoulli: ``2 p - 1`` of the binarized input.
         """
-        mu, _ = self.encode(x)
-        return self._mean(self.decode(mu))
+        return self.decode_latent(self.encode_latent(x))
 
     def _log_px_given_z(self, out: Tensor, target: Tensor) -> Tensor:
         """``log p(target | z)`` per example from the decoder output: ``(N, *shape) -> (N,)``."""
-        out = out.float()
-        if self.config.likelihood == "gaussian":
-            log_s = self.obs_log_scale()
-            lp = -0.5 * ((target - out) * torch.exp(-log_s)).pow(2) - log_s - 0.5 * LOG_2PI
-        else:
-            lp = target * out - F.softplus(out)  # log Bernoulli(target; sigmoid(out)), exact
-        return lp.flatten(1).sum(1)  # (N, *shape) -> (N, D) -> (N,)
+        return self.obs.log_prob(out.float(), target).flatten(1).sum(1)  # (N, D) -> (N,)
 
     # ----------------------------------------------------------------------------------------------
     # bounds
@@ -240,7 +280,8 @@ class VAE(GenerativeModel):
         mu, logvar = self._encode_input(x_in)
         eps = randn(mu.shape, generator=generator, device=mu.device)  # eps ~ N(0, I)
         z = mu + torch.exp(0.5 * logvar) * eps  # Eq. (10): z = mu + sigma * eps, reparameterized
-        rec = self._log_px_given_z(self.decode(z), target)  # Eq. (10), second term with L = 1
+        out = self.likelihood_params(z)
+        rec = self._log_px_given_z(out, target)  # Eq. (10), second term with L = 1
         kl = gaussian_kl_per_dim(mu, logvar)  # Eq. (10), first term (analytic KL), (B, K)
         return rec, kl
 
@@ -285,7 +326,7 @@ class VAE(GenerativeModel):
             c = min(step, k - start)
             eps = randn((c, b, dim_z), generator=generator, device=mu.device)  # (c, B, K)
             z = mu + std * eps  # (c, B, K), z ~ q(z|x)
-            out = self.decode(z.reshape(c * b, dim_z))  # (c * B, *shape)
+            out = self.likelihood_params(z.reshape(c * b, dim_z))  # (c * B, *shape)
             tgt = target.unsqueeze(0).expand(c, *target.shape).reshape(c * b, *self.shape)
             log_px = self._log_px_given_z(out, tgt).view(c, b)  # (c * B,) -> (c, B)
             log_pz = standard_normal_log_prob(z)  # (c, B)
@@ -330,12 +371,13 @@ class VAE(GenerativeModel):
 
     @torch.no_grad()
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """``{"elbo", "iwae64", "loss"}`` per example in nats (``loss`` = -elbo).
 
         Convert with ``bits_per_dim(-value, info.dim, model.bpd_levels)``.
         """
+        x = batch["x"]
         elbo = self.elbo(x, generator=generator)
         iwae = self.iwae(x, 64, generator=generator)
         return {"elbo": elbo, "iwae64": iwae, "loss": -elbo}
@@ -355,29 +397,9 @@ class VAE(GenerativeModel):
         ``2 p - 1`` for Bernoulli); True draws from p(x|z) (adds ``sigma * eps``, or returns +-1).
         Images are clipped to the dataset's value range.
         """
-        if cond is not None:
-            raise ConfigError("The VAE is unconditional; sample it without cond.")
-        unknown = [key for key in options if key != "noise"]
-        if unknown:
-            raise ConfigError(
-                f"Unknown sampling option {unknown[0]!r} for 'vae'; valid options are 'noise'."
-            )
+        check_sample_args(self.name, cond, options, ("noise",))
         noise = bool(options.get("noise", False))
         z = randn((n, self.config.latent_dim), generator=generator, device=self.device)
-        out = self.decode(z).float()  # (n, *shape)
-        if self.config.likelihood == "gaussian":
-            x = out
-            if noise:
-                eps = randn(out.shape, generator=generator, device=out.device)
-                x = out + torch.exp(self.obs_log_scale()) * eps
-        else:
-            p = torch.sigmoid(out)
-            if noise:
-                u = rand(p.shape, generator=generator, device=p.device)
-                x = 2.0 * (u < p).float() - 1.0
-            else:
-                x = 2.0 * p - 1.0
-        if self.info.kind == "images":
-            lo, hi = self.info.value_range
-            x = x.clamp(lo, hi)
-        return x
+        out = self.likelihood_params(z).float()  # (n, *shape)
+        x = self.obs.draw(out, generator) if noise else self.obs.mean(out)
+        return clip_to_data(x, self.info)

@@ -7,17 +7,18 @@ restarts) is :class:`genzoo.nn.quantizer.VectorQuantizer`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from genzoo.core.config import Config
-from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.config import Config, bounded
+from genzoo.core.protocol import Batch, GenerativeModel, LatentSpace, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
+from genzoo.models.autoencoders.base import check_sample_args, clip_to_data, per_example_mse
 from genzoo.nn.convnets import choose_arch, conv_sizes
 from genzoo.nn.mlp import MLP
 from genzoo.nn.quantizer import VectorQuantizer
@@ -27,29 +28,21 @@ from genzoo.nn.quantizer import VectorQuantizer
 class VQVAEConfig(Config):
     """Configuration of :class:`VQVAE`."""
 
-    codebook_size: int = 128  # K: number of codes
-    code_dim: int = 16  # d: dimension of each code vector
-    beta: float = 0.25  # weight of the commitment loss (paper: 0.25)
+    codebook_size: int = bounded(128, ge=1)  # K: number of codes
+    code_dim: int = bounded(16, ge=1)  # d: dimension of each code vector
+    beta: float = bounded(0.25, ge=0.0)  # weight of the commitment loss (paper: 0.25)
     ema: bool = True  # EMA codebook updates (paper, Appendix A.1); false: codebook loss
-    decay: float = 0.99  # EMA decay gamma
-    dead_threshold: float = 1.0  # restart codes whose EMA count per step falls below (0: off)
+    decay: float = bounded(0.99, ge=0.0, lt=1.0)  # EMA decay gamma
+    dead_threshold: float = bounded(1.0, ge=0.0)  # restart codes whose EMA count per step falls
+    # below (0: off)
     arch: Literal["auto", "mlp", "conv"] = "auto"  # auto: conv for images with H, W >= 8, else MLP
-    width: int = 64  # conv: channels of the encoder and decoder
-    downsample: int = -1  # conv: stride-2 stages (-1: 1 for images under 16 px, else 2)
-    res_blocks: int = 2  # conv: residual blocks at the latent resolution (paper: 2)
-    hidden: tuple[int, ...] = (256, 256)  # mlp: hidden widths of the encoder (decoder: reversed)
-    tokens: int = 2  # mlp: code vectors per example
-
-    def validate(self) -> None:
-        for key in ("codebook_size", "code_dim", "width", "tokens"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} = {getattr(self, key)} must be at least 1.")
-        if not 0.0 <= self.decay < 1.0:
-            raise ConfigError(f"decay = {self.decay} must be in [0, 1).")
-        if self.beta < 0 or self.dead_threshold < 0 or self.res_blocks < 0:
-            raise ConfigError("beta, dead_threshold and res_blocks must be >= 0.")
-        if self.downsample < -1:
-            raise ConfigError(f"downsample = {self.downsample} must be -1 (auto) or >= 0.")
+    width: int = bounded(64, ge=1)  # conv: channels of the encoder and decoder
+    downsample: int = bounded(-1, ge=-1)  # conv: stride-2 stages (-1: 1 for images under 16 px,
+    # else 2)
+    res_blocks: int = bounded(2, ge=0)  # conv: residual blocks at the latent resolution (paper: 2)
+    hidden: tuple[int, ...] = bounded((256, 256), ge=1)  # mlp: hidden widths of the encoder
+    # (decoder: reversed)
+    tokens: int = bounded(2, ge=1)  # mlp: code vectors per example
 
 
 class _ResBlock(nn.Module):
@@ -66,8 +59,8 @@ class _ResBlock(nn.Module):
 
 
 @register_model("vqvae")
-class VQVAE(GenerativeModel):
-    """VQ-VAE: ``x -> z_e = encode(x) -> z_q = quantize(z_e) -> decode(z_q)``.
+class VQVAE(GenerativeModel, Samples, LatentSpace):
+    """VQ-VAE: ``x -> z_e = encoder(x) -> z_q = quantize(z_e) -> decoder(z_q)``.
 
     Loss (Eq. (3), with the squared error for ``-log p(x|z_q)``, each term a mean per value):
     ``mse(x, decode(z_q)) + beta * ||z_e - sg[e]||^2`` plus ``||sg[z_e] - e||^2`` without the EMA
@@ -76,8 +69,8 @@ class VQVAE(GenerativeModel):
     (dead codes moved to encoder outputs in this step).
 
     Images are encoded to a ``(d, h, w)`` grid (one code per position); points to ``tokens``
-    code vectors. ``encode(x)`` gives the code indices ``(B, h, w)`` or ``(B, tokens)`` (what a
-    prior such as GPT models), ``decode_codes`` maps them back. ``encode_latent`` is the
+    code vectors. ``encode_codes(x)`` gives the code indices ``(B, h, w)`` or ``(B, tokens)`` (what
+    a prior such as GPT models), ``decode_codes`` maps them back. ``encode_latent`` is the
     continuous ``z_e`` and ``decode_latent`` quantizes and decodes it (interpolation).
 
     :meth:`sample` draws every position's code independently from the codebook's EMA usage
@@ -86,8 +79,7 @@ class VQVAE(GenerativeModel):
     """
 
     family: ClassVar[str] = "autoencoders"
-    likelihood: ClassVar[str] = "none"
-    latent_prior: ClassVar[str] = "euclidean"
+    latent_prior: ClassVar[Literal["gaussian", "euclidean"]] = "euclidean"
     config_class: ClassVar[type[Config]] = VQVAEConfig
     config: VQVAEConfig
     info: DataInfo
@@ -161,12 +153,16 @@ class VQVAE(GenerativeModel):
         codes = self.quantizer.nearest(self._to_vectors(z))
         return self._decode_quantized(self._from_vectors(self.quantizer.lookup(codes), z.shape[0]))
 
-    def encode(self, x: Tensor) -> Tensor:
+    @property
+    def code_grid(self) -> tuple[int, ...]:
+        """The positions of one example's codes: ``(h, w)`` (images) or ``(tokens,)`` (points)."""
+        return tuple(self.latent_shape[1:] if self.arch == "conv" else self.latent_shape[:1])
+
+    def encode_codes(self, x: Tensor) -> Tensor:
         """Code indices of ``x``: ``(B, h, w)`` (images) or ``(B, tokens)`` (points), long."""
         z = self.encode_latent(x)
         codes = self.quantizer.nearest(self._to_vectors(z))  # (N,)
-        grid = self.latent_shape[1:] if self.arch == "conv" else self.latent_shape[:1]
-        return codes.view(x.shape[0], *grid)
+        return codes.view(x.shape[0], *self.code_grid)  # (N,) -> (B, *grid)
 
     def decode_codes(self, codes: Tensor) -> Tensor:
         """Code indices ``(B, h, w)`` or ``(B, tokens)`` -> data ``(B, *shape)`` in model space."""
@@ -174,7 +170,7 @@ class VQVAE(GenerativeModel):
         return self._decode_quantized(self._from_vectors(v, codes.shape[0]))
 
     def forward(self, x: Tensor) -> Tensor:
-        """The reconstruction ``decode(quantize(encode(x)))``, ``(B, *shape) -> (B, *shape)``."""
+        """The reconstruction ``decoder(quantize(encoder(x)))``, ``(B, *shape) -> (B, *shape)``."""
         return self.decode_latent(self.encode_latent(x))
 
     # ----------------------------------------------------------------------------------------------
@@ -186,8 +182,7 @@ class VQVAE(GenerativeModel):
         z = self.encode_latent(x)
         q = self.quantizer(self._to_vectors(z))
         x_hat = self._decode_quantized(self._from_vectors(q.z_q, x.shape[0]))
-        mse = (x_hat.float() - x).pow(2).flatten(1).mean(1)  # (B,)
-        return mse, q
+        return per_example_mse(x_hat, x), q
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
         """``mse + beta * commitment (+ codebook loss)``, averaged over the batch (Eq. (3))."""
@@ -207,9 +202,10 @@ class VQVAE(GenerativeModel):
 
     @torch.no_grad()
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """``{"loss", "mse", "perplexity"}`` per example (the batch's perplexity repeated)."""
+        x = batch["x"]
         mse, q = self._terms(x)
         loss = mse + self.config.beta * q.commitment + q.codebook_loss
         return {"loss": loss, "mse": mse, "perplexity": q.perplexity.expand(x.shape[0])}
@@ -225,16 +221,9 @@ class VQVAE(GenerativeModel):
     ) -> Tensor:
         """``n`` decodes of codes drawn independently per position from the codebook's EMA usage
         frequencies (see the class docstring). Images are clipped to the data range."""
-        if cond is not None:
-            raise ConfigError("'vqvae' is unconditional; sample it without cond.")
-        if options:
-            raise ConfigError(
-                f"Unknown sampling option {next(iter(options))!r} for 'vqvae'; it takes none."
-            )
-        grid = self.latent_shape[1:] if self.arch == "conv" else self.latent_shape[:1]
-        positions = 1
-        for s in grid:
-            positions *= s
+        check_sample_args(self.name, cond, options)
+        grid = self.code_grid
+        positions = math.prod(grid)
         probs = self.quantizer.cluster_size.float().clamp_min(0).cpu()
         probs = probs / probs.sum() if probs.sum() > 0 else torch.ones_like(probs) / probs.numel()
         gdev = generator.device if generator is not None else torch.device("cpu")
@@ -242,7 +231,4 @@ class VQVAE(GenerativeModel):
             probs.to(gdev), n * positions, replacement=True, generator=generator
         )
         x = self.decode_codes(codes.to(self.device).view(n, *grid)).float()
-        if self.info.kind == "images":
-            lo, hi = self.info.value_range
-            x = x.clamp(lo, hi)
-        return x
+        return clip_to_data(x, self.info)

@@ -9,7 +9,8 @@ a final LayerNorm and a linear read-out tied to the token embedding (Press & Wol
 arXiv:1608.05859). Generation keeps a KV cache, so each new token costs one position; it supports
 temperature, top-k and nucleus (top-p) sampling.
 
-What the tokens are depends on the data:
+What the tokens are depends on the data, and is chosen once in the constructor (a
+:class:`Tokenization`: :class:`PixelTokens`, :class:`PointBins` or :class:`TextTokens`):
 
 - images: the integer levels ``0 .. L-1`` of the sub-pixels in raster order (channels within a
   pixel), after a start token: ``BOS = L``, or the class token ``L + 1 + y`` when
@@ -23,10 +24,14 @@ What the tokens are depends on the data:
 
 In every case one example of D values is D tokens after a start token, and ``log_prob`` is its
 exact log-likelihood, so ``bits/dim = -log_prob / (D ln 2)`` (``bpd_levels = None``).
+``sample`` returns data in the dataset's model range for every kind: bin centres of images,
+points, and for text the token ids that a text dataset's windows hold (``(n, block_size)`` by
+default; ``prompt`` and ``length`` change that).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -35,69 +40,198 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genzoo.core.config import Config
-from genzoo.core.errors import ConfigError, choices
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.config import Config, bounded
+from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import Batch, ExactLikelihood, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand
 from genzoo.data.base import DataInfo, levels_to_model, model_to_levels
+from genzoo.models.autoencoders.base import check_sample_args
 from genzoo.models.autoregressive.sampling import (
+    SAMPLING_OPTIONS,
     at_least_float32,
     check_sampling_options,
     sample_logits,
+    sampling_kwargs,
 )
 from genzoo.nn.transformer import KVCache, Transformer, init_gpt_weights
 
-SAMPLE_OPTIONS = ("temperature", "top_k", "top_p", "prompt", "length")
+TEXT_OPTIONS = ("prompt", "length")  # the extra sampling options of a GPT over text
 
 
 @dataclass(frozen=True)
-class GPTConfig(Config):
-    """Configuration of :class:`GPT` (defaults fit 8x8 digits on a CPU in a few minutes)."""
+class TransformerConfig(Config):
+    """The decoder-only transformer and its default sampling settings: the fields that
+    :class:`GPTConfig` and :class:`~genzoo.models.autoregressive.vq_prior.VQPriorConfig` share."""
 
-    vocab_size: int = 0  # token vocabulary; 0: from the data (levels + start tokens, or tokenizer)
-    block_size: int = 0  # longest context in tokens; 0: from the data (D values of one example)
-    n_layer: int = 4  # transformer blocks
-    n_head: int = 4  # attention heads per block
-    n_embd: int = 128  # width of the residual stream (divisible by n_head)
-    dropout: float = 0.1  # dropout on embeddings, attention weights and residual branches
+    n_layer: int = bounded(4, ge=1)  # transformer blocks
+    n_head: int = bounded(4, ge=1)  # attention heads per block
+    n_embd: int = bounded(128, ge=1)  # width of the residual stream (divisible by n_head)
+    dropout: float = bounded(0.1, ge=0.0, lt=1.0)  # dropout on embeddings, attention weights and
+    # residual branches
     bias: bool = True  # biases in linear layers and LayerNorms (as GPT-2)
     pos_emb: Literal["learned", "rotary"] = "learned"  # absolute learned positions, or rotary
     tie_weights: bool = True  # the output layer reuses the token embedding matrix
-    class_conditional: bool = False  # labelled images: start with a class token instead of BOS
-    point_bins: int = 128  # points: bins per coordinate over the data's value range
-    temperature: float = 1.0  # default sampling temperature (0: greedy, the argmax path)
-    top_k: int = 0  # default top-k filtering when sampling (0: off)
-    top_p: float = 1.0  # default nucleus (top-p) filtering when sampling (1: off)
+    temperature: float = bounded(1.0, ge=0.0)  # default sampling temperature (0: greedy, the
+    # argmax path)
+    top_k: int = bounded(0, ge=0)  # default top-k filtering when sampling (0: off)
+    top_p: float = bounded(1.0, gt=0.0, le=1.0)  # default nucleus (top-p) filtering when
+    # sampling (1: off)
 
     def validate(self) -> None:
-        for key in ("n_layer", "n_head", "n_embd", "point_bins"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} = {getattr(self, key)} must be >= 1.")
-        if self.vocab_size < 0 or self.block_size < 0:
-            raise ConfigError("vocab_size and block_size must be >= 0 (0: from the data).")
         if self.n_embd % self.n_head:
             raise ConfigError(
                 f"n_embd = {self.n_embd} must be divisible by n_head = {self.n_head}."
             )
         if self.pos_emb == "rotary" and (self.n_embd // self.n_head) % 2:
             raise ConfigError("pos_emb = 'rotary' needs an even head width n_embd / n_head.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout = {self.dropout} must be in [0, 1).")
-        check_sampling_options(self.temperature, self.top_k, self.top_p)
+
+    def transformer_fields(self) -> dict[str, Any]:
+        """The fields of :class:`TransformerConfig` alone, e.g. to build a :class:`GPTConfig`."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(TransformerConfig)}
+
+
+@dataclass(frozen=True)
+class GPTConfig(TransformerConfig):
+    """Configuration of :class:`GPT` (defaults fit 8x8 digits on a CPU in a few minutes); the
+    transformer's fields are :class:`TransformerConfig`'s."""
+
+    vocab_size: int = bounded(0, ge=0)  # token vocabulary; 0: from the data (levels + start
+    # tokens, or tokenizer)
+    block_size: int = bounded(0, ge=0)  # longest context in tokens; 0: from the data (D values
+    # of one example)
+    class_conditional: bool = False  # labelled images: start with a class token instead of BOS
+    point_bins: int = bounded(128, ge=1)  # points: bins per coordinate over the data's value range
+
+
+# --- tokenizations: one example of the data <-> D target tokens --------------------------------
+
+
+class Tokenization:
+    """How one example of D values is D target tokens ``0 .. n_out - 1`` (chosen once, from the
+    data, by :func:`tokenization_for`). ``n_start`` start tokens follow the targets in the
+    vocabulary (BOS, then the class tokens of a class-conditional model)."""
+
+    n_out: int
+    n_start: int = 1
+    options: tuple[str, ...] = ()  # the extra sampling options it takes
+
+    def __init__(self, info: DataInfo) -> None:
+        self.info = info
+        self.seq_len = info.dim  # BOS + the first D-1 tokens predict the D tokens
+
+    def tokenize(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Data in model space ``(B, *shape)`` -> target tokens ``(B, D)`` long."""
+        raise NotImplementedError
+
+    def detokenize(self, tok: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Target tokens ``(B, D)`` -> data ``(B, *shape)`` in model space."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def log_density_offset(self) -> float:
+        """What ``log P(tokens)`` needs to become ``log p(x)``: 0 for discrete data."""
+        return 0.0
+
+    def sample_length(self, block_size: int) -> int:
+        """Tokens that ``sample`` draws by default: one example, D tokens."""
+        return self.seq_len
+
+
+class PixelTokens(Tokenization):
+    """Images: the integer levels ``0 .. L-1`` of the sub-pixels in raster order (channels within
+    a pixel); ``log P`` is the exact discrete likelihood of the levels."""
+
+    def __init__(self, info: DataInfo, class_conditional: bool) -> None:
+        if info.levels is None:
+            raise ConfigError(f"Dataset {info.name!r} declares no intensity levels.")
+        if class_conditional and info.n_classes < 1:
+            raise ConfigError(
+                f"class_conditional = true needs labelled data, but {info.name!r} has none."
+            )
+        super().__init__(info)
+        self.n_out = int(info.levels)  # targets: levels 0..L-1
+        self.n_start = 1 + (info.n_classes if class_conditional else 0)
+
+    def tokenize(self, x: Tensor) -> Tensor:
+        k = model_to_levels(x, self.n_out)  # (B, C, H, W)
+        return k.permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # (B, H, W, C) -> (B, D)
+
+    def detokenize(self, tok: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        c, h, w = self.info.shape
+        k = tok.view(-1, h, w, c).permute(0, 3, 1, 2)  # (B, D) -> (B, H, W, C) -> (B, C, H, W)
+        return levels_to_model(k, self.n_out)
+
+
+class PointBins(Tokenization):
+    """Points: each coordinate quantized to one of ``bins`` bins over the data's value range; the
+    model is a density, uniform within each bin: ``log p(x) = log P(bins) - D log(width)``."""
+
+    def __init__(self, info: DataInfo, bins: int) -> None:
+        super().__init__(info)
+        self.n_out = bins
+
+    def tokenize(self, x: Tensor) -> Tensor:
+        lo, hi = self.info.value_range
+        u = (x.double() - lo) / (hi - lo) * self.n_out
+        return u.floor().clamp(0, self.n_out - 1).long()  # (B, D)
+
+    def detokenize(self, tok: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Uniform within each token's bin (one ``rand`` draw per value)."""
+        lo, hi = self.info.value_range
+        u = rand(tok.shape, generator=generator, device=tok.device)
+        return lo + (tok.float() + u) * ((hi - lo) / self.n_out)  # (B, D)
+
+    def log_density_offset(self) -> float:
+        lo, hi = self.info.value_range
+        return -self.info.dim * math.log((hi - lo) / self.n_out)  # -D log(bin width)
+
+
+class TextTokens(Tokenization):
+    """Text: the dataset's examples are windows of token ids already (:mod:`genzoo.data.text`),
+    so tokens are the data; sampling takes a ``prompt`` and a ``length``."""
+
+    options = TEXT_OPTIONS
+
+    def __init__(self, info: DataInfo) -> None:
+        if info.levels is None:
+            raise ConfigError(f"Text dataset {info.name!r} declares no vocabulary size.")
+        super().__init__(info)
+        self.n_out = int(info.levels)  # the tokenizer's vocabulary
+
+    def tokenize(self, x: Tensor) -> Tensor:
+        return x.long()
+
+    def detokenize(self, tok: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return tok
+
+    def sample_length(self, block_size: int) -> int:
+        """A whole context, ``block_size`` tokens (one window when ``block_size`` is 0)."""
+        return block_size
+
+
+def tokenization_for(info: DataInfo, config: GPTConfig) -> Tokenization:
+    """The tokenization of ``info``'s data (a one-sentence error for data GPT cannot model)."""
+    if info.kind == "images":
+        return PixelTokens(info, config.class_conditional)
+    if info.kind not in ("points", "text"):
+        raise ConfigError(f"gpt models images, points or text, not {info.kind!r} ({info.name!r}).")
+    if config.class_conditional:
+        raise ConfigError(f"class_conditional needs labelled images; {info.name!r} is not.")
+    return PointBins(info, config.point_bins) if info.kind == "points" else TextTokens(info)
 
 
 @register_model("gpt")
-class GPT(GenerativeModel):
+class GPT(GenerativeModel, Samples, ExactLikelihood):
     """Decoder-only transformer over image levels, quantized points or text tokens.
 
     ``forward(idx, cache=None) -> logits`` ``(B, T, n_out)`` over the tokens that can be targets
     (levels, bins or text tokens; never the start tokens). ``generate`` continues token sequences
-    with a KV cache; ``sample`` returns data in model space (images, points) or tokens (text).
+    with a KV cache; ``sample`` returns data in the dataset's model range: images, points, or for
+    text the token ids that text datasets hold. ``tokenization`` (chosen once from the data) maps
+    data to tokens and back.
     """
 
     family: ClassVar[str] = "autoregressive"
-    likelihood: ClassVar[str] = "exact"
     dequantize: ClassVar[bool] = False
     config_class: ClassVar[type[Config]] = GPTConfig
     default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "batch_size": 64, "warmup": 100}
@@ -107,36 +241,11 @@ class GPT(GenerativeModel):
     def __init__(self, config: GPTConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         cfg = config
-        kind = info.kind
-        if kind == "images":
-            if info.levels is None:
-                raise ConfigError(f"Dataset {info.name!r} declares no intensity levels.")
-            if cfg.class_conditional and info.n_classes < 1:
-                raise ConfigError(
-                    f"class_conditional = true needs labelled data, but {info.name!r} has none."
-                )
-            self.n_out = int(info.levels)  # targets: levels 0..L-1
-            self.seq_len = info.dim  # BOS + the first D-1 levels predict the D levels
-            n_start = 1 + (info.n_classes if cfg.class_conditional else 0)
-        elif kind == "points":
-            if cfg.class_conditional:
-                raise ConfigError(f"class_conditional needs labelled images; {info.name!r} is not.")
-            self.n_out = cfg.point_bins
-            self.seq_len = info.dim
-            n_start = 1
-        elif kind == "text":
-            if info.levels is None:
-                raise ConfigError(f"Text dataset {info.name!r} declares no vocabulary size.")
-            if cfg.class_conditional:
-                raise ConfigError(f"class_conditional needs labelled images; {info.name!r} is not.")
-            self.n_out = int(info.levels)  # the tokenizer's vocabulary
-            self.seq_len = info.dim  # a window of T tokens
-            n_start = 1
-        else:
-            raise ConfigError(f"gpt models images, points or text, not {kind!r} ({info.name!r}).")
-        self.kind = kind
+        self.tokenization = tokenization_for(info, cfg)
+        self.n_out = self.tokenization.n_out
+        self.seq_len = self.tokenization.seq_len
         self.bos = self.n_out  # the start token; class tokens follow it
-        need_vocab = self.n_out + n_start
+        need_vocab = self.n_out + self.tokenization.n_start
         vocab = cfg.vocab_size or need_vocab
         if vocab < need_vocab:
             raise ConfigError(
@@ -211,26 +320,11 @@ class GPT(GenerativeModel):
 
     def tokenize(self, x: Tensor) -> Tensor:
         """Data in model space -> target tokens ``(B, D)`` (images: raster order, channels last)."""
-        if self.kind == "images":
-            k = model_to_levels(x, self.n_out)  # (B, C, H, W)
-            return k.permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # (B, H, W, C) -> (B, D)
-        if self.kind == "points":
-            lo, hi = self.info.value_range
-            u = (x.double() - lo) / (hi - lo) * self.n_out
-            return u.floor().clamp(0, self.n_out - 1).long()  # (B, D)
-        return x.long()
+        return self.tokenization.tokenize(x)
 
     def detokenize(self, tok: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Target tokens ``(B, D)`` -> data in model space (points: uniform within their bin)."""
-        if self.kind == "images":
-            c, h, w = self.info.shape
-            k = tok.view(-1, h, w, c).permute(0, 3, 1, 2)  # (B, D) -> (B, H, W, C) -> (B, C, H, W)
-            return levels_to_model(k, self.n_out)
-        if self.kind == "points":
-            lo, hi = self.info.value_range
-            u = rand(tok.shape, generator=generator, device=tok.device)
-            return lo + (tok.float() + u) * ((hi - lo) / self.n_out)  # (B, D)
-        return tok
+        return self.tokenization.detokenize(tok, generator)
 
     def _token_log_probs(self, x: Tensor, y: Tensor | None) -> Tensor:
         """``log p(t_i | t_<i)`` of every token of the examples: ``(B, D)``."""
@@ -242,14 +336,13 @@ class GPT(GenerativeModel):
         return -nll.view(tgt.shape)  # (B, T)
 
     # --- likelihood -----------------------------------------------------------------------------
-    def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Exact log-likelihood in nats per example ``(B,)``: ``sum_i log p(t_i | t_<i)``; points
-        add ``-D log(bin width)`` to make it a density."""
-        lp = self._token_log_probs(x, y).sum(1)  # (B,)
-        if self.kind == "points":
-            lo, hi = self.info.value_range
-            lp = lp - self.info.dim * math.log((hi - lo) / self.n_out)
-        return lp
+        add ``-D log(bin width)`` to make it a density. ``cond``: the labels of a
+        class-conditional model."""
+        lp = self._token_log_probs(x, cond).sum(1)  # (B,)
+        offset = self.tokenization.log_density_offset()
+        return lp + offset if offset else lp
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
         """Mean next-token cross-entropy in nats; logs ``bpd`` (bits per token)."""
@@ -259,10 +352,10 @@ class GPT(GenerativeModel):
 
     @torch.no_grad()
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """``{"log_prob"}`` in nats per example (bits/dim via ``bpd_levels = None``)."""
-        return {"log_prob": self.log_prob(x, y)}
+        return {"log_prob": self.log_prob(batch["x"], batch.get("y"))}
 
     # --- generation -----------------------------------------------------------------------------
     def _context(self, seq: Tensor, keep: int) -> Tensor:
@@ -346,42 +439,31 @@ class GPT(GenerativeModel):
         generator: torch.Generator | None = None,
         **options: Any,
     ) -> Tensor:
-        """``n`` samples in model space (images ``(n, C, H, W)``, points ``(n, D)``), or for text
-        ``(n, P + length)`` tokens: the prompt followed by ``length`` new tokens.
+        """``n`` samples in the dataset's model range: images ``(n, C, H, W)`` (bin centres),
+        points ``(n, D)``, text ``(n, P + length)`` token ids (the prompt followed by ``length``
+        new tokens; by default ``(n, block_size)``, the shape of a text dataset's windows).
 
         ``cond``: labels ``(n,)`` of a class-conditional model (default ``arange(n) % classes``).
         Options: ``temperature``, ``top_k``, ``top_p`` (defaults from the config); text only:
         ``prompt`` (token ids ``(P,)`` or ``(n, P)``; default none: start after ``BOS``) and
         ``length`` (default ``block_size``).
         """
-        unknown = [key for key in options if key not in SAMPLE_OPTIONS]
-        if unknown:
-            raise ConfigError(
-                f"Unknown sampling option {unknown[0]!r} for 'gpt'; valid options are "
-                f"{choices(SAMPLE_OPTIONS)}."
-            )
+        tokens = self.tokenization
         cfg = self.config
-        kw = {
-            "temperature": float(options.get("temperature", cfg.temperature)),
-            "top_k": int(options.get("top_k", cfg.top_k)),
-            "top_p": float(options.get("top_p", cfg.top_p)),
-            "generator": generator,
-        }
-        if self.kind == "text":
-            if cond is not None:
-                raise ConfigError("A text GPT takes no cond; give a prompt instead.")
-            prompt = torch.as_tensor(options.get("prompt", []), dtype=torch.long).to(self.device)
-            prompt = prompt.expand(n, -1) if prompt.ndim == 1 else prompt  # (n, P)
-            length = int(options.get("length", self.block_size))
-            out = self.generate(torch.cat([self._start_tokens(n, None), prompt], 1), length, **kw)
-            return torch.cat([prompt, out], dim=1)  # (n, P + length)
-        for key in ("prompt", "length"):
-            if key in options:
-                raise ConfigError(f"Sampling option {key!r} is for text models only.")
+        check_sample_args(
+            self.name,
+            cond,
+            options,
+            SAMPLING_OPTIONS + tokens.options,
+            conditional=cfg.class_conditional,
+        )
         y = None
         if cfg.class_conditional:
             y = cond if cond is not None else torch.arange(n) % self.info.n_classes
-        elif cond is not None:
-            raise ConfigError("This GPT is unconditional; sample it without cond.")
-        tok = self.generate(self._start_tokens(n, y), self.info.dim, **kw)  # (n, D)
-        return self.detokenize(tok, generator)
+        # a text prompt (n, P); other data start from the start token alone (P = 0)
+        prompt = torch.as_tensor(options.get("prompt", []), dtype=torch.long).to(self.device)
+        prompt = prompt.expand(n, -1) if prompt.ndim == 1 else prompt  # (n, P)
+        length = int(options.get("length", tokens.sample_length(self.block_size)))
+        start = torch.cat([self._start_tokens(n, y), prompt], dim=1)  # (n, 1 + P)
+        out = self.generate(start, length, **sampling_kwargs(cfg, options), generator=generator)
+        return tokens.detokenize(torch.cat([prompt, out], dim=1), generator)  # (n, P + length)

@@ -31,12 +31,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genzoo.core.config import Config
-from genzoo.core.errors import ConfigError, choices
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.config import Config, bounded
+from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import Batch, ExactLikelihood, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo, levels_to_model, model_to_levels
+from genzoo.models.autoencoders.base import check_sample_args
 from genzoo.models.autoregressive.sampling import (
+    SAMPLING_OPTIONS,
     at_least_float32,
     check_sampling_options,
     sample_logits,
@@ -80,35 +82,29 @@ class PixelCNNConfig(Config):
     """Configuration of :class:`PixelCNN` (defaults fit 8x8 digits on a CPU; the paper's MNIST /
     CIFAR models use 15-20 layers of 128-384 channels)."""
 
-    channels: int = 0  # features of each stack (vertical, horizontal); divisible by the image
-    # channels; 0: 64 rounded up to a multiple of them (64 grey, 66 RGB)
-    n_layers: int = 6  # gated layers; the first uses mask A, the others mask B
-    first_kernel: int = 7  # kernel size of the first layer (odd)
-    kernel: int = 3  # kernel size of the later layers (odd)
-    head_channels: int = 0  # width of the hidden 1x1 layer of the output head (divisible by C);
-    # 0: 128 rounded up to a multiple of C
+    channels: int = bounded(0, ge=0)  # features of each stack (vertical, horizontal);
+    # divisible by the image channels; 0: 64 rounded up to a multiple of them (64 grey, 66 RGB)
+    n_layers: int = bounded(6, ge=1)  # gated layers; the first uses mask A, the others mask B
+    first_kernel: int = bounded(7, ge=1)  # kernel size of the first layer (odd)
+    kernel: int = bounded(3, ge=1)  # kernel size of the later layers (odd)
+    head_channels: int = bounded(0, ge=0)  # width of the hidden 1x1 layer of the output head
+    # (divisible by C); 0: 128 rounded up to a multiple of C
     class_conditional: bool = False  # model p(x | y): class embedding added inside every gate
     output: Literal["softmax", "logistic_mixture"] = "softmax"  # per sub-pixel: a softmax over the
     # L levels, or a discretized mixture of logistics (PixelCNN++, arXiv:1701.05517)
-    n_mix: int = 5  # mixture components of output = "logistic_mixture"
-    temperature: float = 1.0  # default sampling temperature (0: the most likely level, greedy)
+    n_mix: int = bounded(5, ge=1)  # mixture components of output = "logistic_mixture"
+    temperature: float = bounded(1.0, ge=0.0)  # default sampling temperature (0: the most likely
+    # level, greedy)
 
     def validate(self) -> None:
-        if self.channels < 0 or self.head_channels < 0:
-            raise ConfigError("channels and head_channels must be >= 1 (or 0: automatic).")
-        if self.n_layers < 1:
-            raise ConfigError(f"n_layers = {self.n_layers} must be >= 1.")
-        if self.n_mix < 1:
-            raise ConfigError(f"n_mix = {self.n_mix} must be >= 1.")
         for key in ("first_kernel", "kernel"):
             k = getattr(self, key)
-            if k < 1 or k % 2 == 0:
+            if k % 2 == 0:
                 raise ConfigError(f"{key} = {k} must be an odd number >= 1.")
-        check_sampling_options(self.temperature, 0, 1.0)
 
 
 @register_model("pixelcnn")
-class PixelCNN(GenerativeModel):
+class PixelCNN(GenerativeModel, Samples, ExactLikelihood):
     """Gated PixelCNN (arXiv:1606.05328): a softmax or logistic mixture over levels per sub-pixel.
 
     ``forward(x, y) -> logits`` ``(B, L, C, H, W)`` from model-space images (bin centres) ``x``;
@@ -117,7 +113,6 @@ class PixelCNN(GenerativeModel):
     """
 
     family: ClassVar[str] = "autoregressive"
-    likelihood: ClassVar[str] = "exact"
     dequantize: ClassVar[bool] = False
     config_class: ClassVar[type[Config]] = PixelCNNConfig
     default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "batch_size": 64}
@@ -228,11 +223,12 @@ class PixelCNN(GenerativeModel):
         return out.transpose(1, 2)  # (B, C, L, H, W) -> (B, L, C, H, W)
 
     # --- likelihood -----------------------------------------------------------------------------
-    def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """Exact ``log P(k)`` in nats per example ``(B,)`` of the levels ``k`` of ``x`` (Eq. 1)."""
+    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Exact ``log P(k)`` in nats per example ``(B,)`` of the levels ``k`` of ``x`` (Eq. 1);
+        ``cond``: the labels of a class-conditional model."""
         k = model_to_levels(x, self.levels)  # (B, C, H, W) long
         x = levels_to_model(k, self.levels).to(self._dtype)
-        params = self.params(x, y).movedim(2, -1)  # (B, C, H, W, P)
+        params = self.params(x, cond).movedim(2, -1)  # (B, C, H, W, P)
         log_p = self.level_log_probs(params, k)  # (B, C, H, W): log p(k_i | k_<i)
         return log_p.flatten(1).sum(1)  # Eq. (1) in log space: (B,)
 
@@ -244,10 +240,10 @@ class PixelCNN(GenerativeModel):
 
     @torch.no_grad()
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """``{"log_prob"}`` in nats per example (bits/dim via ``bpd_levels = None``)."""
-        return {"log_prob": self.log_prob(x, y)}
+        return {"log_prob": self.log_prob(batch["x"], batch.get("y"))}
 
     # --- sampling -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -265,13 +261,9 @@ class PixelCNN(GenerativeModel):
         Options: ``temperature`` (default from the config; 0 = most likely level), ``top_k``,
         ``top_p`` (see :func:`genzoo.models.autoregressive.sampling.sample_logits`).
         """
-        valid = ("temperature", "top_k", "top_p")
-        unknown = [key for key in options if key not in valid]
-        if unknown:
-            raise ConfigError(
-                f"Unknown sampling option {unknown[0]!r} for 'pixelcnn'; "
-                f"valid options are {choices(valid)}."
-            )
+        check_sample_args(
+            self.name, cond, options, SAMPLING_OPTIONS, conditional=self.config.class_conditional
+        )
         temperature = float(options.get("temperature", self.config.temperature))
         top_k, top_p = int(options.get("top_k", 0)), float(options.get("top_p", 1.0))
         check_sampling_options(temperature, top_k, top_p)
@@ -280,8 +272,6 @@ class PixelCNN(GenerativeModel):
         if self.class_emb is not None:
             y = cond if cond is not None else torch.arange(n) % self.info.n_classes
             y = y.to(dev).long()
-        elif cond is not None:
-            raise ConfigError("This PixelCNN is unconditional; sample it without cond.")
         c, h, w = self.info.shape
         k = torch.zeros(n, c, h, w, dtype=torch.long, device=dev)
         for i in range(h):

@@ -7,10 +7,15 @@ Text Degeneration", arXiv:1904.09751, Sec. 3.1). ``temperature = 0`` is greedy (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from genzoo.core.errors import ConfigError
+
+SAMPLING_OPTIONS = ("temperature", "top_k", "top_p")  # the options every token sampler takes
 
 
 def at_least_float32(x: Tensor) -> Tensor:
@@ -26,6 +31,16 @@ def check_sampling_options(temperature: float, top_k: int, top_p: float) -> None
         raise ConfigError(f"top_k = {top_k} must be >= 0 (0: off).")
     if not 0.0 < top_p <= 1.0:
         raise ConfigError(f"top_p = {top_p} must be in (0, 1] (1: off).")
+
+
+def sampling_kwargs(config: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``temperature``, ``top_k`` and ``top_p`` from the sampling ``options``, each defaulting to
+    the config's field of that name (checked by :func:`check_sampling_options` when drawn)."""
+    return {
+        "temperature": float(options.get("temperature", config.temperature)),
+        "top_k": int(options.get("top_k", config.top_k)),
+        "top_p": float(options.get("top_p", config.top_p)),
+    }
 
 
 def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:

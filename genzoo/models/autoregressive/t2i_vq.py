@@ -33,33 +33,35 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from genzoo.core.config import bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Batch, LossOutput
+from genzoo.core.protocol import Batch, PromptConditioned
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
+from genzoo.data.captions import MAX_LEN, get_caption_tokenizer
 from genzoo.models.autoencoders.vqvae import VQVAE
 from genzoo.models.autoregressive.gpt import GPT
 from genzoo.models.autoregressive.vq_prior import VQPrior, VQPriorConfig
+from genzoo.models.diffusion.t2i import class_prompts, drop_captions, repeat_prompts
+from genzoo.models.multimodal.base import _check_vocabulary
 
 
 @dataclass(frozen=True)
 class T2IVQConfig(VQPriorConfig):
     """A :class:`VQPriorConfig` whose start is the caption."""
 
-    top_k: int = 0  # default top-k filtering when sampling (0: off)
-    caption_dropout: float = 0.1  # probability of the null caption in training (CFG)
+    caption_dropout: float = bounded(0.1, ge=0.0, lt=1.0)  # probability of the null caption in
+    # training (CFG)
     guidance: float = 1.0  # default classifier-free guidance scale w when sampling (1: off)
 
     def validate(self) -> None:
         super().validate()
         if self.class_conditional:
             raise ConfigError("t2i-vq is conditioned on captions, not classes.")
-        if not 0 <= self.caption_dropout < 1:
-            raise ConfigError(f"caption_dropout = {self.caption_dropout} must be in [0, 1).")
 
 
 @register_model("t2i-vq")
-class TextToImageVQ(VQPrior):
+class TextToImageVQ(VQPrior, PromptConditioned):
     """GPT over ``[caption; BOS; codes]`` of a frozen VQ-VAE (arXiv:2102.12092); see the module
     docstring. ``cond`` everywhere is caption tokens ``(B, L)``."""
 
@@ -67,9 +69,6 @@ class TextToImageVQ(VQPrior):
     config: T2IVQConfig
 
     def __init__(self, config: T2IVQConfig, info: DataInfo, vqvae: VQVAE | None = None) -> None:
-        from genzoo.data.captions import MAX_LEN, get_caption_tokenizer
-        from genzoo.models.multimodal.base import _check_vocabulary
-
         super().__init__(config, info, vqvae)
         tok = get_caption_tokenizer()
         self.text_len = MAX_LEN
@@ -83,8 +82,6 @@ class TextToImageVQ(VQPrior):
 
     def encode_prompts(self, prompts: Sequence[str]) -> Tensor:
         """Prompts -> caption tokens ``(B, L)`` on the model's device."""
-        from genzoo.data.captions import get_caption_tokenizer
-
         return get_caption_tokenizer().encode_batch(list(prompts)).to(self.device)
 
     def start_tokens(self, b: int, cond: Tensor | None = None) -> Tensor:
@@ -99,46 +96,20 @@ class TextToImageVQ(VQPrior):
         bos = torch.full((b, 1), self.bos, dtype=torch.long, device=self.device)
         return torch.cat([text + self.n_codes + 1, bos], dim=1)
 
-    def _text(self, batch: Batch) -> Tensor:
+    def condition(self, batch: Batch, *, training: bool = False) -> Tensor:
+        """The batch's caption tokens ``(B, L)`` (``"text"``, or the class prompts of the 30
+        shape classes, "a red circle"); in training each is the null caption with probability
+        ``caption_dropout``."""
         if "text" in batch:
-            return batch["text"]
-        from genzoo.models.diffusion.t2i import class_prompts
-
-        if "y" in batch and self.info.n_classes == 30:
+            text = batch["text"]
+        elif "y" in batch and self.info.n_classes == 30:
             names = class_prompts(30)
-            return self.encode_prompts([names[int(i)] for i in batch["y"]])
-        raise ConfigError(f"t2i-vq needs captions; dataset {self.info.name!r} has none.")
-
-    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
-        """Mean next-code cross-entropy given the caption (the caption is not scored)."""
-        import math
-
-        from genzoo.models.diffusion.t2i import drop_captions
-
-        codes = self.encode(batch["x"])  # (B, P)
-        text = drop_captions(self._text(batch), self.config.caption_dropout, self.pad_id)
-        per_code = -self.code_token_log_probs(codes, text)  # (B, P)
-        loss = per_code.mean()
-        return LossOutput(loss, {"bits_per_code": loss.detach() / math.log(2)})
-
-    @torch.no_grad()
-    def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        """As :class:`VQPrior`, conditioned on the class prompts of ``y`` ("a red circle")."""
-        import math
-
-        codes = self.encode(x)
-        lp = self.code_log_prob(codes, self._text({"x": x, "y": y} if y is not None else {}))
-        uni = self.unigram_log_prob(codes)
-        per_bits = self.positions * math.log(2)
-        return {
-            "loss": -lp / self.positions,
-            "code_log_prob": lp,
-            "unigram_log_prob": uni,
-            "bits_per_code": -lp / per_bits,
-            "unigram_bits_per_code": -uni / per_bits,
-        }
+            text = self.encode_prompts([names[int(i)] for i in batch["y"]])
+        else:
+            raise ConfigError(f"t2i-vq needs captions; dataset {self.info.name!r} has none.")
+        if training:
+            text = drop_captions(text, self.config.caption_dropout, self.pad_id)
+        return text
 
     @torch.no_grad()
     def sample(
@@ -153,8 +124,6 @@ class TextToImageVQ(VQPrior):
         """``n`` images for ``prompts`` (repeated to ``n``) or caption tokens ``cond`` (default:
         the 30 class prompts in turn); options ``temperature``, ``top_k``, ``top_p`` and
         ``guidance`` (classifier-free, default ``config.guidance``)."""
-        from genzoo.models.diffusion.t2i import class_prompts, repeat_prompts
-
         w = options.pop("guidance", None)
         w = self.config.guidance if w is None else float(w)
         if cond is not None and prompts is not None:
@@ -169,4 +138,4 @@ class TextToImageVQ(VQPrior):
         codes = self.sample_codes(
             n, cond=cond, generator=generator, uncond_start=null, guidance=w, **options
         )
-        return self.decode(codes)
+        return self.decode_codes(codes)

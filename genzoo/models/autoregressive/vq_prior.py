@@ -6,11 +6,12 @@ code indices of the training set, and samples are ``x = decode(z)`` with ``z ~ p
 prior is a PixelCNN over the latent grid; here it is :class:`~genzoo.models.autoregressive.gpt.GPT`
 over the codes in raster order (as in VQ-GAN, Esser, Rombach & Ommer, arXiv:2012.09841, Sec. 3.2).
 
-The VQ-VAE comes from a trained genzoo run (``vqvae_run``), loaded with the safe run reader and
+The VQ-VAE comes from a trained genzoo run (``vqvae_run``): the runs layer loads it
+(:class:`~genzoo.core.protocol.BuiltOnRuns`) and passes it to the constructor as ``vqvae=``; it is
 kept as a frozen submodule (so a prior checkpoint holds its weights too), just as latent
 diffusion holds its autoencoder (:mod:`genzoo.models.diffusion.ldm`). Training reads the images
-of the same dataset and encodes them on the fly, ``codes = vqvae.encode(x)``: nothing is cached,
-and the code "dataset" is exactly what the VQ-VAE sees.
+of the same dataset and encodes them on the fly, ``codes = vqvae.encode_codes(x)``: nothing is
+cached, and the code "dataset" is exactly what the VQ-VAE sees.
 
 One token stream, one vocabulary (``V = K + 1 + classes``)::
 
@@ -29,94 +30,76 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from genzoo.core.config import Config
-from genzoo.core.errors import ConfigError, choices
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import Batch, BuiltOnRuns, GenerativeModel, LossOutput, Samples, SubRun
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
+from genzoo.models.autoencoders.base import check_sample_args, clip_to_data
 from genzoo.models.autoencoders.vqvae import VQVAE
-from genzoo.models.autoregressive.gpt import GPT, GPTConfig
-from genzoo.models.autoregressive.sampling import at_least_float32
-
-SAMPLE_OPTIONS = ("temperature", "top_k", "top_p")
+from genzoo.models.autoregressive.gpt import GPT, GPTConfig, TransformerConfig
+from genzoo.models.autoregressive.sampling import (
+    SAMPLING_OPTIONS,
+    at_least_float32,
+    sampling_kwargs,
+)
 
 
 @dataclass(frozen=True)
-class VQPriorConfig(Config):
-    """Configuration of :class:`VQPrior`: the VQ-VAE run and the GPT over its codes."""
+class VQPriorConfig(TransformerConfig):
+    """Configuration of :class:`VQPrior`: the VQ-VAE run, and the GPT over its codes (the
+    transformer's fields are :class:`~genzoo.models.autoregressive.gpt.TransformerConfig`'s)."""
 
     vqvae_run: str = ""  # run directory of the trained vqvae whose codes are modelled
     vqvae_ema: bool = True  # use the vqvae run's EMA weights when it has them
-    n_layer: int = 4  # transformer blocks
-    n_head: int = 4  # attention heads per block
-    n_embd: int = 128  # width of the residual stream (divisible by n_head)
-    dropout: float = 0.1  # dropout on embeddings, attention weights and residual branches
-    bias: bool = True  # biases in linear layers and LayerNorms (as GPT-2)
-    pos_emb: Literal["learned", "rotary"] = "learned"  # absolute learned positions, or rotary
-    tie_weights: bool = True  # the output layer reuses the token embedding matrix
     class_conditional: bool = False  # labelled data: start with a class token instead of BOS
-    temperature: float = 1.0  # default sampling temperature (0: greedy, the argmax path)
-    top_k: int = 0  # default top-k filtering when sampling (0: off)
-    top_p: float = 1.0  # default nucleus (top-p) filtering when sampling (1: off)
 
     def gpt_config(self, vocab_size: int = 0, block_size: int = 0) -> GPTConfig:
-        """The :class:`GPTConfig` of the transformer over codes (validated)."""
-        keys = ("n_layer", "n_head", "n_embd", "dropout", "bias", "pos_emb", "tie_weights")
-        keys += ("temperature", "top_k", "top_p")
-        return GPTConfig(
-            vocab_size=vocab_size, block_size=block_size, **{k: getattr(self, k) for k in keys}
-        )
-
-    def validate(self) -> None:
-        self.gpt_config().validate()
-
-
-def load_vqvae(run: str, *, ema: bool = True) -> VQVAE:
-    """The trained VQ-VAE of ``run`` (safe formats only), in eval mode on the CPU."""
-    from genzoo.models.runs import load_model
-
-    model, _ = load_model(run, ema=ema)
-    if not isinstance(model, VQVAE):
-        raise ConfigError(
-            f"vqvae_run = {run!r} is a {model.name!r} run; the prior needs a 'vqvae' run."
-        )
-    return model
+        """The :class:`GPTConfig` of the transformer over codes."""
+        return GPTConfig(vocab_size=vocab_size, block_size=block_size, **self.transformer_fields())
 
 
 @register_model("vqvae-prior")
-class VQPrior(GenerativeModel):
+class VQPrior(GenerativeModel, Samples, BuiltOnRuns):
     """GPT prior over a frozen VQ-VAE's codes (arXiv:1711.00937, Sec. 3.3); samples are decoded
     images.
 
-    ``encode(x)`` gives the code sequences ``(B, P)`` (raster order over the latent grid),
-    ``decode(codes)`` the VQ-VAE's decoding of them, so ``decode(encode(x))`` is the VQ-VAE's
-    reconstruction of ``x``. ``code_log_prob(codes, y)`` is the prior's exact log-likelihood of
-    codes in nats; ``sample_codes`` draws codes with the KV-cached GPT, ``sample`` decodes them.
-    There is no likelihood of images (the decoder is deterministic), hence ``likelihood = none``;
-    ``genzoo eval`` reports the code log-likelihood next to the usage-frequency (unigram) prior
-    that ``vqvae``'s own ``sample`` draws from.
+    ``encode_codes(x)`` gives the code sequences ``(B, P)`` (raster order over the latent grid),
+    ``decode_codes(codes)`` the VQ-VAE's decoding of them, so ``decode_codes(encode_codes(x))`` is
+    the VQ-VAE's reconstruction of ``x``. ``code_log_prob(codes, y)`` is the prior's exact
+    log-likelihood of codes in nats; ``sample_codes`` draws codes with the KV-cached GPT,
+    ``sample`` decodes them. There is no likelihood of images (the decoder is deterministic), so
+    it declares neither ``ExactLikelihood`` nor ``LikelihoodBound``; ``eval_metrics`` reports the
+    code log-likelihood next to the usage-frequency (unigram) prior that ``vqvae``'s own
+    ``sample`` draws from.
+
+    Built on a run: ``vqvae`` (:attr:`sub_runs`), the trained VQ-VAE of ``vqvae_run``.
     """
 
     family: ClassVar[str] = "autoregressive"
-    likelihood: ClassVar[str] = "none"
     dequantize: ClassVar[bool] = False  # the VQ-VAE was trained on bin centres
     config_class: ClassVar[type[Config]] = VQPriorConfig
     default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "batch_size": 64, "warmup": 100}
+    sub_runs: ClassVar[tuple[SubRun, ...]] = (SubRun("vqvae", "vqvae_run", "vqvae_ema"),)
     config: VQPriorConfig
     info: DataInfo
 
     def __init__(self, config: VQPriorConfig, info: DataInfo, vqvae: VQVAE | None = None) -> None:
         super().__init__(config, info)
         if vqvae is None:
-            if not config.vqvae_run:
-                raise ConfigError("vqvae-prior needs vqvae_run=<run directory of a trained vqvae>.")
-            vqvae = load_vqvae(config.vqvae_run, ema=config.vqvae_ema)
+            raise ConfigError(f"{self.name} needs vqvae_run=<run directory of a trained vqvae>.")
+        if not isinstance(vqvae, VQVAE):
+            got = vqvae.name if isinstance(vqvae, GenerativeModel) else type(vqvae).__name__
+            raise ConfigError(
+                f"vqvae_run = {config.vqvae_run!r} is a {got!r} run; {self.name} needs a "
+                "'vqvae' run."
+            )
         vq_info = vqvae.info
         if vq_info.kind != info.kind or tuple(vq_info.shape) != tuple(info.shape):
             raise ConfigError(
@@ -129,9 +112,7 @@ class VQPrior(GenerativeModel):
                 f"class_conditional = true needs labelled data, but {info.name!r} has none."
             )
         self.vqvae = vqvae.eval().requires_grad_(False)  # frozen
-        self.grid: tuple[int, ...] = (
-            tuple(vqvae.latent_shape[1:]) if vqvae.arch == "conv" else vqvae.latent_shape[:1]
-        )  # (h, w) or (tokens,)
+        self.grid: tuple[int, ...] = vqvae.code_grid  # (h, w) or (tokens,)
         self.n_codes = int(vqvae.config.codebook_size)  # K
         self.positions = math.prod(self.grid)  # P
         self.bos = self.n_codes
@@ -150,20 +131,18 @@ class VQPrior(GenerativeModel):
 
     # --- codes <-> data ---------------------------------------------------------------------------
     @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
+    def encode_codes(self, x: Tensor) -> Tensor:
         """Data ``(B, *shape)`` in model space -> code sequences ``(B, P)`` long (raster order)."""
         with torch.autocast(x.device.type, enabled=False):  # nearest codes in float32
-            codes = self.vqvae.encode(x.float())  # (B, h, w) or (B, tokens)
+            codes = self.vqvae.encode_codes(x.float())  # (B, h, w) or (B, tokens)
         return codes.reshape(x.shape[0], -1)  # (B, P)
 
     @torch.no_grad()
-    def decode(self, codes: Tensor) -> Tensor:
+    def decode_codes(self, codes: Tensor) -> Tensor:
         """Code sequences ``(B, P)`` -> data ``(B, *shape)`` in model space (images clipped)."""
         with torch.autocast(codes.device.type, enabled=False):
             x = self.vqvae.decode_codes(codes.view(codes.shape[0], *self.grid)).float()
-        if self.info.kind == "images":
-            x = x.clamp(*self.info.value_range)
-        return x
+        return clip_to_data(x, self.info)
 
     # --- the token stream -------------------------------------------------------------------------
     def start_tokens(self, b: int, cond: Tensor | None = None) -> Tensor:
@@ -198,23 +177,26 @@ class VQPrior(GenerativeModel):
         return log_q[codes].sum(1).float()
 
     # --- protocol ---------------------------------------------------------------------------------
+    def condition(self, batch: Batch, *, training: bool = False) -> Tensor | None:
+        """What the start tokens are built from for a batch: its labels for a class-conditional
+        prior, else nothing. (A hook: the text-to-image model gives captions.)"""
+        return batch.get("y") if self.config.class_conditional else None
+
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
         """Mean next-code cross-entropy in nats; logs ``bits_per_code``."""
-        codes = self.encode(batch["x"])  # (B, P)
-        cond = batch.get("y") if self.config.class_conditional else None
-        per_code = -self.code_token_log_probs(codes, cond)  # (B, P)
-        loss = per_code.mean()  # the one reduction
+        codes = self.encode_codes(batch["x"])  # (B, P)
+        per_code = -self.code_token_log_probs(codes, self.condition(batch, training=True))
+        loss = per_code.mean()  # the one reduction over (B, P)
         return LossOutput(loss, {"bits_per_code": loss.detach() / math.log(2)})
 
     @torch.no_grad()
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """Per example: ``loss`` (nats per code), ``code_log_prob`` (nats per example),
         ``unigram_log_prob`` (the usage-frequency prior's), ``bits_per_code`` of both."""
-        codes = self.encode(x)
-        cond = y if self.config.class_conditional else None
-        lp = self.code_log_prob(codes, cond)
+        codes = self.encode_codes(batch["x"])
+        lp = self.code_log_prob(codes, self.condition(batch))
         uni = self.unigram_log_prob(codes)
         per_bits = self.positions * math.log(2)
         return {
@@ -243,21 +225,13 @@ class VQPrior(GenerativeModel):
         ``uncond_start`` (the start tokens of the unconditional model) and ``guidance = w``,
         classifier-free guidance (:meth:`GPT.generate`).
         """
-        unknown = [k for k in options if k not in SAMPLE_OPTIONS]
-        if unknown:
-            raise ConfigError(
-                f"Unknown sampling option {unknown[0]!r} for 'vqvae-prior'; valid options are "
-                f"{choices(SAMPLE_OPTIONS)}."
-            )
-        cfg = self.config
-        if cfg.class_conditional and cond is None:
+        check_sample_args(self.name, None, options, SAMPLING_OPTIONS)
+        if self.config.class_conditional and cond is None:
             cond = torch.arange(n) % self.info.n_classes
         return self.gpt.generate(
             self.start_tokens(n, cond),
             self.positions,
-            temperature=float(options.get("temperature", cfg.temperature)),
-            top_k=int(options.get("top_k", cfg.top_k)),
-            top_p=float(options.get("top_p", cfg.top_p)),
+            **sampling_kwargs(self.config, options),
             generator=generator,
             uncond=uncond_start,
             guidance=guidance,
@@ -273,4 +247,4 @@ class VQPrior(GenerativeModel):
         **options: Any,
     ) -> Tensor:
         """``n`` samples ``(n, *shape)`` in model space: prior codes through the VQ-VAE decoder."""
-        return self.decode(self.sample_codes(n, cond=cond, generator=generator, **options))
+        return self.decode_codes(self.sample_codes(n, cond=cond, generator=generator, **options))
