@@ -30,11 +30,11 @@ def test_questions_are_answered_independently(data, fusion: str) -> None:
     assert logits.shape == (5, 4, len(ANSWERS))
     for j in range(4):  # one question at a time gives the same logits
         assert torch.allclose(model(batch["x"], batch["question"][:, j]), logits[:, j], atol=1e-5)
-    # the loss is the mean cross-entropy over all B*Q questions; eval_batch agrees per image
+    # the loss is the mean cross-entropy over all B*Q questions; eval_metrics agrees per image
     out = model.loss(batch)
     ce = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch["answer"].flatten())
     assert out.loss.item() == pytest.approx(ce.item(), rel=1e-5)
-    ev = model.eval_batch(batch)
+    ev = model.eval_metrics(batch)
     assert ev["loss"].mean().item() == pytest.approx(ce.item(), rel=1e-5)
     assert ev["acc"].mean().item() == pytest.approx(float(out.logs["acc"]), abs=1e-6)
     texts = data.qa[0]
