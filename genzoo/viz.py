@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from genzoo.data.base import DataInfo, model_to_unit
+from genzoo.data.text import get_tokenizer
 
 
 def image_grid(x: Tensor, info: DataInfo, nrow: int | None = None, pad: int = 1) -> np.ndarray:
@@ -39,8 +40,6 @@ def save_samples_png(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if info.kind == "text":  # token ids -> a text file next to where the picture would be
-        from genzoo.data.text import get_tokenizer
-
         name = info.name.removeprefix("text:")
         kind = "bpe" if "tokenizer=bpe" in name else "char"
         tok = get_tokenizer(name.split("?")[0], kind)

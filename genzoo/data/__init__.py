@@ -20,6 +20,8 @@ from genzoo.core.errors import DataError, choices
 from genzoo.data.base import DataInfo, Dataset, levels_to_model, model_to_levels, model_to_unit
 from genzoo.data.images import DIGITS_INFO, MNIST5K_INFO, load_digits, load_mnist5k
 from genzoo.data.pairs import is_pair_spec, load_pairs, pair_info, pair_specs
+from genzoo.data.shapes import load_shapes, shapes_info
+from genzoo.data.text import load_text, text_info
 from genzoo.data.toy2d import BOUNDS, TOY2D, Toy2D, get_toy
 from genzoo.data.vision import VISION_INFO, folder_info, load_celeba, load_folder, load_torchvision
 
@@ -97,12 +99,8 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
     if is_pair_spec(spec):
         return pair_info(spec)
     if spec == "shapes" or spec.startswith("shapes?"):
-        from genzoo.data.shapes import shapes_info
-
         return shapes_info(spec)
     if spec.startswith("text:"):
-        from genzoo.data.text import text_info
-
         return text_info(spec[5:])
     raise _unknown(spec)
 
@@ -134,11 +132,7 @@ def load_dataset(
     if is_pair_spec(spec):
         return load_pairs(spec, split)
     if spec == "shapes" or spec.startswith("shapes?"):
-        from genzoo.data.shapes import load_shapes
-
         return load_shapes(spec, split)
     if spec.startswith("text:"):
-        from genzoo.data.text import load_text
-
         return load_text(spec[5:], split)
     return load_folder(spec, split)

@@ -11,6 +11,10 @@ right-padded with ``[PAD]`` to :data:`MAX_LEN` tokens.
 
 :func:`label_captions` gives captions from class labels for any labelled image set, so the
 multimodal models also train on ``digits`` and ``mnist5k`` (their batches carry labels, not text).
+
+:func:`parse_caption` and :func:`caption_matches` read a ``shapes`` caption back (its objects,
+position and relation) and check it against a scene's attributes; the captioner scores its own
+captions with them and :mod:`genzoo.metrics.multimodal` re-exports them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +30,9 @@ import torch
 from torch import Tensor
 
 from genzoo.core.errors import ConfigError, DataError
+from genzoo.data import shapes as sh
+from genzoo.data.images import DIGIT_NAMES
+from genzoo.data.vision import CIFAR10_NAMES, FASHION_NAMES
 
 PAD, BOS, EOS, UNK = "[PAD]", "[BOS]", "[EOS]", "[UNK]"
 SPECIALS = (PAD, BOS, EOS, UNK)  # ids 0, 1, 2, 3
@@ -124,10 +132,6 @@ class CaptionTokenizer:
 
 def caption_corpus() -> list[str]:
     """The fixed training corpus of :func:`get_caption_tokenizer`."""
-    from genzoo.data import shapes as sh
-    from genzoo.data.images import DIGIT_NAMES
-    from genzoo.data.vision import CIFAR10_NAMES, FASHION_NAMES
-
     scenes = sh.make_scenes(2000, seed=sh.SEEDS["train"], split="train")
     rng = np.random.default_rng(0)
     texts = [c for s in scenes for c in s.all_captions()]
@@ -146,7 +150,7 @@ def get_caption_tokenizer() -> CaptionTokenizer:
     return CaptionTokenizer.train(caption_corpus())
 
 
-def _class_word(name: str) -> str:
+def class_word(name: str) -> str:
     """A class name as caption words: digits spelled out ("7" -> "seven"), "/" as "or"."""
     if name.isdigit() and len(name) == 1:
         return NUMBER_WORDS[int(name)]
@@ -159,12 +163,10 @@ def _templates(names: Sequence[str]) -> tuple[str, ...]:
 
 def label_caption_texts(names: Sequence[str]) -> list[str]:
     """Every caption of every class: ``len(names) * n_templates`` texts, class-major."""
-    from genzoo.data.shapes import article
-
     out = []
     for n in names:
-        w = _class_word(n)
-        out += [t.format(w=w, a=article(w)) for t in _templates(names)]
+        w = class_word(n)
+        out += [t.format(w=w, a=sh.article(w)) for t in _templates(names)]
     return out
 
 
@@ -184,3 +186,76 @@ def label_captions(
     table = label_caption_tokens(tuple(names)).to(y.device)  # (C, K, L)
     k = torch.randint(table.shape[1], y.shape, generator=generator, device=y.device)
     return table[y, k]  # (B, L)
+
+
+# --------------------------------------------------------------------------------------------------
+# reading ``shapes`` captions back: what a caption states, and whether it is true of a scene
+
+
+@dataclass(frozen=True)
+class ParsedObject:
+    shape: int
+    colour: int | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class ParsedCaption:
+    objects: tuple[ParsedObject, ...]
+    position: int | None  # index into POSITIONS, when the caption says where
+    relation: int | None  # index into RELATIONS, when it relates two objects
+
+
+def parse_caption(text: str) -> ParsedCaption:
+    """The objects, position and relation a ``shapes`` caption states (words it does not know
+    are ignored; an object is a shape word with the size and colour words before it)."""
+    words = text.lower().replace("?", " ").replace(".", " ").split()
+    objs: list[ParsedObject] = []
+    size = colour = None
+    for w in words:
+        if w in sh.SIZES:
+            size = sh.SIZES.index(w)
+        elif w in sh.COLOUR_NAMES:
+            colour = sh.COLOUR_NAMES.index(w)
+        elif w in sh.SHAPES:
+            objs.append(ParsedObject(sh.SHAPES.index(w), colour, size))
+            size = colour = None
+    padded = " " + " ".join(words) + " "
+    position = next((i for i, p in enumerate(sh.POSITION_PHRASES) if f" {p} " in padded), None)
+    relation = next((i for i, p in enumerate(sh.RELATION_PHRASES) if f" {p} " in padded), None)
+    return ParsedCaption(tuple(objs), position, relation)
+
+
+def _object_ok(p: ParsedObject, attrs: Sequence[int]) -> bool:
+    shape, colour, size, _ = (int(a) for a in attrs)
+    return (
+        p.shape == shape
+        and p.colour is not None
+        and p.colour == colour
+        and (p.size is None or p.size == size)
+    )
+
+
+def caption_matches(text: str, attrs: Tensor | Sequence[Sequence[int]], relation: int) -> bool:
+    """Whether ``text`` is an exact description of a scene with attributes ``attrs`` ``(2, 4)``
+    (shape, colour, size, position per object; -1 rows for no second object) and ``relation``
+    (-1 for one object): it names every object with its right colour and shape (and size, if it
+    gives one), and any position or relation it states is right."""
+    rows = [list(map(int, r)) for r in (attrs.tolist() if isinstance(attrs, Tensor) else attrs)]
+    rows = [r for r in rows if r[0] >= 0]
+    p = parse_caption(text)
+    if len(p.objects) != len(rows):
+        return False
+    if len(rows) == 1:
+        return (
+            _object_ok(p.objects[0], rows[0])
+            and (p.position is None or p.position == rows[0][3])
+            and p.relation is None
+        )
+    if p.position is not None:
+        return False
+    forward = all(_object_ok(o, r) for o, r in zip(p.objects, rows, strict=True))
+    swapped = all(_object_ok(o, r) for o, r in zip(p.objects, rows[::-1], strict=True))
+    return (forward and p.relation in (None, relation)) or (
+        swapped and p.relation in (None, sh.CONVERSE[relation])
+    )

@@ -34,6 +34,7 @@ from torch import Tensor
 
 from genzoo.core.errors import DataError, choices
 from genzoo.data.base import DataInfo, Dataset, levels_to_model
+from genzoo.data.images import DIGITS_INFO, MNIST5K_INFO, load_digits, load_mnist5k
 
 BASES = ("digits", "mnist5k")
 TASKS = ("thick", "edges")
@@ -61,8 +62,6 @@ def parse_pair_spec(spec: str) -> tuple[bool, str, str]:
 
 def pair_info(spec: str) -> DataInfo:
     """The description of the targets (sources have the same shape and levels)."""
-    from genzoo.data.images import DIGITS_INFO, MNIST5K_INFO
-
     _, base, _ = parse_pair_spec(spec)
     info = DIGITS_INFO if base == "digits" else MNIST5K_INFO
     return DataInfo(
@@ -125,8 +124,6 @@ class PairedImages(Dataset):
 
 @functools.lru_cache(maxsize=8)
 def _build(spec: str, split: str) -> tuple[Tensor, Tensor, Tensor]:
-    from genzoo.data.images import load_digits, load_mnist5k
-
     paired, base, task = parse_pair_spec(spec)
     ds = load_digits(split) if base == "digits" else load_mnist5k(split)
     assert ds.x is not None and ds.y is not None

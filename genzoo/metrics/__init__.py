@@ -6,7 +6,8 @@
   (local Inception weights; a small CNN genzoo trains and caches per dataset).
 - :mod:`~genzoo.metrics.precision_recall`: k-NN precision / recall, density / coverage.
 - :mod:`~genzoo.metrics.evaluate`: all of these at once, reported with their settings.
-- :mod:`~genzoo.metrics.points`: true NLL, MMD, sliced Wasserstein, mode statistics for 2-D data.
+- :mod:`~genzoo.metrics.points`: true NLL, MMD, sliced Wasserstein, mode statistics for 2-D data
+  (:func:`~genzoo.metrics.toy2d.mode_coverage` of a model's samples).
 - :mod:`~genzoo.metrics.memorization`, :mod:`~genzoo.metrics.speed`.
 """
 
@@ -25,7 +26,7 @@ from genzoo.metrics.memorization import memorization, nearest_train_ratio
 from genzoo.metrics.points import mmd, sliced_wasserstein, true_nll
 from genzoo.metrics.precision_recall import prdc
 from genzoo.metrics.speed import NFECounter, count_nfe, measure_throughput
-from genzoo.metrics.toy2d import mode_stats
+from genzoo.metrics.toy2d import mode_coverage, mode_stats
 
 __all__ = [
     "ClassifierConfig",
@@ -47,6 +48,7 @@ __all__ = [
     "measure_throughput",
     "memorization",
     "mmd",
+    "mode_coverage",
     "mode_stats",
     "nearest_train_ratio",
     "noise_floor",

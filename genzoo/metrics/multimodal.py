@@ -5,7 +5,8 @@
 - :func:`parse_caption` / :func:`caption_matches`: read the objects (size, colour, shape), the
   position and the relation out of a ``shapes`` caption and compare them with a scene's
   attributes: the caption is an exact match when everything it says is true and it names exactly
-  the objects of the image.
+  the objects of the image (they live with the captions, :mod:`genzoo.data.captions`, and are
+  re-exported here).
 - :func:`bleu`: corpus BLEU (Papineni et al. 2002) with several references per caption, computed
   by ``sacrebleu`` (Post, arXiv:1804.08771) so the number is the standard one.
 """
@@ -13,11 +14,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from torch import Tensor
 
 from genzoo.core.errors import ConfigError
+from genzoo.data.captions import ParsedCaption, ParsedObject, caption_matches, parse_caption
 
 
 def recall_at_k(sim: Tensor, relevant: Tensor, ks: Sequence[int] = (1, 5, 10)) -> dict[int, float]:
@@ -34,85 +35,6 @@ def recall_at_k(sim: Tensor, relevant: Tensor, ks: Sequence[int] = (1, 5, 10)) -
     for k in ks:
         out[k] = float(hit[:, : min(k, kmax)].any(1).float().mean())
     return out
-
-
-@dataclass(frozen=True)
-class ParsedObject:
-    shape: int
-    colour: int | None
-    size: int | None
-
-
-@dataclass(frozen=True)
-class ParsedCaption:
-    objects: tuple[ParsedObject, ...]
-    position: int | None  # index into POSITIONS, when the caption says where
-    relation: int | None  # index into RELATIONS, when it relates two objects
-
-
-def parse_caption(text: str) -> ParsedCaption:
-    """The objects, position and relation a ``shapes`` caption states (words it does not know
-    are ignored; an object is a shape word with the size and colour words before it)."""
-    from genzoo.data.shapes import (
-        COLOUR_NAMES,
-        POSITION_PHRASES,
-        RELATION_PHRASES,
-        SHAPES,
-        SIZES,
-    )
-
-    words = text.lower().replace("?", " ").replace(".", " ").split()
-    objs: list[ParsedObject] = []
-    size = colour = None
-    for w in words:
-        if w in SIZES:
-            size = SIZES.index(w)
-        elif w in COLOUR_NAMES:
-            colour = COLOUR_NAMES.index(w)
-        elif w in SHAPES:
-            objs.append(ParsedObject(SHAPES.index(w), colour, size))
-            size = colour = None
-    padded = " " + " ".join(words) + " "
-    position = next((i for i, p in enumerate(POSITION_PHRASES) if f" {p} " in padded), None)
-    relation = next((i for i, p in enumerate(RELATION_PHRASES) if f" {p} " in padded), None)
-    return ParsedCaption(tuple(objs), position, relation)
-
-
-def _object_ok(p: ParsedObject, attrs: Sequence[int]) -> bool:
-    shape, colour, size, _ = (int(a) for a in attrs)
-    return (
-        p.shape == shape
-        and p.colour is not None
-        and p.colour == colour
-        and (p.size is None or p.size == size)
-    )
-
-
-def caption_matches(text: str, attrs: Tensor | Sequence[Sequence[int]], relation: int) -> bool:
-    """Whether ``text`` is an exact description of a scene with attributes ``attrs`` ``(2, 4)``
-    (shape, colour, size, position per object; -1 rows for no second object) and ``relation``
-    (-1 for one object): it names every object with its right colour and shape (and size, if it
-    gives one), and any position or relation it states is right."""
-    from genzoo.data.shapes import CONVERSE
-
-    rows = [list(map(int, r)) for r in (attrs.tolist() if isinstance(attrs, Tensor) else attrs)]
-    rows = [r for r in rows if r[0] >= 0]
-    p = parse_caption(text)
-    if len(p.objects) != len(rows):
-        return False
-    if len(rows) == 1:
-        return (
-            _object_ok(p.objects[0], rows[0])
-            and (p.position is None or p.position == rows[0][3])
-            and p.relation is None
-        )
-    if p.position is not None:
-        return False
-    forward = all(_object_ok(o, r) for o, r in zip(p.objects, rows, strict=True))
-    swapped = all(_object_ok(o, r) for o, r in zip(p.objects, rows[::-1], strict=True))
-    return (forward and p.relation in (None, relation)) or (
-        swapped and p.relation in (None, CONVERSE[relation])
-    )
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:

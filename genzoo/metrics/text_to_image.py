@@ -29,6 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genzoo.core.io import load_tensors, save_tensors
+from genzoo.data.base import levels_to_model
+from genzoo.data.captions import parse_caption
+from genzoo.data.shapes import ShapesDataset, load_shapes, make_scenes, shapes_info
+from genzoo.metrics.classifier import cache_dir
+
 ATTR_VERSION = 2
 HEADS = {"count": 2, "colour": 6, "shape": 5, "size": 2, "position": 9, "pairs": 30,
          "colours": 6, "shapes": 5}  # fmt: skip
@@ -84,8 +90,6 @@ def _targets(ds: object) -> dict[str, Tensor]:
 
 
 def _model_x(ds: object) -> Tensor:
-    from genzoo.data.base import levels_to_model
-
     return levels_to_model(ds.x, 256)  # type: ignore[attr-defined]
 
 
@@ -142,10 +146,6 @@ def train_attribute_classifier(
     size: int = 16, *, n: int = 20_000, steps: int = 4000, seed: int = 0, cache: bool = True
 ) -> AttributeClassifier:
     """Train (or load from the cache) the attribute classifier for ``shapes?size=<size>``."""
-    from genzoo.core.io import load_tensors, save_tensors
-    from genzoo.data.shapes import ShapesDataset, load_shapes, make_scenes, shapes_info
-    from genzoo.metrics.classifier import cache_dir
-
     key = json.dumps({"v": ATTR_VERSION, "size": size, "n": n, "steps": steps, "seed": seed})
     h = hashlib.sha256(key.encode()).hexdigest()[:16]
     base = cache_dir() / f"shapes-attributes-{size}-{h}"
@@ -192,8 +192,6 @@ def prompt_attribute_accuracy(
     """Fractions of images whose attributes (read by :meth:`AttributeClassifier.read`) match
     their prompts: per attribute and ``all``, for single-object (``single_*``) and two-object
     (``pair_*``) prompts; NaN where there is no prompt of a kind."""
-    from genzoo.metrics.multimodal import parse_caption
-
     hits: dict[str, list[float]] = {}
 
     def add(k: str, ok: bool) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from genzoo.core.errors import ConfigError, choices
 from genzoo.nn.mlp import MLP
 
 
@@ -115,8 +116,6 @@ class ConvDecoder(nn.Module):
 def choose_arch(arch: str, info: Any) -> tuple[str, tuple[int, ...]]:
     """``(arch, shape)`` of an encoder/decoder model: ``auto`` picks convolutions for images of
     at least 8x8 and an MLP otherwise; ``conv`` on anything but (C, H, W) images is an error."""
-    from genzoo.core.errors import ConfigError, choices
-
     shape = tuple(int(s) for s in info.shape)
     is_image = info.kind == "images" and len(shape) == 3
     if arch == "auto":

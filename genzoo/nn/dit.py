@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genzoo.nn.embeddings import NoiseEmbedding
+from genzoo.nn.attention import multi_head_attention
+from genzoo.nn.embeddings import ClassEmbedding, NoiseEmbedding
 
 
 def sincos_2d(dim: int, gh: int, gw: int) -> Tensor:
@@ -55,12 +56,10 @@ class DiTBlock(nn.Module):
         nn.init.zeros_(self.ada.bias)
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
-        b, n, d = x.shape
         sh1, sc1, g1, sh2, sc2, g2 = self.ada(F.silu(c)).chunk(6, dim=1)
         h = _modulate(self.norm1(x), sh1, sc1)
-        qkv = self.qkv(h).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (B, heads, N, d/heads)
-        x = x + g1[:, None] * self.proj(a.transpose(1, 2).reshape(b, n, d))
+        q, k, v = self.qkv(h).split(x.shape[2], dim=2)  # 3 x (B, N, D)
+        x = x + g1[:, None] * multi_head_attention(q, k, v, self.heads, project=self.proj)
         h = _modulate(self.norm2(x), sh2, sc2)
         return x + g2[:, None] * self.mlp_out(self.mlp(h))
 
@@ -88,7 +87,7 @@ class DiT(nn.Module):
         self.embed = nn.Conv2d(in_channels, width, patch, stride=patch)
         self.register_buffer("pos", sincos_2d(width, self.grid, self.grid), persistent=False)
         self.noise_emb = NoiseEmbedding(256, width)
-        self.class_emb = nn.Embedding(n_classes + 1, width) if n_classes else None
+        self.class_emb = ClassEmbedding(n_classes, width) if n_classes else None
         self.blocks = nn.ModuleList([DiTBlock(width, heads) for _ in range(depth)])
         self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.ada = nn.Linear(width, 2 * width)
@@ -104,9 +103,7 @@ class DiT(nn.Module):
         t = self.embed(x).flatten(2).transpose(1, 2) + self.pos  # (B, N, D)
         c = self.noise_emb(c_noise)  # (B, D)
         if self.class_emb is not None:
-            if class_labels is None:
-                class_labels = torch.full((b,), self.class_emb.num_embeddings - 1, device=x.device)
-            c = c + self.class_emb(class_labels)
+            c = c + self.class_emb(class_labels, b)
         for blk in self.blocks:
             t = blk(t, c)
         shift, scale = self.ada(F.silu(c)).chunk(2, dim=1)

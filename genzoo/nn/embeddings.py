@@ -1,4 +1,4 @@
-"""Noise-level / timestep embeddings."""
+"""Noise-level / timestep embeddings, and class embeddings with a "no class" row."""
 
 from __future__ import annotations
 
@@ -29,3 +29,27 @@ class NoiseEmbedding(nn.Module):
 
     def forward(self, c_noise: Tensor) -> Tensor:  # (B,) -> (B, out_dim)
         return self.mlp(sinusoidal_embedding(c_noise, self.dim))
+
+
+class ClassEmbedding(nn.Embedding):
+    """Class labels ``(B,)`` -> embeddings ``(B, dim)``, with one extra row, index ``n_classes``
+    (:attr:`null_class`), for "no class": the unconditional input of classifier-free guidance
+    (Ho & Salimans, arXiv:2207.12598), used where the labels are ``None``.
+
+    An ``nn.Embedding`` of ``n_classes + 1`` rows (its parameter is ``weight``, as before)."""
+
+    def __init__(self, n_classes: int, dim: int) -> None:
+        super().__init__(n_classes + 1, dim)
+
+    @property
+    def null_class(self) -> int:
+        return self.num_embeddings - 1
+
+    def forward(self, labels: Tensor | None, batch: int | None = None) -> Tensor:  # type: ignore[override]
+        """Embeddings of ``labels`` ``(B,)``, or of :attr:`null_class` for ``batch`` examples
+        when ``labels`` is ``None``."""
+        if labels is None:
+            if batch is None:
+                raise ValueError("without labels, the batch size is needed")
+            labels = torch.full((batch,), self.null_class, device=self.weight.device)
+        return super().forward(labels)

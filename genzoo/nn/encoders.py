@@ -119,12 +119,6 @@ class TextEncoder(nn.Module):
         return TextFeatures(h, mask, pooled)
 
 
-def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
-    """Mean of ``x`` ``(B, L, C)`` over the positions where ``mask`` ``(B, L)`` is True."""
-    w = mask.to(x.dtype).unsqueeze(-1)  # (B, L, 1)
-    return (x * w).sum(1) / w.sum(1).clamp_min(1.0)
-
-
 def l2_normalize(x: Tensor) -> Tensor:
     """Rows scaled to unit Euclidean norm."""
     return F.normalize(x, dim=-1)

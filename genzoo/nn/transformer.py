@@ -4,83 +4,39 @@ The architecture of GPT-2 (Radford et al. 2019) as written in nanoGPT: pre-Layer
 blocks ``x + attn(ln(x))``, ``x + mlp(ln(x))`` (Xiong et al., "On Layer Normalization in the
 Transformer Architecture", arXiv:2002.04745), multi-head attention of Vaswani et al., "Attention
 Is All You Need", arXiv:1706.03762, Eq. (1), through
-``torch.nn.functional.scaled_dot_product_attention`` with a causal mask, and optionally rotary
+:func:`~genzoo.nn.attention.multi_head_attention` with a causal mask, and optionally rotary
 position embeddings (Su et al., "RoFormer", arXiv:2104.09864).
 
-:class:`KVCache` keeps the keys and values of past positions so that generation costs one position
-per step; :class:`Transformer` takes token embeddings ``(B, T, C)`` and returns features
-``(B, T, C)``, continuing at the cache's position when given one.
+:class:`~genzoo.nn.attention.KVCache` (re-exported here) keeps the keys and values of past
+positions so that generation costs one position per step; :class:`Transformer` takes token
+embeddings ``(B, T, C)`` and returns features ``(B, T, C)``, continuing at the cache's position
+when given one.
 """
 
 from __future__ import annotations
 
 import math
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from genzoo.nn.attention import (
+    KVCache,
+    LayerKV,
+    apply_rotary,
+    multi_head_attention,
+    rotary_tables,
+)
 
-class LayerKV:
-    """Keys and values ``(B, n_head, max_len, head_dim)`` of one attention layer, allocated at the
-    first :meth:`append` with the dtype and device of the keys (so it works under autocast)."""
-
-    def __init__(self, max_len: int) -> None:
-        self.max_len = max_len
-        self.k: Tensor | None = None
-        self.v: Tensor | None = None
-        self.length = 0
-
-    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store new keys/values ``(B, H, T, hd)``; return all so far, ``(B, H, L, hd)`` each."""
-        t0, t1 = self.length, self.length + k.shape[2]
-        if t1 > self.max_len:
-            raise ValueError(f"KV cache holds {self.max_len} positions; {t1} needed")
-        if self.k is None or self.v is None:
-            b, h, _, hd = k.shape
-            self.k = k.new_empty(b, h, self.max_len, hd)
-            self.v = v.new_empty(b, h, self.max_len, hd)
-        self.k[:, :, t0:t1] = k
-        self.v[:, :, t0:t1] = v
-        self.length = t1
-        return self.k[:, :, :t1], self.v[:, :, :t1]
-
-
-class KVCache:
-    """Keys and values of past positions for every layer of a :class:`Transformer`.
-
-    ``length`` is the number of positions already processed; the next call continues there.
-    """
-
-    def __init__(self, n_layer: int, max_len: int) -> None:
-        self.layers = [LayerKV(max_len) for _ in range(n_layer)]
-        self.max_len = max_len
-
-    @property
-    def length(self) -> int:
-        return self.layers[0].length if self.layers else 0
-
-
-def rotary_tables(
-    head_dim: int, max_len: int, base: float = 10000.0
-) -> tuple[Tensor, Tensor]:  # -> 2 x (max_len, head_dim // 2)
-    """cos, sin of the rotary angles ``m theta_i``, ``theta_i = base^(-2i/d)``; RoFormer, Sec. 3."""
-    if head_dim % 2:
-        raise ValueError(f"rotary embeddings need an even head dimension, got {head_dim}")
-    theta = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
-    ang = torch.arange(max_len, dtype=torch.float64)[:, None] * theta[None]  # (max_len, hd/2)
-    return ang.cos().float(), ang.sin().float()
-
-
-def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate consecutive pairs of ``x`` ``(B, H, T, hd)`` by the angles of ``cos, sin``
-    ``(T, hd/2)``.
-
-    RoFormer, Sec. 3: ``(x1, x2) -> (x1 cos - x2 sin, x1 sin + x2 cos)`` per pair.
-    """
-    x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # 2 x (B, H, T, hd/2)
-    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, H, T, hd/2, 2)
-    return out.flatten(-2).to(x.dtype)  # (B, H, T, hd)
+__all__ = [
+    "Block",
+    "CausalSelfAttention",
+    "KVCache",
+    "LayerKV",
+    "Transformer",
+    "apply_rotary",
+    "init_gpt_weights",
+    "rotary_tables",
+]
 
 
 class CausalSelfAttention(nn.Module):
@@ -112,28 +68,19 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: Tensor, kv: LayerKV | None = None) -> Tensor:
         """``(B, T, C) -> (B, T, C)``; with ``kv`` the T positions continue after ``kv.length``."""
-        b, t, c = x.shape
-        past = kv.length if kv is not None else 0
-        q, k, v = self.qkv(x).split(c, dim=2)  # 3 x (B, T, C)
-        q = q.view(b, t, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
-        k = k.view(b, t, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
-        v = v.view(b, t, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
-        if self.rotary:
-            cos, sin = self.rope_cos[past : past + t], self.rope_sin[past : past + t]
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        if kv is not None:
-            k, v = kv.append(k, v)  # (B, H, past + T, hd)
-        drop = self.dropout if self.training else 0.0
-        if past == 0:
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, is_causal=True)
-        elif t == 1:  # one new position sees every cached one
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
-        else:  # several new positions after a cache: query past + i sees keys 0 .. past + i
-            qpos = torch.arange(past, past + t, device=x.device)[:, None]
-            kpos = torch.arange(past + t, device=x.device)[None, :]
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=kpos <= qpos, dropout_p=drop)
-        y = y.transpose(1, 2).reshape(b, t, c)  # (B, H, T, hd) -> (B, T, C)
-        return self.resid_drop(self.proj(y))
+        q, k, v = self.qkv(x).split(x.shape[2], dim=2)  # 3 x (B, T, C)
+        y = multi_head_attention(
+            q,
+            k,
+            v,
+            self.n_head,
+            causal=True,
+            dropout=self.dropout if self.training else 0.0,
+            rotary=(self.rope_cos, self.rope_sin) if self.rotary else None,
+            cache=kv,
+            project=self.proj,
+        )
+        return self.resid_drop(y)
 
 
 class Block(nn.Module):

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genzoo.nn.embeddings import NoiseEmbedding
+from genzoo.nn.attention import multi_head_attention
+from genzoo.nn.embeddings import ClassEmbedding, NoiseEmbedding
 
 
 def _norm(ch: int) -> nn.GroupNorm:
@@ -66,6 +67,16 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
+def _tokens(x: Tensor) -> Tensor:
+    """``(B, C, H, W) -> (B, H*W, C)``: one token per position, row-major."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def _image(t: Tensor, like: Tensor) -> Tensor:
+    """``(B, H*W, C) -> (B, C, H, W)`` of ``like``'s shape (contiguous, for the 1x1 convolution)."""
+    return t.transpose(1, 2).reshape(like.shape).contiguous()
+
+
 class AttnBlock(nn.Module):
     """Multi-head self-attention over the H*W positions (scaled-dot-product attention)."""
 
@@ -79,12 +90,9 @@ class AttnBlock(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        b, c, h, w = x.shape
-        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w)
-        q, k, v = qkv.transpose(-1, -2).unbind(1)  # each (B, heads, HW, C/heads)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, HW, C/heads)
-        out = out.transpose(-1, -2).reshape(b, c, h, w)
-        return x + self.proj(out)
+        q, k, v = _tokens(self.qkv(self.norm(x))).split(x.shape[1], dim=2)  # 3 x (B, HW, C)
+        out = multi_head_attention(q, k, v, self.heads, project=lambda t: self.proj(_image(t, x)))
+        return x + out
 
 
 class CrossAttnBlock(nn.Module):
@@ -106,22 +114,16 @@ class CrossAttnBlock(nn.Module):
         nn.init.zeros_(self.proj.bias)
 
     def forward(self, x: Tensor, context: Tensor, context_mask: Tensor | None = None) -> Tensor:
-        b, c, h, w = x.shape
-        nh, hd = self.heads, c // self.heads
-        q = self.q(self.norm(x)).reshape(b, nh, hd, h * w).transpose(-1, -2)  # (B, nh, HW, hd)
-        kv = self.kv(context).reshape(b, -1, 2, nh, hd)  # (B, L, 2, nh, hd)
-        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, nh, L, hd)
-        mask = None
-        keep = None
-        if context_mask is not None:
-            cm = context_mask.bool()
-            keep = cm.any(dim=1)  # (B,) rows with at least one real token
-            cm = cm | ~keep[:, None]  # all-padded rows attend everywhere, then are zeroed
-            mask = cm[:, None, None, :]  # (B, 1, 1, L)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, HW, hd)
-        out = self.proj(out.transpose(-1, -2).reshape(b, c, h, w))
-        if keep is not None:
-            out = out * keep[:, None, None, None].to(out.dtype)
+        q = _tokens(self.q(self.norm(x)))  # (B, HW, C)
+        k, v = self.kv(context).split(x.shape[1], dim=2)  # 2 x (B, L, C)
+        out = multi_head_attention(
+            q,
+            k,
+            v,
+            self.heads,
+            key_mask=context_mask,
+            project=lambda t: self.proj(_image(t, x)),
+        )
         return x + out
 
 
@@ -164,7 +166,7 @@ class UNet(nn.Module):
             return [AttnBlock(ch)] + ([CrossAttnBlock(ch, context_dim)] if context_dim else [])
 
         self.noise_emb = NoiseEmbedding(channels, emb_dim)
-        self.class_emb = nn.Embedding(n_classes + 1, emb_dim) if n_classes else None
+        self.class_emb = ClassEmbedding(n_classes, emb_dim) if n_classes else None
         self.conv_in = nn.Conv2d(in_channels + 2 * coord_channels, channels, 3, padding=1)
         self.down = nn.ModuleList()
         skips = [channels]
@@ -214,12 +216,8 @@ class UNet(nn.Module):
         ``extra_emb`` (B, 4 * channels) is added to the noise embedding (e.g. a pooled text
         embedding, as GLIDE's, arXiv:2112.10741, Sec. 2.3)."""
         emb = self.noise_emb(c_noise)  # (B, E)
-        if self.class_emb is not None:
-            if class_labels is None:  # unconditional: the "no class" token
-                class_labels = torch.full(
-                    (x.shape[0],), self.class_emb.num_embeddings - 1, device=x.device
-                )
-            emb = emb + self.class_emb(class_labels)
+        if self.class_emb is not None:  # no labels: the "no class" token
+            emb = emb + self.class_emb(class_labels, x.shape[0])
         if extra_emb is not None:
             emb = emb + extra_emb
         emb = F.silu(emb)
@@ -272,7 +270,7 @@ class NoiseMLP(nn.Module):
         super().__init__()
         emb_dim = hidden[0]
         self.noise_emb = NoiseEmbedding(64, emb_dim)
-        self.class_emb = nn.Embedding(n_classes + 1, emb_dim) if n_classes else None
+        self.class_emb = ClassEmbedding(n_classes, emb_dim) if n_classes else None
         self.inp = nn.Linear(dim, hidden[0])
         self.layers = nn.ModuleList([nn.Linear(a, b) for a, b in itertools.pairwise(hidden)])
         self.embs = nn.ModuleList([nn.Linear(emb_dim, b) for b in hidden[1:]])
@@ -281,11 +279,7 @@ class NoiseMLP(nn.Module):
     def forward(self, x: Tensor, c_noise: Tensor, class_labels: Tensor | None = None) -> Tensor:
         emb = self.noise_emb(c_noise)  # (B, E)
         if self.class_emb is not None:
-            if class_labels is None:
-                class_labels = torch.full(
-                    (x.shape[0],), self.class_emb.num_embeddings - 1, device=x.device
-                )
-            emb = emb + self.class_emb(class_labels)
+            emb = emb + self.class_emb(class_labels, x.shape[0])
         h = F.silu(self.inp(x) + emb)
         for lin, e in zip(self.layers, self.embs, strict=True):
             h = F.silu(lin(h) + e(emb))

@@ -15,6 +15,7 @@ from torch.distributions import AffineTransform, Normal, SigmoidTransform, Trans
 
 import genzoo
 from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import LatentSpace, Samples, likelihood_kind
 from genzoo.core.registry import MODELS
 from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo
@@ -429,7 +430,9 @@ def test_image_samples_encode_back_to_their_latents(name: str) -> None:
 def test_registry_configs_and_classvars() -> None:
     for name, cls in [("nice", NICE), ("realnvp", RealNVP), ("glow", Glow)]:
         assert MODELS.get(name) is cls
-        assert (cls.family, cls.likelihood, cls.dequantize) == ("flows", "exact", True)
+        assert (cls.family, likelihood_kind(cls), cls.dequantize) == ("flows", "exact", True)
+        assert issubclass(cls, Samples) and issubclass(cls, LatentSpace)
+        assert cls.latent_prior == "gaussian"
     with pytest.raises(ConfigError, match="valid keys"):
         Glow.config_class.from_dict({"stepz": 3})
     with pytest.raises(ConfigError):
@@ -445,7 +448,7 @@ def test_loss_eval_metrics_and_errors() -> None:
     assert torch.allclose(out.loss, -lp.mean() / 16)
     bpd = bits_per_dim(-lp.mean().detach(), 16, 17)
     assert float(out.logs["bpd"]) == pytest.approx(float(bpd), rel=1e-6)
-    assert torch.allclose(m.eval_metrics(x)["log_prob"], lp.detach())
+    assert torch.allclose(m.eval_metrics({"x": x})["log_prob"], lp.detach())
     with pytest.raises(ConfigError, match="temperature"):
         m.sample(2, temp=0.5)
     with pytest.raises(ConfigError, match="unconditional"):

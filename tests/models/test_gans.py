@@ -14,11 +14,12 @@ from torch import nn
 
 import genzoo
 from genzoo.core.errors import ConfigError, TrainingDiverged
+from genzoo.core.protocol import Samples, likelihood_kind
 from genzoo.core.registry import MODELS
 from genzoo.data import get_toy, load_dataset
 from genzoo.data.base import DataInfo, Dataset
-from genzoo.metrics import mode_stats
-from genzoo.models.gans import GAN, GANConfig, mode_coverage
+from genzoo.metrics import mode_coverage, mode_stats
+from genzoo.models.gans import GAN, GANConfig
 from genzoo.models.gans import losses as L
 from genzoo.nn.gan_nets import Discriminator, apply_spectral_norm, dcgan_sizes
 from genzoo.train.checkpoint import find_checkpoint, read_checkpoint
@@ -319,7 +320,8 @@ def test_dcgan_sizes_follow_the_stride_two_rule() -> None:
 def test_sample_shapes_and_range(name: str, info: DataInfo, extra: dict, arch: str) -> None:
     cls = MODELS.get(name)
     m = cls(cls.config_class.from_dict(extra), info).eval()
-    assert m.arch == arch and m.family == "gans" and m.likelihood == "none"
+    assert m.arch == arch and m.family == "gans" and likelihood_kind(m) == "none"
+    assert isinstance(m, Samples)
     x = m.sample(5, generator=gen(0))
     assert x.shape == (5, *info.shape) and torch.isfinite(x).all()
     if info.kind == "images":

@@ -11,6 +11,7 @@ from sklearn.decomposition import PCA as SkPCA
 
 import genzoo
 from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.protocol import ClosedForm, LatentSpace, likelihood_kind
 from genzoo.core.seeding import make_generator
 from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo
@@ -177,5 +178,8 @@ def test_config_errors() -> None:
         PPCA(PPCAConfig(latent_dim=1), points(2)).sample(2, temperature=2.0)
     with pytest.raises(GenzooError, match="empty"):
         PCA(PCAConfig(latent_dim=1), points(2)).fit_data([])
-    assert PPCA.closed_form and PPCA.likelihood == "exact" and PCA.likelihood == "none"
+    assert issubclass(PPCA, ClosedForm) and issubclass(PCA, ClosedForm)
+    assert likelihood_kind(PPCA) == "exact" and likelihood_kind(PCA) == "none"
+    assert issubclass(PPCA, LatentSpace) and PPCA.latent_prior == "gaussian"
+    assert issubclass(PCA, LatentSpace) and PCA.latent_prior == "euclidean"
     assert list(PPCA(PPCAConfig(latent_dim=1), points(2)).parameters()) == []

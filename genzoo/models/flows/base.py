@@ -16,17 +16,24 @@ A model subclasses :class:`FlowModel` and implements one hook, :meth:`FlowModel.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from genzoo.core.config import Config
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.likelihood import exact_nll_loss
+from genzoo.core.protocol import (
+    Batch,
+    ExactLikelihood,
+    GenerativeModel,
+    LatentSpace,
+    LossOutput,
+    Samples,
+)
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
-from genzoo.metrics.likelihood import exact_nll_loss
 from genzoo.nn.flow_layers import FlowLayer, FlowSequential, LogitTransform
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -42,7 +49,7 @@ def can_squeeze(shape: tuple[int, int, int]) -> bool:
     return shape[1] % 2 == 0 and shape[2] % 2 == 0 and shape[1] >= 2 and shape[2] >= 2
 
 
-class FlowModel(GenerativeModel):
+class FlowModel(GenerativeModel, Samples, ExactLikelihood, LatentSpace):
     """Base of the flows: ``log_prob``, ``loss``, ``sample``, ``encode``/``decode``.
 
     ``self.flow`` maps ``(B, *info.shape)`` to flat latents ``(B, D)``; for images its first layer
@@ -51,8 +58,7 @@ class FlowModel(GenerativeModel):
     """
 
     family: ClassVar[str] = "flows"
-    likelihood: ClassVar[str] = "exact"
-    latent_prior: ClassVar[str] = "gaussian"
+    latent_prior: ClassVar[Literal["gaussian", "euclidean"]] = "gaussian"
     dequantize: ClassVar[bool] = True
     # fp32: log-determinants summed over thousands of dimensions are not safe in bf16
     default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "precision": "fp32"}
@@ -123,10 +129,11 @@ class FlowModel(GenerativeModel):
 
     @torch.no_grad()
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """``{"log_prob": (B,)}``: the exact log-likelihood in nats per example."""
-        return {"log_prob": self.log_prob(x)}
+        """``{"log_prob": (B,)}``: the exact log-likelihood of ``batch["x"]`` in nats per
+        example."""
+        return {"log_prob": self.log_prob(batch["x"])}
 
     @torch.no_grad()
     def sample(

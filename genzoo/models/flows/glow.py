@@ -15,8 +15,7 @@ from typing import ClassVar, Literal
 
 from torch import Tensor
 
-from genzoo.core.config import Config
-from genzoo.core.errors import ConfigError
+from genzoo.core.config import Config, bounded
 from genzoo.core.registry import register_model
 from genzoo.models.flows.base import FlowModel, can_squeeze
 from genzoo.nn.flow_layers import (
@@ -41,26 +40,21 @@ from genzoo.nn.flow_layers import (
 class GlowConfig(Config):
     """Configuration of :class:`Glow`."""
 
-    levels: int = 2  # L (images): levels; each squeezes (when H and W are even), runs K steps and,
-    # except the last, splits off half its channels; 8x8 -> 4x4 -> 2x2, 28x28 -> 14x14 -> 7x7
-    steps: int = 8  # K: steps of flow per level (images), or in all (points); paper: 32
-    channels: int = 64  # images: width of the coupling nets (paper: 512)
-    blocks: int = 1  # images: residual blocks per coupling net
-    hidden: tuple[int, ...] = (64, 64)  # points: hidden widths of the MLP coupling nets
+    levels: int = bounded(2, ge=1)  # L (images): levels; each squeezes (when H and W are even),
+    # runs K steps and, except the last, splits off half its channels; 8x8 -> 4x4 -> 2x2,
+    # 28x28 -> 14x14 -> 7x7
+    steps: int = bounded(8, ge=1)  # K: steps of flow per level (images), or in all (points);
+    # paper: 32
+    channels: int = bounded(64, ge=1)  # images: width of the coupling nets (paper: 512)
+    blocks: int = bounded(1, ge=0)  # images: residual blocks per coupling net
+    hidden: tuple[int, ...] = bounded((64, 64), ge=1)  # points: hidden widths of the MLP coupling
+    # nets
     coupling: Literal["affine", "additive"] = "affine"  # coupling type (Glow studies both)
     scale_fn: Literal["sigmoid", "tanh"] = "sigmoid"  # affine log-scale: Glow's sigmoid(raw + 2),
     # or RealNVP's a * tanh(raw)
     learned_prior: bool = True  # split prior N(mu(h), sigma(h)) from the kept half (else N(0, I))
-    logit_alpha: float = 0.05  # images: logit pre-processing logit(alpha + (1 - 2 alpha) u)
-
-    def validate(self) -> None:
-        for k in ("levels", "steps", "channels"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"{k} = {getattr(self, k)} must be at least 1.")
-        if self.blocks < 0 or any(h < 1 for h in self.hidden):
-            raise ConfigError("blocks must be >= 0 and hidden widths positive.")
-        if not 0.0 < self.logit_alpha < 0.5:
-            raise ConfigError(f"logit_alpha = {self.logit_alpha} must be in (0, 0.5).")
+    logit_alpha: float = bounded(0.05, gt=0.0, lt=0.5)  # images: logit pre-processing
+    # logit(alpha + (1 - 2 alpha) u)
 
 
 @register_model("glow")

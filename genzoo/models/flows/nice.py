@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
 from genzoo.core.registry import register_model
 from genzoo.models.flows.base import FlowModel
@@ -30,21 +30,16 @@ from genzoo.nn.flow_layers import (
 class NICEConfig(Config):
     """Configuration of :class:`NICE`."""
 
-    couplings: int = 4  # additive coupling layers, alternating partitions (the paper uses 4)
+    couplings: int = bounded(4, ge=1)  # additive coupling layers, alternating partitions (the paper
+    # uses 4)
     arch: Literal["auto", "mlp", "conv"] = "auto"  # coupling nets: auto = MLP for points, conv
     # (checkerboard masks) for images; mlp on images couples odd/even pixels as in the paper
-    hidden: tuple[int, ...] = (256, 256, 256)  # MLP coupling nets: hidden widths (paper: 5 x 1000)
-    channels: int = 64  # conv coupling nets: width of the residual blocks
-    blocks: int = 2  # conv coupling nets: residual blocks
-    logit_alpha: float = 0.05  # images: logit pre-processing logit(alpha + (1 - 2 alpha) u)
-
-    def validate(self) -> None:
-        if self.couplings < 1:
-            raise ConfigError(f"couplings = {self.couplings} must be at least 1.")
-        if self.channels < 1 or self.blocks < 0 or any(h < 1 for h in self.hidden):
-            raise ConfigError("channels, hidden widths must be positive and blocks >= 0.")
-        if not 0.0 < self.logit_alpha < 0.5:
-            raise ConfigError(f"logit_alpha = {self.logit_alpha} must be in (0, 0.5).")
+    hidden: tuple[int, ...] = bounded((256, 256, 256), ge=1)  # MLP coupling nets: hidden widths
+    # (paper: 5 x 1000)
+    channels: int = bounded(64, ge=1)  # conv coupling nets: width of the residual blocks
+    blocks: int = bounded(2, ge=0)  # conv coupling nets: residual blocks
+    logit_alpha: float = bounded(0.05, gt=0.0, lt=0.5)  # images: logit pre-processing
+    # logit(alpha + (1 - 2 alpha) u)
 
 
 @register_model("nice")

@@ -15,8 +15,7 @@ from typing import ClassVar, Literal
 
 from torch import Tensor, nn
 
-from genzoo.core.config import Config
-from genzoo.core.errors import ConfigError
+from genzoo.core.config import Config, bounded
 from genzoo.core.registry import register_model
 from genzoo.models.flows.base import FlowModel, can_squeeze
 from genzoo.nn.flow_layers import (
@@ -39,31 +38,26 @@ from genzoo.nn.flow_layers import (
 class RealNVPConfig(Config):
     """Configuration of :class:`RealNVP`."""
 
-    couplings: int = 16  # points: affine couplings with alternating masks
-    hidden: tuple[int, ...] = (64, 64, 64)  # points: hidden widths of the MLP coupling nets
-    scales: int = 2  # images: squeezes (scales); 8x8 -> 4x4 -> 2x2, 28x28 -> 14x14 -> 7x7
-    checker_couplings: int = 3  # images: checkerboard couplings per scale (paper: 3)
-    channel_couplings: int = 3  # images: channel couplings per scale, after the squeeze (paper: 3)
-    final_couplings: int = 4  # images: checkerboard couplings of the last scale (paper: 4)
-    channels: int = 64  # images: width of the ResNet coupling nets (paper: 64 on CIFAR-10)
-    blocks: int = 2  # images: residual blocks per coupling net (paper: 8 on CIFAR-10)
+    couplings: int = bounded(16, ge=1)  # points: affine couplings with alternating masks
+    hidden: tuple[int, ...] = bounded((64, 64, 64), ge=1)  # points: hidden widths of the MLP
+    # coupling nets
+    scales: int = bounded(2, ge=0)  # images: squeezes (scales); 8x8 -> 4x4 -> 2x2,
+    # 28x28 -> 14x14 -> 7x7
+    checker_couplings: int = bounded(3, ge=0)  # images: checkerboard couplings per scale (paper: 3)
+    channel_couplings: int = bounded(3, ge=0)  # images: channel couplings per scale, after the
+    # squeeze (paper: 3)
+    final_couplings: int = bounded(4, ge=1)  # images: checkerboard couplings of the last scale
+    # (paper: 4)
+    channels: int = bounded(64, ge=1)  # images: width of the ResNet coupling nets (paper: 64 on
+    # CIFAR-10)
+    blocks: int = bounded(2, ge=0)  # images: residual blocks per coupling net (paper: 8 on
+    # CIFAR-10)
     scale_fn: Literal["tanh", "sigmoid"] = "tanh"  # log-scale stabiliser: a * tanh(raw), or
     # Glow's sigmoid(raw + 2)
     actnorm: bool = False  # ActNorm after each coupling (a stand-in for the paper's batch norm;
     # on toy points it slows training, on digits it makes no difference)
-    logit_alpha: float = 0.05  # images: logit pre-processing logit(alpha + (1 - 2 alpha) u)
-
-    def validate(self) -> None:
-        for k in ("couplings", "final_couplings", "channels"):
-            if getattr(self, k) < 1:
-                raise ConfigError(f"{k} = {getattr(self, k)} must be at least 1.")
-        for k in ("scales", "checker_couplings", "channel_couplings", "blocks"):
-            if getattr(self, k) < 0:
-                raise ConfigError(f"{k} = {getattr(self, k)} must be >= 0.")
-        if any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden = {list(self.hidden)} must hold positive widths.")
-        if not 0.0 < self.logit_alpha < 0.5:
-            raise ConfigError(f"logit_alpha = {self.logit_alpha} must be in (0, 0.5).")
+    logit_alpha: float = bounded(0.05, gt=0.0, lt=0.5)  # images: logit pre-processing
+    # logit(alpha + (1 - 2 alpha) u)
 
 
 @register_model("realnvp")

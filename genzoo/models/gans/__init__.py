@@ -15,7 +15,6 @@ from genzoo.models.gans.gan import (
     HingeSNConfig,
     WGANConfig,
     WGANGPConfig,
-    mode_coverage,
 )
 from genzoo.models.gans.pix2pix import Pix2Pix, Pix2PixConfig
 
@@ -37,5 +36,4 @@ __all__ = [
     "WGANConfig",
     "WGANGPConfig",
     "losses",
-    "mode_coverage",
 ]

@@ -28,20 +28,20 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError, choices
 from genzoo.core.protocol import Batch, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
+from genzoo.models.gans.players import player_groups
 from genzoo.models.gans.translation import (
     AdvLoss,
     ImageTranslator,
     adversarial_pair,
-    check_lr,
-    frozen,
     l1,
-    per_example,
+    patch_mean,
 )
+from genzoo.nn.gan_nets import frozen
 from genzoo.nn.image2image import (
     PatchDiscriminator,
     ResnetGenerator,
@@ -91,31 +91,22 @@ class CycleGANConfig(Config):
     """Configuration of :class:`CycleGAN` (defaults: the paper's, Sec. 4 and Appendix 7)."""
 
     generator: Literal["resnet", "unet"] = "resnet"  # G and F: ResNet (paper) or U-Net
-    width: int = 64  # channels of the first G and D stages
-    n_blocks: int = 6  # residual blocks of the ResNet generator (6 at 128x128, 9 at 256x256)
-    n_down: int = 2  # stride-2 stages of the ResNet generator
+    width: int = bounded(64, ge=1)  # channels of the first G and D stages
+    n_blocks: int = bounded(6, ge=0)  # residual blocks of the ResNet generator (6 at 128x128, 9 at
+    # 256x256)
+    n_down: int = bounded(2, ge=0)  # stride-2 stages of the ResNet generator
     norm: Literal["instance", "batch"] = "instance"  # normalisation in G and D (paper: instance)
-    d_layers: int = 0  # PatchGAN stride-2 layers (0: the deepest <= 3 giving >= 2x2 logits)
+    d_layers: int = bounded(0, ge=0)  # PatchGAN stride-2 layers (0: the deepest <= 3 giving >= 2x2
+    # logits)
     loss: AdvLoss = "lsgan"  # adversarial objective (paper: least squares)
-    cycle: float = 10.0  # lambda: weight of the cycle loss, Eq. (3)
-    identity: float = 0.5  # identity-loss weight relative to lambda (Sec. 5.2; 0: off)
-    pool_size: int = 50  # generated images kept for D's updates (0: no history)
-    lr_d: float | None = None  # D learning rate (None: the trainer's lr)
-    lr_g: float | None = None  # G learning rate (None: the trainer's lr)
-    betas: tuple[float, float] = (0.5, 0.999)  # Adam betas of both players
-
-    def validate(self) -> None:
-        if self.width < 1 or self.n_blocks < 0 or self.n_down < 0 or self.d_layers < 0:
-            raise ConfigError(
-                f"width = {self.width} must be >= 1 and n_blocks = {self.n_blocks}, "
-                f"n_down = {self.n_down}, d_layers = {self.d_layers} >= 0."
-            )
-        for key in ("cycle", "identity"):
-            if not getattr(self, key) >= 0:
-                raise ConfigError(f"{key} = {getattr(self, key)} must be >= 0.")
-        if self.pool_size < 0:
-            raise ConfigError(f"pool_size = {self.pool_size} must be >= 0.")
-        check_lr(self)
+    cycle: float = bounded(10.0, ge=0.0)  # lambda: weight of the cycle loss, Eq. (3)
+    identity: float = bounded(0.5, ge=0.0)  # identity-loss weight relative to lambda (Sec. 5.2;
+    # 0: off)
+    pool_size: int = bounded(50, ge=0)  # generated images kept for D's updates (0: no history)
+    lr_d: float | None = bounded(None, gt=0.0)  # D learning rate (None: the trainer's lr)
+    lr_g: float | None = bounded(None, gt=0.0)  # G learning rate (None: the trainer's lr)
+    betas: tuple[float, float] = bounded((0.5, 0.999), ge=0.0, lt=1.0)  # Adam betas of both
+    # players
 
 
 @register_model("cyclegan")
@@ -164,13 +155,7 @@ class CycleGAN(ImageTranslator):
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """Both discriminators first, then both generators."""
-        d = [*self.d_a.parameters(), *self.d_b.parameters()]
-        g = [*self.g_ab.parameters(), *self.g_ba.parameters()]
-        return {"d": [p for p in d if p.requires_grad], "g": [p for p in g if p.requires_grad]}
-
-    def group_settings(self) -> dict[str, dict[str, Any]]:
-        c = self.config
-        return self._group_settings(c.betas, c.lr_d, c.lr_g)
+        return player_groups([self.d_a, self.d_b], [self.g_ab, self.g_ba])
 
     def cycle_errors(
         self, a: Tensor, b: Tensor, fake_b: Tensor | None = None, fake_a: Tensor | None = None
@@ -189,7 +174,7 @@ class CycleGAN(ImageTranslator):
                 fake_a = self.pool_a.query(self.g_ba(b))
             rb, fb = self.d_b(b), self.d_b(fake_b)
             ra, fa = self.d_a(a), self.d_a(fake_a)
-            d = per_example(self.d_loss_fn(rb, fb)) + per_example(self.d_loss_fn(ra, fa))  # (B,)
+            d = patch_mean(self.d_loss_fn(rb, fb)) + patch_mean(self.d_loss_fn(ra, fa))  # (B,)
             logs: dict[str, Tensor | float] = {
                 "d_loss": d.mean().detach(),
                 "d_real": 0.5 * (rb.mean() + ra.mean()).detach(),
@@ -200,8 +185,8 @@ class CycleGAN(ImageTranslator):
             c = self.config
             fake_b, fake_a = self.g_ab(a), self.g_ba(b)
             with frozen(self.d_a, self.d_b):
-                adv = per_example(self.g_loss_fn(self.d_b(fake_b)))
-                adv = adv + per_example(self.g_loss_fn(self.d_a(fake_a)))  # (B,)
+                adv = patch_mean(self.g_loss_fn(self.d_b(fake_b)))
+                adv = adv + patch_mean(self.g_loss_fn(self.d_a(fake_a)))  # (B,)
             cyc_a, cyc_b = self.cycle_errors(a, b, fake_b, fake_a)
             cyc = cyc_a + cyc_b  # (B,), Eq. (2)
             total = adv + c.cycle * cyc  # Eq. (3)
@@ -218,20 +203,13 @@ class CycleGAN(ImageTranslator):
 
     @torch.no_grad()
     def eval_metrics(
-        self,
-        x: Tensor,
-        y: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        *,
-        src: Tensor | None = None,
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """Per test example (``src`` = a in A, ``x`` = b in B): the cycle errors ``cycle_a`` =
-        mean |F(G(a)) - a| and ``cycle_b`` = mean |G(F(b)) - b|; with the test pairs, ``l1`` =
-        mean |G(a) - b| beside ``l1_identity`` = mean |a - b|, and ``l1_reverse`` = mean
-        |F(b) - a| (model space, pixels in [-1, 1])."""
-        if src is None:
-            raise ConfigError("CycleGAN is evaluated on both domains: pass domain A as src.")
-        a = self.check_images(src)
+        """Per test example (``batch["src"]`` = a in A, ``batch["x"]`` = b in B): the cycle errors
+        ``cycle_a`` = mean |F(G(a)) - a| and ``cycle_b`` = mean |G(F(b)) - b|; with the test
+        pairs, ``l1`` = mean |G(a) - b| beside ``l1_identity`` = mean |a - b|, and ``l1_reverse``
+        = mean |F(b) - a| (model space, pixels in [-1, 1])."""
+        a, x = self.eval_pair(batch)
         fake_b, fake_a = self.g_ab(a), self.g_ba(x)
         cyc_a, cyc_b = self.cycle_errors(a, x, fake_b, fake_a)
         return {

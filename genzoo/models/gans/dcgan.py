@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.registry import register_model
 from genzoo.models.gans.gan import GAN, GANConfig
 
@@ -22,7 +22,7 @@ class DCGANConfig(GANConfig):
     """DCGAN defaults: DCGAN nets with batch norm in D, z of dimension 100, Adam (0.5, 0.999)."""
 
     arch: Literal["auto", "mlp", "dcgan"] = "dcgan"  # the DCGAN nets (images only)
-    latent_dim: int = 100  # dimension of z (Sec. 4 of the paper)
+    latent_dim: int = bounded(100, ge=1)  # dimension of z (Sec. 4 of the paper)
     d_batchnorm: bool = True  # batch norm in D too (all layers but the input one)
 
 

@@ -37,18 +37,15 @@ Notes on how the papers map onto the one Trainer:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError, choices
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
@@ -58,12 +55,14 @@ from genzoo.models.gans.losses import (
     gradient_penalty,
     r1_penalty,
 )
+from genzoo.models.gans.players import player_groups, player_settings
 from genzoo.nn.gan_nets import (
     Discriminator,
     Generator,
     apply_spectral_norm,
     dcgan_discriminator,
     dcgan_generator,
+    frozen,
     mlp_discriminator,
     mlp_generator,
 )
@@ -77,39 +76,26 @@ class GANConfig(Config):
 
     loss: LossName = "nonsaturating"  # objective pair (see genzoo.models.gans.losses)
     arch: Literal["auto", "mlp", "dcgan"] = "auto"  # auto: DCGAN for images >= 8x8, else MLP
-    latent_dim: int = 32  # dimension of z ~ N(0, I)
-    hidden: tuple[int, ...] = (256, 256, 256)  # MLP widths of G and of D
-    width: int = 64  # DCGAN: channels of D's first stage, doubled per stage; G mirrors them
+    latent_dim: int = bounded(32, ge=1)  # dimension of z ~ N(0, I)
+    hidden: tuple[int, ...] = bounded((256, 256, 256), ge=1)  # MLP widths of G and of D
+    width: int = bounded(64, ge=1)  # DCGAN: channels of D's first stage, doubled per stage; G
+    # mirrors them
     d_batchnorm: bool = False  # batch norm in D (DCGAN); not with gradient penalties
     spectral_norm: bool = False  # spectral norm on every weight of D (arXiv:1802.05957)
-    clip: float = 0.01  # WGAN weight clipping c, used by loss='wasserstein' (0: no clipping)
-    gp: float = 10.0  # lambda of the gradient penalty, used by loss='wgan-gp'
-    r1: float = 0.0  # gamma of the R1 penalty gamma/2 |grad D(x_real)|^2 (0: off)
-    n_critic: int = 1  # D steps per G step, each on a fresh batch
-    lr_d: float | None = None  # D learning rate (None: the trainer's lr)
-    lr_g: float | None = None  # G learning rate (None: the trainer's lr)
-    betas: tuple[float, float] = (0.5, 0.999)  # Adam betas of both players
+    clip: float = bounded(0.01, ge=0.0)  # WGAN weight clipping c, used by loss='wasserstein'
+    # (0: no clipping)
+    gp: float = bounded(10.0, ge=0.0)  # lambda of the gradient penalty, used by loss='wgan-gp'
+    r1: float = bounded(0.0, ge=0.0)  # gamma of the R1 penalty gamma/2 |grad D(x_real)|^2 (0: off)
+    n_critic: int = bounded(1, ge=1)  # D steps per G step, each on a fresh batch
+    lr_d: float | None = bounded(None, gt=0.0)  # D learning rate (None: the trainer's lr)
+    lr_g: float | None = bounded(None, gt=0.0)  # G learning rate (None: the trainer's lr)
+    betas: tuple[float, float] = bounded((0.5, 0.999), ge=0.0, lt=1.0)  # Adam betas of both
+    # players
     conditional: Literal["none", "concat", "projection"] = "none"  # class conditioning of G and D
 
     def validate(self) -> None:
-        if self.latent_dim < 1:
-            raise ConfigError(f"latent_dim = {self.latent_dim} must be at least 1.")
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden = {list(self.hidden)} must hold positive widths.")
-        if self.width < 1:
-            raise ConfigError(f"width = {self.width} must be at least 1.")
-        if self.n_critic < 1:
-            raise ConfigError(f"n_critic = {self.n_critic} must be at least 1.")
-        for key in ("clip", "gp", "r1"):
-            v = getattr(self, key)
-            if not (v >= 0 and math.isfinite(v)):
-                raise ConfigError(f"{key} = {v} must be a finite number >= 0.")
-        for key in ("lr_d", "lr_g"):
-            v = getattr(self, key)
-            if v is not None and not (v > 0 and math.isfinite(v)):
-                raise ConfigError(f"{key} = {v} must be a positive number (or none).")
-        if not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ConfigError(f"betas = {list(self.betas)} must lie in [0, 1).")
+        if not self.hidden:
+            raise ConfigError("hidden = [] must hold at least one width.")
         if self.d_batchnorm and (self.loss == "wgan-gp" or self.r1 > 0):
             raise ConfigError(
                 "d_batchnorm = true mixes examples, so per-example gradient penalties "
@@ -118,7 +104,7 @@ class GANConfig(Config):
 
 
 @register_model("gan")
-class GAN(GenerativeModel):
+class GAN(GenerativeModel, Samples):
     """GAN (arXiv:1406.2661): one model, a choice of objective, constraint and nets.
 
     ``forward(z, y=None)`` is the generator ``G``; :meth:`critic` is ``D``. ``loss(batch, "d")``
@@ -129,7 +115,6 @@ class GAN(GenerativeModel):
     """
 
     family: ClassVar[str] = "gans"
-    likelihood: ClassVar[str] = "none"
     dequantize: ClassVar[bool] = False
     config_class: ClassVar[type[Config]] = GANConfig
     default_train: ClassVar[dict[str, Any]] = {"lr": 2e-4, "batch_size": 256, "grad_clip": 0.0}
@@ -194,18 +179,6 @@ class GAN(GenerativeModel):
         if self.config.loss == "wasserstein" and self.config.clip > 0:
             clip_weights_(self.discriminator.parameters(), self.config.clip)
 
-    @contextmanager
-    def _frozen_critic(self) -> Iterator[None]:
-        """D's weights take no gradient inside (G's step): the graph is recorded without them."""
-        params = [p for p in self.discriminator.parameters() if p.requires_grad]
-        for p in params:
-            p.requires_grad_(False)
-        try:
-            yield
-        finally:
-            for p in params:
-                p.requires_grad_(True)
-
     def _latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         return randn((n, self.config.latent_dim), generator=generator, device=self.device)
 
@@ -221,20 +194,11 @@ class GAN(GenerativeModel):
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """D first, then G: ``n_critic`` D steps precede each G step."""
-        return {
-            "d": [p for p in self.discriminator.parameters() if p.requires_grad],
-            "g": [p for p in self.generator.parameters() if p.requires_grad],
-        }
+        return player_groups([self.discriminator], [self.generator])
 
     def group_settings(self) -> dict[str, dict[str, Any]]:
         c = self.config
-        d: dict[str, Any] = {"betas": tuple(c.betas), "repeats": c.n_critic}
-        g: dict[str, Any] = {"betas": tuple(c.betas)}
-        if c.lr_d is not None:
-            d["lr"] = c.lr_d
-        if c.lr_g is not None:
-            g["lr"] = c.lr_g
-        return {"d": d, "g": g}
+        return player_settings(c.betas, c.lr_d, c.lr_g, c.n_critic)
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
         """D's loss (``group="d"``) or G's loss (``group="g"``), averaged over the batch."""
@@ -276,7 +240,7 @@ class GAN(GenerativeModel):
         x = batch["x"]
         y = self._labels(batch)  # fakes take the real batch's labels
         fake = self(self._latent(x.shape[0]), y)
-        with self._frozen_critic():
+        with frozen(self.discriminator):  # D's weights take no gradient in G's step
             fake_out = self.critic(fake, y)  # (B,)
         per_example = self.g_loss_fn(fake_out)  # (B,)
         logs: dict[str, Tensor | float] = {
@@ -287,14 +251,15 @@ class GAN(GenerativeModel):
 
     @torch.no_grad()
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """Per example on a test batch and as many fresh fakes (with the batch's labels):
         ``d_loss``, ``g_loss`` (the objective pair, without penalties), ``d_real``, ``d_fake``.
 
         For the Wasserstein losses ``-d_loss`` estimates the critic's Wasserstein-1 distance.
         """
-        yy = y if self.n_classes else None
+        x = batch["x"]
+        yy = self._labels(batch)
         fake = self.sample(x.shape[0], cond=yy, generator=generator)
         real_out = self.critic(x, yy)
         fake_out = self.critic(fake, yy)
@@ -355,9 +320,10 @@ class WGANConfig(GANConfig):
     """WGAN defaults: Wasserstein critic with weight clipping, 5 critic steps, RMSProp-like Adam."""
 
     loss: LossName = "wasserstein"  # critic objective E[D(G(z))] - E[D(x)]
-    clip: float = 0.01  # weight clipping c of Algorithm 1
-    n_critic: int = 5  # critic steps per generator step (Algorithm 1)
-    betas: tuple[float, float] = (0.0, 0.99)  # no momentum: RMSProp up to bias correction
+    clip: float = bounded(0.01, ge=0.0)  # weight clipping c of Algorithm 1
+    n_critic: int = bounded(5, ge=1)  # critic steps per generator step (Algorithm 1)
+    betas: tuple[float, float] = bounded((0.0, 0.99), ge=0.0, lt=1.0)  # no momentum: RMSProp
+    # up to bias correction
 
 
 @register_model("wgan")
@@ -374,17 +340,14 @@ class WGAN(GAN):
 @dataclass(frozen=True)
 class WGANGPConfig(GANConfig):
     """WGAN-GP defaults (arXiv:1704.00028, Algorithm 1): lambda = 10, n_critic = 5,
-    Adam (0, 0.9).
-
-    On toy2d:25gaussians (modes of std 0.05) lambda = 10 stayed at 13-17 of 25 modes after 3000
-    steps on seeds 0, 1, 2, while gp = 0.1, the value of the authors' toy script, covered 25/25 on
-    each (benchmarks/RESULTS.md).
+    Adam (0, 0.9). On sharp toy mixtures the authors' toy value gp = 0.1 covers more modes
+    (benchmarks/RESULTS.md, "GAN objectives on toy2d:25gaussians").
     """
 
     loss: LossName = "wgan-gp"  # Wasserstein critic plus gradient penalty
-    gp: float = 10.0  # lambda of the penalty
-    n_critic: int = 5  # critic steps per generator step
-    betas: tuple[float, float] = (0.0, 0.9)  # Adam betas of Algorithm 1
+    gp: float = bounded(10.0, ge=0.0)  # lambda of the penalty
+    n_critic: int = bounded(5, ge=1)  # critic steps per generator step
+    betas: tuple[float, float] = bounded((0.0, 0.9), ge=0.0, lt=1.0)  # Adam betas of Algorithm 1
 
 
 @register_model("wgan-gp")
@@ -401,15 +364,13 @@ class WGANGP(GAN):
 
 @dataclass(frozen=True)
 class HingeSNConfig(GANConfig):
-    """SN-GAN defaults: hinge loss, spectral norm on D, one D step, Adam betas (0, 0.9).
-
-    beta1 = 0 matters: on toy2d:8gaussians (lr 2e-4, 3x256 MLPs, seed 0) beta1 = 0.5 stayed on
-    1-2 modes through 5000 steps while (0, 0.9) covered all 8 by step 1000.
-    """
+    """SN-GAN defaults: hinge loss, spectral norm on D, one D step, Adam betas (0, 0.9)
+    (beta1 = 0 matters: docs/gans.md, "Numbers")."""
 
     loss: LossName = "hinge"  # hinge adversarial loss
     spectral_norm: bool = True  # spectral normalisation of every D weight
-    betas: tuple[float, float] = (0.0, 0.9)  # Adam betas of both players (no momentum)
+    betas: tuple[float, float] = bounded((0.0, 0.9), ge=0.0, lt=1.0)  # Adam betas of both
+    # players (no momentum)
 
 
 @register_model("hinge-sn")
@@ -421,23 +382,3 @@ class HingeSN(GAN):
     """
 
     config_class: ClassVar[type[Config]] = HingeSNConfig
-
-
-def mode_coverage(
-    model: GenerativeModel, toy: str = "8gaussians", n: int = 2000, seed: int = 0
-) -> dict[str, float]:
-    """Mode collapse in numbers: :func:`genzoo.metrics.mode_stats` of ``n`` samples of ``model``
-    on the toy mixture ``toy`` (``"8gaussians"``, ``"25gaussians"``): modes covered, the number of
-    modes, and the high-quality rate (samples within 3 std of a mode)."""
-    from genzoo.data import get_toy
-    from genzoo.metrics import mode_stats
-
-    mix = get_toy(toy)
-    if mix.modes is None or mix.mode_std is None:
-        raise ConfigError(f"Toy data {toy!r} has no modes to count; use a Gaussian mixture.")
-    g = torch.Generator(device=model.device).manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    x = model.sample(n, generator=g)
-    model.train(was_training)
-    return mode_stats(x, mix.modes, mix.mode_std)

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genzoo.core.seeding import rand
+from genzoo.core.tensors import per_example
 
 LossFn = Callable[..., Tensor]
 
@@ -122,7 +123,7 @@ def gradient_penalty(
     arXiv:1704.00028); the penalty term of Eq. (3) is ``lambda`` times its mean.
     """
     e = rand((real.shape[0],), generator=generator, device=real.device, dtype=real.dtype)
-    e = e.view(-1, *([1] * (real.ndim - 1)))  # (B,) -> (B, 1, ...)
+    e = per_example(e, real)  # (B,) -> (B, 1, ...)
     x_hat = (e * real.detach() + (1.0 - e) * fake.detach()).requires_grad_(True)
     return (_grad_norm(critic(x_hat), x_hat) - 1.0).pow(2)  # Eq. (3), penalty term
 

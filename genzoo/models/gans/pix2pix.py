@@ -24,20 +24,20 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError, choices
 from genzoo.core.protocol import Batch, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
+from genzoo.models.gans.players import player_groups
 from genzoo.models.gans.translation import (
     AdvLoss,
     ImageTranslator,
     adversarial_pair,
-    check_lr,
-    frozen,
     l1,
-    per_example,
+    patch_mean,
 )
+from genzoo.nn.gan_nets import frozen
 from genzoo.nn.image2image import PatchDiscriminator, UNetGenerator, auto_patch_layers
 
 
@@ -45,27 +45,21 @@ from genzoo.nn.image2image import PatchDiscriminator, UNetGenerator, auto_patch_
 class Pix2PixConfig(Config):
     """Configuration of :class:`Pix2Pix` (defaults: the paper's, Sec. 3 and Appendix 6.1)."""
 
-    width: int = 64  # channels of the first U-Net and PatchGAN stages (doubled per stage, <= 8x)
-    depth: int = 0  # U-Net stride-2 stages (0: down to a 1 x 1 bottleneck, as in the paper)
-    dropout: float = 0.5  # dropout on the first three decoder stages, training only (0: off)
+    width: int = bounded(64, ge=1)  # channels of the first U-Net and PatchGAN stages (doubled per
+    # stage, <= 8x)
+    depth: int = bounded(0, ge=0)  # U-Net stride-2 stages (0: down to a 1 x 1 bottleneck, as in
+    # the paper)
+    dropout: float = bounded(0.5, ge=0.0, lt=1.0)  # dropout on the first three decoder stages,
+    # training only (0: off)
     norm: Literal["batch", "instance"] = "batch"  # normalisation in G and D (paper: batch norm)
-    d_layers: int = 0  # PatchGAN stride-2 layers (0: the deepest <= 3 giving >= 2x2 logits)
+    d_layers: int = bounded(0, ge=0)  # PatchGAN stride-2 layers (0: the deepest <= 3 giving >= 2x2
+    # logits)
     loss: AdvLoss = "nonsaturating"  # adversarial objective (genzoo.models.gans.losses)
-    l1: float = 100.0  # lambda: weight of the L1 term, Eq. (4)
-    lr_d: float | None = None  # D learning rate (None: the trainer's lr)
-    lr_g: float | None = None  # G learning rate (None: the trainer's lr)
-    betas: tuple[float, float] = (0.5, 0.999)  # Adam betas of both players (Sec. 3.3)
-
-    def validate(self) -> None:
-        if self.width < 1:
-            raise ConfigError(f"width = {self.width} must be at least 1.")
-        if self.depth < 0 or self.d_layers < 0:
-            raise ConfigError(f"depth = {self.depth} and d_layers = {self.d_layers} must be >= 0.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout = {self.dropout} must lie in [0, 1).")
-        if not self.l1 >= 0:
-            raise ConfigError(f"l1 = {self.l1} must be >= 0.")
-        check_lr(self)
+    l1: float = bounded(100.0, ge=0.0)  # lambda: weight of the L1 term, Eq. (4)
+    lr_d: float | None = bounded(None, gt=0.0)  # D learning rate (None: the trainer's lr)
+    lr_g: float | None = bounded(None, gt=0.0)  # G learning rate (None: the trainer's lr)
+    betas: tuple[float, float] = bounded((0.5, 0.999), ge=0.0, lt=1.0)  # Adam betas of both
+    # players (Sec. 3.3)
 
 
 @register_model("pix2pix")
@@ -105,14 +99,7 @@ class Pix2Pix(ImageTranslator):
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """D first, then G."""
-        return {
-            "d": [p for p in self.discriminator.parameters() if p.requires_grad],
-            "g": [p for p in self.generator.parameters() if p.requires_grad],
-        }
-
-    def group_settings(self) -> dict[str, dict[str, Any]]:
-        c = self.config
-        return self._group_settings(c.betas, c.lr_d, c.lr_g)
+        return player_groups([self.discriminator], [self.generator])
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
         """D's loss (``group="d"``) or G's loss (``group="g"``), averaged over the batch."""
@@ -121,7 +108,7 @@ class Pix2Pix(ImageTranslator):
             with torch.no_grad():
                 fake = self(src)  # detached: D's step leaves G alone
             real_out, fake_out = self.critic(src, tgt), self.critic(src, fake)
-            d = per_example(self.d_loss_fn(real_out, fake_out))  # (B,), mean over patches
+            d = patch_mean(self.d_loss_fn(real_out, fake_out))  # (B,), mean over patches
             logs: dict[str, Tensor | float] = {
                 "d_loss": d.mean().detach(),
                 "d_real": real_out.mean().detach(),
@@ -132,7 +119,7 @@ class Pix2Pix(ImageTranslator):
             fake = self(src)
             with frozen(self.discriminator):
                 fake_out = self.critic(src, fake)
-            adv = per_example(self.g_loss_fn(fake_out))  # (B,)
+            adv = patch_mean(self.g_loss_fn(fake_out))  # (B,)
             rec = l1(fake, tgt)  # (B,), Eq. (3)
             total = adv + self.config.l1 * rec  # Eq. (4)
             logs = {
@@ -147,23 +134,16 @@ class Pix2Pix(ImageTranslator):
 
     @torch.no_grad()
     def eval_metrics(
-        self,
-        x: Tensor,
-        y: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        *,
-        src: Tensor | None = None,
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """Per held-out pair ``(src, x)``: ``l1`` = mean |G(src) - x| and the identity baseline
-        ``l1_identity`` = mean |src - x| (model space, pixels in [-1, 1]); ``d_real``/``d_fake``
-        (D's mean patch logits on the true and the translated pair)."""
-        if src is None:
-            raise ConfigError("pix2pix is evaluated on pairs: pass the source images as src.")
-        src = self.check_images(src)
+        """Per held-out pair ``(batch["src"], batch["x"])``: ``l1`` = mean |G(src) - x| and the
+        identity baseline ``l1_identity`` = mean |src - x| (model space, pixels in [-1, 1]);
+        ``d_real``/``d_fake`` (D's mean patch logits on the true and the translated pair)."""
+        src, x = self.eval_pair(batch)
         fake = self(src)
         return {
             "l1": l1(fake, x),
             "l1_identity": l1(src, x),
-            "d_real": per_example(self.critic(src, x)),
-            "d_fake": per_example(self.critic(src, fake)),
+            "d_real": patch_mean(self.critic(src, x)),
+            "d_fake": patch_mean(self.critic(src, fake)),
         }

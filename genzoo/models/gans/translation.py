@@ -11,7 +11,7 @@ is deterministic and ``generator`` is not used.
 
 They train on the image-to-image datasets of :mod:`genzoo.data.pairs`: batches carry the source in
 ``batch["src"]`` and the target in ``batch["x"]``, and ``genzoo.evaluate`` passes the test
-split's sources to :meth:`eval_metrics` as ``src``.
+split's batches, sources included, to :meth:`eval_metrics`.
 
 The adversarial objectives are the pure functions of :mod:`genzoo.models.gans.losses`, applied to
 every patch logit of a PatchGAN and averaged over patches (per example). Both papers halve D's
@@ -24,17 +24,19 @@ exactly as in the paper.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
 from genzoo.core.errors import ConfigError, choices
-from genzoo.core.protocol import Batch, GenerativeModel
+from genzoo.core.protocol import Batch, GenerativeModel, Samples, Translates
+from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo
+from genzoo.data.pairs import is_pair_spec, pair_specs, parse_pair_spec
 from genzoo.models.gans.losses import LOSS_PAIRS
+from genzoo.models.gans.players import player_settings
 
 AdvLoss = Literal["nonsaturating", "minimax", "lsgan", "hinge"]
 ADV_LOSSES = ("nonsaturating", "minimax", "lsgan", "hinge")
@@ -59,34 +61,20 @@ def adversarial_pair(
     return d_loss, g_loss
 
 
-def per_example(t: Tensor) -> Tensor:
+def patch_mean(t: Tensor) -> Tensor:
     """Mean over every axis but the batch: ``(B, ...) -> (B,)`` (patches, pixels)."""
     return t.flatten(1).mean(1)
 
 
 def l1(a: Tensor, b: Tensor) -> Tensor:
     """Mean absolute difference per example, ``(B,)``, in model space ([-1, 1] pixels)."""
-    return per_example((a - b).abs())
+    return patch_mean((a - b).abs())
 
 
-@contextmanager
-def frozen(*modules: nn.Module) -> Iterator[None]:
-    """The modules' weights take no gradient inside (G's step through D)."""
-    params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
-class ImageTranslator(GenerativeModel):
+class ImageTranslator(GenerativeModel, Samples, Translates):
     """Base of the image-to-image models: shape checks, ``translate``, ``sample`` semantics."""
 
     family: ClassVar[str] = "gans"
-    likelihood: ClassVar[str] = "none"
     dequantize: ClassVar[bool] = False
     needs_pairs: ClassVar[bool] = False
     """Whether training needs paired data (pix2pix) or also takes unpaired data (CycleGAN)."""
@@ -94,8 +82,6 @@ class ImageTranslator(GenerativeModel):
 
     def __init__(self, config: Any, info: DataInfo) -> None:
         super().__init__(config, info)
-        from genzoo.data.pairs import is_pair_spec, pair_specs, parse_pair_spec
-
         ok = [s for s in pair_specs() if s.startswith("pairs:") or not self.needs_pairs]
         if not is_pair_spec(info.name) or info.kind != "images" or len(info.shape) != 3:
             raise ConfigError(
@@ -107,7 +93,8 @@ class ImageTranslator(GenerativeModel):
                 f"Model {self.name!r} learns from paired images, but {info.name!r} is unpaired; "
                 f"choose {choices(ok)} (or model 'cyclegan' for unpaired data)."
             )
-        self.shape: tuple[int, int, int] = tuple(int(s) for s in info.shape)  # type: ignore[assignment]
+        self.shape: tuple[int, int, int] = tuple(int(s) for s in info.shape)  # type:
+        # ignore[assignment]
 
     # ----------------------------------------------------------------------------------------------
 
@@ -150,8 +137,6 @@ class ImageTranslator(GenerativeModel):
 
     def default_sources(self, n: int) -> Tensor:
         """The first ``n`` sources of the test split of the model's dataset (cycled)."""
-        from genzoo.data import load_dataset
-
         test = load_dataset(self.info.name, "test")
         idx = torch.arange(n) % len(test)
         return test.get(idx)["src"].to(self.device)
@@ -177,47 +162,10 @@ class ImageTranslator(GenerativeModel):
             raise ConfigError(f"cond holds {src.shape[0]} source images; n = {n} asks for {n}.")
         return self.translate(src)
 
-    def eval_batch(
-        self, batch: Batch, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        """:meth:`eval_metrics` of a test batch with its sources (``genzoo.evaluate`` calls this
-        for models that read more than ``x`` and ``y``)."""
-        return self.eval_metrics(
-            batch["x"], batch.get("y"), generator=generator, src=self._sources(batch)
-        )
+    def eval_pair(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The ``(source, target)`` images of a test batch, the sources checked."""
+        return self.check_images(self._sources(batch)), batch["x"]
 
-    def eval_metrics(
-        self,
-        x: Tensor,
-        y: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        *,
-        src: Tensor | None = None,
-    ) -> dict[str, Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def param_groups(self) -> dict[str, list[nn.Parameter]]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _group_settings(
-        self, betas: tuple[float, float], lr_d: float | None, lr_g: float | None
-    ) -> dict[str, dict[str, Any]]:
-        d: dict[str, Any] = {"betas": tuple(betas)}
-        g: dict[str, Any] = {"betas": tuple(betas)}
-        if lr_d is not None:
-            d["lr"] = lr_d
-        if lr_g is not None:
-            g["lr"] = lr_g
-        return {"d": d, "g": g}
-
-
-def check_lr(config: Any) -> None:
-    """Shared validation of ``lr_d``, ``lr_g`` and ``betas``."""
-    import math
-
-    for key in ("lr_d", "lr_g"):
-        v = getattr(config, key)
-        if v is not None and not (v > 0 and math.isfinite(v)):
-            raise ConfigError(f"{key} = {v} must be a positive number (or none).")
-    if not all(0.0 <= b < 1.0 for b in config.betas):
-        raise ConfigError(f"betas = {list(config.betas)} must lie in [0, 1).")
+    def group_settings(self) -> dict[str, dict[str, Any]]:
+        c: Any = self.config
+        return player_settings(c.betas, c.lr_d, c.lr_g)

@@ -12,14 +12,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError, DataError
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.protocol import (
+    Batch,
+    ClosedForm,
+    GenerativeModel,
+    LatentSpace,
+    LossOutput,
+    Samples,
+)
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
@@ -70,24 +77,20 @@ def fit_moments(batches: Iterable[Tensor]) -> Moments:
 class PCAConfig(Config):
     """Configuration of :class:`PCA`."""
 
-    latent_dim: int = 16  # K: number of principal components kept (at most the data dimension)
-
-    def validate(self) -> None:
-        if self.latent_dim < 1:
-            raise ConfigError(f"latent_dim = {self.latent_dim} must be at least 1.")
+    latent_dim: int = bounded(16, ge=1)  # K: number of principal components kept (at most the data
+    # dimension)
 
 
-class LinearModel(GenerativeModel):
+class LinearModel(GenerativeModel, ClosedForm):
     """What PCA and PPCA share: closed-form fitting through the Trainer, flat <-> shaped data,
     sampling options, clipping of images to the data range.
 
     They have no learnable parameters; their state is buffers set by :meth:`fit_data`, which the
-    Trainer calls once with the whole training set before its first step (``closed_form``). Each
-    training step then only logs the loss of its batch.
+    Trainer calls once with the whole training set before its first step (:class:`ClosedForm`).
+    Each training step then only logs the loss of its batch.
     """
 
     family: ClassVar[str] = "linear"
-    closed_form: ClassVar[bool] = True
     info: DataInfo
 
     def __init__(self, config: Config, info: DataInfo) -> None:
@@ -156,7 +159,7 @@ class LinearModel(GenerativeModel):
 
 
 @register_model("pca")
-class PCA(LinearModel):
+class PCA(LinearModel, Samples, LatentSpace):
     """Principal component analysis: the K leading eigenvectors of the data covariance.
 
     Pearson, "On lines and planes of closest fit to systems of points in space" (1901); Hotelling,
@@ -172,8 +175,7 @@ class PCA(LinearModel):
     reconstruction.
     """
 
-    likelihood: ClassVar[str] = "none"
-    latent_prior: ClassVar[str] = "euclidean"
+    latent_prior: ClassVar[Literal["gaussian", "euclidean"]] = "euclidean"
     config_class: ClassVar[type[Config]] = PCAConfig
     config: PCAConfig
 
@@ -225,10 +227,11 @@ class PCA(LinearModel):
 
     @torch.no_grad()
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """``{"loss", "mse"}``: squared reconstruction error per example and per dimension."""
-        rec = self.reconstruction_error(x)
+        """``{"loss", "mse"}``: squared reconstruction error of ``batch["x"]`` per example and per
+        dimension."""
+        rec = self.reconstruction_error(batch["x"])
         return {"loss": rec, "mse": rec / self.info.dim}
 
     @torch.no_grad()

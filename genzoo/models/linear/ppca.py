@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Batch, LossOutput
+from genzoo.core.likelihood import exact_nll_loss
+from genzoo.core.protocol import Batch, ExactLikelihood, LatentSpace, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
-from genzoo.metrics.likelihood import exact_nll_loss
 from genzoo.models.linear.pca import LinearModel, Moments
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -29,14 +29,10 @@ LOG_2PI = math.log(2.0 * math.pi)
 class PPCAConfig(Config):
     """Configuration of :class:`PPCA`."""
 
-    latent_dim: int = 16  # K: dimension of the latent z ~ N(0, I_K); below the data dimension D
-    min_variance: float = 1e-6  # floor on the noise variance sigma^2 (data on a subspace: > 0)
-
-    def validate(self) -> None:
-        if self.latent_dim < 1:
-            raise ConfigError(f"latent_dim = {self.latent_dim} must be at least 1.")
-        if not (self.min_variance > 0 and math.isfinite(self.min_variance)):
-            raise ConfigError(f"min_variance = {self.min_variance} must be a finite number > 0.")
+    latent_dim: int = bounded(16, ge=1)  # K: dimension of the latent z ~ N(0, I_K); below the data
+    # dimension D
+    min_variance: float = bounded(1e-6, gt=0.0)  # floor on the noise variance sigma^2 (data on a
+    # subspace: > 0)
 
 
 def ppca_log_prob(x: Tensor, mean: Tensor, weight: Tensor, noise_variance: Tensor) -> Tensor:
@@ -59,7 +55,7 @@ def ppca_log_prob(x: Tensor, mean: Tensor, weight: Tensor, noise_variance: Tenso
 
 
 @register_model("ppca")
-class PPCA(LinearModel):
+class PPCA(LinearModel, Samples, ExactLikelihood, LatentSpace):
     """Probabilistic PCA: ``x = W z + mean + sigma eps``, ``z ~ N(0, I_K)``, ``eps ~ N(0, I_D)``.
 
     Tipping & Bishop (1999). The marginal is ``N(mean, C)``, ``C = W W^T + sigma^2 I``; the
@@ -75,9 +71,8 @@ class PPCA(LinearModel):
     ``decode_latent(z) = W z + mean``. As sigma -> 0 the model becomes PCA.
     """
 
-    likelihood: ClassVar[str] = "exact"
     dequantize: ClassVar[bool] = True
-    latent_prior: ClassVar[str] = "gaussian"
+    latent_prior: ClassVar[Literal["gaussian", "euclidean"]] = "gaussian"
     config_class: ClassVar[type[Config]] = PPCAConfig
     config: PPCAConfig
 
@@ -141,10 +136,11 @@ class PPCA(LinearModel):
 
     @torch.no_grad()
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """``{"log_prob": (B,)}``: the exact log-likelihood in nats per example."""
-        return {"log_prob": self.log_prob(x)}
+        """``{"log_prob": (B,)}``: the exact log-likelihood of ``batch["x"]`` in nats per
+        example."""
+        return {"log_prob": self.log_prob(batch["x"])}
 
     @torch.no_grad()
     def sample(

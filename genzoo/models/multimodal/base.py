@@ -1,8 +1,10 @@
 """What the multimodal models share: captioned image data, the caption tokenizer, no sampling.
 
 These models map images (and text) to embeddings, captions or answers rather than drawing data,
-so ``draws_samples`` is False: the Trainer makes no sample grids for them and ``genzoo sample``
-points to their own commands (``zeroshot``, ``retrieve``, ``caption``, ``eval``).
+so they have no :class:`~genzoo.core.protocol.Samples` capability: the Trainer makes no sample
+grids for them and ``genzoo sample`` points to their own commands (``zeroshot``, ``retrieve``,
+``caption``, ``eval``). Their :meth:`eval_metrics` read the whole test batch (captions, labels,
+questions).
 
 A batch carries caption tokens under ``"text"`` (``shapes``); labelled image sets without text
 (``digits``, ``mnist5k``) get a caption per label from :func:`genzoo.data.captions.label_captions`
@@ -28,8 +30,6 @@ class MultimodalModel(GenerativeModel):
     """Base of CLIP, the captioner and VQA: image data with captions or labels."""
 
     family: ClassVar[str] = "multimodal"
-    likelihood: ClassVar[str] = "none"
-    draws_samples: ClassVar[bool] = False
     info: DataInfo
 
     def __init__(self, config: Config, info: DataInfo) -> None:
@@ -62,20 +62,6 @@ class MultimodalModel(GenerativeModel):
     def encode_texts(self, texts: list[str]) -> Tensor:
         """Texts -> tokens ``(B, L)`` on the model's device."""
         return self.tokenizer.encode_batch(texts).to(self.device)
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        *,
-        cond: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> Tensor:
-        raise ConfigError(
-            f"Model {self.name!r} does not draw samples; use `genzoo eval`, `genzoo zeroshot`, "
-            "`genzoo retrieve` or `genzoo caption` with its run."
-        )
 
 
 def _check_vocabulary(module: Any, incompatible: Any) -> None:

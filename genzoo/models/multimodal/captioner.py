@@ -28,13 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError, choices
 from genzoo.core.protocol import Batch, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
-from genzoo.data.captions import MAX_LEN
-from genzoo.models.autoregressive.sampling import check_sampling_options, sample_logits
+from genzoo.data.captions import MAX_LEN, caption_matches, class_word
+from genzoo.models.autoregressive.sampling import sample_logits
 from genzoo.models.multimodal.base import MultimodalModel
 from genzoo.nn.encoders import ImageEncoder
 from genzoo.nn.transformer import KVCache, Transformer, init_gpt_weights
@@ -46,28 +46,22 @@ DECODINGS = ("greedy", "beam", "top_k")
 class CaptionerConfig(Config):
     """Configuration of :class:`Captioner` (defaults fit 32x32 ``shapes`` on a CPU)."""
 
-    width: int = 32  # channels of the image encoder's first stage
-    n_embd: int = 128  # width of the decoder's residual stream
-    n_layer: int = 3  # decoder blocks
-    n_head: int = 4  # attention heads per block
-    dropout: float = 0.1  # dropout in the decoder
+    width: int = bounded(32, ge=1)  # channels of the image encoder's first stage
+    n_embd: int = bounded(128, ge=1)  # width of the decoder's residual stream
+    n_layer: int = bounded(3, ge=1)  # decoder blocks
+    n_head: int = bounded(4, ge=1)  # attention heads per block
+    dropout: float = bounded(0.1, ge=0.0, lt=1.0)  # dropout in the decoder
     decoding: Literal["greedy", "beam", "top_k"] = "greedy"  # default decoding of captions
-    beam_size: int = 4  # beams of beam search
+    beam_size: int = bounded(4, ge=1)  # beams of beam search
     length_penalty: float = 0.0  # beam search ranks log p / length^alpha (0: plain log p)
-    top_k: int = 5  # candidates of top-k sampling
-    temperature: float = 1.0  # temperature of top-k sampling
+    top_k: int = bounded(5, ge=1)  # candidates of top-k sampling
+    temperature: float = bounded(1.0, ge=0.0)  # temperature of top-k sampling
 
     def validate(self) -> None:
-        for key in ("width", "n_embd", "n_layer", "n_head", "beam_size", "top_k"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} = {getattr(self, key)} must be >= 1.")
         if self.n_embd % self.n_head:
             raise ConfigError(
                 f"n_embd = {self.n_embd} must be divisible by n_head = {self.n_head}."
             )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"dropout = {self.dropout} must be in [0, 1).")
-        check_sampling_options(self.temperature, self.top_k, 1.0)
 
 
 @register_model("captioner")
@@ -227,7 +221,7 @@ class Captioner(MultimodalModel):
 
     # --- evaluation -------------------------------------------------------------------------------
     @torch.no_grad()
-    def eval_batch(
+    def eval_metrics(
         self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """Per image: ``nll_token`` (nats per caption token) and ``attr_match`` (the greedy
@@ -237,25 +231,14 @@ class Captioner(MultimodalModel):
         texts = self.caption(batch["x"], "greedy")
         return {"nll_token": per, "attr_match": attribute_match(texts, batch, self.info)}
 
-    def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        if y is None:
-            raise ConfigError("Evaluating a captioner needs captions or labelled images.")
-        return self.eval_batch({"x": x, "y": y}, generator)
-
 
 def attribute_match(texts: list[str], batch: Batch, info: DataInfo) -> Tensor:
     """``(B,)`` floats: 1 where a caption is an exact description of its image (``shapes``:
-    :func:`~genzoo.metrics.multimodal.caption_matches`), or names its class (labelled sets)."""
-    from genzoo.metrics.multimodal import caption_matches
-
+    :func:`~genzoo.data.captions.caption_matches`), or names its class (labelled sets)."""
     if "attrs" in batch:
         attrs, rel = batch["attrs"].cpu(), batch["relation"].cpu()
         ok = [caption_matches(t, attrs[i], int(rel[i])) for i, t in enumerate(texts)]
     else:
-        from genzoo.data.captions import _class_word
-
-        words = [_class_word(info.class_names[int(c)]) for c in batch["y"].cpu()]
+        words = [class_word(info.class_names[int(c)]) for c in batch["y"].cpu()]
         ok = [f" {w} " in f" {t} " for t, w in zip(texts, words, strict=True)]
     return torch.tensor(ok, dtype=torch.float32, device=batch["x"].device)

@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
 from genzoo.core.protocol import Batch, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN, label_caption_texts
+from genzoo.data.shapes import CLASS_NAMES, PROMPT_TEMPLATES, SHAPES, article
 from genzoo.models.multimodal.base import MultimodalModel
 from genzoo.nn.encoders import ImageEncoder, TextEncoder, l2_normalize
 from genzoo.nn.pretrained_text import MiniLMTextEncoder
@@ -42,29 +43,25 @@ from genzoo.nn.pretrained_text import MiniLMTextEncoder
 class CLIPConfig(Config):
     """Configuration of :class:`CLIP` (defaults fit 32x32 ``shapes`` on a CPU)."""
 
-    embed_dim: int = 64  # dimension of the joint embedding space
-    width: int = 32  # channels of the image encoder's first stage (doubling, up to 4x)
-    text_encoder: str = "own"  # "own": trained text transformer; "minilm": frozen MiniLM (extra)
-    text_width: int = 64  # width of the text transformer
-    text_layers: int = 2  # text transformer blocks
-    text_heads: int = 4  # attention heads per text block
-    init_temperature: float = 0.07  # initial softmax temperature tau (logit scale 1 / tau)
+    embed_dim: int = bounded(64, ge=1)  # dimension of the joint embedding space
+    width: int = bounded(32, ge=1)  # channels of the image encoder's first stage (doubling, up to
+    # 4x)
+    text_encoder: Literal["own", "minilm"] = "own"  # "own": trained text transformer; "minilm":
+    # frozen MiniLM (extra)
+    text_width: int = bounded(64, ge=1)  # width of the text transformer
+    text_layers: int = bounded(2, ge=1)  # text transformer blocks
+    text_heads: int = bounded(4, ge=1)  # attention heads per text block
+    init_temperature: float = bounded(0.07, gt=0.0)  # initial softmax temperature tau (logit scale
+    # 1 / tau)
     max_logit_scale: float = 100.0  # the logit scale exp(t) is clipped to at most this
     learn_temperature: bool = True  # learn t = log(1 / tau), or keep it fixed
 
     def validate(self) -> None:
-        for key in ("embed_dim", "width", "text_width", "text_layers", "text_heads"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} = {getattr(self, key)} must be >= 1.")
-        if self.text_encoder not in ("own", "minilm"):
-            raise ConfigError(f"text_encoder = {self.text_encoder!r} must be 'own' or 'minilm'.")
         if self.text_width % self.text_heads:
             raise ConfigError(
                 f"text_width = {self.text_width} must be divisible by "
                 f"text_heads = {self.text_heads}."
             )
-        if not 0.0 < self.init_temperature:
-            raise ConfigError(f"init_temperature = {self.init_temperature} must be > 0.")
         if not self.max_logit_scale >= 1.0 / self.init_temperature:
             raise ConfigError(
                 f"max_logit_scale = {self.max_logit_scale} must be >= 1 / init_temperature."
@@ -83,8 +80,6 @@ def clip_loss(logits: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 def class_prompts(info: DataInfo) -> list[list[str]]:
     """Zero-shot prompts: for every class, the texts whose embeddings are averaged."""
     if info.name.split("?")[0] == "shapes":
-        from genzoo.data.shapes import CLASS_NAMES, PROMPT_TEMPLATES, article
-
         out = []
         for name in CLASS_NAMES:
             colour, shape = name.split(" ")
@@ -169,7 +164,7 @@ class CLIP(MultimodalModel):
         return self.scale() * self.encode_image(x) @ w.t()
 
     @torch.no_grad()
-    def eval_batch(
+    def eval_metrics(
         self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """Per example: the InfoNCE loss (image and text side averaged, within the evaluation
@@ -182,17 +177,8 @@ class CLIP(MultimodalModel):
         ) / 2
         pred = self.zero_shot_logits(batch["x"]).argmax(1)  # (B,)
         if "attrs" in batch:  # shapes: right if it names any object in the image
-            from genzoo.data.shapes import SHAPES
-
             objs = batch["attrs"][..., 1] * len(SHAPES) + batch["attrs"][..., 0]  # (B, 2)
             ok = ((objs == pred[:, None]) & (batch["attrs"][..., 0] >= 0)).any(1)
         else:
             ok = pred == batch["y"]
         return {"loss": per, "zeroshot_acc": ok.float()}
-
-    def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        if y is None:
-            raise ConfigError("Evaluating CLIP needs labelled images (captions from labels).")
-        return self.eval_batch({"x": x, "y": y}, generator)

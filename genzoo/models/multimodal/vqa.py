@@ -28,12 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
 from genzoo.core.protocol import Batch, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN
+from genzoo.data.shapes import ANSWERS
 from genzoo.models.multimodal.base import MultimodalModel
 from genzoo.nn.encoders import ImageEncoder, ImageFeatures, TextEncoder
 from genzoo.nn.fusion import EarlyFusion, LateFusion, MiddleFusion
@@ -44,17 +45,14 @@ class VQAConfig(Config):
     """Configuration of :class:`VQA`."""
 
     fusion: Literal["early", "middle", "late"] = "middle"  # where image and question meet
-    width: int = 32  # channels of the image encoder's first stage
-    text_width: int = 64  # width of the question transformer
-    text_layers: int = 2  # question transformer blocks
-    text_heads: int = 4  # attention heads (question encoder and cross-attention)
-    hidden: int = 256  # hidden width of the early / late fusion classifiers
-    fusion_layers: int = 2  # cross-attention blocks of middle fusion
+    width: int = bounded(32, ge=1)  # channels of the image encoder's first stage
+    text_width: int = bounded(64, ge=1)  # width of the question transformer
+    text_layers: int = bounded(2, ge=1)  # question transformer blocks
+    text_heads: int = bounded(4, ge=1)  # attention heads (question encoder and cross-attention)
+    hidden: int = bounded(256, ge=1)  # hidden width of the early / late fusion classifiers
+    fusion_layers: int = bounded(2, ge=1)  # cross-attention blocks of middle fusion
 
     def validate(self) -> None:
-        for key in ("width", "text_width", "text_layers", "text_heads", "hidden", "fusion_layers"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} = {getattr(self, key)} must be >= 1.")
         if self.text_width % self.text_heads:
             raise ConfigError(
                 f"text_width = {self.text_width} must be divisible by "
@@ -76,8 +74,6 @@ class VQA(MultimodalModel):
             raise ConfigError(
                 f"vqa needs questions and answers, which {info.name!r} has not; use --data shapes."
             )
-        from genzoo.data.shapes import ANSWERS
-
         c = config
         self.answers = ANSWERS
         self.image_encoder = ImageEncoder(info.shape[0], info.shape[-1], c.width)
@@ -128,16 +124,13 @@ class VQA(MultimodalModel):
         return [self.answers[int(i)] for i in logits.argmax(-1)]
 
     @torch.no_grad()
-    def eval_batch(
+    def eval_metrics(
         self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """Per image: the answer ``loss`` and ``acc`` averaged over its questions."""
+        if "question" not in batch:
+            raise ConfigError("Evaluating vqa needs the questions of the 'shapes' test split.")
         logits = self.forward(batch["x"], batch["question"])  # (B, Q, A)
         ans = batch["answer"]
         loss = F.cross_entropy(logits.transpose(1, 2), ans, reduction="none").mean(1)  # (B,)
         return {"loss": loss, "acc": (logits.argmax(-1) == ans).float().mean(1)}
-
-    def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        raise ConfigError("Evaluating vqa needs the questions of the 'shapes' test split.")
