@@ -1,7 +1,9 @@
 """Guidance and editing as wrappers around a denoiser ``D(x, sigma, cond)``.
 
 - Classifier-free guidance (Ho & Salimans, arXiv:2207.12598, Eq. 6, written for the denoiser):
-  ``D_w(x, sigma, c) = D(x, sigma, null) + w (D(x, sigma, c) - D(x, sigma, null))``.
+  ``D_w(x, sigma, c) = D(x, sigma, null) + w (D(x, sigma, c) - D(x, sigma, null))``, for any kind
+  of condition: the null condition is a class label one past the last (a dropped label) or a
+  caption of padding only (a dropped caption); the wrapper is given it.
 - Inpainting by replacement: the known pixels of the clean estimate are replaced by the truth,
   ``D'(x, sigma) = m * x_known + (1 - m) * D(x, sigma)``, so every sampler's update pulls the known
   region to the data while the unknown region follows the model (the replacement method of
@@ -12,6 +14,7 @@ Each wrapper is itself a denoiser, so any sampler works with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -19,19 +22,25 @@ from torch import Tensor
 
 
 class ClassifierFreeGuidance:
-    """``D_u + w (D_c - D_u)``; the unconditional call uses class ``null_class`` (dropped label)."""
+    """``D_u + w (D_c - D_u)`` in one batched call; ``null`` is the null condition: a value that
+    fills a tensor shaped like ``cond`` (the null class, the padding id) or a function
+    ``cond -> null condition``."""
 
-    def __init__(self, denoiser: Any, scale: float, null_class: int) -> None:
+    def __init__(self, denoiser: Any, scale: float, null: int | Callable[[Tensor], Tensor]) -> None:
         self.denoiser = denoiser
-        self.scale = scale
-        self.null_class = null_class
+        self.scale = float(scale)
+        self.null = null
+
+    def null_condition(self, cond: Tensor) -> Tensor:
+        return self.null(cond) if callable(self.null) else torch.full_like(cond, self.null)
 
     def __call__(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         if cond is None:
             return self.denoiser(x, sigma, None)
-        null = torch.full_like(cond, self.null_class)
         both = self.denoiser(
-            torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([cond, null])
+            torch.cat([x, x]),
+            torch.cat([sigma, sigma]),
+            torch.cat([cond, self.null_condition(cond)]),
         )  # one batched call: (2B, ...)
         d_c, d_u = both.chunk(2)
         return d_u + self.scale * (d_c - d_u)  # Eq. (6)

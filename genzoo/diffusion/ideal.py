@@ -2,7 +2,9 @@
 
 For data ``{x_i}`` and ``x = x0 + sigma * eps``, the minimiser of the denoising loss is
 ``D*(x, sigma) = sum_i x_i softmax_i(-|x - x_i|^2 / (2 sigma^2))`` (Karras et al.,
-arXiv:2206.00364, Eq. 57). Its loss is the floor that any trained denoiser can only approach.
+arXiv:2206.00364, Eq. 57). Its denoising loss is the floor that any trained denoiser can only
+approach (``genzoo eval`` reports it beside the model's, through
+``DiffusionModel.per_example_loss(..., denoiser=IdealDenoiser(data))``).
 """
 
 from __future__ import annotations
@@ -43,12 +45,3 @@ class IdealDenoiser:
             acc = acc * scale + w @ d
             m = m_new
         return (acc / z).to(x.dtype).reshape(x.shape)
-
-    def loss(self, x0: Tensor, sigma: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Per-example denoising error ``|D*(x0 + sigma eps, sigma) - x0|^2 / D`` (the floor)."""
-        from genzoo.core.seeding import randn
-
-        eps = randn(x0.shape, generator=generator, device=x0.device)
-        s = sigma.reshape(-1, *([1] * (x0.ndim - 1)))
-        d = self(x0 + s * eps, sigma)
-        return ((d - x0) ** 2).reshape(x0.shape[0], -1).mean(1)

@@ -9,6 +9,7 @@ and end in 0 (see :mod:`genzoo.diffusion.schedules`). ``x`` lives in the unscale
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from genzoo.core.errors import GenzooError, choices
 from genzoo.core.seeding import randn
 
 
@@ -301,20 +303,21 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
 
 
 def get_sampler(name: str) -> Callable[..., Tensor]:
-    from genzoo.core.errors import GenzooError, choices
-
     if name not in SAMPLERS:
         raise GenzooError(f"Unknown sampler {name!r}; choose {choices(SAMPLERS)}.")
     return SAMPLERS[name]
 
 
-def run_sampler(name: str, denoiser: Denoiser, x: Tensor, sigmas: Tensor, **options: Any) -> Tensor:
-    """Run sampler ``name``; options a sampler does not take are an error naming them."""
-    import inspect
-
-    from genzoo.core.errors import GenzooError, choices
-
-    fn = get_sampler(name)
+def call_sampler(
+    name: str,
+    fn: Callable[..., Tensor],
+    denoiser: Denoiser,
+    x: Tensor,
+    sigmas: Tensor,
+    **options: Any,
+) -> Tensor:
+    """Run the sampler function ``fn`` (called ``name`` in errors); options it does not take are
+    an error naming them."""
     params = inspect.signature(fn).parameters
     bad = [k for k in options if k not in params]
     if bad:
@@ -323,3 +326,8 @@ def run_sampler(name: str, denoiser: Denoiser, x: Tensor, sigmas: Tensor, **opti
             f"Sampler {name!r} takes no option {bad[0]!r}; it takes {choices(valid)}."
         )
     return fn(denoiser, x, sigmas, **options)
+
+
+def run_sampler(name: str, denoiser: Denoiser, x: Tensor, sigmas: Tensor, **options: Any) -> Tensor:
+    """Run sampler ``name``; options a sampler does not take are an error naming them."""
+    return call_sampler(name, get_sampler(name), denoiser, x, sigmas, **options)

@@ -9,106 +9,115 @@ on ``x = x0 + sigma * eps``, trained with ``E lambda(sigma) |D(x0 + sigma eps, s
 EDM and flow matching (velocity) are choices of those functions; samplers only ever see ``D``.
 Subclasses override the hooks :meth:`precond`, :meth:`train_sigma`, :meth:`loss_weight` and
 :meth:`sampling_sigmas`.
+
+Sampling is one template, :meth:`DiffusionModel.sample` (and :meth:`DiffusionModel.inpaint`, the
+same with the known pixels kept), with four hooks that the conditional and latent models override:
+
+1. :meth:`sampling_condition`: the condition as the denoiser takes it (class labels; t2i: caption
+   tokens of the prompts);
+2. :meth:`null_condition`: the dropped condition of classifier-free guidance (one
+   :class:`~genzoo.diffusion.guidance.ClassifierFreeGuidance` for classes and captions) and of
+   training's condition dropout;
+3. :meth:`initial_noise`: ``N(0, prior_std^2)`` in the space the denoiser works in (ldm: latents);
+4. :meth:`to_data`: the sampler's output as data (clamped images; ldm: decoded latents).
+
+The denoiser that the sampler calls is the model's :meth:`sampling_denoiser`, compiled or replayed
+from CUDA graphs on request (:mod:`genzoo.diffusion.fast`), then guided, then (inpainting) with the
+known region replaced — or RePaint's sampler (arXiv:2201.09865) with ``sampler="repaint"``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from genzoo.core.config import Config
+from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.protocol import Batch, GenerativeModel, LikelihoodBound, LossOutput, Samples
 from genzoo.core.seeding import rand, randn
+from genzoo.core.tensors import per_example
 from genzoo.data.base import DataInfo
-from genzoo.diffusion.guidance import ClassifierFreeGuidance
-from genzoo.diffusion.samplers import run_sampler
-from genzoo.nn.dit import DiT
-from genzoo.nn.unet import NoiseMLP, UNet
+from genzoo.diffusion.fast import fast_denoiser
+from genzoo.diffusion.guidance import ClassifierFreeGuidance, InpaintingDenoiser
+from genzoo.diffusion.likelihood import gaussian_log_prob, ode_log_prob
+from genzoo.diffusion.repaint import sample_repaint
+from genzoo.diffusion.samplers import Denoiser, call_sampler, run_sampler
+from genzoo.models.diffusion.backbones import (
+    FLAT_KEYS,
+    Arch,
+    DiTBackbone,
+    MLPBackbone,
+    UNetBackbone,
+    build_backbone,
+    nest_flat_keys,
+    resolve_arch,
+)
 
 
 @dataclass(frozen=True)
 class DiffusionConfig(Config):
-    arch: Literal["auto", "unet", "dit", "mlp"] = "auto"  # auto: U-Net for images, MLP for points
-    channels: int = 32  # U-Net base channels (small: fits 8x8 digits on a CPU; 128 for CIFAR-10)
-    channel_mult: tuple[int, ...] = (1, 2)  # U-Net channel multiplier per resolution level
-    num_res_blocks: int = 1  # U-Net residual blocks per level
-    attn_resolutions: tuple[int, ...] = ()  # resolutions with self-attention, e.g. (16,)
-    dropout: float = 0.0  # dropout inside residual blocks
-    adaptive_norm: bool = False  # U-Net: noise and class enter by adaptive group norm (AdaGN,
-    # arXiv:2105.05233) instead of being added to the features (DDPM)
-    hidden: tuple[int, ...] = (256, 256, 256)  # MLP widths for points
-    patch: int = 2  # DiT patch size
-    width: int = 128  # DiT token width
-    depth: int = 4  # DiT blocks
-    heads: int = 4  # DiT attention heads
+    arch: Arch = "auto"  # the backbone built: auto = U-Net for images, MLP for points
+    unet: UNetBackbone = dataclasses.field(default_factory=UNetBackbone)  # arch = unet
+    dit: DiTBackbone = dataclasses.field(default_factory=DiTBackbone)  # arch = dit
+    mlp: MLPBackbone = dataclasses.field(default_factory=MLPBackbone)  # arch = mlp
     class_conditional: bool = False  # condition on class labels (label dropout for CFG)
-    label_dropout: float = 0.1  # probability of dropping the label when class-conditional
+    label_dropout: float = bounded(0.1, ge=0, lt=1)  # probability of dropping the label
     clip_denoised: bool = True  # clamp D(x, sigma) to the data range when sampling images
     sampler: str = "heun"  # default sampler (see `genzoo list samplers`)
-    sample_steps: int = 18  # default number of sampling steps
+    sample_steps: int = bounded(18, ge=0)  # default number of sampling steps
 
-    def validate(self) -> None:
-        if not 0 <= self.label_dropout < 1:
-            raise ConfigError(f"label_dropout = {self.label_dropout} must be in [0, 1).")
-        if self.sample_steps < 0:
-            raise ConfigError(f"sample_steps = {self.sample_steps} must be >= 0.")
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """The keys :meth:`from_dict` takes: the fields and the old flat backbone keys
+        (``channels``, ``hidden``, ``width``, ...), which land in their backbone's sub-config."""
+        return [*super().field_names(), *FLAT_KEYS]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None = None, *, where: str = "") -> Any:
+        return super().from_dict(nest_flat_keys(cls, dict(data or {})), where=where)
 
 
-def _b(v: Tensor, x: Tensor) -> Tensor:
-    """Broadcast a per-example (B,) tensor against x (B, ...)."""
-    return v.reshape(-1, *([1] * (x.ndim - 1))).to(x.dtype)
+def drop_to_null(
+    cond: Tensor, p: float, null: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """``cond`` ``(B, ...)`` with each row replaced by the null condition ``null`` (same shape)
+    with probability ``p``: the condition dropout of classifier-free guidance (arXiv:2207.12598,
+    Algorithm 1). No draw when ``p = 0``."""
+    if p <= 0:
+        return cond
+    drop = rand((cond.shape[0],), generator=generator, device=cond.device) < p
+    return torch.where(per_example(drop, cond).bool(), null, cond)
 
 
-class DiffusionModel(GenerativeModel):
+class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
     """Base of every denoiser model; see the module docstring."""
 
     family = "diffusion"
-    likelihood = "bound"
     config_class: ClassVar[type[Config]] = DiffusionConfig
     config: Any
 
-    def __init__(self, config: DiffusionConfig, info: DataInfo) -> None:
+    def __init__(
+        self,
+        config: DiffusionConfig,
+        info: DataInfo,
+        *,
+        net_options: dict[str, Any] | None = None,
+    ) -> None:
+        """``net_options`` are further U-Net arguments of a subclass (t2i's cross-attention)."""
         super().__init__(config, info)
-        c = config
-        n_classes = info.n_classes if c.class_conditional else 0
-        if c.class_conditional and info.n_classes == 0:
+        if config.class_conditional and info.n_classes == 0:
             raise ConfigError(
                 f"class_conditional needs labelled data; {info.name!r} has no labels."
             )
-        arch = c.arch if c.arch != "auto" else ("unet" if info.kind == "images" else "mlp")
-        if arch == "unet":
-            if info.kind != "images":
-                raise ConfigError(f"arch = 'unet' needs images, but {info.name!r} holds points.")
-            self.net: torch.nn.Module = UNet(
-                in_channels=info.shape[0],
-                resolution=info.shape[-1],
-                channels=c.channels,
-                channel_mult=c.channel_mult,
-                num_res_blocks=c.num_res_blocks,
-                attn_resolutions=c.attn_resolutions,
-                dropout=c.dropout,
-                n_classes=n_classes,
-                adaptive_norm=c.adaptive_norm,
-            )
-        elif arch == "dit":
-            if info.kind != "images":
-                raise ConfigError(f"arch = 'dit' needs images, but {info.name!r} holds points.")
-            self.net = DiT(
-                info.shape[0],
-                info.shape[-1],
-                patch=c.patch,
-                width=c.width,
-                depth=c.depth,
-                heads=c.heads,
-                n_classes=n_classes,
-            )
-        else:
-            self.net = NoiseMLP(info.dim, c.hidden, n_classes=n_classes)
-        self.arch = arch
+        self.arch = resolve_arch(config.arch, info)
+        n_classes = info.n_classes if config.class_conditional else 0
+        self.net: torch.nn.Module = build_backbone(
+            self.arch, config, info, n_classes=n_classes, **(net_options or {})
+        )
 
     # --- hooks ---
     def precond(self, sigma: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -135,12 +144,12 @@ class DiffusionModel(GenerativeModel):
     def denoise(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         """``D(x, sigma) = c_skip x + c_out F(c_in x, c_noise)`` (EDM Eq. 7)."""
         c_skip, c_out, c_in, c_noise = self.precond(sigma.float())
-        inp = _b(c_in, x) * x
+        inp = per_example(c_in, x) * x
         if self.arch == "mlp":
             f = self.net(inp.reshape(x.shape[0], -1), c_noise, cond).reshape(x.shape)  # (B, D)
         else:
             f = self.net(inp, c_noise, cond)
-        return _b(c_skip, x) * x + _b(c_out, x) * f.to(x.dtype)
+        return per_example(c_skip, x) * x + per_example(c_out, x) * f.to(x.dtype)
 
     def sampling_denoiser(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         """``D`` clamped to the image range (DDPM's ``clip_denoised``) when configured."""
@@ -148,6 +157,21 @@ class DiffusionModel(GenerativeModel):
         if self.config.clip_denoised and self.info.kind == "images":
             x0 = x0.clamp(*self.info.value_range)
         return x0
+
+    # --- conditions ---
+    def null_condition(self, cond: Tensor) -> Tensor:
+        """The null condition shaped like ``cond``: the "no class" label ``n_classes`` (one past
+        the last, the backbones' learned unconditional embedding)."""
+        return torch.full_like(cond, self.info.n_classes)
+
+    def training_condition(
+        self, y: Tensor | None, generator: torch.Generator | None = None
+    ) -> Tensor | None:
+        """The condition the denoiser is trained with: labels, dropped to the null class with
+        probability ``label_dropout`` (None for unconditional models)."""
+        if not self.config.class_conditional or y is None:
+            return None
+        return drop_to_null(y, self.config.label_dropout, self.null_condition(y), generator)
 
     # --- training ---
     def per_example_loss(
@@ -162,11 +186,8 @@ class DiffusionModel(GenerativeModel):
         b, dev = x0.shape[0], x0.device
         sigma = self.train_sigma(b, generator, dev)
         eps = randn(x0.shape, generator=generator, device=dev)
-        x = x0 + _b(sigma, x0) * eps  # x = x0 + sigma eps
-        cond = None
-        if self.config.class_conditional and y is not None:
-            drop = rand((b,), generator=generator, device=dev) < self.config.label_dropout
-            cond = torch.where(drop, torch.full_like(y, self.info.n_classes), y)
+        x = x0 + per_example(sigma, x0) * eps  # x = x0 + sigma eps
+        cond = self.training_condition(y, generator)
         d = self.denoise(x, sigma, cond) if denoiser is None else denoiser(x, sigma)
         err = (d - x0) ** 2  # EDM Eq. (2)
         return self.loss_weight(sigma) * err.reshape(b, -1).mean(1)
@@ -177,10 +198,13 @@ class DiffusionModel(GenerativeModel):
         return LossOutput(loss, {"loss": loss.detach()})
 
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        out = {"loss": self.per_example_loss(x, y, generator)}
-        if self.info.kind == "points":  # exact divergence is cheap in low dimension
+        """The test denoising loss; for points also the probability-flow ODE log-likelihood
+        (``ode_log_prob``, exact divergence, cheap in low dimension)."""
+        x = batch["x"]
+        out = {"loss": self.per_example_loss(x, batch.get("y"), generator)}
+        if self.info.kind == "points":
             out["ode_log_prob"] = self.ode_log_prob(x, generator=generator).float()
         return out
 
@@ -189,8 +213,6 @@ class DiffusionModel(GenerativeModel):
     ) -> Tensor:
         """Log-likelihood (nats per example) through the probability-flow ODE from the smallest
         to the largest sampling sigma, with a Gaussian prior of :meth:`prior_std` there."""
-        from genzoo.diffusion.likelihood import gaussian_log_prob, ode_log_prob
-
         sig = self.sampling_sigmas()
         s_min = float(sig[sig > 0].min())
         s_max = float(sig[0])
@@ -205,7 +227,91 @@ class DiffusionModel(GenerativeModel):
             generator=generator,
         )
 
-    # --- sampling ---
+    # --- the sampling template and its hooks ---
+    @property
+    def default_guidance(self) -> float:
+        """The guidance scale ``w`` when none is given (1: plain conditional sampling)."""
+        return 1.0
+
+    def sampling_condition(
+        self, n: int, cond: Tensor | None, options: dict[str, Any]
+    ) -> Tensor | None:
+        """Hook 1: the condition of ``n`` samples as the denoiser takes it, on the model's device;
+        may consume model-specific ``options`` (t2i: ``prompts``). Here: class labels ``(n,)``."""
+        if cond is None:
+            return None
+        if not self.config.class_conditional:
+            raise ConfigError(f"Model {self.name!r} is unconditional; it takes no class.")
+        return cond.to(self.device).long()
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """The shape of one sample in the space the denoiser works in."""
+        return tuple(self.info.shape)
+
+    def initial_noise(self, n: int, sigma_max: float, generator: torch.Generator | None) -> Tensor:
+        """Hook 3: the sampler's start, ``N(0, prior_std(sigma_max)^2)`` of :attr:`noise_shape`."""
+        x = randn((n, *self.noise_shape), generator=generator, device=self.device)
+        return x * self.prior_std(sigma_max)
+
+    def to_data(self, x: Tensor) -> Tensor:
+        """Hook 4: the sampler's output as data; images are clamped to their range (the last
+        step's rounding stays in range)."""
+        if self.config.clip_denoised and self.info.kind == "images":
+            return x.clamp(*self.info.value_range)
+        return x
+
+    def fast_sampling_denoiser(self, *, compile: bool, cuda_graph: bool) -> Denoiser:
+        """:meth:`sampling_denoiser`, compiled and/or replayed from CUDA graphs on request."""
+        return fast_denoiser(self, compile=compile, cuda_graph=cuda_graph)
+
+    def _generate(
+        self,
+        n: int,
+        *,
+        cond: Tensor | None,
+        generator: torch.Generator | None,
+        sampler: str | None,
+        steps: int | None,
+        guidance: float | None,
+        sigmas: Tensor | None,
+        compile: bool,
+        cuda_graph: bool,
+        options: dict[str, Any],
+        known: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        """The one sampling template (see the module docstring); ``known = (x_known, mask)``
+        inpaints."""
+        options = dict(options)
+        cond = self.sampling_condition(n, cond, options)
+        w = self.default_guidance if guidance is None else float(guidance)
+        sig = sigmas if sigmas is not None else self.sampling_sigmas(steps)
+        x = self.initial_noise(n, float(sig[0]), generator)
+        denoiser: Any = self.fast_sampling_denoiser(compile=compile, cuda_graph=cuda_graph)
+        if cond is not None and w != 1.0:
+            denoiser = ClassifierFreeGuidance(denoiser, w, self.null_condition)
+        name = sampler or self.config.sampler
+        extra: dict[str, Any] = {"cond": cond} if cond is not None else {}
+        if known is not None and name == "repaint":
+            x_known, mask = known
+            out = call_sampler(
+                name,
+                sample_repaint,
+                denoiser,
+                x,
+                sig,
+                x_known=x_known,
+                mask=mask,
+                generator=generator,
+                **extra,
+                **options,
+            )
+        else:
+            if known is not None:
+                denoiser = InpaintingDenoiser(denoiser, *known)
+            out = run_sampler(name, denoiser, x, sig, generator=generator, **extra, **options)
+        return self.to_data(out)
+
     @torch.no_grad()
     def sample(
         self,
@@ -215,7 +321,7 @@ class DiffusionModel(GenerativeModel):
         generator: torch.Generator | None = None,
         sampler: str | None = None,
         steps: int | None = None,
-        guidance: float = 1.0,
+        guidance: float | None = None,
         sigmas: Tensor | None = None,
         compile: bool = False,
         cuda_graph: bool = False,
@@ -224,32 +330,57 @@ class DiffusionModel(GenerativeModel):
         """Draw ``n`` samples with any genzoo sampler.
 
         ``cond`` are class labels (B,) for class-conditional models; ``guidance`` w applies
-        classifier-free guidance ``D_u + w (D_c - D_u)`` (1: plain conditional sampling).
-        ``compile`` runs the denoiser through ``torch.compile``; ``cuda_graph`` replays each
-        denoiser call from a recorded CUDA graph (on CUDA; elsewhere it runs as usual). Both are
-        kept for later calls (:mod:`genzoo.diffusion.fast`) and give the same samples.
+        classifier-free guidance ``D_u + w (D_c - D_u)`` (default :attr:`default_guidance`; 1:
+        plain conditional sampling). ``compile`` runs the denoiser through ``torch.compile``;
+        ``cuda_graph`` replays each denoiser call from a recorded CUDA graph (on CUDA; elsewhere
+        it runs as usual). Both are kept for later calls (:mod:`genzoo.diffusion.fast`) and give
+        the same samples. Other ``options`` go to the sampler (``eta``, ``s_churn``, ...).
         """
-        from genzoo.diffusion.fast import fast_denoiser
-
-        sig = sigmas if sigmas is not None else self.sampling_sigmas(steps)
-        x = randn((n, *self.info.shape), generator=generator, device=self.device)
-        x = x * self.prior_std(float(sig[0]))
-        denoiser: Any = fast_denoiser(self, compile=compile, cuda_graph=cuda_graph)
-        if cond is not None:
-            if not self.config.class_conditional:
-                raise ConfigError(f"Model {self.name!r} is unconditional; it takes no class.")
-            cond = cond.to(self.device).long()
-            if guidance != 1.0:
-                denoiser = ClassifierFreeGuidance(denoiser, guidance, self.info.n_classes)
-        out = run_sampler(
-            sampler or self.config.sampler,
-            denoiser,
-            x,
-            sig,
+        return self._generate(
+            n,
             cond=cond,
             generator=generator,
-            **options,
+            sampler=sampler,
+            steps=steps,
+            guidance=guidance,
+            sigmas=sigmas,
+            compile=compile,
+            cuda_graph=cuda_graph,
+            options=options,
         )
-        if self.config.clip_denoised and self.info.kind == "images":
-            out = out.clamp(*self.info.value_range)  # the last step's rounding stays in range
-        return out
+
+    @torch.no_grad()
+    def inpaint(
+        self,
+        x_known: Tensor,
+        mask: Tensor,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        sampler: str | None = None,
+        steps: int | None = None,
+        guidance: float | None = None,
+        sigmas: Tensor | None = None,
+        compile: bool = False,
+        cuda_graph: bool = False,
+        **options: Any,
+    ) -> Tensor:
+        """Fill in ``x_known`` ``(n, *shape)`` where ``mask`` (broadcasting against it; 1: known)
+        is 0, by the same template as :meth:`sample`. Any sampler runs on the replacement
+        denoiser (:class:`~genzoo.diffusion.guidance.InpaintingDenoiser`); ``sampler="repaint"``
+        runs RePaint (arXiv:2201.09865; options ``jump_length``, ``resample``)."""
+        x_known = x_known.to(self.device)
+        mask = mask.to(self.device, x_known.dtype).expand_as(x_known)
+        return self._generate(
+            x_known.shape[0],
+            cond=cond,
+            generator=generator,
+            sampler=sampler,
+            steps=steps,
+            guidance=guidance,
+            sigmas=sigmas,
+            compile=compile,
+            cuda_graph=cuda_graph,
+            options=options,
+            known=(x_known, mask),
+        )

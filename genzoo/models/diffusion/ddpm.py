@@ -22,32 +22,33 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
+from genzoo.core.config import bounded
 from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import Batch
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand
 from genzoo.data.base import DataInfo
+from genzoo.diffusion.parametrization import eps_from_x0
 from genzoo.diffusion.schedules import (
     cosine_beta_table,
     discrete_schedule,
     linear_beta_table,
     sigma_to_t,
 )
+from genzoo.diffusion.vlb import ddpm_vlb
 from genzoo.models.diffusion.base import DiffusionConfig, DiffusionModel
 
 
 @dataclass(frozen=True)
 class DDPMConfig(DiffusionConfig):
     schedule: Literal["linear", "cosine"] = "linear"  # betas: Ho et al. / Nichol & Dhariwal
-    timesteps: int = 1000  # T, number of discrete noise levels
+    timesteps: int = bounded(1000, ge=2)  # T, number of discrete noise levels
     beta_start: float = 1e-4  # linear schedule: beta_1
     beta_end: float = 0.02  # linear schedule: beta_T
     sampler: str = "ancestral"  # default sampler (see `genzoo list samplers`)
-    sample_steps: int = 0  # default number of sampling steps (0: all T steps)
+    sample_steps: int = bounded(0, ge=0)  # default number of sampling steps (0: all T steps)
 
     def validate(self) -> None:
-        super().validate()
-        if self.timesteps < 2:
-            raise ConfigError(f"timesteps = {self.timesteps} must be at least 2.")
         if not 0 < self.beta_start < self.beta_end < 1:
             raise ConfigError("beta_start and beta_end must satisfy 0 < beta_start < beta_end < 1.")
         if self.sample_steps > self.timesteps:
@@ -72,13 +73,18 @@ class DDPM(DiffusionModel):
         )
         self.register_buffer("sigma_table", table.float(), persistent=False)
 
+    @property
+    def preview_options(self) -> dict[str, Any]:  # type: ignore[override]
+        """A quick grid: 50 deterministic DDIM steps (at most T) instead of T ancestral ones."""
+        return {"sampler": "ddim", "steps": min(50, self.config.timesteps)}
+
     def precond(self, sigma: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         one = torch.ones_like(sigma)
         return one, -sigma, 1 / (1 + sigma**2).sqrt(), sigma_to_t(sigma, self.sigma_table)
 
     def eps(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         """eps_theta at the unscaled ``x = x0 + sigma eps``."""
-        return (x - self.denoise(x, sigma, cond)) / sigma.reshape(-1, *([1] * (x.ndim - 1)))
+        return eps_from_x0(x, self.denoise(x, sigma, cond), sigma)
 
     def train_sigma(self, b: int, generator: torch.Generator | None, device: Any) -> Tensor:
         t_count = self.config.timesteps
@@ -103,22 +109,20 @@ class DDPM(DiffusionModel):
         return None
 
     def eval_metrics(
-        self, x: Tensor, y: Tensor | None = None, generator: torch.Generator | None = None
+        self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """Test loss and the variational bound (Eq. 5), estimated without bias from 100 random
         timesteps per example (all of them when T <= 100)."""
-        from genzoo.diffusion.vlb import ddpm_vlb
-
-        out = super().eval_metrics(x, y, generator)
+        out = super().eval_metrics(batch, generator)
         k = min(self.config.timesteps, 100)
-        out["elbo"] = -ddpm_vlb(self, x, generator, n_timesteps=k).float()
+        out["elbo"] = -ddpm_vlb(self, batch["x"], generator, n_timesteps=k).float()
         return out
 
 
 @dataclass(frozen=True)
 class DDIMConfig(DDPMConfig):
     sampler: str = "ddim"  # DDIM's deterministic sampler (eta = 0)
-    sample_steps: int = 50  # DDIM steps, evenly spaced over the T training steps
+    sample_steps: int = bounded(50, ge=0)  # DDIM steps, evenly spaced over the T training steps
 
 
 @register_model("ddim")

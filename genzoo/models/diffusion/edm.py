@@ -10,35 +10,36 @@ P_std^2)`` with loss weight ``lambda = (s^2 + sd^2) / (s sd)^2``; sampling with 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from genzoo.core.config import bounded
 from genzoo.core.errors import ConfigError
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import randn
 from genzoo.diffusion.schedules import karras_schedule
+from genzoo.models.diffusion.backbones import Arch
 from genzoo.models.diffusion.base import DiffusionConfig, DiffusionModel
 
 
 @dataclass(frozen=True)
 class EDMConfig(DiffusionConfig):
-    sigma_data: float = 0.5  # std of the data (0.5 for images in [-1, 1]; ~1.4 for toy2d)
+    sigma_data: float = bounded(0.5, gt=0)  # std of the data (0.5 for images in [-1, 1]; ~1.4
+    # for toy2d)
     p_mean: float = -1.2  # mean of ln(sigma) during training
-    p_std: float = 1.2  # std of ln(sigma) during training
+    p_std: float = bounded(1.2, gt=0)  # std of ln(sigma) during training
     sigma_min: float = 0.002  # smallest sampling sigma
     sigma_max: float = 80.0  # largest sampling sigma
     rho: float = 7.0  # Karras schedule curvature (Eq. 5)
     sampler: str = "heun"  # default sampler: Heun, EDM Algorithm 1
-    sample_steps: int = 18  # Heun steps (35 network evaluations)
+    sample_steps: int = bounded(18, ge=0)  # Heun steps (35 network evaluations)
 
     def validate(self) -> None:
         super().validate()
         if not 0 < self.sigma_min < self.sigma_max:
             raise ConfigError("sigma_min and sigma_max must satisfy 0 < sigma_min < sigma_max.")
-        if self.sigma_data <= 0 or self.p_std <= 0:
-            raise ConfigError("sigma_data and p_std must be positive.")
 
 
 @register_model("edm")
@@ -75,7 +76,7 @@ class EDM(DiffusionModel):
 
 @dataclass(frozen=True)
 class DiTConfig(EDMConfig):
-    arch: Literal["auto", "unet", "dit", "mlp"] = "dit"  # the DiT backbone (images only)
+    arch: Arch = "dit"  # the DiT backbone (images only)
 
 
 @register_model("dit")

@@ -19,9 +19,11 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor
 
+from genzoo.core.config import bounded
 from genzoo.core.errors import ConfigError
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
+from genzoo.diffusion.parametrization import velocity_from_x0
 from genzoo.models.diffusion.base import DiffusionConfig, DiffusionModel
 
 
@@ -31,7 +33,7 @@ class FlowMatchingConfig(DiffusionConfig):
     t_max: float = 0.999  # largest sampling t (t = 1 is pure noise: sigma would be infinite)
     t_min: float = 1e-3  # smallest training t (avoids the 1/t^2 weight blowing up)
     sampler: str = "euler"  # default sampler: Euler on the flow ODE
-    sample_steps: int = 50  # default number of steps, uniform in t
+    sample_steps: int = bounded(50, ge=0)  # default number of steps, uniform in t
 
     def validate(self) -> None:
         super().validate()
@@ -51,6 +53,10 @@ class FlowMatching(DiffusionModel):
         s = 1 / (1 + sigma)  # x_t = x / (1 + sigma)
         t = sigma / (1 + sigma)
         return s, -t, s, t
+
+    def velocity(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
+        """``u_theta(x_t, t)``, the predicted velocity ``eps - x0`` at the unscaled ``x``."""
+        return velocity_from_x0(x, self.denoise(x, sigma, cond), sigma)
 
     def train_sigma(self, b: int, generator: torch.Generator | None, device: Any) -> Tensor:
         c = self.config

@@ -17,9 +17,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from genzoo.core.config import bounded
 from genzoo.core.errors import ConfigError
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand
+from genzoo.diffusion.parametrization import score_from_x0
 from genzoo.diffusion.schedules import loglinear_schedule
 from genzoo.models.diffusion.base import DiffusionConfig, DiffusionModel
 
@@ -28,16 +30,14 @@ from genzoo.models.diffusion.base import DiffusionConfig, DiffusionModel
 class NCSNConfig(DiffusionConfig):
     sigma_min: float = 0.01  # smallest noise level sigma_L
     sigma_max: float = 10.0  # largest noise level sigma_1 (about the largest data distance)
-    num_levels: int = 100  # L, number of geometric noise levels
+    num_levels: int = bounded(100, ge=2)  # L, number of geometric noise levels
     sampler: str = "langevin"  # default sampler: annealed Langevin dynamics (Algorithm 1)
-    sample_steps: int = 0  # sampling levels (0: all L levels)
+    sample_steps: int = bounded(0, ge=0)  # sampling levels (0: all L levels)
 
     def validate(self) -> None:
         super().validate()
         if not 0 < self.sigma_min < self.sigma_max:
             raise ConfigError("sigma_min and sigma_max must satisfy 0 < sigma_min < sigma_max.")
-        if self.num_levels < 2:
-            raise ConfigError(f"num_levels = {self.num_levels} must be at least 2.")
 
 
 @register_model("ncsn")
@@ -51,6 +51,10 @@ class NCSN(DiffusionModel):
     def precond(self, sigma: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         one = torch.ones_like(sigma)
         return one, sigma, one, sigma.log()  # VE: D = x + sigma F(x, ln sigma)
+
+    def score(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
+        """``s_theta(x, sigma) = (D(x, sigma) - x) / sigma^2`` (= ``F / sigma``, NCSNv2)."""
+        return score_from_x0(x, self.denoise(x, sigma, cond), sigma)
 
     def train_sigma(self, b: int, generator: torch.Generator | None, device: Any) -> Tensor:
         c = self.config
