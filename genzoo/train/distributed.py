@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from genzoo.core.errors import ConfigError
 from genzoo.core.seeding import auto_device
@@ -94,8 +95,6 @@ class LossModule(nn.Module):
 def wrap(model: nn.Module, device: torch.device, multi: bool) -> nn.Module:
     """DDP around the loss. Several optimizer groups (GANs) leave some parameters without a
     gradient in each backward pass, hence ``find_unused_parameters``."""
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
     return DDP(
         LossModule(model, multi),
         device_ids=[device.index] if device.type == "cuda" else None,

@@ -9,6 +9,11 @@ Reliability: one process at a time trains into a run directory (a lock, see
 :mod:`genzoo.train.safety`); a run killed at any moment (even SIGKILL) resumes from its last
 checkpoint, bit for bit on CPU; SIGINT/SIGTERM save a checkpoint first; a full or read-only disk
 stops training with a :class:`StorageError` and leaves the previous checkpoint intact.
+
+The loop (:meth:`Trainer._fit`) only sequences its collaborators: :mod:`~genzoo.train.batches`
+(the data order), :mod:`~genzoo.train.cadence` (when to log, draw samples, checkpoint and stop,
+agreed across torchrun ranks), :mod:`~genzoo.train.nan_guard` (stop, skip or roll back on a
+NaN/Inf) and :mod:`~genzoo.train.metrics_log` (averaged logs to JSONL and TensorBoard).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -349,37 +354,34 @@ class Trainer:
         cadence = self._begin()
         show = self.cfg.progress and self.dist.is_main
         bar = progress_bar(show, cadence.total, self.step, f"train {self.model.name}")
-        with cadence.catch_signals():
-            try:
-                while True:
+        with cadence.catch_signals(), closing(bar):
+            while True:
+                self.elapsed = cadence.elapsed()
+                if cadence.finished(self.step, self.elapsed):
+                    if self.guard.check(self.step, self._roll_back):
+                        continue  # rolled back: train the lost steps again
+                    if cadence.stop:  # SIGINT / SIGTERM: save, then stop with a message
+                        self._interrupted(cadence.stop[0])
+                    break
+                logs, finite, skipped = self.train_step(self.batches.next())
+                self.guard.note(finite, self.step + 1)
+                self.step += 1
+                if skipped:
+                    self.guard.skipped(self.step, skipped)
+                else:  # a skipped step's NaN logs would spoil the averages
+                    self.log.add(logs)
+                bar.update(1)
+                due = cadence.due(self.step)
+                if due and self.guard.check(self.step, self._roll_back):
+                    continue  # nothing is logged, drawn or saved from a diverged model
+                if due.log and (last := self.log.flush(self.step, self.elapsed, self._lr())):
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in list(last.items())[:3]})
+                if due.sample:
+                    self.save_samples()
+                if due.ckpt:
                     self.elapsed = cadence.elapsed()
-                    if cadence.finished(self.step, self.elapsed):
-                        if self.guard.check(self.step, self._roll_back):
-                            continue  # rolled back: train the lost steps again
-                        if cadence.stop:  # SIGINT / SIGTERM: save, then stop with a message
-                            self._interrupted(cadence.stop[0])
-                        break
-                    logs, finite, skipped = self.train_step(self.batches.next())
-                    self.guard.note(finite, self.step + 1)
-                    self.step += 1
-                    if skipped:
-                        self.guard.skipped(self.step, skipped)
-                    else:  # a skipped step's NaN logs would spoil the averages
-                        self.log.add(logs)
-                    bar.update(1)
-                    due = cadence.due(self.step)
-                    if due and self.guard.check(self.step, self._roll_back):
-                        continue
-                    if due.log and (last := self.log.flush(self.step, self.elapsed, self._lr())):
-                        bar.set_postfix({k: f"{v:.4g}" for k, v in list(last.items())[:3]})
-                    if due.sample:
-                        self.save_samples()
-                    if due.ckpt:
-                        self.elapsed = cadence.elapsed()
-                        self.save_checkpoint()
-                        cadence.checkpointed(self.step)
-            finally:
-                bar.close()
+                    self.save_checkpoint()
+                    cadence.checkpointed(self.step)
         return self._end(cadence)
 
     def _begin(self) -> Cadence:

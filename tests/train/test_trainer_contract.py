@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 import torch
+import torch.distributed as dist
 import yaml
 from torch import nn
 
@@ -224,10 +225,11 @@ def test_runs_saved_by_the_old_code_resume(tmp_path, name):
 # --- the collaborators ------------------------------------------------------------------------
 
 
-def _cadence(**kw) -> Cadence:
+def _cadence(ranks: DistInfo | None = None, **kw) -> Cadence:
     args = dict(total=10, budget=0.0, log_every=4, sample_every=3, ckpt_every=5, ckpt_every_s=0.0)
     args.update(kw)
-    return Cadence(**args, step=0, elapsed=0.0, dist=DistInfo(), device=torch.device("cpu"))
+    ranks = ranks or DistInfo()
+    return Cadence(**args, step=0, elapsed=0.0, dist=ranks, device=torch.device("cpu"))
 
 
 def test_cadence_schedules_logs_samples_checkpoints_and_the_end():
@@ -246,6 +248,27 @@ def test_cadence_schedules_logs_samples_checkpoints_and_the_end():
     assert timed.due(1).ckpt
     timed = _cadence(ckpt_every=0, ckpt_every_s=3600.0)
     assert not timed.due(5).ckpt
+
+
+def test_cadence_under_torchrun_agrees_every_ten_steps(tmp_path):
+    """Ranks leave the loop, and take timed checkpoints, only at steps where they all agreed
+    (every 10 steps and at the step limit); a process group of one stands in for the ranks."""
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    try:
+        ranks = DistInfo(0, 2)
+        spent = _cadence(total=None, budget=1.0, ranks=ranks)
+        assert not spent.finished(5, 2.0)  # over budget, but no agreement at step 5
+        assert spent.finished(10, 2.0)
+        limit = _cadence(total=7, ranks=ranks)
+        assert limit.finished(7, 0.0)  # the step limit is agreed at once
+        timed = _cadence(total=None, budget=0.0, ckpt_every=0, ckpt_every_s=1e-9, ranks=ranks)
+        assert not timed.finished(9, 0.0) and not timed.due(10).ckpt
+        assert not timed.finished(10, 0.0) and timed.due(11).ckpt  # agreed at step 10
+        assert not timed.finished(11, 0.0) and not timed.due(12).ckpt
+    finally:
+        dist.destroy_process_group()
 
 
 def test_cadence_restores_signal_handlers():
