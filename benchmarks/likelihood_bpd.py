@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 import genzoo
+from genzoo.core.protocol import ExactLikelihood, LikelihoodBound
 
 MODELS = ["ppca", "vae", "pixelcnn", "gpt", "nice", "realnvp", "glow", "ddpm"]
 
@@ -101,10 +102,12 @@ def split_bpd(run: Path, n: int, split: str = "train", seed: int = 0) -> dict[st
     sums: dict[str, float] = {}
     for chunk in idx.split(256):
         batch = data.get(chunk, dequantize=model.dequantize, generator=g)
-        vals = model.eval_metrics(batch["x"], batch.get("y"), generator=g)
+        vals = model.eval_metrics(batch, generator=g)
         for k, v in vals.items():
             sums[k] = sums.get(k, 0.0) + float(v.double().sum())
-    levels = getattr(model, "bpd_levels", model.info.levels)
+    if not isinstance(model, (ExactLikelihood, LikelihoodBound)):
+        return {}
+    levels = model.bpd_levels
     return {
         f"{k}_bpd": float(bits_per_dim(-v / len(idx), model.info.dim, levels))
         for k, v in sums.items()
