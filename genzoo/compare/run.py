@@ -10,7 +10,6 @@ run again, so an interrupted comparison loses nothing already trained.
 
 from __future__ import annotations
 
-import math
 import statistics
 import time
 from pathlib import Path
@@ -236,11 +235,3 @@ def compare(
     write_json(out / "results.json", results)
     write_reports(results, out)
     return results
-
-
-def fmt(v: Any, nd: int = 2) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.{nd}f}"
-    return str(v)

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
+from genzoo import train
 from genzoo.cli import main
+from genzoo.train.checkpoint import find_checkpoint
 
 
 def run_cli(capsys, *args):
@@ -57,9 +59,6 @@ def test_missing_data_root(capsys, tmp_path):
 
 
 def test_corrupt_checkpoint(capsys, tmp_path):
-    from genzoo import train
-    from genzoo.train.checkpoint import find_checkpoint
-
     run = train("ddpm", "toy2d:moons", steps=2, out=tmp_path / "r", overrides={"progress": False})
     (find_checkpoint(run) / "model.safetensors").write_bytes(b"\x00" * 40)
     code, _, err = run_cli(capsys, "sample", str(run), "--n", "4", "--out", str(tmp_path / "s.png"))
@@ -90,9 +89,6 @@ def test_pickle_handed_as_checkpoint_is_refused_and_not_run(capsys, tmp_path, co
 
 
 def test_pickle_inside_a_run_is_refused(capsys, tmp_path):
-    from genzoo import train
-    from genzoo.train.checkpoint import find_checkpoint
-
     marker = tmp_path / "payload-ran"
     run = train("ddpm", "toy2d:moons", steps=2, out=tmp_path / "r", overrides={"progress": False})
     (find_checkpoint(run) / "model.safetensors").write_bytes(pickle.dumps(_Payload(str(marker))))

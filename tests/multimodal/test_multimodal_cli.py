@@ -14,6 +14,7 @@ pytest.importorskip("tokenizers")
 from genzoo.cli import main
 from genzoo.data import load_dataset
 from genzoo.data.base import model_to_levels
+from genzoo.runs.multimodal import caption, retrieve, zeroshot
 
 DATA = "shapes?size=16&n=200"
 
@@ -30,8 +31,6 @@ def runs(tmp_path_factory):
 
 
 def test_zeroshot_and_retrieve_print_the_library_numbers(runs, capsys) -> None:
-    from genzoo.runs.multimodal import retrieve, zeroshot
-
     capsys.readouterr()
     assert main(["zeroshot", str(runs / "clip"), "--n", "100", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == zeroshot(runs / "clip", n=100)
@@ -46,8 +45,6 @@ def test_zeroshot_and_retrieve_print_the_library_numbers(runs, capsys) -> None:
 
 
 def test_caption_reads_image_files_exactly(runs, capsys, tmp_path) -> None:
-    from genzoo.runs.multimodal import caption
-
     test = load_dataset(DATA, "test")
     x = test.get(torch.arange(2))["x"]
     paths = []
