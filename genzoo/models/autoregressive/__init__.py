@@ -1,7 +1,7 @@
 """Autoregressive family: importing this package registers its models (``pixelcnn``, ``gpt``,
 ``vqvae-prior``, ``t2i-vq``)."""
 
-from genzoo.models.autoregressive.gpt import GPT, GPTConfig
+from genzoo.models.autoregressive.gpt import GPT, GPTConfig, TransformerConfig
 from genzoo.models.autoregressive.pixelcnn import PixelCNN, PixelCNNConfig
 from genzoo.models.autoregressive.t2i_vq import T2IVQConfig, TextToImageVQ
 from genzoo.models.autoregressive.vq_prior import VQPrior, VQPriorConfig
@@ -13,6 +13,7 @@ __all__ = [
     "PixelCNNConfig",
     "T2IVQConfig",
     "TextToImageVQ",
+    "TransformerConfig",
     "VQPrior",
     "VQPriorConfig",
 ]
