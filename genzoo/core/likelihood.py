@@ -12,7 +12,9 @@ the convention of the PixelCNN (arXiv:1601.06759), RealNVP (arXiv:1605.08803), G
 report their exact discrete NLL, for which no change of variables applies (``levels=None``).
 
 This module sits in ``core`` so that models (the training loss of an exact density) and metrics
-(``genzoo.metrics.bits_per_dim``, which re-exports it) share the one conversion.
+(``genzoo.metrics.bits_per_dim``, which re-exports it) share the one conversion;
+:class:`ExactNLL` is the loss and evaluation of every model trained by maximum likelihood on an
+exact density (the flows, PPCA).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from genzoo.core.protocol import LossOutput
+from genzoo.core.protocol import Batch, ExactLikelihood, LossOutput
 
 
 def bits_per_dim(nll_nats: Tensor | float, dim: int, levels: int | None) -> Tensor:
@@ -51,3 +53,24 @@ def exact_nll_loss(log_prob: Tensor, info: Any) -> LossOutput:
     if info.kind == "images" and info.levels is not None:
         logs["bpd"] = bits_per_dim(nll.detach(), d, info.levels).to(nll.dtype)
     return LossOutput(nll / d, logs)
+
+
+class ExactNLL(ExactLikelihood):
+    """An :class:`~genzoo.core.protocol.ExactLikelihood` trained by maximum likelihood: ``loss``
+    is :func:`exact_nll_loss` of ``log_prob(batch["x"])`` and ``eval_metrics`` reports
+    ``{"log_prob": (B,)}`` in nats per example. List it before ``GenerativeModel`` among the
+    bases, so that these two override the base's."""
+
+    info: Any
+
+    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        """Mean negative log-likelihood per dimension (nats/dim: the scale of the loss does not
+        depend on the data's size); logs ``nll`` in nats per example and, for images, ``bpd``."""
+        return exact_nll_loss(self.log_prob(batch["x"]), self.info)
+
+    @torch.no_grad()
+    def eval_metrics(
+        self, batch: Batch, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """``{"log_prob": (B,)}``: the exact log-likelihood of ``batch["x"]``, nats per example."""
+        return {"log_prob": self.log_prob(batch["x"])}

@@ -15,8 +15,8 @@ from torch import Tensor
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.likelihood import exact_nll_loss
-from genzoo.core.protocol import Batch, ExactLikelihood, LatentSpace, LossOutput, Samples
+from genzoo.core.likelihood import ExactNLL
+from genzoo.core.protocol import LatentSpace, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
@@ -55,7 +55,7 @@ def ppca_log_prob(x: Tensor, mean: Tensor, weight: Tensor, noise_variance: Tenso
 
 
 @register_model("ppca")
-class PPCA(LinearModel, Samples, ExactLikelihood, LatentSpace):
+class PPCA(ExactNLL, LinearModel, Samples, LatentSpace):
     """Probabilistic PCA: ``x = W z + mean + sigma eps``, ``z ~ N(0, I_K)``, ``eps ~ N(0, I_D)``.
 
     Tipping & Bishop (1999). The marginal is ``N(mean, C)``, ``C = W W^T + sigma^2 I``; the
@@ -69,6 +69,9 @@ class PPCA(LinearModel, Samples, ExactLikelihood, LatentSpace):
     ``encode_latent`` is the posterior mean ``E[z|x] = M^-1 W^T (x - mean)``, ``M = W^T W +
     sigma^2 I`` (the posterior is ``N(M^-1 W^T (x - mean), sigma^2 M^-1)``, Eq. (6));
     ``decode_latent(z) = W z + mean``. As sigma -> 0 the model becomes PCA.
+
+    The loss is the mean negative log-likelihood per dimension (like the flows'), logging ``nll``
+    and, for images, ``bpd``: evaluated, never optimised, since the fit is closed-form.
     """
 
     dequantize: ClassVar[bool] = True
@@ -128,19 +131,6 @@ class PPCA(LinearModel, Samples, ExactLikelihood, LatentSpace):
     def forward(self, x: Tensor) -> Tensor:
         """``W E[z|x] + mean``: the reconstruction from the posterior mean."""
         return self.decode_latent(self.encode_latent(x))
-
-    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
-        """Mean negative log-likelihood per dimension (like the flows); logs ``nll`` in nats per
-        example and, for images, ``bpd``. Evaluated, never optimised: the fit is closed-form."""
-        return exact_nll_loss(self.log_prob(batch["x"]), self.info)
-
-    @torch.no_grad()
-    def eval_metrics(
-        self, batch: Batch, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        """``{"log_prob": (B,)}``: the exact log-likelihood of ``batch["x"]`` in nats per
-        example."""
-        return {"log_prob": self.log_prob(batch["x"])}
 
     @torch.no_grad()
     def sample(
