@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -16,7 +16,7 @@ from torch import Tensor
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
 from genzoo.core.likelihood import ExactNLL
-from genzoo.core.protocol import LatentSpace, Samples
+from genzoo.core.protocol import LatentSpace
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
@@ -55,7 +55,7 @@ def ppca_log_prob(x: Tensor, mean: Tensor, weight: Tensor, noise_variance: Tenso
 
 
 @register_model("ppca")
-class PPCA(ExactNLL, LinearModel, Samples, LatentSpace):
+class PPCA(ExactNLL, LinearModel, LatentSpace):
     """Probabilistic PCA: ``x = W z + mean + sigma eps``, ``z ~ N(0, I_K)``, ``eps ~ N(0, I_D)``.
 
     Tipping & Bishop (1999). The marginal is ``N(mean, C)``, ``C = W W^T + sigma^2 I``; the
@@ -75,6 +75,7 @@ class PPCA(ExactNLL, LinearModel, Samples, LatentSpace):
     """
 
     dequantize: ClassVar[bool] = True
+    default_noise: ClassVar[bool] = True
     latent_prior: ClassVar[Literal["gaussian", "euclidean"]] = "gaussian"
     config_class: ClassVar[type[Config]] = PPCAConfig
     config: PPCAConfig
@@ -132,21 +133,12 @@ class PPCA(ExactNLL, LinearModel, Samples, LatentSpace):
         """``W E[z|x] + mean``: the reconstruction from the posterior mean."""
         return self.decode_latent(self.encode_latent(x))
 
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        *,
-        cond: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> Tensor:
-        """``n`` draws ``W z + mean + sigma eps`` (option ``noise=False``: without ``sigma eps``,
-        the mean of p(x|z)). Images are clipped to the data range."""
-        noise = self._check_sample_options(cond, options, default_noise=True)
+    def draw(self, n: int, noise: bool, generator: torch.Generator | None) -> Tensor:
+        """``W z + mean + sigma eps`` (``noise=False``: without ``sigma eps``, the mean of
+        p(x|z))."""
         z = randn((n, self.config.latent_dim), generator=generator, device=self.device)
         x = self.decode_latent(z)
         if noise:
             eps = randn(x.shape, generator=generator, device=x.device)
             x = x + self.noise_variance.sqrt() * eps
-        return self._clip(x)
+        return x
