@@ -34,7 +34,11 @@ def bits_per_dim(nll_nats: Tensor | float, dim: int, levels: int | None) -> Tens
     ``nll_nats`` is ``-log p(x)`` of a density on [-1, 1]^D when ``levels`` is given (images), or of
     a discrete distribution / density on the raw space when ``levels`` is ``None``.
     """
-    nll = torch.as_tensor(nll_nats, dtype=torch.float64)
+    return _nats_to_bits(torch.as_tensor(nll_nats, dtype=torch.float64), dim, levels)
+
+
+def _nats_to_bits(nll: Tensor, dim: int, levels: int | None) -> Tensor:
+    """The conversion of :func:`bits_per_dim` in the dtype of ``nll`` (no float64 on MPS)."""
     if levels is not None:
         nll = nll + dim * math.log(levels / 2.0)  # log p_[0,L) = log p_[-1,1] - D log(L/2)
     return nll / (dim * math.log(2.0))
@@ -51,7 +55,7 @@ def exact_nll_loss(log_prob: Tensor, info: Any) -> LossOutput:
     d = info.dim
     logs: dict[str, Tensor | float] = {"nll": nll.detach()}
     if info.kind == "images" and info.levels is not None:
-        logs["bpd"] = bits_per_dim(nll.detach(), d, info.levels).to(nll.dtype)
+        logs["bpd"] = _nats_to_bits(nll.detach(), d, info.levels)
     return LossOutput(nll / d, logs)
 
 
