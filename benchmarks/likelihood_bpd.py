@@ -91,6 +91,7 @@ ROWS: list[tuple[str, str]] = [
 def split_bpd(run: Path, n: int, split: str = "train", seed: int = 0) -> dict[str, float]:
     """Bits/dim of ``n`` examples of ``split`` (random, fixed), computed as ``genzoo.evaluate``
     does on the test split: on the training split, the gap to the test number is over-fitting."""
+    from genzoo.core.protocol import likelihood_kind
     from genzoo.core.runs import read_run_config
     from genzoo.data import load_dataset
     from genzoo.metrics.likelihood import bits_per_dim
@@ -102,7 +103,7 @@ def split_bpd(run: Path, n: int, split: str = "train", seed: int = 0) -> dict[st
     sums: dict[str, float] = {}
     for chunk in idx.split(256):
         batch = data.get(chunk, dequantize=model.dequantize, generator=g)
-        vals = model.eval_metrics(batch, generator=g)
+        vals = model.eval_metrics({k: v.to(model.device) for k, v in batch.items()}, generator=g)
         for k, v in vals.items():
             sums[k] = sums.get(k, 0.0) + float(v.double().sum())
     levels = model.bpd_levels if likelihood_kind(model) != "none" else model.info.levels

@@ -12,7 +12,9 @@ the convention of the PixelCNN (arXiv:1601.06759), RealNVP (arXiv:1605.08803), G
 report their exact discrete NLL, for which no change of variables applies (``levels=None``).
 
 This module sits in ``core`` so that models (the training loss of an exact density) and metrics
-(``genzoo.metrics.bits_per_dim``, which re-exports it) share the one conversion.
+(``genzoo.metrics.bits_per_dim``, which re-exports it) share the one conversion;
+:class:`ExactNLL` is the loss and evaluation of every model trained by maximum likelihood on an
+exact density (the flows, PPCA).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from genzoo.core.protocol import LossOutput
+from genzoo.core.protocol import Batch, ExactLikelihood, LossOutput
 
 
 def bits_per_dim(nll_nats: Tensor | float, dim: int, levels: int | None) -> Tensor:
@@ -32,7 +34,11 @@ def bits_per_dim(nll_nats: Tensor | float, dim: int, levels: int | None) -> Tens
     ``nll_nats`` is ``-log p(x)`` of a density on [-1, 1]^D when ``levels`` is given (images), or of
     a discrete distribution / density on the raw space when ``levels`` is ``None``.
     """
-    nll = torch.as_tensor(nll_nats, dtype=torch.float64)
+    return _nats_to_bits(torch.as_tensor(nll_nats, dtype=torch.float64), dim, levels)
+
+
+def _nats_to_bits(nll: Tensor, dim: int, levels: int | None) -> Tensor:
+    """The conversion of :func:`bits_per_dim` in the dtype of ``nll`` (no float64 on MPS)."""
     if levels is not None:
         nll = nll + dim * math.log(levels / 2.0)  # log p_[0,L) = log p_[-1,1] - D log(L/2)
     return nll / (dim * math.log(2.0))
@@ -49,5 +55,26 @@ def exact_nll_loss(log_prob: Tensor, info: Any) -> LossOutput:
     d = info.dim
     logs: dict[str, Tensor | float] = {"nll": nll.detach()}
     if info.kind == "images" and info.levels is not None:
-        logs["bpd"] = bits_per_dim(nll.detach(), d, info.levels).to(nll.dtype)
+        logs["bpd"] = _nats_to_bits(nll.detach(), d, info.levels)
     return LossOutput(nll / d, logs)
+
+
+class ExactNLL(ExactLikelihood):
+    """An :class:`~genzoo.core.protocol.ExactLikelihood` trained by maximum likelihood: ``loss``
+    is :func:`exact_nll_loss` of ``log_prob(batch["x"])`` and ``eval_metrics`` reports
+    ``{"log_prob": (B,)}`` in nats per example. List it before ``GenerativeModel`` among the
+    bases, so that these two override the base's."""
+
+    info: Any
+
+    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        """Mean negative log-likelihood per dimension (nats/dim: the scale of the loss does not
+        depend on the data's size); logs ``nll`` in nats per example and, for images, ``bpd``."""
+        return exact_nll_loss(self.log_prob(batch["x"]), self.info)
+
+    @torch.no_grad()
+    def eval_metrics(
+        self, batch: Batch, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """``{"log_prob": (B,)}``: the exact log-likelihood of ``batch["x"]``, nats per example."""
+        return {"log_prob": self.log_prob(batch["x"])}

@@ -108,8 +108,10 @@ def model_to_unit(x: Tensor, levels: int | None) -> Tensor:
 class Dataset:
     """A split of a dataset with random access by index tensors.
 
-    ``x`` holds the stored values (integer levels for images, floats for points); ``y`` the labels
-    or ``None``. Lazily loaded datasets (image folders) override :meth:`get_raw`.
+    ``x`` holds the stored values (integer levels for images, floats for points, token ids for
+    text); ``y`` the labels or ``None``. Lazily loaded datasets (image folders) override
+    :meth:`get_raw`; datasets whose batches carry more than ``x`` and ``y`` (sources, captions,
+    questions) override :meth:`extra`.
     """
 
     def __init__(self, info: DataInfo, x: Tensor | None, y: Tensor | None = None) -> None:
@@ -133,17 +135,27 @@ class Dataset:
         dequantize: bool = False,
         generator: torch.Generator | None = None,
     ) -> dict[str, Tensor]:
-        """A batch in model space: ``{"x": (B, ...) float, "y": (B,) long}`` ("y" if labelled)."""
+        """A batch in model space: ``{"x": (B, ...) float, "y": (B,) long}`` ("y" if labelled;
+        text: ``x`` holds the token ids, long, never dequantized), and the :meth:`extra` keys."""
         x, y = self.get_raw(idx)
         if self.info.kind == "images":
             assert self.info.levels is not None
             x = levels_to_model(x, self.info.levels, dequantize=dequantize, generator=generator)
+        elif self.info.kind == "text":
+            x = x.long()
         else:
             x = x.float()
         batch = {"x": x}
         if y is not None:
             batch["y"] = y.long()
+        batch.update(self.extra(idx, dequantize=dequantize, generator=generator))
         return batch
+
+    def extra(
+        self, idx: Tensor, *, dequantize: bool = False, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """More keys of the batch ``idx`` (drawn after ``x``, with the same ``generator``)."""
+        return {}
 
     def all(self, **kw: Any) -> dict[str, Tensor]:
         """The whole split as one batch (for small in-memory datasets)."""

@@ -105,21 +105,17 @@ class PairedImages(Dataset):
             raise ValueError(f"sources {tuple(src.shape)} and targets {tuple(x.shape)} differ")
         self.src = src
 
-    def get(
-        self,
-        idx: Tensor,
-        *,
-        dequantize: bool = False,
-        generator: torch.Generator | None = None,
+    def extra(
+        self, idx: Tensor, *, dequantize: bool = False, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        batch = super().get(idx, dequantize=dequantize, generator=generator)
+        """``{"src": (B, C, H, W)}``: the sources in model space, like the targets."""
         if self.src.device != idx.device:  # the Trainer may have moved x and y to its device
             self.src = self.src.to(idx.device)
         assert self.info.levels is not None
-        batch["src"] = levels_to_model(
+        src = levels_to_model(
             self.src[idx], self.info.levels, dequantize=dequantize, generator=generator
         )
-        return batch
+        return {"src": src}
 
 
 @functools.lru_cache(maxsize=8)

@@ -505,18 +505,12 @@ class ShapesDataset(Dataset):
         "heldout",
     )
 
-    def get(
-        self,
-        idx: Tensor,
-        *,
-        dequantize: bool = False,
-        generator: torch.Generator | None = None,
+    def extra(
+        self, idx: Tensor, *, dequantize: bool = False, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        batch = super().get(idx, dequantize=dequantize, generator=generator)
+        """Captions, questions, answers and attributes of the scenes ``idx`` (``EXTRA_KEYS``)."""
         cpu = idx.cpu()
-        for key in self.EXTRA_KEYS:
-            batch[key] = getattr(self, key)[cpu].to(idx.device)
-        return batch
+        return {key: getattr(self, key)[cpu].to(idx.device) for key in self.EXTRA_KEYS}
 
     def single_object(self) -> Tensor:
         """Indices ``(M,)`` of the images with one object."""

@@ -236,17 +236,6 @@ class TextDataset(Dataset):
         self.tokens = tokens
         self.tokenizer = tokenizer
 
-    def get(
-        self,
-        idx: Tensor,
-        *,
-        dequantize: bool = False,
-        generator: torch.Generator | None = None,
-    ) -> dict[str, Tensor]:
-        """``{"x": (B, block_size) long}``: tokens stay integers (no dequantization)."""
-        x, _ = self.get_raw(idx)
-        return {"x": x.long()}
-
 
 def load_text(
     name: str = "pystdlib",

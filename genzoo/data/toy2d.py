@@ -62,7 +62,11 @@ class Toy2D:
         *,
         device: torch.device | str = "cpu",
     ) -> Tensor:
-        """``n`` points, ``(n, 2)`` float32."""
+        """``n`` points, ``(n, 2)`` float32, drawn with ``generator`` on ``device``."""
+        return self.draw(n, generator, device)
+
+    def draw(self, n: int, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
+        """What subclasses implement: ``n`` points ``(n, 2)`` float32."""
         raise NotImplementedError
 
     def log_prob(self, x: Tensor) -> Tensor:
@@ -86,13 +90,7 @@ class GaussianMixture2D(Toy2D):
         self.modes = modes.to(torch.float64)
         self.mode_std = float(std)
 
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        *,
-        device: torch.device | str = "cpu",
-    ) -> Tensor:
+    def draw(self, n: int, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
         assert self.modes is not None and self.mode_std is not None
         k = _randint(len(self.modes), n, generator, device)
         noise = randn((n, 2), generator=generator, device=device)
@@ -169,13 +167,7 @@ class Checkerboard(Toy2D):
         cells = [(i, j) for i in range(-2, 2) for j in range(-2, 2) if (i + j) % 2 == 0]
         self.black = torch.tensor(cells, dtype=torch.float32)  # (8, 2) lower-left corners
 
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        *,
-        device: torch.device | str = "cpu",
-    ) -> Tensor:
+    def draw(self, n: int, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
         k = _randint(len(self.black), n, generator, device)
         u = rand((n, 2), generator=generator, device=device)
         return self.black.to(device)[k] + u
@@ -203,13 +195,7 @@ class PolarRings(Toy2D):
         self.radii = torch.tensor(radii, dtype=torch.float64)
         self.std = float(std)
 
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        *,
-        device: torch.device | str = "cpu",
-    ) -> Tensor:
+    def draw(self, n: int, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
         k = _randint(len(self.radii), n, generator, device)
         theta = 2 * math.pi * rand((n,), generator=generator, device=device)
         eps = randn((n,), generator=generator, device=device)
@@ -260,13 +246,7 @@ class Moons(Toy2D):
 
     name = "moons"
 
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        *,
-        device: torch.device | str = "cpu",
-    ) -> Tensor:
+    def draw(self, n: int, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
         which = _randint(2, n, generator, device).float()  # 0: upper moon, 1: lower moon
         t = math.pi * rand((n,), generator=generator, device=device)
         noise = randn((n, 2), generator=generator, device=device)
@@ -282,13 +262,7 @@ class SwissRoll(Toy2D):
 
     name = "swissroll"
 
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        *,
-        device: torch.device | str = "cpu",
-    ) -> Tensor:
+    def draw(self, n: int, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
         t = 1.5 * math.pi * (1 + 2 * rand((n,), generator=generator, device=device))
         noise = randn((n, 2), generator=generator, device=device)
         x = torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1) + noise
@@ -312,13 +286,7 @@ class Pinwheel(Toy2D):
         self.tangential_std = tangential_std
         self.rate = rate
 
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        *,
-        device: torch.device | str = "cpu",
-    ) -> Tensor:
+    def draw(self, n: int, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
         arm = _randint(self.n_arms, n, generator, device).float()
         f = randn((n, 2), generator=generator, device=device)
         f = f * torch.tensor([self.radial_std, self.tangential_std], device=device)

@@ -7,9 +7,13 @@ import pytest
 import scipy.stats
 import torch
 
-from genzoo.data import get_toy
+from genzoo.core.errors import ConfigError
+from genzoo.data import dataset_info, get_toy
+from genzoo.metrics import mode_coverage
 from genzoo.metrics import mode_stats as exported_mode_stats
 from genzoo.metrics.points import mmd, mode_stats, sliced_wasserstein, true_nll, wasserstein_1d
+from genzoo.models.gans import GAN, GANConfig
+from genzoo.models.multimodal import CLIP, CLIPConfig
 
 
 def _gen(seed):
@@ -104,3 +108,21 @@ def test_mode_stats_reexported():
     toy = get_toy("8gaussians")
     stats = mode_stats(toy.sample(1000, _gen(10)), toy.modes, toy.mode_std)
     assert stats["modes_covered"] == 8 and stats["hq_rate"] > 0.98
+
+
+def test_mode_coverage_of_a_model_is_mode_stats_of_its_seeded_samples():
+    torch.manual_seed(0)
+    info = dataset_info("toy2d:8gaussians")
+    gan = GAN(GANConfig.from_dict({"hidden": [16]}), info).train()
+    stats = mode_coverage(gan, "8gaussians", n=500, seed=4)
+    gan.eval()
+    x = gan.sample(500, generator=torch.Generator().manual_seed(4))
+    toy = get_toy("8gaussians")
+    assert stats == mode_stats(x, toy.modes, toy.mode_std)
+    assert gan.training is False  # left as it was found
+    assert mode_coverage(gan.train(), "8gaussians", n=500, seed=4) == stats and gan.training
+    with pytest.raises(ConfigError, match="no modes"):
+        mode_coverage(gan, "moons")
+    clip = CLIP(CLIPConfig(), dataset_info("shapes"))
+    with pytest.raises(ConfigError, match="draws no samples"):
+        mode_coverage(clip, "8gaussians")

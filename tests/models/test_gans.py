@@ -4,6 +4,7 @@ and training through the one Trainer (mode coverage, divergence guard, exact res
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -210,6 +211,29 @@ def test_d_step_leaves_g_alone_and_g_step_leaves_d_alone() -> None:
         assert all(p.grad is None for p in m.discriminator.parameters())
         assert all(p.grad is not None for p in m.generator.parameters())
         assert all(p.requires_grad for p in m.discriminator.parameters())
+
+
+@pytest.mark.parametrize(
+    ("name", "key", "value", "message"),
+    [
+        ("gan", "n_critic", 0, "n_critic = 0 must be >= 1"),
+        ("wgan", "n_critic", 0, "n_critic = 0 must be >= 1"),  # a preset keeps the range
+        ("wgan-gp", "gp", -1.0, "gp = -1.0 must be a finite number >= 0"),
+        ("hinge-sn", "betas", [0.0, 1.0], "betas = [0.0, 1.0] must be a finite number in [0, 1)"),
+        ("dcgan", "latent_dim", 0, "latent_dim = 0 must be >= 1"),
+        ("gan", "lr_d", 0.0, "lr_d = 0.0 must be a finite number > 0"),
+        ("gan", "hidden", [], "hidden = [] must hold at least one width"),
+        ("pix2pix", "dropout", 1.0, "dropout = 1.0 must be a finite number in [0, 1)"),
+        ("cyclegan", "pool_size", -1, "pool_size = -1 must be >= 0"),
+    ],
+)
+def test_config_ranges_are_checked_for_every_preset(name, key, value, message) -> None:
+    cls = MODELS.get(name).config_class
+    cls.from_dict({})  # the defaults are in range
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        cls.from_dict({key: value})
+    with pytest.raises(ConfigError, match=key):  # strings from the command line, too
+        cls.from_dict({key: str(value)})
 
 
 def test_group_settings_follow_the_config() -> None:

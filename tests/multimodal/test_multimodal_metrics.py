@@ -6,6 +6,7 @@ import pytest
 import torch
 from sklearn.metrics import top_k_accuracy_score
 
+from genzoo.data import captions
 from genzoo.data import shapes as sh
 from genzoo.metrics.multimodal import bleu, caption_matches, parse_caption, recall_at_k
 
@@ -35,6 +36,10 @@ def test_parse_caption_by_hand() -> None:
     q = parse_caption("a large blue triangle in the top left")
     assert q.position == sh.POSITIONS.index("top left") and q.relation is None
     assert parse_caption("there is a green diamond at the top").position == 1
+
+
+def test_caption_parsing_lives_with_the_captions_and_is_re_exported() -> None:
+    assert caption_matches is captions.caption_matches and parse_caption is captions.parse_caption
 
 
 def test_caption_matches() -> None:

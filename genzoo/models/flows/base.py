@@ -23,15 +23,8 @@ from torch import Tensor
 
 from genzoo.core.config import Config
 from genzoo.core.errors import ConfigError
-from genzoo.core.likelihood import exact_nll_loss
-from genzoo.core.protocol import (
-    Batch,
-    ExactLikelihood,
-    GenerativeModel,
-    LatentSpace,
-    LossOutput,
-    Samples,
-)
+from genzoo.core.likelihood import ExactNLL
+from genzoo.core.protocol import GenerativeModel, LatentSpace, Samples
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
 from genzoo.nn.flow_layers import FlowLayer, FlowSequential, LogitTransform
@@ -49,8 +42,10 @@ def can_squeeze(shape: tuple[int, int, int]) -> bool:
     return shape[1] % 2 == 0 and shape[2] % 2 == 0 and shape[1] >= 2 and shape[2] >= 2
 
 
-class FlowModel(GenerativeModel, Samples, ExactLikelihood, LatentSpace):
-    """Base of the flows: ``log_prob``, ``loss``, ``sample``, ``encode``/``decode``.
+class FlowModel(ExactNLL, GenerativeModel, Samples, LatentSpace):
+    """Base of the flows: ``log_prob``, ``sample``, ``encode``/``decode``; the maximum-likelihood
+    ``loss`` (nats/dim, logging ``nll`` and ``bpd``) and ``eval_metrics`` (``log_prob``) of
+    :class:`~genzoo.core.likelihood.ExactNLL`.
 
     ``self.flow`` maps ``(B, *info.shape)`` to flat latents ``(B, D)``; for images its first layer
     is the :class:`~genzoo.nn.flow_layers.LogitTransform`. ``forward(x)`` returns
@@ -120,20 +115,7 @@ class FlowModel(GenerativeModel, Samples, ExactLikelihood, LatentSpace):
         return self.decode(z)
 
     # ----------------------------------------------------------------------------------------------
-    # protocol
-
-    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
-        """Mean negative log-likelihood per dimension (nats/dim; the scale of the loss does not
-        depend on the image size). Logs ``nll`` in nats per example and, for images, ``bpd``."""
-        return exact_nll_loss(self.log_prob(batch["x"]), self.info)
-
-    @torch.no_grad()
-    def eval_metrics(
-        self, batch: Batch, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        """``{"log_prob": (B,)}``: the exact log-likelihood of ``batch["x"]`` in nats per
-        example."""
-        return {"log_prob": self.log_prob(batch["x"])}
+    # sampling
 
     @torch.no_grad()
     def sample(

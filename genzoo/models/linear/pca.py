@@ -81,9 +81,9 @@ class PCAConfig(Config):
     # dimension)
 
 
-class LinearModel(GenerativeModel, ClosedForm):
+class LinearModel(GenerativeModel, ClosedForm, Samples):
     """What PCA and PPCA share: closed-form fitting through the Trainer, flat <-> shaped data,
-    sampling options, clipping of images to the data range.
+    sampling (one option, ``noise``; images clipped to the data range).
 
     They have no learnable parameters; their state is buffers set by :meth:`fit_data`, which the
     Trainer calls once with the whole training set before its first step (:class:`ClosedForm`).
@@ -91,6 +91,8 @@ class LinearModel(GenerativeModel, ClosedForm):
     """
 
     family: ClassVar[str] = "linear"
+    default_noise: ClassVar[bool] = False
+    """The default of the sampling option ``noise``."""
     info: DataInfo
 
     def __init__(self, config: Config, info: DataInfo) -> None:
@@ -144,9 +146,17 @@ class LinearModel(GenerativeModel, ClosedForm):
             x = x.clamp(lo, hi)
         return x
 
-    def _check_sample_options(
-        self, cond: Tensor | None, options: dict[str, Any], default_noise: bool
-    ) -> bool:
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """``n`` draws of :meth:`draw` (option ``noise``, default :attr:`default_noise`), images
+        clipped to the data range."""
         if cond is not None:
             raise ConfigError(f"{self.name!r} is unconditional; sample it without cond.")
         unknown = [key for key in options if key != "noise"]
@@ -155,11 +165,18 @@ class LinearModel(GenerativeModel, ClosedForm):
                 f"Unknown sampling option {unknown[0]!r} for {self.name!r}; valid options are "
                 "'noise'."
             )
-        return bool(options.get("noise", default_noise))
+        noise = bool(options.get("noise", self.default_noise))
+        return self._clip(self.draw(n, noise, generator))
+
+    def draw(
+        self, n: int, noise: bool, generator: torch.Generator | None
+    ) -> Tensor:  # pragma: no cover - abstract
+        """``n`` draws ``(n, *shape)`` in model space, with the model's noise or without."""
+        raise NotImplementedError
 
 
 @register_model("pca")
-class PCA(LinearModel, Samples, LatentSpace):
+class PCA(LinearModel, LatentSpace):
     """Principal component analysis: the K leading eigenvectors of the data covariance.
 
     Pearson, "On lines and planes of closest fit to systems of points in space" (1901); Hotelling,
@@ -234,20 +251,10 @@ class PCA(LinearModel, Samples, LatentSpace):
         rec = self.reconstruction_error(batch["x"])
         return {"loss": rec, "mse": rec / self.info.dim}
 
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        *,
-        cond: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> Tensor:
-        """``n`` draws ``mean + V^T z``, ``z ~ N(0, diag(lambda))``: the Gaussian of the data
-        restricted to the principal subspace. Option ``noise`` (default False) adds isotropic
-        noise with the mean discarded variance (a PPCA-like draw off the subspace). Images are
-        clipped to the data range."""
-        noise = self._check_sample_options(cond, options, default_noise=False)
+    def draw(self, n: int, noise: bool, generator: torch.Generator | None) -> Tensor:
+        """``mean + V^T z``, ``z ~ N(0, diag(lambda))``: the Gaussian of the data restricted to
+        the principal subspace; ``noise`` (default off) adds isotropic noise with the mean
+        discarded variance (a PPCA-like draw off the subspace)."""
         k = self.config.latent_dim
         eps = randn((n, k), generator=generator, device=self.device)
         z = eps * self.explained_variance.sqrt()  # (n, K), z_k ~ N(0, lambda_k)
@@ -256,4 +263,4 @@ class PCA(LinearModel, Samples, LatentSpace):
         if noise and d > k:
             rest = (self.total_variance - self.explained_variance.sum()).clamp_min(0.0) / (d - k)
             x = x + math.sqrt(float(rest)) * randn(x.shape, generator=generator, device=x.device)
-        return self._clip(x)
+        return x

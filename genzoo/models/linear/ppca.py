@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.likelihood import exact_nll_loss
-from genzoo.core.protocol import Batch, ExactLikelihood, LatentSpace, LossOutput, Samples
+from genzoo.core.likelihood import ExactNLL
+from genzoo.core.protocol import LatentSpace
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
@@ -55,7 +55,7 @@ def ppca_log_prob(x: Tensor, mean: Tensor, weight: Tensor, noise_variance: Tenso
 
 
 @register_model("ppca")
-class PPCA(LinearModel, Samples, ExactLikelihood, LatentSpace):
+class PPCA(ExactNLL, LinearModel, LatentSpace):
     """Probabilistic PCA: ``x = W z + mean + sigma eps``, ``z ~ N(0, I_K)``, ``eps ~ N(0, I_D)``.
 
     Tipping & Bishop (1999). The marginal is ``N(mean, C)``, ``C = W W^T + sigma^2 I``; the
@@ -69,9 +69,13 @@ class PPCA(LinearModel, Samples, ExactLikelihood, LatentSpace):
     ``encode_latent`` is the posterior mean ``E[z|x] = M^-1 W^T (x - mean)``, ``M = W^T W +
     sigma^2 I`` (the posterior is ``N(M^-1 W^T (x - mean), sigma^2 M^-1)``, Eq. (6));
     ``decode_latent(z) = W z + mean``. As sigma -> 0 the model becomes PCA.
+
+    The loss is the mean negative log-likelihood per dimension (like the flows'), logging ``nll``
+    and, for images, ``bpd``: evaluated, never optimised, since the fit is closed-form.
     """
 
     dequantize: ClassVar[bool] = True
+    default_noise: ClassVar[bool] = True
     latent_prior: ClassVar[Literal["gaussian", "euclidean"]] = "gaussian"
     config_class: ClassVar[type[Config]] = PPCAConfig
     config: PPCAConfig
@@ -129,34 +133,12 @@ class PPCA(LinearModel, Samples, ExactLikelihood, LatentSpace):
         """``W E[z|x] + mean``: the reconstruction from the posterior mean."""
         return self.decode_latent(self.encode_latent(x))
 
-    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
-        """Mean negative log-likelihood per dimension (like the flows); logs ``nll`` in nats per
-        example and, for images, ``bpd``. Evaluated, never optimised: the fit is closed-form."""
-        return exact_nll_loss(self.log_prob(batch["x"]), self.info)
-
-    @torch.no_grad()
-    def eval_metrics(
-        self, batch: Batch, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        """``{"log_prob": (B,)}``: the exact log-likelihood of ``batch["x"]`` in nats per
-        example."""
-        return {"log_prob": self.log_prob(batch["x"])}
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        *,
-        cond: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> Tensor:
-        """``n`` draws ``W z + mean + sigma eps`` (option ``noise=False``: without ``sigma eps``,
-        the mean of p(x|z)). Images are clipped to the data range."""
-        noise = self._check_sample_options(cond, options, default_noise=True)
+    def draw(self, n: int, noise: bool, generator: torch.Generator | None) -> Tensor:
+        """``W z + mean + sigma eps`` (``noise=False``: without ``sigma eps``, the mean of
+        p(x|z))."""
         z = randn((n, self.config.latent_dim), generator=generator, device=self.device)
         x = self.decode_latent(z)
         if noise:
             eps = randn(x.shape, generator=generator, device=x.device)
             x = x + self.noise_variance.sqrt() * eps
-        return self._clip(x)
+        return x

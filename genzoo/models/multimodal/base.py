@@ -24,10 +24,12 @@ from genzoo.core.errors import CheckpointError, ConfigError
 from genzoo.core.protocol import Batch, GenerativeModel
 from genzoo.data.base import DataInfo
 from genzoo.data.captions import CaptionTokenizer, get_caption_tokenizer, label_captions
+from genzoo.nn.encoders import ImageEncoder
 
 
 class MultimodalModel(GenerativeModel):
-    """Base of CLIP, the captioner and VQA: image data with captions or labels."""
+    """Base of CLIP, the captioner and VQA: image data with captions or labels, and the image
+    encoder ``image_encoder`` (:class:`~genzoo.nn.encoders.ImageEncoder` of ``config.width``)."""
 
     family: ClassVar[str] = "multimodal"
     info: DataInfo
@@ -43,6 +45,8 @@ class MultimodalModel(GenerativeModel):
         self.vocab_size = tok.vocab_size
         self.register_buffer("vocab_fingerprint", torch.tensor([tok.fingerprint()]))
         self.register_load_state_dict_post_hook(_check_vocabulary)
+        width = int(config.width)  # type: ignore[attr-defined]
+        self.image_encoder = ImageEncoder(info.shape[0], info.shape[-1], width)
 
     @property
     def tokenizer(self) -> CaptionTokenizer:

@@ -36,7 +36,6 @@ from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN, caption_matches, class_word
 from genzoo.models.autoregressive.sampling import sample_logits
 from genzoo.models.multimodal.base import MultimodalModel
-from genzoo.nn.encoders import ImageEncoder
 from genzoo.nn.transformer import KVCache, Transformer, init_gpt_weights
 
 DECODINGS = ("greedy", "beam", "top_k")
@@ -75,7 +74,6 @@ class Captioner(MultimodalModel):
     def __init__(self, config: CaptionerConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         c = config
-        self.image_encoder = ImageEncoder(info.shape[0], info.shape[-1], c.width)
         self.n_prefix = self.image_encoder.grid**2
         self.block_size = self.n_prefix + MAX_LEN
         self.prefix_proj = nn.Linear(self.image_encoder.out_dim, c.n_embd)

@@ -35,7 +35,7 @@ from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN, label_caption_texts
 from genzoo.data.shapes import CLASS_NAMES, PROMPT_TEMPLATES, SHAPES, article
 from genzoo.models.multimodal.base import MultimodalModel
-from genzoo.nn.encoders import ImageEncoder, TextEncoder, l2_normalize
+from genzoo.nn.encoders import TextEncoder, l2_normalize
 from genzoo.nn.pretrained_text import MiniLMTextEncoder
 
 
@@ -105,7 +105,6 @@ class CLIP(MultimodalModel):
     def __init__(self, config: CLIPConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         c = config
-        self.image_encoder = ImageEncoder(info.shape[0], info.shape[-1], c.width)
         self.text_encoder: TextEncoder | MiniLMTextEncoder
         if c.text_encoder == "minilm":  # frozen; only text_proj is trained on the text side
             self.text_encoder = MiniLMTextEncoder(self.tokenizer.pad_id)

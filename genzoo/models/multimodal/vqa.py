@@ -36,7 +36,7 @@ from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN
 from genzoo.data.shapes import ANSWERS
 from genzoo.models.multimodal.base import MultimodalModel
-from genzoo.nn.encoders import ImageEncoder, ImageFeatures, TextEncoder
+from genzoo.nn.encoders import ImageFeatures, TextEncoder
 from genzoo.nn.fusion import EarlyFusion, LateFusion, MiddleFusion
 
 
@@ -76,7 +76,6 @@ class VQA(MultimodalModel):
             )
         c = config
         self.answers = ANSWERS
-        self.image_encoder = ImageEncoder(info.shape[0], info.shape[-1], c.width)
         self.text_encoder = TextEncoder(
             self.vocab_size, MAX_LEN, c.text_width, c.text_layers, c.text_heads
         )
