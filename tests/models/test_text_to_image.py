@@ -12,10 +12,10 @@ from tiny_t2i import tiny_t2i
 
 from genzoo.data.captions import get_caption_tokenizer
 from genzoo.data.shapes import shapes_info
+from genzoo.diffusion.guidance import ClassifierFreeGuidance
 from genzoo.models.autoencoders import VQVAE, VQVAEConfig
 from genzoo.models.autoregressive import T2IVQConfig, TextToImageVQ
 from genzoo.models.diffusion import TextToImageDiffusion
-from genzoo.models.diffusion.t2i import TextGuidance
 
 INFO = shapes_info("shapes?size=16")
 
@@ -38,8 +38,9 @@ def test_caption_dropout_gives_the_null_caption_at_its_rate() -> None:
 
 
 def test_guidance_closed_form_w1_is_conditional_and_w0_unconditional() -> None:
-    """``D_w = D_u + w (D_c - D_u)``: w = 1 gives the conditional denoiser, w = 0 the null-caption
-    one (which equals skipping cross-attention), and w = 3 the extrapolation, exactly."""
+    """``D_w = D_u + w (D_c - D_u)`` (the one guidance wrapper, given the null caption as a function
+    or as the padding id): w = 1 gives the conditional denoiser, w = 0 the null-caption one
+    (which equals skipping cross-attention), and w = 3 the extrapolation, exactly."""
     m = tiny_diffusion()
     g = torch.Generator().manual_seed(1)
     x = torch.randn(4, 3, 16, 16, generator=g)
@@ -49,9 +50,9 @@ def test_guidance_closed_form_w1_is_conditional_and_w0_unconditional() -> None:
         d_c = m.denoise(x, sigma, tok)
         d_u = m.denoise(x, sigma, m.null_tokens(4))
         d_none = m.denoise(x, sigma, None)
-        d_1 = TextGuidance(m.denoise, 1.0)(x, sigma, tok)
-        d_0 = TextGuidance(m.denoise, 0.0)(x, sigma, tok)
-        d_3 = TextGuidance(m.denoise, 3.0)(x, sigma, tok)
+        d_1 = ClassifierFreeGuidance(m.denoise, 1.0, m.null_condition)(x, sigma, tok)
+        d_0 = ClassifierFreeGuidance(m.denoise, 0.0, m.null_condition)(x, sigma, tok)
+        d_3 = ClassifierFreeGuidance(m.denoise, 3.0, m.pad_id)(x, sigma, tok)
     torch.testing.assert_close(d_1, d_c, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(d_0, d_u, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(d_none, d_u, atol=1e-5, rtol=1e-5)

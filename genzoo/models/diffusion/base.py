@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from genzoo.core.config import Config, bounded
-from genzoo.core.errors import ConfigError
+from genzoo.core.errors import ConfigError, choices
 from genzoo.core.protocol import Batch, GenerativeModel, LikelihoodBound, LossOutput, Samples
 from genzoo.core.seeding import rand, randn
 from genzoo.core.tensors import per_example
@@ -45,7 +45,7 @@ from genzoo.diffusion.fast import fast_denoiser
 from genzoo.diffusion.guidance import ClassifierFreeGuidance, InpaintingDenoiser
 from genzoo.diffusion.likelihood import gaussian_log_prob, ode_log_prob
 from genzoo.diffusion.repaint import sample_repaint
-from genzoo.diffusion.samplers import Denoiser, call_sampler, run_sampler
+from genzoo.diffusion.samplers import SAMPLERS, Denoiser, call_sampler, run_sampler
 from genzoo.models.diffusion.backbones import (
     FLAT_KEYS,
     Arch,
@@ -291,6 +291,13 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
         if cond is not None and w != 1.0:
             denoiser = ClassifierFreeGuidance(denoiser, w, self.null_condition)
         name = sampler or self.config.sampler
+        if name == "repaint" and known is None:
+            raise ConfigError(
+                "Sampler 'repaint' inpaints: it needs known pixels (model.inpaint, genzoo inpaint)."
+            )
+        if known is not None and name != "repaint" and name not in SAMPLERS:
+            valid = choices([*SAMPLERS, "repaint"])
+            raise ConfigError(f"Unknown sampler {name!r} for inpainting; choose {valid}.")
         extra: dict[str, Any] = {"cond": cond} if cond is not None else {}
         if known is not None and name == "repaint":
             x_known, mask = known
