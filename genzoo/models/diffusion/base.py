@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
@@ -57,6 +57,8 @@ from genzoo.models.diffusion.backbones import (
     resolve_arch,
 )
 
+C = TypeVar("C", bound="DiffusionConfig")
+
 
 @dataclass(frozen=True)
 class DiffusionConfig(Config):
@@ -77,8 +79,10 @@ class DiffusionConfig(Config):
         return [*super().field_names(), *FLAT_KEYS]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None = None, *, where: str = "") -> Any:
-        return super().from_dict(nest_flat_keys(cls, dict(data or {})), where=where)
+    def from_dict(cls: type[C], data: dict[str, Any] | None = None, *, where: str = "") -> C:
+        """As :meth:`Config.from_dict`, with the old flat backbone keys moved into ``unet``,
+        ``dit`` or ``mlp`` first (:func:`~genzoo.models.diffusion.backbones.nest_flat_keys`)."""
+        return super().from_dict(nest_flat_keys(cls, dict(data or {})), where=where)  # type: ignore[misc]
 
 
 def drop_to_null(
