@@ -286,14 +286,6 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
     ) -> Tensor:
         """The one sampling template (see the module docstring); ``known = (x_known, mask)``
         inpaints."""
-        options = dict(options)
-        cond = self.sampling_condition(n, cond, options)
-        w = self.default_guidance if guidance is None else float(guidance)
-        sig = sigmas if sigmas is not None else self.sampling_sigmas(steps)
-        x = self.initial_noise(n, float(sig[0]), generator)
-        denoiser: Any = self.fast_sampling_denoiser(compile=compile, cuda_graph=cuda_graph)
-        if cond is not None and w != 1.0:
-            denoiser = ClassifierFreeGuidance(denoiser, w, self.null_condition)
         name = sampler or self.config.sampler
         if name == "repaint" and known is None:
             raise ConfigError(
@@ -302,8 +294,17 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
         if known is not None and name != "repaint" and name not in SAMPLERS:
             valid = choices([*SAMPLERS, "repaint"])
             raise ConfigError(f"Unknown sampler {name!r} for inpainting; choose {valid}.")
-        extra: dict[str, Any] = {"cond": cond} if cond is not None else {}
-        if known is not None and name == "repaint":
+        options = dict(options)
+        cond = self.sampling_condition(n, cond, options)  # 1. the condition
+        w = self.default_guidance if guidance is None else float(guidance)
+        sig = sigmas if sigmas is not None else self.sampling_sigmas(steps)
+        x = self.initial_noise(n, float(sig[0]), generator)  # 3. the noise: the first draw
+        denoiser: Any = self.fast_sampling_denoiser(compile=compile, cuda_graph=cuda_graph)
+        if cond is not None and w != 1.0:
+            denoiser = ClassifierFreeGuidance(denoiser, w, self.null_condition)  # 2. null cond
+        if known is None:
+            out = run_sampler(name, denoiser, x, sig, cond=cond, generator=generator, **options)
+        elif name == "repaint":
             x_known, mask = known
             out = call_sampler(
                 name,
@@ -313,15 +314,14 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
                 sig,
                 x_known=x_known,
                 mask=mask,
+                cond=cond,
                 generator=generator,
-                **extra,
                 **options,
             )
         else:
-            if known is not None:
-                denoiser = InpaintingDenoiser(denoiser, *known)
-            out = run_sampler(name, denoiser, x, sig, generator=generator, **extra, **options)
-        return self.to_data(out)
+            den = InpaintingDenoiser(denoiser, *known)
+            out = run_sampler(name, den, x, sig, cond=cond, generator=generator, **options)
+        return self.to_data(out)  # 4. the data
 
     @torch.no_grad()
     def sample(
