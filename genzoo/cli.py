@@ -175,49 +175,20 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def _cmd_inpaint(args: argparse.Namespace) -> int:
-    import torch
-
-    from genzoo.core.errors import ConfigError
-    from genzoo.data import load_dataset
-    from genzoo.diffusion.guidance import InpaintingDenoiser
-    from genzoo.models.diffusion.base import DiffusionModel
-    from genzoo.train.run import load, read_run_config
+    from genzoo.runs.inpaint import inpaint
     from genzoo.viz import save_samples_png
 
-    if args.n < 1:
-        raise ConfigError(f"--n {args.n} must be at least 1 (test images to inpaint).")
-    model = load(args.run)
-    if not isinstance(model, DiffusionModel) or model.info.kind != "images":
-        raise ConfigError(
-            f"inpaint needs a diffusion model trained on images; {args.run!r} is not."
-        )
-    cfg = read_run_config(args.run)
-    test = load_dataset(cfg["data"], "test", root=args.data_root)
-    n = min(args.n, len(test))
-    batch = test.get(torch.arange(n))
-    x0 = batch["x"].to(model.device)
-    h, w = x0.shape[-2:]
-    mask = torch.ones_like(x0)  # 1 = known
-    region = {
-        "lower": (slice(h // 2, h), slice(0, w)),
-        "upper": (slice(0, h // 2), slice(0, w)),
-        "left": (slice(0, h), slice(0, w // 2)),
-        "right": (slice(0, h), slice(w // 2, w)),
-        "center": (slice(h // 4, h - h // 4), slice(w // 4, w - w // 4)),
-    }[args.mask]
-    mask[..., region[0], region[1]] = 0
-    den = InpaintingDenoiser(model.sampling_denoiser, x0, mask)
-    g = torch.Generator(device=model.device).manual_seed(args.seed)
-    sig = model.sampling_sigmas(args.steps)
-    x = torch.randn(x0.shape, generator=g, device=model.device) * model.prior_std(float(sig[0]))
-    cond = batch["y"].to(model.device) if model.config.class_conditional and "y" in batch else None
-    from genzoo.diffusion.samplers import run_sampler
-
-    out = run_sampler(args.sampler or model.config.sampler, den, x, sig, cond=cond, generator=g)
-    out = out.clamp(*model.info.value_range)
-    shown = x0 * mask - (1 - mask)  # the unknown region drawn black
-    grid = torch.cat([shown, out, x0]).cpu()  # rows: masked input, completion, original
-    save_samples_png(grid, model.info, args.out, nrow=n)
+    res = inpaint(
+        args.run,
+        n=args.n,
+        mask=args.mask,
+        sampler=args.sampler,
+        steps=args.steps,
+        seed=args.seed,
+        data_root=args.data_root,
+    )
+    n = res.original.shape[0]
+    save_samples_png(res.grid(), res.info, args.out, nrow=n)
     print(f"wrote masked inputs, completions and originals ({n} each) to {args.out}")
     return 0
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from genzoo.core.seeding import rand, randn
+from genzoo.core.tensors import per_example
 
 SigmaSampler = Callable[[int, "torch.Generator | None", Any], Tensor]
 
@@ -47,7 +48,7 @@ class ClassifierGuidance:
             logp = torch.log_softmax(self.classifier(xg, sigma), -1)  # (B, K)
             picked = logp.gather(1, cond.long().reshape(-1, 1)).sum()
             (grad,) = torch.autograd.grad(picked, xg)
-        s2 = (sigma.to(x.dtype) ** 2).reshape(-1, *([1] * (x.ndim - 1)))
+        s2 = per_example(sigma, x) ** 2
         return d + self.scale * s2 * grad  # Sec. 4.1, the score shift written for D
 
 
@@ -116,9 +117,7 @@ def train_noisy_classifier(
         idx = (rand((batch_size,), generator=generator, device=x.device) * x.shape[0]).long()
         x0, yb = x[idx], y[idx]
         sigma = sigma_sampler(batch_size, generator, x.device)
-        noisy = x0 + sigma.reshape(-1, *([1] * (x0.ndim - 1))) * randn(
-            x0.shape, generator=generator, device=x.device
-        )
+        noisy = x0 + per_example(sigma, x0) * randn(x0.shape, generator=generator, device=x.device)
         loss = nn.functional.cross_entropy(clf(noisy, sigma), yb.long())
         opt.zero_grad(set_to_none=True)
         loss.backward()

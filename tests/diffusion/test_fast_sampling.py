@@ -23,7 +23,12 @@ def _perturb(model: torch.nn.Module) -> None:
 
 def test_cuda_graph_on_cpu_falls_back_to_identical_samples():
     info = load_dataset("digits").info
-    m = DDPM(DDPMConfig(timesteps=50, channels=8, sampler="ddim", sample_steps=10), info).eval()
+    m = DDPM(
+        DDPMConfig.from_dict(
+            {"timesteps": 50, "channels": 8, "sampler": "ddim", "sample_steps": 10}
+        ),
+        info,
+    ).eval()
     _perturb(m)
     plain = m.sample(6, generator=torch.Generator().manual_seed(3))
     fast = m.sample(6, generator=torch.Generator().manual_seed(3), cuda_graph=True)
@@ -35,7 +40,7 @@ def test_cuda_graph_on_cpu_falls_back_to_identical_samples():
 
 def test_compiled_denoiser_matches_eager_and_cache_holds_models_weakly():
     info = load_dataset("toy2d:moons").info
-    m = EDM(EDMConfig(hidden=(32, 32)), info).eval()
+    m = EDM(EDMConfig.from_dict({"hidden": (32, 32)}), info).eval()
     _perturb(m)
     compiled = FastDenoiser(m, compile=True, backend="aot_eager")  # traced, no C++ kernels
     sig = m.sampling_sigmas(6)
@@ -66,7 +71,7 @@ def test_a_new_weight_layout_gets_a_new_denoiser_and_fresh_compiled_code(monkeyp
     resets = []
     monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
     info = load_dataset("digits").info
-    m = DDPM(DDPMConfig(timesteps=50, channels=8), info).eval()
+    m = DDPM(DDPMConfig.from_dict({"timesteps": 50, "channels": 8}), info).eval()
     first = fast_denoiser(m, compile=True)
     assert fast_denoiser(m, compile=True) is first and not resets
     m.to(memory_format=torch.channels_last)

@@ -44,7 +44,7 @@ def test_classifier_free_guidance_combines_denoisers_linearly():
     def den(x, sigma, cond):
         return x * 0 + cond.reshape(-1, 1).double()  # class c -> constant c; null class 10 -> 10
 
-    cfg = ClassifierFreeGuidance(den, 3.0, null_class=10)
+    cfg = ClassifierFreeGuidance(den, 3.0, null=10)
     x = torch.zeros(4, 2, dtype=torch.float64)
     c = torch.tensor([0, 1, 2, 3])
     out = cfg(x, torch.ones(4), c)

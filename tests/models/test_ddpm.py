@@ -36,7 +36,7 @@ def test_ddpm_denoiser_is_eps_parametrised_and_vp_scaled():
 
 def test_sample_is_reproducible_with_a_generator():
     info = load_dataset("digits").info
-    m = DDPM(DDPMConfig(timesteps=20, channels=8), info)
+    m = DDPM(DDPMConfig.from_dict({"timesteps": 20, "channels": 8}), info)
     a = m.sample(3, generator=torch.Generator().manual_seed(4))
     b = m.sample(3, generator=torch.Generator().manual_seed(4))
     assert torch.equal(a, b) and a.shape == (3, 1, 8, 8)

@@ -36,6 +36,12 @@ def test_flow_matching_loss_is_velocity_regression():
     v = m.net(xt, t)
     expect = ((v - (eps - x0)) ** 2).mean(1)
     assert torch.allclose(loss, expect, rtol=1e-4, atol=1e-5)
+    # the model's velocity (parametrization.py) is the net's output (to float32 rounding, which
+    # the conversion from x0 amplifies by 1 / (1 - t) near t = 1)
+    sigma = t / (1 - t)
+    with torch.no_grad():
+        got = m.velocity(xt * (1 + sigma[:, None]), sigma)
+    torch.testing.assert_close(got, v, rtol=1e-3, atol=1e-3)
 
 
 def test_ddpm_loss_is_eps_regression():
@@ -60,6 +66,8 @@ def test_ncsn_loss_is_weighted_score_matching():
     score = m.net(x, sig.log()) / sig[:, None]  # s = F / sigma
     expect = (sig[:, None] ** 2 * (score + eps / sig[:, None]) ** 2).mean(1)  # Eq. (6)
     assert torch.allclose(loss, expect, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():  # to float32 rounding, amplified by 1 / sigma at small sigma
+        torch.testing.assert_close(m.score(x, sig), score, rtol=1e-3, atol=1e-3)
 
 
 def test_edm_preconditioning_has_unit_variance_targets():

@@ -6,7 +6,8 @@ import torch
 import genzoo
 from genzoo.core.errors import ConfigError
 from genzoo.data import load_dataset
-from genzoo.models.diffusion.ldm import LatentDiffusion, LatentDiffusionConfig, load_autoencoder
+from genzoo.diffusion.samplers import run_sampler
+from genzoo.models.diffusion.ldm import LatentDiffusion, LatentDiffusionConfig
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_ldm_trains_on_frozen_latents_and_decodes_images(vae_run, tmp_path, fast
     )
     ldm = genzoo.load(run)
     assert isinstance(ldm, LatentDiffusion)
-    vae, _ = load_autoencoder(vae_run)
+    vae = genzoo.load(vae_run)
     # The autoencoder inside the trained LDM is bit-identical to the VAE run's weights.
     own = ldm.autoencoder.state_dict()
     for k, v in vae.state_dict().items():
@@ -58,18 +59,19 @@ def test_ldm_trains_on_frozen_latents_and_decodes_images(vae_run, tmp_path, fast
     assert not any(p.requires_grad for p in ldm.autoencoder.parameters())
     # The latent denoising loss went down: trained vs. untrained denoiser, same noise draws.
     test = load_dataset("digits", "test").all()["x"][:512]
-    fresh = LatentDiffusion(ldm.config, ldm.info)
+    fresh = LatentDiffusion(ldm.config, ldm.info, autoencoder=ldm.autoencoder)
     with torch.no_grad():
-        trained_loss = ldm.eval_metrics(test, generator=torch.Generator().manual_seed(0))["loss"]
-        fresh_loss = fresh.eval_metrics(test, generator=torch.Generator().manual_seed(0))["loss"]
+        batch = {"x": test}
+        trained_loss = ldm.eval_metrics(batch, generator=torch.Generator().manual_seed(0))["loss"]
+        fresh_loss = fresh.eval_metrics(batch, generator=torch.Generator().manual_seed(0))["loss"]
     assert trained_loss.mean() < 0.85 * fresh_loss.mean(), (trained_loss.mean(), fresh_loss.mean())
     x = ldm.sample(16, generator=torch.Generator().manual_seed(1), steps=10)
     assert x.shape == (16, *ldm.info.shape) and x.min() >= -1 and x.max() <= 1
     # Sampling is the decoder applied to sampled latents.
-    z = ldm.encode(test[:8])
+    z = ldm.encode_latent(test[:8])
     assert z.shape == (8, 4)
     ref = vae._mean(vae.decode(z / ldm.config.latent_scale)).clamp(-1, 1)
-    assert torch.allclose(ldm.decode(z), ref)
+    assert torch.allclose(ldm.decode_latent(z), ref)
 
 
 def test_ldm_needs_an_autoencoder_and_matching_shapes(vae_run):
@@ -77,8 +79,38 @@ def test_ldm_needs_an_autoencoder_and_matching_shapes(vae_run):
     with pytest.raises(ConfigError, match="autoencoder_run"):
         LatentDiffusion(LatentDiffusionConfig(), info)
     other = load_dataset("toy2d:moons").info
+    vae = genzoo.load(vae_run)
     with pytest.raises(ConfigError, match="shape"):
-        LatentDiffusion(LatentDiffusionConfig(autoencoder_run=str(vae_run)), other)
+        LatentDiffusion(LatentDiffusionConfig(autoencoder_run=str(vae_run)), other, autoencoder=vae)
+
+
+def test_ldm_gets_its_autoencoder_from_load_parts_and_never_reads_a_run(vae_run, tmp_path):
+    """``load_parts`` asks the runs layer for ``autoencoder_run`` with ``autoencoder_ema``; the
+    constructor reads nothing from disk (a run directory that does not exist is not opened), and
+    sampling is the template: the decoder applied to sampled latents, with ``cuda_graph`` (a CPU
+    fallback here) giving the same samples as the plain path."""
+    asked = []
+
+    def load_run(run, ema):
+        asked.append((run, ema))
+        return genzoo.load(run)
+
+    cfg = LatentDiffusionConfig.from_dict({"autoencoder_run": str(vae_run), "hidden": [8]})
+    parts = LatentDiffusion.load_parts(cfg, load_run)
+    assert asked == [(str(vae_run), True)] and set(parts) == {"autoencoder"}
+    LatentDiffusion.load_parts(cfg.replace(autoencoder_ema=False), load_run)
+    assert asked[-1] == (str(vae_run), False)
+    gone = cfg.replace(autoencoder_run=str(tmp_path / "no-such-run"))
+    m = LatentDiffusion(gone, load_dataset("digits").info, **parts).eval()
+    plain = m.sample(3, generator=torch.Generator().manual_seed(2), steps=3)
+    fast = m.sample(3, generator=torch.Generator().manual_seed(2), steps=3, cuda_graph=True)
+    torch.testing.assert_close(plain, fast, rtol=0, atol=0)
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(3, 4, generator=g) * m.prior_std(float(m.sampling_sigmas(3)[0]))
+    zs = run_sampler("heun", m.denoise, z, m.sampling_sigmas(3), generator=g)
+    torch.testing.assert_close(plain, m.decode_latent(zs), rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="latents"):
+        m.inpaint(plain, torch.ones_like(plain))
 
 
 def test_ldm_on_a_vqvae_diffuses_its_spatial_latents_with_a_unet(tmp_path, fast_train):
@@ -100,9 +132,9 @@ def test_ldm_on_a_vqvae_diffuses_its_spatial_latents_with_a_unet(tmp_path, fast_
     assert isinstance(ldm.net, UNet) and ldm.latent_info.kind == "images"
     vqvae = genzoo.load(vq)
     x = load_dataset("digits", "test").get(torch.arange(6))["x"]  # bin centres
-    z = ldm.encode(x)
+    z = ldm.encode_latent(x)
     assert z.dim() == 4 and z.shape[0] == 6
     ref = vqvae.decode_latent(vqvae.encode_latent(x)).clamp(-1, 1)
-    assert torch.allclose(ldm.decode(z), ref, atol=1e-5)
+    assert torch.allclose(ldm.decode_latent(z), ref, atol=1e-5)
     s = ldm.sample(4, generator=torch.Generator().manual_seed(0), steps=4)
     assert s.shape == (4, 1, 8, 8) and s.min() >= -1 and s.max() <= 1

