@@ -28,6 +28,7 @@ from genzoo.diffusion.guidance import InpaintingDenoiser
 from genzoo.diffusion.samplers import run_sampler
 from genzoo.diffusion.schedules import discrete_schedule, karras_schedule
 from genzoo.metrics import NFECounter, frechet_distance, get_classifier
+from genzoo.models.diffusion.ddpm import DDPM
 
 SAMPLERS = [
     ("ancestral", 1000),
@@ -46,11 +47,11 @@ SAMPLERS = [
 def _sample(model, name: str, steps: int, n: int, seed: int, cond=None, guidance=1.0, den=None):
     """Samples and NFE for one sampler; DDPM uses its discrete sigmas, EDM the Karras ones."""
     g = torch.Generator(device=model.device).manual_seed(seed)
-    if hasattr(model, "sigma_table") and name in ("ancestral", "ddim"):
+    if isinstance(model, DDPM) and name in ("ancestral", "ddim"):
         sig = discrete_schedule(
             model.sigma_table.cpu().double(), min(steps, len(model.sigma_table))
         )
-    elif hasattr(model, "sigma_table"):
+    elif isinstance(model, DDPM):
         # ODE/SDE solvers on a DDPM: Karras sigmas over the model's range, capped at 80 as in EDM
         # (Sec. 3): the cosine table reaches sigma ~1e4, where 2nd-order steps amplify errors.
         table = model.sigma_table

@@ -91,7 +91,6 @@ ROWS: list[tuple[str, str]] = [
 def split_bpd(run: Path, n: int, split: str = "train", seed: int = 0) -> dict[str, float]:
     """Bits/dim of ``n`` examples of ``split`` (random, fixed), computed as ``genzoo.evaluate``
     does on the test split: on the training split, the gap to the test number is over-fitting."""
-    from genzoo.core.protocol import likelihood_kind
     from genzoo.core.runs import read_run_config
     from genzoo.data import load_dataset
     from genzoo.metrics.likelihood import bits_per_dim

@@ -24,7 +24,7 @@ from genzoo.core.seeding import make_generator
 from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo
 from genzoo.models.diffusion.base import DiffusionModel
-from genzoo.train.run import load
+from genzoo.runs.load import load
 
 REGIONS = ("lower", "upper", "left", "right", "center")
 """The hidden regions :func:`region_mask` knows."""
