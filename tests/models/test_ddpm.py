@@ -9,16 +9,15 @@ from genzoo.metrics import mode_stats
 from genzoo.models.diffusion.ddpm import DDPM, DDPMConfig
 
 
-def test_ddpm_covers_all_8_gaussians_within_60s(tmp_path, fast_train):
+def test_ddpm_covers_all_8_gaussians_after_3000_steps(tmp_path, fast_train):
     run = genzoo.train(
         "ddpm",
         "toy2d:8gaussians",
-        steps=3000,
-        budget="60s",
+        steps=3000,  # a step count, not a time budget: the result must not depend on load
         out=tmp_path / "g8",
         overrides={**fast_train, "lr": 1e-3, "batch_size": 256, "ema_decay": 0.999},
     )
-    x = genzoo.sample(run, 2000, seed=0)
+    x = genzoo.sample(run, 1000, seed=0)
     toy = load_dataset("toy2d:8gaussians", "test").toy
     stats = mode_stats(x, toy.modes, toy.mode_std)
     assert stats["modes_covered"] == 8

