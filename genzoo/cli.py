@@ -11,26 +11,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from genzoo.compare import compare
-from genzoo.compare.report import markdown
-from genzoo.core.config import parse_overrides
 from genzoo.core.errors import ConfigError, GenzooError, TrainingInterrupted
-from genzoo.core.protocol import PromptConditioned, likelihood_kind
-from genzoo.core.runs import read_run_config
-from genzoo.data import list_datasets, load_dataset
-from genzoo.data.base import DataInfo
-from genzoo.diffusion.samplers import SAMPLERS
-from genzoo.models import MODELS
-from genzoo.runs import evaluate, interpolate, sample, train
-from genzoo.runs.multimodal import caption, query_images, retrieve, zeroshot
-from genzoo.runs.translate import translate_file
-from genzoo.viz import save_samples_png
+
+# The library (torch and every model) is imported inside the commands, not here: `genzoo --help`
+# and argument errors then answer in a fraction of a second (benchmarks/RESULTS.md, "CLI").
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from genzoo.core.protocol import likelihood_kind
+    from genzoo.data import list_datasets
+    from genzoo.diffusion.samplers import SAMPLERS
+    from genzoo.models import MODELS
+
     what = args.what
     if what in ("models", "all"):
         print("models:")
@@ -51,6 +43,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if not args.resume:  # before the library is imported: an instant answer
+        if args.model is None:
+            raise ConfigError("Name a model to train, e.g. `genzoo train ddpm --data digits`.")
+        if args.data is None:
+            raise ConfigError(
+                f"Name a dataset with --data for model {args.model!r}, e.g. --data digits."
+            )
+    from genzoo.core.config import parse_overrides
+    from genzoo.runs import train
+
     overrides = parse_overrides(args.overrides)
     if args.resume:
         if args.model is not None and "=" in args.model:
@@ -63,12 +65,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
             overrides=overrides,
         )
     else:
-        if args.model is None:
-            raise ConfigError("Name a model to train, e.g. `genzoo train ddpm --data digits`.")
-        if args.data is None:
-            raise ConfigError(
-                f"Name a dataset with --data for model {args.model!r}, e.g. --data digits."
-            )
         run = train(
             args.model,
             args.data,
@@ -86,6 +82,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from genzoo.core.protocol import PromptConditioned
+    from genzoo.core.runs import read_run_config
+    from genzoo.data import load_dataset
+    from genzoo.data.base import DataInfo
+    from genzoo.models import MODELS
+    from genzoo.runs import sample
+    from genzoo.viz import save_samples_png
+
     out = Path(args.out)
     if out.suffix not in (".png", ".npy"):
         raise ConfigError(f"--out {str(out)!r} must end in .png (a picture) or .npy (raw samples).")
@@ -134,6 +140,8 @@ CODE_UNITS = {  # vqvae-prior: the prior over VQ-VAE codes and its context-free 
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from genzoo.runs import evaluate
+
     res = evaluate(
         args.run, n=args.n, seed=args.seed, data_root=args.data_root, ode=args.ode, ode_n=args.ode_n
     )
@@ -161,6 +169,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
+    from genzoo.runs import interpolate
+
     grid = interpolate(
         args.run,
         n=args.n,
@@ -194,12 +204,16 @@ def _cmd_inpaint(args: argparse.Namespace) -> int:
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
+    from genzoo.runs.translate import translate_file
+
     out, note = translate_file(args.run, args.image, args.out, reverse=args.reverse)
     print(f"wrote the translation of {args.image}" + (f" ({note})" if note else "") + f" to {out}")
     return 0
 
 
 def _cmd_zeroshot(args: argparse.Namespace) -> int:
+    from genzoo.runs.multimodal import zeroshot
+
     res = zeroshot(args.run, n=args.n, data_root=args.data_root)
     if args.json:
         print(json.dumps(res, indent=2))
@@ -212,6 +226,9 @@ def _cmd_zeroshot(args: argparse.Namespace) -> int:
 
 
 def _cmd_retrieve(args: argparse.Namespace) -> int:
+    from genzoo.runs.multimodal import query_images, retrieve
+    from genzoo.viz import save_samples_png
+
     if args.query:
         x, scores, info = query_images(args.run, args.query, k=args.k, data_root=args.data_root)
         save_samples_png(x, info, args.out, nrow=len(x))
@@ -232,6 +249,10 @@ def _cmd_retrieve(args: argparse.Namespace) -> int:
 
 
 def _cmd_caption(args: argparse.Namespace) -> int:
+    import torch
+
+    from genzoo.runs.multimodal import caption
+
     options = {"beam_size": args.beam_size, "top_k": args.top_k}
     if args.seed is not None:
         options["generator"] = torch.Generator().manual_seed(args.seed)
@@ -242,6 +263,9 @@ def _cmd_caption(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from genzoo.compare import compare
+    from genzoo.compare.report import markdown
+
     models = [m.strip() for m in args.models.split(",")] if args.models else None
     res = compare(
         args.data,
@@ -386,8 +410,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _join_dash_values(argv: Sequence[str]) -> list[str]:
+    """``--budget -5s`` -> ``--budget=-5s``: argparse would take a value that starts with "-"
+    for an option and print a usage dump instead of genzoo's one sentence on the value."""
+    out: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a == "--budget":
+            nxt = next(it, None)
+            out.append(a if nxt is None else f"{a}={nxt}")
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = _join_dash_values(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
     if extra:
         # key=value settings may come after options (argparse stops positionals at an option).

@@ -36,9 +36,30 @@ def make_generator(seed: int | None, device: str | torch.device = "cpu") -> torc
 
 
 def auto_device(requested: str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, then Apple MPS, else the CPU."""
+    """``auto`` picks CUDA when available, else the CPU; a named device must exist here (one
+    clear :class:`ConfigError` otherwise, before anything is written)."""
     if requested != "auto":
-        return torch.device(requested)
+        try:
+            dev = torch.device(requested)
+        except (RuntimeError, ValueError):
+            raise ConfigError(
+                f"device = {requested!r} is not a device; choose 'auto', 'cpu', 'cuda' or 'cuda:N'."
+            ) from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(
+                f"device = {requested!r} needs a CUDA GPU, and none is available here; use "
+                "device=cpu or device=auto."
+            )
+        if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device = {requested!r} does not exist; this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s) (cuda:0 ...)."
+            )
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise ConfigError(f"device = {requested!r} needs Apple's MPS, not available here.")
+        if dev.type not in ("cpu", "cuda", "mps"):
+            raise ConfigError(f"device = {requested!r} is not supported; choose 'cpu' or 'cuda'.")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")

@@ -25,7 +25,7 @@ from genzoo.runs.build import build_checked, split_overrides
 from genzoo.runs.load import load_submodel
 from genzoo.train import distributed
 from genzoo.train.safety import RunLock, storage_error
-from genzoo.train.trainer import TrainConfig, Trainer
+from genzoo.train.trainer import TrainConfig, Trainer, parse_duration
 
 
 def _new_run_dir(out: str | Path | None, name: str | None, model: str, data: str) -> Path:
@@ -92,8 +92,14 @@ def train(
         if (run_dir / CONFIG_FILE).exists():
             raise _taken(run_dir)
     if steps is not None:
+        if steps < 1:
+            raise ConfigError(f"--steps {steps} must be at least 1 (or leave it out).")
         train_dict["steps"] = steps
     if budget is not None:
+        if not parse_duration(budget) > 0:
+            raise ConfigError(
+                f"--budget {budget!r} must be a positive duration, e.g. '90s' or '5m'."
+            )
         train_dict["budget"] = str(budget)
     tcfg = TrainConfig.from_dict(train_dict)
     if tcfg.steps == 0 and tcfg.budget_s == 0:  # before anything is written

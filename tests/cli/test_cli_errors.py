@@ -114,3 +114,45 @@ def test_python_dash_m_works_and_exits_nonzero_on_error():
         text=True,
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr and "'nosuchmodel'" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--budget", "-5s"], ["'-5s'"]),
+        (["--budget", "0"], ["'0'", "positive"]),
+        (["--steps", "0"], ["--steps 0", "at least 1"]),
+        (["--steps", "5", "device=cuda"], ["'cuda'", "device=cpu"]),
+        (["--steps", "5", "device=gpu"], ["'gpu'", "'cuda'"]),
+    ],
+)
+def test_bad_length_or_device_is_one_sentence_and_writes_nothing(capsys, tmp_path, args, needles):
+    """Values argparse would take for options, a training length of zero (once read as "not
+    given"), and a device this machine does not have: one sentence, exit 2, no run directory."""
+    if "device=cuda" in args:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+    out = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "ddpm", "--data", "digits", "--out", str(out), *args)
+    assert_one_clear_error(code, err, *needles)
+    assert not out.exists()
+
+
+def test_help_and_argument_errors_do_not_import_torch():
+    """The command line parses (and refuses) before it imports the library: `genzoo --help` and
+    a missing model answer without torch (their speed is in benchmarks/RESULTS.md, "CLI")."""
+    code = (
+        "import sys\n"
+        "from genzoo.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert main(['train']) == 2\n"
+        "assert main(['train', 'vae']) == 2\n"
+        "print('torch' in sys.modules)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip().splitlines()[-1] == "False", res.stdout
