@@ -30,7 +30,19 @@ def conv_sizes(size: tuple[int, int], n_stages: int) -> list[tuple[int, int]]:
     return sizes
 
 
-class ConvEncoder(nn.Module):
+class _Staged(nn.Module):
+    """What :class:`ConvEncoder` and :class:`ConvDecoder` share: the input size and the sizes of
+    the stride-2 stages it goes through (``size``, ``sizes``)."""
+
+    def __init__(self, size: tuple[int, int], channels: Sequence[int]) -> None:
+        super().__init__()
+        if len(channels) == 0:
+            raise ValueError(f"{type(self).__name__} needs at least one stage in channels")
+        self.size = (int(size[0]), int(size[1]))
+        self.sizes = conv_sizes(self.size, len(channels))
+
+
+class ConvEncoder(_Staged):
     """``(B, in_ch, H, W) -> (B, out_dim)``: a 3x3 stem, stride-2 stages, then a linear head.
 
     ``channels[i]`` is the width of stage ``i``; each stage halves the spatial size (rounding up)
@@ -45,11 +57,7 @@ class ConvEncoder(nn.Module):
         channels: Sequence[int] = (32, 64),
         act: type[nn.Module] = nn.SiLU,
     ) -> None:
-        super().__init__()
-        if len(channels) == 0:
-            raise ValueError("ConvEncoder needs at least one stage in channels")
-        self.size = (int(size[0]), int(size[1]))
-        self.sizes = conv_sizes(self.size, len(channels))
+        super().__init__(size, channels)
         layers: list[nn.Module] = [nn.Conv2d(in_ch, channels[0], 3, padding=1), act()]
         prev = channels[0]
         for c in channels:
@@ -69,7 +77,7 @@ class ConvEncoder(nn.Module):
         return self.head(h.flatten(1))  # (B, channels[-1] * h * w) -> (B, out_dim)
 
 
-class ConvDecoder(nn.Module):
+class ConvDecoder(_Staged):
     """``(B, in_dim) -> (B, out_ch, H, W)``, the mirror of :class:`ConvEncoder`.
 
     A linear layer makes a ``(channels[-1], h, w)`` map at the encoder's smallest size; each stage
@@ -85,11 +93,7 @@ class ConvDecoder(nn.Module):
         channels: Sequence[int] = (32, 64),
         act: type[nn.Module] = nn.SiLU,
     ) -> None:
-        super().__init__()
-        if len(channels) == 0:
-            raise ValueError("ConvDecoder needs at least one stage in channels")
-        self.size = (int(size[0]), int(size[1]))
-        self.sizes = conv_sizes(self.size, len(channels))
+        super().__init__(size, channels)
         self.channels = tuple(int(c) for c in channels)
         h, w = self.sizes[-1]
         self.head = nn.Sequential(nn.Linear(in_dim, self.channels[-1] * h * w), act())

@@ -42,7 +42,7 @@ from genzoo.data.captions import MAX_LEN, get_caption_tokenizer
 from genzoo.models.autoencoders.vqvae import VQVAE
 from genzoo.models.autoregressive.gpt import GPT
 from genzoo.models.autoregressive.vq_prior import VQPrior, VQPriorConfig
-from genzoo.models.diffusion.t2i import class_prompts, drop_captions, repeat_prompts
+from genzoo.models.diffusion.t2i import class_prompts, drop_captions, prompt_tokens
 from genzoo.models.multimodal.base import _check_vocabulary
 
 
@@ -126,12 +126,7 @@ class TextToImageVQ(VQPrior, PromptConditioned):
         ``guidance`` (classifier-free, default ``config.guidance``)."""
         w = options.pop("guidance", None)
         w = self.config.guidance if w is None else float(w)
-        if cond is not None and prompts is not None:
-            raise ConfigError("Pass prompts or caption tokens (cond), not both.")
-        if cond is None:
-            cond = self.encode_prompts(
-                repeat_prompts(prompts, n) if prompts is not None else class_prompts(n)
-            )
+        cond = prompt_tokens(self.encode_prompts, n, prompts, cond)
         null = None
         if w != 1.0:
             null = self.start_tokens(n, torch.full_like(cond, self.pad_id))

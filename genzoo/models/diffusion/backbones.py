@@ -107,30 +107,17 @@ def build_backbone(
     """The network of ``arch`` (already resolved) from ``config.unet`` / ``.dit`` / ``.mlp``;
     ``unet_extra`` are further U-Net arguments (cross-attention ``context_dim``, ...)."""
     if arch == "unet":
-        u: UNetBackbone = config.unet
+        u: UNetBackbone = config.unet  # its fields are the U-Net's keywords
         return UNet(
             in_channels=info.shape[0],
             resolution=info.shape[-1],
-            channels=u.channels,
-            channel_mult=u.channel_mult,
-            num_res_blocks=u.num_res_blocks,
-            attn_resolutions=u.attn_resolutions,
-            dropout=u.dropout,
             n_classes=n_classes,
-            adaptive_norm=u.adaptive_norm,
+            **dataclasses.asdict(u),
             **unet_extra,
         )
     if unet_extra:
         raise ConfigError(f"arch = {arch!r} takes no {sorted(unet_extra)[0]}; use the U-Net.")
     if arch == "dit":
-        d: DiTBackbone = config.dit
-        return DiT(
-            info.shape[0],
-            info.shape[-1],
-            patch=d.patch,
-            width=d.width,
-            depth=d.depth,
-            heads=d.heads,
-            n_classes=n_classes,
-        )
+        d: DiTBackbone = config.dit  # its fields are the DiT's keywords
+        return DiT(info.shape[0], info.shape[-1], n_classes=n_classes, **dataclasses.asdict(d))
     return NoiseMLP(info.dim, config.mlp.hidden, n_classes=n_classes)

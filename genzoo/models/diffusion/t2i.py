@@ -115,6 +115,21 @@ def repeat_prompts(prompts: Sequence[str] | str, n: int) -> list[str]:
     return [ps[i % len(ps)] for i in range(n)]
 
 
+def prompt_tokens(
+    encode: Callable[[list[str]], Tensor],
+    n: int,
+    prompts: Sequence[str] | str | None,
+    cond: Tensor | None,
+) -> Tensor:
+    """The caption tokens of ``n`` samples of a text-conditioned model: ``encode`` of ``prompts``
+    (repeated to ``n``), or the given tokens ``cond``, or (neither) the class prompts in turn."""
+    if cond is not None and prompts is not None:
+        raise ConfigError("Pass prompts or caption tokens (cond), not both.")
+    if cond is not None:
+        return cond
+    return encode(repeat_prompts(prompts, n) if prompts is not None else class_prompts(n))
+
+
 def drop_captions(
     tokens: Tensor, p: float, pad_id: int, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -259,13 +274,7 @@ class TextToImageDiffusion(EDM, PromptConditioned, BuiltOnRuns):
     ) -> Tensor | None:
         """Caption tokens ``(n, L)``: of ``options["prompts"]`` (repeated to ``n``), or ``cond``
         itself, or (neither) the class prompts in turn."""
-        prompts = options.pop("prompts", None)
-        if cond is not None and prompts is not None:
-            raise ConfigError("Pass prompts or caption tokens (cond), not both.")
-        if cond is None:
-            return self.encode_prompts(
-                repeat_prompts(prompts, n) if prompts is not None else class_prompts(n)
-            )
+        cond = prompt_tokens(self.encode_prompts, n, options.pop("prompts", None), cond)
         if cond.ndim != 2 or cond.shape[0] != n:
             raise ConfigError(f"cond must be caption tokens of shape ({n}, L).")
         return cond.to(self.device).long()
