@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -286,6 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="genzoo",
         description="Train, sample and evaluate deep generative models of every family.",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads for training (default: the cores idle when training starts; also "
+        "the GENZOO_THREADS environment variable)",
+    )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     ls = sub.add_parser("list", help="list models, datasets or samplers")
@@ -438,6 +447,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise ConfigError(f"--threads {args.threads} must be at least 1.")
+            os.environ["GENZOO_THREADS"] = str(args.threads)  # read by genzoo.core.threads
         return int(args.fn(args) or 0)
     except TrainingInterrupted as e:
         print(f"genzoo: {e}", file=sys.stderr)

@@ -1,5 +1,11 @@
+import os
+
 import pytest
 import torch
+
+# The Trainer trains with as many threads as there are idle cores (genzoo.core.threads); tests
+# pin one, so that their bit-exact comparisons do not depend on what else the machine runs.
+os.environ.setdefault("GENZOO_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)

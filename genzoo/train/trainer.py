@@ -39,6 +39,7 @@ from genzoo.core.errors import (
 from genzoo.core.io import load_state_strict
 from genzoo.core.protocol import ClosedForm, GenerativeModel, Samples
 from genzoo.core.seeding import check_seed, make_generator
+from genzoo.core.threads import default_threads
 from genzoo.data.base import Dataset
 from genzoo.train import distributed
 from genzoo.train.batches import BatchSource
@@ -228,6 +229,7 @@ class Trainer:
         self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
         self.step = 0
         self.elapsed = 0.0
+        self.threads = 0  # intra-op CPU threads of the last fit (0: not on the CPU)
         self.lr_scale = 1.0  # lowered by nan_policy = rollback
         self.batches = BatchSource(
             data,
@@ -344,16 +346,24 @@ class Trainer:
         except OSError as e:
             raise storage_error("to run directory", self.run_dir, e) from None
         main = self.dist.is_main  # other ranks of a torchrun job write nothing
-        with RunLock(self.run_dir) if main else nullcontext():
-            if main:
-                clean_temp_files(self.run_dir)
-                self.log.repair(self.step)
-            return self._fit()
+        before = torch.get_num_threads()
+        if self.device.type == "cpu":  # the idle cores (genzoo.core.threads; GENZOO_THREADS)
+            self.threads = default_threads()
+            torch.set_num_threads(self.threads)
+        try:
+            with RunLock(self.run_dir) if main else nullcontext():
+                if main:
+                    clean_temp_files(self.run_dir)
+                    self.log.repair(self.step)
+                return self._fit()
+        finally:
+            torch.set_num_threads(before)
 
     def _fit(self) -> dict[str, float]:
         cadence = self._begin()
         show = self.cfg.progress and self.dist.is_main
-        bar = progress_bar(show, cadence.total, self.step, f"train {self.model.name}")
+        threads = f", {self.threads} CPU thread{'s' * (self.threads > 1)}" if self.threads else ""
+        bar = progress_bar(show, cadence.total, self.step, f"train {self.model.name}{threads}")
         with cadence.catch_signals(), closing(bar):
             while True:
                 self.elapsed = cadence.elapsed()
