@@ -56,10 +56,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     overrides = parse_overrides(args.overrides)
     if args.resume:
-        if args.model is not None and "=" in args.model:
-            overrides = parse_overrides([args.model, *args.overrides])
+        model = args.model
+        if model is not None and "=" in model:  # a setting in the model's place
+            overrides, model = parse_overrides([model, *args.overrides]), None
         run = train(
+            model,
+            args.data,
             resume=args.resume,
+            out=args.out,
+            name=args.name,
             steps=args.steps,
             budget=args.budget,
             data_root=args.data_root,
@@ -83,44 +88,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    import numpy as np
+    from genzoo.core.config import parse_overrides
+    from genzoo.runs.sample import sample_to_file
 
-    from genzoo.core.protocol import PromptConditioned
-    from genzoo.core.runs import read_run_config
-    from genzoo.data import load_dataset
-    from genzoo.data.base import DataInfo
-    from genzoo.models import MODELS
-    from genzoo.runs import sample
-    from genzoo.viz import save_samples_png
-
-    out = Path(args.out)
-    if out.suffix not in (".png", ".npy"):
-        raise ConfigError(f"--out {str(out)!r} must end in .png (a picture) or .npy (raw samples).")
-    options = {}
-    if args.eta is not None:
-        options["eta"] = args.eta
-    if args.prompt or args.guidance is not None:
-        name = read_run_config(args.run)["model"]
-        if not issubclass(MODELS.get(name), PromptConditioned):
-            raise ConfigError(
-                f"--prompt and --guidance need a text-to-image run (t2i-diffusion, t2i-vq); "
-                f"{args.run!r} is a {name!r} run."
-            )
-        if args.prompt:
-            options["prompts"] = args.prompt
-        if args.guidance is not None:
-            options["guidance"] = args.guidance
-    x = sample(args.run, args.n, seed=args.seed, sampler=args.sampler, steps=args.steps, **options)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".npy":
-        np.save(out, x.numpy())
-    else:
-        cfg = read_run_config(args.run)
-        info = DataInfo.from_dict(cfg["data_info"])
-        ref = None
-        if info.kind == "points":
-            ref = load_dataset(cfg["data"], "test").x[:2000]
-        save_samples_png(x, info, out, reference=ref, title=f"{cfg['model']} on {cfg['data']}")
+    out = sample_to_file(
+        args.run,
+        args.n,
+        args.out,
+        seed=args.seed,
+        sampler=args.sampler,
+        steps=args.steps,
+        label=args.label,
+        prompts=args.prompt,
+        guidance=args.guidance,
+        options={
+            **parse_overrides(args.options),
+            **({"eta": args.eta} if args.eta is not None else {}),
+        },
+    )
     print(f"wrote {args.n} samples to {out}")
     return 0
 
@@ -318,17 +303,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     sa = sub.add_parser("sample", help="draw samples from a trained run")
     sa.add_argument("run", help="run directory")
+    sa.add_argument(
+        "options",
+        nargs="*",
+        metavar="key=value",
+        help="options of the model's sample, e.g. temperature=0.7 (flows, autoregressive), "
+        "top_k=10",
+    )
     sa.add_argument("--n", type=int, default=64, help="number of samples")
-    sa.add_argument("--out", default="samples.png", help=".png picture or .npy raw samples")
+    sa.add_argument(
+        "--out",
+        help=".png picture or .npy raw samples; .txt for text runs "
+        "(default: samples.png, samples.txt for text)",
+    )
     sa.add_argument("--sampler", help="sampler for diffusion models (see `genzoo list samplers`)")
     sa.add_argument("--steps", type=int, help="sampling steps for diffusion models")
     sa.add_argument("--eta", type=float, help="DDIM eta")
-    sa.add_argument("--seed", type=int, default=0)
+    sa.add_argument("--seed", type=int, default=0, help="random seed")
+    sa.add_argument(
+        "--class",
+        dest="label",
+        type=int,
+        metavar="K",
+        help="class-conditional runs (cgan, class_conditional=true): draw class K only",
+    )
     sa.add_argument(
         "--prompt", action="append", help="text-to-image runs: a prompt (repeat for several)"
     )
     sa.add_argument(
-        "--guidance", type=float, help="text-to-image runs: classifier-free guidance w (1: none)"
+        "--guidance",
+        type=float,
+        help="classifier-free guidance w (1: none), with --prompt (text-to-image) or --class "
+        "(class-conditional diffusion)",
     )
     sa.set_defaults(fn=_cmd_sample)
 
@@ -440,9 +446,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         # key=value settings may come after options (argparse stops positionals at an option).
         stray = [e for e in extra if "=" not in e or e.startswith("-")]
-        if stray or args.command != "train":
+        if stray or args.command not in ("train", "sample"):
             parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
-        args.overrides = list(args.overrides) + extra
+        if args.command == "train":
+            args.overrides = list(args.overrides) + extra
+        else:
+            args.options = list(args.options) + extra
     if args.command is None:
         parser.print_help()
         return 0

@@ -1,16 +1,26 @@
-"""``sample(run, n)``: draw samples from a trained run."""
+"""``sample(run, n)``: draw samples from a trained run; ``sample_to_file`` also writes them (a
+picture, raw ``.npy`` samples, or ``.txt`` for a text run) as ``genzoo sample`` does."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Samples
+from genzoo.core.errors import ConfigError, choices
+from genzoo.core.protocol import PromptConditioned, Samples
+from genzoo.core.runs import read_run_config
 from genzoo.core.seeding import make_generator
+from genzoo.data import load_dataset
+from genzoo.data.base import DataInfo
+from genzoo.models import MODELS
 from genzoo.runs.load import load
+from genzoo.viz import save_samples_png
+
+_ALWAYS = ("n", "cond", "generator")  # the contract's own arguments of ``Samples.sample``
 
 
 def sample(
@@ -20,13 +30,19 @@ def sample(
     seed: int = 0,
     sampler: str | None = None,
     steps: int | None = None,
+    label: int | None = None,
     batch_size: int = 1000,
     **options: Any,
 ) -> torch.Tensor:
-    """``n`` samples from a run, in the dataset's model range, on the CPU; ``options`` go to the
-    model's ``sample`` (``cond``: labels ``(n,)``, split with the batches)."""
+    """``n`` samples from a run, in the dataset's model range, on the CPU; ``label`` draws every
+    sample of class ``label`` (class-conditional models); ``options`` go to the model's
+    ``sample`` (``temperature``, ``top_k``, ``guidance``, ...; ``cond``: labels ``(n,)``, split
+    with the batches)."""
     if n < 1:
         raise ConfigError(f"--n {n} must be at least 1 (samples to draw).")
+    if label is not None:
+        info = DataInfo.from_dict(read_run_config(run)["data_info"])
+        options["cond"] = torch.full((n,), check_label(label, info, run), dtype=torch.long)
     model = load(run)
     if not isinstance(model, Samples):
         raise ConfigError(
@@ -48,3 +64,91 @@ def sample(
             extra["cond"] = part
         out.append(model.sample(m, generator=g, **extra).cpu())
     return torch.cat(out)
+
+
+def check_label(label: int, info: DataInfo, run: str | Path) -> int:
+    """``label`` if it is a class of the run's data, else one sentence naming the classes."""
+    if info.n_classes < 1:
+        raise ConfigError(
+            f"--class {label}: the data of run {str(run)!r} ({info.name!r}) has no classes."
+        )
+    if not 0 <= label < info.n_classes:
+        names = f" ({', '.join(info.class_names)})" if info.class_names else ""
+        raise ConfigError(
+            f"--class {label} is not a class of {info.name!r}; choose 0..{info.n_classes - 1}"
+            f"{names}."
+        )
+    return label
+
+
+def sample_keywords(model_cls: type) -> list[str]:
+    """The named keywords of a model class's ``sample`` (its signature, beyond ``n``, ``cond``
+    and ``generator``); options a model reads from ``**options`` it checks itself."""
+    params = inspect.signature(model_cls.sample).parameters.values()
+    named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return [p.name for p in params if p.kind in named and p.name not in (*_ALWAYS, "self")]
+
+
+def sample_to_file(
+    run: str | Path,
+    n: int = 64,
+    out: str | Path | None = None,
+    *,
+    seed: int = 0,
+    sampler: str | None = None,
+    steps: int | None = None,
+    label: int | None = None,
+    prompts: list[str] | None = None,
+    guidance: float | None = None,
+    options: dict[str, Any] | None = None,
+) -> Path:
+    """Draw ``n`` samples (:func:`sample`) and write them to ``out``: ``.png`` (an image grid or
+    a scatter plot), ``.npy`` (raw samples, model range) or, for a text run, ``.txt`` (the
+    decoded texts; the default there). Returns the file written. Settings the run's model cannot
+    use are one sentence before anything is drawn."""
+    cfg = read_run_config(run)
+    info = DataInfo.from_dict(cfg["data_info"])
+    cls = MODELS.get(cfg["model"])
+    text = info.kind == "text"
+    path = Path(out) if out is not None else Path("samples.txt" if text else "samples.png")
+    kinds = (".txt", ".npy") if text else (".png", ".npy")
+    if path.suffix not in kinds:
+        what = (
+            f"run {str(run)!r} draws text ({cfg['model']} on {cfg['data']!r}): --out must end in "
+            ".txt (the texts) or .npy (token ids)"
+            if text
+            else "--out must end in .png (a picture) or .npy (raw samples)"
+        )
+        raise ConfigError(f"--out {str(path)!r}: {what}.")
+    opts = dict(options or {})
+    for key in ("cond", "generator", "n"):
+        if key in opts:
+            raise ConfigError(f"Sampling option {key!r} is set by genzoo sample itself; drop it.")
+    prompted = issubclass(cls, PromptConditioned)
+    if prompts and not prompted:
+        raise ConfigError(
+            f"--prompt needs a text-to-image run (t2i-diffusion, t2i-vq); {str(run)!r} is a "
+            f"{cfg['model']!r} run."
+        )
+    if prompts:
+        opts["prompts"] = prompts
+    if guidance is not None:
+        if not prompted and label is None:
+            raise ConfigError(
+                "--guidance needs --class K (a class-conditional diffusion run) or --prompt (a "
+                f"text-to-image run); {str(run)!r} is a {cfg['model']!r} run."
+            )
+        opts["guidance"] = guidance
+    if "guidance" in opts and "guidance" not in sample_keywords(cls) and not prompted:
+        raise ConfigError(
+            f"--guidance: model {cfg['model']!r} takes no guidance; its sample takes "
+            f"{choices(sample_keywords(cls)) if sample_keywords(cls) else 'no named options'}."
+        )
+    x = sample(run, n, seed=seed, sampler=sampler, steps=steps, label=label, **opts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".npy":
+        np.save(path, x.numpy())
+    else:  # a picture, or the texts of a text run
+        ref = load_dataset(cfg["data"], "test").x[:2000] if info.kind == "points" else None
+        save_samples_png(x, info, path, reference=ref, title=f"{cfg['model']} on {cfg['data']}")
+    return path

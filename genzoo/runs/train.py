@@ -17,6 +17,7 @@ import yaml
 
 from genzoo.core.errors import CheckpointError, ConfigError, GenzooError
 from genzoo.core.io import atomic_write_text
+from genzoo.core.protocol import ClosedForm
 from genzoo.core.runs import CONFIG_FILE, find_checkpoint, read_run_config
 from genzoo.core.seeding import seed_everything
 from genzoo.data import load_dataset
@@ -69,6 +70,7 @@ def train(
     overrides = dict(overrides or {})
     if resume is not None:
         run_cfg = read_run_config(resume)
+        _check_resume(resume, run_cfg, model, data, out, name)
         model = run_cfg["model"]
         data = run_cfg["data"]
         run_dir = Path(resume)
@@ -102,7 +104,8 @@ def train(
             )
         train_dict["budget"] = str(budget)
     tcfg = TrainConfig.from_dict(train_dict)
-    if tcfg.steps == 0 and tcfg.budget_s == 0:  # before anything is written
+    closed = issubclass(cls, ClosedForm)  # PCA, PPCA: fitted once, no training length
+    if tcfg.steps == 0 and tcfg.budget_s == 0 and not closed:  # before anything is written
         raise ConfigError("Give a training length: --steps N or --budget 5m (or both).")
     mcfg = cls.config_class.from_dict(model_dict)
     dist_info, _ = distributed.setup(tcfg.device)  # torchrun: one process per device
@@ -141,6 +144,8 @@ def train(
                     "step 0.",
                     stacklevel=2,
                 )
+            if not closed:
+                _check_left_to_train(run_dir, tcfg, trainer.step, trainer.elapsed, steps, budget)
             cfg_doc = read_run_config(run_dir)
             cfg_doc["train"] = tcfg.to_dict()
         try:
@@ -150,6 +155,69 @@ def train(
             raise storage_error("run configuration", run_dir / CONFIG_FILE, e) from None
         trainer.fit()
     return run_dir
+
+
+def _check_resume(
+    resume: str | Path,
+    run_cfg: dict[str, Any],
+    model: str | None,
+    data: str | None,
+    out: str | Path | None,
+    name: str | None,
+) -> None:
+    """A model, dataset or run directory given with ``resume`` must be the run's own: anything
+    else is one sentence (it would otherwise be ignored without a word)."""
+    run = str(resume)
+    if model is not None and model != run_cfg["model"]:
+        raise ConfigError(
+            f"--resume {run} continues a {run_cfg['model']!r} run, not {model!r}; leave the "
+            "model out, or start a new run without --resume."
+        )
+    if data is not None and data != run_cfg["data"]:
+        raise ConfigError(
+            f"--resume {run} trains on {run_cfg['data']!r}, not --data {data!r}; leave --data "
+            "out, or start a new run without --resume."
+        )
+    if out is not None and Path(out).resolve() != Path(resume).resolve():
+        raise ConfigError(
+            f"--resume {run} writes into its own directory, not --out {str(out)!r}; leave --out "
+            "out (a run cannot be continued into another directory)."
+        )
+    if name is not None and name != Path(resume).name:
+        raise ConfigError(
+            f"--resume {run} keeps its own name, not --name {name!r}; leave --name out."
+        )
+
+
+def _check_left_to_train(
+    run_dir: Path,
+    tcfg: TrainConfig,
+    step: int,
+    elapsed: float,
+    steps: int | None,
+    budget: str | float | None,
+) -> None:
+    """A resumed run whose step count or time budget (totals over the run) is already reached
+    would train nothing: one sentence saying so and how to train more, before anything is
+    written."""
+    run = str(run_dir)
+    if tcfg.steps and step >= tcfg.steps:
+        how = "--steps" if steps is not None else "its training length (steps)"
+        extra = (
+            f"; --budget {budget} does not lift it: training stops at whichever total comes first"
+            if budget is not None and steps is None
+            else ""
+        )
+        raise ConfigError(
+            f"Nothing was trained: run {run!r} is at step {step} and {how} is {tcfg.steps}, a "
+            f"total over the run{extra}; give a larger total, e.g. --steps {2 * tcfg.steps}."
+        )
+    if tcfg.budget_s and elapsed >= tcfg.budget_s:
+        raise ConfigError(
+            f"Nothing was trained: run {run!r} has trained for {elapsed:.0f} s and its budget is "
+            f"{tcfg.budget}, a total over the run; give a larger total, e.g. --budget "
+            f"{int(2 * tcfg.budget_s)}s."
+        )
 
 
 def _has_checkpoint(run_dir: Path) -> bool:

@@ -184,7 +184,7 @@ class Trainer:
         run_dir: str | Path,
         test_data: Dataset | None = None,
     ) -> None:
-        if config.steps == 0 and config.budget_s == 0:
+        if config.steps == 0 and config.budget_s == 0 and not isinstance(model, ClosedForm):
             raise ConfigError("Give a training length: --steps N or --budget 5m (or both).")
         self.cfg = config
         self.model = model

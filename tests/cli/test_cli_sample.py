@@ -1,0 +1,136 @@
+"""`genzoo sample` passes what the Python API takes: model options as key=value, --class K,
+class guidance; text runs write (and say) .txt. Uses the small saved runs of tests/fixtures."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from genzoo.cli import main
+from genzoo.core.seeding import make_generator
+from genzoo.runs import load
+
+RUNS = Path(__file__).parents[1] / "fixtures" / "old_runs"
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def one_error(code, err, *needles):
+    lines = [ln for ln in err.strip().splitlines() if ln]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("genzoo: error: "), err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def test_temperature_option_reaches_the_flow(capsys, tmp_path):
+    """temperature=0 maps every draw to f^-1(0): all samples equal; the default spreads them."""
+    out0, out1 = tmp_path / "t0.npy", tmp_path / "t1.npy"
+    code, text, _ = run_cli(
+        capsys, "sample", RUNS / "realnvp", "--n", 6, "--out", out0, "temperature=0"
+    )
+    assert code == 0 and str(out0) in text
+    assert run_cli(capsys, "sample", RUNS / "realnvp", "--n", 6, "--out", out1)[0] == 0
+    cold, warm = np.load(out0), np.load(out1)
+    assert np.allclose(cold, cold[:1], atol=1e-6)
+    assert warm.std(0).min() > 1e-3
+
+
+def test_options_after_the_flags_and_top_k_for_gpt(capsys, tmp_path):
+    """The documented `temperature=... top_k=...` line: top_k=1 is greedy decoding, so every
+    sample of the unconditional GPT is the same image; options may follow the flags."""
+    out = tmp_path / "g.npy"
+    argv = ["sample", RUNS / "gpt-digits", "--n", 3, "--out", out, "temperature=0.8", "top_k=1"]
+    assert run_cli(capsys, *argv)[0] == 0
+    x = np.load(out)
+    assert (x == x[:1]).all()
+
+
+def test_unknown_option_is_one_sentence_with_the_valid_ones(capsys, tmp_path):
+    code, _, err = run_cli(
+        capsys, "sample", RUNS / "realnvp", "--out", tmp_path / "x.png", "temprature=1"
+    )
+    one_error(code, err, "'temprature'", "'temperature'")
+    code, _, err = run_cli(
+        capsys, "sample", RUNS / "pixelcnn", "--out", tmp_path / "x.png", "beam=2"
+    )
+    one_error(code, err, "'beam'", "'top_k'", "'temperature'")
+
+
+def test_class_and_guidance_match_the_python_api(capsys, tmp_path):
+    """--class 3 --guidance 2 on a class-conditional EDM gives exactly model.sample(cond=3s,
+    guidance=2) with the same seed, and differs from --class 4."""
+    out3, out4 = tmp_path / "c3.npy", tmp_path / "c4.npy"
+    common = ["--n", 4, "--steps", 3, "--seed", 5]
+    assert (
+        run_cli(
+            capsys,
+            "sample",
+            RUNS / "edm-dit",
+            *common,
+            "--class",
+            3,
+            "--guidance",
+            2,
+            "--out",
+            out3,
+        )[0]
+        == 0
+    )
+    assert (
+        run_cli(
+            capsys,
+            "sample",
+            RUNS / "edm-dit",
+            *common,
+            "--class",
+            4,
+            "--guidance",
+            2,
+            "--out",
+            out4,
+        )[0]
+        == 0
+    )
+    model = load(RUNS / "edm-dit")
+    want = model.sample(
+        4, cond=torch.full((4,), 3), guidance=2.0, steps=3, generator=make_generator(5)
+    )
+    np.testing.assert_allclose(np.load(out3), want.numpy(), atol=1e-5)
+    assert not np.allclose(np.load(out3), np.load(out4))
+
+
+@pytest.mark.parametrize(
+    ("run", "args", "needles"),
+    [
+        ("edm-dit", ["--class", "10"], ["--class 10", "0..9"]),
+        ("realnvp", ["--class", "1"], ["--class 1", "no classes"]),
+        ("dcgan", ["--class", "1"], ["'dcgan'", "unconditional"]),
+        ("ddpm-unet", ["--guidance", "2"], ["--guidance", "--class", "--prompt"]),
+        ("pixelcnn", ["--class", "1", "--guidance", "2"], ["'pixelcnn'", "guidance"]),
+        ("realnvp", ["--prompt", "a red circle"], ["--prompt", "text-to-image"]),
+    ],
+)
+def test_class_and_guidance_refusals(capsys, tmp_path, run, args, needles):
+    out = tmp_path / "x.png"
+    code, _, err = run_cli(capsys, "sample", RUNS / run, "--n", 2, "--out", out, *args)
+    one_error(code, err, *needles)
+    assert not out.exists()
+
+
+def test_text_run_writes_and_names_a_txt_file(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, text, _ = run_cli(capsys, "sample", RUNS / "gpt-text", "--n", 2, "length=8")
+    assert code == 0 and "samples.txt" in text and "png" not in text
+    assert (tmp_path / "samples.txt").read_text().count("----") == 1  # two texts
+    code, text, _ = run_cli(
+        capsys, "sample", RUNS / "gpt-text", "--n", 2, "--out", "x.txt", "length=8"
+    )
+    assert code == 0 and "x.txt" in text and (tmp_path / "x.txt").is_file()
+    code, _, err = run_cli(capsys, "sample", RUNS / "gpt-text", "--out", "x.png")
+    one_error(code, err, "'x.png'", ".txt")
+    assert not (tmp_path / "x.png").exists() and not list(tmp_path.glob("*.png"))
