@@ -125,6 +125,14 @@ CODE_UNITS = {  # vqvae-prior: the prior over VQ-VAE codes and its context-free 
 }
 
 
+def _cmd_info(args: argparse.Namespace) -> int:
+    from genzoo.runs.info import format_info, run_info
+
+    info = run_info(args.run)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from genzoo.runs import evaluate
 
@@ -267,6 +275,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from genzoo import __version__  # the package itself imports nothing heavy
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="genzoo",
@@ -280,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="CPU threads for training (default: the cores idle when training starts; also "
         "the GENZOO_THREADS environment variable)",
     )
+    p.add_argument("--version", action="version", version=f"genzoo {_version()}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     ls = sub.add_parser("list", help="list models, datasets or samplers")
@@ -382,6 +397,11 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--out", default="runs/compare", help="output folder")
     cp.add_argument("--data-root", help="folder holding downloaded datasets")
     cp.set_defaults(fn=_cmd_compare)
+
+    inf = sub.add_parser("info", help="what a run holds: model, data, settings, steps, metrics")
+    inf.add_argument("run", help="run directory")
+    inf.add_argument("--json", action="store_true", help="print JSON")
+    inf.set_defaults(fn=_cmd_info)
 
     ev = sub.add_parser("eval", help="evaluate a run on its test split")
     ev.add_argument("run", help="run directory")
