@@ -19,27 +19,9 @@ from genzoo.core.errors import ConfigError, GenzooError, TrainingInterrupted
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from genzoo.core.protocol import likelihood_kind
-    from genzoo.data import list_datasets
-    from genzoo.diffusion.samplers import SAMPLERS
-    from genzoo.models import MODELS
+    from genzoo.runs.catalog import catalog
 
-    what = args.what
-    if what in ("models", "all"):
-        print("models:")
-        for name in MODELS.names():
-            cls = MODELS.get(name)
-            doc = (cls.__doc__ or "").strip().splitlines()[0]
-            print(f"  {name:<16} {cls.family:<14} likelihood: {likelihood_kind(cls):<6} {doc}")
-    if what in ("datasets", "all"):
-        print("datasets:")
-        for name in list_datasets():
-            print(f"  {name}")
-    if what in ("samplers", "all"):
-        print("samplers:")
-        for name, fn in SAMPLERS.items():
-            doc = (fn.__doc__ or "").strip().splitlines()[0]
-            print(f"  {name:<12} {doc}")
+    print("\n".join(catalog(args.what)))
     return 0
 
 
@@ -275,6 +257,21 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default (unless the help already says it, or there is
+    none to show)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        nothing = default is None or default is False or default == [] or default == "==SUPPRESS=="
+        if nothing or "default" in text or not text:
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{text} (default: %(default)s)"
+        return text
+
+
 def _version() -> str:
     from genzoo import __version__  # the package itself imports nothing heavy
 
@@ -285,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="genzoo",
         description="Train, sample and evaluate deep generative models of every family.",
+        formatter_class=_HelpFormatter,
     )
     p.add_argument(
         "--threads",
@@ -299,7 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list models, datasets or samplers")
     ls.add_argument(
-        "what", nargs="?", default="all", choices=["all", "models", "datasets", "samplers"]
+        "what",
+        nargs="?",
+        default="all",
+        choices=["all", "models", "datasets", "samplers"],
+        help="what to list",
     )
     ls.set_defaults(fn=_cmd_list)
 
@@ -442,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--top-k", type=int, help="candidates of top-k sampling")
     cap.add_argument("--seed", type=int, help="seed of top-k sampling")
     cap.set_defaults(fn=_cmd_caption)
+    for command in sub.choices.values():
+        command.formatter_class = _HelpFormatter
     return p
 
 
