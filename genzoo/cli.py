@@ -9,8 +9,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from genzoo.core.errors import ConfigError, GenzooError, TrainingInterrupted
 
@@ -463,6 +465,41 @@ def _join_dash_values(argv: Sequence[str]) -> list[str]:
     return out
 
 
+def _run(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads {args.threads} must be at least 1.")
+        os.environ["GENZOO_THREADS"] = str(args.threads)  # read by genzoo.core.threads
+    return int(args.fn(args) or 0)
+
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def _one_line_warnings(others: Callable[..., None]) -> Callable[..., None]:
+    """A ``warnings.showwarning`` that prints genzoo's own warnings as one line on stderr
+    (``genzoo: warning: ...``, without the source line Python adds) and hands the warnings of
+    other libraries to ``others``."""
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: Any = None,
+        line: str | None = None,
+    ) -> None:
+        from genzoo.core.errors import GenzooWarning
+
+        ours = str(Path(filename).resolve()).startswith(_PACKAGE)
+        if issubclass(category, GenzooWarning) or ours:
+            print(f"genzoo: warning: {' '.join(str(message).split())}", file=sys.stderr)
+        else:
+            others(message, category, filename, lineno, file, line)
+
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = _join_dash_values(sys.argv[1:] if argv is None else argv)
@@ -480,11 +517,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        if args.threads is not None:
-            if args.threads < 1:
-                raise ConfigError(f"--threads {args.threads} must be at least 1.")
-            os.environ["GENZOO_THREADS"] = str(args.threads)  # read by genzoo.core.threads
-        return int(args.fn(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warnings(warnings.showwarning)
+            return _run(args)
     except TrainingInterrupted as e:
         print(f"genzoo: {e}", file=sys.stderr)
         return 130

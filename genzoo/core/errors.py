@@ -39,6 +39,11 @@ class StorageError(GenzooError, OSError):
     another training process; the previous checkpoint is left intact."""
 
 
+class GenzooWarning(UserWarning):
+    """Something the user should know that does not stop the command (a skipped unreadable file,
+    a prompt word the model does not know); ``genzoo`` prints it as one line."""
+
+
 def choices(values: Iterable[str]) -> str:
     """Format valid choices for an error message: ``'a', 'b' or 'c'``."""
     vals = [repr(v) for v in sorted(values)]

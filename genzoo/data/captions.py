@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from genzoo.core.errors import ConfigError, DataError
+from genzoo.core.errors import ConfigError, DataError, GenzooWarning
 from genzoo.data import shapes as sh
 from genzoo.data.images import DIGIT_NAMES
 from genzoo.data.vision import CIFAR10_NAMES, FASHION_NAMES
@@ -91,6 +92,29 @@ class CaptionTokenizer:
     def encode(self, text: str) -> list[int]:
         """The word ids of ``text`` (no special tokens)."""
         return list(self.tok.encode(text, add_special_tokens=False).ids)
+
+    def unknown_words(self, texts: Sequence[str]) -> list[str]:
+        """The words of ``texts`` outside the vocabulary (each read as ``[UNK]``), in order of
+        first appearance, each once."""
+        found: dict[str, None] = {}
+        encs = self.tok.encode_batch(list(texts), add_special_tokens=False)
+        for text, enc in zip(texts, encs, strict=True):
+            for i, (a, b) in zip(enc.ids, enc.offsets, strict=True):
+                if i == self.unk_id:
+                    found.setdefault(text[a:b], None)
+        return list(found)
+
+    def warn_unknown_words(self, texts: Sequence[str]) -> None:
+        """One :class:`GenzooWarning` naming the words of ``texts`` that become ``[UNK]``."""
+        unknown = self.unknown_words(texts)
+        if unknown:
+            shown = ", ".join(repr(w) for w in unknown[:8]) + (" ..." if len(unknown) > 8 else "")
+            warnings.warn(
+                f"Prompt words outside the caption vocabulary ({self.vocab_size - 4} words) are "
+                f"read as [UNK]: {shown}.",
+                GenzooWarning,
+                stacklevel=3,
+            )
 
     def encode_batch(self, texts: Sequence[str], max_len: int = MAX_LEN) -> Tensor:
         """``[BOS] words [EOS] [PAD]...`` of each text: ``(B, max_len)`` long."""

@@ -33,7 +33,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from genzoo.core.errors import DataError
+from genzoo.core.errors import DataError, GenzooWarning
 from genzoo.data.base import DataInfo, Dataset
 from genzoo.data.images import DIGIT_NAMES, split_indices
 
@@ -137,14 +137,23 @@ def _celeba_prepare(img: Image.Image) -> Image.Image:
     return img.resize((64, 64), Image.Resampling.BICUBIC)
 
 
+_WARNED: set[str] = set()  # files already reported in this process (each split loads them)
+
+
 def _warn_unreadable(bad: list[tuple[str, str]]) -> None:
-    """One warning per unreadable file (path and reason); a summary beyond ``_MAX_WARNED``."""
+    """One warning per unreadable file (path and reason), once per process; a summary beyond
+    ``_MAX_WARNED``."""
+    bad = [(p, why) for p, why in bad if p not in _WARNED]
+    _WARNED.update(p for p, _ in bad)
     for path, why in bad[:_MAX_WARNED]:
-        warnings.warn(f"Skipping unreadable image file {path!r}: {why}.", stacklevel=3)
+        warnings.warn(
+            f"Skipping unreadable image file {path!r}: {why}.", GenzooWarning, stacklevel=3
+        )
     if len(bad) > _MAX_WARNED:
         warnings.warn(
             f"Skipping {len(bad) - _MAX_WARNED} more unreadable image files "
             f"(e.g. {bad[_MAX_WARNED][0]!r}).",
+            GenzooWarning,
             stacklevel=3,
         )
 
@@ -370,19 +379,17 @@ def load_folder(spec: str, split: str) -> Dataset:
     info = folder_info(spec)
     folder, size = parse_folder_spec(spec)
     if _split_dirs(folder):
-        paths, labels, names = _scan(folder / split)
+        where = folder / split
+        paths, labels, names = _scan(where)
         if names and names != info.class_names:
             raise DataError(
                 f"The class folders of {str(folder / split)!r} differ from those of "
                 f"{str(folder / 'train')!r}; give both splits the same class sub-folders."
             )
     else:
+        where = folder
         paths, labels, _ = _scan(folder)
-        n = len(paths)
-        n_test = max(1, round(0.1 * n)) if n >= 2 else 0
-        keep = split_indices(n, n_test, split).tolist()
-        paths = [paths[i] for i in keep]
-        labels = [labels[i] for i in keep] if labels is not None else None
+    # unreadable files are left out before the split, so that the test split holds readable ones
     good, bad = [], []
     for i, p in enumerate(paths):
         try:
@@ -394,8 +401,17 @@ def load_folder(spec: str, split: str) -> Dataset:
         _warn_unreadable(bad)
     if not good:
         raise DataError(
-            f"Image folder {str(folder)!r} has no readable images for the {split!r} split; "
+            f"Image folder {str(where)!r} has no readable images ({len(bad)} unreadable); "
             f"add image files ({', '.join(IMAGE_EXTENSIONS)})."
         )
+    if not _split_dirs(folder):
+        n = len(good)
+        n_test = max(1, round(0.1 * n)) if n >= 2 else 0
+        good = [good[i] for i in split_indices(n, n_test, split).tolist()]
+        if not good:
+            raise DataError(
+                f"Image folder {str(where)!r} has {n} readable image, too few for a {split!r} "
+                "split (the test split takes 10% of two or more images); add image files."
+            )
     y = torch.tensor([labels[i] for i in good], dtype=torch.long) if labels is not None else None
     return ImageFileDataset(info, [paths[i] for i in good], y, _fit_square(size))

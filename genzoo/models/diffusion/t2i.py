@@ -127,7 +127,11 @@ def prompt_tokens(
         raise ConfigError("Pass prompts or caption tokens (cond), not both.")
     if cond is not None:
         return cond
-    return encode(repeat_prompts(prompts, n) if prompts is not None else class_prompts(n))
+    if prompts is None:
+        return encode(class_prompts(n))
+    texts = repeat_prompts(prompts, n)
+    get_caption_tokenizer().warn_unknown_words(texts)  # [UNK] words: said, not silent
+    return encode(texts)
 
 
 def drop_captions(
