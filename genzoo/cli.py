@@ -121,7 +121,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from genzoo.runs import evaluate
 
     res = evaluate(
-        args.run, n=args.n, seed=args.seed, data_root=args.data_root, ode=args.ode, ode_n=args.ode_n
+        args.run,
+        n=args.n,
+        seed=args.seed,
+        data_root=args.data_root,
+        ode=args.ode,
+        ode_n=args.ode_n,
+        progress=True,
     )
     if args.json:
         print(json.dumps(res, indent=2))

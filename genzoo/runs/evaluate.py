@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from genzoo.core.errors import ConfigError
 from genzoo.core.io import write_json
@@ -34,6 +35,7 @@ def evaluate(
     ode: bool = False,
     ode_n: int = 256,
     ode_steps: int = 64,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Test-set metrics of a run, averaged per example; likelihoods also in bits/dim.
 
@@ -43,6 +45,7 @@ def evaluate(
     App. D) as ``ode_log_prob`` and ``ode_log_prob_bpd``: an upper bound on the discrete
     bits/dim, comparable with the flows' numbers. (For points it is always computed.) Results
     are written to ``<run>/eval.json`` and returned, with the checkpoint ``step`` they are of.
+    ``progress`` shows a progress bar of each part (the test examples, the ODE's images).
     """
     if n is not None and n < 1:
         raise ConfigError(f"--n {n} must be at least 1 (test examples to evaluate).")
@@ -52,16 +55,21 @@ def evaluate(
     count = len(test) if n is None else min(n, len(test))
     g = make_generator(seed, device=model.device)
     sums: dict[str, float] = {}
-    for i in range(0, count, batch_size):
-        idx = torch.arange(i, min(i + batch_size, count))
-        batch = test.get(idx, dequantize=model.dequantize, generator=make_generator(seed + i))
-        vals = model.eval_metrics({k: v.to(model.device) for k, v in batch.items()}, generator=g)
-        for k, v in vals.items():
-            sums[k] = sums.get(k, 0.0) + float(v.double().sum())
+    bar = tqdm(total=count, desc=f"eval {model.name}", unit="example", disable=not progress)
+    with bar:
+        for i in range(0, count, batch_size):
+            idx = torch.arange(i, min(i + batch_size, count))
+            batch = test.get(idx, dequantize=model.dequantize, generator=make_generator(seed + i))
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            vals = model.eval_metrics(batch, generator=g)
+            for k, v in vals.items():
+                sums[k] = sums.get(k, 0.0) + float(v.double().sum())
+            bar.update(len(idx))
     result: dict[str, Any] = {k: v / count for k, v in sums.items()}
     result.update(_diffusion_floor(model, cfg, data_root, seed))
     if ode:
-        result.update(_image_ode_log_prob(model, test, min(ode_n, len(test)), ode_steps, seed))
+        ode_count = min(ode_n, len(test))
+        result.update(_image_ode_log_prob(model, test, ode_count, ode_steps, seed, progress))
     likelihood = isinstance(model, (ExactLikelihood, LikelihoodBound))
     for k in list(result):
         if k == "ode_log_prob":  # a density of dequantized data: always the data's L levels
@@ -75,7 +83,13 @@ def evaluate(
 
 
 def _image_ode_log_prob(
-    model: GenerativeModel, test: Dataset, n: int, steps: int, seed: int, batch_size: int = 64
+    model: GenerativeModel,
+    test: Dataset,
+    n: int,
+    steps: int,
+    seed: int,
+    progress: bool = False,
+    batch_size: int = 64,
 ) -> dict[str, Any]:
     """Mean probability-flow ODE log-likelihood of ``n`` dequantized test images (nats)."""
     if not isinstance(model, DiffusionModel):
@@ -87,11 +101,14 @@ def _image_ode_log_prob(
         return {}  # points: eval_metrics computes it with the exact divergence
     g = make_generator(seed + 7, device=model.device)
     total = 0.0
-    for i in range(0, n, batch_size):
-        idx = torch.arange(i, min(i + batch_size, n))
-        x = test.get(idx, dequantize=True, generator=make_generator(seed + 7 + i))["x"]
-        lp = model.ode_log_prob(x.to(model.device), steps=steps, generator=g)
-        total += float(lp.double().sum())
+    desc = f"probability-flow ODE likelihood ({steps} Heun steps)"
+    with tqdm(total=n, desc=desc, unit="image", disable=not progress) as bar:
+        for i in range(0, n, batch_size):
+            idx = torch.arange(i, min(i + batch_size, n))
+            x = test.get(idx, dequantize=True, generator=make_generator(seed + 7 + i))["x"]
+            lp = model.ode_log_prob(x.to(model.device), steps=steps, generator=g)
+            total += float(lp.double().sum())
+            bar.update(len(idx))
     return {"ode_log_prob": total / n, "ode_n": n, "ode_steps": steps}
 
 

@@ -56,6 +56,11 @@ class MetricsLog:
             self._sum[k] = self._sum.get(k, 0) + v
         self._n += 1
 
+    def running(self) -> dict[str, float]:
+        """The mean of the logs since the last line, without writing it (one synchronisation;
+        the progress bar shows it before the first line)."""
+        return {k: float(v) / self._n for k, v in self._sum.items()} if self._n else {}
+
     @property
     def pending(self) -> bool:
         return self._n > 0

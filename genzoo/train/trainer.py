@@ -386,6 +386,11 @@ class Trainer:
                     continue  # nothing is logged, drawn or saved from a diverged model
                 if due.log and (last := self.log.flush(self.step, self.elapsed, self._lr())):
                     bar.set_postfix({k: f"{v:.4g}" for k, v in list(last.items())[:3]})
+                elif show and self.step & (self.step - 1) == 0:  # steps 1, 2, 4, 8, ...: a
+                    # slow run shows its loss before the first log line (the logs' running mean)
+                    bar.set_postfix(
+                        {k: f"{v:.4g}" for k, v in list(self.log.running().items())[:3]}
+                    )
                 if due.sample:
                     self.save_samples()
                 if due.ckpt:
