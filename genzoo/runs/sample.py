@@ -16,7 +16,9 @@ from genzoo.core.runs import read_run_config
 from genzoo.core.seeding import make_generator
 from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo
+from genzoo.diffusion.samplers import SAMPLERS
 from genzoo.models import MODELS
+from genzoo.models.diffusion.base import DiffusionModel
 from genzoo.runs.load import load
 from genzoo.viz import save_samples_png
 
@@ -89,6 +91,24 @@ def sample_keywords(model_cls: type) -> list[str]:
     return [p.name for p in params if p.kind in named and p.name not in (*_ALWAYS, "self")]
 
 
+def _check_diffusion_options(
+    cls: type[DiffusionModel], sampler: str | None, options: dict[str, Any]
+) -> None:
+    """A diffusion model passes the options its ``sample`` does not name to its sampler: one
+    sentence for an option that neither takes, listing both sets."""
+    named = sample_keywords(cls)
+    if sampler not in SAMPLERS:
+        return  # an unknown sampler: the model's own sentence names the choices
+    params = inspect.signature(SAMPLERS[sampler]).parameters
+    takes = [p for p in params if p not in ("denoiser", "x", "sigmas", *_ALWAYS, "callback")]
+    for key in options:
+        if key not in named and key not in takes and key != "prompts":
+            raise ConfigError(
+                f"Unknown sampling option {key!r} for {cls.name!r}; it takes {choices(named)}, "
+                f"and its sampler {sampler!r} takes {choices(takes) if takes else 'none'}."
+            )
+
+
 def sample_to_file(
     run: str | Path,
     n: int = 64,
@@ -144,6 +164,8 @@ def sample_to_file(
             f"--guidance: model {cfg['model']!r} takes no guidance; its sample takes "
             f"{choices(sample_keywords(cls)) if sample_keywords(cls) else 'no named options'}."
         )
+    if issubclass(cls, DiffusionModel):
+        _check_diffusion_options(cls, sampler or cfg["model_config"].get("sampler"), opts)
     x = sample(run, n, seed=seed, sampler=sampler, steps=steps, label=label, **opts)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".npy":

@@ -59,6 +59,9 @@ def test_unknown_option_is_one_sentence_with_the_valid_ones(capsys, tmp_path):
         capsys, "sample", RUNS / "pixelcnn", "--out", tmp_path / "x.png", "beam=2"
     )
     one_error(code, err, "'beam'", "'top_k'", "'temperature'")
+    argv = ["sample", RUNS / "edm-dit", "--out", tmp_path / "x.png", "temperature=1"]
+    one_error(*run_cli(capsys, *argv)[::2], "'temperature'", "'guidance'", "'heun'", "'s_churn'")
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_class_and_guidance_match_the_python_api(capsys, tmp_path):
