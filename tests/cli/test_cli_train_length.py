@@ -53,6 +53,8 @@ def test_closed_form_model_trains_without_a_length(capsys, tmp_path):
         (["--name", "other"], ["'other'", "--name"]),
         (["--budget", "10s"], ["Nothing was trained", "step 2", "--budget 10s", "--steps 4"]),
         (["--steps", "2"], ["Nothing was trained", "--steps is 2"]),
+        (["--steps", "0"], ["--steps 0", "at least 1"]),  # zero is never "not given"
+        (["--budget", "0"], ["'0'", "positive"]),
     ],
 )
 def test_resume_refuses_what_it_would_ignore_or_not_train(capsys, moons_run, args, needles):
