@@ -17,6 +17,7 @@ import yaml
 
 from genzoo.core.errors import CheckpointError, ConfigError, GenzooError
 from genzoo.core.io import atomic_write_text
+from genzoo.core.protocol import ClosedForm
 from genzoo.core.runs import CONFIG_FILE, find_checkpoint, read_run_config
 from genzoo.core.seeding import seed_everything
 from genzoo.data import load_dataset
@@ -102,7 +103,8 @@ def train(
             )
         train_dict["budget"] = str(budget)
     tcfg = TrainConfig.from_dict(train_dict)
-    if tcfg.steps == 0 and tcfg.budget_s == 0:  # before anything is written
+    closed_form = issubclass(cls, ClosedForm)  # fitted in one pass: no length to give
+    if tcfg.steps == 0 and tcfg.budget_s == 0 and not closed_form:  # before anything is written
         raise ConfigError("Give a training length: --steps N or --budget 5m (or both).")
     mcfg = cls.config_class.from_dict(model_dict)
     dist_info, _ = distributed.setup(tcfg.device)  # torchrun: one process per device

@@ -8,7 +8,7 @@ from genzoo.cli import main
 
 def test_compare_writes_reports_and_reuses_runs(tmp_path, capsys):
     out = tmp_path / "cmp"
-    args = ["compare", "--data", "toy2d:8gaussians", "--models", "vae,edm", "--budget", "3s"]
+    args = ["compare", "--data", "toy2d:8gaussians", "--models", "vae,edm", "--steps", "30"]
     args += ["--n", "300", "--out", str(out)]
     assert main(args) == 0
     res = json.loads((out / "results.json").read_text())
