@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from genzoo.core.errors import ConfigError
+from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.io import write_json
 from genzoo.core.protocol import (
     ExactLikelihood,
@@ -15,6 +15,7 @@ from genzoo.core.protocol import (
     LikelihoodBound,
     PromptConditioned,
     Samples,
+    Translates,
 )
 from genzoo.core.seeding import make_generator
 from genzoo.data import ToyDataset, load_dataset
@@ -96,7 +97,6 @@ def evaluate(
     return result
 
 
-@torch.no_grad()
 def _sample_scores(
     model: GenerativeModel, data: str, test: Dataset, n: int, seed: int, root: str | None
 ) -> dict[str, float]:
@@ -106,13 +106,19 @@ def _sample_scores(
     no samples or need a prompt."""
     info = model.info
     images = info.kind == "images" and info.n_classes > 0
-    if not isinstance(model, Samples) or isinstance(model, PromptConditioned):
+    if not isinstance(model, Samples) or isinstance(model, (PromptConditioned, Translates)):
         return {}
     if not (images or info.kind == "points"):
         return {}
+    extractor = None
+    if images:
+        try:
+            with torch.enable_grad():  # evaluate() runs without gradients; training needs them
+                extractor = get_classifier(data, root=root)
+        except GenzooError:  # no classifier for these images: no yardstick
+            return {}
     x = model.sample(n, generator=make_generator(seed + 11, device=model.device)).cpu()
     ref = test.all()["x"]
-    extractor = get_classifier(data, root=root) if images else None
     metrics = ("fd", "recognized") if images else ("fd",)
     scores = evaluate_samples(x, ref, extractor, metrics=metrics)["scores"]
     out = {"sample_n": float(n), "sample_fd": scores["fd"]}

@@ -209,6 +209,6 @@ def test_every_doc_command_runs_as_written(tmp_path, monkeypatch, capsys):
             continue
         try:
             _run(c, tmp_path, capsys)
-        except AssertionError as e:
-            failures.append(str(e))
+        except Exception as e:  # every failing command is listed, not only the first
+            failures.append(f"{c.where}: `{c.text}`: {type(e).__name__}: {e}"[:1000])
     assert failures == []
