@@ -26,7 +26,7 @@ def _f(v: Any, nd: int = 2) -> str:
 
 def _cells(r: dict[str, Any]) -> list[str]:
     if r.get("status") != "ok":
-        return [r["family"], r["model"], r.get("status", "?")] + ["—"] * 8
+        return [r["family"], r["model"], r.get("status", "?")] + ["—"] * (len(HEAD) - 3)
     nll = "—" if r["nll_bpd"] is None else f"{r['nll_bpd']:.3f} ({LIKELIHOOD[r['nll_kind']]})"
     stab = f"±{r['fd_std']:.2f}" if r["seeds"] > 1 else "1 seed"
     if r["diverged"]:
@@ -35,9 +35,11 @@ def _cells(r: dict[str, Any]) -> list[str]:
         r["family"],
         r["model"],
         _f(r["params"]),
+        _f(round(r["steps"])) if r.get("steps") is not None else "—",
         f"{r['train_time_s']:.0f} s",
         nll,
         _f(r["fd"]),
+        "—" if r.get("recognized") is None else f"{100 * r['recognized']:.0f}%",
         _f(r["precision"]),
         _f(r["recall"]),
         _f(r["samples_per_s"], 0),
@@ -50,9 +52,11 @@ HEAD = [
     "Family",
     "Model",
     "Params",
+    "Steps",
     "Train time",
     "NLL (bits/dim)",
     "FD ↓",
+    "Recognised",
     "Precision",
     "Recall",
     "Samples/s",
@@ -61,11 +65,45 @@ HEAD = [
 ]
 
 
+def _training(results: dict[str, Any]) -> str:
+    if results.get("budget"):
+        return f"Budget {results['budget']} per model and seed (Steps: the steps it bought)"
+    if results.get("steps"):
+        return f"{results['steps']:,} steps per model and seed"
+    return "A fixed number of steps per model (Steps)"
+
+
+def _recognised_note(results: dict[str, Any]) -> str:
+    rec = results["floor"].get("recognized")
+    if rec is None:
+        return ""
+    return (
+        f" Recognised: the share of samples to which the {results['extractor']} classifier gives "
+        f"one class a probability of at least 0.9 (real test images: {100 * rec:.0f}%)."
+    )
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    """One line per model with something to add: modes or classes covered, or why it failed."""
+    lines = []
+    for r in results["rows"]:
+        if r.get("status") == "ok" and r.get("modes_covered") is not None:
+            lines.append(
+                f"{r['model']}: {r['modes_covered']:.0f} modes covered, "
+                f"high-quality rate {r['hq_rate']:.3f}"
+            )
+        elif r.get("status") == "ok" and r.get("classes_covered") is not None:
+            lines.append(f"{r['model']}: {r['classes_covered']:.0f} classes recognised")
+        if r.get("status") != "ok":
+            lines.append(f"{r['model']}: {r.get('status')} — {r.get('error')}")
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"# genzoo compare: {results['data']}",
         "",
-        f"Budget {results['budget']} per model and seed, {results['seeds']} seed(s), "
+        f"{_training(results)}, {results['seeds']} seed(s), "
         f"{results['n_samples']} samples per model, features: {results['extractor']} "
         f"({results['extractor_hash'][:12]}), device {results['device']}, {results['date']}.",
         "",
@@ -78,17 +116,10 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"Floor (real training data against the test split): FD {fl['fd']:.2f}, precision "
-        f"{fl['precision']:.2f}, recall {fl['recall']:.2f}.",
+        f"{fl['precision']:.2f}, recall {fl['recall']:.2f}." + _recognised_note(results),
         "",
     ]
-    for r in results["rows"]:
-        if r.get("status") == "ok" and r.get("modes_covered") is not None:
-            lines.append(
-                f"- {r['model']}: {r['modes_covered']:.0f} modes covered, "
-                f"high-quality rate {r['hq_rate']:.3f}"
-            )
-        if r.get("status") != "ok":
-            lines.append(f"- {r['model']}: {r.get('status')} — {r.get('error')}")
+    lines += [f"- {n}" for n in _notes(results)]
     lines.append("")
     for r in results["rows"]:
         if r.get("status") == "ok":
@@ -138,9 +169,19 @@ CSS = (
     "th:nth-child(-n+2),td:nth-child(-n+2){text-align:left}th{background:#f4f6f8}"
     "tr:hover{background:#fafafa}.grids{display:flex;flex-wrap:wrap;gap:1rem}"
     ".grids figure{margin:0;text-align:center;font-size:.85rem}"
-    ".grids img{width:200px;image-rendering:pixelated;border:1px solid #ccc}"
+    ".grids img{width:320px;image-rendering:auto;border:1px solid #ccc}"
+    ".grids figcaption{font-size:1rem;font-weight:600;margin-top:.3rem}"
     ".muted{color:#666;font-size:.85rem}"
 )
+
+
+def _caption(r: dict[str, Any]) -> str:
+    text = f"{r['model']}: FD {r['fd']:.1f}"
+    if r.get("recognized") is not None:
+        text += f", {100 * r['recognized']:.0f}% recognised"
+    if r.get("steps") is not None:
+        text += f", {round(r['steps']):,} steps"
+    return text
 
 
 def to_html(results: dict[str, Any], out: Path) -> str:
@@ -153,28 +194,31 @@ def to_html(results: dict[str, Any], out: Path) -> str:
             figs.append(
                 f'<figure><img alt="{html.escape(r["model"])} samples" '
                 f'src="data:image/png;base64,{_png_b64(out / r["grid"])}">'
-                f"<figcaption>{html.escape(r['model'])}</figcaption></figure>"
+                f"<figcaption>{html.escape(_caption(r))}</figcaption></figure>"
             )
     fl = results["floor"]
     head = "".join(f"<th>{html.escape(h)}</th>" for h in HEAD)
     title = html.escape(results["data"])
     meta = (
-        f"Budget {html.escape(str(results['budget']))} per model and seed, "
+        f"{html.escape(_training(results))}, "
         f"{results['seeds']} seed(s), {results['n_samples']} samples per model; features: "
         f"{html.escape(results['extractor'])} ({html.escape(results['extractor_hash'][:12])}); "
         f"device {results['device']}; {results['date']}."
     )
     floor = (
         f"Floor (real training data against the test split): FD {fl['fd']:.2f}, "
-        f"precision {fl['precision']:.2f}, recall {fl['recall']:.2f}."
+        f"precision {fl['precision']:.2f}, recall {fl['recall']:.2f}." + _recognised_note(results)
     )
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in _notes(results))
     plot = _plot_b64(results)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>genzoo compare: {title}</title><style>{CSS}</style></head><body>\n"
         f'<h1>genzoo compare: {title}</h1>\n<p class="muted">{meta}</p>\n'
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>\n"
-        f'<p class="muted">{floor}</p>\n<h2>Quality, cost and likelihood</h2>\n'
+        f'<p class="muted">{html.escape(floor)}</p>\n'
+        + (f"<ul>{notes}</ul>\n" if notes else "")
+        + "<h2>Quality, cost and likelihood</h2>\n"
         f'<img alt="plots" style="max-width:100%" src="data:image/png;base64,{plot}">\n'
         f'<h2>Samples</h2><div class="grids">{"".join(figs)}</div>\n</body></html>\n'
     )

@@ -1,11 +1,16 @@
-"""``genzoo compare``: every family on one dataset, one budget, one evaluation.
+"""``genzoo compare``: every family on one dataset, one evaluation.
 
-Each model is trained for the same wall-clock budget per seed, then measured with the same code:
-parameters, training time, test NLL in bits/dim (exact, a bound, or none), Fréchet distance and
-precision/recall in the feature space of one yardstick (genzoo's classifier for labelled image
-data, raw coordinates for points), sampling throughput and network evaluations per sample, and
-stability (spread of the FD over seeds, divergences). Finished runs are re-used when the command is
-run again, so an interrupted comparison loses nothing already trained.
+By default each model trains a fixed number of optimizer steps (:data:`QUICK_STEPS`, chosen so
+that the digits line-up takes a few minutes on 2 CPU cores), so the table is the same on every
+machine (a CPU run is reproducible bit for bit at a given thread count). ``steps`` gives every
+model the same count instead, and ``budget`` the same wall-clock time (then the steps each model
+reached are reported beside its numbers). Every model is then measured with the same code:
+parameters, steps, training time, test NLL in bits/dim (exact, a bound, or none), Fréchet distance,
+the share of samples the yardstick classifier recognises and precision/recall in the feature space
+of one yardstick (genzoo's classifier for labelled image data, raw coordinates for points),
+sampling throughput and network evaluations per sample, and stability (spread of the FD over seeds,
+divergences). Finished runs are re-used when the command is run again, so an interrupted
+comparison loses nothing already trained.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from genzoo.compare.report import write_reports
@@ -23,8 +29,9 @@ from genzoo.core.errors import ConfigError, GenzooError, TrainingDiverged
 from genzoo.core.io import read_json, write_json
 from genzoo.core.protocol import GenerativeModel, Samples, likelihood_kind
 from genzoo.core.seeding import make_generator
+from genzoo.core.threads import default_threads
 from genzoo.data import ToyDataset, load_dataset
-from genzoo.data.base import DataInfo
+from genzoo.data.base import DataInfo, Dataset
 from genzoo.metrics import (
     FeatureExtractor,
     PixelFeatures,
@@ -34,7 +41,8 @@ from genzoo.metrics import (
     mode_stats,
 )
 from genzoo.models import MODELS
-from genzoo.runs import evaluate, load, train
+from genzoo.runs import evaluate, open_run, train
+from genzoo.train.trainer import parse_duration
 from genzoo.viz import save_samples_png
 
 QUICK_MODELS = {
@@ -45,11 +53,53 @@ QUICK_MODELS = {
 
 # Settings that make each model fit a short CPU budget (the models' own defaults are for real runs).
 QUICK_OVERRIDES: dict[str, dict[str, Any]] = {
-    "ddpm": {"schedule": "cosine", "lr": 1e-3, "sample_steps": 100, "sampler": "ddim"},
+    "ddpm": {"schedule": "cosine", "lr": 1e-3, "sample_steps": 50, "sampler": "ddim"},
     "edm": {"lr": 1e-3},
     "flow-matching": {"lr": 1e-3},
     "vae": {"lr": 2e-3},
 }
+
+
+QUICK_STEPS: dict[str, dict[str, int]] = {
+    "images": {
+        "ppca": 1,
+        "vae": 600,
+        "ddpm": 150,
+        "edm": 150,
+        "flow-matching": 150,
+        "realnvp": 50,
+        "pixelcnn": 120,
+        "dcgan": 600,
+    },
+    "points": {
+        "vae": 2000,
+        "ddpm": 2000,
+        "edm": 2000,
+        "flow-matching": 2000,
+        "realnvp": 1000,
+        "wgan-gp": 1000,
+    },
+}
+"""Optimizer steps per model of the default line-up (measured: benchmarks/RESULTS.md, "README
+main job"); a model outside it trains :data:`OTHER_STEPS` unless ``steps`` is given."""
+OTHER_STEPS = 300
+
+
+def _length(budget: str | None, steps: int | None) -> str | None:
+    """Checks ``budget`` / ``steps``; returns the budget (None: train fixed steps)."""
+    if budget is not None and steps is not None:
+        raise ConfigError(
+            f"Give compare --steps ({steps}) or --budget ({budget!r}), not both: fixed steps "
+            "give the same table on every machine, a budget the same wall time per model."
+        )
+    if steps is not None and steps < 1:
+        raise ConfigError(f"--steps {steps} must be at least 1 (or leave it out).")
+    if budget is not None and not parse_duration(budget) > 0:
+        raise ConfigError(
+            f"--budget {budget!r} must be a positive duration, e.g. '20s' or '5m' (or leave it "
+            "out to train each model a fixed number of steps)."
+        )
+    return budget
 
 
 def _feature_extractor(data: str, info: DataInfo) -> FeatureExtractor:
@@ -61,23 +111,29 @@ def _feature_extractor(data: str, info: DataInfo) -> FeatureExtractor:
     return PixelFeatures()
 
 
-def _nfe_and_speed(model: GenerativeModel, n: int) -> tuple[float, float]:
-    """Network evaluations per sample (forward calls of the busiest sub-network) and samples/s."""
+def _draw(model: GenerativeModel, n: int, seed: int) -> tuple[Tensor, float, float]:
+    """``n`` samples (drawn 500 at a time with a generator seeded ``seed``), the network
+    evaluations per sample (forward calls of the busiest sub-network) and samples/s."""
+    assert isinstance(model, Samples)
     kids = [m for m in model.children() if any(True for _ in m.parameters())]
-    g = make_generator(123, device=model.device)
+    g = make_generator(seed, device=model.device)
     ctxs = [count_nfe(k) for k in kids]
     counters = [c.__enter__() for c in ctxs]
     t = time.perf_counter()
     try:
-        model.sample(n, generator=g)
+        with torch.no_grad():
+            xs, batches = [], 0
+            for i in range(0, n, 500):
+                xs.append(model.sample(min(500, n - i), generator=g).cpu())
+                batches += 1
         if model.device.type == "cuda":
             torch.cuda.synchronize()
     finally:
         dt = time.perf_counter() - t
         for c in ctxs:
             c.__exit__(None, None, None)
-    nfe = max(max((c.nfe for c in counters), default=1), 1)  # containers (ModuleList) count 0
-    return float(nfe), n / max(dt, 1e-9)
+    calls = max((c.nfe for c in counters), default=1)  # containers (ModuleList) count 0
+    return torch.cat(xs), float(max(calls // batches, 1)), n / max(dt, 1e-9)
 
 
 def _nll(result: dict[str, Any], likelihood: str) -> tuple[float | None, str]:
@@ -89,22 +145,68 @@ def _nll(result: dict[str, Any], likelihood: str) -> tuple[float | None, str]:
     return None, "none"
 
 
+def _measure(
+    run: Path,
+    out: Path,
+    name: str,
+    seed: int,
+    n_samples: int,
+    extractor: FeatureExtractor,
+    test: Dataset,
+    metrics: tuple[str, ...],
+    data_root: str | None,
+) -> dict[str, Any]:
+    """The numbers of one trained run: steps, parameters, NLL, sample scores (on ``n_samples``
+    drawn with the run's ``seed``), speed, and a grid."""
+    rec: dict[str, Any] = {}
+    info = test.info
+    ref = test.all()["x"]
+    t1 = time.perf_counter()
+    loaded = open_run(run, device="auto")
+    model = loaded.model
+    assert isinstance(model, Samples)  # checked by class above
+    rec["steps"] = loaded.step
+    rec["params"] = sum(p.numel() for p in model.parameters())
+    ev = evaluate(run, data_root=data_root)
+    rec["nll_bpd"], rec["nll_kind"] = _nll(ev, likelihood_kind(MODELS.get(name)))
+    xs, rec["nfe"], rec["samples_per_s"] = _draw(model, n_samples, seed)
+    scores = evaluate_samples(xs, ref, extractor, metrics=metrics)
+    rec.update(scores["scores"])
+    rec["eval_settings"] = scores["settings"]
+    if isinstance(test, ToyDataset) and test.toy.modes is not None:
+        rec.update(mode_stats(xs, test.toy.modes, test.toy.mode_std))
+    grid = run / "compare-grid.png"
+    pts = ref[:2000] if info.kind == "points" else None
+    shown = xs[:1000] if info.kind == "points" else xs[:64]  # a scatter needs many points
+    title = f"{name}, {loaded.step:,} steps"
+    save_samples_png(shown, info, grid, reference=pts, title=title)
+    rec["grid"] = str(grid.relative_to(out))
+    rec["eval_time_s"] = time.perf_counter() - t1
+    rec["status"] = "ok"
+    return rec
+
+
 def compare(
     data: str = "digits",
     models: list[str] | None = None,
     *,
-    budget: str = "20s",
+    steps: int | None = None,
+    budget: str | None = None,
     seeds: int = 1,
     n_samples: int = 1000,
     out: str | Path = "runs/compare",
     data_root: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train and measure ``models`` on ``data``; write results.json, report.md and report.html."""
+    """Train and measure ``models`` on ``data``; write results.json, report.md and report.html.
+
+    Each model trains its :data:`QUICK_STEPS` (``steps``: that many for every model), or for the
+    same wall-clock ``budget`` per model and seed (e.g. ``"20s"``).
+    """
+    budget = _length(budget, steps)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {str(out)!r} is a file; give a folder for the comparison.")
-    out.mkdir(parents=True, exist_ok=True)
     test = load_dataset(data, "test", root=data_root)
     info = test.info
     names = models or QUICK_MODELS[info.kind]
@@ -116,8 +218,16 @@ def compare(
             )
     if seeds < 1:
         raise ConfigError(f"seeds = {seeds} must be at least 1.")
+
+    def length(name: str) -> str:  # what each run trains, recorded to re-use only like runs
+        if budget is not None:
+            return f"budget {budget}"
+        return f"{steps or QUICK_STEPS.get(info.kind, {}).get(name, OTHER_STEPS)} steps"
+
+    out.mkdir(parents=True, exist_ok=True)
     extractor = _feature_extractor(data, info)
     ref = test.all()["x"]
+    metrics = ("fd", "prdc", "recognized")
     rows: list[dict[str, Any]] = []
     jobs = [(m, s) for m in names for s in range(seeds)]
     bar = None
@@ -126,55 +236,53 @@ def compare(
     per_run: dict[tuple[str, int], dict[str, Any]] = {}
     for name, seed in jobs:
         if bar is not None:
-            bar.set_postfix_str(f"{name} seed {seed}")
+            bar.set_postfix_str(f"{name} seed {seed}, {length(name)}")
         run = out / "runs" / f"{name}-seed{seed}"
         rec_path = run / "compare.json"
         if rec_path.is_file():  # finished earlier: re-use
-            per_run[(name, seed)] = read_json(rec_path)  # JSON only; a bad file is an error
+            old = read_json(rec_path)  # JSON only; a bad file is an error
+            if old.get("length") != length(name):
+                raise ConfigError(
+                    f"{str(run)!r} was trained for {old.get('length', 'a 20s budget')!r}, not "
+                    f"{length(name)!r}; choose another --out for this comparison."
+                )
+            per_run[(name, seed)] = old
             if bar is not None:
                 bar.update(1)
             continue
         cls = MODELS.get(name)
         rec: dict[str, Any] = {"model": name, "family": cls.family, "seed": seed}
+        rec["length"] = length(name)
         over = {"progress": False, "tensorboard": False, "seed": seed, "ckpt_every_s": 0}
         over.update(QUICK_OVERRIDES.get(name, {}))
+        n_steps = None if budget is not None else int(rec["length"].split()[0])
         t0 = time.perf_counter()
         try:
             if (run / "config.yaml").exists():
-                train(resume=run, budget=budget, overrides={"progress": False})
+                train(resume=run, steps=n_steps, budget=budget, overrides={"progress": False})
             else:
-                train(name, data, budget=budget, out=run, data_root=data_root, overrides=over)
+                train(
+                    name,
+                    data,
+                    steps=n_steps,
+                    budget=budget,
+                    out=run,
+                    data_root=data_root,
+                    overrides=over,
+                )
         except TrainingDiverged as e:
             rec.update({"status": "diverged", "error": str(e)})
         except ConfigError as e:  # the model does not apply to this data (e.g. points)
             rec.update({"status": "skipped", "error": str(e)})
         rec["train_time_s"] = time.perf_counter() - t0
         if "status" not in rec:
-            model = load(run)
-            assert isinstance(model, Samples)  # checked by class above
-            rec["params"] = sum(p.numel() for p in model.parameters())
-            ev = evaluate(run, data_root=data_root)
-            rec["nll_bpd"], rec["nll_kind"] = _nll(ev, likelihood_kind(cls))
-            g = make_generator(seed, device=model.device)
-            with torch.no_grad():
-                xs = torch.cat(
-                    [
-                        model.sample(min(500, n_samples - i), generator=g).cpu()
-                        for i in range(0, n_samples, 500)
-                    ]
-                )
-            scores = evaluate_samples(xs, ref, extractor, metrics=("fd", "prdc"))
-            rec.update(scores["scores"])
-            rec["eval_settings"] = scores["settings"]
-            if isinstance(test, ToyDataset) and test.toy.modes is not None:
-                rec.update(mode_stats(xs, test.toy.modes, test.toy.mode_std))
-            rec["nfe"], rec["samples_per_s"] = _nfe_and_speed(model, min(256, n_samples))
-            grid = run / "compare-grid.png"
-            pts = ref[:2000] if info.kind == "points" else None
-            shown = xs[:1000] if info.kind == "points" else xs[:64]  # a scatter needs many points
-            save_samples_png(shown, info, grid, reference=pts, title=f"{name} on {data}")
-            rec["grid"] = str(grid.relative_to(out))
-            rec["status"] = "ok"
+            before = torch.get_num_threads()  # evaluate with the idle cores, as the Trainer
+            torch.set_num_threads(default_threads())
+            try:
+                args = (seed, n_samples, extractor, test, metrics, data_root)
+                rec.update(_measure(run, out, name, *args))
+            finally:
+                torch.set_num_threads(before)
         run.mkdir(parents=True, exist_ok=True)
         write_json(rec_path, rec)
         per_run[(name, seed)] = rec
@@ -189,6 +297,7 @@ def compare(
             "model": name,
             "family": MODELS.get(name).family,
             "seeds": seeds,
+            "length": length(name),
             "diverged": sum(r.get("status") == "diverged" for r in recs),
             "status": "ok" if ok else recs[0].get("status"),
             "error": None if ok else recs[0].get("error"),
@@ -198,6 +307,7 @@ def compare(
             row.update(
                 {
                     "params": ok[0]["params"],
+                    "steps": statistics.mean(r["steps"] for r in ok),
                     "train_time_s": statistics.mean(r["train_time_s"] for r in ok),
                     "nll_bpd": ok[0]["nll_bpd"]
                     if ok[0]["nll_bpd"] is None
@@ -205,6 +315,10 @@ def compare(
                     "nll_kind": ok[0]["nll_kind"],
                     "fd": statistics.mean(fds),
                     "fd_std": statistics.stdev(fds) if len(fds) > 1 else 0.0,
+                    "recognized": None
+                    if ok[0].get("recognized") is None
+                    else statistics.mean(r["recognized"] for r in ok),
+                    "classes_covered": ok[0].get("classes_covered"),
                     "precision": statistics.mean(r["precision"] for r in ok),
                     "recall": statistics.mean(r["recall"] for r in ok),
                     "samples_per_s": statistics.mean(r["samples_per_s"] for r in ok),
@@ -219,10 +333,11 @@ def compare(
     # The floor: the same metrics between the real training data and the test split.
     train_x = load_dataset(data, "train", root=data_root).all()["x"]
     n_floor = min(len(train_x), max(n_samples, 2))
-    floor = evaluate_samples(train_x[:n_floor], ref, extractor, metrics=("fd", "prdc"))
+    floor = evaluate_samples(train_x[:n_floor], ref, extractor, metrics=metrics)
     results = {
         "data": data,
         "budget": budget,
+        "steps": steps,
         "seeds": seeds,
         "n_samples": n_samples,
         "extractor": extractor.name,

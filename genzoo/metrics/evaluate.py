@@ -22,7 +22,33 @@ from genzoo.metrics.features import FeatureExtractor, PixelFeatures, extract, ha
 from genzoo.metrics.frechet import frechet_distance, inception_score, kid
 from genzoo.metrics.precision_recall import prdc
 
-METRICS = ("fd", "kid", "is", "prdc")
+METRICS = ("fd", "kid", "is", "prdc", "recognized")
+DEFAULT_METRICS = ("fd", "kid", "is", "prdc")
+RECOGNIZED_P = 0.9
+"""A sample is *recognised* when the yardstick classifier gives its most likely class a softmax
+probability of at least this."""
+
+
+def recognition(
+    logits: Tensor, threshold: float = RECOGNIZED_P, min_share: float = 0.02
+) -> dict[str, float]:
+    """How many samples a classifier recognises, and as how many classes.
+
+    ``recognized``: the fraction of samples whose largest softmax probability is at least
+    ``threshold``; ``classes_covered``: the classes that hold at least ``min_share`` of the
+    recognised samples (the modes a model reaches; a few stray samples do not count);
+    ``n_classes``: the classifier's classes.
+    """
+    p = logits.float().softmax(1)  # (B, K)
+    conf, cls = p.max(1)
+    ok = conf >= threshold
+    counts = torch.bincount(cls[ok], minlength=p.shape[1])
+    need = max(1, int(min_share * int(ok.sum())))
+    return {
+        "recognized": float(ok.float().mean()),
+        "classes_covered": float((counts >= need).sum()) if bool(ok.any()) else 0.0,
+        "n_classes": float(p.shape[1]),
+    }
 
 
 def _tensor(data: Tensor | Dataset, what: str) -> Tensor:
@@ -40,7 +66,7 @@ def evaluate_features(
     ref_feats: Tensor,
     *,
     logits: Tensor | None = None,
-    metrics: Sequence[str] = METRICS,
+    metrics: Sequence[str] = DEFAULT_METRICS,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
     is_splits: int = 10,
@@ -63,6 +89,8 @@ def evaluate_features(
         scores["is"], scores["is_std"] = inception_score(logits, min(is_splits, logits.shape[0]))
     if "prdc" in metrics:
         scores.update(prdc(ref_feats, feats, k=k))
+    if "recognized" in metrics and logits is not None:
+        scores.update(recognition(logits))
     return scores
 
 
@@ -71,7 +99,7 @@ def evaluate_samples(
     reference: Tensor | Dataset,
     extractor: FeatureExtractor | None = None,
     *,
-    metrics: Sequence[str] = METRICS,
+    metrics: Sequence[str] = DEFAULT_METRICS,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
     is_splits: int = 10,
@@ -84,7 +112,9 @@ def evaluate_samples(
     Returns ``{"scores": {...}, "settings": {...}}``. Scores: ``fd`` (Fréchet distance), ``kid``
     and ``kid_std`` (mean and std of the unbiased MMD^2 over ``kid_subsets`` subsets of
     ``kid_subset_size``), ``is`` and ``is_std`` (only if the extractor has ``logits``; over
-    ``is_splits`` splits), ``precision``, ``recall``, ``density``, ``coverage`` (k-NN with ``k``).
+    ``is_splits`` splits), ``precision``, ``recall``, ``density``, ``coverage`` (k-NN with ``k``),
+    and on request (``"recognized"``, extractors with ``logits``) :func:`recognition`'s
+    ``recognized``, ``classes_covered`` and ``n_classes``.
     Settings: ``extractor``, ``extractor_hash``, ``feature_dim``, ``n_samples``, ``n_reference``,
     ``seed`` (of the KID subsets) and the estimator settings above. ``extractor=None`` uses the
     flattened inputs (:class:`PixelFeatures`), the natural choice for low-dimensional points.
@@ -94,7 +124,9 @@ def evaluate_samples(
     ref = _tensor(reference, "reference")
     feats = extract(ext.features, x, batch_size)
     ref_feats = extract(ext.features, ref.to(x.device), batch_size)
-    logits = extract(ext.logits, x, batch_size) if has_logits(ext) and "is" in metrics else None  # type: ignore[attr-defined]
+    logits = None
+    if has_logits(ext) and {"is", "recognized"} & set(metrics):
+        logits = extract(ext.logits, x, batch_size)  # type: ignore[attr-defined]
     scores = evaluate_features(
         feats,
         ref_feats,
@@ -119,6 +151,8 @@ def evaluate_samples(
         "is_splits": is_splits,
         "k": k,
     }
+    if "recognized" in metrics:
+        settings["recognized_p"] = RECOGNIZED_P
     return {"scores": scores, "settings": settings}
 
 

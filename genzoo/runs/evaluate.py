@@ -8,17 +8,28 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from genzoo.core.errors import ConfigError
+from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.io import write_json
-from genzoo.core.protocol import ExactLikelihood, GenerativeModel, LikelihoodBound
+from genzoo.core.protocol import (
+    ExactLikelihood,
+    GenerativeModel,
+    LikelihoodBound,
+    PromptConditioned,
+    Samples,
+    Translates,
+)
 from genzoo.core.seeding import make_generator
-from genzoo.data import load_dataset
+from genzoo.data import ToyDataset, load_dataset
 from genzoo.data.base import Dataset
 from genzoo.diffusion.ideal import IdealDenoiser
+from genzoo.metrics import evaluate_samples, get_classifier, mode_stats
 from genzoo.metrics.likelihood import bits_per_dim
 from genzoo.models.diffusion.base import DiffusionModel
 from genzoo.models.diffusion.ldm import LatentDiffusion
 from genzoo.runs.load import open_run
+
+SAMPLE_N = 500
+"""Samples drawn by default to score a model that has no likelihood (a GAN)."""
 
 LIKELIHOOD_KEYS = ("elbo", "log_prob", "ode_log_prob")
 """Result keys in nats per example that also get a ``<key>_bpd`` (and every ``iwae<k>``)."""
@@ -36,6 +47,7 @@ def evaluate(
     ode_n: int = 256,
     ode_steps: int = 64,
     progress: bool = False,
+    samples: int | None = None,
 ) -> dict[str, Any]:
     """Test-set metrics of a run, averaged per example; likelihoods also in bits/dim.
 
@@ -43,7 +55,13 @@ def evaluate(
     diffusion models of images, the probability-flow ODE log-likelihood of ``ode_n`` uniformly
     dequantized test images (Hutchinson divergence, ``ode_steps`` Heun steps; arXiv:2011.13456
     App. D) as ``ode_log_prob`` and ``ode_log_prob_bpd``: an upper bound on the discrete
-    bits/dim, comparable with the flows' numbers. (For points it is always computed.) Results
+    bits/dim, comparable with the flows' numbers. (For points it is always computed.)
+
+    ``samples`` (default: :data:`SAMPLE_N` for a model without a likelihood or bound, such as a
+    GAN, else 0) draws that many samples and scores them against the test split
+    (:func:`_sample_scores`): the Fréchet distance ``sample_fd``, and for labelled images the
+    share the dataset's classifier recognises (``recognized``) and the classes it finds
+    (``classes_covered``), for 2-D mixtures ``modes_covered`` and ``hq_rate``. Results
     are written to ``<run>/eval.json`` and returned, with the checkpoint ``step`` they are of.
     ``progress`` shows a progress bar of each part (the test examples, the ODE's images).
     """
@@ -71,6 +89,11 @@ def evaluate(
         ode_count = min(ode_n, len(test))
         result.update(_image_ode_log_prob(model, test, ode_count, ode_steps, seed, progress))
     likelihood = isinstance(model, (ExactLikelihood, LikelihoodBound))
+    if samples is not None and samples < 0:
+        raise ConfigError(f"--samples {samples} must be at least 0 (0: draw none).")
+    n_samples = samples if samples is not None else (0 if likelihood else SAMPLE_N)
+    if n_samples:
+        result.update(_sample_scores(model, cfg["data"], test, n_samples, seed, data_root))
     for k in list(result):
         if k == "ode_log_prob":  # a density of dequantized data: always the data's L levels
             result[f"{k}_bpd"] = float(bits_per_dim(-result[k], model.info.dim, model.info.levels))
@@ -80,6 +103,38 @@ def evaluate(
     result.update({"n": count, "seed": seed, "step": loaded.step})
     write_json(Path(run) / "eval.json", result)
     return result
+
+
+def _sample_scores(
+    model: GenerativeModel, data: str, test: Dataset, n: int, seed: int, root: str | None
+) -> dict[str, float]:
+    """Scores of ``n`` samples against the test split, where a yardstick exists: 2-D points
+    (raw coordinates; modes of a mixture) and labelled images (genzoo's classifier of the
+    dataset, trained and cached on first use). Empty for other data and for models that draw
+    no samples or need a prompt."""
+    info = model.info
+    images = info.kind == "images" and info.n_classes > 0
+    if not isinstance(model, Samples) or isinstance(model, (PromptConditioned, Translates)):
+        return {}
+    if not (images or info.kind == "points"):
+        return {}
+    extractor = None
+    if images:
+        try:
+            with torch.enable_grad():  # evaluate() runs without gradients; training needs them
+                extractor = get_classifier(data, root=root)
+        except GenzooError:  # no classifier for these images: no yardstick
+            return {}
+    x = model.sample(n, generator=make_generator(seed + 11, device=model.device)).cpu()
+    ref = test.all()["x"]
+    metrics = ("fd", "recognized") if images else ("fd",)
+    scores = evaluate_samples(x, ref, extractor, metrics=metrics)["scores"]
+    out = {"sample_n": float(n), "sample_fd": scores["fd"]}
+    out.update({k: v for k, v in scores.items() if k in ("recognized", "classes_covered")})
+    if isinstance(test, ToyDataset) and test.toy.modes is not None:
+        stats = mode_stats(x, test.toy.modes, test.toy.mode_std)
+        out.update({k: stats[k] for k in ("modes_covered", "hq_rate")})
+    return out
 
 
 def _image_ode_log_prob(

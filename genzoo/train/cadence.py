@@ -39,7 +39,9 @@ class Due:
 
 class Cadence:
     """The schedule of one ``fit``: ``total`` steps (``None``: no limit) and ``budget`` seconds
-    of training time (0: none), counted on from ``elapsed`` seconds already trained."""
+    of training time (0: none), counted on from ``elapsed`` seconds already trained. ``reserve``
+    seconds of the budget are kept for the work after the last step (the last checkpoint and
+    sample grid), so that a budget bounds the whole run: training stops at ``budget - reserve``."""
 
     def __init__(
         self,
@@ -54,9 +56,11 @@ class Cadence:
         elapsed: float,
         dist: DistInfo,
         device: torch.device,
+        reserve: float = 0.0,
     ) -> None:
         self.total = total
         self.budget = budget
+        self.reserve = min(max(reserve, 0.0), budget)
         self.log_every = log_every
         self.sample_every = sample_every
         self.ckpt_every = ckpt_every
@@ -73,11 +77,17 @@ class Cadence:
         """Training time of the run so far in seconds."""
         return time.perf_counter() - self.start
 
+    def left(self, elapsed: float) -> float | None:
+        """Training seconds left before the budget's reserve (None: no budget)."""
+        if not self.budget:
+            return None
+        return max(self.budget - self.reserve - elapsed, 0.0)
+
     def finished(self, step: int, elapsed: float) -> bool:
         """Whether to leave the loop before the next step: a signal, the step limit or a spent
-        budget (under torchrun: as agreed by all ranks)."""
+        budget less its reserve (under torchrun: as agreed by all ranks)."""
         done_steps = self.total is not None and step >= self.total
-        done = done_steps or bool(self.budget and elapsed >= self.budget)
+        done = done_steps or bool(self.budget and elapsed >= self.budget - self.reserve)
         if self.dist.enabled:
             done, self._ckpt_due_t = self._agree(step, done, done_steps)
         return bool(self.stop) or done

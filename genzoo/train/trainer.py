@@ -21,6 +21,8 @@ from __future__ import annotations
 import copy
 import math
 import re
+import sys
+import time
 from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +60,7 @@ from genzoo.train.nan_guard import NaNGuard
 from genzoo.train.safety import RunLock, clean_temp_files, storage_error
 from genzoo.viz import save_samples_png
 
-__all__ = ["EMA", "TrainConfig", "Trainer", "TrainingDiverged", "parse_duration"]
+__all__ = ["EMA", "TrainConfig", "Trainer", "TrainingDiverged", "end_reserve", "parse_duration"]
 
 
 def parse_duration(text: str | float | int | None) -> float:
@@ -144,6 +146,21 @@ def _grad_norm(params: list[Tensor], device: torch.device) -> Tensor:
         return torch.zeros((), device=device)
     norms = torch._foreach_norm(grads)
     return torch.linalg.vector_norm(torch.stack([n.to(device) for n in norms]))
+
+
+def end_reserve(
+    trial_s: float, trial_n: int, n_samples: int, ckpt_bytes: int, budget: float
+) -> tuple[float, int]:
+    """``(seconds, samples)``: what a time budget keeps for the work after the last step, and the
+    samples of the end-of-run grid. The grid's time is scaled from a grid of ``trial_n`` that
+    took ``trial_s`` (sampling time grows at most linearly with the batch), the checkpoint's is
+    0.5 s plus ``ckpt_bytes`` at 100 MB/s (a slow disk). The reserve is at most half the budget:
+    when ``n_samples`` would not fit in it, the grid shrinks to what does (at least 1)."""
+    per = trial_s / max(trial_n, 1)
+    ckpt = 0.5 + ckpt_bytes / 100e6
+    room = budget / 2 - ckpt
+    n = n_samples if per * n_samples <= room else max(1, min(n_samples, int(room / per)))
+    return min(per * n + ckpt, budget / 2), n
 
 
 class EMA:
@@ -256,6 +273,7 @@ class Trainer:
             torch.manual_seed(config.seed + 7919 * self.dist.rank)  # independent noise per rank
         self._loss_fn = torch.compile(loss_fn) if config.compile else loss_fn
         self._cadence: Cadence | None = None  # the schedule of the fit in progress
+        self._end_n: int | None = None  # a budget run's end-of-run grid size (None: n_samples)
 
     # --- set-up helpers ---------------------------------------------------------------------------
     def _amp_dtype(self) -> torch.dtype | None:
@@ -362,8 +380,12 @@ class Trainer:
     def _fit(self) -> dict[str, float]:
         cadence = self._begin()
         show = self.cfg.progress and self.dist.is_main
+        if cadence.budget and not isinstance(self.model, ClosedForm):
+            self._reserve_end(cadence, show)
         threads = f", {self.threads} CPU thread{'s' * (self.threads > 1)}" if self.threads else ""
         bar = progress_bar(show, cadence.total, self.step, f"train {self.model.name}{threads}")
+        post: dict[str, str] = {}
+        shown_t = 0.0
         with cadence.catch_signals(), closing(bar):
             while True:
                 self.elapsed = cadence.elapsed()
@@ -385,12 +407,16 @@ class Trainer:
                 if due and self.guard.check(self.step, self._roll_back):
                     continue  # nothing is logged, drawn or saved from a diverged model
                 if due.log and (last := self.log.flush(self.step, self.elapsed, self._lr())):
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in list(last.items())[:3]})
+                    post = {k: f"{v:.4g}" for k, v in list(last.items())[:3]}
+                    bar.set_postfix(post)
                 elif show and self.step & (self.step - 1) == 0:  # steps 1, 2, 4, 8, ...: a
                     # slow run shows its loss before the first log line (the logs' running mean)
-                    bar.set_postfix(
-                        {k: f"{v:.4g}" for k, v in list(self.log.running().items())[:3]}
-                    )
+                    post = {k: f"{v:.4g}" for k, v in list(self.log.running().items())[:3]}
+                    bar.set_postfix(post)
+                left = cadence.left(cadence.elapsed())
+                if show and left is not None and time.perf_counter() - shown_t > 0.5:
+                    shown_t = time.perf_counter()  # a budget run: time left, twice a second
+                    bar.set_postfix({**post, "left": f"{left:.0f}s"})
                 if due.sample:
                     self.save_samples()
                 if due.ckpt:
@@ -426,13 +452,44 @@ class Trainer:
         self.log.start(self.step)
         return self._cadence
 
+    def _reserve_end(self, cadence: Cadence, show: bool) -> None:
+        """A budget bounds the whole run: time a small grid of the model's preview sampler now,
+        keep what the end-of-run checkpoint and grid will take out of the budget
+        (:func:`end_reserve`), and say so up front."""
+        model = self.sampling_model()
+        if not isinstance(model, Samples) or not self.dist.is_main:
+            return
+        n_trial = min(8, self.cfg.n_samples)
+        t0 = time.perf_counter()
+        self._draw(n_trial)
+        trial_s = time.perf_counter() - t0
+        params = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        ckpt_bytes = params * (2 + len(self.optimizers) + (self.ema is not None))  # + Adam's 2
+        cadence.reserve, self._end_n = end_reserve(
+            trial_s, n_trial, self.cfg.n_samples, ckpt_bytes, cadence.budget
+        )
+        if show:
+            opts = ", ".join(f"{k}={v}" for k, v in model.preview_options.items())
+            short = f" (of {self.cfg.n_samples}: the budget is short)" * (
+                self._end_n < self.cfg.n_samples
+            )
+            print(
+                f"budget {cadence.budget:g} s: training stops at "
+                f"{cadence.budget - cadence.reserve:.1f} s, keeping {cadence.reserve:.1f} s for "
+                f"the last checkpoint and a {self._end_n}-sample grid{short}"
+                + (f" ({opts})" if opts else ""),
+                file=sys.stderr,
+                flush=True,
+            )
+
     def _end(self, cadence: Cadence) -> dict[str, float]:
         """After the last step: the last log line, checkpoint and sample grid."""
         self.log.flush_rest(self.step, self.elapsed, self._lr())
         self.elapsed = cadence.elapsed()
         if self.step != cadence.last_ckpt_step or not (self.run_dir / "checkpoints").exists():
             self.save_checkpoint()
-        self.save_samples()
+        self.save_samples(self._end_n)
+        self._end_n = None
         self.log.close()
         self._cadence = None
         return self.log.last
@@ -459,17 +516,27 @@ class Trainer:
     def sampling_model(self) -> GenerativeModel:
         return self.ema.model if self.ema is not None else self.model  # type: ignore[return-value]
 
-    def save_samples(self) -> Path | None:
-        """A grid of ``n_samples`` samples (EMA weights if on) for models that draw samples,
-        with the model's ``preview_options``; rank 0 only."""
+    def _draw(self, n: int) -> Tensor:
+        """``n`` samples of the sampling model in eval mode with its ``preview_options`` (the
+        training RNG is left as it was)."""
         model = self.sampling_model()
-        if not isinstance(model, Samples) or not self.dist.is_main:  # e.g. CLIP: nothing to draw
-            return None
+        assert isinstance(model, Samples)
         was_training = model.training
         model.eval()
         g = make_generator(self.cfg.seed + 2, device=self.device)
-        x = model.sample(self.cfg.n_samples, generator=g, **model.preview_options)
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            x = model.sample(n, generator=g, **model.preview_options)
         model.train(was_training)
+        return x
+
+    def save_samples(self, n: int | None = None) -> Path | None:
+        """A grid of ``n`` (default ``n_samples``) samples (EMA weights if on) for models that
+        draw samples, with the model's ``preview_options``; rank 0 only."""
+        model = self.sampling_model()
+        if not isinstance(model, Samples) or not self.dist.is_main:  # e.g. CLIP: nothing to draw
+            return None
+        x = self._draw(n or self.cfg.n_samples)
         path = self.run_dir / "samples" / f"step_{self.step:09d}.png"
         ref = self.data.x[:2000].cpu() if self.data.info.kind == "points" else None
         try:

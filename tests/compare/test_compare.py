@@ -8,13 +8,14 @@ from genzoo.cli import main
 
 def test_compare_writes_reports_and_reuses_runs(tmp_path, capsys):
     out = tmp_path / "cmp"
-    args = ["compare", "--data", "toy2d:8gaussians", "--models", "vae,edm", "--budget", "3s"]
+    args = ["compare", "--data", "toy2d:8gaussians", "--models", "vae,edm", "--steps", "30"]
     args += ["--n", "300", "--out", str(out)]
     assert main(args) == 0
     res = json.loads((out / "results.json").read_text())
     assert [r["model"] for r in res["rows"]] == ["vae", "edm"]
     for r in res["rows"]:
         assert r["status"] == "ok" and r["params"] > 0 and r["fd"] >= 0
+        assert r["steps"] == 30 and r["length"] == "30 steps"  # fixed work, not a budget
         assert 0 <= r["precision"] <= 1 and 0 <= r["recall"] <= 1
         assert r["eval_settings"]["n_samples"] == 300  # every number keeps its settings
     vae = res["rows"][0]
@@ -32,6 +33,29 @@ def test_compare_writes_reports_and_reuses_runs(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 0
     assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/compare.json")} == stamps
+    # ... but not runs trained for another length
+    assert main([*args[:-2], "--steps", "31", "--out", str(out)]) == 2
+    assert "was trained for '30 steps'" in capsys.readouterr().err
+
+    # Fixed steps with the run's seed: the same numbers in a fresh folder (CPU, same threads).
+    again = tmp_path / "again"
+    assert main([*args[:4], "vae", *args[5:-2], "--out", str(again)]) == 0
+    vae2 = json.loads((again / "results.json").read_text())["rows"][0]
+    assert vae2["fd"] == vae["fd"] and vae2["nll_bpd"] == vae["nll_bpd"]
+
+
+def test_compare_length_errors_are_one_sentence(tmp_path, capsys):
+    for extra, word in [
+        (["--budget", "0"], "'0' must be a positive duration"),
+        (["--budget", "-5s"], "'-5s'"),
+        (["--steps", "0"], "--steps 0 must be at least 1"),
+        (["--steps", "5", "--budget", "5s"], "not both"),
+    ]:
+        code = main(["compare", "--data", "toy2d:moons", *extra, "--out", str(tmp_path / "c")])
+        err = capsys.readouterr().err
+        assert code == 2 and word in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c").exists()  # nothing written
 
 
 def test_compare_rejects_unknown_model(tmp_path, capsys):

@@ -18,7 +18,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 def test_report_renders_in_headless_chromium(tmp_path):
     out = tmp_path / "cmp"
-    args = ["compare", "--data", "digits", "--models", "vae,edm", "--budget", "3s", "--n", "200"]
+    args = ["compare", "--data", "digits", "--models", "vae,edm", "--steps", "20", "--n", "200"]
     assert main([*args, "--out", str(out)]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     with sync_api.sync_playwright() as p:
