@@ -145,7 +145,7 @@ def train(
                     stacklevel=2,
                 )
             if not closed:
-                _check_left_to_train(run_dir, tcfg, trainer.step, trainer.elapsed, steps, budget)
+                _check_left_to_train(run_dir, tcfg, trainer, steps, budget)
             cfg_doc = read_run_config(run_dir)
             cfg_doc["train"] = tcfg.to_dict()
         try:
@@ -192,15 +192,15 @@ def _check_resume(
 def _check_left_to_train(
     run_dir: Path,
     tcfg: TrainConfig,
-    step: int,
-    elapsed: float,
+    trainer: Trainer,
     steps: int | None,
     budget: str | float | None,
 ) -> None:
     """A resumed run whose step count or time budget (totals over the run) is already reached
     would train nothing: one sentence saying so and how to train more, before anything is
-    written."""
-    run = str(run_dir)
+    written. (A budget that ended the run is spent even where the time kept for the last grid
+    leaves ``elapsed`` below it.)"""
+    run, step, elapsed = str(run_dir), trainer.step, trainer.elapsed
     if tcfg.steps and step >= tcfg.steps:
         how = "--steps" if steps is not None else "its training length (steps)"
         extra = (
@@ -212,7 +212,7 @@ def _check_left_to_train(
             f"Nothing was trained: run {run!r} is at step {step} and {how} is {tcfg.steps}, a "
             f"total over the run{extra}; give a larger total, e.g. --steps {2 * tcfg.steps}."
         )
-    if tcfg.budget_s and elapsed >= tcfg.budget_s:
+    if tcfg.budget_s and (elapsed >= tcfg.budget_s or trainer.budget_spent >= tcfg.budget_s):
         raise ConfigError(
             f"Nothing was trained: run {run!r} has trained for {elapsed:.0f} s and its budget is "
             f"{tcfg.budget}, a total over the run; give a larger total, e.g. --budget "

@@ -246,6 +246,7 @@ class Trainer:
         self.ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
         self.step = 0
         self.elapsed = 0.0
+        self.budget_spent = 0.0  # the largest time budget (s) that has ended this run's training
         self.threads = 0  # intra-op CPU threads of the last fit (0: not on the CPU)
         self.lr_scale = 1.0  # lowered by nan_policy = rollback
         self.batches = BatchSource(
@@ -406,17 +407,18 @@ class Trainer:
                 due = cadence.due(self.step)
                 if due and self.guard.check(self.step, self._roll_back):
                     continue  # nothing is logged, drawn or saved from a diverged model
+                refresh = False
                 if due.log and (last := self.log.flush(self.step, self.elapsed, self._lr())):
-                    post = {k: f"{v:.4g}" for k, v in list(last.items())[:3]}
-                    bar.set_postfix(post)
+                    post, refresh = {k: f"{v:.4g}" for k, v in list(last.items())[:3]}, True
                 elif show and self.step & (self.step - 1) == 0:  # steps 1, 2, 4, 8, ...: a
                     # slow run shows its loss before the first log line (the logs' running mean)
                     post = {k: f"{v:.4g}" for k, v in list(self.log.running().items())[:3]}
-                    bar.set_postfix(post)
+                    refresh = True
                 left = cadence.left(cadence.elapsed())
                 if show and left is not None and time.perf_counter() - shown_t > 0.5:
-                    shown_t = time.perf_counter()  # a budget run: time left, twice a second
-                    bar.set_postfix({**post, "left": f"{left:.0f}s"})
+                    shown_t, refresh = time.perf_counter(), True  # a budget run: time left
+                if show and refresh:
+                    bar.set_postfix(post if left is None else {**post, "left": f"{left:.0f}s"})
                 if due.sample:
                     self.save_samples()
                 if due.ckpt:
@@ -486,6 +488,10 @@ class Trainer:
         """After the last step: the last log line, checkpoint and sample grid."""
         self.log.flush_rest(self.step, self.elapsed, self._lr())
         self.elapsed = cadence.elapsed()
+        if cadence.budget and not (cadence.total and self.step >= cadence.total):
+            # the budget ended the run (its reserve belongs to the work below): a resume with
+            # the same budget has nothing left to train, and says so
+            self.budget_spent = max(self.budget_spent, cadence.budget)
         if self.step != cadence.last_ckpt_step or not (self.run_dir / "checkpoints").exists():
             self.save_checkpoint()
         self.save_samples(self._end_n)
@@ -564,6 +570,7 @@ class Trainer:
         state = {
             "step": self.step,
             "elapsed": self.elapsed,
+            "budget_spent": self.budget_spent,
             "data_pos": data_pos,
             "optimizers": opt_meta,
             "model": self.model.name,
@@ -597,6 +604,7 @@ class Trainer:
             self.scaler.update(float(tr["scaler.scale"]))
         self.step = int(state["step"])
         self.elapsed = float(state.get("elapsed", 0.0))
+        self.budget_spent = float(state.get("budget_spent", 0.0))
         self.lr_scale = float(state.get("lr_scale", 1.0))
         if self.dist.enabled:  # the checkpoint holds rank 0's RNG: keep the ranks' noise apart
             torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank + 104729 * self.step)
