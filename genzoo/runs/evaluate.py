@@ -32,10 +32,10 @@ def evaluate(
     seed: int = 0,
     data_root: str | None = None,
     batch_size: int = 256,
+    progress: bool = False,
     ode: bool = False,
     ode_n: int = 256,
     ode_steps: int = 64,
-    progress: bool = False,
 ) -> dict[str, Any]:
     """Test-set metrics of a run, averaged per example; likelihoods also in bits/dim.
 
