@@ -43,11 +43,15 @@ def evaluate(
     seed: int = 0,
     data_root: str | None = None,
     batch_size: int = 256,
+    progress: bool = False,
     ode: bool = False,
     ode_n: int = 256,
     ode_steps: int = 64,
+<<<<<<< HEAD
     progress: bool = False,
     samples: int | None = None,
+=======
+>>>>>>> cli-friction
 ) -> dict[str, Any]:
     """Test-set metrics of a run, averaged per example; likelihoods also in bits/dim.
 

@@ -104,8 +104,8 @@ def train(
             )
         train_dict["budget"] = str(budget)
     tcfg = TrainConfig.from_dict(train_dict)
-    closed = issubclass(cls, ClosedForm)  # PCA, PPCA: fitted once, no training length
-    if tcfg.steps == 0 and tcfg.budget_s == 0 and not closed:  # before anything is written
+    closed_form = issubclass(cls, ClosedForm)  # fitted in one pass: no length to give
+    if tcfg.steps == 0 and tcfg.budget_s == 0 and not closed_form:  # before anything is written
         raise ConfigError("Give a training length: --steps N or --budget 5m (or both).")
     mcfg = cls.config_class.from_dict(model_dict)
     dist_info, _ = distributed.setup(tcfg.device)  # torchrun: one process per device
@@ -144,8 +144,13 @@ def train(
                     "step 0.",
                     stacklevel=2,
                 )
+<<<<<<< HEAD
             if not closed:
                 _check_left_to_train(run_dir, tcfg, trainer, steps, budget)
+=======
+            if not closed_form:
+                _check_left_to_train(run_dir, tcfg, trainer.step, trainer.elapsed, steps, budget)
+>>>>>>> cli-friction
             cfg_doc = read_run_config(run_dir)
             cfg_doc["train"] = tcfg.to_dict()
         try:

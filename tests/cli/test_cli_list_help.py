@@ -42,7 +42,7 @@ def test_every_model_description_is_a_whole_sentence():
     ("command", "shown"),
     [
         ("sample", ["(default: 64)", "(default: 0)"]),
-        ("compare", ["(default: digits)", "(default: 1000)"]),
+        ("compare", ["(default: runs/compare)", "(default: 1000)"]),
         ("list", ["(default: all)"]),
     ],
 )

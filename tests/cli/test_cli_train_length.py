@@ -94,5 +94,7 @@ def test_budget_reached_on_resume_says_so(capsys, tmp_path):
         )
         == 0
     )
-    code, _, err = run_cli(capsys, "train", "--resume", run)
-    one_error(code, err, "Nothing was trained", "0.3s", "--budget")
+    before = snapshot(run)
+    code, _, err = run_cli(capsys, "train", "--resume", run, "--budget", "0.01s")
+    one_error(code, err, "Nothing was trained", "0.01s", "a total over the run", "--budget")
+    assert snapshot(run) == before
