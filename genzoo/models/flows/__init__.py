@@ -10,11 +10,11 @@ from genzoo.models.flows.realnvp import RealNVP, RealNVPConfig
 __all__ = [
     "IAF",
     "MAF",
-    "MAFConfig",
     "NICE",
     "FlowModel",
     "Glow",
     "GlowConfig",
+    "MAFConfig",
     "NICEConfig",
     "RealNVP",
     "RealNVPConfig",

@@ -48,7 +48,7 @@ class MAFConfig(Config):
 
 
 def layer_order(kind: str, dim: int, k: int) -> torch.Tensor:
-    """The ordering of layer ``k``: identity / reversed in turn, or a permutation seeded by ``k``."""
+    """The ordering of layer ``k``: identity / reversed in turn, or a permutation seeded by k."""
     if kind == "random":
         return torch.randperm(dim, generator=torch.Generator().manual_seed(1000 + k))
     return torch.arange(dim) if k % 2 == 0 else torch.arange(dim - 1, -1, -1)
