@@ -146,3 +146,38 @@ def test_codes_latents_samples_and_contract():
         m.sample(2, cond=torch.zeros(2))
     with pytest.raises(ConfigError, match="codebook_size"):
         DVAE.config_class.from_dict({"codebook_size": 1})
+
+
+def test_a_dvae_is_the_code_model_of_vqvae_prior_and_t2i_vq():
+    """DALL-E's pairing: the GPT prior and the text-to-image GPT take a dVAE as their code model.
+    Its codes round-trip to its own reconstruction, the prior's context-free baseline is its
+    uniform prior (P log K nats), and p(codes | caption) sums to 1 over all K^P sequences."""
+    from genzoo.data.shapes import shapes_info
+    from genzoo.models.autoregressive import T2IVQConfig, TextToImageVQ, VQPrior, VQPriorConfig
+
+    info = DataInfo("img", "images", (1, 8, 8), levels=17)
+    torch.manual_seed(0)
+    dv = DVAE(DVAE.config_class.from_dict({"codebook_size": 5, "width": 8}), info).eval()
+    prior = VQPrior(VQPriorConfig(n_layer=1, n_head=2, n_embd=16, dropout=0.0), info, vqvae=dv)
+    x = torch.rand(3, 1, 8, 8, generator=gen(0)) * 2 - 1
+    codes = prior.encode_codes(x)  # (3, 16) in raster order
+    torch.testing.assert_close(codes.view(3, 4, 4), dv.encode_codes(x), rtol=0, atol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(prior.decode_codes(codes), dv(x).clamp(-1, 1))
+    torch.testing.assert_close(prior.unigram_log_prob(codes), torch.full((3,), -16 * math.log(5)))
+    assert prior.sample(2, generator=gen(1)).shape == (2, 1, 8, 8)
+
+    shapes = shapes_info("shapes?size=16")
+    torch.manual_seed(0)
+    cfg = {"codebook_size": 3, "width": 8, "res_blocks": 1, "downsample": 3}
+    dv16 = DVAE(DVAE.config_class.from_dict(cfg), shapes).eval()  # 2x2 grid: P = 4, K = 3
+    t2i = TextToImageVQ(T2IVQConfig(n_layer=1, n_head=2, n_embd=16, dropout=0.0), shapes, dv16)
+    allc = torch.tensor(list(itertools.product(range(3), repeat=4)))  # (81, 4)
+    text = t2i.encode_prompts(["a red circle"] * len(allc))
+    with torch.no_grad():
+        lp = t2i.code_log_prob(allc, text).double()
+    torch.testing.assert_close(lp.exp().sum(), torch.tensor(1.0, dtype=F64))
+    with pytest.raises(ConfigError, match="'dvae'"):
+        VQPrior(
+            VQPriorConfig(), info, vqvae=MODELS.get("vae")(MODELS.get("vae").config_class(), info)
+        )

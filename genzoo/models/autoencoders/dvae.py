@@ -41,7 +41,12 @@ from genzoo.core.protocol import (
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand
 from genzoo.data.base import DataInfo
-from genzoo.models.autoencoders.base import check_sample_args, clip_to_data, per_example_mse
+from genzoo.models.autoencoders.base import (
+    DiscreteCodes,
+    check_sample_args,
+    clip_to_data,
+    per_example_mse,
+)
 from genzoo.models.autoencoders.vae import GaussianDecoder
 from genzoo.models.autoencoders.vqvae import codec_networks
 from genzoo.nn.convnets import choose_arch
@@ -134,7 +139,7 @@ class DVAEConfig(Config):
 
 
 @register_model("dvae")
-class DVAE(GenerativeModel, Samples, LikelihoodBound, LatentSpace):
+class DVAE(GenerativeModel, Samples, LikelihoodBound, LatentSpace, DiscreteCodes):
     """Discrete VAE with a uniform categorical prior, trained with the Gumbel-softmax relaxation.
 
     ``x -> logits (B, K, h, w) [images] or (B, tokens, K) [points] -> y ~ GumbelSoftmax(logits,
@@ -147,8 +152,10 @@ class DVAE(GenerativeModel, Samples, LikelihoodBound, LatentSpace):
 
     ``eval_metrics`` reports the ELBO with a hard categorical sample (a true lower bound of
     ``log p(x)``, see the module docstring), the reconstruction ``mse`` with the argmax codes, and
-    the batch's code ``perplexity``. Codes like the VQ-VAE's: ``encode_codes(x)`` (argmax codes,
-    ``(B, h, w)`` or ``(B, tokens)``), ``decode_codes``, ``code_grid``; ``encode_latent`` gives
+    the batch's code ``perplexity``. Codes like the VQ-VAE's (:class:`DiscreteCodes`, so a
+    ``vqvae-prior`` or ``t2i-vq`` takes a dvae run as its ``vqvae_run``): ``encode_codes(x)``
+    (argmax codes, ``(B, h, w)`` or ``(B, tokens)``), ``decode_codes``, ``code_grid``;
+    ``encode_latent`` gives
     ``q(z|x)`` (probabilities ``(B, K, h, w)`` / ``(B, tokens, K)``), ``decode_latent`` decodes
     any point of the simplex (interpolation). ``sample`` draws codes from the uniform prior: the
     dVAE alone is a (weak) generative model; DALL-E's is the transformer over its codes.
@@ -228,6 +235,15 @@ class DVAE(GenerativeModel, Samples, LikelihoodBound, LatentSpace):
     def decode_latent(self, z: Tensor) -> Tensor:
         """Decode code probabilities (any point of the simplex at each position)."""
         return self.decode_soft(z)
+
+    @property
+    def n_codes(self) -> int:
+        """K, the number of codes per position."""
+        return int(self.config.codebook_size)
+
+    def code_frequencies(self) -> Tensor:
+        """The uniform prior ``(K,)`` (what :meth:`sample` draws codes from)."""
+        return torch.ones(self.n_codes, device=self.device)
 
     def encode_codes(self, x: Tensor) -> Tensor:
         """The most likely code at each position: ``(B, h, w)`` or ``(B, tokens)`` long."""

@@ -18,7 +18,12 @@ from genzoo.core.config import Config, bounded
 from genzoo.core.protocol import Batch, GenerativeModel, LatentSpace, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
-from genzoo.models.autoencoders.base import check_sample_args, clip_to_data, per_example_mse
+from genzoo.models.autoencoders.base import (
+    DiscreteCodes,
+    check_sample_args,
+    clip_to_data,
+    per_example_mse,
+)
 from genzoo.nn.convnets import choose_arch, conv_sizes
 from genzoo.nn.mlp import MLP
 from genzoo.nn.quantizer import VectorQuantizer
@@ -94,7 +99,7 @@ def codec_networks(
 
 
 @register_model("vqvae")
-class VQVAE(GenerativeModel, Samples, LatentSpace):
+class VQVAE(GenerativeModel, Samples, LatentSpace, DiscreteCodes):
     """VQ-VAE: ``x -> z_e = encoder(x) -> z_q = quantize(z_e) -> decoder(z_q)``.
 
     Loss (Eq. (3), with the squared error for ``-log p(x|z_q)``, each term a mean per value):
@@ -172,6 +177,15 @@ class VQVAE(GenerativeModel, Samples, LatentSpace):
     def code_grid(self) -> tuple[int, ...]:
         """The positions of one example's codes: ``(h, w)`` (images) or ``(tokens,)`` (points)."""
         return tuple(self.latent_shape[1:] if self.arch == "conv" else self.latent_shape[:1])
+
+    @property
+    def n_codes(self) -> int:
+        """K, the codebook size."""
+        return int(self.config.codebook_size)
+
+    def code_frequencies(self) -> Tensor:
+        """The codebook's EMA usage counts ``(K,)`` (what :meth:`sample` draws codes from)."""
+        return self.quantizer.cluster_size.float().clamp_min(0)
 
     def encode_codes(self, x: Tensor) -> Tensor:
         """Code indices of ``x``: ``(B, h, w)`` (images) or ``(B, tokens)`` (points), long."""
