@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -40,27 +41,27 @@ QUIET = {"progress": False, "tensorboard": False, "ckpt_every": 0, "n_samples": 
 # part -> (model, label) -> (steps, overrides): equal steps within a part; about equal parameters
 PARTS: dict[str, dict[tuple[str, str], tuple[int, dict[str, Any]]]] = {
     "digits": {
-        ("maf", "maf"): (1000, {"flows": 5, "hidden": [128, 128]}),
-        ("iaf", "iaf"): (1000, {"flows": 5, "hidden": [128, 128]}),
-        ("realnvp", "realnvp"): (1000, {"channels": 24, "blocks": 1}),
-        ("glow", "glow"): (1000, {"channels": 32, "steps": 4}),
+        ("maf", "maf"): (600, {"flows": 5, "hidden": [128, 128]}),
+        ("iaf", "iaf"): (600, {"flows": 5, "hidden": [128, 128]}),
+        ("realnvp", "realnvp"): (600, {"channels": 24, "blocks": 1}),
+        ("glow", "glow"): (600, {"channels": 32, "steps": 4}),
     },
     "toy": {
-        ("maf", "maf"): (3000, {"flows": 10, "hidden": [64, 64]}),
-        ("iaf", "iaf"): (3000, {"flows": 10, "hidden": [64, 64]}),
-        ("realnvp", "realnvp"): (3000, {"couplings": 16, "hidden": [64, 64, 64]}),
+        ("maf", "maf"): (2500, {"flows": 10, "hidden": [64, 64]}),
+        ("iaf", "iaf"): (2500, {"flows": 10, "hidden": [64, 64]}),
+        ("realnvp", "realnvp"): (2500, {"couplings": 16, "hidden": [64, 64, 64]}),
     },
     "text": {
-        ("gpt", "gpt"): (800, {"n_layer": 2, "n_embd": 64, "n_head": 4, "dropout": 0.0}),
-        ("lstm", "lstm"): (800, {"n_layer": 1, "n_embd": 32, "hidden": 144}),
-        ("gru", "gru"): (800, {"n_layer": 1, "n_embd": 32, "hidden": 160}),
+        ("gpt", "gpt"): (600, {"n_layer": 2, "n_embd": 64, "n_head": 4, "dropout": 0.0}),
+        ("lstm", "lstm"): (600, {"n_layer": 1, "n_embd": 32, "hidden": 144}),
+        ("gru", "gru"): (600, {"n_layer": 1, "n_embd": 32, "hidden": 160}),
     },
     "dvae": {
-        ("vqvae", "vqvae"): (1500, {"codebook_size": 64, "code_dim": 16}),
-        ("dvae", "dvae"): (1500, {"codebook_size": 64, "code_dim": 16, "anneal_steps": 1000}),
+        ("vqvae", "vqvae"): (800, {"codebook_size": 64, "code_dim": 16}),
+        ("dvae", "dvae"): (800, {"codebook_size": 64, "code_dim": 16, "anneal_steps": 500}),
         ("dvae", "dvae-hard"): (
-            1500,
-            {"codebook_size": 64, "code_dim": 16, "anneal_steps": 1000, "hard": True},
+            800,
+            {"codebook_size": 64, "code_dim": 16, "anneal_steps": 500, "hard": True},
         ),
     },
 }
@@ -83,6 +84,7 @@ def train(
     run = out / f"{part}-{label}"
     t = time.perf_counter()
     if not (run / "checkpoints").is_dir():  # a finished run (a failed one is trained again)
+        shutil.rmtree(run, ignore_errors=True)
         overrides = {**QUIET, **TRAIN[part], **over}
         genzoo.train(name, DATA[part], steps=steps, out=run, overrides=overrides)
     return run, time.perf_counter() - t
