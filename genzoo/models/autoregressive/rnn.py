@@ -77,7 +77,7 @@ class GRUConfig(RNNConfig):
 
 @register_model("lstm")
 class RecurrentLM(GenerativeModel, Samples, ExactLikelihood):
-    """LSTM / GRU language model over image levels, quantized points or text tokens.
+    """LSTM language model (``cell=gru``: GRU) over image levels, point bins or text tokens.
 
     ``forward(idx, state=None) -> (logits (B, T, n_out), state)``: the logits of the next token
     at each position, and the state after the last one (pass it back in to continue). ``generate``
@@ -154,7 +154,7 @@ class RecurrentLM(GenerativeModel, Samples, ExactLikelihood):
     def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
         """Exact log-likelihood in nats per example ``(B,)``; points add ``-D log(bin width)``.
         ``cond``: the labels of a class-conditional model."""
-        lp = self._token_log_probs(x, cond).sum(1)  # (B,)
+        lp = self._token_log_probs(x, cond).sum(1)  # (B,): sum_i log p(t_i | t_<i), the chain rule
         offset = self.tokenization.log_density_offset()
         return lp + offset if offset else lp
 
@@ -249,6 +249,6 @@ class RecurrentLM(GenerativeModel, Samples, ExactLikelihood):
 
 @register_model("gru")
 class GRULM(RecurrentLM):
-    """The ``gru`` preset: :class:`RecurrentLM` with ``cell = "gru"`` (arXiv:1406.1078)."""
+    """GRU language model (arXiv:1406.1078): the ``gru`` preset of :class:`RecurrentLM`."""
 
     config_class: ClassVar[type[Config]] = GRUConfig

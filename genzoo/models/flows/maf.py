@@ -84,8 +84,9 @@ class MAF(FlowModel):
 
 @register_model("iaf")
 class IAF(MAF):
-    """Inverse Autoregressive Flow (arXiv:1606.04934) as a density model: each MAF layer inverted,
-    so sampling is one pass per layer and ``log_prob`` takes ``D`` (slow for training on images)."""
+    """Inverse Autoregressive Flow (arXiv:1606.04934): MAF's layers inverted, one pass to sample.
+
+    Sampling is one MADE pass per layer and ``log_prob`` takes ``D`` (slow to train on images)."""
 
     def autoregressive_layer(self, made: MADE) -> FlowLayer:
         return Inverted(AffineAutoregressive(made, self.config.max_log_scale))
