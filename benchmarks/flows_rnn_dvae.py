@@ -3,8 +3,9 @@
 Parts (``--part``), each trained with genzoo's one Trainer at fixed step counts (no time budget)
 and evaluated with ``genzoo.evaluate`` on the test split:
 
-- ``digits``: MAF and IAF against RealNVP and Glow on digits at about 200k parameters each and
-  the same steps: test bits/dim (exact likelihoods, genzoo's one dequantization convention).
+- ``digits``: MAF against RealNVP and Glow on digits at about 200k parameters each and the same
+  steps, and IAF beside MAF at a quarter of them (IAF's training step runs its D-pass direction):
+  test bits/dim (exact likelihoods, genzoo's one dequantization convention).
 - ``toy``: MAF and IAF (and RealNVP as the peer) on ``toy2d:8gaussians``: test NLL in nats
   against the mixture's true entropy (the goal: within 0.1 nats).
 - ``text``: LSTM and GRU against GPT on ``text:pystdlib`` (128-character windows) at about 110k
