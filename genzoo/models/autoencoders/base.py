@@ -62,6 +62,31 @@ class EncoderDecoderModel(GenerativeModel):
         return self.decoder(z).view(z.shape[0], *self.shape)  # (B, D) or (B, C, H, W) -> shape
 
 
+class DiscreteCodes:
+    """Capability of an autoencoder with a discrete latent grid (``vqvae``, ``dvae``): what a prior
+    over its codes (``vqvae-prior``, ``t2i-vq``) needs. Consumers test ``isinstance``.
+
+    ``n_codes`` (K) codes per position, ``code_grid`` (``(h, w)`` or ``(tokens,)``) positions per
+    example; ``encode_codes(x) -> (B, *code_grid)`` long, ``decode_codes`` back to data;
+    ``code_frequencies()`` ``(K,)``: the distribution the autoencoder's own ``sample`` draws codes
+    from (the context-free baseline a prior must beat)."""
+
+    code_grid: tuple[int, ...]
+
+    @property
+    def n_codes(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode_codes(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode_codes(self, codes: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def code_frequencies(self) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
 def check_sample_args(
     name: str,
     cond: Tensor | None,
@@ -94,6 +119,7 @@ def per_example_mse(x_hat: Tensor, x: Tensor) -> Tensor:
 
 
 __all__ = [
+    "DiscreteCodes",
     "EncoderDecoderConfig",
     "EncoderDecoderModel",
     "check_sample_args",

@@ -18,7 +18,12 @@ from genzoo.core.config import Config, bounded
 from genzoo.core.protocol import Batch, GenerativeModel, LatentSpace, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
-from genzoo.models.autoencoders.base import check_sample_args, clip_to_data, per_example_mse
+from genzoo.models.autoencoders.base import (
+    DiscreteCodes,
+    check_sample_args,
+    clip_to_data,
+    per_example_mse,
+)
 from genzoo.nn.convnets import choose_arch, conv_sizes
 from genzoo.nn.mlp import MLP
 from genzoo.nn.quantizer import VectorQuantizer
@@ -58,8 +63,43 @@ class _ResBlock(nn.Module):
         return x + self.body(x)
 
 
+def codec_networks(
+    arch: str, shape: tuple[int, ...], config: Any, enc_out: int, dec_in: int
+) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
+    """The encoder and decoder of a discrete-code autoencoder (VQ-VAE, dVAE) and the grid of one
+    example's code positions: ``(h, w)`` for images (``arch = "conv"``), ``(tokens,)`` for MLPs.
+
+    conv: ``(B, C, H, W) -> (B, enc_out, h, w)`` (``downsample`` stride-2 stages, then
+    ``res_blocks`` residual blocks) and ``(B, dec_in, h, w) -> (B, C, H, W)``; mlp:
+    ``(B, D) -> (B, tokens * enc_out)`` and ``(B, tokens * dec_in) -> (B, D)``. ``config`` has
+    the fields ``width``, ``downsample``, ``res_blocks``, ``hidden`` and ``tokens`` of
+    :class:`VQVAEConfig`.
+    """
+    if arch != "conv":
+        hidden = tuple(config.hidden)
+        encoder = MLP(math.prod(shape), config.tokens * enc_out, hidden)
+        decoder = MLP(config.tokens * dec_in, math.prod(shape), tuple(reversed(hidden)))
+        return encoder, decoder, (config.tokens,)
+    c, h, w = shape
+    stages = config.downsample if config.downsample >= 0 else (1 if min(h, w) < 16 else 2)
+    sizes = conv_sizes((h, w), stages)  # (H, W), ..., latent (h, w)
+    ch = config.width
+    enc: list[nn.Module] = [nn.Conv2d(c, ch, 3, padding=1)]
+    for _ in range(stages):
+        enc += [nn.SiLU(), nn.Conv2d(ch, ch, 3, stride=2, padding=1)]
+    enc += [_ResBlock(ch) for _ in range(config.res_blocks)]
+    enc += [nn.SiLU(), nn.Conv2d(ch, enc_out, 1)]
+    dec: list[nn.Module] = [nn.Conv2d(dec_in, ch, 3, padding=1)]
+    dec += [_ResBlock(ch) for _ in range(config.res_blocks)]
+    for size in reversed(sizes[:-1]):
+        dec += [nn.SiLU(), nn.Upsample(size=size, mode="nearest")]
+        dec += [nn.Conv2d(ch, ch, 3, padding=1)]
+    dec += [nn.SiLU(), nn.Conv2d(ch, c, 3, padding=1)]
+    return nn.Sequential(*enc), nn.Sequential(*dec), tuple(sizes[-1])
+
+
 @register_model("vqvae")
-class VQVAE(GenerativeModel, Samples, LatentSpace):
+class VQVAE(GenerativeModel, Samples, LatentSpace, DiscreteCodes):
     """VQ-VAE: ``x -> z_e = encoder(x) -> z_q = quantize(z_e) -> decoder(z_q)``.
 
     Loss (Eq. (3), with the squared error for ``-log p(x|z_q)``, each term a mean per value):
@@ -90,29 +130,9 @@ class VQVAE(GenerativeModel, Samples, LatentSpace):
         self.shape = shape
         self.arch = arch
         d = config.code_dim
-        if arch == "conv":
-            c, h, w = shape
-            stages = config.downsample if config.downsample >= 0 else (1 if min(h, w) < 16 else 2)
-            self.sizes = conv_sizes((h, w), stages)  # (H, W), ..., latent (h, w)
-            ch = config.width
-            enc: list[nn.Module] = [nn.Conv2d(c, ch, 3, padding=1)]
-            for _ in range(stages):
-                enc += [nn.SiLU(), nn.Conv2d(ch, ch, 3, stride=2, padding=1)]
-            enc += [_ResBlock(ch) for _ in range(config.res_blocks)]
-            enc += [nn.SiLU(), nn.Conv2d(ch, d, 1)]
-            self.encoder: nn.Module = nn.Sequential(*enc)
-            dec: list[nn.Module] = [nn.Conv2d(d, ch, 3, padding=1)]
-            dec += [_ResBlock(ch) for _ in range(config.res_blocks)]
-            for size in reversed(self.sizes[:-1]):
-                dec += [nn.SiLU(), nn.Upsample(size=size, mode="nearest")]
-                dec += [nn.Conv2d(ch, ch, 3, padding=1)]
-            dec += [nn.SiLU(), nn.Conv2d(ch, c, 3, padding=1)]
-            self.decoder: nn.Module = nn.Sequential(*dec)
-            self.latent_shape: tuple[int, ...] = (d, *self.sizes[-1])  # (d, h, w)
-        else:
-            self.encoder = MLP(info.dim, config.tokens * d, config.hidden)
-            self.decoder = MLP(config.tokens * d, info.dim, tuple(reversed(config.hidden)))
-            self.latent_shape = (config.tokens, d)
+        self.encoder, self.decoder, grid = codec_networks(arch, shape, config, d, d)
+        # (d, h, w) for images, (tokens, d) for points
+        self.latent_shape: tuple[int, ...] = (d, *grid) if arch == "conv" else (*grid, d)
         self.quantizer = VectorQuantizer(
             config.codebook_size,
             d,
@@ -157,6 +177,15 @@ class VQVAE(GenerativeModel, Samples, LatentSpace):
     def code_grid(self) -> tuple[int, ...]:
         """The positions of one example's codes: ``(h, w)`` (images) or ``(tokens,)`` (points)."""
         return tuple(self.latent_shape[1:] if self.arch == "conv" else self.latent_shape[:1])
+
+    @property
+    def n_codes(self) -> int:
+        """K, the codebook size."""
+        return int(self.config.codebook_size)
+
+    def code_frequencies(self) -> Tensor:
+        """The codebook's EMA usage counts ``(K,)`` (what :meth:`sample` draws codes from)."""
+        return self.quantizer.cluster_size.float().clamp_min(0)
 
     def encode_codes(self, x: Tensor) -> Tensor:
         """Code indices of ``x``: ``(B, h, w)`` (images) or ``(B, tokens)`` (points), long."""

@@ -3,7 +3,8 @@
 Ramesh et al., "Zero-Shot Text-to-Image Generation", arXiv:2102.12092, Sec. 2.2: the caption's
 tokens and the image's discrete codes are concatenated into one stream and a decoder-only
 transformer models it autoregressively; an image is drawn by feeding the caption and sampling the
-codes, then decoding them (here with a trained genzoo ``vqvae`` run, as
+codes, then decoding them (here with a trained genzoo ``vqvae`` run, or a ``dvae`` run -- the
+discrete VAE DALL-E itself uses -- as
 :class:`~genzoo.models.autoregressive.vq_prior.VQPrior`, whose start-token hook this model fills).
 
 One vocabulary (``V = K + 1 + T`` for ``K`` codes and ``T`` caption tokens)::
@@ -39,7 +40,7 @@ from genzoo.core.protocol import Batch, PromptConditioned
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN, get_caption_tokenizer
-from genzoo.models.autoencoders.vqvae import VQVAE
+from genzoo.models.autoencoders.base import DiscreteCodes
 from genzoo.models.autoregressive.gpt import GPT
 from genzoo.models.autoregressive.vq_prior import VQPrior, VQPriorConfig
 from genzoo.models.diffusion.t2i import class_prompts, drop_captions, prompt_tokens
@@ -68,7 +69,9 @@ class TextToImageVQ(VQPrior, PromptConditioned):
     config_class = T2IVQConfig
     config: T2IVQConfig
 
-    def __init__(self, config: T2IVQConfig, info: DataInfo, vqvae: VQVAE | None = None) -> None:
+    def __init__(
+        self, config: T2IVQConfig, info: DataInfo, vqvae: DiscreteCodes | None = None
+    ) -> None:
         super().__init__(config, info, vqvae)
         tok = get_caption_tokenizer()
         self.text_len = MAX_LEN

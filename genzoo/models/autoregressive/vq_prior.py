@@ -41,8 +41,7 @@ from genzoo.core.errors import ConfigError
 from genzoo.core.protocol import Batch, BuiltOnRuns, GenerativeModel, LossOutput, Samples, SubRun
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
-from genzoo.models.autoencoders.base import check_sample_args, clip_to_data
-from genzoo.models.autoencoders.vqvae import VQVAE
+from genzoo.models.autoencoders.base import DiscreteCodes, check_sample_args, clip_to_data
 from genzoo.models.autoregressive.gpt import GPT, GPTConfig, TransformerConfig
 from genzoo.models.autoregressive.sampling import (
     SAMPLING_OPTIONS,
@@ -90,15 +89,17 @@ class VQPrior(GenerativeModel, Samples, BuiltOnRuns):
     config: VQPriorConfig
     info: DataInfo
 
-    def __init__(self, config: VQPriorConfig, info: DataInfo, vqvae: VQVAE | None = None) -> None:
+    def __init__(
+        self, config: VQPriorConfig, info: DataInfo, vqvae: DiscreteCodes | None = None
+    ) -> None:
         super().__init__(config, info)
         if vqvae is None:
             raise ConfigError(f"{self.name} needs vqvae_run=<run directory of a trained vqvae>.")
-        if not isinstance(vqvae, VQVAE):
+        if not isinstance(vqvae, DiscreteCodes) or not isinstance(vqvae, GenerativeModel):
             got = vqvae.name if isinstance(vqvae, GenerativeModel) else type(vqvae).__name__
             raise ConfigError(
                 f"vqvae_run = {config.vqvae_run!r} is a {got!r} run; {self.name} needs a "
-                "'vqvae' run."
+                "'dvae' or 'vqvae' run."
             )
         vq_info = vqvae.info
         if vq_info.kind != info.kind or tuple(vq_info.shape) != tuple(info.shape):
@@ -113,7 +114,7 @@ class VQPrior(GenerativeModel, Samples, BuiltOnRuns):
             )
         self.vqvae = vqvae.eval().requires_grad_(False)  # frozen
         self.grid: tuple[int, ...] = vqvae.code_grid  # (h, w) or (tokens,)
-        self.n_codes = int(vqvae.config.codebook_size)  # K
+        self.n_codes = vqvae.n_codes  # K
         self.positions = math.prod(self.grid)  # P
         self.bos = self.n_codes
         n_start = 1 + (info.n_classes if config.class_conditional else 0)
@@ -172,7 +173,7 @@ class VQPrior(GenerativeModel, Samples, BuiltOnRuns):
     def unigram_log_prob(self, codes: Tensor) -> Tensor:
         """Log-likelihood ``(B,)`` of codes ``(B, P)`` drawn independently from the VQ-VAE's EMA
         usage frequencies (what ``vqvae``'s own ``sample`` does): the baseline the prior beats."""
-        freq = self.vqvae.quantizer.cluster_size.double().clamp_min(0)
+        freq = self.vqvae.code_frequencies().double().clamp_min(0)
         log_q = (freq / freq.sum()).clamp_min(torch.finfo(torch.float64).tiny).log()  # (K,)
         return log_q[codes].sum(1).float()
 

@@ -1,0 +1,172 @@
+"""MAF/IAF, LSTM/GRU and the dVAE beside their peers, each part a few CPU minutes (issue 22).
+
+Parts (``--part``), each trained with genzoo's one Trainer at fixed step counts (no time budget)
+and evaluated with ``genzoo.evaluate`` on the test split:
+
+- ``digits``: MAF against RealNVP and Glow on digits at about 200k parameters each and the same
+  steps, and IAF beside MAF at a quarter of them (IAF's training step runs its D-pass direction):
+  test bits/dim (exact likelihoods, genzoo's one dequantization convention).
+- ``toy``: MAF and IAF (and RealNVP as the peer) on ``toy2d:8gaussians``: test NLL in nats
+  against the mixture's true entropy (the goal: within 0.1 nats).
+- ``text``: LSTM and GRU against GPT on ``text:pystdlib`` (128-character windows) at about 110k
+  parameters each and the same steps: test bits per character.
+- ``dvae``: the dVAE (relaxed, and straight-through) against the VQ-VAE on digits with the same
+  codebook size, networks and steps: test reconstruction MSE and Fréchet distance of the
+  reconstructions (genzoo's digits classifier features), and code usage over the test set.
+
+    python benchmarks/flows_rnn_dvae.py --part digits --threads 1
+    python benchmarks/flows_rnn_dvae.py --part toy --threads 1
+    python benchmarks/flows_rnn_dvae.py --part text --threads 1
+    python benchmarks/flows_rnn_dvae.py --part dvae --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+import genzoo
+from genzoo.data import load_dataset
+
+QUIET = {"progress": False, "tensorboard": False, "ckpt_every": 0, "n_samples": 16}
+
+# part -> (model, label) -> (steps, overrides): equal steps within a part; about equal parameters
+PARTS: dict[str, dict[tuple[str, str], tuple[int, dict[str, Any]]]] = {
+    "digits": {
+        ("maf", "maf"): (600, {"flows": 5, "hidden": [128, 128]}),
+        ("realnvp", "realnvp"): (600, {"channels": 24, "blocks": 1}),
+        ("glow", "glow"): (600, {"channels": 32, "steps": 4}),
+        # IAF's density costs D = 64 sequential passes per layer in every training step (about
+        # 40x MAF's step): it gets a quarter of the steps, beside MAF at the same quarter
+        ("maf", "maf-150"): (150, {"flows": 5, "hidden": [128, 128]}),
+        ("iaf", "iaf-150"): (150, {"flows": 5, "hidden": [128, 128]}),
+    },
+    "toy": {
+        ("maf", "maf"): (2500, {"flows": 10, "hidden": [64, 64]}),
+        ("iaf", "iaf"): (2500, {"flows": 10, "hidden": [64, 64]}),
+        ("realnvp", "realnvp"): (2500, {"couplings": 16, "hidden": [64, 64, 64]}),
+    },
+    "text": {
+        ("gpt", "gpt"): (600, {"n_layer": 2, "n_embd": 64, "n_head": 4, "dropout": 0.0}),
+        ("lstm", "lstm"): (600, {"n_layer": 1, "n_embd": 32, "hidden": 144}),
+        ("gru", "gru"): (600, {"n_layer": 1, "n_embd": 32, "hidden": 160}),
+    },
+    "dvae": {
+        ("vqvae", "vqvae"): (800, {"codebook_size": 64, "code_dim": 16}),
+        ("dvae", "dvae"): (800, {"codebook_size": 64, "code_dim": 16, "anneal_steps": 500}),
+        ("dvae", "dvae-hard"): (
+            800,
+            {"codebook_size": 64, "code_dim": 16, "anneal_steps": 500, "hard": True},
+        ),
+    },
+}
+DATA = {"digits": "digits", "toy": "toy2d:8gaussians", "text": "text:pystdlib", "dvae": "digits"}
+TRAIN = {  # training settings per part (beside each model's defaults)
+    "digits": {"batch_size": 128},
+    "toy": {"batch_size": 512, "lr": 2e-3, "lr_decay": "cosine", "ema_decay": 0.999},
+    "text": {"batch_size": 32},
+    "dvae": {"batch_size": 128},
+}
+
+
+def n_params(run: Path) -> int:
+    return sum(p.numel() for p in genzoo.load(run).parameters())
+
+
+def train(
+    part: str, name: str, label: str, out: Path, steps: int, over: dict
+) -> tuple[Path, float]:
+    run = out / f"{part}-{label}"
+    t = time.perf_counter()
+    if not (run / "checkpoints").is_dir():  # a finished run (a failed one is trained again)
+        shutil.rmtree(run, ignore_errors=True)
+        overrides = {**QUIET, **TRAIN[part], **over}
+        genzoo.train(name, DATA[part], steps=steps, out=run, overrides=overrides)
+    return run, time.perf_counter() - t
+
+
+def likelihood_part(part: str, out: Path, scale: float) -> None:
+    toy = part == "toy"
+    unit = "test NLL (nats)" if toy else ("test bits/char" if part == "text" else "test bits/dim")
+    extra = " | true entropy | gap |" if toy else " |"
+    print(f"| model | params | steps | train s | eval s | {unit}" + extra)
+    print("|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if toy else ""))
+    entropy = load_dataset(DATA[part], "test").toy.entropy() if toy else 0.0
+    for (name, label), (steps, over) in PARTS[part].items():
+        steps = max(1, int(steps * scale))
+        run, train_s = train(part, name, label, out, steps, over)
+        t = time.perf_counter()
+        res = genzoo.evaluate(run, n=512 if part == "text" else None)
+        eval_s = time.perf_counter() - t
+        row = f"| {label} | {n_params(run):,} | {res['step']} | {train_s:.0f} | {eval_s:.0f} | "
+        if toy:
+            nll = -res["log_prob"]
+            print(row + f"{nll:.4f} | {entropy:.4f} | {nll - entropy:+.4f} |")
+        else:
+            print(row + f"{res['log_prob_bpd']:.4f} |")
+
+
+def dvae_part(out: Path, scale: float) -> None:
+    from genzoo.metrics.classifier import get_classifier
+    from genzoo.metrics.frechet import frechet_distance
+
+    test = load_dataset("digits", "test")
+    x = test.get(torch.arange(len(test)))["x"]  # bin centres
+    clf = get_classifier("digits")  # trained once (deterministic) and cached
+    dvae_rows(out, scale, x, clf, frechet_distance)
+
+
+def dvae_rows(out: Path, scale: float, x: torch.Tensor, clf: Any, frechet_distance: Any) -> None:
+    f_test = clf.features(x)
+    print(
+        "| model | params | steps | train s | test MSE | recon FD | codes used (of 64) | "
+        "test code perplexity | test ELBO bits/dim |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (name, label), (steps, over) in PARTS["dvae"].items():
+        run, train_s = train("dvae", name, label, out, max(1, int(steps * scale)), over)
+        res = genzoo.evaluate(run)
+        m = genzoo.load(run, device="cpu").eval()
+        with torch.no_grad():
+            codes = m.encode_codes(x).flatten()
+            rec = m.decode_codes(m.encode_codes(x)).clamp(-1, 1)
+        counts = torch.bincount(codes, minlength=64).double()
+        p = counts / counts.sum()
+        perplexity = math.exp(-float((p * p.clamp_min(1e-12).log()).sum()))
+        mse = float((rec - x).pow(2).mean())
+        fd = frechet_distance(clf.features(rec), f_test)
+        elbo = f"{res['elbo_bpd']:.3f}" if "elbo_bpd" in res else "—"
+        print(
+            f"| {label} | {n_params(run):,} | {res['step']} | {train_s:.0f} | {mse:.4f} | "
+            f"{fd:.2f} | {int((counts > 0).sum())} | {perplexity:.1f} | {elbo} |"
+        )
+    fd_floor = frechet_distance(clf.features(x[::2]), clf.features(x[1::2]))
+    print(f"\nFD between the two halves of the test set (a floor): {fd_floor:.2f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", required=True, choices=sorted(PARTS))
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every step count")
+    p.add_argument("--out", default="runs/bench-issue22")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    if args.part == "dvae":
+        dvae_part(out, args.scale)
+    else:
+        likelihood_part(args.part, out, args.scale)
+
+
+if __name__ == "__main__":
+    main()
