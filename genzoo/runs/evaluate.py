@@ -47,11 +47,7 @@ def evaluate(
     ode: bool = False,
     ode_n: int = 256,
     ode_steps: int = 64,
-<<<<<<< HEAD
-    progress: bool = False,
     samples: int | None = None,
-=======
->>>>>>> cli-friction
 ) -> dict[str, Any]:
     """Test-set metrics of a run, averaged per example; likelihoods also in bits/dim.
 

@@ -144,13 +144,8 @@ def train(
                     "step 0.",
                     stacklevel=2,
                 )
-<<<<<<< HEAD
-            if not closed:
-                _check_left_to_train(run_dir, tcfg, trainer, steps, budget)
-=======
             if not closed_form:
-                _check_left_to_train(run_dir, tcfg, trainer.step, trainer.elapsed, steps, budget)
->>>>>>> cli-friction
+                _check_left_to_train(run_dir, tcfg, trainer, steps, budget)
             cfg_doc = read_run_config(run_dir)
             cfg_doc["train"] = tcfg.to_dict()
         try:

@@ -404,15 +404,11 @@ class Trainer:
                 else:  # a skipped step's NaN logs would spoil the averages
                     self.log.add(logs)
                 bar.update(1)
-                if show and self.step & (self.step - 1) == 0:  # steps 1, 2, 4, ...: a slow run
-                    running = self.log.running()  # shows its loss before the first log line
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in list(running.items())[:3]})
                 due = cadence.due(self.step)
                 if due and self.guard.check(self.step, self._roll_back):
                     continue  # nothing is logged, drawn or saved from a diverged model
                 refresh = False
                 if due.log and (last := self.log.flush(self.step, self.elapsed, self._lr())):
-<<<<<<< HEAD
                     post, refresh = {k: f"{v:.4g}" for k, v in list(last.items())[:3]}, True
                 elif show and self.step & (self.step - 1) == 0:  # steps 1, 2, 4, 8, ...: a
                     # slow run shows its loss before the first log line (the logs' running mean)
@@ -423,9 +419,6 @@ class Trainer:
                     shown_t, refresh = time.perf_counter(), True  # a budget run: time left
                 if show and refresh:
                     bar.set_postfix(post if left is None else {**post, "left": f"{left:.0f}s"})
-=======
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in list(last.items())[:3]})
->>>>>>> cli-friction
                 if due.sample:
                     self.save_samples()
                 if due.ckpt:
