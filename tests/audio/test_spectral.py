@@ -49,10 +49,17 @@ def test_mel_matches_librosa(signal, scale, norm):
 
 
 def test_mfcc_matches_librosa(signal):
-    ours = spectral.mfcc(torch.from_numpy(signal), SR, n_mfcc=13, n_mels=40, n_fft=N_FFT,
-                         hop_length=HOP)
+    ours = spectral.mfcc(
+        torch.from_numpy(signal), SR, n_mfcc=13, n_mels=40, n_fft=N_FFT, hop_length=HOP
+    )
     mel = librosa.feature.melspectrogram(
-        y=signal, sr=SR, n_fft=N_FFT, hop_length=HOP, n_mels=40, htk=True, norm=None,
+        y=signal,
+        sr=SR,
+        n_fft=N_FFT,
+        hop_length=HOP,
+        n_mels=40,
+        htk=True,
+        norm=None,
         pad_mode="reflect",
     )
     ref = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=13, dct_type=2, norm="ortho")
@@ -66,8 +73,9 @@ def test_default_mel_convention_is_librosa_default(signal):
         y=signal, sr=SR, n_fft=N_FFT, hop_length=HOP, n_mels=40, pad_mode="reflect"
     )
     np.testing.assert_allclose(ours.numpy(), ref, atol=5e-4, rtol=0)
-    htk = spectral.mel_spectrogram(torch.from_numpy(signal), SR, N_FFT, HOP, n_mels=40,
-                                   scale="htk", norm=None)
+    htk = spectral.mel_spectrogram(
+        torch.from_numpy(signal), SR, N_FFT, HOP, n_mels=40, scale="htk", norm=None
+    )
     assert np.abs(htk.numpy() - ref).max() > 1.0  # the two defaults are not interchangeable
 
 
@@ -83,11 +91,18 @@ def test_griffin_lim_equals_librosa(signal):
     """Both libraries run the same (fast) Griffin-Lim from zero phase: same waveform."""
     mag = spectral.spectrogram(torch.from_numpy(signal), N_FFT, HOP, power=1.0)
     for momentum in (0.0, 0.99):
-        ours = spectral.griffin_lim(mag, N_FFT, HOP, n_iter=8, momentum=momentum,
-                                    length=signal.size)
+        ours = spectral.griffin_lim(
+            mag, N_FFT, HOP, n_iter=8, momentum=momentum, length=signal.size
+        )
         ref = librosa.griffinlim(
-            mag.numpy(), n_iter=8, hop_length=HOP, n_fft=N_FFT, momentum=momentum, init=None,
-            length=signal.size, pad_mode="reflect",
+            mag.numpy(),
+            n_iter=8,
+            hop_length=HOP,
+            n_fft=N_FFT,
+            momentum=momentum,
+            init=None,
+            length=signal.size,
+            pad_mode="reflect",
         )
         np.testing.assert_allclose(ours.numpy(), ref, atol=1e-4, rtol=0)
 
