@@ -113,8 +113,8 @@ def mel_filterbank(
     scale: MelScale = DEFAULT_SCALE,
     norm: MelNorm = DEFAULT_NORM,
 ) -> Tensor:
-    """Triangular mel filters ``(n_fft // 2 + 1, n_mels)``, float64 (torchaudio's
-    ``melscale_fbanks``, computed in float64: its float32 frequency grid is off by ~1e-5 relative)."""
+    """Triangular mel filters ``(n_fft // 2 + 1, n_mels)``, float64: torchaudio's
+    ``melscale_fbanks``, computed in float64 (its float32 grid is off by ~1e-5 relative)."""
     if scale not in MEL_SCALES:
         raise ConfigError(f"Unknown mel scale {scale!r}; choose {choices(MEL_SCALES)}.")
     if norm not in MEL_NORMS:

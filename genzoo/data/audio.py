@@ -124,11 +124,11 @@ def note_frequency(k: int | np.ndarray) -> np.ndarray:
 def karplus_strong(
     f0: float, n: int, rate: int, rng: np.random.Generator, up: int = 8
 ) -> np.ndarray:
-    """A plucked string (Karplus & Strong 1983) at ``rate`` Hz, which is ``up`` times the output
-    rate: the string's initial shape circulates in a delay line through a two-point average with a slight loss,
-    ``y[t] = x[t] + g (y[t - N] + y[t - N - up]) / 2``. The average takes samples ``up`` apart,
-    so it filters the loop as the classic algorithm does at the output rate, while the delay
-    ``N + up / 2 = rate / f0`` is tuned to 1 / ``up`` of an output sample (a few cents).
+    """A plucked string (Karplus & Strong 1983) at ``rate`` Hz, ``up`` times the output rate:
+    the string's initial shape circulates in a delay line through a two-point average with a
+    slight loss, ``y[t] = x[t] + g (y[t - N] + y[t - N - up]) / 2``. The average takes samples
+    ``up`` apart, so it filters the loop as the classic algorithm does at the output rate, while
+    the delay ``N + up / 2 = rate / f0`` is tuned to 1 / ``up`` of an output sample (a few cents).
 
     Written by hand (no library has it); the recursion runs a delay line's length at a time, so
     it needs ``n / N`` vector operations.

@@ -52,7 +52,7 @@ def test_other_rate_is_resampled(tmp_path):
 
 def test_unusable_files_are_refused_in_one_sentence(tmp_path):
     wavfile.write(tmp_path / "empty.wav", 8000, np.zeros(0, np.int16))
-    with pytest.raises(AudioFileError, match="empty.wav' holds no samples"):
+    with pytest.raises(AudioFileError, match=r"empty\.wav' holds no samples"):
         read_wav(tmp_path / "empty.wav")
     x = _sine(8000, 100).astype(np.float32)
     x[10] = np.nan
@@ -72,9 +72,9 @@ def test_truncated_file_keeps_its_complete_samples(tmp_path):
     wavfile.write(tmp_path / "full.wav", 8000, (_sine(8000, 1000) * 32767).astype(np.int16))
     data = (tmp_path / "full.wav").read_bytes()
     (tmp_path / "cut.wav").write_bytes(data[:600])  # header (44 bytes) + 278 samples
-    with pytest.warns(UserWarning, match="cut.wav' is truncated; kept its 278"):
+    with pytest.warns(UserWarning, match=r"cut\.wav' is truncated; kept its 278"):
         y, _ = read_wav(tmp_path / "cut.wav")
     assert y.shape == (278,)
     (tmp_path / "header.wav").write_bytes(data[:30])  # cut inside the header
-    with pytest.raises(AudioFileError, match="header.wav' is not a readable WAV"):
+    with pytest.raises(AudioFileError, match=r"header\.wav' is not a readable WAV"):
         read_wav(tmp_path / "header.wav")
