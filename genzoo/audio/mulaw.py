@@ -1,5 +1,5 @@
-"""Mu-law companding (ITU-T G.711), as WaveNet quantizes audio (arXiv:1609.03499, Sec. 2.2):
-``f(x) = sign(x) ln(1 + mu |x|) / ln(1 + mu)``, then 256 levels.
+"""Mu-law companding (ITU-T G.711), as WaveNet quantizes audio (arXiv:1609.03499, Sec. 2.2,
+Eq. (2)): ``f(x) = sign(x) ln(1 + mu |x|) / ln(1 + mu)``, then 256 levels.
 
 Written by hand rather than taken from torchaudio (``mu_law_encoding`` / ``mu_law_decoding``,
 whose rounding it matches exactly, see the tests) so that WaveNet needs no optional dependency:
@@ -19,7 +19,7 @@ MU = 255  # mu of 8-bit mu-law: 256 levels 0..255
 def mu_law_encode(x: Tensor, mu: int = MU) -> Tensor:
     """Waveform in [-1, 1] (clamped) -> integer levels ``0..mu`` (``torch.long``)."""
     x = x.float().clamp(-1.0, 1.0)
-    y = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)  # companding, in [-1, 1]
+    y = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)  # Eq. (2), in [-1, 1]
     return ((y + 1) / 2 * mu + 0.5).floor().long()  # nearest of mu + 1 levels (torchaudio's rule)
 
 

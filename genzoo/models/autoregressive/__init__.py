@@ -1,10 +1,11 @@
 """Autoregressive family: importing this package registers its models (``pixelcnn``, ``gpt``,
-``vqvae-prior``, ``t2i-vq``)."""
+``vqvae-prior``, ``t2i-vq``, ``wavenet``)."""
 
 from genzoo.models.autoregressive.gpt import GPT, GPTConfig, TransformerConfig
 from genzoo.models.autoregressive.pixelcnn import PixelCNN, PixelCNNConfig
 from genzoo.models.autoregressive.t2i_vq import T2IVQConfig, TextToImageVQ
 from genzoo.models.autoregressive.vq_prior import VQPrior, VQPriorConfig
+from genzoo.models.autoregressive.wavenet import WaveNet, WaveNetConfig
 
 __all__ = [
     "GPT",
@@ -16,4 +17,6 @@ __all__ = [
     "TransformerConfig",
     "VQPrior",
     "VQPriorConfig",
+    "WaveNet",
+    "WaveNetConfig",
 ]
