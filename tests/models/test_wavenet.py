@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import genzoo
-from genzoo.audio import mu_law_decode, mu_law_encode
+from genzoo.audio import mu_law_decode
 from genzoo.core.errors import ConfigError
 from genzoo.data import dataset_info
 from genzoo.data.base import DataInfo
