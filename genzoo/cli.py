@@ -91,11 +91,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from genzoo.data.base import DataInfo
     from genzoo.models import MODELS
     from genzoo.runs import sample
+    from genzoo.runs.sample import save_audio_samples
     from genzoo.viz import save_samples_png
 
     out = Path(args.out)
-    if out.suffix not in (".png", ".npy"):
-        raise ConfigError(f"--out {str(out)!r} must end in .png (a picture) or .npy (raw samples).")
+    if out.suffix not in (".png", ".npy", ".wav"):
+        raise ConfigError(
+            f"--out {str(out)!r} must end in .png (a picture), .npy (raw samples) "
+            "or .wav (audio runs)."
+        )
+    cfg = read_run_config(args.run)
+    info = DataInfo.from_dict(cfg["data_info"])
+    if out.suffix == ".wav" and info.kind != "audio":
+        raise ConfigError(f"--out {str(out)!r}: a WAV file needs an audio run, not {info.kind}.")
     options = {}
     if args.eta is not None:
         options["eta"] = args.eta
@@ -114,9 +122,9 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".npy":
         np.save(out, x.numpy())
+    elif info.kind == "audio":
+        save_audio_samples(x, info, out, title=f"{cfg['model']} on {cfg['data']}")
     else:
-        cfg = read_run_config(args.run)
-        info = DataInfo.from_dict(cfg["data_info"])
         ref = None
         if info.kind == "points":
             ref = load_dataset(cfg["data"], "test").x[:2000]

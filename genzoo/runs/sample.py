@@ -10,7 +10,10 @@ import torch
 from genzoo.core.errors import ConfigError
 from genzoo.core.protocol import Samples
 from genzoo.core.seeding import make_generator
+from genzoo.data.base import DataInfo
 from genzoo.runs.load import load
+
+AUDIO_GAP = 0.25  # seconds of silence between the samples of one WAV file
 
 
 def sample(
@@ -48,3 +51,21 @@ def sample(
             extra["cond"] = part
         out.append(model.sample(m, generator=g, **extra).cpu())
     return torch.cat(out)
+
+
+def save_audio_samples(x: torch.Tensor, info: DataInfo, out: str | Path, title: str = "") -> None:
+    """Audio samples ``(n, T)`` to ``out``: a ``.wav`` file (16-bit PCM at the dataset's rate;
+    the samples one after another, :data:`AUDIO_GAP` seconds of silence between them) or a
+    ``.png`` picture of their spectrograms."""
+    from genzoo.audio import write_wav
+    from genzoo.viz import save_spectrograms_png
+
+    out = Path(out)
+    if info.kind != "audio":
+        raise ConfigError(f"--out {str(out)!r}: a WAV file needs an audio run, not {info.kind}.")
+    if out.suffix == ".png":
+        save_spectrograms_png(x, info, out, title=title)
+        return
+    gap = torch.zeros(int(AUDIO_GAP * info.sample_rate))
+    parts = [p for wave in x.detach().float().cpu().reshape(x.shape[0], -1) for p in (wave, gap)]
+    write_wav(out, torch.cat(parts[:-1]), info.sample_rate)
