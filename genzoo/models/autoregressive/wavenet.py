@@ -199,7 +199,7 @@ class WaveNet(GenerativeModel, Samples, ExactLikelihood):
         """Exact ``log P(k)`` in nats per example ``(B,)`` of the mu-law levels ``k`` of the
         waveforms ``x`` ``(B, T)`` (Eqs. (1), (4)); ``cond``: labels of a conditional model."""
         k = mu_law_encode(x)  # (B, T) long
-        return self._log_probs(self._shifted(k), k, cond).sum(1)
+        return self._log_probs(self._shifted(k), k, cond).sum(1)  # Eq. (4): sum_t log p(k_t|..)
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
         """Mean NLL per sample (nats) of a random crop of each example; logs bits per sample."""
