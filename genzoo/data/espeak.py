@@ -48,6 +48,7 @@ def espeak_version() -> str:
     """The installed espeakng-loader version (part of every speech cache key)."""
     from importlib.metadata import version
 
+    _loader()  # not installed: one sentence saying how to install it
     return version("espeakng-loader")
 
 
