@@ -1,4 +1,4 @@
-"""Pictures: image grids and point scatter plots, written as PNG."""
+"""Pictures: image grids, point scatter plots and audio spectrograms, written as PNG."""
 
 from __future__ import annotations
 
@@ -46,6 +46,9 @@ def save_samples_png(
         texts = [tok.decode(row.tolist()) for row in x.detach().cpu().long()]
         path.with_suffix(".txt").write_text("\n\n----\n\n".join(texts))
         return
+    if info.kind == "audio":
+        save_spectrograms_png(x, info, path, title=title)
+        return
     if info.kind == "images":
         from PIL import Image
 
@@ -73,6 +76,38 @@ def save_samples_png(
     ax.set_aspect("equal")
     ax.set_title(title or info.name)
     ax.legend(loc="upper right", markerscale=4)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_spectrograms_png(
+    x: Tensor, info: DataInfo, path: str | Path, title: str = "", max_rows: int = 8
+) -> None:
+    """Waveforms ``(B, T)`` -> a column of log-power spectrograms (matplotlib's ``specgram``:
+    Hann windows of 32 ms, 75 % overlap, dB), the first ``max_rows`` of them, labelled in
+    seconds and kHz."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wave = x.detach().float().cpu().reshape(x.shape[0], -1).numpy()[:max_rows]
+    rate = info.sample_rate or 8000
+    nfft = 1 << max(4, round(math.log2(0.032 * rate)))  # about 32 ms
+    rows = wave.shape[0]
+    fig, axes = plt.subplots(rows, 1, figsize=(6, 1.3 * rows + 0.4), dpi=100, squeeze=False)
+    for i, ax in enumerate(axes[:, 0]):
+        ax.specgram(
+            wave[i], NFFT=nfft, Fs=rate, noverlap=3 * nfft // 4, cmap="magma", vmin=-120, vmax=-20
+        )
+        ax.set_ylabel("kHz", fontsize=7)
+        ax.set_yticks([0, rate / 4, rate / 2], [f"{v / 1000:g}" for v in (0, rate / 4, rate / 2)])
+        ax.tick_params(labelsize=7)
+        if i < rows - 1:
+            ax.set_xticks([])
+    axes[-1, 0].set_xlabel("seconds", fontsize=7)
+    fig.suptitle(title or info.name, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -10,6 +10,9 @@ are used as they are.
 
 Image-to-image tasks: ``pairs:<base>-<task>`` and ``unpaired:<base>-<task>``
 (:mod:`genzoo.data.pairs`).
+
+Audio: ``speech-digits`` (spoken digits synthesized offline by eSpeak NG, cached on first use) and
+``tones`` (procedural notes), mono waveforms in [-1, 1] (:mod:`genzoo.data.audio`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from genzoo.core.errors import DataError, choices
+from genzoo.data.audio import audio_info, is_audio_spec, load_audio
 from genzoo.data.base import DataInfo, Dataset, levels_to_model, model_to_levels, model_to_unit
 from genzoo.data.images import DIGITS_INFO, MNIST5K_INFO, load_digits, load_mnist5k
 from genzoo.data.pairs import is_pair_spec, load_pairs, pair_info, pair_specs
@@ -61,6 +65,8 @@ def list_datasets() -> list[str]:
         "shapes",
         *pair_specs(),
         "text:pystdlib",
+        "speech-digits",
+        "tones",
         *DOWNLOADABLE,
         "folder:<path>",
     ]
@@ -102,6 +108,8 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
         return shapes_info(spec)
     if spec.startswith("text:"):
         return text_info(spec[5:])
+    if is_audio_spec(spec):
+        return audio_info(spec)
     raise _unknown(spec)
 
 
@@ -135,4 +143,6 @@ def load_dataset(
         return load_shapes(spec, split)
     if spec.startswith("text:"):
         return load_text(spec[5:], split)
+    if is_audio_spec(spec):
+        return load_audio(spec, split)
     return load_folder(spec, split)

@@ -27,13 +27,15 @@ class DataInfo:
     """What a dataset declares about itself; stored in every run so it can be reloaded offline."""
 
     name: str  # the dataset spec, e.g. "digits" or "toy2d:moons"
-    kind: Literal["points", "images", "text"]  # points: (N, D) floats; images: (N, C, H, W)
-    # integer levels; text: (N, T) token ids (levels = vocabulary size)
+    kind: Literal["points", "images", "text", "audio"]  # points: (N, D) floats; images:
+    # (N, C, H, W) integer levels; text: (N, T) token ids (levels = vocabulary size); audio:
+    # (N, T) mono waveforms, floats in [-1, 1], at sample_rate
     shape: tuple[int, ...]  # shape of one example: (D,) or (C, H, W)
     levels: int | None = None  # intensity levels L of images (256; 17 for digits); None: points
     n_classes: int = 0  # number of class labels (0: unlabelled)
     value_range: tuple[float, float] = (-1.0, 1.0)  # range of the values models see
     class_names: tuple[str, ...] = field(default_factory=tuple)  # one name per class
+    sample_rate: int = 0  # audio: samples per second (0: not audio)
 
     @property
     def dim(self) -> int:
@@ -52,6 +54,7 @@ class DataInfo:
             "n_classes": self.n_classes,
             "value_range": list(self.value_range),
             "class_names": list(self.class_names),
+            **({"sample_rate": self.sample_rate} if self.sample_rate else {}),
         }
 
     @classmethod
@@ -64,6 +67,7 @@ class DataInfo:
             n_classes=int(d.get("n_classes", 0)),
             value_range=tuple(float(v) for v in d.get("value_range", (-1.0, 1.0))),  # type: ignore[arg-type]
             class_names=tuple(d.get("class_names", ())),
+            sample_rate=int(d.get("sample_rate", 0)),
         )
 
 

@@ -24,6 +24,8 @@ from genzoo.viz import save_samples_png
 
 _ALWAYS = ("n", "cond", "generator")  # the contract's own arguments of ``Samples.sample``
 
+AUDIO_GAP = 0.25  # seconds of silence between the samples of one WAV file
+
 
 def sample(
     run: str | Path,
@@ -131,14 +133,20 @@ def sample_to_file(
     cls = MODELS.get(cfg["model"])
     text = info.kind == "text"
     path = Path(out) if out is not None else Path("samples.txt" if text else "samples.png")
-    kinds = (".txt", ".npy") if text else (".png", ".npy")
+    audio = info.kind == "audio"
+    kinds = (".txt", ".npy") if text else (".png", ".npy", ".wav") if audio else (".png", ".npy")
     if path.suffix not in kinds:
-        what = (
-            f"run {str(run)!r} draws text ({cfg['model']} on {cfg['data']!r}): --out must end in "
-            ".txt (the texts) or .npy (token ids)"
-            if text
-            else "--out must end in .png (a picture) or .npy (raw samples)"
-        )
+        if text:
+            what = (
+                f"run {str(run)!r} draws text ({cfg['model']} on {cfg['data']!r}): --out must "
+                "end in .txt (the texts) or .npy (token ids)"
+            )
+        elif audio:
+            what = "--out must end in .wav (audio), .png (spectrograms) or .npy (raw samples)"
+        elif path.suffix == ".wav":
+            what = f"a WAV file needs an audio run, and run {str(run)!r} draws {info.kind}"
+        else:
+            what = "--out must end in .png (a picture) or .npy (raw samples)"
         raise ConfigError(f"--out {str(path)!r}: {what}.")
     opts = dict(options or {})
     for key in ("cond", "generator", "n"):
@@ -170,7 +178,27 @@ def sample_to_file(
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".npy":
         np.save(path, x.numpy())
+    elif audio:  # a WAV file, or a picture of the spectrograms
+        save_audio_samples(x, info, path, title=f"{cfg['model']} on {cfg['data']}")
     else:  # a picture, or the texts of a text run
         ref = load_dataset(cfg["data"], "test").x[:2000] if info.kind == "points" else None
         save_samples_png(x, info, path, reference=ref, title=f"{cfg['model']} on {cfg['data']}")
     return path
+
+
+def save_audio_samples(x: torch.Tensor, info: DataInfo, out: str | Path, title: str = "") -> None:
+    """Audio samples ``(n, T)`` to ``out``: a ``.wav`` file (16-bit PCM at the dataset's rate;
+    the samples one after another, :data:`AUDIO_GAP` seconds of silence between them) or a
+    ``.png`` picture of their spectrograms."""
+    from genzoo.audio import write_wav
+    from genzoo.viz import save_spectrograms_png
+
+    out = Path(out)
+    if info.kind != "audio":
+        raise ConfigError(f"--out {str(out)!r}: a WAV file needs an audio run, not {info.kind}.")
+    if out.suffix == ".png":
+        save_spectrograms_png(x, info, out, title=title)
+        return
+    gap = torch.zeros(int(AUDIO_GAP * info.sample_rate))
+    parts = [p for wave in x.detach().float().cpu().reshape(x.shape[0], -1) for p in (wave, gap)]
+    write_wav(out, torch.cat(parts[:-1]), info.sample_rate)

@@ -1,0 +1,220 @@
+"""Spectral analysis and phase reconstruction: STFT, mel, MFCC, Griffin-Lim.
+
+**The one convention** (every genzoo function here, and what the tests check against librosa):
+
+- STFT: a periodic Hann window of ``win_length = n_fft`` samples, hop ``n_fft // 4`` unless given,
+  frames centred on ``t * hop`` with reflect padding, one-sided (``n_fft // 2 + 1`` bins), no
+  normalisation: torchaudio's ``Spectrogram`` defaults, and librosa's ``stft`` with
+  ``pad_mode="reflect"`` (librosa pads with zeros by default since 0.10: the edge frames differ).
+- Magnitude spectrogram ``|X|^power`` (power 2: energy; power 1: magnitude).
+- Mel filterbank: ``scale`` "slaney" (linear below 1 kHz, logarithmic above; librosa's default) or
+  "htk" (``2595 log10(1 + f / 700)``; torchaudio's default), ``norm`` None (triangles of peak 1)
+  or "slaney" (each triangle divided by its width in Hz: constant energy per band). genzoo's
+  default is **Slaney scale with Slaney norm**, librosa's and HiFi-GAN's (arXiv:2010.05646)
+  choice; torchaudio's ``MelSpectrogram`` defaults to HTK without norm, so the two libraries
+  differ unless told. Pass ``scale`` and ``norm`` explicitly when comparing with another code.
+- log-mel: ``ln(max(mel, eps))`` (natural log, the vocoder literature's unit); MFCC: DCT-II with
+  orthonormal scaling of the mel power in dB (``10 log10(max(mel, 1e-10))``, floored 80 dB below
+  the maximum), librosa's ``feature.mfcc`` and torchaudio's ``MFCC``.
+- Griffin-Lim (Griffin & Lim 1984) with the momentum ``alpha`` of the fast variant (Perraudin et
+  al. 2013, "A fast Griffin-Lim algorithm"): ``alpha = 0`` is plain Griffin-Lim; torchaudio and
+  librosa both apply ``alpha / (1 + alpha)`` to the previous projection, and so does genzoo (they
+  run the same iteration: a test checks them equal). The phase starts at zero, so the result
+  is deterministic.
+
+The filterbanks, DCT, dB conversion and Griffin-Lim are torchaudio's functional API (the
+``audio`` extra); the STFT is ``torch.stft``. Nothing here is written by hand but the glue and
+the spectral convergence (one line).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from genzoo.core.errors import ConfigError, choices
+
+MelScale = Literal["slaney", "htk"]
+MelNorm = Literal["slaney"] | None
+MEL_SCALES = ("slaney", "htk")
+MEL_NORMS = (None, "slaney")
+DEFAULT_SCALE: MelScale = "slaney"  # genzoo's mel convention (see the module docstring)
+DEFAULT_NORM: MelNorm = "slaney"
+
+
+def torchaudio_functional() -> Any:
+    """torchaudio's functional API, or one sentence saying how to install it."""
+    try:
+        import torchaudio.functional as taf
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ConfigError(
+            f"Spectral audio features need torchaudio ({e}); pip install 'genzoo[audio]'."
+        ) from e
+    return taf
+
+
+def _hop(n_fft: int, hop_length: int | None) -> int:
+    return hop_length if hop_length is not None else n_fft // 4
+
+
+def _window(n_fft: int, x: Tensor) -> Tensor:
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    if dtype.is_complex:
+        dtype = x.real.dtype
+    return torch.hann_window(n_fft, periodic=True, dtype=dtype, device=x.device)
+
+
+def stft(x: Tensor, n_fft: int = 512, hop_length: int | None = None) -> Tensor:
+    """Complex STFT of waveforms ``(..., T)`` -> ``(..., n_fft // 2 + 1, frames)``."""
+    return torch.stft(
+        x,
+        n_fft,
+        hop_length=_hop(n_fft, hop_length),
+        window=_window(n_fft, x),
+        center=True,
+        pad_mode="reflect",
+        normalized=False,
+        onesided=True,
+        return_complex=True,
+    )
+
+
+def istft(
+    spec: Tensor, n_fft: int = 512, hop_length: int | None = None, length: int | None = None
+) -> Tensor:
+    """Inverse of :func:`stft` (weighted overlap-add; exact where the window meets NOLA)."""
+    return torch.istft(
+        spec,
+        n_fft,
+        hop_length=_hop(n_fft, hop_length),
+        window=_window(n_fft, spec),
+        center=True,
+        normalized=False,
+        onesided=True,
+        length=length,
+    )
+
+
+def spectrogram(
+    x: Tensor, n_fft: int = 512, hop_length: int | None = None, power: float = 2.0
+) -> Tensor:
+    """``|STFT(x)|^power``: ``(..., T)`` -> ``(..., n_fft // 2 + 1, frames)``."""
+    return stft(x, n_fft, hop_length).abs().pow(power)
+
+
+def mel_filterbank(
+    sample_rate: int,
+    n_fft: int = 512,
+    n_mels: int = 80,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    scale: MelScale = DEFAULT_SCALE,
+    norm: MelNorm = DEFAULT_NORM,
+) -> Tensor:
+    """Triangular mel filters ``(n_fft // 2 + 1, n_mels)``, float64: torchaudio's
+    ``melscale_fbanks``, computed in float64 (its float32 grid is off by ~1e-5 relative)."""
+    if scale not in MEL_SCALES:
+        raise ConfigError(f"Unknown mel scale {scale!r}; choose {choices(MEL_SCALES)}.")
+    if norm not in MEL_NORMS:
+        raise ConfigError(f"Unknown mel norm {norm!r}; choose None or 'slaney'.")
+    taf = torchaudio_functional()
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # melscale_fbanks builds its grids in the default dtype
+    try:
+        return taf.melscale_fbanks(
+            n_fft // 2 + 1,
+            f_min,
+            f_max if f_max is not None else sample_rate / 2,
+            n_mels,
+            sample_rate,
+            norm=norm,
+            mel_scale=scale,
+        )
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def mel_spectrogram(
+    x: Tensor,
+    sample_rate: int,
+    n_fft: int = 512,
+    hop_length: int | None = None,
+    n_mels: int = 80,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    scale: MelScale = DEFAULT_SCALE,
+    norm: MelNorm = DEFAULT_NORM,
+    power: float = 2.0,
+) -> Tensor:
+    """Mel spectrogram ``(..., n_mels, frames)`` of waveforms ``(..., T)``."""
+    spec = spectrogram(x, n_fft, hop_length, power)  # (..., F, frames)
+    fb = mel_filterbank(sample_rate, n_fft, n_mels, f_min, f_max, scale, norm).to(spec)  # (F, M)
+    return (spec.transpose(-1, -2) @ fb).transpose(-1, -2)  # (..., frames, M) -> (..., M, frames)
+
+
+def log_mel(x: Tensor, sample_rate: int, eps: float = 1e-5, **mel: Any) -> Tensor:
+    """``ln(max(mel, eps))`` of :func:`mel_spectrogram` (keywords as there)."""
+    return mel_spectrogram(x, sample_rate, **mel).clamp_min(eps).log()
+
+
+def power_to_db(spec: Tensor, top_db: float | None = 80.0) -> Tensor:
+    """``10 log10(max(spec, 1e-10))``, floored ``top_db`` below the maximum of each example."""
+    return torchaudio_functional().amplitude_to_DB(
+        spec, multiplier=10.0, amin=1e-10, db_multiplier=0.0, top_db=top_db
+    )
+
+
+def mfcc(
+    x: Tensor,
+    sample_rate: int,
+    n_mfcc: int = 13,
+    n_mels: int = 40,
+    n_fft: int = 512,
+    hop_length: int | None = None,
+    scale: MelScale = "htk",
+    norm: MelNorm = None,
+) -> Tensor:
+    """Mel-frequency cepstral coefficients ``(..., n_mfcc, frames)``: the orthonormal DCT-II of
+    the mel power in dB (HTK filterbank without norm by default, as in HTK and torchaudio)."""
+    mel = mel_spectrogram(x, sample_rate, n_fft, hop_length, n_mels, scale=scale, norm=norm)
+    db = power_to_db(mel)  # (..., M, frames)
+    dct = torchaudio_functional().create_dct(n_mfcc, n_mels, "ortho").to(db)  # (M, n_mfcc)
+    return (db.transpose(-1, -2) @ dct).transpose(-1, -2)  # (..., frames, n_mfcc) -> (..., n, fr)
+
+
+def griffin_lim(
+    magnitude: Tensor,
+    n_fft: int = 512,
+    hop_length: int | None = None,
+    n_iter: int = 100,
+    momentum: float = 0.99,
+    length: int | None = None,
+) -> Tensor:
+    """A waveform ``(..., T)`` whose STFT magnitude approaches ``magnitude`` ``(..., F, frames)``.
+
+    ``momentum`` 0 is Griffin & Lim's algorithm; 0.99 the fast Griffin-Lim of Perraudin et al.
+    (both run by torchaudio's ``griffinlim``, from zero phase).
+    """
+    if not 0.0 <= momentum < 1.0:
+        raise ConfigError(f"Griffin-Lim momentum must be in [0, 1), not {momentum}.")
+    return torchaudio_functional().griffinlim(
+        magnitude,
+        _window(n_fft, magnitude),
+        n_fft,
+        _hop(n_fft, hop_length),
+        n_fft,
+        1.0,
+        n_iter,
+        momentum,
+        length,
+        False,
+    )
+
+
+def spectral_convergence(reference: Tensor, estimate: Tensor) -> Tensor:
+    """``20 log10(||S - S_hat||_F / ||S||_F)`` in dB per example of two magnitude spectrograms
+    ``(..., F, frames)`` (lower is better; -20 dB: the error is a tenth of the signal)."""
+    err = (reference - estimate).flatten(-2).norm(dim=-1)
+    return 20 * torch.log10(err / reference.flatten(-2).norm(dim=-1))
