@@ -101,6 +101,19 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         options["eta"] = args.eta
     if args.prompt or args.guidance is not None:
         name = read_run_config(args.run)["model"]
+        from genzoo.models.posttrain import PostTrained
+
+        if args.prompt and issubclass(MODELS.get(name), PostTrained):  # text in, answers out
+            from genzoo.runs.posttrain import complete
+
+            temp = 0.0 if args.temperature is None else args.temperature
+            for p, a in zip(
+                args.prompt,
+                complete(args.run, args.prompt, temperature=temp, seed=args.seed),
+                strict=True,
+            ):
+                print(f"{p}{a}")
+            return 0
         if not issubclass(MODELS.get(name), PromptConditioned):
             raise ConfigError(
                 f"--prompt and --guidance need a text-to-image run (t2i-diffusion, t2i-vq); "
@@ -138,6 +151,25 @@ CODE_UNITS = {  # vqvae-prior: the prior over VQ-VAE codes and its context-free 
     "bits_per_code": "bits/code (the prior)",
     "unigram_bits_per_code": "bits/code (usage frequencies)",
 }
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from genzoo.core.config import parse_overrides
+    from genzoo.runs.posttrain import finetune
+
+    run = finetune(
+        args.base_run,
+        args.method,
+        args.task,
+        steps=args.steps,
+        budget=args.budget,
+        out=args.out,
+        n_train=args.n_train,
+        pairs_file=args.pairs,
+        overrides=parse_overrides(args.overrides),
+    )
+    print(f"run saved in {run}; try `genzoo eval {run}`")
+    return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -316,6 +348,24 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--download", action="store_true", help="download the dataset if missing")
     tr.set_defaults(fn=_cmd_train)
 
+    ft = sub.add_parser("finetune", help="post-train a gpt run: sft, lora, prefix, dpo, grpo")
+    ft.add_argument("base_run", help="run directory of a trained gpt over text (only read)")
+    ft.add_argument("overrides", nargs="*", metavar="key=value", help="model or training settings")
+    ft.add_argument(
+        "--method", required=True, choices=["sft", "lora", "prefix", "dpo", "grpo"], help="method"
+    )
+    ft.add_argument(
+        "--task", default="addition", help="addition, subtraction, reverse, sort, count"
+    )
+    ft.add_argument("--steps", type=int, help="total optimizer steps")
+    ft.add_argument("--budget", help="total training time, e.g. 90s, 5m")
+    ft.add_argument("--out", help="run directory (default runs/<method>-<task>)")
+    ft.add_argument("--n-train", type=int, help="training problems (default: per method)")
+    ft.add_argument(
+        "--pairs", help="dpo: preference pairs as JSON lines (prompt, chosen, rejected)"
+    )
+    ft.set_defaults(fn=_cmd_finetune)
+
     sa = sub.add_parser("sample", help="draw samples from a trained run")
     sa.add_argument("run", help="run directory")
     sa.add_argument("--n", type=int, default=64, help="number of samples")
@@ -325,8 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--eta", type=float, help="DDIM eta")
     sa.add_argument("--seed", type=int, default=0)
     sa.add_argument(
-        "--prompt", action="append", help="text-to-image runs: a prompt (repeat for several)"
+        "--prompt",
+        action="append",
+        help="text-to-image runs: a prompt; post-trained runs: a question, e.g. 12+35= (repeat "
+        "for several)",
     )
+    sa.add_argument("--temperature", type=float, help="post-trained runs: 0 (default) is greedy")
     sa.add_argument(
         "--guidance", type=float, help="text-to-image runs: classifier-free guidance w (1: none)"
     )
@@ -440,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         # key=value settings may come after options (argparse stops positionals at an option).
         stray = [e for e in extra if "=" not in e or e.startswith("-")]
-        if stray or args.command != "train":
+        if stray or args.command not in ("train", "finetune"):
             parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
         args.overrides = list(args.overrides) + extra
     if args.command is None:

@@ -17,7 +17,9 @@ from genzoo.diffusion.ideal import IdealDenoiser
 from genzoo.metrics.likelihood import bits_per_dim
 from genzoo.models.diffusion.base import DiffusionModel
 from genzoo.models.diffusion.ldm import LatentDiffusion
+from genzoo.models.posttrain import PostTrained
 from genzoo.runs.load import open_run
+from genzoo.runs.posttrain import evaluate_task
 
 LIKELIHOOD_KEYS = ("elbo", "log_prob", "ode_log_prob")
 """Result keys in nats per example that also get a ``<key>_bpd`` (and every ``iwae<k>``)."""
@@ -48,6 +50,11 @@ def evaluate(
         raise ConfigError(f"--n {n} must be at least 1 (test examples to evaluate).")
     loaded = open_run(run, device="auto")
     model, cfg = loaded.model, loaded.config
+    if isinstance(model, PostTrained):  # a task's held-out problems, not a test split of text
+        task_res: dict[str, Any] = dict(evaluate_task(model, n or 256, seed))
+        task_res.update({"seed": seed, "step": loaded.step})
+        write_json(Path(run) / "eval.json", task_res)
+        return task_res
     test = load_dataset(cfg["data"], "test", root=data_root)
     count = len(test) if n is None else min(n, len(test))
     g = make_generator(seed, device=model.device)
