@@ -21,7 +21,7 @@ from genzoo.data.base import DataInfo, Dataset, levels_to_model, model_to_levels
 from genzoo.data.images import DIGITS_INFO, MNIST5K_INFO, load_digits, load_mnist5k
 from genzoo.data.pairs import is_pair_spec, load_pairs, pair_info, pair_specs
 from genzoo.data.shapes import load_shapes, shapes_info
-from genzoo.data.tasks import load_task_text, task_text_info
+from genzoo.data.tasks import TASKS, load_task_text, task_text_info
 from genzoo.data.text import load_text, text_info
 from genzoo.data.toy2d import BOUNDS, TOY2D, Toy2D, get_toy
 from genzoo.data.vision import VISION_INFO, folder_info, load_celeba, load_folder, load_torchvision
@@ -62,6 +62,7 @@ def list_datasets() -> list[str]:
         "shapes",
         *pair_specs(),
         "text:pystdlib",
+        *(f"task:{t}" for t in TASKS),
         *DOWNLOADABLE,
         "folder:<path>",
     ]

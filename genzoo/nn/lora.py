@@ -97,3 +97,13 @@ def unmerge_lora(module: nn.Module) -> None:
     """Take every merged LoRA update of ``module`` out of its weight again."""
     for m in lora_layers(module):
         m.unmerge()
+
+
+def unwrap_lora(module: nn.Module) -> None:
+    """Merge every LoRA update of ``module`` and put the plain ``nn.Linear`` back in place."""
+    for name, m in list(module.named_modules()):
+        if isinstance(m, LoRALinear):
+            m.merge()
+            parent_name, _, child = name.rpartition(".")
+            parent = module.get_submodule(parent_name) if parent_name else module
+            setattr(parent, child, m.base)

@@ -110,7 +110,8 @@ def finetune(
         raise ConfigError(f"--n-train {n_train} must be at least 1.")
     base = load_submodel(str(base_run), mcfg.base_ema)  # type: ignore[attr-defined]
     # (a base that is no GPT gets its one-sentence error from the model's constructor)
-    block = base.block_size if isinstance(base, GPT) else tasks.TASK_BLOCK
+    gpt = base.policy if isinstance(base, PostTrained) else base  # a stage after a stage
+    block = gpt.block_size if isinstance(gpt, GPT) else tasks.TASK_BLOCK
     if mcfg.adapter == "prefix":  # type: ignore[attr-defined]
         block -= mcfg.prefix_len  # type: ignore[attr-defined]  # the prefix takes positions
     digits = mcfg.digits  # type: ignore[attr-defined]
@@ -161,7 +162,7 @@ def _new_dir(method: str, task: str) -> Path:
 @torch.no_grad()
 def evaluate_task(
     model: PostTrained, n: int = 256, seed: int = 0, batch_size: int = 128
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Held-out metrics of a post-trained model on ``n`` test problems of its task: exact match
     and reward of greedy answers, KL to the reference (nats per answer), and on ``n`` test
     preference pairs the preference accuracies (see ``PostTrained.eval_metrics``)."""
@@ -179,7 +180,7 @@ def evaluate_task(
             for k, v in vals.items():
                 sums[k] = sums.get(k, 0.0) + float(v.double().sum())
                 counts[k] = counts.get(k, 0) + v.numel()
-    return {k: sums[k] / counts[k] for k in sums} | {"n": float(len(probs))}
+    return {k: sums[k] / counts[k] for k in sums} | {"n": len(probs)}
 
 
 def complete(

@@ -160,7 +160,7 @@ def test_ipo_reaches_its_own_optimum_on_a_bandit() -> None:
     assert _kl(dpo_star, lp) > 0.03  # a different optimum from DPO's
 
 
-# --- GRPO ------------------------------------------------------------------------------------------
+# --- GRPO ---------------------------------------------------------------------------------
 
 
 def test_group_advantages_sum_to_zero_and_vanish_for_equal_rewards() -> None:

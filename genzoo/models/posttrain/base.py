@@ -39,7 +39,7 @@ from genzoo.models.autoencoders.base import check_sample_args
 from genzoo.models.autoregressive.gpt import GPT
 from genzoo.models.autoregressive.sampling import sample_logits
 from genzoo.nn.attention import KVCache
-from genzoo.nn.lora import apply_lora
+from genzoo.nn.lora import apply_lora, unwrap_lora
 from genzoo.nn.prefix import PrefixKV
 
 ADAPTERS = ("full", "lora", "prefix")
@@ -91,6 +91,8 @@ class PostTrained(GenerativeModel, Samples, BuiltOnRuns):
             raise ConfigError(
                 f"{self.name or 'post-training'} needs base_run=<run directory of a trained gpt>."
             )
+        if isinstance(base, PostTrained):  # e.g. GRPO or DPO after SFT: start from its policy
+            base = base.policy_as_gpt()
         if not isinstance(base, GPT) or base.info.kind != "text":
             what = base.name if isinstance(base, GenerativeModel) else type(base).__name__
             data = f" on {base.info.name}" if isinstance(base, GPT) else ""
@@ -157,6 +159,17 @@ class PostTrained(GenerativeModel, Samples, BuiltOnRuns):
         full = {k: v for k, v in super().state_dict().items() if k in self._frozen_keys}
         full.update(state_dict)
         return super().load_state_dict(full, strict=strict, assign=assign)
+
+    def policy_as_gpt(self) -> GPT:
+        """The policy as a plain GPT (LoRA merged in), to build the next stage on."""
+        if self.prefix is not None:
+            raise ConfigError(
+                "A prefix-tuned run cannot be the base of another stage (its prefix is no GPT "
+                "weight); build on a full or LoRA run."
+            )
+        gpt = copy.deepcopy(self.policy)
+        unwrap_lora(gpt)
+        return gpt.eval()
 
     def train(self, mode: bool = True) -> PostTrained:
         super().train(mode)
@@ -228,7 +241,8 @@ class PostTrained(GenerativeModel, Samples, BuiltOnRuns):
         out = []
         for p in prompts:  # one at a time: prompts may differ in length
             ids = tok.encode(p).to(self.device)[None]  # (1, P)
-            if ids.shape[1] + self.max_new > self.policy.block_size - self.config.prefix_len:
+            room = self.policy.block_size - (self.prefix.length if self.prefix else 0)
+            if ids.shape[1] + self.max_new > room:
                 raise ConfigError(f"Prompt {p!r} is too long for the base GPT's block size.")
             new, mask = self.generate(ids, temperature=temperature, generator=generator)
             out.append(tasks.answer_of(tok.decode(new[0][mask[0]])))

@@ -16,7 +16,8 @@ an answer is ``r(y) = beta log pi(y | x) / pi_ref(y | x)`` and, with
 
 The reference is the frozen base run. The logs show what the paper's analysis (and its known
 failure) is about: the chosen and rejected log-probabilities (both can fall while their gap
-grows), the implied reward margin ``beta h`` and the preference accuracy ``h > 0``.
+grows), the implied reward margin ``beta h`` and the preference accuracy of the implied reward,
+``reward_acc`` (how often ``h > 0``).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class DPO(PostTrained):
             loss,
             {
                 "margin": margin.mean(),
-                "pref_acc": (margin > 0).float().mean(),
+                "reward_acc": (margin > 0).float().mean(),
                 "chosen_logp": pc.detach().mean(),
                 "rejected_logp": pr.detach().mean(),
             },
