@@ -76,7 +76,13 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, float]]
         "grpo",
         steps=args.grpo,
         out=out / "grpo",
-        overrides={**ft, "n_samples": 8, "lr": args.grpo_lr, "kl_beta": args.kl_beta},
+        overrides={
+            **ft,
+            "n_samples": 8,
+            "lr": args.grpo_lr,
+            "kl_beta": args.kl_beta,
+            "rollout_temperature": args.rollout_temperature,
+        },
     )
     runs["sft+dpo"], times["sft+dpo"] = _stage(
         finetune,
@@ -105,6 +111,40 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, float]]
     return res
 
 
+def plot_curves(seed_dir: Path, path: Path) -> None:
+    """GRPO's reward and KL, DPO's log-probabilities, margin and accuracy, per step (one seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def rows(run: str) -> list[dict[str, float]]:
+        lines = (seed_dir / run / "metrics.jsonl").read_text().splitlines()
+        return [r for r in map(json.loads, lines) if "step" in r and "event" not in r]
+
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
+    g = rows("grpo")
+    ax[0].plot([r["step"] for r in g], [r["reward"] for r in g], label="reward (exact match)")
+    ax[0].set_xlabel("GRPO step")
+    ax[0].legend(loc="upper left")
+    kl = ax[0].twinx()
+    kl.plot([r["step"] for r in g], [r["kl"] for r in g], color="C1", label="KL to reference (k3)")
+    kl.legend(loc="lower right")
+    d = rows("dpo")
+    steps = [r["step"] for r in d]
+    ax[1].plot(steps, [r["chosen_logp"] for r in d], label="log pi(chosen)")
+    ax[1].plot(steps, [r["rejected_logp"] for r in d], label="log pi(rejected)")
+    ax[1].set_xlabel("DPO step")
+    ax[1].legend()
+    ax[2].plot(steps, [r["margin"] for r in d], label="implied reward margin")
+    ax[2].plot(steps, [r["reward_acc"] for r in d], label="reward accuracy")
+    ax[2].set_xlabel("DPO step")
+    ax[2].legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", default="0")
@@ -112,15 +152,23 @@ def main() -> None:
     p.add_argument("--pretrain", type=int, default=400)
     p.add_argument("--sft", type=int, default=100)
     p.add_argument("--sft-extra", type=int, default=100)
-    p.add_argument("--grpo", type=int, default=100)
-    p.add_argument("--grpo-lr", type=float, default=2e-4)
+    p.add_argument("--grpo", type=int, default=150)
+    p.add_argument("--grpo-lr", type=float, default=1e-4)
+    p.add_argument("--rollout-temperature", type=float, default=0.7)
     p.add_argument("--kl-beta", type=float, default=0.04)
     p.add_argument("--dpo", type=int, default=100)
     p.add_argument("--beta", type=float, default=0.1)
-    p.add_argument("--dpo-lr", type=float, default=5e-4)
+    p.add_argument("--dpo-lr", type=float, default=5e-5)
     p.add_argument("--n-test", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="/tmp/genzoo-posttrain")
+    p.add_argument("--plot", help="also write the curves of the first seed to this .png")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: print the table of the results_seed*.json already in --out "
+        "(seeds run as separate processes)",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     import os
@@ -128,7 +176,17 @@ def main() -> None:
     os.environ["GENZOO_THREADS"] = str(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     t0 = time.perf_counter()
-    per_seed = {s: run_seed(s, args) for s in seeds}
+    out = Path(args.out)
+    if args.report_only:
+        files = sorted(out.glob("results_seed*.json"))
+        per_seed = {int(f.stem[12:]): json.loads(f.read_text()) for f in files}
+        seeds = sorted(per_seed)
+    else:
+        per_seed = {}
+        for s in seeds:
+            per_seed[s] = run_seed(s, args)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"results_seed{s}.json").write_text(json.dumps(per_seed[s], indent=1))
     total = time.perf_counter() - t0
     stages = ["base", "sft", "sft-longer", "sft+grpo", "sft+dpo"]
     keys = ["exact_match", "pref_acc", "kl_ref", "train_s"]
@@ -150,7 +208,8 @@ def main() -> None:
     print(f"\nGRPO - SFT exact match per seed (points): {[round(100 * g, 1) for g in gain]}")
     print(f"DPO - SFT held-out preference accuracy (points): {[round(100 * g, 1) for g in dpo]}")
     print(f"total wall time {total:.0f} s")
-    (Path(args.out) / "results.json").write_text(json.dumps(per_seed, indent=1))
+    if args.plot:
+        plot_curves(Path(args.out) / f"seed{seeds[0]}", Path(args.plot))
 
 
 if __name__ == "__main__":

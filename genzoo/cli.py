@@ -116,7 +116,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             return 0
         if not issubclass(MODELS.get(name), PromptConditioned):
             raise ConfigError(
-                f"--prompt and --guidance need a text-to-image run (t2i-diffusion, t2i-vq); "
+                f"--prompt and --guidance need a text-to-image run (t2i-diffusion, t2i-vq), and "
+                f"--prompt alone also a post-trained language model (sft, dpo, grpo); "
                 f"{args.run!r} is a {name!r} run."
             )
         if args.prompt:
@@ -172,6 +173,16 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+TASK_UNITS = {  # post-trained language models on their task's held-out problems
+    "exact_match": "(greedy answers, held-out problems)",
+    "reward": "(rule-based reward of the greedy answers)",
+    "kl_ref": "nats/answer (KL to the reference, sampled answers)",
+    "pref_acc": "(held-out pairs: log pi(chosen) > log pi(rejected))",
+    "reward_acc": "(held-out pairs: implied reward ranks the chosen first)",
+    "chosen_logp": "nats/answer (log pi of the verified answers)",
+}
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from genzoo.runs import evaluate
 
@@ -197,6 +208,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             unit = I2I_UNITS[k]
         elif k in CODE_UNITS:
             unit = CODE_UNITS[k]
+        elif k in TASK_UNITS:
+            unit = TASK_UNITS[k]
         print(f"  {k:<14} {v:12.4f}  {unit}")
     return 0
 
