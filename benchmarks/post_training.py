@@ -3,13 +3,13 @@
 For each seed, on ``--digits``-digit addition (test problems are disjoint from training ones by
 construction):
 
-1. ``base``: a GPT (2 layers, 64 wide) pre-trained by plain next-token prediction on the task's
+1. ``base``: a GPT (2 layers, 128 wide) pre-trained by plain next-token prediction on the task's
    text (``task:addition?digits=D``: problems with their answers) for ``--pretrain`` steps;
 2. ``sft``: SFT from the base (response-only loss) for ``--sft`` steps;
-3. ``sft-longer``: the same SFT continued for ``--sft-extra`` more steps (the peer that gets the
-   extra compute instead of GRPO);
-4. ``sft+grpo``: GRPO from the SFT run for ``--grpo`` steps (G answers per prompt, exact-match
-   reward);
+3. ``sft-longer``: the same SFT run for ``--sft-extra`` more steps (the peer that gets more
+   supervised steps instead of GRPO);
+4. ``sft+grpo``: GRPO from the SFT run for ``--grpo`` steps (16 prompts x G = 8 answers drawn at
+   ``--rollout-temperature``, exact-match reward, KL weight ``--kl-beta``);
 5. ``sft+dpo``: DPO from the SFT run for ``--dpo`` steps on generated preference pairs (the
    verified answer vs. a plausible wrong one).
 
@@ -18,6 +18,9 @@ Each stage is measured on the same held-out problems: greedy exact match, KL to 
 verified answer a higher log-probability than the wrong one).
 
     python benchmarks/post_training.py --threads 1 --seeds 0,1,2 --out /tmp/posttrain
+
+Seeds can run as separate processes (``--seeds 0``, ``--seeds 1``, ... with one ``--out``); then
+``--report-only`` prints the table of all of them.
 """
 
 from __future__ import annotations
