@@ -58,7 +58,7 @@ def preference_loss(
 
 @register_model("dpo")
 class DPO(PostTrained):
-    """DPO / IPO against the frozen base as reference (module doc)."""
+    """DPO or IPO on preference pairs, the frozen base run as the reference policy."""
 
     config_class = DPOConfig
     config: DPOConfig

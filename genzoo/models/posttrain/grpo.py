@@ -98,7 +98,7 @@ class Rollout:
 
 @register_model("grpo")
 class GRPO(PostTrained):
-    """GRPO with the task's rule-based reward, rollouts made inside ``loss`` (module doc)."""
+    """GRPO: G sampled answers per prompt, verifier rewards, clipped ratio, k3 KL to the base."""
 
     config_class = GRPOConfig
     config: GRPOConfig

@@ -34,7 +34,7 @@ def response_nll(logps: Tensor, mask: Tensor) -> Tensor:
 
 @register_model("sft")
 class SFT(PostTrained):
-    """Supervised fine-tuning with a response-only loss (module doc)."""
+    """Supervised fine-tuning of a base GPT run, response tokens only (full, LoRA or prefix)."""
 
     config_class = PostTrainConfig
     default_train: ClassVar[dict[str, Any]] = {"lr": 5e-4, "batch_size": 32}
