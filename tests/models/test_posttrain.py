@@ -16,6 +16,7 @@ from genzoo.models.posttrain import DPO, GRPO, SFT, DPOConfig, GRPOConfig, PostT
 from genzoo.models.posttrain.dpo import preference_loss
 from genzoo.models.posttrain.grpo import group_advantages, grpo_loss, k3_kl
 from genzoo.models.posttrain.sft import response_nll
+from genzoo.nn.lora import LoRALinear
 
 
 def _gpt(block: int = 32, seed: int = 0) -> GPT:
@@ -100,12 +101,14 @@ def test_bad_bases_are_one_sentence() -> None:
 # --- DPO / IPO -----------------------------------------------------------------------------------
 
 
-def test_dpo_loss_is_ln2_when_the_policy_is_the_reference() -> None:
+def test_dpo_loss_is_ln2_and_ipo_loss_is_its_target_when_policy_is_reference() -> None:
     data = tasks.PairData("t", tasks.preference_pairs("addition", 2, "train", 8))
     model = DPO(DPOConfig(base_run="b", beta=0.5), data.info, base=_gpt())
     out = model.loss(data.all())
     assert abs(out.loss.item() - math.log(2)) < 1e-6
     assert float(out.logs["margin"]) == 0.0
+    ipo = DPO(DPOConfig(base_run="b", beta=0.5, loss_type="ipo"), data.info, base=_gpt())
+    assert abs(ipo.loss(data.all()).loss.item() - 1.0) < 1e-6  # (0 - 1 / (2 beta))^2 = 1
 
 
 def _bandit(loss_type: str, beta: float, steps: int = 600) -> tuple[torch.Tensor, torch.Tensor]:
@@ -227,3 +230,17 @@ def test_grpo_rollout_inside_the_loss_serves_inner_iterations() -> None:
     assert model._rollout is first and float(out.logs["kl"]) < 1e-6
     model.loss(batch)
     assert model._rollout is not first  # a fresh rollout after inner_iters steps
+
+
+def test_a_stage_built_on_a_lora_stage_starts_from_its_merged_policy() -> None:
+    sft = _sft(adapter="lora", lora_rank=2)
+    for p in sft.parameters():
+        if p.requires_grad:
+            nn.init.normal_(p, std=0.1)
+    data = tasks.PromptData("t", [p.prompt for p in tasks.problems("addition", 2, "train", 2)])
+    grpo = GRPO(GRPOConfig(base_run="sft"), data.info, base=sft)
+    idx = _batch()["x"][:, :20]
+    torch.testing.assert_close(grpo.reference(idx), sft.logits(idx), rtol=1e-5, atol=1e-5)
+    assert not any(isinstance(m, LoRALinear) for m in grpo.modules())  # merged, plain GPT
+    with pytest.raises(ConfigError, match="prefix-tuned run"):
+        GRPO(GRPOConfig(base_run="sft"), data.info, base=_sft(40, adapter="prefix", prefix_len=2))
