@@ -75,6 +75,20 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     from genzoo.core.config import parse_overrides
     from genzoo.runs.sample import sample_to_file
 
+    if args.prompt:  # a post-trained language model answers its prompts as text
+        from genzoo.core.runs import read_run_config
+        from genzoo.models import MODELS
+        from genzoo.models.posttrain import PostTrained
+
+        if issubclass(MODELS.get(read_run_config(args.run)["model"]), PostTrained):
+            from genzoo.runs.posttrain import complete
+
+            temp = 0.0 if args.temperature is None else args.temperature
+            answers = complete(args.run, args.prompt, temperature=temp, seed=args.seed)
+            for p, a in zip(args.prompt, answers, strict=True):
+                print(f"{p}{a}")
+            return 0
+    flags = {"eta": args.eta, "temperature": args.temperature}
     out = sample_to_file(
         args.run,
         args.n,
@@ -87,7 +101,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         guidance=args.guidance,
         options={
             **parse_overrides(args.options),
-            **({"eta": args.eta} if args.eta is not None else {}),
+            **{k: v for k, v in flags.items() if v is not None},
         },
     )
     print(f"wrote {args.n} samples to {out}")
@@ -125,6 +139,35 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from genzoo.core.config import parse_overrides
+    from genzoo.runs.posttrain import finetune
+
+    run = finetune(
+        args.base_run,
+        args.method,
+        args.task,
+        steps=args.steps,
+        budget=args.budget,
+        out=args.out,
+        n_train=args.n_train,
+        pairs_file=args.pairs,
+        overrides=parse_overrides(args.overrides),
+    )
+    print(f"run saved in {run}; try `genzoo eval {run}`")
+    return 0
+
+
+TASK_UNITS = {  # post-trained language models on their task's held-out problems
+    "exact_match": "(greedy answers, held-out problems)",
+    "reward": "(rule-based reward of the greedy answers)",
+    "kl_ref": "nats/answer (KL to the reference, sampled answers)",
+    "pref_acc": "(held-out pairs: log pi(chosen) > log pi(rejected))",
+    "reward_acc": "(held-out pairs: implied reward ranks the chosen first)",
+    "chosen_logp": "nats/answer (log pi of the verified answers)",
+}
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from genzoo.runs import evaluate
 
@@ -159,6 +202,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             unit = CODE_UNITS[k]
         elif k in SAMPLE_UNITS:
             unit = SAMPLE_UNITS[k]
+        elif k in TASK_UNITS:
+            unit = TASK_UNITS[k]
         print(f"  {k:<14} {v:12.4f}  {unit}")
     return 0
 
@@ -338,6 +383,24 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--download", action="store_true", help="download the dataset if missing")
     tr.set_defaults(fn=_cmd_train)
 
+    ft = sub.add_parser("finetune", help="post-train a gpt run: sft, lora, prefix, dpo, grpo")
+    ft.add_argument("base_run", help="run directory of a trained gpt over text (only read)")
+    ft.add_argument("overrides", nargs="*", metavar="key=value", help="model or training settings")
+    ft.add_argument(
+        "--method", required=True, choices=["sft", "lora", "prefix", "dpo", "grpo"], help="method"
+    )
+    ft.add_argument(
+        "--task", default="addition", help="addition, subtraction, reverse, sort, count"
+    )
+    ft.add_argument("--steps", type=int, help="total optimizer steps")
+    ft.add_argument("--budget", help="total training time, e.g. 90s, 5m")
+    ft.add_argument("--out", help="run directory (default runs/<method>-<task>)")
+    ft.add_argument("--n-train", type=int, help="training problems (default: per method)")
+    ft.add_argument(
+        "--pairs", help="dpo: preference pairs as JSON lines (prompt, chosen, rejected)"
+    )
+    ft.set_defaults(fn=_cmd_finetune)
+
     sa = sub.add_parser("sample", help="draw samples from a trained run")
     sa.add_argument("run", help="run directory")
     sa.add_argument(
@@ -365,7 +428,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="class-conditional runs (cgan, class_conditional=true): draw class K only",
     )
     sa.add_argument(
-        "--prompt", action="append", help="text-to-image runs: a prompt (repeat for several)"
+        "--prompt",
+        action="append",
+        help="text-to-image runs: a prompt; post-trained runs: a question, e.g. 12+35= (repeat "
+        "for several)",
+    )
+    sa.add_argument(
+        "--temperature",
+        type=float,
+        help="sampling temperature (post-trained runs: 0, the default there, is greedy)",
     )
     sa.add_argument(
         "--guidance",
@@ -542,9 +613,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         # key=value settings may come after options (argparse stops positionals at an option).
         stray = [e for e in extra if "=" not in e or e.startswith("-")]
-        if stray or args.command not in ("train", "sample"):
+        if stray or args.command not in ("train", "sample", "finetune"):
             parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
-        if args.command == "train":
+        if args.command in ("train", "finetune"):
             args.overrides = list(args.overrides) + extra
         else:
             args.options = list(args.options) + extra

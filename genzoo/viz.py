@@ -42,7 +42,8 @@ def save_samples_png(
     if info.kind == "text":  # token ids -> a text file next to where the picture would be
         name = info.name.removeprefix("text:")
         kind = "bpe" if "tokenizer=bpe" in name else "char"
-        tok = get_tokenizer(name.split("?")[0], kind)
+        # task text (task:addition?digits=2) shares pystdlib's character alphabet
+        tok = get_tokenizer("pystdlib" if name.startswith("task:") else name.split("?")[0], kind)
         texts = [tok.decode(row.tolist()) for row in x.detach().cpu().long()]
         path.with_suffix(".txt").write_text("\n\n----\n\n".join(texts))
         return

@@ -25,6 +25,7 @@ from genzoo.data.base import DataInfo, Dataset, levels_to_model, model_to_levels
 from genzoo.data.images import DIGITS_INFO, MNIST5K_INFO, load_digits, load_mnist5k
 from genzoo.data.pairs import is_pair_spec, load_pairs, pair_info, pair_specs
 from genzoo.data.shapes import load_shapes, shapes_info
+from genzoo.data.tasks import TASKS, load_task_text, task_text_info
 from genzoo.data.text import load_text, text_info
 from genzoo.data.toy2d import BOUNDS, TOY2D, Toy2D, get_toy
 from genzoo.data.vision import VISION_INFO, folder_info, load_celeba, load_folder, load_torchvision
@@ -67,6 +68,7 @@ def list_datasets() -> list[str]:
         "text:pystdlib",
         "speech-digits",
         "tones",
+        *(f"task:{t}" for t in TASKS),
         *DOWNLOADABLE,
         "folder:<path>",
     ]
@@ -110,6 +112,8 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
         return text_info(spec[5:])
     if is_audio_spec(spec):
         return audio_info(spec)
+    if spec.startswith("task:"):
+        return task_text_info(spec)
     raise _unknown(spec)
 
 
@@ -145,4 +149,6 @@ def load_dataset(
         return load_text(spec[5:], split)
     if is_audio_spec(spec):
         return load_audio(spec, split)
+    if spec.startswith("task:"):
+        return load_task_text(spec, split)
     return load_folder(spec, split)

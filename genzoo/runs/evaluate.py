@@ -26,7 +26,9 @@ from genzoo.metrics import evaluate_samples, get_classifier, mode_stats
 from genzoo.metrics.likelihood import bits_per_dim
 from genzoo.models.diffusion.base import DiffusionModel
 from genzoo.models.diffusion.ldm import LatentDiffusion
+from genzoo.models.posttrain import PostTrained
 from genzoo.runs.load import open_run
+from genzoo.runs.posttrain import evaluate_task
 
 SAMPLE_N = 500
 """Samples drawn by default to score a model that has no likelihood (a GAN)."""
@@ -69,6 +71,11 @@ def evaluate(
         raise ConfigError(f"--n {n} must be at least 1 (test examples to evaluate).")
     loaded = open_run(run, device="auto")
     model, cfg = loaded.model, loaded.config
+    if isinstance(model, PostTrained):  # a task's held-out problems, not a test split of text
+        task_res: dict[str, Any] = dict(evaluate_task(model, n or 256, seed))
+        task_res.update({"seed": seed, "step": loaded.step})
+        write_json(Path(run) / "eval.json", task_res)
+        return task_res
     test = load_dataset(cfg["data"], "test", root=data_root)
     count = len(test) if n is None else min(n, len(test))
     g = make_generator(seed, device=model.device)

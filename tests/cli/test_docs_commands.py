@@ -165,7 +165,17 @@ def _marks(c: DocCommand) -> list:
 def test_the_docs_have_commands_and_synopsis_lines_are_the_only_ones_left_out():
     assert len(COMMANDS) > 40
     left_out = {c.text.split()[1] for c in COMMANDS if SYNOPSIS.search(c.text)}
-    assert left_out <= {"train", "sample", "eval", "info", "inpaint", "translate", "..."}
+    assert left_out <= {
+        "train",
+        "sample",
+        "eval",
+        "info",
+        "finetune",
+        "embed",
+        "inpaint",
+        "translate",
+        "...",
+    }
     assert any(c.text.startswith("genzoo compare --data digits --out") for c in RUNNABLE)
 
 

@@ -1,0 +1,219 @@
+"""Post-training a tiny GPT on held-out addition: pre-training, SFT, SFT + GRPO, SFT + DPO.
+
+For each seed, on ``--digits``-digit addition (test problems are disjoint from training ones by
+construction):
+
+1. ``base``: a GPT (2 layers, 128 wide) pre-trained by plain next-token prediction on the task's
+   text (``task:addition?digits=D``: problems with their answers) for ``--pretrain`` steps;
+2. ``sft``: SFT from the base (response-only loss) for ``--sft`` steps;
+3. ``sft-longer``: the same SFT run for ``--sft-extra`` more steps (the peer that gets more
+   supervised steps instead of GRPO);
+4. ``sft+grpo``: GRPO from the SFT run for ``--grpo`` steps (16 prompts x G = 8 answers drawn at
+   ``--rollout-temperature``, exact-match reward, KL weight ``--kl-beta``);
+5. ``sft+dpo``: DPO from the SFT run for ``--dpo`` steps on generated preference pairs (the
+   verified answer vs. a plausible wrong one).
+
+Each stage is measured on the same held-out problems: greedy exact match, KL to its own reference
+(nats per answer) and, on held-out preference pairs, the preference accuracy (the policy gives the
+verified answer a higher log-probability than the wrong one).
+
+    python benchmarks/post_training.py --threads 1 --seeds 0,1,2 --out /tmp/posttrain
+
+Seeds can run as separate processes (``--seeds 0``, ``--seeds 1``, ... with one ``--out``); then
+``--report-only`` prints the table of all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import genzoo
+from genzoo.runs.load import open_run
+from genzoo.runs.posttrain import evaluate_task, finetune
+
+QUIET = {"progress": False, "tensorboard": False, "log_every": 25}
+GPT = {"n_layer": 2, "n_head": 4, "n_embd": 128, "dropout": 0.0}
+
+
+def _stage(fn, *args, **kw) -> tuple[Path, float]:
+    t = time.perf_counter()
+    run = fn(*args, **kw)
+    return Path(run), time.perf_counter() - t
+
+
+def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    out = Path(args.out) / f"seed{seed}"
+    d = args.digits
+    over = {**QUIET, "seed": seed}
+    times: dict[str, float] = {}
+    runs: dict[str, Path] = {}
+    runs["base"], times["base"] = _stage(
+        genzoo.train,
+        "gpt",
+        f"task:addition?digits={d}",
+        steps=args.pretrain,
+        out=out / "base",
+        overrides={**GPT, **over, "batch_size": 32, "lr": 3e-3, "warmup": 50, "n_samples": 8},
+    )
+    ft = {"digits": d, **over}
+    runs["sft"], times["sft"] = _stage(
+        finetune, runs["base"], "sft", steps=args.sft, out=out / "sft", overrides=ft
+    )
+    runs["sft-longer"], times["sft-longer"] = _stage(
+        finetune,
+        runs["base"],
+        "sft",
+        steps=args.sft + args.sft_extra,
+        out=out / "sft-longer",
+        overrides=ft,
+    )
+    runs["sft+grpo"], times["sft+grpo"] = _stage(
+        finetune,
+        runs["sft"],
+        "grpo",
+        steps=args.grpo,
+        out=out / "grpo",
+        overrides={
+            **ft,
+            "n_samples": 8,
+            "lr": args.grpo_lr,
+            "kl_beta": args.kl_beta,
+            "rollout_temperature": args.rollout_temperature,
+        },
+    )
+    runs["sft+dpo"], times["sft+dpo"] = _stage(
+        finetune,
+        runs["sft"],
+        "dpo",
+        steps=args.dpo,
+        out=out / "dpo",
+        overrides={**ft, "n_samples": 8, "beta": args.beta, "lr": args.dpo_lr},
+    )
+    res = {}
+    for name, run in runs.items():
+        model = open_run(run).model
+        if name == "base":  # the base is a plain GPT: measure it through an SFT of 0 steps
+            continue
+        m = evaluate_task(model, n=args.n_test, seed=1000)  # type: ignore[arg-type]
+        res[name] = {**m, "train_s": times[name]}
+    # the base, as the policy of an untrained SFT wrapper (policy = reference = base)
+    from genzoo.data import tasks
+    from genzoo.models.posttrain import SFT, PostTrainConfig
+
+    base = open_run(runs["base"]).model
+    wrap = SFT(
+        PostTrainConfig(base_run=str(runs["base"]), digits=d), tasks.task_info("t", 64), base
+    )
+    res["base"] = {**evaluate_task(wrap, n=args.n_test, seed=1000), "train_s": times["base"]}
+    return res
+
+
+def plot_curves(seed_dir: Path, path: Path) -> None:
+    """GRPO's reward and KL, DPO's log-probabilities, margin and accuracy, per step (one seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def rows(run: str) -> list[dict[str, float]]:
+        lines = (seed_dir / run / "metrics.jsonl").read_text().splitlines()
+        return [r for r in map(json.loads, lines) if "step" in r and "event" not in r]
+
+    fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
+    g = rows("grpo")
+    ax[0].plot([r["step"] for r in g], [r["reward"] for r in g], label="reward (exact match)")
+    ax[0].set_xlabel("GRPO step")
+    ax[0].legend(loc="upper left")
+    kl = ax[0].twinx()
+    kl.plot([r["step"] for r in g], [r["kl"] for r in g], color="C1", label="KL to reference (k3)")
+    kl.legend(loc="lower right")
+    d = rows("dpo")
+    steps = [r["step"] for r in d]
+    ax[1].plot(steps, [r["chosen_logp"] for r in d], label="log pi(chosen)")
+    ax[1].plot(steps, [r["rejected_logp"] for r in d], label="log pi(rejected)")
+    ax[1].set_xlabel("DPO step")
+    ax[1].legend()
+    ax[2].plot(steps, [r["margin"] for r in d], label="implied reward margin")
+    ax[2].plot(steps, [r["reward_acc"] for r in d], label="reward accuracy")
+    ax[2].set_xlabel("DPO step")
+    ax[2].legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", default="0")
+    p.add_argument("--digits", type=int, default=2)
+    p.add_argument("--pretrain", type=int, default=400)
+    p.add_argument("--sft", type=int, default=100)
+    p.add_argument("--sft-extra", type=int, default=100)
+    p.add_argument("--grpo", type=int, default=150)
+    p.add_argument("--grpo-lr", type=float, default=1e-4)
+    p.add_argument("--rollout-temperature", type=float, default=0.7)
+    p.add_argument("--kl-beta", type=float, default=0.04)
+    p.add_argument("--dpo", type=int, default=100)
+    p.add_argument("--beta", type=float, default=0.1)
+    p.add_argument("--dpo-lr", type=float, default=5e-5)
+    p.add_argument("--n-test", type=int, default=300)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="/tmp/genzoo-posttrain")
+    p.add_argument("--plot", help="also write the curves of the first seed to this .png")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: print the table of the results_seed*.json already in --out "
+        "(seeds run as separate processes)",
+    )
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    import os
+
+    os.environ["GENZOO_THREADS"] = str(args.threads)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    if args.report_only:
+        files = sorted(out.glob("results_seed*.json"))
+        per_seed = {int(f.stem[12:]): json.loads(f.read_text()) for f in files}
+        seeds = sorted(per_seed)
+    else:
+        per_seed = {}
+        for s in seeds:
+            per_seed[s] = run_seed(s, args)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"results_seed{s}.json").write_text(json.dumps(per_seed[s], indent=1))
+    total = time.perf_counter() - t0
+    stages = ["base", "sft", "sft-longer", "sft+grpo", "sft+dpo"]
+    keys = ["exact_match", "pref_acc", "kl_ref", "train_s"]
+    print(f"\n{args.digits}-digit addition, {args.n_test} held-out problems, seeds {seeds}")
+    print("| stage | " + " | ".join(keys) + " |")
+    print("|---|" + "---|" * len(keys))
+    for st in stages:
+        cells = []
+        for k in keys:
+            vals = [per_seed[s][st][k] for s in seeds]
+            mean = statistics.mean(vals)
+            sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+            cells.append(f"{mean:.3f} ± {sd:.3f}" if k != "train_s" else f"{mean:.0f}")
+        print(f"| {st} | " + " | ".join(cells) + " |")
+    gain = [
+        per_seed[s]["sft+grpo"]["exact_match"] - per_seed[s]["sft"]["exact_match"] for s in seeds
+    ]
+    dpo = [per_seed[s]["sft+dpo"]["pref_acc"] - per_seed[s]["sft"]["pref_acc"] for s in seeds]
+    print(f"\nGRPO - SFT exact match per seed (points): {[round(100 * g, 1) for g in gain]}")
+    print(f"DPO - SFT held-out preference accuracy (points): {[round(100 * g, 1) for g in dpo]}")
+    print(f"total wall time {total:.0f} s")
+    if args.plot:
+        plot_curves(Path(args.out) / f"seed{seeds[0]}", Path(args.plot))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""`genzoo finetune`: runs built on a base GPT run, adapters saved alone, bad input refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from genzoo.cli import main
+from genzoo.core.errors import ConfigError, DataError
+from genzoo.runs import evaluate, open_run, train
+from genzoo.runs.posttrain import finetune
+
+QUIET = {"progress": False, "tensorboard": False}
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("base") / "gpt"
+    over = {"n_layer": 1, "n_head": 2, "n_embd": 16, "dropout": 0.0, "batch_size": 8, **QUIET}
+    return train("gpt", "task:addition?digits=2", steps=2, out=out, overrides=over)
+
+
+def _digest(run: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(run)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(run.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_lora_and_grpo_runs_leave_the_base_alone(base_run: Path, tmp_path: Path, capsys) -> None:
+    before = _digest(base_run)
+    over = {"lora_rank": 2, "batch_size": 4, **QUIET}
+    lora = finetune(base_run, "lora", steps=2, out=tmp_path / "lora", n_train=40, overrides=over)
+    ckpt = next((lora / "checkpoints").glob("step_*"))
+    keys = set(load_file(ckpt / "model.safetensors"))
+    assert keys and all(k.endswith(("lora_A", "lora_B")) for k in keys)
+    loaded = open_run(lora).model
+    assert str(base_run) == loaded.config.base_run
+    over = {"group_size": 2, "batch_size": 2, "inner_iters": 2, "adapter": "lora", **QUIET}
+    grpo = finetune(base_run, "grpo", steps=3, out=tmp_path / "grpo", n_train=8, overrides=over)
+    rows = [json.loads(line) for line in (grpo / "metrics.jsonl").read_text().splitlines()]
+    assert any("reward" in r and "kl" in r for r in rows)
+    assert _digest(base_run) == before  # the base run is only read
+    res = evaluate(grpo, n=6)
+    assert set(res) >= {"exact_match", "reward", "kl_ref", "pref_acc", "reward_acc"}
+    assert 0 <= res["exact_match"] <= 1 and res["n"] == 6
+    assert main(["sample", str(lora), "--prompt", "12+35=", "--prompt", "3+4="]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("12+35=") and lines[1].startswith("3+4=")
+
+
+def test_bad_input_is_one_sentence_and_writes_nothing(base_run: Path, tmp_path: Path) -> None:
+    pca = train(
+        "pca", "toy2d:moons", steps=1, out=tmp_path / "pca", overrides={"latent_dim": 1, **QUIET}
+    )
+    with pytest.raises(ConfigError, match="must be a language model"):
+        finetune(pca, "sft", steps=1, out=tmp_path / "a", n_train=4)
+    bad = tmp_path / "pairs.jsonl"
+    bad.write_text('{"prompt": "1+1=", "chosen": "2\\n", "rejected": "3\\n"}\nnot json\n')
+    with pytest.raises(DataError, match="Line 2"):
+        finetune(base_run, "dpo", steps=1, out=tmp_path / "b", pairs_file=bad)
+    with pytest.raises(ConfigError, match="Unknown method"):
+        finetune(base_run, "ppo", steps=1, out=tmp_path / "c")
+    with pytest.raises(ConfigError, match="drop adapter"):
+        finetune(base_run, "lora", steps=1, out=tmp_path / "d", overrides={"adapter": "prefix"})
+    assert not any((tmp_path / n).exists() for n in "abcd")
+    assert main(["finetune", str(base_run), "--method", "dpo", "--pairs", str(bad)]) == 2
