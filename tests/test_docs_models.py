@@ -1,5 +1,6 @@
-"""Every model built on other runs (ldm, vqvae-prior, t2i-*) has a documented `genzoo train`
-command in docs/, and `genzoo list` describes it in a whole sentence."""
+"""Every model built on other runs (ldm, vqvae-prior, t2i-*, the post-trained LMs) has a documented
+`genzoo train` (or `genzoo finetune`) command in docs/, and `genzoo list` describes it in a whole
+sentence."""
 
 import re
 from pathlib import Path
@@ -19,7 +20,9 @@ BUILT_ON_RUNS = [n for n in MODELS.names() if issubclass(MODELS.get(n), BuiltOnR
 def test_models_built_on_runs_are_documented(name):
     cls = MODELS.get(name)
     commands = re.findall(rf"^genzoo train {re.escape(name)} .*$", DOCS, re.M)
-    assert commands, f"no `genzoo train {name}` in docs/"
+    # post-trained language models are made by `genzoo finetune BASE --method NAME`
+    commands += re.findall(rf"^genzoo finetune .*--method +{re.escape(name)}\b.*$", DOCS, re.M)
+    assert commands, f"no `genzoo train {name}` (or `genzoo finetune --method {name}`) in docs/"
     if name in REQUIRED:  # a run the model cannot do without: the docs show how to name it
         field = REQUIRED[name]
         assert field in {s.run_field for s in cls.sub_runs}
