@@ -9,6 +9,7 @@ from genzoo.models import (  # noqa: F401  (each registers its models)
     gans,
     linear,
     multimodal,
+    ssl,
 )
 
 __all__ = ["MODELS"]

@@ -9,7 +9,7 @@ import torch
 
 from genzoo.core.errors import ConfigError
 from genzoo.core.io import write_json
-from genzoo.core.protocol import ExactLikelihood, GenerativeModel, LikelihoodBound
+from genzoo.core.protocol import Embeds, ExactLikelihood, GenerativeModel, LikelihoodBound
 from genzoo.core.seeding import make_generator
 from genzoo.data import load_dataset
 from genzoo.data.base import Dataset
@@ -41,7 +41,9 @@ def evaluate(
     diffusion models of images, the probability-flow ODE log-likelihood of ``ode_n`` uniformly
     dequantized test images (Hutchinson divergence, ``ode_steps`` Heun steps; arXiv:2011.13456
     App. D) as ``ode_log_prob`` and ``ode_log_prob_bpd``: an upper bound on the discrete
-    bits/dim, comparable with the flows' numbers. (For points it is always computed.) Results
+    bits/dim, comparable with the flows' numbers. (For points it is always computed.) A model
+    with a representation (:class:`Embeds`) adds ``probe``: the rows of
+    :func:`genzoo.runs.represent.probe` (a dataset without labels is an error). Results
     are written to ``<run>/eval.json`` and returned, with the checkpoint ``step`` they are of.
     """
     if n is not None and n < 1:
@@ -69,6 +71,10 @@ def evaluate(
         elif likelihood and (k in LIKELIHOOD_KEYS or k.startswith("iwae")):
             levels = model.bpd_levels  # type: ignore[union-attr]
             result[f"{k}_bpd"] = float(bits_per_dim(-result[k], model.info.dim, levels))
+    if isinstance(model, Embeds):  # self-supervised: the linear probe and k-NN table
+        from genzoo.runs.represent import probe
+
+        result["probe"] = probe(run, seed=seed, data_root=data_root)["rows"]
     result.update({"n": count, "seed": seed, "step": loaded.step})
     write_json(Path(run) / "eval.json", result)
     return result
