@@ -43,6 +43,7 @@ SETTINGS = {
     "byol": {"width": 16, "batch_size": 128, "lr": 2e-3},
     "dino": {"width": 64, "depth": 4, "local_crops": 2, "batch_size": 128, "lr": 1e-3},
 }
+PATCH = {"mnist5k": 7, "shapes": 8}  # DINO's ViT patch: 4 x 4 tokens (2 x 2 for local crops)
 BUDGETS = (1, 10, 100, None)
 
 
@@ -86,7 +87,8 @@ def main() -> None:
                          "acc": probe(ftr, ytr, fte, yte, args.label_draws)})  # fmt: skip
         for m in methods:
             with tempfile.TemporaryDirectory() as tmp:
-                over = {**SETTINGS[m], "seed": args.seed, "progress": False,
+                over = {**SETTINGS[m], "seed": args.seed,
+                        **({"patch": PATCH[dname]} if m == "dino" else {}), "progress": False,
                         "tensorboard": False, "log_every": 50, "ckpt_every": 0}  # fmt: skip
                 t0 = time.perf_counter()
                 run = genzoo.train(m, spec, steps=steps, out=Path(tmp) / m, overrides=over)

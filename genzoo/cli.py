@@ -167,7 +167,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             unit = CODE_UNITS[k]
         print(f"  {k:<14} {v:12.4f}  {unit}")
     if "probe" in res:
-        print("probes of the frozen features (test accuracy, %; labels per class of the train split):")
+        print("probes of the frozen features (test accuracy, %; train labels per class):")
         print(f"  {'target':<8} {'labels':>6} {'linear':>8} {'k-NN':>8}")
         for row in res["probe"]:
             knn = f"{100 * row['knn']:8.2f}" if "knn" in row else ""

@@ -2,9 +2,10 @@
 arXiv:2010.11929), tiny enough for a CPU: the image encoder of DINO's student and teacher.
 
 Non-overlapping ``patch x patch`` patches are embedded linearly (a strided convolution, Eq. (1)),
-a learned ``[CLS]`` token is prepended, fixed 2-D sin-cos positions (:func:`~genzoo.nn.dit.sincos_2d`,
-as in MAE and DiT) are added, and the tokens run through genzoo's pre-LN
-:class:`~genzoo.nn.transformer.Transformer` with full (non-causal) self-attention (Eq. (2)-(3));
+a learned ``[CLS]`` token is prepended, fixed 2-D sin-cos positions
+(:func:`~genzoo.nn.dit.sincos_2d`, as in MAE and DiT) are added, and the tokens run through
+genzoo's pre-LN :class:`~genzoo.nn.transformer.Transformer` with full (non-causal)
+self-attention (Eq. (2)-(3));
 the representation is the final ``[CLS]`` feature (Eq. (4)). Because the positions are a function
 of the grid, images of any side divisible by ``patch`` are accepted: DINO's small local crops run
 through the same network as its global views (arXiv:2104.14294, Sec. 3.1 interpolates learned

@@ -24,7 +24,7 @@ from torch import Tensor
 
 
 def std_sqrt_d(z: Tensor) -> Tensor:
-    """``sqrt(d) * mean_j std_b(z_bj / |z_b|)`` of embeddings ``(B, d)``: ~1 healthy, 0 collapsed."""
+    """``sqrt(d) mean_j std_b(z_bj / |z_b|)`` of embeddings ``(B, d)``: ~1 spread, 0 collapsed."""
     u = F.normalize(z.float(), dim=1)
     return u.std(0).mean() * math.sqrt(u.shape[1])
 
