@@ -241,3 +241,18 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, fast_train, name: str) -> 
         assert not torch.equal(m["target.0.net.body.0.weight"], m["encoder.net.body.0.weight"])
     if name == "dino":
         assert m["center"].abs().sum() > 0
+
+
+def test_vit_is_bidirectional_and_takes_any_grid() -> None:
+    from genzoo.nn.vit import ViT
+
+    torch.manual_seed(0)
+    vit = ViT(1, patch=2, width=16, depth=1, heads=2)
+    x = torch.randn(2, 1, 8, 8)
+    y = vit(x)
+    assert y.shape == (2, 16) and vit(torch.randn(2, 1, 4, 4)).shape == (2, 16)  # local crops
+    x2 = x.clone()
+    x2[..., -2:, -2:] += 1.0  # the last patch: [CLS], the first token, sees it
+    assert not torch.allclose(vit(x2), y)
+    with pytest.raises(ConfigError, match="patch = 3 must divide the image side 8"):
+        _model("dino", patch=3, width=16)

@@ -17,6 +17,8 @@ images, and the jitter is the blend formulas of ``v2.functional.adjust_brightnes
 ``adjust_contrast`` / ``adjust_saturation`` with a factor per example (their parity with
 torchvision, image by image, is tested). The hue shift is a rotation of the chroma plane in YIQ
 space (linear, so it batches; torchvision's goes through HSV one factor at a time).
+torchvision is imported when a view is first drawn, not with :mod:`genzoo.models` (it takes
+seconds to import, and every command imports the models).
 
 Which augmentations fit which data is decided once, in :func:`preset`: no flips for digits (a
 mirrored 2 or 5 is not a digit), no colour jitter where colour is the label (``shapes``: its
@@ -30,8 +32,6 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
-from torchvision.ops import roi_align
-from torchvision.transforms.v2 import functional as TF
 
 from genzoo.core.errors import ConfigError
 from genzoo.core.seeding import rand
@@ -127,6 +127,7 @@ def crop_boxes(
 def resized_crops(x: Tensor, boxes: Tensor, size: int) -> Tensor:
     """Every image ``x[i]`` ``(B, C, H, W)`` cropped to its box and resized to ``size`` x ``size``
     (bilinear, torchvision's ``roi_align``)."""
+    from torchvision.ops import roi_align
     idx = torch.arange(x.shape[0], device=x.device, dtype=x.dtype)[:, None]
     rois = torch.cat([idx, boxes.to(x.dtype)], dim=1)  # (B, 5): image index, x1, y1, x2, y2
     return roi_align(x, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=2,
@@ -144,15 +145,21 @@ def adjust_brightness(x: Tensor, f: Tensor) -> Tensor:
     return _blend(x, torch.zeros_like(x), f)
 
 
+def _grey(x: Tensor, channels: int = 1) -> Tensor:
+    from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+    return rgb_to_grayscale(x, num_output_channels=channels)
+
+
 def adjust_contrast(x: Tensor, f: Tensor) -> Tensor:
     """``v2.functional.adjust_contrast`` with a factor per image (blend with the mean grey)."""
-    mean = TF.rgb_to_grayscale(x).mean(dim=(-3, -2, -1), keepdim=True)  # (B, 1, 1, 1)
+    mean = _grey(x).mean(dim=(-3, -2, -1), keepdim=True)  # (B, 1, 1, 1)
     return _blend(x, mean, f)
 
 
 def adjust_saturation(x: Tensor, f: Tensor) -> Tensor:
     """``v2.functional.adjust_saturation`` with a factor per image (blend with the grey image)."""
-    return _blend(x, TF.rgb_to_grayscale(x), f)
+    return _blend(x, _grey(x), f)
 
 
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
@@ -206,7 +213,7 @@ class Augment:
                 v01 = adjust_hue(adjust_saturation(adjust_contrast(adjust_brightness(
                     v01, fb), fc), fs), fh)  # fmt: skip
             if s.grayscale_p > 0:
-                grey = TF.rgb_to_grayscale(v01, num_output_channels=3)
+                grey = _grey(v01, 3)
                 v01 = torch.where((u[:, 6] < s.grayscale_p)[:, None, None, None], grey, v01)
             v = v01 * 2 - 1
         return v
