@@ -40,6 +40,7 @@ DATA = {"mnist5k": "mnist5k", "shapes": "shapes?objects=1&n=4000"}
 SETTINGS = {
     "simclr": {"width": 16, "batch_size": 128, "lr": 2e-3},
     "moco": {"width": 16, "batch_size": 128, "lr": 2e-3},
+    "moco-bn": {"width": 16, "batch_size": 128, "lr": 2e-3, "head_bn": True},
     "byol": {"width": 16, "batch_size": 128, "lr": 2e-3},
     "dino": {"width": 64, "depth": 4, "local_crops": 2, "batch_size": 128, "lr": 1e-3},
 }
@@ -57,6 +58,37 @@ def probe(train_f, ytr, test_f, yte, draws: int) -> dict[tuple[str, str], tuple[
     return {k: tuple(np.mean(v, axis=0)) for k, v in acc.items()}  # type: ignore[misc]
 
 
+def tsne_figure(path: str, steps: int, seed: int) -> None:
+    """t-SNE (scikit-learn) of the digits test split: raw pixels beside SimCLR features after
+    ``steps`` steps on digits, coloured by class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
+    with tempfile.TemporaryDirectory() as tmp:
+        over = {**SETTINGS["simclr"], "seed": seed, "progress": False, "tensorboard": False}
+        run = genzoo.train("simclr", "digits", steps=steps, out=Path(tmp) / "s", overrides=over)
+        model = genzoo.load(run, device="cpu")
+        feats = features(model, test)
+    y = test.y.numpy()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    for ax, (title, f) in zip(
+        axes,
+        [("raw pixels", test.all()["x"].flatten(1).numpy()), (f"SimCLR, {steps} steps", feats)],
+        strict=True,
+    ):
+        e = TSNE(2, init="pca", random_state=seed, perplexity=30).fit_transform(f)
+        sc = ax.scatter(e[:, 0], e[:, 1], c=y, cmap="tab10", s=6)
+        ax.set_title(f"digits test split: {title}")
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.colorbar(sc, ax=axes, ticks=range(10), label="class")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    print(f"wrote {path} ({len(train)} training images)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--methods", default="simclr,moco,byol,dino")
@@ -66,8 +98,12 @@ def main() -> None:
     ap.add_argument("--label-draws", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-baselines", action="store_true", help="skip raw pixels / random init")
+    ap.add_argument("--tsne", help="only draw the t-SNE picture of digits to this .png")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.tsne:
+        tsne_figure(args.tsne, args.steps, args.seed)
+        return
     methods = args.methods.split(",")
     rows = []
     for dname in args.data.split(","):
@@ -95,7 +131,8 @@ def main() -> None:
                         **({"patch": PATCH[dname]} if m == "dino" else {}), "progress": False,
                         "tensorboard": False, "log_every": 50, "ckpt_every": 0}  # fmt: skip
                 t0 = time.perf_counter()
-                run = genzoo.train(m, spec, steps=steps, out=Path(tmp) / m, overrides=over)
+                model_name = m.split("-")[0]  # "moco-bn": moco with head_bn=true
+                run = genzoo.train(model_name, spec, steps=steps, out=Path(tmp) / m, overrides=over)
                 dt = time.perf_counter() - t0
                 model = genzoo.load(run, device="cpu")
                 ftr, fte = features(model, train), features(model, test)

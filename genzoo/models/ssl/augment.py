@@ -128,6 +128,7 @@ def resized_crops(x: Tensor, boxes: Tensor, size: int) -> Tensor:
     """Every image ``x[i]`` ``(B, C, H, W)`` cropped to its box and resized to ``size`` x ``size``
     (bilinear, torchvision's ``roi_align``)."""
     from torchvision.ops import roi_align
+
     idx = torch.arange(x.shape[0], device=x.device, dtype=x.dtype)[:, None]
     rois = torch.cat([idx, boxes.to(x.dtype)], dim=1)  # (B, 5): image index, x1, y1, x2, y2
     return roi_align(x, rois, output_size=(size, size), spatial_scale=1.0, sampling_ratio=2,

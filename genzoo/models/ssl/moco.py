@@ -31,6 +31,7 @@ class MoCoConfig(SSLConfig):
     temperature: float = bounded(0.2, gt=0)  # tau of InfoNCE (0.2 in MoCo v2)
     momentum: float = bounded(0.99, ge=0, le=1)  # m of the key encoder (0.999 in the paper)
     queue_size: int = bounded(1024, ge=1)  # K negative keys (65,536 in the paper)
+    head_bn: bool = False  # BatchNorm in the MLP head (MoCo v3, arXiv:2104.02057; v2 has none)
 
 
 @register_model("moco")
@@ -43,7 +44,7 @@ class MoCo(SSLModel):
     def __init__(self, config: MoCoConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         c = config
-        self.head = projector(self.encoder.out_dim, c.proj_hidden, c.proj_dim, batch_norm=False)
+        self.head = projector(self.encoder.out_dim, c.proj_hidden, c.proj_dim, batch_norm=c.head_bn)
         self.key_encoder = frozen_copy(self.online())  # f_k
         queue = F.normalize(randn((c.queue_size, c.proj_dim)), dim=1)
         self.register_buffer("queue", queue)  # (K, d) keys, oldest at queue_ptr
