@@ -186,7 +186,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return 0
     print(f"evaluation of {args.run} on {res['n']} test examples (step {res['step']}):")
     for k, v in res.items():
-        if k in ("n", "seed", "step"):
+        if k in ("n", "seed", "step", "probe"):
             continue
         likelihoods = ("elbo", "log_prob", "ode_log_prob", *(f"iwae{i}" for i in (1, 8, 64, 512)))
         unit = "bits/dim" if k.endswith("_bpd") else ("nats/example" if k in likelihoods else "")
@@ -205,6 +205,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         elif k in TASK_UNITS:
             unit = TASK_UNITS[k]
         print(f"  {k:<14} {v:12.4f}  {unit}")
+    if "probe" in res:
+        print("probes of the frozen features (test accuracy, %; train labels per class):")
+        print(f"  {'target':<8} {'labels':>6} {'linear':>8} {'k-NN':>8}")
+        for row in res["probe"]:
+            knn = f"{100 * row['knn']:8.2f}" if "knn" in row else ""
+            print(f"  {row['target']:<8} {row['labels']!s:>6} {100 * row['linear']:8.2f} {knn}")
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from genzoo.runs import embed
+
+    path, shape = embed(args.run, args.out, split=args.split, data_root=args.data_root)
+    print(f"wrote the features {shape} of the {args.split} split to {path}")
     return 0
 
 
@@ -526,6 +540,13 @@ def build_parser() -> argparse.ArgumentParser:
         "without a likelihood (GANs), else 0",
     )
     ev.set_defaults(fn=_cmd_eval)
+
+    em = sub.add_parser("embed", help="save a self-supervised run's features of a split (.npy)")
+    em.add_argument("run", help="run directory of a simclr, moco, byol or dino model")
+    em.add_argument("--out", default="emb.npy", help="output .npy file (N, d), float32")
+    em.add_argument("--split", choices=["train", "test"], default="test", help="data split")
+    em.add_argument("--data-root", help="folder holding downloaded datasets")
+    em.set_defaults(fn=_cmd_embed)
 
     zs = sub.add_parser("zeroshot", help="zero-shot classification by a clip run")
     zs.add_argument("run", help="run directory of a clip model")

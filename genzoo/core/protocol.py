@@ -18,6 +18,7 @@ capability                what it promises                                      
 :class:`Translates`       ``translate(x, reverse=False)`` between two image domains     pix2pix
 :class:`BuiltOnRuns`      ``sub_runs``: trained runs the runs layer loads and passes     ldm
                           to the constructor (no model reads a run directory)
+:class:`Embeds`           ``embed(x)``: a representation ``(B, d)`` to probe or search   simclr
 ========================  ===========================================================  =========
 """
 
@@ -182,6 +183,14 @@ class Translates:
     """Maps images of one domain to another (pix2pix, CycleGAN)."""
 
     def translate(self, x: Tensor, *, reverse: bool = False) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Embeds:
+    """Maps data to a representation: ``embed(x)`` ``(B, *shape) -> (B, d)`` features, frozen
+    for linear probes, k-NN and retrieval (the self-supervised models; ``genzoo embed``)."""
+
+    def embed(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

@@ -10,6 +10,7 @@ from genzoo.models import (  # noqa: F401  (each registers its models)
     linear,
     multimodal,
     posttrain,
+    ssl,
 )
 
 __all__ = ["MODELS"]

@@ -40,7 +40,8 @@ __all__ = [
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention with an optional KV cache and rotary positions."""
+    """Multi-head causal self-attention with an optional KV cache and rotary positions
+    (``causal=False``: full self-attention, every position sees every other, as in a ViT)."""
 
     def __init__(
         self,
@@ -50,8 +51,10 @@ class CausalSelfAttention(nn.Module):
         bias: bool = True,
         rotary: bool = False,
         max_len: int = 1024,
+        causal: bool = True,
     ) -> None:
         super().__init__()
+        self.causal = causal
         if n_embd % n_head:
             raise ValueError(f"n_embd = {n_embd} must be divisible by n_head = {n_head}")
         self.n_head = n_head
@@ -74,7 +77,7 @@ class CausalSelfAttention(nn.Module):
             k,
             v,
             self.n_head,
-            causal=True,
+            causal=self.causal,
             dropout=self.dropout if self.training else 0.0,
             rotary=(self.rope_cos, self.rope_sin) if self.rotary else None,
             cache=kv,
@@ -94,10 +97,11 @@ class Block(nn.Module):
         bias: bool = True,
         rotary: bool = False,
         max_len: int = 1024,
+        causal: bool = True,
     ) -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(n_embd, bias=bias)
-        self.attn = CausalSelfAttention(n_embd, n_head, dropout, bias, rotary, max_len)
+        self.attn = CausalSelfAttention(n_embd, n_head, dropout, bias, rotary, max_len, causal)
         self.ln2 = nn.LayerNorm(n_embd, bias=bias)
         self.mlp = nn.Sequential(
             nn.Linear(n_embd, 4 * n_embd, bias=bias),
@@ -112,7 +116,8 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """A stack of causal pre-LN :class:`Block` s and a final LayerNorm: ``(B, T, C) -> (B, T, C)``.
+    """A stack of causal pre-LN :class:`Block` s and a final LayerNorm: ``(B, T, C) -> (B, T, C)``
+    (``causal=False``: full self-attention, the encoder of a ViT).
 
     Position information is the caller's (learned embeddings added to the input) unless
     ``rotary=True``. Weights are initialised as in GPT-2: N(0, 0.02), with the residual output
@@ -128,13 +133,14 @@ class Transformer(nn.Module):
         bias: bool = True,
         rotary: bool = False,
         max_len: int = 1024,
+        causal: bool = True,
     ) -> None:
         super().__init__()
         self.n_head = n_head
         self.head_dim = n_embd // n_head
         self.max_len = max_len
         self.blocks = nn.ModuleList(
-            Block(n_embd, n_head, dropout, bias, rotary, max_len) for _ in range(n_layer)
+            Block(n_embd, n_head, dropout, bias, rotary, max_len, causal) for _ in range(n_layer)
         )
         self.ln_f = nn.LayerNorm(n_embd, bias=bias)
         self.apply(init_gpt_weights)

@@ -12,7 +12,18 @@ image translation in :mod:`genzoo.runs.translate`.
 from genzoo.runs.evaluate import evaluate
 from genzoo.runs.interpolate import interpolate
 from genzoo.runs.load import LoadedRun, load, open_run
+from genzoo.runs.represent import embed, probe
 from genzoo.runs.sample import sample
 from genzoo.runs.train import train
 
-__all__ = ["LoadedRun", "evaluate", "interpolate", "load", "open_run", "sample", "train"]
+__all__ = [
+    "LoadedRun",
+    "embed",
+    "evaluate",
+    "interpolate",
+    "load",
+    "open_run",
+    "probe",
+    "sample",
+    "train",
+]

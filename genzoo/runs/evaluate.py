@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.io import write_json
 from genzoo.core.protocol import (
+    Embeds,
     ExactLikelihood,
     GenerativeModel,
     LikelihoodBound,
@@ -63,7 +64,9 @@ def evaluate(
     GAN, else 0) draws that many samples and scores them against the test split
     (:func:`_sample_scores`): the Fréchet distance ``sample_fd``, and for labelled images the
     share the dataset's classifier recognises (``recognized``) and the classes it finds
-    (``classes_covered``), for 2-D mixtures ``modes_covered`` and ``hq_rate``. Results
+    (``classes_covered``), for 2-D mixtures ``modes_covered`` and ``hq_rate``. A model
+    with a representation (:class:`Embeds`) adds ``probe``: the rows of
+    :func:`genzoo.runs.represent.probe` (a dataset without labels is an error). Results
     are written to ``<run>/eval.json`` and returned, with the checkpoint ``step`` they are of.
     ``progress`` shows a progress bar of each part (the test examples, the ODE's images).
     """
@@ -107,6 +110,10 @@ def evaluate(
         elif likelihood and (k in LIKELIHOOD_KEYS or k.startswith("iwae")):
             levels = model.bpd_levels  # type: ignore[union-attr]
             result[f"{k}_bpd"] = float(bits_per_dim(-result[k], model.info.dim, levels))
+    if isinstance(model, Embeds):  # self-supervised: the linear probe and k-NN table
+        from genzoo.runs.represent import probe
+
+        result["probe"] = probe(run, seed=seed, data_root=data_root)["rows"]
     result.update({"n": count, "seed": seed, "step": loaded.step})
     write_json(Path(run) / "eval.json", result)
     return result
