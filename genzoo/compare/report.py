@@ -79,7 +79,7 @@ def _recognised_note(results: dict[str, Any]) -> str:
         return ""
     return (
         f" Recognised: the share of samples to which the {results['extractor']} classifier gives "
-        f"one class a probability of at least 0.9 (real test images: {100 * rec:.0f}%)."
+        f"one class a probability of at least 0.9 (held-out real test images: {100 * rec:.0f}%)."
     )
 
 

@@ -334,6 +334,9 @@ def compare(
     train_x = load_dataset(data, "train", root=data_root).all()["x"]
     n_floor = min(len(train_x), max(n_samples, 2))
     floor = evaluate_samples(train_x[:n_floor], ref, extractor, metrics=metrics)
+    if "recognized" in floor["scores"]:  # the classifier learnt the training images: held-out
+        held_out = evaluate_samples(ref, ref, extractor, metrics=("recognized",))["scores"]
+        floor["scores"]["recognized"] = held_out["recognized"]
     results = {
         "data": data,
         "budget": budget,

@@ -470,15 +470,18 @@ class Trainer:
         cadence.reserve, self._end_n = end_reserve(
             trial_s, n_trial, self.cfg.n_samples, ckpt_bytes, cadence.budget
         )
+        n_end = self._end_n
+        if n_end == self.cfg.n_samples:
+            self._end_n = None  # the usual grid
         if show:
             opts = ", ".join(f"{k}={v}" for k, v in model.preview_options.items())
             short = f" (of {self.cfg.n_samples}: the budget is short)" * (
-                self._end_n < self.cfg.n_samples
+                n_end < self.cfg.n_samples
             )
             print(
                 f"budget {cadence.budget:g} s: training stops at "
                 f"{cadence.budget - cadence.reserve:.1f} s, keeping {cadence.reserve:.1f} s for "
-                f"the last checkpoint and a {self._end_n}-sample grid{short}"
+                f"the last checkpoint and a {n_end}-sample grid{short}"
                 + (f" ({opts})" if opts else ""),
                 file=sys.stderr,
                 flush=True,
@@ -494,7 +497,10 @@ class Trainer:
             self.budget_spent = max(self.budget_spent, cadence.budget)
         if self.step != cadence.last_ckpt_step or not (self.run_dir / "checkpoints").exists():
             self.save_checkpoint()
-        self.save_samples(self._end_n)
+        if self._end_n is None:
+            self.save_samples()
+        else:  # a budget run whose grid had to shrink to fit
+            self.save_samples(self._end_n)
         self._end_n = None
         self.log.close()
         self._cadence = None

@@ -25,6 +25,9 @@ def test_compare_writes_reports_and_reuses_runs(tmp_path, capsys):
     assert "| diffusion | edm |" in md and "Floor" in md
     page = (out / "report.html").read_text()
     assert "<table>" in page and page.count("<tr>") == 3  # header and two models
+    # report.md's per-model lines (modes covered) are on the page too, and each grid is titled
+    assert md.count("modes covered") == 2 and page.count("modes covered") == 2
+    assert "<figcaption>vae: FD " in page and "30 steps</figcaption>" in page
     srcs = re.findall(r'src="([^"]*)"', page)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)  # offline
 
