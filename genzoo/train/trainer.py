@@ -576,12 +576,13 @@ class Trainer:
         state = {
             "step": self.step,
             "elapsed": self.elapsed,
-            "budget_spent": self.budget_spent,
             "data_pos": data_pos,
             "optimizers": opt_meta,
             "model": self.model.name,
             "lr_scale": self.lr_scale,
         }
+        if self.budget_spent:  # only runs that a budget ended (the state of others is unchanged)
+            state["budget_spent"] = self.budget_spent
         path = self.run_dir / "checkpoints"
         if self.dist.is_main:  # torchrun: rank 0 writes, the others wait until it is on disk
             path = write_checkpoint(path, self.step, files, state, keep=self.cfg.keep)

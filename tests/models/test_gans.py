@@ -299,7 +299,7 @@ def test_conditional_gan_learns_the_class_of_each_mode(tmp_path, cond: str) -> N
     model = cls(cfg, data.info)
     trainer = _trainer(model, data, tmp_path, steps=300, lr=1e-3, batch_size=128, grad_clip=0.0)
     trainer.save_checkpoint = lambda: tmp_path  # type: ignore[method-assign]
-    trainer.save_samples = lambda: tmp_path  # type: ignore[method-assign]
+    trainer.save_samples = lambda *_: tmp_path  # type: ignore[method-assign]
     trainer.fit()
     model.eval()
     y = torch.arange(8).repeat_interleave(100)
