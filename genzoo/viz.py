@@ -28,6 +28,23 @@ def image_grid(x: Tensor, info: DataInfo, nrow: int | None = None, pad: int = 1)
     return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
+def save_images_folder(x: Tensor, info: DataInfo, folder: str | Path) -> list[Path]:
+    """One PNG per sample, at the data's own resolution: ``folder/sample_0000.png``, ... (images
+    ``(B, C, H, W)`` in model space, written as 8-bit grey or RGB). Returns the files."""
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    unit = model_to_unit(x.detach().float().cpu(), info.levels)  # (B, C, H, W) in [0, 1]
+    pixels = (unit * 255).round().clamp(0, 255).to(torch.uint8)
+    paths = []
+    for i, img in enumerate(pixels):
+        arr = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()  # (H, W[, 3])
+        paths.append(folder / f"sample_{i:04d}.png")
+        Image.fromarray(arr).save(paths[-1])
+    return paths
+
+
 def save_samples_png(
     x: Tensor,
     info: DataInfo,

@@ -20,7 +20,7 @@ from genzoo.diffusion.samplers import SAMPLERS
 from genzoo.models import MODELS
 from genzoo.models.diffusion.base import DiffusionModel
 from genzoo.runs.load import load
-from genzoo.viz import save_samples_png
+from genzoo.viz import save_images_folder, save_samples_png
 
 _ALWAYS = ("n", "cond", "generator")  # the contract's own arguments of ``Samples.sample``
 
@@ -125,9 +125,10 @@ def sample_to_file(
     options: dict[str, Any] | None = None,
 ) -> Path:
     """Draw ``n`` samples (:func:`sample`) and write them to ``out``: ``.png`` (an image grid or
-    a scatter plot), ``.npy`` (raw samples, model range) or, for a text run, ``.txt`` (the
-    decoded texts; the default there). Returns the file written. Settings the run's model cannot
-    use are one sentence before anything is drawn."""
+    a scatter plot), ``.npy`` (raw samples, model range), for a text run ``.txt`` (the decoded
+    texts; the default there), for an audio run ``.wav``, and for images a folder (``out`` ending
+    in ``/`` or an existing folder: one PNG per sample). Returns the path written. Settings the
+    run's model cannot use are one sentence before anything is drawn."""
     cfg = read_run_config(run)
     info = DataInfo.from_dict(cfg["data_info"])
     cls = MODELS.get(cfg["model"])
@@ -135,7 +136,8 @@ def sample_to_file(
     path = Path(out) if out is not None else Path("samples.txt" if text else "samples.png")
     audio = info.kind == "audio"
     kinds = (".txt", ".npy") if text else (".png", ".npy", ".wav") if audio else (".png", ".npy")
-    if path.suffix not in kinds:
+    folder = info.kind == "images" and (str(out).endswith("/") or path.is_dir())
+    if not folder and path.suffix not in kinds:
         if text:
             what = (
                 f"run {str(run)!r} draws text ({cfg['model']} on {cfg['data']!r}): --out must "
@@ -146,7 +148,10 @@ def sample_to_file(
         elif path.suffix == ".wav":
             what = f"a WAV file needs an audio run, and run {str(run)!r} draws {info.kind}"
         else:
-            what = "--out must end in .png (a picture) or .npy (raw samples)"
+            what = (
+                "--out must end in .png (a picture) or .npy (raw samples), or name a folder "
+                "ending in / (images: one PNG per sample)"
+            )
         raise ConfigError(f"--out {str(path)!r}: {what}.")
     opts = dict(options or {})
     for key in ("cond", "generator", "n"):
@@ -175,6 +180,9 @@ def sample_to_file(
     if issubclass(cls, DiffusionModel):
         _check_diffusion_options(cls, sampler or cfg["model_config"].get("sampler"), opts)
     x = sample(run, n, seed=seed, sampler=sampler, steps=steps, label=label, **opts)
+    if folder:  # one PNG per sample, at the data's resolution
+        save_images_folder(x, info, path)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".npy":
         np.save(path, x.numpy())

@@ -9,6 +9,7 @@ import torch
 
 from genzoo.cli import main
 from genzoo.core.seeding import make_generator
+from genzoo.data.base import model_to_levels
 from genzoo.runs import load
 
 RUNS = Path(__file__).parents[1] / "fixtures" / "old_runs"
@@ -137,3 +138,21 @@ def test_text_run_writes_and_names_a_txt_file(capsys, tmp_path, monkeypatch):
     code, _, err = run_cli(capsys, "sample", RUNS / "gpt-text", "--out", "x.png")
     one_error(code, err, "'x.png'", ".txt")
     assert not (tmp_path / "x.png").exists() and not list(tmp_path.glob("*.png"))
+
+
+def test_a_folder_out_writes_one_png_per_sample_at_the_datas_levels(capsys, tmp_path):
+    """`--out folder/` writes sample_0000.png, ... in order, at the data's resolution; each file
+    holds its own sample's level k of the 17 of digits, shown as its bin centre (k + 0.5) / 17."""
+    npy, folder = tmp_path / "x.npy", tmp_path / "imgs"
+    assert run_cli(capsys, "sample", RUNS / "dcgan", "--n", 5, "--out", npy)[0] == 0
+    assert run_cli(capsys, "sample", RUNS / "dcgan", "--n", 5, "--out", f"{folder}/")[0] == 0
+    from PIL import Image
+
+    files = sorted(folder.glob("*.png"))
+    assert [f.name for f in files] == [f"sample_{i:04d}.png" for i in range(5)]
+    x = torch.from_numpy(np.load(npy))  # (5, 1, 8, 8) in [-1, 1]
+    levels = model_to_levels(x, 17)  # (5, 1, 8, 8) integers 0..16
+    shown = ((levels.double() + 0.5) / 17 * 255).round().numpy().astype(np.uint8)
+    for f, expected in zip(files, shown, strict=True):
+        img = np.asarray(Image.open(f))
+        assert img.shape == (8, 8) and np.array_equal(img, expected[0])

@@ -220,8 +220,124 @@ def tokenization_for(info: DataInfo, config: GPTConfig) -> Tokenization:
     return PointBins(info, config.point_bins) if info.kind == "points" else TextTokens(info)
 
 
+class TokenLM(GenerativeModel, Samples, ExactLikelihood):
+    """What every model over a :class:`Tokenization`'s tokens shares (GPT, the LSTM and GRU):
+    data <-> tokens, the exact ``log_prob`` by the chain rule, the next-token loss, and
+    ``sample`` in the dataset's model range. A network is two hooks: ``next_token_logits(idx)``
+    ``(B, T) -> (B, T, n_out)`` and ``generate(idx, max_new_tokens, ...)``. Subclasses set
+    ``tokenization``, ``n_out``, ``bos`` and ``block_size`` in their constructor."""
+
+    family: ClassVar[str] = "autoregressive"
+    dequantize: ClassVar[bool] = False
+    tokenization: Tokenization
+    n_out: int
+    bos: int
+    block_size: int
+
+    @property
+    def bpd_levels(self) -> int | None:
+        """``None``: ``log_prob`` is a discrete log-probability (images, text) or a density on the
+        points' own space, so bits/dim need no change of variables."""
+        return None
+
+    def next_token_logits(self, idx: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """Token ids ``(B, T)`` -> logits ``(B, T, n_out)`` of the next token at each position."""
+        raise NotImplementedError
+
+    def generate(
+        self, idx: Tensor, max_new_tokens: int, **kwargs: Any
+    ) -> Tensor:  # pragma: no cover - abstract
+        """Continue ``idx`` ``(B, T0)`` by ``max_new_tokens`` tokens ``-> (B, max_new_tokens)``."""
+        raise NotImplementedError
+
+    # --- data <-> tokens -------------------------------------------------------------------------
+    def _start_tokens(self, b: int, y: Tensor | None) -> Tensor:  # -> (B, 1)
+        if self.config.class_conditional:
+            if y is None:
+                raise ConfigError(f"This {self.name} is class-conditional; pass the labels y.")
+            return (self.bos + 1 + y.long()).view(b, 1).to(self.device)
+        return torch.full((b, 1), self.bos, dtype=torch.long, device=self.device)
+
+    def tokenize(self, x: Tensor) -> Tensor:
+        """Data in model space -> target tokens ``(B, D)`` (images: raster order, channels last)."""
+        return self.tokenization.tokenize(x)
+
+    def detokenize(self, tok: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Target tokens ``(B, D)`` -> data in model space (points: uniform within their bin)."""
+        return self.tokenization.detokenize(tok, generator)
+
+    def _token_log_probs(self, x: Tensor, y: Tensor | None) -> Tensor:
+        """``log p(t_i | t_<i)`` of every token of the examples: ``(B, D)``."""
+        tgt = self.tokenize(x)  # (B, D)
+        inp = torch.cat([self._start_tokens(x.shape[0], y), tgt[:, :-1]], dim=1)  # (B, D)
+        logits = at_least_float32(self.next_token_logits(inp))  # (B, T, n_out)
+        # (B*T, n_out) rows, classes along the contiguous last dimension (a view, no copy)
+        nll = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), reduction="none")
+        return -nll.view(tgt.shape)  # (B, T)
+
+    # --- likelihood -----------------------------------------------------------------------------
+    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Exact log-likelihood in nats per example ``(B,)``: ``sum_i log p(t_i | t_<i)``; points
+        add ``-D log(bin width)`` to make it a density. ``cond``: the labels of a
+        class-conditional model."""
+        lp = self._token_log_probs(x, cond).sum(1)  # (B,)
+        offset = self.tokenization.log_density_offset()
+        return lp + offset if offset else lp
+
+    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        """Mean next-token cross-entropy in nats; logs ``bpd`` (bits per token)."""
+        per_token = -self._token_log_probs(batch["x"], batch.get("y"))  # (B, T)
+        loss = per_token.mean()  # the one reduction
+        return LossOutput(loss, {"bpd": loss.detach() / math.log(2)})
+
+    @torch.no_grad()
+    def eval_metrics(
+        self, batch: Batch, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """``{"log_prob"}`` in nats per example (bits/dim via ``bpd_levels = None``)."""
+        return {"log_prob": self.log_prob(batch["x"], batch.get("y"))}
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """``n`` samples in the dataset's model range: images ``(n, C, H, W)`` (bin centres),
+        points ``(n, D)``, text ``(n, P + length)`` token ids (the prompt followed by ``length``
+        new tokens; by default ``(n, block_size)``, the shape of a text dataset's windows).
+
+        ``cond``: labels ``(n,)`` of a class-conditional model (default ``arange(n) % classes``).
+        Options: ``temperature``, ``top_k``, ``top_p`` (defaults from the config); text only:
+        ``prompt`` (token ids ``(P,)`` or ``(n, P)``; default none: start after ``BOS``) and
+        ``length`` (default ``block_size``).
+        """
+        tokens = self.tokenization
+        cfg = self.config
+        check_sample_args(
+            self.name,
+            cond,
+            options,
+            SAMPLING_OPTIONS + tokens.options,
+            conditional=cfg.class_conditional,
+        )
+        y = None
+        if cfg.class_conditional:
+            y = cond if cond is not None else torch.arange(n) % self.info.n_classes
+        # a text prompt (n, P); other data start from the start token alone (P = 0)
+        prompt = torch.as_tensor(options.get("prompt", []), dtype=torch.long).to(self.device)
+        prompt = prompt.expand(n, -1) if prompt.ndim == 1 else prompt  # (n, P)
+        length = int(options.get("length", tokens.sample_length(self.block_size)))
+        start = torch.cat([self._start_tokens(n, y), prompt], dim=1)  # (n, 1 + P)
+        out = self.generate(start, length, **sampling_kwargs(cfg, options), generator=generator)
+        return tokens.detokenize(torch.cat([prompt, out], dim=1), generator)  # (n, P + length)
+
+
 @register_model("gpt")
-class GPT(GenerativeModel, Samples, ExactLikelihood):
+class GPT(TokenLM):
     """Decoder-only transformer over image levels, quantized points or text tokens.
 
     ``forward(idx, cache=None) -> logits`` ``(B, T, n_out)`` over the tokens that can be targets
@@ -231,8 +347,6 @@ class GPT(GenerativeModel, Samples, ExactLikelihood):
     data to tokens and back.
     """
 
-    family: ClassVar[str] = "autoregressive"
-    dequantize: ClassVar[bool] = False
     config_class: ClassVar[type[Config]] = GPTConfig
     default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "batch_size": 64, "warmup": 100}
     config: GPTConfig
@@ -282,12 +396,6 @@ class GPT(GenerativeModel, Samples, ExactLikelihood):
             if m is not None:
                 init_gpt_weights(m)
 
-    @property
-    def bpd_levels(self) -> int | None:
-        """``None``: ``log_prob`` is a discrete log-probability (images, text) or a density on the
-        points' own space, so bits/dim need no change of variables."""
-        return None
-
     # --- the network ------------------------------------------------------------------------------
     def forward(self, idx: Tensor, cache: KVCache | None = None) -> Tensor:
         """Token ids ``(B, T) -> logits (B, T, n_out)`` of the next token at each position.
@@ -306,56 +414,12 @@ class GPT(GenerativeModel, Samples, ExactLikelihood):
         logits = F.linear(h, weight[: self.n_logits])  # (B, T, n_logits): an aligned matmul
         return logits[..., : self.n_out]  # (B, T, n_out): only tokens that are targets
 
+    def next_token_logits(self, idx: Tensor) -> Tensor:
+        return self.forward(idx)  # (B, T, n_out)
+
     def new_cache(self) -> KVCache:
         """An empty KV cache for sequences of up to ``block_size`` tokens."""
         return self.transformer.new_cache(self.block_size)
-
-    # --- data <-> tokens -------------------------------------------------------------------------
-    def _start_tokens(self, b: int, y: Tensor | None) -> Tensor:  # -> (B, 1)
-        if self.config.class_conditional:
-            if y is None:
-                raise ConfigError("This GPT is class-conditional; pass the labels y.")
-            return (self.bos + 1 + y.long()).view(b, 1).to(self.device)
-        return torch.full((b, 1), self.bos, dtype=torch.long, device=self.device)
-
-    def tokenize(self, x: Tensor) -> Tensor:
-        """Data in model space -> target tokens ``(B, D)`` (images: raster order, channels last)."""
-        return self.tokenization.tokenize(x)
-
-    def detokenize(self, tok: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Target tokens ``(B, D)`` -> data in model space (points: uniform within their bin)."""
-        return self.tokenization.detokenize(tok, generator)
-
-    def _token_log_probs(self, x: Tensor, y: Tensor | None) -> Tensor:
-        """``log p(t_i | t_<i)`` of every token of the examples: ``(B, D)``."""
-        tgt = self.tokenize(x)  # (B, D)
-        inp = torch.cat([self._start_tokens(x.shape[0], y), tgt[:, :-1]], dim=1)  # (B, D)
-        logits = at_least_float32(self.forward(inp))  # (B, T, n_out)
-        # (B*T, n_out) rows, classes along the contiguous last dimension (a view, no copy)
-        nll = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), reduction="none")
-        return -nll.view(tgt.shape)  # (B, T)
-
-    # --- likelihood -----------------------------------------------------------------------------
-    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """Exact log-likelihood in nats per example ``(B,)``: ``sum_i log p(t_i | t_<i)``; points
-        add ``-D log(bin width)`` to make it a density. ``cond``: the labels of a
-        class-conditional model."""
-        lp = self._token_log_probs(x, cond).sum(1)  # (B,)
-        offset = self.tokenization.log_density_offset()
-        return lp + offset if offset else lp
-
-    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
-        """Mean next-token cross-entropy in nats; logs ``bpd`` (bits per token)."""
-        per_token = -self._token_log_probs(batch["x"], batch.get("y"))  # (B, T)
-        loss = per_token.mean()  # the one reduction
-        return LossOutput(loss, {"bpd": loss.detach() / math.log(2)})
-
-    @torch.no_grad()
-    def eval_metrics(
-        self, batch: Batch, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        """``{"log_prob"}`` in nats per example (bits/dim via ``bpd_levels = None``)."""
-        return {"log_prob": self.log_prob(batch["x"], batch.get("y"))}
 
     # --- generation -----------------------------------------------------------------------------
     def _context(self, seq: Tensor, keep: int) -> Tensor:
@@ -429,41 +493,3 @@ class GPT(GenerativeModel, Samples, ExactLikelihood):
                 cache = self.new_cache() if cache is not None else None
                 logits = self.forward(self._context(seq, keep), cache)[:, -1]
         return torch.stack(new, dim=1) if new else seq[:b, :0]
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        *,
-        cond: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> Tensor:
-        """``n`` samples in the dataset's model range: images ``(n, C, H, W)`` (bin centres),
-        points ``(n, D)``, text ``(n, P + length)`` token ids (the prompt followed by ``length``
-        new tokens; by default ``(n, block_size)``, the shape of a text dataset's windows).
-
-        ``cond``: labels ``(n,)`` of a class-conditional model (default ``arange(n) % classes``).
-        Options: ``temperature``, ``top_k``, ``top_p`` (defaults from the config); text only:
-        ``prompt`` (token ids ``(P,)`` or ``(n, P)``; default none: start after ``BOS``) and
-        ``length`` (default ``block_size``).
-        """
-        tokens = self.tokenization
-        cfg = self.config
-        check_sample_args(
-            self.name,
-            cond,
-            options,
-            SAMPLING_OPTIONS + tokens.options,
-            conditional=cfg.class_conditional,
-        )
-        y = None
-        if cfg.class_conditional:
-            y = cond if cond is not None else torch.arange(n) % self.info.n_classes
-        # a text prompt (n, P); other data start from the start token alone (P = 0)
-        prompt = torch.as_tensor(options.get("prompt", []), dtype=torch.long).to(self.device)
-        prompt = prompt.expand(n, -1) if prompt.ndim == 1 else prompt  # (n, P)
-        length = int(options.get("length", tokens.sample_length(self.block_size)))
-        start = torch.cat([self._start_tokens(n, y), prompt], dim=1)  # (n, 1 + P)
-        out = self.generate(start, length, **sampling_kwargs(cfg, options), generator=generator)
-        return tokens.detokenize(torch.cat([prompt, out], dim=1), generator)  # (n, P + length)

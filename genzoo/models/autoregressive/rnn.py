@@ -23,27 +23,19 @@ One class; the cell is the config field ``cell``. It is registered twice, as ``l
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
-from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Batch, ExactLikelihood, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
-from genzoo.models.autoencoders.base import check_sample_args
-from genzoo.models.autoregressive.gpt import tokenization_for
+from genzoo.models.autoregressive.gpt import TokenLM, tokenization_for
 from genzoo.models.autoregressive.sampling import (
-    SAMPLING_OPTIONS,
-    at_least_float32,
     check_sampling_options,
     sample_logits,
-    sampling_kwargs,
 )
 
 State = Any  # the recurrent state: (h, c) of an LSTM, h of a GRU; each (layers, B, hidden)
@@ -76,7 +68,7 @@ class GRUConfig(RNNConfig):
 
 
 @register_model("lstm")
-class RecurrentLM(GenerativeModel, Samples, ExactLikelihood):
+class RecurrentLM(TokenLM):
     """LSTM language model (``cell=gru``: GRU) over image levels, point bins or text tokens.
 
     ``forward(idx, state=None) -> (logits (B, T, n_out), state)``: the logits of the next token
@@ -85,8 +77,6 @@ class RecurrentLM(GenerativeModel, Samples, ExactLikelihood):
     in the dataset's model range, as :class:`~genzoo.models.autoregressive.gpt.GPT`'s does.
     """
 
-    family: ClassVar[str] = "autoregressive"
-    dequantize: ClassVar[bool] = False
     config_class: ClassVar[type[Config]] = RNNConfig
     default_train: ClassVar[dict[str, Any]] = {"lr": 3e-3, "batch_size": 64, "grad_clip": 1.0}
     config: RNNConfig
@@ -113,11 +103,6 @@ class RecurrentLM(GenerativeModel, Samples, ExactLikelihood):
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.hidden, self.n_out)
 
-    @property
-    def bpd_levels(self) -> int | None:
-        """``None``: ``log_prob`` is discrete (images, text) or a density on the points' space."""
-        return None
-
     # --- the network ------------------------------------------------------------------------------
     def forward(self, idx: Tensor, state: State = None) -> tuple[Tensor, State]:
         """Token ids ``(B, T)`` -> ``(logits (B, T, n_out), state)``; ``state`` continues a
@@ -126,50 +111,8 @@ class RecurrentLM(GenerativeModel, Samples, ExactLikelihood):
         out, state = self.rnn(h, state)  # (B, T, H)
         return self.head(self.drop(out)), state  # (B, T, n_out)
 
-    # --- data <-> tokens -------------------------------------------------------------------------
-    def _start_tokens(self, b: int, y: Tensor | None) -> Tensor:  # -> (B, 1)
-        if self.config.class_conditional:
-            if y is None:
-                raise ConfigError(f"This {self.name} is class-conditional; pass the labels y.")
-            return (self.bos + 1 + y.long()).view(b, 1).to(self.device)
-        return torch.full((b, 1), self.bos, dtype=torch.long, device=self.device)
-
-    def tokenize(self, x: Tensor) -> Tensor:
-        """Data in model space -> target tokens ``(B, D)`` (the GPT's tokenization)."""
-        return self.tokenization.tokenize(x)
-
-    def detokenize(self, tok: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Target tokens ``(B, D)`` -> data in model space."""
-        return self.tokenization.detokenize(tok, generator)
-
-    def _token_log_probs(self, x: Tensor, y: Tensor | None) -> Tensor:
-        """``log p(t_i | t_<i)`` of every token of the examples: ``(B, D)``."""
-        tgt = self.tokenize(x)  # (B, D)
-        inp = torch.cat([self._start_tokens(x.shape[0], y), tgt[:, :-1]], dim=1)  # (B, D)
-        logits = at_least_float32(self.forward(inp)[0])  # (B, D, n_out)
-        nll = F.cross_entropy(logits.flatten(0, 1), tgt.flatten(), reduction="none")
-        return -nll.view(tgt.shape)  # (B*D,) -> (B, D)
-
-    # --- likelihood -----------------------------------------------------------------------------
-    def log_prob(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        """Exact log-likelihood in nats per example ``(B,)``; points add ``-D log(bin width)``.
-        ``cond``: the labels of a class-conditional model."""
-        lp = self._token_log_probs(x, cond).sum(1)  # (B,): sum_i log p(t_i | t_<i), the chain rule
-        offset = self.tokenization.log_density_offset()
-        return lp + offset if offset else lp
-
-    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
-        """Mean next-token cross-entropy in nats; logs ``bpd`` (bits per token)."""
-        per_token = -self._token_log_probs(batch["x"], batch.get("y"))  # (B, T)
-        loss = per_token.mean()  # the one reduction
-        return LossOutput(loss, {"bpd": loss.detach() / math.log(2)})
-
-    @torch.no_grad()
-    def eval_metrics(
-        self, batch: Batch, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        """``{"log_prob"}`` in nats per example (bits/dim via ``bpd_levels = None``)."""
-        return {"log_prob": self.log_prob(batch["x"], batch.get("y"))}
+    def next_token_logits(self, idx: Tensor) -> Tensor:
+        return self.forward(idx)[0]  # (B, T, n_out), from a fresh state
 
     # --- generation -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -210,41 +153,6 @@ class RecurrentLM(GenerativeModel, Samples, ExactLikelihood):
             else:
                 logits, _ = self.forward(seq)
         return torch.stack(new, dim=1) if new else seq[:, :0]
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        *,
-        cond: Tensor | None = None,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> Tensor:
-        """``n`` samples in the dataset's model range: images ``(n, C, H, W)``, points ``(n, D)``,
-        text ``(n, P + length)`` token ids (by default ``(n, block_size)``).
-
-        ``cond``: labels ``(n,)`` of a class-conditional model (default ``arange(n) % classes``).
-        Options: ``temperature``, ``top_k``, ``top_p`` (defaults from the config); text only:
-        ``prompt`` (token ids ``(P,)`` or ``(n, P)``) and ``length`` (default ``block_size``).
-        """
-        tokens = self.tokenization
-        cfg = self.config
-        check_sample_args(
-            self.name,
-            cond,
-            options,
-            SAMPLING_OPTIONS + tokens.options,
-            conditional=cfg.class_conditional,
-        )
-        y = None
-        if cfg.class_conditional:
-            y = cond if cond is not None else torch.arange(n) % self.info.n_classes
-        prompt = torch.as_tensor(options.get("prompt", []), dtype=torch.long).to(self.device)
-        prompt = prompt.expand(n, -1) if prompt.ndim == 1 else prompt  # (n, P)
-        length = int(options.get("length", tokens.sample_length(self.block_size)))
-        start = torch.cat([self._start_tokens(n, y), prompt], dim=1)  # (n, 1 + P)
-        out = self.generate(start, length, **sampling_kwargs(cfg, options), generator=generator)
-        return tokens.detokenize(torch.cat([prompt, out], dim=1), generator)  # (n, P + length)
 
 
 @register_model("gru")
