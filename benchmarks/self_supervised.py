@@ -12,11 +12,11 @@ Goals (issue #17): on mnist5k with 10 labels per class every method beats raw pi
 random-init encoder by >= 10 points, the best reaches >= 85%, none collapses; on shapes the
 colour and shape probes reach >= 95%.
 
-    python -m benchmarks.ssl                                       # the RESULTS.md table
-    python -m benchmarks.ssl --methods simclr --steps 50 --data mnist5k   # a smoke run
+    python -m benchmarks.self_supervised                                  # the RESULTS.md table
+    python -m benchmarks.self_supervised --methods simclr --steps 50 --data mnist5k  # a smoke run
 
-(Run it as a module: ``python benchmarks/ssl.py`` would put ``benchmarks/`` first on the path,
-where this file shadows Python's own ``ssl``.)
+(It is not named ``ssl.py``: a script run from ``benchmarks/`` puts that folder first on the path,
+where such a file would shadow Python's own ``ssl`` for every other benchmark.)
 """
 
 from __future__ import annotations
