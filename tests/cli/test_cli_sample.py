@@ -6,26 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import one_error, run_cli
 
-from genzoo.cli import main
 from genzoo.core.seeding import make_generator
 from genzoo.data.base import model_to_levels
 from genzoo.runs import load
 
 RUNS = Path(__file__).parents[1] / "fixtures" / "old_runs"
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_error(code, err, *needles):
-    lines = [ln for ln in err.strip().splitlines() if ln]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("genzoo: error: "), err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 def test_temperature_option_reaches_the_flow(capsys, tmp_path):

@@ -2,25 +2,13 @@
 or could not train is one sentence, and nothing is written."""
 
 import pytest
+from cli_helpers import one_error, run_cli
 
 from genzoo.cli import main
 from genzoo.data import load_dataset
 from genzoo.runs import open_run
 
 QUIET = ["progress=false", "tensorboard=false"]
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def one_error(code, err, *needles):
-    lines = [ln for ln in err.strip().splitlines() if ln]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("genzoo: error: "), err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ from genzoo.models.autoencoders.base import (
     clip_to_data,
     per_example_mse,
 )
-from genzoo.models.autoencoders.vae import GaussianDecoder
+from genzoo.models.autoencoders.vae import GaussianDecoder, register_log_scale
 from genzoo.models.autoencoders.vqvae import codec_networks
 from genzoo.nn.convnets import choose_arch
 
@@ -178,14 +178,7 @@ class DVAE(GenerativeModel, Samples, LikelihoodBound, LatentSpace, DiscreteCodes
         self.codebook = nn.Linear(k, config.code_dim, bias=False)  # one-hot -> code vector
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
         self.obs = GaussianDecoder(config, info, self._log_scale_raw)  # type: ignore[arg-type]
-        scale_shape = shape if config.obs_scale == "per_dim" else ()
-        if config.obs_scale == "fixed":
-            self.register_buffer("log_scale_raw", torch.full(scale_shape, config.init_log_scale))
-        else:
-            # softplus^-1 so that the floored log sigma starts exactly at init_log_scale
-            gap = config.init_log_scale - config.min_log_scale
-            raw = config.min_log_scale + gap + math.log(-math.expm1(-gap))
-            self.log_scale_raw = nn.Parameter(torch.full(scale_shape, raw))
+        register_log_scale(self, config, shape)
 
     def _log_scale_raw(self) -> Tensor:
         return self.log_scale_raw

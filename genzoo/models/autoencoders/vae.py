@@ -58,6 +58,21 @@ class VAEConfig(EncoderDecoderConfig):
             )
 
 
+def register_log_scale(module: nn.Module, config: Any, shape: tuple[int, ...]) -> None:
+    """Give ``module`` the raw log sigma of a Gaussian p(x|z) as ``log_scale_raw``: a buffer for
+    ``obs_scale = "fixed"``, else a parameter (one per dimension for ``"per_dim"``), started so
+    that the floored log sigma is exactly ``init_log_scale``."""
+    scale_shape = shape if config.obs_scale == "per_dim" else ()
+    if config.obs_scale == "fixed":
+        init = torch.full(scale_shape, float(config.init_log_scale))
+        module.register_buffer("log_scale_raw", init)
+    else:
+        # softplus^-1 so that the floored log sigma starts exactly at init_log_scale
+        gap = config.init_log_scale - config.min_log_scale
+        raw = config.min_log_scale + gap + math.log(-math.expm1(-gap))
+        module.log_scale_raw = nn.Parameter(torch.full(scale_shape, raw))
+
+
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
     """``KL(N(mu, diag exp(logvar)) || N(0, I))`` per example in nats: ``(B, K) -> (B,)``.
 
@@ -203,15 +218,7 @@ class VAE(EncoderDecoderModel, Samples, LikelihoodBound, LatentSpace):
             self.obs = BernoulliDecoder(config, info)
             return
         self.obs = GaussianDecoder(config, info, self._log_scale_raw)
-        scale_shape = self.shape if config.obs_scale == "per_dim" else ()
-        if config.obs_scale == "fixed":
-            init = torch.full(scale_shape, float(config.init_log_scale))
-            self.register_buffer("log_scale_raw", init)
-        else:
-            # softplus^-1 so that the floored log sigma starts exactly at init_log_scale
-            gap = config.init_log_scale - config.min_log_scale
-            raw = config.min_log_scale + gap + math.log(-math.expm1(-gap))
-            self.log_scale_raw = nn.Parameter(torch.full(scale_shape, raw))
+        register_log_scale(self, config, self.shape)
 
     def _log_scale_raw(self) -> Tensor:
         return self.log_scale_raw
