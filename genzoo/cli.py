@@ -427,7 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--n", type=int, default=64, help="number of samples")
     sa.add_argument(
         "--out",
-        help=".png picture or .npy raw samples; .txt for text runs, .wav for audio runs; a "
+        help=".png picture or .npy raw samples; .txt for text runs, .wav for audio runs, .gif "
+        "or .mp4 for video runs; a "
         "folder ending in / for one PNG per image (default: samples.png, samples.txt for text)",
     )
     sa.add_argument("--sampler", help="sampler for diffusion models (see `genzoo list samplers`)")

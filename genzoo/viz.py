@@ -1,4 +1,5 @@
-"""Pictures: image grids, point scatter plots and audio spectrograms, written as PNG."""
+"""Pictures: image grids, point scatter plots and audio spectrograms, written as PNG; video
+clips as a grid of frames (PNG) or an animation (GIF, or MP4 where a backend is installed)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from genzoo.core.errors import ConfigError
 from genzoo.data.base import DataInfo, model_to_unit
 from genzoo.data.text import get_tokenizer
 
@@ -26,6 +28,77 @@ def image_grid(x: Tensor, info: DataInfo, nrow: int | None = None, pad: int = 1)
         top, left = pad + r * (h + pad), pad + col * (w + pad)
         grid[:, top : top + h, left : left + w] = img
     return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def video_grid(x: Tensor, info: DataInfo, pad: int = 1) -> np.ndarray:
+    """Clips ``(B, T, C, H, W)`` in model space -> an ``(H', W', 3)`` uint8 grid: one row per clip,
+    one column per frame."""
+    b, t = x.shape[:2]
+    return image_grid(x.flatten(0, 1), info, nrow=t, pad=pad)  # (B*T, C, H, W), T per row
+
+
+def video_frames(x: Tensor, info: DataInfo, pad: int = 1, scale: int = 1) -> np.ndarray:
+    """Clips ``(B, T, C, H, W)`` -> the animation's frames ``(T, H', W', 3)`` uint8: frame ``t``
+    shows frame ``t`` of every clip side by side in a square-ish grid, enlarged ``scale`` times
+    (nearest neighbour)."""
+    frames = np.stack([image_grid(x[:, i], info, pad=pad) for i in range(x.shape[1])])
+    if scale > 1:
+        frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    return frames
+
+
+VIDEO_SUFFIXES = (".gif", ".mp4")
+
+
+def save_video(
+    x: Tensor, info: DataInfo, path: str | Path, fps: float = 4.0, scale: int | None = None
+) -> None:
+    """Write clips ``(B, T, C, H, W)`` as an animation: ``.gif`` through Pillow (every frame
+    kept, looping), ``.mp4`` through imageio with its PyAV or ffmpeg plugin. ``scale`` enlarges
+    the frames (default: to about 256 pixels across)."""
+    path = Path(path)
+    if path.suffix not in VIDEO_SUFFIXES:
+        raise ConfigError(f"{str(path)!r}: a video file ends in .gif or .mp4.")
+    if scale is None:
+        side = image_grid(x[:, 0], info).shape[1]
+        scale = max(1, 256 // max(side, 1))
+    frames = video_frames(x, info, scale=scale)  # (T, H', W', 3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".gif":
+        from PIL import Image
+
+        imgs = [Image.fromarray(f) for f in frames]
+        imgs[0].save(
+            path,
+            save_all=True,
+            append_images=imgs[1:],
+            duration=round(1000 / fps),
+            loop=0,
+            disposal=1,
+            optimize=False,
+        )
+        return
+    check_video_backend(path)
+    import imageio.v3 as iio
+
+    iio.imwrite(path, frames, fps=fps)
+
+
+def check_video_backend(path: str | Path) -> None:
+    """One sentence if ``path`` is an MP4 file and no writer for it is installed (imageio with
+    PyAV or imageio-ffmpeg); GIFs need only Pillow."""
+    import importlib.util
+
+    if Path(path).suffix != ".mp4":
+        return
+    has = importlib.util.find_spec("imageio") is not None and any(
+        importlib.util.find_spec(m) is not None for m in ("av", "imageio_ffmpeg")
+    )
+    if not has:
+        raise ConfigError(
+            f"{str(path)!r}: writing MP4 needs imageio with PyAV (pip install imageio av), which "
+            "is not installed here; write a .gif instead."
+        )
 
 
 def save_images_folder(x: Tensor, info: DataInfo, folder: str | Path) -> list[Path]:
@@ -67,10 +140,10 @@ def save_samples_png(
     if info.kind == "audio":
         save_spectrograms_png(x, info, path, title=title)
         return
-    if info.kind == "images":
+    if info.kind in ("images", "video"):
         from PIL import Image
 
-        grid = image_grid(x, info, nrow=nrow)
+        grid = video_grid(x, info) if info.kind == "video" else image_grid(x, info, nrow=nrow)
         scale = max(1, 512 // max(grid.shape[0], 1))
         img = Image.fromarray(grid)
         if scale > 1:

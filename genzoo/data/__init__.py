@@ -11,6 +11,9 @@ are used as they are.
 Image-to-image tasks: ``pairs:<base>-<task>`` and ``unpaired:<base>-<task>``
 (:mod:`genzoo.data.pairs`).
 
+Video: ``moving-digits`` and ``moving-shapes`` (clips ``(T, C, H, W)`` with exact trajectories;
+:mod:`genzoo.data.video`).
+
 Audio: ``speech-digits`` (spoken digits synthesized offline by eSpeak NG, cached on first use) and
 ``tones`` (procedural notes), mono waveforms in [-1, 1] (:mod:`genzoo.data.audio`).
 """
@@ -28,6 +31,7 @@ from genzoo.data.shapes import load_shapes, shapes_info
 from genzoo.data.tasks import TASKS, load_task_text, task_text_info
 from genzoo.data.text import load_text, text_info
 from genzoo.data.toy2d import BOUNDS, TOY2D, Toy2D, get_toy
+from genzoo.data.video import VIDEO_SETS, is_video_spec, load_video, video_info
 from genzoo.data.vision import VISION_INFO, folder_info, load_celeba, load_folder, load_torchvision
 
 __all__ = [
@@ -68,6 +72,7 @@ def list_datasets() -> list[str]:
         "text:pystdlib",
         "speech-digits",
         "tones",
+        *VIDEO_SETS,
         *(f"task:{t}" for t in TASKS),
         *DOWNLOADABLE,
         "folder:<path>",
@@ -114,6 +119,8 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
         return audio_info(spec)
     if spec.startswith("task:"):
         return task_text_info(spec)
+    if is_video_spec(spec):
+        return video_info(spec)
     raise _unknown(spec)
 
 
@@ -151,4 +158,6 @@ def load_dataset(
         return load_audio(spec, split)
     if spec.startswith("task:"):
         return load_task_text(spec, split)
+    if is_video_spec(spec):
+        return load_video(spec, split)
     return load_folder(spec, split)

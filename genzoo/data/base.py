@@ -27,10 +27,10 @@ class DataInfo:
     """What a dataset declares about itself; stored in every run so it can be reloaded offline."""
 
     name: str  # the dataset spec, e.g. "digits" or "toy2d:moons"
-    kind: Literal["points", "images", "text", "audio"]  # points: (N, D) floats; images:
+    kind: Literal["points", "images", "text", "audio", "video"]  # points: (N, D) floats; images:
     # (N, C, H, W) integer levels; text: (N, T) token ids (levels = vocabulary size); audio:
-    # (N, T) mono waveforms, floats in [-1, 1], at sample_rate
-    shape: tuple[int, ...]  # shape of one example: (D,) or (C, H, W)
+    # (N, T) mono waveforms, floats in [-1, 1], at sample_rate; video: (N, T, C, H, W) levels
+    shape: tuple[int, ...]  # shape of one example: (D,), (C, H, W) or (T, C, H, W)
     levels: int | None = None  # intensity levels L of images (256; 17 for digits); None: points
     n_classes: int = 0  # number of class labels (0: unlabelled)
     value_range: tuple[float, float] = (-1.0, 1.0)  # range of the values models see
@@ -142,7 +142,7 @@ class Dataset:
         """A batch in model space: ``{"x": (B, ...) float, "y": (B,) long}`` ("y" if labelled;
         text: ``x`` holds the token ids, long, never dequantized), and the :meth:`extra` keys."""
         x, y = self.get_raw(idx)
-        if self.info.kind == "images":
+        if self.info.kind in ("images", "video"):
             assert self.info.levels is not None
             x = levels_to_model(x, self.info.levels, dequantize=dequantize, generator=generator)
         elif self.info.kind == "text":

@@ -12,7 +12,7 @@ The backbone knows nothing of diffusion: it maps
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -169,6 +169,9 @@ class UNet(nn.Module):
         self.class_emb = ClassEmbedding(n_classes, emb_dim) if n_classes else None
         self.conv_in = nn.Conv2d(in_channels + 2 * coord_channels, channels, 3, padding=1)
         self.down = nn.ModuleList()
+        self.block_channels: list[int] = []  # channels after each down, mid and up entry, in the
+        # order forward's ``block_hook`` sees them (a space-time U-Net puts a layer there)
+        self.block_resolutions: list[int] = []  # and their resolutions
         skips = [channels]
         ch, r = channels, resolution
         level_res = []  # resolution of each level (odd sizes round up: 7 -> 4)
@@ -181,11 +184,17 @@ class UNet(nn.Module):
                     blocks.extend(attn(ch))
                 self.down.append(blocks)
                 skips.append(ch)
+                self.block_channels.append(ch)
+                self.block_resolutions.append(r)
             if level != len(channel_mult) - 1:
                 self.down.append(nn.ModuleList([nn.Conv2d(ch, ch, 3, stride=2, padding=1)]))
                 skips.append(ch)
                 r = (r + 1) // 2
+                self.block_channels.append(ch)
+                self.block_resolutions.append(r)
         self.mid = nn.ModuleList([res(ch, ch), *attn(ch), res(ch, ch)])
+        self.block_channels.append(ch)
+        self.block_resolutions.append(r)
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
             r = level_res[level]
@@ -195,8 +204,12 @@ class UNet(nn.Module):
                 if r in attn_resolutions:
                     blocks.extend(attn(ch))
                 self.up.append(blocks)
+                self.block_channels.append(ch)
+                self.block_resolutions.append(r)
             if level != 0:
                 self.up.append(nn.ModuleList([_Upsample(ch)]))
+                self.block_channels.append(ch)
+                self.block_resolutions.append(level_res[level - 1])
         self.norm_out = _norm(ch)
         self.conv_out = nn.Conv2d(ch, out_channels or in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
@@ -210,11 +223,16 @@ class UNet(nn.Module):
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
         extra_emb: Tensor | None = None,
+        block_hook: Callable[[int, Tensor], Tensor] | None = None,
     ) -> Tensor:
         """``context`` (B, L, context_dim) and ``context_mask`` (B, L), True for real tokens, feed
         the cross-attention blocks; without ``context`` they are skipped (unconditional).
         ``extra_emb`` (B, 4 * channels) is added to the noise embedding (e.g. a pooled text
-        embedding, as GLIDE's, arXiv:2112.10741, Sec. 2.3)."""
+        embedding, as GLIDE's, arXiv:2112.10741, Sec. 2.3). ``block_hook(i, h)``, if given, maps
+        the features after the ``i``-th down, mid or up entry (channels ``block_channels[i]``) and
+        the U-Net goes on with its result (the temporal layers of a space-time U-Net)."""
+        hook = block_hook or (lambda _i, h: h)
+        n_hook = itertools.count()
         emb = self.noise_emb(c_noise)  # (B, E)
         if self.class_emb is not None:  # no labels: the "no class" token
             emb = emb + self.class_emb(class_labels, x.shape[0])
@@ -240,15 +258,18 @@ class UNet(nn.Module):
         for blocks in self.down:
             for blk in blocks:
                 h = apply(blk, h)
+            h = hook(next(n_hook), h)
             hs.append(h)
         for blk in self.mid:
             h = apply(blk, h)
+        h = hook(next(n_hook), h)
         for blocks in self.up:
             if isinstance(blocks[0], ResBlock):
                 skip = hs.pop()
                 h = torch.cat([h[..., : skip.shape[-2], : skip.shape[-1]], skip], dim=1)
             for blk in blocks:
                 h = apply(blk, h)
+            h = hook(next(n_hook), h)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 

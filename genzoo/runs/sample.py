@@ -20,7 +20,13 @@ from genzoo.diffusion.samplers import SAMPLERS
 from genzoo.models import MODELS
 from genzoo.models.diffusion.base import DiffusionModel
 from genzoo.runs.load import load
-from genzoo.viz import save_images_folder, save_samples_png
+from genzoo.viz import (
+    VIDEO_SUFFIXES,
+    check_video_backend,
+    save_images_folder,
+    save_samples_png,
+    save_video,
+)
 
 _ALWAYS = ("n", "cond", "generator")  # the contract's own arguments of ``Samples.sample``
 
@@ -126,7 +132,8 @@ def sample_to_file(
 ) -> Path:
     """Draw ``n`` samples (:func:`sample`) and write them to ``out``: ``.png`` (an image grid or
     a scatter plot), ``.npy`` (raw samples, model range), for a text run ``.txt`` (the decoded
-    texts; the default there), for an audio run ``.wav``, and for images a folder (``out`` ending
+    texts; the default there), for an audio run ``.wav``, for a video run ``.gif`` or ``.mp4`` (an
+    animation; ``.png`` is a grid of frames, one row per clip), and for images a folder (``out`` ending
     in ``/`` or an existing folder: one PNG per sample). Returns the path written. Settings the
     run's model cannot use are one sentence before anything is drawn."""
     cfg = read_run_config(run)
@@ -135,7 +142,10 @@ def sample_to_file(
     text = info.kind == "text"
     path = Path(out) if out is not None else Path("samples.txt" if text else "samples.png")
     audio = info.kind == "audio"
+    video = info.kind == "video"
     kinds = (".txt", ".npy") if text else (".png", ".npy", ".wav") if audio else (".png", ".npy")
+    if video:
+        kinds = (".gif", ".mp4", ".png", ".npy")
     folder = info.kind == "images" and (str(out).endswith("/") or path.is_dir())
     if not folder and path.suffix not in kinds:
         if text:
@@ -145,6 +155,13 @@ def sample_to_file(
             )
         elif audio:
             what = "--out must end in .wav (audio), .png (spectrograms) or .npy (raw samples)"
+        elif video:
+            what = (
+                "--out must end in .gif or .mp4 (an animation), .png (a grid of frames, one row "
+                "per clip) or .npy (raw clips)"
+            )
+        elif path.suffix in VIDEO_SUFFIXES:
+            what = f"an animation needs a video run, and run {str(run)!r} draws {info.kind}"
         elif path.suffix == ".wav":
             what = f"a WAV file needs an audio run, and run {str(run)!r} draws {info.kind}"
         else:
@@ -153,6 +170,7 @@ def sample_to_file(
                 "ending in / (images: one PNG per sample)"
             )
         raise ConfigError(f"--out {str(path)!r}: {what}.")
+    check_video_backend(path)  # before drawing: an MP4 without a writer is one sentence
     opts = dict(options or {})
     for key in ("cond", "generator", "n"):
         if key in opts:
@@ -186,6 +204,8 @@ def sample_to_file(
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".npy":
         np.save(path, x.numpy())
+    elif path.suffix in VIDEO_SUFFIXES:  # an animation of the clips side by side
+        save_video(x, info, path)
     elif audio:  # a WAV file, or a picture of the spectrograms
         save_audio_samples(x, info, path, title=f"{cfg['model']} on {cfg['data']}")
     else:  # a picture, or the texts of a text run

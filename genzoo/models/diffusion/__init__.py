@@ -8,6 +8,7 @@ from genzoo.models.diffusion.flow_matching import FlowMatching, FlowMatchingConf
 from genzoo.models.diffusion.ldm import LatentDiffusion, LatentDiffusionConfig
 from genzoo.models.diffusion.ncsn import NCSN, NCSNConfig
 from genzoo.models.diffusion.t2i import T2IDiffusionConfig, TextToImageDiffusion
+from genzoo.models.diffusion.video import VideoDiffusion, VideoDiffusionConfig
 
 __all__ = [
     "DDIM",
@@ -31,4 +32,6 @@ __all__ = [
     "T2IDiffusionConfig",
     "TextToImageDiffusion",
     "UNetBackbone",
+    "VideoDiffusion",
+    "VideoDiffusionConfig",
 ]

@@ -117,11 +117,15 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
             raise ConfigError(
                 f"class_conditional needs labelled data; {info.name!r} has no labels."
             )
-        self.arch = resolve_arch(config.arch, info)
         n_classes = info.n_classes if config.class_conditional else 0
-        self.net: torch.nn.Module = build_backbone(
-            self.arch, config, info, n_classes=n_classes, **(net_options or {})
-        )
+        self.net: torch.nn.Module = self.build_net(config, info, n_classes, net_options or {})
+
+    def build_net(
+        self, config: DiffusionConfig, info: DataInfo, n_classes: int, net_options: dict[str, Any]
+    ) -> torch.nn.Module:
+        """The backbone ``F`` of ``config.arch`` (sets :attr:`arch`; video builds its own)."""
+        self.arch = resolve_arch(config.arch, info)
+        return build_backbone(self.arch, config, info, n_classes=n_classes, **net_options)
 
     # --- hooks ---
     def precond(self, sigma: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -158,7 +162,7 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
     def sampling_denoiser(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         """``D`` clamped to the image range (DDPM's ``clip_denoised``) when configured."""
         x0 = self.denoise(x, sigma, cond)
-        if self.config.clip_denoised and self.info.kind == "images":
+        if self.config.clip_denoised and self.info.kind in ("images", "video"):
             x0 = x0.clamp(*self.info.value_range)
         return x0
 
@@ -261,7 +265,7 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
     def to_data(self, x: Tensor) -> Tensor:
         """Hook 4: the sampler's output as data; images are clamped to their range (the last
         step's rounding stays in range)."""
-        if self.config.clip_denoised and self.info.kind == "images":
+        if self.config.clip_denoised and self.info.kind in ("images", "video"):
             return x.clamp(*self.info.value_range)
         return x
 

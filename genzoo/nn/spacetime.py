@@ -1,0 +1,88 @@
+"""A factorised space-time U-Net for video (Ho et al., "Video Diffusion Models",
+arXiv:2204.03458, Sec. 3): the image U-Net's own layers run on every frame (the frames folded into
+the batch, so each 2-D convolution, group norm and spatial attention sees one frame), and after
+each of its down, middle and up stages a temporal attention layer mixes the frames at every
+pixel, with relative positions through rotary embeddings (RoFormer, arXiv:2104.09864).
+
+The spatial layers are :class:`~genzoo.nn.unet.UNet`'s (not a copy): the temporal layers enter
+through its ``block_hook``. Each temporal layer is residual with a zero-initialised output
+projection, so at initialisation it is the identity and the space-time U-Net computes the image
+U-Net frame by frame; in particular, with ``T = 1`` it equals the image U-Net exactly. With
+``causal=True`` frame ``t`` attends to frames ``<= t`` only, and since every other layer works
+within a frame, no output frame depends on a later input frame.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from genzoo.nn.attention import multi_head_attention, rotary_tables
+from genzoo.nn.unet import UNet, _norm
+
+MAX_FRAMES = 64  # longest clip the rotary tables cover
+
+
+class TemporalAttention(nn.Module):
+    """Residual multi-head attention over the ``T`` frames at each pixel:
+    ``h + proj(attn(norm(h)))`` with tokens ``(B*H*W, T, C)``; ``proj`` starts at zero."""
+
+    def __init__(self, ch: int, causal: bool = False, head_dim: int = 16) -> None:
+        super().__init__()
+        self.heads = max(ch // head_dim, 1)
+        self.causal = causal
+        self.norm = _norm(ch)
+        self.qkv = nn.Linear(ch, 3 * ch)
+        self.proj = nn.Linear(ch, ch)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+        hd = ch // self.heads
+        cos, sin = rotary_tables(hd, MAX_FRAMES) if hd % 2 == 0 else (None, None)
+        self.rotary = None if cos is None else (cos, sin)
+
+    def forward(self, h: Tensor, frames: int) -> Tensor:
+        bt, c, hh, ww = h.shape
+        b = bt // frames
+        tok = self.norm(h).view(b, frames, c, hh, ww).permute(0, 3, 4, 1, 2)  # (B, H, W, T, C)
+        tok = tok.reshape(b * hh * ww, frames, c)  # (B*H*W, T, C)
+        q, k, v = self.qkv(tok).split(c, dim=2)
+        rot = None
+        if self.rotary is not None:
+            rot = (self.rotary[0].to(h.device), self.rotary[1].to(h.device))
+        out = multi_head_attention(q, k, v, self.heads, causal=self.causal, rotary=rot)
+        out = self.proj(out)  # (B*H*W, T, C)
+        out = out.view(b, hh, ww, frames, c).permute(0, 3, 4, 1, 2)  # (B, T, C, H, W)
+        return h + out.reshape(bt, c, hh, ww)
+
+
+class SpaceTimeUNet(nn.Module):
+    """``(x (B, T, C, H, W), c_noise (B,)) -> (B, T, C_out, H, W)``: the image U-Net ``spatial``
+    on every frame with a :class:`TemporalAttention` after each of its stages."""
+
+    def __init__(self, spatial: UNet, causal: bool = False, max_resolution: int = 16) -> None:
+        """Temporal layers after the stages whose resolution is at most ``max_resolution`` (the
+        costly full-resolution stages of larger frames stay per frame)."""
+        super().__init__()
+        self.spatial = spatial
+        self.temporal = nn.ModuleList(
+            [
+                TemporalAttention(ch, causal) if r <= max_resolution else nn.Identity()
+                for ch, r in zip(spatial.block_channels, spatial.block_resolutions, strict=True)
+            ]
+        )
+
+    def forward(
+        self, x: Tensor, c_noise: Tensor, class_labels: Tensor | None = None
+    ) -> Tensor:
+        b, t = x.shape[:2]
+        if t > MAX_FRAMES:
+            raise ValueError(f"clips of at most {MAX_FRAMES} frames, got {t}")
+        frames = x.flatten(0, 1)  # (B, T, C, H, W) -> (B*T, C, H, W)
+        noise = c_noise.reshape(b).repeat_interleave(t)  # (B*T,): the clip's noise level per frame
+        labels = None if class_labels is None else class_labels.repeat_interleave(t)
+        def hook(i: int, h: Tensor) -> Tensor:
+            layer = self.temporal[i]
+            return layer(h, t) if isinstance(layer, TemporalAttention) else h
+
+        out = self.spatial(frames, noise, labels, block_hook=hook)  # (B*T, C_out, H, W)
+        return out.view(b, t, *out.shape[1:])  # (B, T, C_out, H, W)
