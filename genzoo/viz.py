@@ -33,7 +33,7 @@ def image_grid(x: Tensor, info: DataInfo, nrow: int | None = None, pad: int = 1)
 def video_grid(x: Tensor, info: DataInfo, pad: int = 1) -> np.ndarray:
     """Clips ``(B, T, C, H, W)`` in model space -> an ``(H', W', 3)`` uint8 grid: one row per clip,
     one column per frame."""
-    b, t = x.shape[:2]
+    t = x.shape[1]
     return image_grid(x.flatten(0, 1), info, nrow=t, pad=pad)  # (B*T, C, H, W), T per row
 
 

@@ -7,12 +7,13 @@ levels) like an image set's images and seen by models in [-1, 1]:
 ``moving-digits`` (Moving MNIST, Srivastava et al., arXiv:1502.04681, Sec. 3): one or two
 ``mnist5k`` digits (the train split's digits for the train clips, the test split's for the test
 clips), scaled to ``7/16`` of the frame side (7 px in 16 x 16 frames, 14 px in 32 x 32, MNIST's
-own 28 px in 64 x 64), moving on a black frame; where two digits overlap the brighter pixel wins (the
-maximum, as in the original). Each digit's top-left corner moves on the integer grid of the
-``L = side - sprite + 1`` positions ``0 .. L - 1`` with a constant velocity ``(vx, vy)``, each
-component a whole number of pixels per frame (the direction one of 8 compass directions, the speed
-1 or 2 pixels per frame up to 32 x 32, twice that at 64 x 64), and bounces exactly off the walls:
-a step that would leave ``[0, L - 1]`` is reflected at the wall, ``p -> -p`` or ``p -> 2(L-1) -
+own 28 px in 64 x 64), moving on a black frame; where two digits overlap the brighter pixel
+wins (the maximum, as in the original). Each digit's top-left corner moves on the integer
+grid of the ``L = side - sprite + 1`` positions ``0 .. L - 1`` with a constant velocity
+``(vx, vy)``, each component a whole number of pixels per frame (the direction one of 8 compass
+directions, the speed 1 or 2 pixels per frame up to 32 x 32, twice that at 64 x 64), and bounces
+exactly off the walls: a step that would leave ``[0, L - 1]`` is reflected at the wall,
+``p -> -p`` or ``p -> 2(L-1) -
 p``, and that component of the velocity flips sign (:func:`bounce_step`). Since everything is an
 integer, positions are exact, and they are kept for measurement: per clip the digits' classes
 ``labels (D,)``, the corners ``pos (T, D, 2)`` (x, y), the digits' intensity centroids
@@ -47,13 +48,13 @@ from genzoo.core.errors import DataError
 from genzoo.data.base import DataInfo, Dataset
 from genzoo.data.images import DIGIT_NAMES, load_mnist5k
 from genzoo.data.shapes import (
+    _EXTENT,
     CLASS_NAMES,
     COLOUR_NAMES,
     COLOURS,
     SHAPES,
     Scene,
     ShapeObject,
-    _EXTENT,
     _position,
     article,
     render,
@@ -152,7 +153,8 @@ def bounce_step(p: np.ndarray, v: np.ndarray, limit: int) -> tuple[np.ndarray, n
 def trajectories(
     p0: np.ndarray, v0: np.ndarray, frames: int, limit: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and velocities ``(frames, *p0.shape)`` from ``p0``, ``v0`` by :func:`bounce_step`."""
+    """Positions and velocities ``(frames, *p0.shape)`` from ``p0``, ``v0``
+    (:func:`bounce_step`)."""
     ps, vs = [p0], [v0]
     for _ in range(frames - 1):
         p, v = bounce_step(ps[-1], vs[-1], limit)

@@ -14,7 +14,6 @@ within a frame, no output frame depends on a later input frame.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from genzoo.nn.attention import multi_head_attention, rotary_tables
@@ -71,15 +70,14 @@ class SpaceTimeUNet(nn.Module):
             ]
         )
 
-    def forward(
-        self, x: Tensor, c_noise: Tensor, class_labels: Tensor | None = None
-    ) -> Tensor:
+    def forward(self, x: Tensor, c_noise: Tensor, class_labels: Tensor | None = None) -> Tensor:
         b, t = x.shape[:2]
         if t > MAX_FRAMES:
             raise ValueError(f"clips of at most {MAX_FRAMES} frames, got {t}")
         frames = x.flatten(0, 1)  # (B, T, C, H, W) -> (B*T, C, H, W)
         noise = c_noise.reshape(b).repeat_interleave(t)  # (B*T,): the clip's noise level per frame
         labels = None if class_labels is None else class_labels.repeat_interleave(t)
+
         def hook(i: int, h: Tensor) -> Tensor:
             layer = self.temporal[i]
             return layer(h, t) if isinstance(layer, TemporalAttention) else h

@@ -133,9 +133,9 @@ def sample_to_file(
     """Draw ``n`` samples (:func:`sample`) and write them to ``out``: ``.png`` (an image grid or
     a scatter plot), ``.npy`` (raw samples, model range), for a text run ``.txt`` (the decoded
     texts; the default there), for an audio run ``.wav``, for a video run ``.gif`` or ``.mp4`` (an
-    animation; ``.png`` is a grid of frames, one row per clip), and for images a folder (``out`` ending
-    in ``/`` or an existing folder: one PNG per sample). Returns the path written. Settings the
-    run's model cannot use are one sentence before anything is drawn."""
+    animation; ``.png`` is a grid of frames, one row per clip), and for images a folder (``out``
+    ending in ``/`` or an existing folder: one PNG per sample). Returns the path written. Settings
+    the run's model cannot use are one sentence before anything is drawn."""
     cfg = read_run_config(run)
     info = DataInfo.from_dict(cfg["data_info"])
     cls = MODELS.get(cfg["model"])

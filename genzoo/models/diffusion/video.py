@@ -127,7 +127,7 @@ class VideoDiffusion(EDM):
     def sampling_condition(
         self, n: int, cond: Tensor | None, options: dict[str, Any]
     ) -> Tensor | None:
-        """``cond``: the first frames ``(n, k, C, H, W)`` (``1 <= k < T``) in model range, or None."""
+        """``cond``: the first frames ``(n, k, C, H, W)`` (``1 <= k < T``), model range, or None."""
         t, c, h, w = self.info.shape
         if cond is None:
             return None

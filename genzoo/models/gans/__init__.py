@@ -1,6 +1,6 @@
 """GANs: one model, several objectives; importing this package registers ``gan``, ``dcgan``,
 ``wgan``, ``wgan-gp``, ``hinge-sn`` and ``cgan``, and the image-to-image models ``pix2pix`` and
-``cyclegan``."""
+``cyclegan``, and the two-stream ``video-gan``."""
 
 from genzoo.models.gans import losses
 from genzoo.models.gans.conditional import CGAN, CGANConfig
@@ -17,6 +17,7 @@ from genzoo.models.gans.gan import (
     WGANGPConfig,
 )
 from genzoo.models.gans.pix2pix import Pix2Pix, Pix2PixConfig
+from genzoo.models.gans.video_gan import VideoGAN, VideoGANConfig
 
 __all__ = [
     "CGAN",
@@ -33,6 +34,8 @@ __all__ = [
     "HingeSNConfig",
     "Pix2Pix",
     "Pix2PixConfig",
+    "VideoGAN",
+    "VideoGANConfig",
     "WGANConfig",
     "WGANGPConfig",
     "losses",

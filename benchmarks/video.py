@@ -1,0 +1,147 @@
+"""Video on moving-digits: video diffusion against the two-stream video GAN at an equal step count,
+identity consistency, and frame prediction against copy-the-last-frame.
+
+1. ``video-diffusion`` (arXiv:2204.03458, factorised space-time U-Net) and ``video-gan``
+   (arXiv:1609.02612) are trained through the one Trainer for the same number of steps on the same
+   batches size (``--steps``, ``--batch``) on ``moving-digits?size=16`` (8 frames of 16 x 16, one
+   digit), unless their runs exist under ``--runs``.
+2. ``--n`` clips from each are scored against as many test clips: the Fréchet video distance in
+   the features of genzoo's video classifier (3-D CNN, class + motion direction heads, trained and
+   cached on the train split), the per-frame Fréchet distance in the frame classifier's features,
+   and identity consistency (the share of clips whose frames the frame classifier gives one
+   class). Real test clips (another ``--n``) are scored the same way: the floor of each number.
+3. Prediction: video diffusion, given the first ``--context`` frames of ``--n`` test clips,
+   predicts the rest; pixel MSE over the predicted frames against copying the last known frame,
+   and the error of the tracked position (intensity centroid) against the true trajectory.
+
+    python benchmarks/video.py --threads 1
+    python benchmarks/video.py --threads 1 --gif docs/img/video_diffusion.gif
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from genzoo.data import load_dataset
+from genzoo.data.base import levels_to_model
+from genzoo.metrics.video import (
+    frame_fd,
+    fvd,
+    get_frame_classifier,
+    get_video_classifier,
+    identity_consistency,
+    prediction_errors,
+)
+from genzoo.runs import load
+
+SPEC = "moving-digits?size=16"
+MODELS = {  # model -> its settings (the same steps and batch size for both)
+    "video-diffusion": ["channels=16", "channel_mult=[1,2]"],
+    "video-gan": [],
+}
+
+
+def ensure_run(model: str, runs: Path, steps: int, batch: int, threads: int) -> Path:
+    run = runs / model
+    if not (run / "checkpoints").is_dir():
+        cmd = [sys.executable, "-m", "genzoo", "--threads", str(threads), "train", model,
+               "--data", SPEC, "--steps", str(steps), "--out", str(run), f"batch_size={batch}",
+               "progress=false", "tensorboard=false", *MODELS[model]]  # fmt: skip
+        print("training:", " ".join(cmd[2:]), flush=True)
+        subprocess.run(cmd, check=True)
+    return run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", default="runs/bench-video", help="where the runs are (or go)")
+    ap.add_argument("--steps", type=int, default=600, help="training steps of each model")
+    ap.add_argument("--batch", type=int, default=8, help="clips per training step")
+    ap.add_argument("--n", type=int, default=128, help="clips scored per model")
+    ap.add_argument("--sampler", default="dpmpp-2m", help="video diffusion's sampler")
+    ap.add_argument("--sample-steps", type=int, default=12, help="its sampling steps")
+    ap.add_argument("--context", type=int, default=4, help="known frames for prediction")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gif", help="also write video diffusion's samples and predictions as GIFs")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    runs = Path(args.runs)
+    paths = {m: ensure_run(m, runs, args.steps, args.batch, args.threads) for m in MODELS}
+
+    test = load_dataset(SPEC, "test")
+    assert test.x is not None
+    n = args.n
+    real = levels_to_model(test.x[:n], 256)  # (n, T, 1, H, W)
+    ref = levels_to_model(test.x[n : 2 * n], 256)  # the floor: other real clips
+    t0 = time.perf_counter()
+    frame_clf = get_frame_classifier(SPEC)
+    video_clf = get_video_classifier(SPEC)
+    print(f"classifiers ready in {time.perf_counter() - t0:.0f} s: frame accuracy "
+          f"{frame_clf.meta['test_accuracy']:.3f}, video class/direction accuracy "
+          f"{video_clf.meta['test_class_accuracy']:.3f}/"
+          f"{video_clf.meta['test_direction_accuracy']:.3f}")  # fmt: skip
+
+    rows = [("real test clips", ref, float("nan"))]
+    g = torch.Generator().manual_seed(0)
+    models = {m: load(p) for m, p in paths.items()}
+    for m, model in models.items():
+        t0 = time.perf_counter()
+        opts = (
+            {"sampler": args.sampler, "steps": args.sample_steps} if m == "video-diffusion" else {}
+        )
+        clips = torch.cat([model.sample(min(32, n - i), generator=g, **opts).cpu()
+                           for i in range(0, n, 32)])  # fmt: skip
+        rows.append((m, clips, time.perf_counter() - t0))
+
+    print(f"\n{n} clips each against {n} test clips of {SPEC} (8 frames, 16 x 16); "
+          f"{args.steps} training steps of {args.batch} clips per model\n")  # fmt: skip
+    print("| clips | FVD (genzoo video CNN) | per-frame FD | identity consistency | sampling s |")
+    print("|---|---|---|---|---|")
+    for name, clips, secs in rows:
+        cons = float(identity_consistency(frame_clf, clips).mean())
+        print(f"| {name} | {fvd(video_clf, clips, real):.2f} | "
+              f"{frame_fd(frame_clf, clips, real):.2f} | {cons:.1%} | {secs:.0f} |")  # fmt: skip
+
+    k = args.context
+    vd = models["video-diffusion"]
+    t0 = time.perf_counter()
+    pred = torch.cat([
+        vd.sample(min(32, n - i), cond=real[i : i + 32, :k], generator=g, sampler=args.sampler,
+                  steps=args.sample_steps).cpu()
+        for i in range(0, n, 32)
+    ])  # fmt: skip
+    secs = time.perf_counter() - t0
+    centre = test.extras["centre"][:n, :, 0]  # (n, T, 2) true centres of the digit
+    err = {key: v.mean().item() for key, v in prediction_errors(pred, real, k, centre).items()}
+    gain = 1 - err["mse"] / err["mse_copy"]
+    t = real.shape[1]
+    print(
+        f"\nprediction of frames {k}..{t - 1} from the first {k} ({n} test clips, {secs:.0f} s)\n"
+    )
+    print("| predictor | pixel MSE | tracked position error (px) |")
+    print("|---|---|---|")
+    print(f"| video-diffusion | {err['mse']:.4f} | {err['pos_err']:.2f} |")
+    print(f"| copy last frame | {err['mse_copy']:.4f} | {err['pos_err_copy']:.2f} |")
+    print(f"\nvideo diffusion's MSE is {gain:.1%} below copy-last-frame (goal: >= 30%)")
+    print(f"date {datetime.date.today()}, torch {torch.__version__}, threads {args.threads}")
+    if args.gif:
+        from genzoo.viz import save_video
+
+        out = Path(args.gif)
+        save_video(rows[-2][1][:16], vd.info, out, fps=4, scale=4)
+        both = torch.cat([real[:8], pred[:8]])  # truth above, prediction below
+        save_video(both, vd.info, out.with_name(out.stem + "_prediction.gif"), fps=4, scale=4)
+        gan = rows[-1][1][:16]
+        save_video(gan, vd.info, out.with_name("video_gan.gif"), fps=4, scale=4)
+        print(f"wrote {out} and its neighbours")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""Video metrics, measured by genzoo's own yardsticks (no download).
+
+Two small classifiers are trained deterministically on a video set's train split and cached as
+the image classifier is (:mod:`genzoo.metrics.classifier`: safetensors + JSON under
+``$GENZOO_CACHE/classifiers``, keyed by a content hash of the data, the configuration and the
+version):
+
+- the *frame classifier*: :class:`~genzoo.metrics.classifier.SmallCNN` trained on single frames
+  with the clip's class (the digit; moving-shapes: colour and shape), by the image classifier's
+  own training function. Its features give the per-frame Fréchet distance, its predictions the
+  temporal consistency of a clip's identity;
+- the *video classifier* :class:`VideoCNN`: 3-D convolutions over the clip with two heads, the
+  class and the initial motion direction, so its features see appearance and motion; the
+  Fréchet video distance (FVD; Unterthiner et al., arXiv:1812.01717, who use an I3D network) is
+  the Fréchet distance in its features.
+
+For prediction, :func:`prediction_errors` gives the pixel MSE of predicted frames against a
+copy-the-last-known-frame baseline and the error of the tracked position (the intensity centroid
+of each predicted frame) against the dataset's true trajectory.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genzoo.core.config import Config
+from genzoo.core.errors import CheckpointError, GenzooError
+from genzoo.core.io import load_state_strict, load_tensors, read_json, save_tensors, write_json
+from genzoo.data import DataInfo, load_dataset
+from genzoo.data.base import levels_to_model
+from genzoo.data.video import DIRECTIONS, SHAPE_DIRECTIONS, VideoDataset
+from genzoo.metrics.classifier import (
+    ClassifierConfig,
+    FeatureClassifier,
+    SmallCNN,
+    _cache_paths,
+    cache_dir,
+    content_hash,
+    train_classifier,
+)
+from genzoo.metrics.frechet import frechet_distance
+
+VIDEO_CLASSIFIER_VERSION = 1  # bump when the training procedure changes
+FRAMES_PER_CLIP = 2  # frames of each train clip the frame classifier learns from (first, last)
+
+
+@dataclass(frozen=True)
+class VideoClassifierConfig(Config):
+    """Settings of the video classifier; all of them enter its hash."""
+
+    width: int = 16  # channels of the first 3-D conv stage (then 2x, 4x)
+    epochs: int = 4  # passes over the train clips
+    batch_size: int = 64  # clips per Adam step
+    lr: float = 2e-3  # Adam learning rate (one-cycle schedule)
+    seed: int = 0  # seed of the initialization, the batch order and the dequantization noise
+
+
+class VideoCNN(nn.Module):
+    """3-D conv features of a clip ``(B, T, C, H, W)``: pooled over space, kept over time (so the
+    order of frames, hence the direction of motion, survives), with a class and a direction
+    head."""
+
+    def __init__(self, shape: tuple[int, ...], n_classes: int, n_directions: int, width: int):
+        super().__init__()
+        t, c = shape[0], shape[1]
+        w = width
+        self.body = nn.Sequential(
+            nn.Conv3d(c, w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool3d((1, 2, 2)),
+            nn.Conv3d(w, 2 * w, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool3d((2, 2, 2)),
+            nn.Conv3d(2 * w, 4 * w, 3, padding=1),
+            nn.ReLU(),
+        )
+        self.dim = 4 * w * (t // 2)
+        self.cls = nn.Linear(self.dim, n_classes)
+        self.direction = nn.Linear(self.dim, n_directions)
+
+    def features(self, x: Tensor) -> Tensor:
+        h = self.body(x.permute(0, 2, 1, 3, 4))  # (B, C, T, H, W) -> (B, 4w, T', h', w')
+        return h.mean(dim=(3, 4)).flatten(1)  # (B, 4w * T')
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        f = self.features(x)
+        return self.cls(f), self.direction(f)
+
+
+def _directions(info: DataInfo) -> int:
+    return len(DIRECTIONS) if info.name.startswith("moving-digits") else len(SHAPE_DIRECTIONS)
+
+
+class VideoClassifier:
+    """A trained :class:`VideoCNN`; inputs are model-space clips ``(B, T, C, H, W)``."""
+
+    def __init__(self, net: VideoCNN, info: DataInfo, hash: str, meta: dict[str, Any]) -> None:
+        self.net = net.eval()
+        self.info = info
+        self.hash = hash
+        self.meta = meta
+        self.name = f"genzoo-video-cnn:{info.name}"
+
+    def _check(self, x: Tensor) -> Tensor:
+        if tuple(x.shape[1:]) != tuple(self.info.shape):
+            raise GenzooError(
+                f"Classifier {self.name!r} takes clips of shape {tuple(self.info.shape)}, "
+                f"got {tuple(x.shape[1:])}."
+            )
+        return x.detach().float()
+
+    @torch.no_grad()
+    def features(self, x: Tensor, batch_size: int = 500) -> Tensor:
+        """Features ``(B, dim)`` of model-space clips."""
+        x = self._check(x)
+        parts = [self.net.features(x[s : s + batch_size]) for s in range(0, len(x), batch_size)]
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def predict(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Predicted class and direction ``(B,)`` each."""
+        c, d = self.net(self._check(x))
+        return c.argmax(1), d.argmax(1)
+
+
+def _train_video(
+    info: DataInfo, x: Tensor, y: Tensor, direction: Tensor, config: VideoClassifierConfig
+) -> VideoCNN:
+    """Deterministic training (single thread, all draws from ``config.seed``), as the image
+    classifier's."""
+    assert info.levels is not None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        g = torch.Generator().manual_seed(config.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            net = VideoCNN(info.shape, info.n_classes, _directions(info), config.width)
+        opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+        n = x.shape[0]
+        steps = config.epochs * math.ceil(n / config.batch_size)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=steps)
+        net.train()
+        for _ in range(config.epochs):
+            perm = torch.randperm(n, generator=g)
+            for s in range(0, n, config.batch_size):
+                idx = perm[s : s + config.batch_size]
+                xb = levels_to_model(x[idx], info.levels, dequantize=True, generator=g)
+                c, d = net(xb)
+                loss = F.cross_entropy(c, y[idx]) + F.cross_entropy(d, direction[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+        return net.eval()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _video_split(spec: str, split: str) -> VideoDataset:
+    ds = load_dataset(spec, split)
+    if not isinstance(ds, VideoDataset):
+        raise GenzooError(f"A video classifier needs a video dataset; {spec!r} is {ds.info.kind}.")
+    return ds
+
+
+def get_video_classifier(
+    spec: str,
+    *,
+    config: VideoClassifierConfig | None = None,
+    cache: str | Path | None = None,
+) -> VideoClassifier:
+    """The video classifier of ``spec``, loaded from the cache or trained and cached."""
+    config = config or VideoClassifierConfig()
+    ds = _video_split(spec, "train")
+    info = ds.info
+    assert ds.x is not None and ds.y is not None
+    direction = ds.extras["direction"]
+    labels = torch.stack([ds.y, direction], 1)  # (N, 2): class, direction
+    hash = f"v{VIDEO_CLASSIFIER_VERSION}-" + content_hash(info, ds.x, labels, config)  # type: ignore[arg-type]
+    weights, meta_path = _cache_paths(cache_dir(cache), f"video-{spec}", hash)
+    if weights.is_file() and meta_path.is_file():
+        try:
+            meta = read_json(meta_path)
+            if meta.get("hash") != hash:
+                raise CheckpointError("another hash")
+            net = VideoCNN(info.shape, info.n_classes, _directions(info), config.width)
+            load_state_strict(net, load_tensors(weights), str(weights))
+            return VideoClassifier(net, info, hash, meta)
+        except CheckpointError as e:
+            warnings.warn(f"Retraining the video classifier ({e}).", stacklevel=2)
+    net = _train_video(info, ds.x, ds.y, direction, config)
+    clf = VideoClassifier(net, info, hash, {"hash": hash})
+    test = _video_split(spec, "test")
+    assert test.x is not None and test.y is not None
+    c, d = clf.predict(levels_to_model(test.x, 256))
+    meta = {
+        "name": clf.name,
+        "hash": hash,
+        "config": config.to_dict(),
+        "dataset": info.to_dict(),
+        "test_class_accuracy": float((c == test.y).float().mean()),
+        "test_direction_accuracy": float((d == test.extras["direction"]).float().mean()),
+    }
+    clf.meta = meta
+    save_tensors(weights, net.state_dict())
+    write_json(meta_path, meta)
+    return clf
+
+
+def get_frame_classifier(spec: str, *, cache: str | Path | None = None) -> FeatureClassifier:
+    """The frame classifier of ``spec``: the image classifier (:class:`SmallCNN`, its training
+    function and config) on the first and last frame of every train clip, labelled with the
+    clip's class; cached like it."""
+    ds = _video_split(spec, "train")
+    t, c, h, w = ds.info.shape
+    frame_info = DataInfo(
+        name=f"{ds.info.name}#frames",
+        kind="images",
+        shape=(c, h, w),
+        levels=ds.info.levels,
+        n_classes=ds.info.n_classes,
+        class_names=ds.info.class_names,
+    )
+    assert ds.x is not None and ds.y is not None
+    x = ds.x[:, [0, t - 1]].flatten(0, 1)  # (N, 2, C, H, W) -> (2N, C, H, W)
+    y = ds.y.repeat_interleave(FRAMES_PER_CLIP)
+    config = ClassifierConfig(width=16).resolved(x.shape[0])
+    hash = content_hash(frame_info, x, y, config)
+    weights, meta_path = _cache_paths(cache_dir(cache), frame_info.name, hash)
+    if weights.is_file() and meta_path.is_file():
+        meta = read_json(meta_path)
+        if meta.get("hash") == hash:
+            net = SmallCNN(c, frame_info.n_classes, config.width)
+            load_state_strict(net, load_tensors(weights), str(weights))
+            return FeatureClassifier(net, frame_info, hash, meta)
+    net = train_classifier(frame_info, x, y, config)
+    clf = FeatureClassifier(net, frame_info, hash, {"hash": hash, "test_accuracy": None})
+    test = _video_split(spec, "test")
+    assert test.x is not None and test.y is not None
+    xt = levels_to_model(test.x.flatten(0, 1), 256)  # (N*T, C, H, W) every test frame
+    clf.meta["test_accuracy"] = clf.accuracy(xt, test.y.repeat_interleave(t))
+    clf.meta.update(name=f"genzoo-cnn:{frame_info.name}", config=config.to_dict())
+    save_tensors(weights, net.state_dict())
+    write_json(meta_path, clf.meta)
+    return clf
+
+
+# --- the measures -------------------------------------------------------------------------------
+def frame_fd(clf: FeatureClassifier, fake: Tensor, real: Tensor) -> float:
+    """Fréchet distance between the frame-classifier features of all frames of two sets of clips
+    ``(B, T, C, H, W)``."""
+    return frechet_distance(clf.features(fake.flatten(0, 1)), clf.features(real.flatten(0, 1)))
+
+
+def fvd(clf: VideoClassifier, fake: Tensor, real: Tensor) -> float:
+    """Fréchet video distance in the video classifier's features."""
+    return frechet_distance(clf.features(fake), clf.features(real))
+
+
+@torch.no_grad()
+def identity_consistency(clf: FeatureClassifier, clips: Tensor) -> Tensor:
+    """Per clip ``(B,)``: 1 where the frame classifier gives every frame the same class (the
+    digit keeps its identity over time), else 0."""
+    b, t = clips.shape[:2]
+    pred = clf.logits(clips.flatten(0, 1)).argmax(1).view(b, t).cpu()  # (B, T)
+    return (pred == pred[:, :1]).all(1).float()
+
+
+def centroids(clips: Tensor) -> Tensor:
+    """Intensity centroids ``(B, T, 2)`` (x, y in pixels, pixel centres at ``i + 1/2``) of
+    model-space clips ``(B, T, C, H, W)``: the tracked position of a single bright object on a
+    black background."""
+    # intensity k / L for level k (the bin centre's half level off: black weighs nothing)
+    v = ((clips.float() + 1) / 2 - 1 / 512).clamp(0, 1).sum(2)  # (B, T, H, W)
+    h, w = v.shape[-2:]
+    ys = torch.arange(h, dtype=v.dtype) + 0.5
+    xs = torch.arange(w, dtype=v.dtype) + 0.5
+    mass = v.sum((2, 3)).clamp_min(1e-6)
+    cx = (v.sum(2) * xs).sum(2) / mass
+    cy = (v.sum(3) * ys).sum(2) / mass
+    return torch.stack([cx, cy], -1)
+
+
+def prediction_errors(pred: Tensor, true: Tensor, k: int, centre: Tensor) -> dict[str, Tensor]:
+    """Per clip errors of predicted clips ``pred`` given the first ``k`` frames of ``true`` (both
+    ``(B, T, C, H, W)``, model space): ``mse`` over frames ``k..T-1``, ``mse_copy`` of the
+    copy-the-last-known-frame baseline, ``pos_err`` the mean distance (pixels) of the predicted
+    frames' centroids from the true centres ``centre`` ``(B, T, 2)``, ``pos_err_copy`` the
+    baseline's (its centroid stays at frame ``k - 1``)."""
+    fut = true[:, k:].float()
+    copy = true[:, k - 1 : k].float().expand_as(fut)
+    mse = ((pred[:, k:].float() - fut) ** 2).flatten(1).mean(1)
+    mse_copy = ((copy - fut) ** 2).flatten(1).mean(1)
+    c_pred = centroids(pred[:, k:])
+    c_copy = centroids(copy)
+    pos = (c_pred - centre[:, k:]).norm(dim=-1).mean(1)
+    pos_copy = (c_copy - centre[:, k:]).norm(dim=-1).mean(1)
+    return {"mse": mse, "mse_copy": mse_copy, "pos_err": pos, "pos_err_copy": pos_copy}
