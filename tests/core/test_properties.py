@@ -128,9 +128,14 @@ def test_dataset_specs_give_data_or_one_genzoo_error(sandbox, spec, split):
         except GenzooError as e:
             assert str(e) and "\n" not in str(e)
             return
-        assert info.kind in ("points", "images", "text", "audio")
+        assert info.kind in ("points", "images", "text", "audio", "video")
         assert all(d >= 1 for d in info.shape)
-        slow = ("text:", "mnist5k", "speech-digits")  # speech is synthesised on first use
+        slow = (
+            "text:",
+            "mnist5k",
+            "speech-digits",
+            "moving-",
+        )  # speech is synthesised on first use
         if spec.startswith(slow) and split in ("train", "test"):
             return  # valid and slower to build; covered by the data tests
         try:
