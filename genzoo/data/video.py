@@ -13,8 +13,9 @@ grid of the ``L = side - sprite + 1`` positions ``0 .. L - 1`` with a constant v
 ``(vx, vy)``, each component a whole number of pixels per frame (the direction one of 8 compass
 directions, the speed 1 or 2 pixels per frame up to 32 x 32, twice that at 64 x 64), and bounces
 exactly off the walls: a step that would leave ``[0, L - 1]`` is reflected at the wall,
-``p -> -p`` or ``p -> 2(L-1) - p``, and that component of the velocity flips sign (:func:`bounce_step`). Since everything is an
-integer, positions are exact, and they are kept for measurement: per clip the digits' classes
+``p -> -p`` or ``p -> 2(L-1) - p``, and that component of the velocity flips sign
+(:func:`bounce_step`). Since everything is an integer, positions are exact, and they are kept
+for measurement: per clip the digits' classes
 ``labels (D,)``, the corners ``pos (T, D, 2)`` (x, y), the digits' intensity centroids
 ``centre (T, D, 2)`` in pixels, and ``direction``, the first digit's initial compass direction
 (:data:`DIRECTIONS`). ``y`` is the first digit's class.
