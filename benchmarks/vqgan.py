@@ -15,9 +15,9 @@ uses): Fréchet distance, k-NN precision and recall (k = 5), and the pixel MSE.
 
 Part 2 (generation). ``ldm`` over the VQ-GAN run (EDM on its pre-quantization latents, scaled to
 unit standard deviation, decoded through the quantizer, as the LDM paper's VQ-regularised models,
-arXiv:2112.10752, Sec. 3.1 and App. G) against ``edm`` on pixels, both class-conditional with the
-same U-Net settings, batch, learning rate, EMA and step count (``--gen-steps``; the
-autoencoder's own training is not counted). Each draws ``--n`` samples with labels cycling over
+arXiv:2112.10752, Sec. 3.1 and App. G) against ``edm`` on pixels (and, on request, ``ldm-vqvae``
+over the VQ-VAE run), all class-conditional with the same U-Net settings, batch, learning rate,
+EMA and step count (``--gen-steps``; the autoencoder's own training is not counted). Each draws ``--n`` samples with labels cycling over
 the classes (Heun, 18 steps = 35 network evaluations, guidance 1): Fréchet distance and precision
 against the test split, and the wall-clock sampling time of the ``--n`` samples (decoding
 included). The FD floor is ``--n`` training images (at most the split) against the test split.
@@ -115,19 +115,16 @@ def latent_scale(run: Path, data: str) -> float:
 
 def generators(args: argparse.Namespace, clf: Any, test: torch.Tensor) -> list[dict[str, Any]]:
     out = Path(args.out)
-    ae_run = out / f"vqgan-{args.data}"
-    scale = latent_scale(ae_run, args.data)
     k = clf.info.n_classes
     labels = torch.arange(args.n) % k
-    specs = {
-        "ldm-vqgan": (
-            "ldm",
-            {"autoencoder_run": str(ae_run), "latent_scale": round(scale, 4)},
-        ),
-        "edm": ("edm", {}),
-    }
     rows = []
-    for name, (model, extra) in specs.items():
+    for name in args.gen_models.split(","):
+        if name.startswith("ldm-"):  # over the autoencoder run of part 1 named after the dash
+            ae_run = out / f"{name[4:]}-{args.data}"
+            scale = round(latent_scale(ae_run, args.data), 4)
+            model, extra = "ldm", {"autoencoder_run": str(ae_run), "latent_scale": scale}
+        else:
+            model, extra = name, {}
         run = out / f"{name}-{args.data}"
         dt = _train(model, args.data, run, args.gen_steps, {**UNET, **GEN_TRAIN, **extra})
         m = genzoo.load(run, device="cpu")
@@ -151,7 +148,7 @@ def generators(args: argparse.Namespace, clf: Any, test: torch.Tensor) -> list[d
             **_scores(x, test, clf),
         }
         if model == "ldm":
-            row["latent_scale"] = round(scale, 4)
+            row["latent_scale"] = extra["latent_scale"]
         rows.append(row)
         print(json.dumps(row), flush=True)
         grid = x[torch.argsort(labels[:100], stable=True)]
@@ -175,6 +172,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--disc-start", type=int, default=1000)
     p.add_argument("--ae-models", default="vqvae,vqgan,vqgan-noadv")
     p.add_argument("--gen-steps", type=int, default=2000)
+    p.add_argument("--gen-models", default="ldm-vqgan,edm", help="ldm-<part-1 model>, edm")
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="runs/bench-vqgan")
