@@ -16,11 +16,12 @@ uses): Fréchet distance, k-NN precision and recall (k = 5), and the pixel MSE.
 Part 2 (generation). ``ldm`` over the VQ-GAN run (EDM on its pre-quantization latents, scaled to
 unit standard deviation, decoded through the quantizer, as the LDM paper's VQ-regularised models,
 arXiv:2112.10752, Sec. 3.1 and App. G) against ``edm`` on pixels (and, on request, ``ldm-vqvae``
-over the VQ-VAE run), all class-conditional with the same U-Net settings, batch, learning rate,
-EMA and step count (``--gen-steps``; the autoencoder's own training is not counted). Each draws ``--n`` samples with labels cycling over
-the classes (Heun, 18 steps = 35 network evaluations, guidance 1): Fréchet distance and precision
-against the test split, and the wall-clock sampling time of the ``--n`` samples (decoding
-included). The FD floor is ``--n`` training images (at most the split) against the test split.
+over the VQ-VAE run), all class-conditional with the same U-Net settings, batch, learning rate, EMA
+and step count (``--gen-steps``; the autoencoder's own training is not counted). Each draws ``--n``
+samples with labels cycling over the classes (Heun, 18 steps = 35 network evaluations, guidance 1):
+Fréchet distance and precision against the test split, and the wall-clock sampling time of the
+``--n`` samples (decoding included). The FD floor is ``--n`` training images (at most the split)
+against the test split.
 
     python benchmarks/vqgan.py --data digits --ae-steps 1500 --disc-start 500 --gen-steps 1500 \
         --n 2000 --threads 1 --out runs/bench-vqgan
