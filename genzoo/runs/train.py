@@ -22,8 +22,10 @@ from genzoo.core.runs import CONFIG_FILE, find_checkpoint, read_run_config
 from genzoo.core.seeding import seed_everything
 from genzoo.data import load_dataset
 from genzoo.models import MODELS
+from genzoo.models.autoencoders.vqgan import PerceptualFeatures
 from genzoo.runs.build import build_checked, split_overrides
 from genzoo.runs.load import load_submodel
+from genzoo.runs.perceptual import perceptual_network
 from genzoo.train import distributed
 from genzoo.train.safety import RunLock, storage_error
 from genzoo.train.trainer import TrainConfig, Trainer, parse_duration
@@ -118,6 +120,8 @@ def train(
         test_set = None
     seed_everything(tcfg.seed)
     net = build_checked(cls, mcfg, train_set.info, m_over, data, load_submodel)
+    if isinstance(net, PerceptualFeatures) and net.needs_feature_net:  # e.g. vqgan
+        net.set_feature_net(perceptual_network(data, root=data_root))
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -1,9 +1,10 @@
 """Autoencoder family: importing this package registers its models (``ae``, ``dae``, ``vae``,
-``vqvae``, ``dvae``)."""
+``vqvae``, ``vqgan``, ``dvae``)."""
 
 from genzoo.models.autoencoders.ae import AE, DAE, AEConfig, DAEConfig
 from genzoo.models.autoencoders.dvae import DVAE, DVAEConfig
 from genzoo.models.autoencoders.vae import VAE, VAEConfig
+from genzoo.models.autoencoders.vqgan import VQGAN, VQGANConfig
 from genzoo.models.autoencoders.vqvae import VQVAE, VQVAEConfig
 
 __all__ = [
@@ -11,10 +12,12 @@ __all__ = [
     "DAE",
     "DVAE",
     "VAE",
+    "VQGAN",
     "VQVAE",
     "AEConfig",
     "DAEConfig",
     "DVAEConfig",
     "VAEConfig",
+    "VQGANConfig",
     "VQVAEConfig",
 ]

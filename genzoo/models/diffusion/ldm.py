@@ -93,8 +93,13 @@ class LatentDiffusion(EDM, BuiltOnRuns, LatentSpace):
             z = autoencoder.encode_latent(torch.zeros(1, *info.shape))  # (1, K) or (1, d, h, w)
         # vector latents (vae) -> the MLP denoiser; spatial latents (conv vqvae) -> the U-Net
         kind = "images" if z.dim() == 4 else "points"
-        latent_info = DataInfo(
-            f"latent:{info.name}", kind, tuple(z.shape[1:]), value_range=(-1e9, 1e9)
+        latent_info = DataInfo(  # the data's labels too: class_conditional works on latents
+            f"latent:{info.name}",
+            kind,
+            tuple(z.shape[1:]),
+            n_classes=info.n_classes,
+            value_range=(-1e9, 1e9),
+            class_names=info.class_names,
         )
         super().__init__(config, latent_info)
         self.info = info  # the data's info; the denoiser works on latent_info
