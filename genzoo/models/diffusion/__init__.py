@@ -2,6 +2,7 @@
 
 from genzoo.models.diffusion.backbones import DiTBackbone, MLPBackbone, UNetBackbone
 from genzoo.models.diffusion.base import DiffusionConfig, DiffusionModel
+from genzoo.models.diffusion.controlnet import ControlNet, ControlNetConfig
 from genzoo.models.diffusion.ddpm import DDIM, DDPM, DDIMConfig, DDPMConfig
 from genzoo.models.diffusion.edm import EDM, DiTConfig, DiTModel, EDMConfig
 from genzoo.models.diffusion.flow_matching import FlowMatching, FlowMatchingConfig
@@ -14,6 +15,8 @@ __all__ = [
     "DDPM",
     "EDM",
     "NCSN",
+    "ControlNet",
+    "ControlNetConfig",
     "DDIMConfig",
     "DDPMConfig",
     "DiTBackbone",
