@@ -42,7 +42,14 @@ from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Batch, BuiltOnRuns, GenerativeModel, LossOutput, SubRun
+from genzoo.core.protocol import (
+    Batch,
+    BuiltOnRuns,
+    GenerativeModel,
+    LossOutput,
+    PromptConditioned,
+    SubRun,
+)
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import randn
 from genzoo.core.tensors import per_example
@@ -115,7 +122,7 @@ def encoder_copy(net: UNet) -> UNet:
 
 
 @register_model("controlnet")
-class ControlNet(DiffusionModel, BuiltOnRuns):
+class ControlNet(DiffusionModel, PromptConditioned, BuiltOnRuns):
     """A ControlNet on a frozen base diffusion run (see the module docstring).
 
     ``sample(n, control=maps, control_scale=s, prompts=..., guidance=w, cond=labels, ...)``:
@@ -333,16 +340,31 @@ class ControlNet(DiffusionModel, BuiltOnRuns):
         cond: Tensor | None = None,
         generator: torch.Generator | None = None,
         sampler: str | None = None,
+        control: Tensor | None = None,
+        control_scale: float | None = None,
         **options: Any,
     ) -> Tensor:
-        """``n`` samples under ``control`` (see the class docstring); the other options are the
-        base's (``prompts`` for t2i) and :meth:`DiffusionModel.sample`'s."""
+        """``n`` samples under ``control`` ``(n | 1, C, H, W)`` in [0, 1], its residuals scaled
+        by ``control_scale`` (default ``config.control_scale``; without ``control``: 0, the
+        base's samples); the other options are the base's (``prompts`` for t2i) and
+        :meth:`DiffusionModel.sample`'s."""
         if "prompts" in options and not self.is_t2i:
             raise ConfigError(
                 f"The base of this controlnet is {self.base.name!r}; it takes no prompts."
             )
+        options["control"] = control
+        if control_scale is not None:
+            options["control_scale"] = control_scale
         name = sampler or self.config.sampler or self.base.config.sampler
         return super().sample(n, cond=cond, generator=generator, sampler=name, **options)
+
+    def encode_prompts(self, prompts: Sequence[str]) -> Tensor:
+        """The base's caption tokens of ``prompts`` (a text-to-image base only)."""
+        if not isinstance(self.base, TextToImageDiffusion):
+            raise ConfigError(
+                f"The base of this controlnet is {self.base.name!r}; it takes no prompts."
+            )
+        return self.base.encode_prompts(prompts)
 
     # --- training -------------------------------------------------------------------------------
     def training_base_cond(self, batch: Batch, generator: torch.Generator | None) -> Tensor | None:
