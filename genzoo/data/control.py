@@ -27,7 +27,7 @@ from genzoo.data.base import DataInfo, Dataset, levels_to_model
 from genzoo.data.shapes import ShapesDataset, object_masks
 
 CONTROLS = ("mask", "edges")
-EDGE_THRESHOLD = 1.0  # |Sobel gradient| of [0, 1] grey images above which a pixel is an edge
+EDGE_THRESHOLD = 0.5  # |Sobel gradient| of [0, 1] grey images above which a pixel is an edge
 
 
 def parse_control_spec(spec: str) -> tuple[str, str]:
@@ -51,9 +51,11 @@ def edge_map(x: Tensor) -> Tensor:
     Sobel gradient magnitude of the grey image in [0, 1] (SciPy, edges mirrored) above
     :data:`EDGE_THRESHOLD`."""
     grey = ((x.detach().float().cpu().mean(1) + 1) / 2).numpy().astype(np.float64)  # (B, H, W)
-    gx = ndimage.sobel(grey, axis=2, mode="reflect")
-    gy = ndimage.sobel(grey, axis=1, mode="reflect")
-    mag = np.hypot(gx, gy) / 4  # a unit step between neighbours gives 4 (weights 1, 2, 1)
+    mag = np.empty_like(grey)
+    for i, img in enumerate(grey):  # one image at a time: Sobel smooths across every other axis
+        gx = ndimage.sobel(img, axis=1, mode="reflect")
+        gy = ndimage.sobel(img, axis=0, mode="reflect")
+        mag[i] = np.hypot(gx, gy) / 4  # a unit step between neighbours gives 4 (weights 1, 2, 1)
     return torch.from_numpy(mag > EDGE_THRESHOLD).float()[:, None].to(x.device)  # (B, 1, H, W)
 
 

@@ -53,7 +53,7 @@ def train_controlnet(
     for key in ("base_run", "control"):
         if key in over:
             raise ConfigError(f"Give {key} with --base / --control, not as {key}=...")
-    ControlNetConfig(control=control)  # an unknown kind: one sentence naming the kinds
+    ControlNetConfig.from_dict({"control": control})  # an unknown kind: one sentence
     model = str(read_run_config(base_run).get("model"))
     cls = MODELS.get(model)
     if not issubclass(cls, DiffusionModel) or issubclass(cls, LatentDiffusion | ControlNet):
