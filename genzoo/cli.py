@@ -190,6 +190,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
             class_noun=args.class_noun,
             prior_weight=args.prior_weight,
             lora=args.lora,
+            n_prior=args.n_prior,
             steps=args.steps,
             budget=args.budget,
             out=args.out,
@@ -478,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--prior-weight", type=float, default=1.0, help="dreambooth: prior-preservation weight"
     )
     ft.add_argument("--lora", type=int, metavar="R", help="dreambooth: train LoRA of rank R")
+    ft.add_argument(
+        "--n-prior", type=int, default=64, help="dreambooth: class images drawn by the base"
+    )
     ft.add_argument(
         "--task", default="addition", help="addition, subtraction, reverse, sort, count"
     )
