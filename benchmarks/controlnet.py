@@ -114,6 +114,8 @@ def main() -> None:
     if not (cn_dir / "config.yaml").exists():
         over = {**COMMON, "batch_size": args.cn_batch}
         train_controlnet(base_dir, "mask", steps=args.cn_steps, out=cn_dir, overrides=over)
+    elif open_run(cn_dir).step < args.cn_steps:
+        genzoo.train(resume=cn_dir, steps=args.cn_steps)
     cn_loaded = open_run(cn_dir)
     cn, res["controlnet_step"] = cn_loaded.model, cn_loaded.step
     res["train_s"] = round(time.perf_counter() - t0, 1)

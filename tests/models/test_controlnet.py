@@ -30,7 +30,7 @@ from genzoo.train.trainer import TrainConfig, Trainer
 
 
 def tiny_base() -> torch.nn.Module:
-    return tiny_t2i(text_width=16, text_layers=1, text_heads=2)
+    return tiny_t2i(text_width=16, text_layers=1, text_heads=2, sample_steps=2)
 
 
 def tiny_edm() -> EDM:
