@@ -138,7 +138,8 @@ def promised(argv: list[str], cwd: Path) -> list[Path]:
 def _inputs(argv: list[str], cwd: Path) -> None:
     """Picture files a command reads (``translate RUN in.png``, ``caption RUN img.png``; a
     ControlNet's ``--control`` mask, 16x16 grey; a DreamBooth folder of three subject images)."""
-    if "--control" in argv and not (cwd / argv[argv.index("--control") + 1]).exists():
+    control = argv[0] == "sample" and "--control" in argv
+    if control and not (cwd / argv[argv.index("--control") + 1]).exists():
         mask = Image.new("L", (16, 16))
         mask.paste(255, (4, 4, 12, 12))
         mask.save(cwd / argv[argv.index("--control") + 1])
