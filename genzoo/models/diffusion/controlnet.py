@@ -367,6 +367,13 @@ class ControlNet(DiffusionModel, PromptConditioned, BuiltOnRuns):
         return self.base.encode_prompts(prompts)
 
     # --- training -------------------------------------------------------------------------------
+    def training_condition(
+        self, y: Tensor | None, generator: torch.Generator | None = None
+    ) -> Tensor | None:
+        """None: :meth:`denoise` then uses the base's null condition and no control (training
+        goes through :meth:`per_example_controlled_loss`, which reads the batch's control)."""
+        return None
+
     def training_base_cond(self, batch: Batch, generator: torch.Generator | None) -> Tensor | None:
         """The base's condition of a batch, dropped to the null one with ``cond_dropout``."""
         p = self.config.cond_dropout
