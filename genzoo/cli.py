@@ -28,6 +28,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.base is not None or args.control is not None:
+        return _train_controlnet(args)
     if not args.resume:  # before the library is imported: an instant answer
         if args.model is None:
             raise ConfigError("Name a model to train, e.g. `genzoo train ddpm --data digits`.")
@@ -71,6 +73,33 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_controlnet(args: argparse.Namespace) -> int:
+    """`genzoo train controlnet --base RUN --control mask`: the data is the base run's."""
+    if args.model is not None and "=" in args.model:  # a setting in the model's place
+        args.overrides, args.model = [args.model, *args.overrides], None
+    if args.model not in (None, "controlnet") or args.resume or args.data:
+        raise ConfigError(
+            "--base and --control train a controlnet on the base run's data: "
+            "`genzoo train controlnet --base RUN --control mask` (no --data, no --resume)."
+        )
+    if args.base is None:
+        raise ConfigError("Name the trained diffusion run to control with --base RUN.")
+    from genzoo.core.config import parse_overrides
+    from genzoo.runs.controlnet import train_controlnet
+
+    run = train_controlnet(
+        args.base,
+        args.control or "mask",
+        steps=args.steps,
+        budget=args.budget,
+        out=args.out,
+        name=args.name,
+        overrides=parse_overrides(args.overrides),
+    )
+    print(f"run saved in {run}; try `genzoo sample {run} --control mask.png`")
+    return 0
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     from genzoo.core.config import parse_overrides
     from genzoo.runs.sample import sample_to_file
@@ -88,7 +117,14 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             for p, a in zip(args.prompt, answers, strict=True):
                 print(f"{p}{a}")
             return 0
-    flags = {"eta": args.eta, "temperature": args.temperature}
+    flags: dict[str, Any] = {"eta": args.eta, "temperature": args.temperature}
+    if args.control is not None or args.control_scale is not None:
+        if args.control is None:
+            raise ConfigError("--control-scale needs --control cond.png (a controlnet run).")
+        from genzoo.runs.controlnet import read_control_image
+
+        flags["control"] = read_control_image(args.control, args.run)
+        flags["control_scale"] = args.control_scale
     out = sample_to_file(
         args.run,
         args.n,
@@ -141,6 +177,29 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from genzoo.core.config import parse_overrides
+
+    if args.dreambooth is not None:
+        if args.method is not None or args.pairs or args.n_train:
+            raise ConfigError("--dreambooth takes no --method, --pairs or --n-train.")
+        from genzoo.runs.dreambooth import dreambooth
+
+        run = dreambooth(
+            args.base_run,
+            args.dreambooth,
+            token=args.token,
+            class_noun=args.class_noun,
+            prior_weight=args.prior_weight,
+            lora=args.lora,
+            n_prior=args.n_prior,
+            steps=args.steps,
+            budget=args.budget,
+            out=args.out,
+            overrides=parse_overrides(args.overrides),
+        )
+        print(f'run saved in {run}; try `genzoo sample {run} --prompt "a {args.token} ..."`')
+        return 0
+    if args.method is None:
+        raise ConfigError("Choose --method (sft, lora, prefix, dpo, grpo) or --dreambooth imgs/.")
     from genzoo.runs.posttrain import finetune
 
     run = finetune(
@@ -395,13 +454,33 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
     tr.add_argument("--data-root", help="folder holding downloaded datasets")
     tr.add_argument("--download", action="store_true", help="download the dataset if missing")
+    tr.add_argument(
+        "--base", metavar="RUN", help="controlnet: the trained diffusion run to control"
+    )
+    tr.add_argument(
+        "--control", choices=["mask", "edges"], help="controlnet: the control map (default mask)"
+    )
     tr.set_defaults(fn=_cmd_train)
 
-    ft = sub.add_parser("finetune", help="post-train a gpt run: sft, lora, prefix, dpo, grpo")
-    ft.add_argument("base_run", help="run directory of a trained gpt over text (only read)")
-    ft.add_argument("overrides", nargs="*", metavar="key=value", help="model or training settings")
+    ft = sub.add_parser(
+        "finetune", help="post-train a gpt run (sft, lora, prefix, dpo, grpo); dreambooth"
+    )
     ft.add_argument(
-        "--method", required=True, choices=["sft", "lora", "prefix", "dpo", "grpo"], help="method"
+        "base_run", help="run directory of a trained gpt over text, or t2i-diffusion (only read)"
+    )
+    ft.add_argument("overrides", nargs="*", metavar="key=value", help="model or training settings")
+    ft.add_argument("--method", choices=["sft", "lora", "prefix", "dpo", "grpo"], help="method")
+    ft.add_argument(
+        "--dreambooth", metavar="DIR", help="fine-tune a t2i-diffusion run on these subject images"
+    )
+    ft.add_argument("--token", default="sks", help="dreambooth: the subject's identifier word")
+    ft.add_argument("--class-noun", default="square", help="dreambooth: the subject's class")
+    ft.add_argument(
+        "--prior-weight", type=float, default=1.0, help="dreambooth: prior-preservation weight"
+    )
+    ft.add_argument("--lora", type=int, metavar="R", help="dreambooth: train LoRA of rank R")
+    ft.add_argument(
+        "--n-prior", type=int, default=64, help="dreambooth: class images drawn by the base"
     )
     ft.add_argument(
         "--task", default="addition", help="addition, subtraction, reverse, sort, count"
@@ -458,6 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="classifier-free guidance w (1: none), with --prompt (text-to-image) or --class "
         "(class-conditional diffusion)",
+    )
+    sa.add_argument("--control", metavar="PNG", help="controlnet runs: the control image")
+    sa.add_argument(
+        "--control-scale", type=float, help="controlnet runs: scale of the control (default 1)"
     )
     sa.set_defaults(fn=_cmd_sample)
 

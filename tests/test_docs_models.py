@@ -22,6 +22,8 @@ def test_models_built_on_runs_are_documented(name):
     commands = re.findall(rf"^genzoo train {re.escape(name)} .*$", DOCS, re.M)
     # post-trained language models are made by `genzoo finetune BASE --method NAME`
     commands += re.findall(rf"^genzoo finetune .*--method +{re.escape(name)}\b.*$", DOCS, re.M)
+    # ... and DreamBooth by `genzoo finetune BASE --dreambooth DIR`
+    commands += re.findall(rf"^genzoo finetune .*--{re.escape(name)}\b.*$", DOCS, re.M)
     assert commands, f"no `genzoo train {name}` (or `genzoo finetune --method {name}`) in docs/"
     if name in REQUIRED:  # a run the model cannot do without: the docs show how to name it
         field = REQUIRED[name]

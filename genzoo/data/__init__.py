@@ -25,6 +25,7 @@ import torch
 from genzoo.core.errors import DataError, choices
 from genzoo.data.audio import audio_info, is_audio_spec, load_audio
 from genzoo.data.base import DataInfo, Dataset, levels_to_model, model_to_levels, model_to_unit
+from genzoo.data.control import ControlDataset, control_info, parse_control_spec
 from genzoo.data.images import DIGITS_INFO, MNIST5K_INFO, load_digits, load_mnist5k
 from genzoo.data.pairs import is_pair_spec, load_pairs, pair_info, pair_specs
 from genzoo.data.shapes import load_shapes, shapes_info
@@ -113,6 +114,8 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
         return pair_info(spec)
     if spec == "shapes" or spec.startswith("shapes?"):
         return shapes_info(spec)
+    if spec.startswith("control:"):  # ControlNet's control maps over an image dataset
+        return control_info(spec, dataset_info(parse_control_spec(spec)[1], root))
     if spec.startswith("text:"):
         return text_info(spec[5:])
     if is_audio_spec(spec):
@@ -152,6 +155,9 @@ def load_dataset(
         return load_pairs(spec, split)
     if spec == "shapes" or spec.startswith("shapes?"):
         return load_shapes(spec, split)
+    if spec.startswith("control:"):
+        kind, base = parse_control_spec(spec)
+        return ControlDataset(spec, load_dataset(base, split, root=root, download=download), kind)
     if spec.startswith("text:"):
         return load_text(spec[5:], split)
     if is_audio_spec(spec):

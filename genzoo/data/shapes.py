@@ -402,6 +402,22 @@ def render(scenes: list[Scene], size: int = DEFAULT_SIZE) -> Tensor:
     return out
 
 
+def object_masks(scenes: list[Scene], size: int = DEFAULT_SIZE) -> Tensor:
+    """The exact object masks of scenes, ``(N, 1, size, size)`` float in {0, 1}: 1 where a pixel
+    centre lies inside an object (signed distance ``d <= 0``, i.e. coverage ``>= 1/2`` in
+    :func:`render`), 0 on the black background."""
+    out = torch.zeros(len(scenes), 1, size, size)
+    centres = torch.arange(size, dtype=torch.float32) + 0.5  # pixel centres, as render's
+    for i, scene in enumerate(scenes):
+        for o in scene.objects:
+            geo = torch.tensor([o.cx, o.cy, o.r]) * size  # float32, as render's
+            dx = centres.view(1, -1) - geo[0]  # (1, W)
+            dy = centres.view(-1, 1) - geo[1]  # (H, 1)
+            d = _sdf(o.shape, dx, dy, geo[2])  # (H, W)
+            out[i, 0] = torch.maximum(out[i, 0], (d <= 0).float())
+    return out
+
+
 # --- the dataset --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ShapesSpec:

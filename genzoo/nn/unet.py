@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -195,6 +196,7 @@ class UNet(nn.Module):
         self.mid = nn.ModuleList([res(ch, ch), *attn(ch), res(ch, ch)])
         self.block_channels.append(ch)
         self.block_resolutions.append(r)
+        self.encoder_channels = [*skips, ch]  # of encode's skip features, then the middle's
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(channel_mult))):
             r = level_res[level]
@@ -224,29 +226,63 @@ class UNet(nn.Module):
         context_mask: Tensor | None = None,
         extra_emb: Tensor | None = None,
         block_hook: Callable[[int, Tensor], Tensor] | None = None,
+        control: Sequence[Tensor] | None = None,
     ) -> Tensor:
         """``context`` (B, L, context_dim) and ``context_mask`` (B, L), True for real tokens, feed
         the cross-attention blocks; without ``context`` they are skipped (unconditional).
         ``extra_emb`` (B, 4 * channels) is added to the noise embedding (e.g. a pooled text
         embedding, as GLIDE's, arXiv:2112.10741, Sec. 2.3). ``block_hook(i, h)``, if given, maps
         the features after the ``i``-th down, mid or up entry (channels ``block_channels[i]``) and
-        the U-Net goes on with its result (the temporal layers of a space-time U-Net)."""
-        hook = block_hook or (lambda _i, h: h)
-        n_hook = itertools.count()
+        the U-Net goes on with its result (the temporal layers of a space-time U-Net).
+        ``control``: residuals added to every skip feature and to the middle block's output
+        (ControlNet, arXiv:2302.05543, Sec. 3.2), in the order :meth:`encode` returns them."""
+        emb = self.embed(c_noise, class_labels, extra_emb, x.shape[0])
+        hs, h = self.encode(x, emb, context, context_mask, block_hook=block_hook)
+        if control is not None:
+            if len(control) != len(hs) + 1:
+                raise ValueError(f"control needs {len(hs) + 1} residuals, got {len(control)}")
+            hs = [a + c for a, c in zip(hs, control[:-1], strict=True)]
+            h = h + control[-1]
+        return self.decode(hs, h, emb, context, context_mask, block_hook=block_hook)
+
+    def embed(
+        self,
+        c_noise: Tensor,
+        class_labels: Tensor | None = None,
+        extra_emb: Tensor | None = None,
+        batch: int = 1,
+    ) -> Tensor:
+        """The embedding ``(B, E)`` every residual block gets: noise (+ class, + extra), SiLU."""
         emb = self.noise_emb(c_noise)  # (B, E)
         if self.class_emb is not None:  # no labels: the "no class" token
-            emb = emb + self.class_emb(class_labels, x.shape[0])
+            emb = emb + self.class_emb(class_labels, batch)
         if extra_emb is not None:
             emb = emb + extra_emb
-        emb = F.silu(emb)
+        return F.silu(emb)
 
-        def apply(blk: nn.Module, h: Tensor) -> Tensor:
-            if isinstance(blk, ResBlock):
-                return blk(h, emb)
-            if isinstance(blk, CrossAttnBlock):
-                return h if context is None else blk(h, context, context_mask)
-            return blk(h)
+    def _block(
+        self, blk: nn.Module, h: Tensor, emb: Tensor, ctx: Tensor | None, mask: Any
+    ) -> Tensor:
+        if isinstance(blk, ResBlock):
+            return blk(h, emb)
+        if isinstance(blk, CrossAttnBlock):
+            return h if ctx is None else blk(h, ctx, mask)
+        return blk(h)
 
+    def encode(
+        self,
+        x: Tensor,
+        emb: Tensor,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        hint: Tensor | None = None,
+        block_hook: Callable[[int, Tensor], Tensor] | None = None,
+    ) -> tuple[list[Tensor], Tensor]:
+        """The down path and the middle: ``(skip features, middle output)``; ``hint`` (B,
+        channels, H, W) is added after the input convolution (ControlNet's condition);
+        ``block_hook`` as in :meth:`forward`."""
+        hook = block_hook or (lambda _i, h: h)
+        n_hook = itertools.count()
         if self.coord_channels:
             b, _, hh, ww = x.shape
             ys = torch.linspace(-1, 1, hh, device=x.device, dtype=x.dtype)
@@ -254,21 +290,39 @@ class UNet(nn.Module):
             grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))  # (2, H, W): x, y
             x = torch.cat([x, grid.expand(b, -1, -1, -1)], dim=1)
         h = self.conv_in(x)
+        if hint is not None:
+            h = h + hint
         hs = [h]
         for blocks in self.down:
             for blk in blocks:
-                h = apply(blk, h)
+                h = self._block(blk, h, emb, context, context_mask)
             h = hook(next(n_hook), h)
             hs.append(h)
         for blk in self.mid:
-            h = apply(blk, h)
+            h = self._block(blk, h, emb, context, context_mask)
         h = hook(next(n_hook), h)
+        return hs, h
+
+    def decode(
+        self,
+        hs: list[Tensor],
+        h: Tensor,
+        emb: Tensor,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        block_hook: Callable[[int, Tensor], Tensor] | None = None,
+    ) -> Tensor:
+        """The up path from the middle output ``h`` and the skip features ``hs``; ``block_hook``
+        as in :meth:`forward` (its indices go on after the down path's and the middle's)."""
+        hook = block_hook or (lambda _i, h: h)
+        n_hook = itertools.count(len(self.down) + 1)
+        hs = list(hs)
         for blocks in self.up:
             if isinstance(blocks[0], ResBlock):
                 skip = hs.pop()
                 h = torch.cat([h[..., : skip.shape[-2], : skip.shape[-1]], skip], dim=1)
             for blk in blocks:
-                h = apply(blk, h)
+                h = self._block(blk, h, emb, context, context_mask)
             h = hook(next(n_hook), h)
         return self.conv_out(F.silu(self.norm_out(h)))
 

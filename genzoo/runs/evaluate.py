@@ -26,6 +26,7 @@ from genzoo.diffusion.ideal import IdealDenoiser
 from genzoo.metrics import evaluate_samples, get_classifier, mode_stats
 from genzoo.metrics.likelihood import bits_per_dim
 from genzoo.models.diffusion.base import DiffusionModel
+from genzoo.models.diffusion.controlnet import ControlNet
 from genzoo.models.diffusion.ldm import LatentDiffusion
 from genzoo.models.posttrain import PostTrained
 from genzoo.runs.load import open_run
@@ -187,8 +188,9 @@ def _diffusion_floor(
 ) -> dict[str, float]:
     """For diffusion models: the denoising loss on training data beside the ideal denoiser's
     (the exact minimiser of the training loss, so its loss is the floor), same noise draws. Not
-    for latent diffusion, whose denoiser is trained on latents, not on the data."""
-    if not isinstance(model, DiffusionModel) or isinstance(model, LatentDiffusion):
+    for latent diffusion, whose denoiser is trained on latents, not on the data, nor for a
+    ControlNet, whose denoiser is conditioned on a control image the ideal denoiser never sees."""
+    if not isinstance(model, DiffusionModel) or isinstance(model, LatentDiffusion | ControlNet):
         return {}
     train_set = load_dataset(cfg["data"], "train", root=data_root)
     if train_set.x is None or len(train_set) > 200_000:

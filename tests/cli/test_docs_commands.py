@@ -110,6 +110,9 @@ def tiny(argv: list[str]) -> list[str]:
         if "--steps" in argv:
             argv = _set(argv, "--steps", str(min(int(_opt(argv, "--steps")), 4)))
         return argv
+    if cmd == "finetune" and "--dreambooth" in argv:
+        argv = _set(_set(argv, "--steps", "2"), "--n-prior", "4")
+        return [*argv, "n_samples=2", "tensorboard=false", "progress=false"]
     if cmd in ("eval", "zeroshot", "retrieve"):
         return _set(argv, "--n", "16")
     if cmd == "interpolate":
@@ -133,7 +136,20 @@ def promised(argv: list[str], cwd: Path) -> list[Path]:
 
 
 def _inputs(argv: list[str], cwd: Path) -> None:
-    """Picture files a command reads (``translate RUN in.png``, ``caption RUN img.png``)."""
+    """Picture files a command reads (``translate RUN in.png``, ``caption RUN img.png``; a
+    ControlNet's ``--control`` mask, 16x16 grey; a DreamBooth folder of three subject images)."""
+    control = argv[0] == "sample" and "--control" in argv
+    if control and not (cwd / argv[argv.index("--control") + 1]).exists():
+        mask = Image.new("L", (16, 16))
+        mask.paste(255, (4, 4, 12, 12))
+        mask.save(cwd / argv[argv.index("--control") + 1])
+    if "--dreambooth" in argv and not (cwd / argv[argv.index("--dreambooth") + 1]).exists():
+        folder = cwd / argv[argv.index("--dreambooth") + 1]
+        folder.mkdir(parents=True)
+        for i in range(3):
+            img = Image.new("RGB", (16, 16))
+            img.paste((240, 225, 40), (4 + i, 4, 12 + i, 12))
+            img.save(folder / f"subject_{i}.png")
     for a in argv[2:]:
         if a.endswith(".png") and a != _opt(argv, "--out") and not (cwd / a).exists():
             img = Image.new("RGB", (32, 32), "white")

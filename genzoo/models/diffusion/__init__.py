@@ -2,7 +2,9 @@
 
 from genzoo.models.diffusion.backbones import DiTBackbone, MLPBackbone, UNetBackbone
 from genzoo.models.diffusion.base import DiffusionConfig, DiffusionModel
+from genzoo.models.diffusion.controlnet import ControlNet, ControlNetConfig
 from genzoo.models.diffusion.ddpm import DDIM, DDPM, DDIMConfig, DDPMConfig
+from genzoo.models.diffusion.dreambooth import DreamBooth, DreamBoothConfig
 from genzoo.models.diffusion.edm import EDM, DiTConfig, DiTModel, EDMConfig
 from genzoo.models.diffusion.flow_matching import FlowMatching, FlowMatchingConfig
 from genzoo.models.diffusion.ldm import LatentDiffusion, LatentDiffusionConfig
@@ -15,6 +17,8 @@ __all__ = [
     "DDPM",
     "EDM",
     "NCSN",
+    "ControlNet",
+    "ControlNetConfig",
     "DDIMConfig",
     "DDPMConfig",
     "DiTBackbone",
@@ -22,6 +26,8 @@ __all__ = [
     "DiTModel",
     "DiffusionConfig",
     "DiffusionModel",
+    "DreamBooth",
+    "DreamBoothConfig",
     "EDMConfig",
     "FlowMatching",
     "FlowMatchingConfig",
