@@ -172,7 +172,6 @@ class VideoWorldModel(GenerativeModel, Samples):
         """Per clip: ``mse`` of the VQ-VAE's reconstruction (mean over frames and values),
         ``code_log_prob`` (nats) and ``bits_per_code``."""
         x = batch["x"].float()
-        b = x.shape[0]
         codes = self.encode_codes(x)
         rec = self.decode_codes(codes)
         lp = self.code_log_prob(codes)
@@ -180,7 +179,7 @@ class VideoWorldModel(GenerativeModel, Samples):
             "mse": ((rec - x) ** 2).flatten(1).mean(1),
             "code_log_prob": lp,
             "bits_per_code": -lp / (self.positions * math.log(2)),
-            "loss": -lp / self.positions + torch.zeros(b, device=x.device),
+            "loss": -lp / self.positions,  # nats per code
         }
 
     def context_codes(self, n: int, cond: Tensor | None) -> tuple[Tensor, int]:
