@@ -1,21 +1,25 @@
 """Video on moving-digits: video diffusion against the two-stream video GAN at an equal step count,
 identity consistency, and frame prediction against copy-the-last-frame.
 
-1. ``video-diffusion`` (arXiv:2204.03458, factorised space-time U-Net) and ``video-gan``
-   (arXiv:1609.02612) are trained through the one Trainer for the same number of steps on the same
-   batches size (``--steps``, ``--batch``) on ``moving-digits?size=16`` (8 frames of 16 x 16, one
-   digit), unless their runs exist under ``--runs``.
+1. ``video-diffusion`` (arXiv:2204.03458, factorised space-time U-Net), ``video-gan``
+   (arXiv:1609.02612) and ``video-worldmodel`` (GPT over per-frame VQ-VAE codes, GAIA-1
+   arXiv:2309.17080 / TECO arXiv:2210.02396) are trained through the one Trainer for the same
+   number of steps on the same batch size (``--steps``, ``--batch``) on
+   ``moving-digits?size=16`` (8 frames of 16 x 16, one digit), unless their runs exist under
+   ``--runs`` (``--models`` picks some of them).
 2. ``--n`` clips from each are scored against as many test clips: the Fréchet video distance in
    the features of genzoo's video classifier (3-D CNN, class + motion direction heads, trained and
    cached on the train split), the per-frame Fréchet distance in the frame classifier's features,
    and identity consistency (the share of clips whose frames the frame classifier gives one
    class). Real test clips (another ``--n``) are scored the same way: the floor of each number.
-3. Prediction: video diffusion, given the first ``--context`` frames of ``--n`` test clips,
-   predicts the rest; pixel MSE over the predicted frames against copying the last known frame,
-   and the error of the tracked position (intensity centroid) against the true trajectory.
+3. Prediction: video diffusion and the world model, each given the first ``--context`` frames of
+   ``--n`` test clips, predict the rest; pixel MSE over the predicted frames against copying the
+   last known frame, and the error of the tracked position (intensity centroid) against the true
+   trajectory.
 
     python benchmarks/video.py --threads 1
     python benchmarks/video.py --threads 1 --gif docs/img/video_diffusion.gif
+    python benchmarks/video.py --threads 1 --models video-worldmodel   # one model only
 """
 
 from __future__ import annotations
@@ -42,10 +46,12 @@ from genzoo.metrics.video import (
 from genzoo.runs import load
 
 SPEC = "moving-digits?size=16"
-MODELS = {  # model -> its settings (the same steps and batch size for both)
+MODELS = {  # model -> its settings (the same steps and batch size for all)
     "video-diffusion": ["channels=16", "channel_mult=[1,2]"],
     "video-gan": [],
+    "video-worldmodel": [],
 }
+PREDICTORS = ("video-diffusion", "video-worldmodel")  # the models that take first frames
 
 
 def ensure_run(model: str, runs: Path, steps: int, batch: int, threads: int) -> Path:
@@ -70,10 +76,12 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=4, help="known frames for prediction")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--gif", help="also write video diffusion's samples and predictions as GIFs")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
+                    help="the models measured (default: all)")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     runs = Path(args.runs)
-    paths = {m: ensure_run(m, runs, args.steps, args.batch, args.threads) for m in MODELS}
+    paths = {m: ensure_run(m, runs, args.steps, args.batch, args.threads) for m in args.models}
 
     test = load_dataset(SPEC, "test")
     assert test.x is not None
@@ -110,37 +118,52 @@ def main() -> None:
               f"{frame_fd(frame_clf, clips, real):.2f} | {cons:.1%} | {secs:.0f} |")  # fmt: skip
 
     k = args.context
-    vd = models["video-diffusion"]
-    t0 = time.perf_counter()
-    pred = torch.cat([
-        vd.sample(min(32, n - i), cond=real[i : i + 32, :k], generator=g, sampler=args.sampler,
-                  steps=args.sample_steps).cpu()
-        for i in range(0, n, 32)
-    ])  # fmt: skip
-    secs = time.perf_counter() - t0
-    centre = test.extras["centre"][:n, :, 0]  # (n, T, 2) true centres of the digit
-    err = {key: v.mean().item() for key, v in prediction_errors(pred, real, k, centre).items()}
-    gain = 1 - err["mse"] / err["mse_copy"]
     t = real.shape[1]
-    print(
-        f"\nprediction of frames {k}..{t - 1} from the first {k} ({n} test clips, {secs:.0f} s)\n"
-    )
-    print("| predictor | pixel MSE | tracked position error (px) |")
-    print("|---|---|---|")
-    print(f"| video-diffusion | {err['mse']:.4f} | {err['pos_err']:.2f} |")
-    print(f"| copy last frame | {err['mse_copy']:.4f} | {err['pos_err_copy']:.2f} |")
-    print(f"\nvideo diffusion's MSE is {gain:.1%} below copy-last-frame (goal: >= 30%)")
+    centre = test.extras["centre"][:n, :, 0]  # (n, T, 2) true centres of the digit
+    preds: dict[str, torch.Tensor] = {}
+    lines = []
+    err: dict[str, float] = {}
+    for m in [m for m in PREDICTORS if m in models]:
+        model = models[m]
+        opts = (
+            {"sampler": args.sampler, "steps": args.sample_steps} if m == "video-diffusion" else {}
+        )
+        t0 = time.perf_counter()
+        preds[m] = torch.cat([
+            model.sample(min(32, n - i), cond=real[i : i + 32, :k], generator=g, **opts).cpu()
+            for i in range(0, n, 32)
+        ])  # fmt: skip
+        secs = time.perf_counter() - t0
+        err = {
+            key: v.mean().item() for key, v in prediction_errors(preds[m], real, k, centre).items()
+        }
+        gain = 1 - err["mse"] / err["mse_copy"]
+        lines.append(
+            f"| {m} | {err['mse']:.4f} | {err['pos_err']:.2f} | {gain:+.1%} | {secs:.0f} |"
+        )
+    if lines:
+        print(f"\nprediction of frames {k}..{t - 1} from the first {k} ({n} test clips)\n")
+        print("| predictor | pixel MSE | tracked position error (px) | MSE below copy "
+              "(goal >= 30%) | s |")  # fmt: skip
+        print("|---|---|---|---|---|")
+        print("\n".join(lines))
+        print(f"| copy last frame | {err['mse_copy']:.4f} | {err['pos_err_copy']:.2f} | — | — |")
     print(f"date {datetime.date.today()}, torch {torch.__version__}, threads {args.threads}")
-    if args.gif:
+    if args.gif:  # samples and predictions (truth above, prediction below) of each model
         from genzoo.viz import save_video
 
         out = Path(args.gif)
-        save_video(rows[-2][1][:16], vd.info, out, fps=4, scale=4)
-        both = torch.cat([real[:8], pred[:8]])  # truth above, prediction below
-        save_video(both, vd.info, out.with_name(out.stem + "_prediction.gif"), fps=4, scale=4)
-        gan = rows[-1][1][:16]
-        save_video(gan, vd.info, out.with_name("video_gan.gif"), fps=4, scale=4)
-        print(f"wrote {out} and its neighbours")
+        sampled = {name: clips for name, clips, _ in rows}
+        names = {"video-diffusion": out.stem, "video-gan": "video_gan",
+                 "video-worldmodel": "video_worldmodel"}  # fmt: skip
+        for m, model in models.items():
+            path = out.with_name(names[m] + ".gif")
+            save_video(sampled[m][:16], model.info, path, fps=4, scale=4)
+            if m in preds:
+                both = torch.cat([real[:8], preds[m][:8]])
+                path = out.with_name(names[m] + "_prediction.gif")
+                save_video(both, model.info, path, fps=4, scale=4)
+        print(f"wrote the GIFs next to {out}")
 
 
 if __name__ == "__main__":
