@@ -11,6 +11,9 @@ are used as they are.
 Image-to-image tasks: ``pairs:<base>-<task>`` and ``unpaired:<base>-<task>``
 (:mod:`genzoo.data.pairs`).
 
+Style transfer: ``textures[?size=N&channels=C]`` (procedural stripes, checks, noise, dots) and
+``styled:<base>`` (content images with a texture each, for AdaIN; :mod:`genzoo.data.textures`).
+
 Audio: ``speech-digits`` (spoken digits synthesized offline by eSpeak NG, cached on first use) and
 ``tones`` (procedural notes), mono waveforms in [-1, 1] (:mod:`genzoo.data.audio`).
 """
@@ -27,6 +30,7 @@ from genzoo.data.pairs import is_pair_spec, load_pairs, pair_info, pair_specs
 from genzoo.data.shapes import load_shapes, shapes_info
 from genzoo.data.tasks import TASKS, load_task_text, task_text_info
 from genzoo.data.text import load_text, text_info
+from genzoo.data.textures import load_styled, load_textures, styled_info, texture_info
 from genzoo.data.toy2d import BOUNDS, TOY2D, Toy2D, get_toy
 from genzoo.data.vision import VISION_INFO, folder_info, load_celeba, load_folder, load_torchvision
 
@@ -65,6 +69,9 @@ def list_datasets() -> list[str]:
         *EMBEDDED,
         "shapes",
         *pair_specs(),
+        "textures",
+        "styled:digits",
+        "styled:mnist5k",
         "text:pystdlib",
         "speech-digits",
         "tones",
@@ -108,6 +115,10 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
         return pair_info(spec)
     if spec == "shapes" or spec.startswith("shapes?"):
         return shapes_info(spec)
+    if spec == "textures" or spec.startswith("textures?"):
+        return texture_info(spec)
+    if spec.startswith("styled:"):
+        return styled_info(spec)
     if spec.startswith("text:"):
         return text_info(spec[5:])
     if is_audio_spec(spec):
@@ -145,6 +156,10 @@ def load_dataset(
         return load_pairs(spec, split)
     if spec == "shapes" or spec.startswith("shapes?"):
         return load_shapes(spec, split)
+    if spec == "textures" or spec.startswith("textures?"):
+        return load_textures(spec, split)
+    if spec.startswith("styled:"):
+        return load_styled(spec, split)
     if spec.startswith("text:"):
         return load_text(spec[5:], split)
     if is_audio_spec(spec):
