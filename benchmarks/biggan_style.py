@@ -109,12 +109,14 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--truncation", default="1.0,0.5", help="biggan: thresholds also scored")
     p.add_argument("--set", nargs="*", default=[], metavar="model:key=value")
     p.add_argument("--adain-steps", type=int, default=1500)
+    p.add_argument("--contents", default="0,1,2,3", help="style: mnist5k test indices")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--out", default="runs/bench-biggan-style")
     p.add_argument("--img", default="docs/img")
     args = p.parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.truncation = [float(t) for t in args.truncation.split(",") if t]
+    args.contents = [int(i) for i in args.contents.split(",")]
     per_model: dict[str, list[str]] = {}
     for item in args.set:
         model, _, kv = item.partition(":")
@@ -127,7 +129,64 @@ def main(argv: list[str] | None = None) -> dict | None:
 
 
 def cmd_style(args: argparse.Namespace) -> dict:
-    raise NotImplementedError
+    """Gatys and AdaIN on mnist5k test digits x the four textures: Gram (style) loss reduction
+    and content-feature error, both in the digits classifier's features."""
+    from genzoo.data.textures import KINDS
+    from genzoo.runs.stylize import stylize
+
+    run = Path(args.out) / "adain-styled-mnist5k"
+    dt = _train("adain", "styled:mnist5k", run, args.adain_steps, {"seed": 0})
+    print(f"adain: {args.adain_steps} steps on styled:mnist5k, {dt:.0f} s")
+    contents = [f"mnist5k@{i}" for i in args.contents]
+    print(
+        "| method | style | contents | steps | style loss before | after | reduction "
+        "| content error |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    rows: dict = {}
+    pics = {m: [] for m in ("content", "style", "gatys", "adain")}
+    for kind in KINDS:
+        for method in ("gatys", "adain"):
+            res = []
+            for i, c in enumerate(contents):
+                r = stylize(
+                    c,
+                    f"texture:{kind}@{i}",
+                    Path(args.out) / f"{method}-{kind}-{i}.png",
+                    method=method,
+                    steps=args.steps,
+                    run=run if method == "adain" else None,
+                )
+                res.append(r)
+                if i == 0:
+                    if method == "gatys":
+                        pics["content"].append(r["content_image"])
+                        pics["style"].append(r["style_image"])
+                    pics[method].append(r["image"])
+            before = sum(r["style_before"] for r in res) / len(res)
+            after = sum(r["style_after"] for r in res) / len(res)
+            red = sum(r["style_reduction"] for r in res) / len(res)
+            cerr = sum(r["content_error"] for r in res) / len(res)
+            rows[(method, kind)] = (red, cerr)
+            steps = args.steps if method == "gatys" else "-"
+            print(
+                f"| {method} | {kind} | {len(res)} | {steps} | {before:.4f} | {after:.4f} "
+                f"| {100 * red:.1f}% | {cerr:.3f} |",
+                flush=True,
+            )
+    for method in ("gatys", "adain"):
+        red = [v[0] for (m, _), v in rows.items() if m == method]
+        cerr = [v[1] for (m, _), v in rows.items() if m == method]
+        print(
+            f"{method}: mean style-loss reduction {100 * sum(red) / len(red):.1f}%, "
+            f"mean content-feature error {sum(cerr) / len(cerr):.3f}"
+        )
+    from genzoo.data import dataset_info
+
+    info = dataset_info("mnist5k")
+    grid = torch.cat([torch.cat(pics[k]) for k in ("content", "style", "gatys", "adain")])
+    save_samples_png(grid, info, Path(args.img) / "style-transfer.png", nrow=len(KINDS))
+    return rows
 
 
 if __name__ == "__main__":

@@ -73,9 +73,11 @@ def test_sampling_with_truncation_and_its_bad_values() -> None:
         m.sample(2, cond=torch.tensor([0, 10]))
 
 
-def test_projection_discriminator_class_term_is_the_inner_product() -> None:
-    """D(x, y) - psi(phi(x)) = <embed(y), phi(x)> (arXiv:1802.05637), with spectral norm on."""
-    m = BigGAN(TINY, DIGITS).eval()
+@pytest.mark.parametrize("sn_head", [False, True])
+def test_projection_discriminator_class_term_is_the_inner_product(sn_head) -> None:
+    """D(x, y) - psi(phi(x)) = <embed(y), phi(x)> (arXiv:1802.05637), spectral norm on the body
+    and, with sn_head, on psi and the embedding too."""
+    m = BigGAN(TINY.replace(sn_head=sn_head), DIGITS).eval()
     d = m.discriminator
     x = torch.rand(5, 1, 8, 8, generator=gen(0)) * 2 - 1
     y = torch.tensor([0, 3, 3, 9, 1])
