@@ -230,11 +230,12 @@ class BigGAN(GenerativeModel, Samples):
         *,
         cond: Tensor | None = None,
         generator: torch.Generator | None = None,
+        truncation: float | None = None,
         **options: Any,
     ) -> Tensor:
         """``n`` images ``(n, C, H, W)`` in [-1, 1] for labels ``cond`` (``(n,)``; uniform labels
-        drawn after ``z`` without it). Option ``truncation=t`` (t > 0): ``|z_i| <= t``."""
-        t = options.pop("truncation", None)
+        drawn after ``z`` without it). ``truncation=t`` (t > 0): ``|z_i| <= t``."""
+        t = truncation
         if options:
             raise ConfigError(
                 f"Unknown sampling option {next(iter(options))!r} for 'biggan'; "
