@@ -13,7 +13,7 @@ and the content-feature error (relative) of the result; AdaIN with a decoder tra
 number of steps on ``styled:mnist5k``, scored the same way. Pictures into ``--img``.
 
     python benchmarks/biggan_style.py biggan --steps 1500 --seeds 0 --threads 1
-    python benchmarks/biggan_style.py style --steps 300 --adain-steps 1500 --threads 1
+    python benchmarks/biggan_style.py style --steps 300 --adain-steps 800 --threads 1
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--n", type=int, default=1000, help="samples per run")
     p.add_argument("--truncation", default="1.0,0.5", help="biggan: thresholds also scored")
     p.add_argument("--set", nargs="*", default=[], metavar="model:key=value")
-    p.add_argument("--adain-steps", type=int, default=1500)
+    p.add_argument("--adain-steps", type=int, default=800)
+    p.add_argument("--adain-width", type=int, default=16)
     p.add_argument("--contents", default="0,1,2,3", help="style: mnist5k test indices")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--out", default="runs/bench-biggan-style")
@@ -135,8 +136,11 @@ def cmd_style(args: argparse.Namespace) -> dict:
     from genzoo.runs.stylize import stylize
 
     run = Path(args.out) / "adain-styled-mnist5k"
-    dt = _train("adain", "styled:mnist5k", run, args.adain_steps, {"seed": 0})
-    print(f"adain: {args.adain_steps} steps on styled:mnist5k, {dt:.0f} s")
+    over = {"seed": 0, "width": args.adain_width}
+    dt = _train("adain", "styled:mnist5k", run, args.adain_steps, over)
+    print(
+        f"adain: width {args.adain_width}, {args.adain_steps} steps on styled:mnist5k, {dt:.0f} s"
+    )
     contents = [f"mnist5k@{i}" for i in args.contents]
     print(
         "| method | style | contents | steps | style loss before | after | reduction "

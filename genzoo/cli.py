@@ -285,7 +285,7 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     print(
         f"wrote {res['out']} ({res['method']}, features {res['features']}): style (Gram) loss "
         f"{res['style_before']:.4g} -> {res['style_after']:.4g} "
-        f"({100 * res['style_reduction']:.1f}% lower), content-feature error "
+        f"(reduction {100 * res['style_reduction']:.1f}%), content-feature error "
         f"{res['content_error']:.3f}"
     )
     return 0

@@ -45,7 +45,7 @@ from genzoo.nn.style import (
 class AdaINConfig(Config):
     """Configuration of :class:`AdaIN`."""
 
-    width: int = bounded(32, ge=1)  # encoder channels w, 2w, 4w (the classifier layout)
+    width: int = bounded(16, ge=1)  # encoder channels w, 2w, 4w (the classifier layout)
     style_weight: float = bounded(10.0, ge=0.0)  # lambda of Eq. (11)
     encoder_weight: float = bounded(1.0, gt=0.0)  # weight of the encoder's classification loss
 
