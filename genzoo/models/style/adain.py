@@ -9,8 +9,10 @@ At test time ``t = alpha t + (1 - alpha) f(c)`` trades content for style (Eq. (1
 
 The paper's encoder is a pretrained VGG19, which cannot be downloaded here; this model's encoder
 is genzoo's small classifier layout (:func:`genzoo.nn.style.small_cnn_body`), trained inside the
-run as a classifier of the content classes and of the texture kinds (cross-entropy, its own
-term of the loss), while the decoder's losses see it frozen (no gradient into the encoder).
+run in two phases: for the first ``encoder_steps`` training steps only the encoder learns, as a
+classifier of the content classes and of the texture kinds (cross-entropy); then it is frozen
+and only the decoder learns, with the paper's losses (a fixed encoder, as the paper's VGG). The
+phase is counted in a buffer, so a resumed run continues in the same phase.
 Batches come from ``styled:<base>``: content in ``"x"`` (labels ``"y"``), one texture per
 example in ``"style"`` (kinds ``"style_y"``).
 """
@@ -47,7 +49,8 @@ class AdaINConfig(Config):
 
     width: int = bounded(16, ge=1)  # encoder channels w, 2w, 4w (the classifier layout)
     style_weight: float = bounded(10.0, ge=0.0)  # lambda of Eq. (11)
-    encoder_weight: float = bounded(1.0, gt=0.0)  # weight of the encoder's classification loss
+    encoder_steps: int = bounded(300, ge=0)  # first training steps: the encoder alone learns
+    # (classification); afterwards it is frozen and the decoder learns
 
 
 @register_model("adain")
@@ -56,7 +59,7 @@ class AdaIN(GenerativeModel):
 
     :meth:`stylize` maps content and style images (model space, the dataset's shape) to the
     stylised image. ``loss(batch)`` logs ``content`` (Eq. (12)), ``style`` (Eq. (13)) and
-    ``encoder_ce``; ``eval_metrics`` gives them per example.
+    ``encoder_ce`` (each in its phase); ``eval_metrics`` gives all three per example.
     """
 
     family: ClassVar[str] = "style"
@@ -78,6 +81,7 @@ class AdaIN(GenerativeModel):
         self.encoder = small_cnn_body(shape[0], config.width)
         self.head = nn.Linear(4 * config.width, info.n_classes + len(KINDS))
         self.decoder = AdaINDecoder(shape[0], config.width, (shape[1], shape[2]))
+        self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))  # training losses
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Encoder features at the taps relu1, relu2, relu3 (the last one feeds AdaIN)."""
@@ -92,34 +96,50 @@ class AdaIN(GenerativeModel):
         t = alpha * adain(fc, fs) + (1.0 - alpha) * fc  # Eq. (14)
         return self.decoder(t)
 
-    def _parts(self, batch: Batch) -> dict[str, Tensor]:
+    def _check(self, batch: Batch) -> None:
         if "style" not in batch:
             raise ConfigError(
                 "Model 'adain' needs batches with a 'style' image per example; "
                 "train it on 'styled:digits' or 'styled:mnist5k'."
             )
+
+    def encoder_loss(self, batch: Batch) -> Tensor:
+        """Cross-entropy ``(B,)`` of the encoder's classification of the content classes and of
+        the texture kinds (mean of the two per example)."""
         c, s = batch["x"], batch["style"]
-        # the encoder learns to tell the content classes and the texture kinds apart
         logits = self.head(self.encoder(torch.cat([c, s])).mean(dim=(2, 3)))  # (2B, K + 4)
         labels = torch.cat([batch["y"].long(), batch["style_y"].long() + self.n_classes])
         ce = F.cross_entropy(logits, labels, reduction="none")  # (2B,)
-        ce = 0.5 * (ce[: c.shape[0]] + ce[c.shape[0] :])  # (B,)
+        return 0.5 * (ce[: c.shape[0]] + ce[c.shape[0] :])  # (B,)
+
+    def decoder_losses(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """``(L_c, L_s)`` per example ``(B,)`` (Eqs. (12), (13)), the encoder frozen."""
+        c, s = batch["x"], batch["style"]
         with frozen(self.encoder):  # the decoder's losses train the decoder only
             with torch.no_grad():
                 t = adain(self.encode(c)[-1], self.encode(s)[-1])  # Eq. (8)
                 style_feats = self.encode(s)
-            out = self.decoder(t)
-            out_feats = self.encode(out)
+            out_feats = self.encode(self.decoder(t))
             lc = (out_feats[-1] - t).pow(2).flatten(1).mean(1)  # Eq. (12), per example
             ls = stats_style_loss(out_feats, style_feats)  # Eq. (13)
-        return {"content": lc, "style": ls, "encoder_ce": ce}
+        return lc, ls
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
-        p = self._parts(batch)
-        c = self.config
-        per_example = p["content"] + c.style_weight * p["style"]  # Eq. (11)
-        per_example = per_example + c.encoder_weight * p["encoder_ce"]
-        logs: dict[str, Tensor | float] = {k: v.mean().detach() for k, v in p.items()}
+        """The encoder's cross-entropy for the first ``encoder_steps`` calls in training mode,
+        then ``L_c + lambda L_s`` (Eq. (11)) for the decoder."""
+        self._check(batch)
+        phase_one = bool(self.steps_seen < self.config.encoder_steps)
+        if self.training and torch.is_grad_enabled():
+            self.steps_seen += 1
+        if phase_one:
+            ce = self.encoder_loss(batch)
+            return LossOutput(ce.mean(), {"encoder_ce": ce.mean().detach()})
+        lc, ls = self.decoder_losses(batch)
+        per_example = lc + self.config.style_weight * ls  # Eq. (11)
+        logs: dict[str, Tensor | float] = {
+            "content": lc.mean().detach(),
+            "style": ls.mean().detach(),
+        }
         return LossOutput(per_example.mean(), logs)
 
     @torch.no_grad()
@@ -127,4 +147,6 @@ class AdaIN(GenerativeModel):
         self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """Per example: ``content`` (Eq. (12)), ``style`` (Eq. (13)), ``encoder_ce``."""
-        return self._parts(batch)
+        self._check(batch)
+        lc, ls = self.decoder_losses(batch)
+        return {"content": lc, "style": ls, "encoder_ce": self.encoder_loss(batch)}
