@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--set", nargs="*", default=[], metavar="model:key=value")
     p.add_argument("--adain-steps", type=int, default=800)
     p.add_argument("--adain-width", type=int, default=16)
+    p.add_argument("--adain-style-weight", type=float, default=10.0, help="adain: lambda")
     p.add_argument("--contents", default="0,1,2,3", help="style: mnist5k test indices")
+    p.add_argument("--picture", default="style-transfer.png", help="style: grid file name")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--out", default="runs/bench-biggan-style")
     p.add_argument("--img", default="docs/img")
@@ -135,8 +137,8 @@ def cmd_style(args: argparse.Namespace) -> dict:
     from genzoo.data.textures import KINDS
     from genzoo.runs.stylize import stylize
 
-    run = Path(args.out) / "adain-styled-mnist5k"
-    over = {"seed": 0, "width": args.adain_width}
+    run = Path(args.out) / f"adain-styled-mnist5k-sw{args.adain_style_weight:g}-{args.adain_steps}"
+    over = {"seed": 0, "width": args.adain_width, "style_weight": args.adain_style_weight}
     dt = _train("adain", "styled:mnist5k", run, args.adain_steps, over)
     print(
         f"adain: width {args.adain_width}, {args.adain_steps} steps on styled:mnist5k, {dt:.0f} s"
@@ -189,7 +191,7 @@ def cmd_style(args: argparse.Namespace) -> dict:
 
     info = dataset_info("mnist5k")
     grid = torch.cat([torch.cat(pics[k]) for k in ("content", "style", "gatys", "adain")])
-    save_samples_png(grid, info, Path(args.img) / "style-transfer.png", nrow=len(KINDS))
+    save_samples_png(grid, info, Path(args.img) / args.picture, nrow=len(KINDS))
     return rows
 
 

@@ -189,7 +189,8 @@ def small_cnn_body(in_channels: int, width: int) -> nn.Sequential:
 class AdaINDecoder(nn.Module):
     """Mirror of :func:`small_cnn_body` up to its last tap: ``(B, 4w, h, w) -> (B, C, H, W)``,
     nearest upsampling back to the stored sizes, reflection padding (arXiv:1703.06868, Sec. 6.1:
-    the decoder mirrors the encoder, no normalisation layers), tanh output (model space)."""
+    the decoder mirrors the encoder, no normalisation layers), a linear output as in the paper
+    (a tanh saturated on the large AdaIN features and stopped the training; callers clamp)."""
 
     def __init__(self, out_channels: int, width: int, size: tuple[int, int]) -> None:
         super().__init__()
@@ -207,4 +208,4 @@ class AdaINDecoder(nn.Module):
     def forward(self, t: Tensor) -> Tensor:
         h = F.interpolate(self.stage3(t), size=self.sizes[1], mode="nearest")
         h = F.interpolate(self.stage2(h), size=self.sizes[0], mode="nearest")
-        return torch.tanh(self.stage1(h))
+        return self.stage1(h)

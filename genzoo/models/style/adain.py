@@ -89,12 +89,13 @@ class AdaIN(GenerativeModel):
 
     @torch.no_grad()
     def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
-        """``g((1 - alpha) f(c) + alpha AdaIN(f(c), f(s)))`` (Eq. (14)), ``(B, C, H, W)``."""
+        """``g((1 - alpha) f(c) + alpha AdaIN(f(c), f(s)))`` (Eq. (14)), ``(B, C, H, W)``, clamped
+        to [-1, 1]."""
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"alpha = {alpha!r} must lie in [0, 1] (1: full style).")
         fc, fs = self.encode(content)[-1], self.encode(style)[-1]
         t = alpha * adain(fc, fs) + (1.0 - alpha) * fc  # Eq. (14)
-        return self.decoder(t)
+        return self.decoder(t).clamp(-1.0, 1.0)  # into the model range
 
     def _check(self, batch: Batch) -> None:
         if "style" not in batch:
