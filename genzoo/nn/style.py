@@ -189,8 +189,8 @@ def small_cnn_body(in_channels: int, width: int) -> nn.Sequential:
 class AdaINDecoder(nn.Module):
     """Mirror of :func:`small_cnn_body` up to its last tap: ``(B, 4w, h, w) -> (B, C, H, W)``,
     nearest upsampling back to the stored sizes, reflection padding (arXiv:1703.06868, Sec. 6.1:
-    the decoder mirrors the encoder, no normalisation layers), a linear output as in the paper
-    (a tanh saturated on the large AdaIN features and stopped the training; callers clamp)."""
+    the decoder mirrors the encoder, no normalisation layers) and a linear output as in the paper
+    (callers clamp to the model range)."""
 
     def __init__(self, out_channels: int, width: int, size: tuple[int, int]) -> None:
         super().__init__()
