@@ -324,6 +324,32 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    from genzoo.runs.stylize import stylize
+
+    res = stylize(
+        args.content,
+        args.style,
+        args.out,
+        method=args.method,
+        steps=args.steps,
+        weights=args.weights,
+        features=args.features,
+        style_weight=args.style_weight,
+        run=args.run,
+        alpha=args.alpha,
+    )
+    for note in res["notes"]:
+        print(f"note: {note}")
+    print(
+        f"wrote {res['out']} ({res['method']}, features {res['features']}): style (Gram) loss "
+        f"{res['style_before']:.4g} -> {res['style_after']:.4g} "
+        f"(reduction {100 * res['style_reduction']:.1f}%), content-feature error "
+        f"{res['content_error']:.3f}"
+    )
+    return 0
+
+
 def _cmd_zeroshot(args: argparse.Namespace) -> int:
     from genzoo.runs.multimodal import zeroshot
 
@@ -578,6 +604,21 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--out", help="output .png (default: <image>-translated.png beside it)")
     tl.add_argument("--reverse", action="store_true", help="target -> source (CycleGAN)")
     tl.set_defaults(fn=_cmd_translate)
+
+    st = sub.add_parser("stylize", help="neural style transfer (Gatys, AdaIN)")
+    st.add_argument("content", help="image file, DATASET@INDEX (e.g. mnist5k@3) or texture:KIND")
+    st.add_argument("style", help="image file, DATASET@INDEX or texture:KIND[@SEED]")
+    st.add_argument("--out", default="stylized.png", help="output picture")
+    st.add_argument("--method", default="gatys", choices=["gatys", "adain"], help="method")
+    st.add_argument("--steps", type=int, default=300, help="gatys: optimisation steps")
+    st.add_argument("--weights", help="gatys: VGG19 weights file (.safetensors, .pt/.pth)")
+    st.add_argument(
+        "--features", default="classifier:digits", help="gatys: genzoo's classifier:<dataset>"
+    )
+    st.add_argument("--style-weight", type=float, default=1e3, help="gatys: beta / alpha")
+    st.add_argument("--run", help="adain: a trained adain run")
+    st.add_argument("--alpha", type=float, default=1.0, help="adain: style strength in [0, 1]")
+    st.set_defaults(fn=_cmd_stylize)
 
     cp = sub.add_parser("compare", help="train and measure every family on one dataset")
     cp.add_argument("--data", default="digits", help="dataset (default: digits)")

@@ -14,6 +14,9 @@ Image-to-image tasks: ``pairs:<base>-<task>`` and ``unpaired:<base>-<task>``
 Video: ``moving-digits`` and ``moving-shapes`` (clips ``(T, C, H, W)`` with exact trajectories;
 :mod:`genzoo.data.video`).
 
+Style transfer: ``textures[?size=N&channels=C]`` (procedural stripes, checks, noise, dots) and
+``styled:<base>`` (content images with a texture each, for AdaIN; :mod:`genzoo.data.textures`).
+
 Audio: ``speech-digits`` (spoken digits synthesized offline by eSpeak NG, cached on first use) and
 ``tones`` (procedural notes), mono waveforms in [-1, 1] (:mod:`genzoo.data.audio`).
 """
@@ -31,6 +34,7 @@ from genzoo.data.pairs import is_pair_spec, load_pairs, pair_info, pair_specs
 from genzoo.data.shapes import load_shapes, shapes_info
 from genzoo.data.tasks import TASKS, load_task_text, task_text_info
 from genzoo.data.text import load_text, text_info
+from genzoo.data.textures import load_styled, load_textures, styled_info, texture_info
 from genzoo.data.toy2d import BOUNDS, TOY2D, Toy2D, get_toy
 from genzoo.data.video import VIDEO_SETS, is_video_spec, load_video, video_info
 from genzoo.data.vision import VISION_INFO, folder_info, load_celeba, load_folder, load_torchvision
@@ -70,6 +74,9 @@ def list_datasets() -> list[str]:
         *EMBEDDED,
         "shapes",
         *pair_specs(),
+        "textures",
+        "styled:digits",
+        "styled:mnist5k",
         "text:pystdlib",
         "speech-digits",
         "tones",
@@ -116,6 +123,10 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
         return shapes_info(spec)
     if spec.startswith("control:"):  # ControlNet's control maps over an image dataset
         return control_info(spec, dataset_info(parse_control_spec(spec)[1], root))
+    if spec == "textures" or spec.startswith("textures?"):
+        return texture_info(spec)
+    if spec.startswith("styled:"):
+        return styled_info(spec)
     if spec.startswith("text:"):
         return text_info(spec[5:])
     if is_audio_spec(spec):
@@ -158,6 +169,10 @@ def load_dataset(
     if spec.startswith("control:"):
         kind, base = parse_control_spec(spec)
         return ControlDataset(spec, load_dataset(base, split, root=root, download=download), kind)
+    if spec == "textures" or spec.startswith("textures?"):
+        return load_textures(spec, split)
+    if spec.startswith("styled:"):
+        return load_styled(spec, split)
     if spec.startswith("text:"):
         return load_text(spec[5:], split)
     if is_audio_spec(spec):

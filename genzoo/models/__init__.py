@@ -11,6 +11,7 @@ from genzoo.models import (  # noqa: F401  (each registers its models)
     multimodal,
     posttrain,
     ssl,
+    style,
 )
 
 __all__ = ["MODELS"]

@@ -1,8 +1,9 @@
 """GANs: one model, several objectives; importing this package registers ``gan``, ``dcgan``,
-``wgan``, ``wgan-gp``, ``hinge-sn`` and ``cgan``, and the image-to-image models ``pix2pix`` and
-``cyclegan``, and the two-stream ``video-gan``."""
+``wgan``, ``wgan-gp``, ``hinge-sn``, ``cgan`` and ``biggan``, the image-to-image models
+``pix2pix`` and ``cyclegan``, and the two-stream ``video-gan``."""
 
 from genzoo.models.gans import losses
+from genzoo.models.gans.biggan import BigGAN, BigGANConfig
 from genzoo.models.gans.conditional import CGAN, CGANConfig
 from genzoo.models.gans.cyclegan import CycleGAN, CycleGANConfig
 from genzoo.models.gans.dcgan import DCGAN, DCGANConfig
@@ -25,6 +26,8 @@ __all__ = [
     "GAN",
     "WGAN",
     "WGANGP",
+    "BigGAN",
+    "BigGANConfig",
     "CGANConfig",
     "CycleGAN",
     "CycleGANConfig",

@@ -1,0 +1,153 @@
+"""AdaIN: feed-forward style transfer with adaptive instance normalisation and a trained decoder.
+
+Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization",
+arXiv:1703.06868. An encoder ``f`` maps content ``c`` and style ``s`` to features; AdaIN gives
+``t = AdaIN(f(c), f(s))`` (Eq. (8)) and the decoder ``g`` maps ``t`` back to an image. The decoder
+is trained with ``L = L_c + lambda L_s`` (Eq. (11)): ``L_c = |f(g(t)) - t|^2`` (Eq. (12)) and the
+statistics loss ``L_s`` over several encoder layers (Eq. (13)); ``lambda = 10`` as in the paper.
+At test time ``t = alpha t + (1 - alpha) f(c)`` trades content for style (Eq. (14)).
+
+The paper's encoder is a pretrained VGG19, which cannot be downloaded here; this model's encoder
+is genzoo's small classifier layout (:func:`genzoo.nn.style.small_cnn_body`), trained inside the
+run in two phases: for the first ``encoder_steps`` training steps only the encoder learns, as a
+classifier of the content classes and of the texture kinds (cross-entropy); then it is frozen
+and only the decoder learns, with the paper's losses (a fixed encoder, as the paper's VGG). The
+phase is counted in a buffer, so a resumed run continues in the same phase.
+Batches come from ``styled:<base>``: content in ``"x"`` (labels ``"y"``), one texture per
+example in ``"style"`` (kinds ``"style_y"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from genzoo.core.config import Config, bounded
+from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.registry import register_model
+from genzoo.data.base import DataInfo
+from genzoo.data.textures import KINDS
+from genzoo.nn.gan_nets import frozen
+from genzoo.nn.style import (
+    SMALL_CNN_TAPS,
+    AdaINDecoder,
+    adain,
+    small_cnn_body,
+    stats_style_loss,
+    tap_features,
+)
+
+
+@dataclass(frozen=True)
+class AdaINConfig(Config):
+    """Configuration of :class:`AdaIN`."""
+
+    width: int = bounded(16, ge=1)  # encoder channels w, 2w, 4w (the classifier layout)
+    style_weight: float = bounded(10.0, ge=0.0)  # lambda of Eq. (11)
+    encoder_steps: int = bounded(300, ge=0)  # first training steps: the encoder alone learns
+    # (classification); afterwards it is frozen and the decoder learns
+
+
+@register_model("adain")
+class AdaIN(GenerativeModel):
+    """AdaIN style transfer (arXiv:1703.06868): encoder, adaptive instance norm, trained decoder.
+
+    :meth:`stylize` maps content and style images (model space, the dataset's shape) to the
+    stylised image. ``loss(batch)`` logs ``content`` (Eq. (12)), ``style`` (Eq. (13)) and
+    ``encoder_ce`` (each in its phase); ``eval_metrics`` gives all three per example.
+    """
+
+    family: ClassVar[str] = "style"
+    config_class: ClassVar[type[Config]] = AdaINConfig
+    default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "batch_size": 32}
+    config: AdaINConfig
+    info: DataInfo
+
+    def __init__(self, config: AdaINConfig, info: DataInfo) -> None:
+        super().__init__(config, info)
+        shape = tuple(int(s) for s in info.shape)
+        if info.kind != "images" or len(shape) != 3 or info.n_classes < 1:
+            raise ConfigError(
+                f"Model 'adain' trains on content and style images, but dataset {info.name!r} "
+                f"has {info.kind} of shape {shape}; choose 'styled:digits' or 'styled:mnist5k'."
+            )
+        self.shape = shape
+        self.n_classes = info.n_classes
+        self.encoder = small_cnn_body(shape[0], config.width)
+        self.head = nn.Linear(4 * config.width, info.n_classes + len(KINDS))
+        self.decoder = AdaINDecoder(shape[0], config.width, (shape[1], shape[2]))
+        self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))  # training losses
+
+    def encode(self, x: Tensor) -> list[Tensor]:
+        """Encoder features at the taps relu1, relu2, relu3 (the last one feeds AdaIN)."""
+        return tap_features(self.encoder, x, SMALL_CNN_TAPS)
+
+    @torch.no_grad()
+    def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
+        """``g((1 - alpha) f(c) + alpha AdaIN(f(c), f(s)))`` (Eq. (14)), ``(B, C, H, W)``, clamped
+        to [-1, 1]."""
+        if not 0.0 <= alpha <= 1.0:
+            raise ConfigError(f"alpha = {alpha!r} must lie in [0, 1] (1: full style).")
+        fc, fs = self.encode(content)[-1], self.encode(style)[-1]
+        t = alpha * adain(fc, fs) + (1.0 - alpha) * fc  # Eq. (14)
+        return self.decoder(t).clamp(-1.0, 1.0)  # into the model range
+
+    def _check(self, batch: Batch) -> None:
+        if "style" not in batch:
+            raise ConfigError(
+                "Model 'adain' needs batches with a 'style' image per example; "
+                "train it on 'styled:digits' or 'styled:mnist5k'."
+            )
+
+    def encoder_loss(self, batch: Batch) -> Tensor:
+        """Cross-entropy ``(B,)`` of the encoder's classification of the content classes and of
+        the texture kinds (mean of the two per example)."""
+        c, s = batch["x"], batch["style"]
+        logits = self.head(self.encoder(torch.cat([c, s])).mean(dim=(2, 3)))  # (2B, K + 4)
+        labels = torch.cat([batch["y"].long(), batch["style_y"].long() + self.n_classes])
+        ce = F.cross_entropy(logits, labels, reduction="none")  # (2B,)
+        return 0.5 * (ce[: c.shape[0]] + ce[c.shape[0] :])  # (B,)
+
+    def decoder_losses(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """``(L_c, L_s)`` per example ``(B,)`` (Eqs. (12), (13)), the encoder frozen."""
+        c, s = batch["x"], batch["style"]
+        with frozen(self.encoder):  # the decoder's losses train the decoder only
+            with torch.no_grad():
+                t = adain(self.encode(c)[-1], self.encode(s)[-1])  # Eq. (8)
+                style_feats = self.encode(s)
+            out_feats = self.encode(self.decoder(t))
+            lc = (out_feats[-1] - t).pow(2).flatten(1).mean(1)  # Eq. (12), per example
+            ls = stats_style_loss(out_feats, style_feats)  # Eq. (13)
+        return lc, ls
+
+    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        """The encoder's cross-entropy for the first ``encoder_steps`` calls in training mode,
+        then ``L_c + lambda L_s`` (Eq. (11)) for the decoder."""
+        self._check(batch)
+        phase_one = bool(self.steps_seen < self.config.encoder_steps)
+        if self.training and torch.is_grad_enabled():
+            self.steps_seen += 1
+        if phase_one:
+            ce = self.encoder_loss(batch)
+            return LossOutput(ce.mean(), {"encoder_ce": ce.mean().detach()})
+        lc, ls = self.decoder_losses(batch)
+        per_example = lc + self.config.style_weight * ls  # Eq. (11)
+        logs: dict[str, Tensor | float] = {
+            "content": lc.mean().detach(),
+            "style": ls.mean().detach(),
+        }
+        return LossOutput(per_example.mean(), logs)
+
+    @torch.no_grad()
+    def eval_metrics(
+        self, batch: Batch, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Per example: ``content`` (Eq. (12)), ``style`` (Eq. (13)), ``encoder_ce``."""
+        self._check(batch)
+        lc, ls = self.decoder_losses(batch)
+        return {"content": lc, "style": ls, "encoder_ce": self.encoder_loss(batch)}

@@ -1,0 +1,173 @@
+"""Neural style transfer: AdaIN's closed forms, the Gram matrix's invariance, Gatys' optimisation,
+the adain model's contract, the procedural textures, and the refusal of pickled weights."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from genzoo.core.errors import ConfigError, DataError, GenzooError
+from genzoo.data import dataset_info, load_dataset
+from genzoo.data.textures import KINDS, make_textures
+from genzoo.models.style import AdaIN, AdaINConfig, gatys
+from genzoo.nn.style import (
+    FeatureNet,
+    adain,
+    channel_stats,
+    gram_matrix,
+    small_cnn_body,
+    vgg19_features,
+)
+from genzoo.runs.stylize import load_weights, match, read_input, vgg19_from_weights
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_adain_of_x_with_itself_is_x() -> None:
+    x = torch.randn(3, 5, 6, 7, generator=gen(0), dtype=torch.float64) * 3 + 2
+    torch.testing.assert_close(adain(x, x, eps=0.0), x)
+    torch.testing.assert_close(adain(x, x), x, rtol=1e-5, atol=1e-5)  # eps only perturbs
+
+
+def test_adain_output_has_the_style_channel_mean_and_std() -> None:
+    x = torch.randn(2, 4, 5, 5, generator=gen(1), dtype=torch.float64)
+    y = torch.randn(2, 4, 3, 9, generator=gen(2), dtype=torch.float64) * 5 - 3  # other size
+    out = adain(x, y, eps=0.0)
+    torch.testing.assert_close(out.mean(dim=(2, 3)), y.mean(dim=(2, 3)))
+    torch.testing.assert_close(
+        out.std(dim=(2, 3), unbiased=False), y.std(dim=(2, 3), unbiased=False)
+    )
+    mu, sd = channel_stats(y, eps=0.0)  # and channel_stats agrees with torch's own
+    torch.testing.assert_close(sd.squeeze(), y.std(dim=(2, 3), unbiased=False).squeeze())
+    torch.testing.assert_close(mu.squeeze(), y.mean(dim=(2, 3)).squeeze())
+
+
+def test_gram_matrix_is_invariant_to_a_spatial_permutation() -> None:
+    f = torch.randn(2, 6, 5, 4, generator=gen(3), dtype=torch.float64)
+    perm = torch.randperm(20, generator=gen(4))
+    g = f.flatten(2)[:, :, perm].reshape(f.shape)  # the same pixels, shuffled
+    torch.testing.assert_close(gram_matrix(g), gram_matrix(f))
+    flat = f[0].reshape(6, 20)  # and it is F F^T / (H W)
+    torch.testing.assert_close(gram_matrix(f)[0], flat @ flat.T / 20)
+    assert not torch.allclose(gram_matrix(f + 1), gram_matrix(f))
+
+
+def test_gatys_reduces_the_style_loss_on_a_tiny_image() -> None:
+    torch.manual_seed(0)
+    net = FeatureNet(small_cnn_body(1, 4), (1, 6, 11), 1)
+    content = torch.rand(1, 1, 12, 12, generator=gen(5)) * 2 - 1
+    x, _ = make_textures(4, 12, 1, seed=0)
+    style = x[:1].float() / 127.5 - 1
+    res = gatys(content, style, net, steps=40, lr=0.05)
+    assert float(res.style_reduction) > 0.5
+    assert float(res.image.abs().max()) <= 1.0
+    # the content term holds the result near the content: with the content weight only, it stays
+    same = gatys(content, style, net, steps=10, style_weight=0.0)
+    torch.testing.assert_close(same.image, content)
+
+
+def test_colour_input_to_a_grey_net_keeps_per_channel_features() -> None:
+    net = FeatureNet(small_cnn_body(1, 2), (1,), 1)
+    x = torch.rand(2, 3, 6, 6, generator=gen(6)) * 2 - 1
+    (f,) = net(x)
+    assert f.shape == (2, 6, 6, 6)
+    torch.testing.assert_close(f[:, 2:4], net(x[:, 1:2])[0])  # channel 1's features
+
+
+def test_textures_are_deterministic_and_labelled_by_kind() -> None:
+    a, ya = make_textures(8, 16, 3, seed=1)
+    b, _ = make_textures(8, 16, 3, seed=1)
+    assert torch.equal(a, b) and a.shape == (8, 3, 16, 16) and a.dtype == torch.uint8
+    assert ya.tolist() == [0, 1, 2, 3, 0, 1, 2, 3] and len(KINDS) == 4
+    info = dataset_info("textures?size=16&channels=3")
+    assert info.shape == (3, 16, 16) and info.n_classes == 4
+    with pytest.raises(DataError, match="channels=1 or channels=3"):
+        dataset_info("textures?channels=2")
+    batch = load_dataset("styled:digits", "test").get(torch.arange(5))
+    assert batch["style"].shape == batch["x"].shape == (5, 1, 8, 8)
+    assert float(batch["style"].min()) >= -1 and float(batch["style"].max()) <= 1
+
+
+def test_adain_model_trains_the_encoder_then_the_decoder_alone() -> None:
+    info = dataset_info("styled:digits")
+    m = AdaIN(AdaINConfig(width=4, encoder_steps=1), info)
+    batch = load_dataset("styled:digits", "test").get(torch.arange(6))
+    first = m.loss(batch)  # phase one: the encoder's classification only
+    assert set(first.logs) == {"encoder_ce"}
+    first.loss.backward()
+    assert all(p.grad is not None for p in m.encoder.parameters())
+    assert all(p.grad is None for p in m.decoder.parameters())
+    m.zero_grad(set_to_none=True)
+    second = m.loss(batch)  # phase two: the decoder's losses through the frozen encoder
+    assert set(second.logs) == {"content", "style"}
+    second.loss.backward()
+    assert all(p.grad is None for p in m.encoder.parameters())
+    assert all(p.grad is not None for p in m.decoder.parameters())
+    assert int(m.steps_seen) == 2 and "steps_seen" in m.state_dict()  # resumes in its phase
+    assert set(m.eval_metrics(batch)) == {"content", "style", "encoder_ce"}
+    y = m.stylize(batch["x"], batch["style"])
+    assert y.shape == batch["x"].shape and float(y.abs().max()) <= 1.0
+    with pytest.raises(ConfigError, match="styled:digits"):
+        AdaIN(AdaINConfig(width=4), dataset_info("toy2d:8gaussians"))
+
+
+class _Evil:
+    """Unpickling this would create a file (it must never happen)."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.touch, (self.target,))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.parametrize("suffix", [".pkl", ".pt", ".pth"])
+def test_a_pickle_weights_file_is_refused_without_being_executed(tmp_path, suffix) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / f"weights{suffix}"
+    with path.open("wb") as fh:
+        pickle.dump({"features.0.weight": _Evil(marker)}, fh)
+    with pytest.raises(GenzooError, match="never"):
+        load_weights(path)
+    assert not marker.exists()
+    # and the payload is real: plain unpickling would have created the file
+    pickle.loads(path.read_bytes())
+    assert marker.exists()
+
+
+def test_vgg19_weights_load_from_safetensors_and_bad_files_are_one_sentence(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    body = vgg19_features()
+    state = {f"features.{k}": v.contiguous() for k, v in body.state_dict().items()}
+    save_file(state, str(tmp_path / "vgg.safetensors"))
+    net = vgg19_from_weights(tmp_path / "vgg.safetensors")
+    torch.testing.assert_close(net.body[0].weight, body[0].weight)
+    feats = net(torch.zeros(1, 1, 16, 16))  # a grey image into the colour net
+    assert [f.shape[1] for f in feats] == [64, 128, 256, 512]
+    torch.save({"features.0.weight": torch.zeros(2)}, tmp_path / "bad.pt")
+    with pytest.raises(GenzooError, match="VGG19"):
+        vgg19_from_weights(tmp_path / "bad.pt")
+    with pytest.raises(DataError, match="does not exist"):
+        load_weights(tmp_path / "missing.safetensors")
+
+
+def test_inputs_of_other_sizes_and_channels_are_converted() -> None:
+    content = read_input("digits@0")
+    assert content.shape == (1, 1, 8, 8)
+    style = read_input("texture:checks@2", like=torch.zeros(1, 3, 20, 20))
+    assert style.shape == (1, 3, 20, 20)
+    x, notes = match(style, (1, 8, 8), "style")
+    assert x.shape == (1, 1, 8, 8) and notes == [
+        "style converted from 3 to 1 channels",
+        "style resized from 20x20 to 8x8",
+    ]
+    for bad in ("texture:waves", "digits@99999", "no-such-file.png"):
+        with pytest.raises(DataError):
+            read_input(bad)
