@@ -1,6 +1,6 @@
 """GANs: one model, several objectives; importing this package registers ``gan``, ``dcgan``,
-``wgan``, ``wgan-gp``, ``hinge-sn`` and ``cgan``, and the image-to-image models ``pix2pix`` and
-``cyclegan``."""
+``wgan``, ``wgan-gp``, ``hinge-sn`` and ``cgan``, the image-to-image models ``pix2pix`` and
+``cyclegan``, and the progress models ``progan`` and ``stylegan2``."""
 
 from genzoo.models.gans import losses
 from genzoo.models.gans.conditional import CGAN, CGANConfig
@@ -17,6 +17,8 @@ from genzoo.models.gans.gan import (
     WGANGPConfig,
 )
 from genzoo.models.gans.pix2pix import Pix2Pix, Pix2PixConfig
+from genzoo.models.gans.progan import ProGAN, ProGANConfig
+from genzoo.models.gans.stylegan2 import StyleGAN2, StyleGAN2Config
 
 __all__ = [
     "CGAN",
@@ -33,6 +35,10 @@ __all__ = [
     "HingeSNConfig",
     "Pix2Pix",
     "Pix2PixConfig",
+    "ProGAN",
+    "ProGANConfig",
+    "StyleGAN2",
+    "StyleGAN2Config",
     "WGANConfig",
     "WGANGPConfig",
     "losses",
