@@ -308,7 +308,8 @@ class StyleGAN2(GenerativeModel, Samples):
         the squared norm is averaged over the ``n_ws`` layers as in the reference code."""
         img = self.synthesis(ws, generator)
         h, w = img.shape[-2:]
-        y = randn(img.shape, generator=generator, device=img.device) / math.sqrt(h * w)
+        y = randn(img.shape, generator=generator, device=img.device, dtype=img.dtype)
+        y = y / math.sqrt(h * w)
         (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)  # (B, n_ws, w_dim)
         return grad.pow(2).sum(2).mean(1).sqrt()  # (B,)
 
