@@ -151,7 +151,8 @@ def cmd_pictures(args: argparse.Namespace) -> None:
     info = m.info
     strip = [genzoo.sample(run, 8, seed=3, truncation=psi) for psi in PSIS]
     rows = torch.stack(strip, 1).reshape(-1, *info.shape)  # (8 * len(PSIS), C, H, W): rows = z
-    save_samples_png(rows, info, img / f"stylegan2-truncation-strip-{args.data}.png", nrow=len(PSIS))
+    strip_png = img / f"stylegan2-truncation-strip-{args.data}.png"
+    save_samples_png(rows, info, strip_png, nrow=len(PSIS))
     g = torch.Generator().manual_seed(5)
     grid = m.mixing_grid(5, 6, generator=g)  # type: ignore[attr-defined]
     save_samples_png(grid, info, img / f"stylegan2-mixing-{args.data}.png", nrow=7)

@@ -88,7 +88,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             for p, a in zip(args.prompt, answers, strict=True):
                 print(f"{p}{a}")
             return 0
-    flags = {"eta": args.eta, "temperature": args.temperature}
+    flags = {"eta": args.eta, "temperature": args.temperature, "truncation": args.truncation}
     out = sample_to_file(
         args.run,
         args.n,
@@ -457,6 +457,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="classifier-free guidance w (1: none), with --prompt (text-to-image) or --class "
         "(class-conditional diffusion)",
+    )
+    sa.add_argument(
+        "--truncation",
+        type=float,
+        metavar="PSI",
+        help="truncation psi in [0, 1] (stylegan2): pull each w towards the mean w (1: none)",
     )
     sa.set_defaults(fn=_cmd_sample)
 

@@ -217,8 +217,10 @@ def test_fade_in_at_alpha_0_and_1_equals_the_old_and_the_new_path() -> None:
         for k in range(s - 1, 0, -1):
             full = d.block(full, k)
         head = d.out(
-            F.leaky_relu(d.fc(F.leaky_relu(d.last_conv(d.mbstd(full)), 0.2).flatten(1)
-                              * math.sqrt(2)), 0.2) * math.sqrt(2)
+            F.leaky_relu(
+                d.fc(F.leaky_relu(d.last_conv(d.mbstd(full)), 0.2).flatten(1) * math.sqrt(2)), 0.2
+            )
+            * math.sqrt(2)
         ).squeeze(1)
         torch.testing.assert_close(d(x, s, 1.0), head)
     # real images blend the same way: alpha 0 is the previous size, upsampled
