@@ -33,6 +33,9 @@ Notes on how the papers map onto the one Trainer:
   ``lr=...`` on the command line or on resume sets both); set them for two time-scales.
 - **EMA.** ``ema_decay`` of the trainer keeps an average of all weights; sampling then uses the
   averaged generator.
+- **DiffAugment.** ``diffaug = "color,translation,cutout"`` (any subset) transforms real and fake
+  images before D in both players' steps (Zhao et al., arXiv:2006.10738;
+  :mod:`genzoo.nn.diffaug`); the gradient penalty is taken on unaugmented interpolates.
 """
 
 from __future__ import annotations
