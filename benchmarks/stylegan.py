@@ -165,8 +165,8 @@ def cmd_pictures(args: argparse.Namespace) -> None:
         for s in range(p.n_stages)  # type: ignore[attr-defined]
         for a in ([1.0] if s == 0 else [0.5, 1.0])
     ]
-    rows = torch.stack(stages, 1).reshape(-1, *info.shape)  # rows = z, columns = stage (alpha)
-    save_samples_png(rows, info, img / f"progan-stages-{args.data}.png", nrow=len(stages))
+    rows = torch.cat(stages)  # rows = stage (alpha 0.5 while fading in, then 1), columns = z
+    save_samples_png(rows, info, img / f"progan-stages-{args.data}.png", nrow=len(z))
     print(f"wrote pictures into {img}")
 
 
