@@ -38,7 +38,8 @@ SQRT2 = math.sqrt(2.0)
 
 
 def lrelu(x: Tensor) -> Tensor:
-    """LeakyReLU(0.2) times ``sqrt(2)``: keeps unit variance after He-scaled layers."""
+    """LeakyReLU(0.2) times ``sqrt(2)``: StyleGAN2's activation, after layers scaled by
+    ``1 / sqrt(fan_in)`` (gain 1); ProGAN puts the ``sqrt(2)`` into the layers instead."""
     return F.leaky_relu(x, 0.2) * SQRT2
 
 

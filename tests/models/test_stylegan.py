@@ -212,16 +212,12 @@ def test_fade_in_at_alpha_0_and_1_equals_the_old_and_the_new_path() -> None:
         # D: at alpha = 0 the new block is skipped (its input downsampled to the old size)
         x = torch.randn(4, 1, *m.sizes[s], generator=gen(s))
         torch.testing.assert_close(d(x, s, 0.0), d(F.adaptive_avg_pool2d(x, m.sizes[s - 1]), s - 1))
-        h = torch.nn.functional.leaky_relu(d.from_rgb[s](x), 0.2) * math.sqrt(2)
+        h = F.leaky_relu(d.from_rgb[s](x), 0.2)  # ProGAN: plain LeakyReLU, He's gain in the layers
         full = d.block(h, s)
         for k in range(s - 1, 0, -1):
             full = d.block(full, k)
-        head = d.out(
-            F.leaky_relu(
-                d.fc(F.leaky_relu(d.last_conv(d.mbstd(full)), 0.2).flatten(1) * math.sqrt(2)), 0.2
-            )
-            * math.sqrt(2)
-        ).squeeze(1)
+        h = F.leaky_relu(d.last_conv(d.mbstd(full)), 0.2)
+        head = d.out(F.leaky_relu(d.fc(h.flatten(1)), 0.2)).squeeze(1)
         torch.testing.assert_close(d(x, s, 1.0), head)
     # real images blend the same way: alpha 0 is the previous size, upsampled
     x = torch.randn(2, 1, 28, 28, generator=gen(9))

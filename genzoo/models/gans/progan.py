@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
@@ -48,9 +49,13 @@ from genzoo.nn.style_layers import (
     EqualLinear,
     MinibatchStdDev,
     PixelNorm,
-    lrelu,
     resize,
 )
+
+
+def lrelu(x: Tensor) -> Tensor:
+    """LeakyReLU(0.2) (Sec. 4.1: the equalised layers carry He's sqrt(2), so no gain here)."""
+    return F.leaky_relu(x, 0.2)
 
 
 def growth(step: int, n_stages: int, stage_steps: int) -> tuple[int, float]:

@@ -127,18 +127,21 @@ class ResidualDiscriminator(nn.Module):
     def __init__(self, in_ch: int, size: tuple[int, int], width: int, mbstd_group: int) -> None:
         super().__init__()
         self.sizes = dcgan_sizes(size, min_stages=1)  # largest first
-        self.from_rgb = EqualConv2d(in_ch, width, 1)
+        # gain 1 here: lrelu() carries the sqrt(2) of He's constant (StyleGAN2's convention)
+        self.from_rgb = EqualConv2d(in_ch, width, 1, gain=1.0)
         self.blocks = nn.ModuleList()
         self.skips = nn.ModuleList()
         for _ in self.sizes[1:]:
             self.blocks.append(
-                nn.ModuleList([EqualConv2d(width, width, 3), EqualConv2d(width, width, 3)])
+                nn.ModuleList(
+                    [EqualConv2d(width, width, 3, gain=1.0), EqualConv2d(width, width, 3, gain=1.0)]
+                )
             )
             self.skips.append(EqualConv2d(width, width, 1, gain=1.0, bias=False))
         self.mbstd = MinibatchStdDev(mbstd_group)
-        self.conv = EqualConv2d(width + 1, width, 3)
+        self.conv = EqualConv2d(width + 1, width, 3, gain=1.0)
         h0, w0 = self.sizes[-1]
-        self.fc = EqualLinear(width * h0 * w0, width)
+        self.fc = EqualLinear(width * h0 * w0, width, gain=1.0)
         self.out = EqualLinear(width, 1, gain=1.0)
 
     def forward(self, x: Tensor) -> Tensor:
