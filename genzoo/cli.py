@@ -117,7 +117,11 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             for p, a in zip(args.prompt, answers, strict=True):
                 print(f"{p}{a}")
             return 0
-    flags: dict[str, Any] = {"eta": args.eta, "temperature": args.temperature}
+    flags: dict[str, Any] = {
+        "eta": args.eta,
+        "temperature": args.temperature,
+        "truncation": args.truncation,
+    }
     if args.control is not None or args.control_scale is not None:
         if args.control is None:
             raise ConfigError("--control-scale needs --control cond.png (a controlnet run).")
@@ -567,6 +571,13 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--control", metavar="PNG", help="controlnet runs: the control image")
     sa.add_argument(
         "--control-scale", type=float, help="controlnet runs: scale of the control (default 1)"
+    )
+    sa.add_argument(
+        "--truncation",
+        type=float,
+        metavar="T",
+        help="truncation: stylegan2's psi in [0, 1] pulls each w towards the mean w (1: none); "
+        "biggan's threshold t > 0 redraws every |z_i| > t",
     )
     sa.set_defaults(fn=_cmd_sample)
 

@@ -195,6 +195,13 @@ def sample_to_file(
             f"--guidance: model {cfg['model']!r} takes no guidance; its sample takes "
             f"{choices(sample_keywords(cls)) if sample_keywords(cls) else 'no named options'}."
         )
+    if "truncation" in opts and "truncation" not in sample_keywords(cls):
+        samplers = [m for m in MODELS.names() if issubclass(MODELS.get(m), Samples)]
+        takes = [m for m in samplers if "truncation" in sample_keywords(MODELS.get(m))]
+        raise ConfigError(
+            f"--truncation: model {cfg['model']!r} has no truncation (no mean latent to pull "
+            f"towards); models that take it: {choices(takes)}."
+        )
     if issubclass(cls, DiffusionModel):
         _check_diffusion_options(cls, sampler or cfg["model_config"].get("sampler"), opts)
     x = sample(run, n, seed=seed, sampler=sampler, steps=steps, label=label, **opts)

@@ -1,6 +1,7 @@
 """GANs: one model, several objectives; importing this package registers ``gan``, ``dcgan``,
 ``wgan``, ``wgan-gp``, ``hinge-sn``, ``cgan`` and ``biggan``, the image-to-image models
-``pix2pix`` and ``cyclegan``, and the two-stream ``video-gan``."""
+``pix2pix`` and ``cyclegan``, the progress models ``progan`` and ``stylegan2``, and the
+two-stream ``video-gan``."""
 
 from genzoo.models.gans import losses
 from genzoo.models.gans.biggan import BigGAN, BigGANConfig
@@ -18,6 +19,8 @@ from genzoo.models.gans.gan import (
     WGANGPConfig,
 )
 from genzoo.models.gans.pix2pix import Pix2Pix, Pix2PixConfig
+from genzoo.models.gans.progan import ProGAN, ProGANConfig
+from genzoo.models.gans.stylegan2 import StyleGAN2, StyleGAN2Config
 from genzoo.models.gans.video_gan import VideoGAN, VideoGANConfig
 
 __all__ = [
@@ -37,6 +40,10 @@ __all__ = [
     "HingeSNConfig",
     "Pix2Pix",
     "Pix2PixConfig",
+    "ProGAN",
+    "ProGANConfig",
+    "StyleGAN2",
+    "StyleGAN2Config",
     "VideoGAN",
     "VideoGANConfig",
     "WGANConfig",

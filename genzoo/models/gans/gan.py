@@ -33,6 +33,9 @@ Notes on how the papers map onto the one Trainer:
   ``lr=...`` on the command line or on resume sets both); set them for two time-scales.
 - **EMA.** ``ema_decay`` of the trainer keeps an average of all weights; sampling then uses the
   averaged generator.
+- **DiffAugment.** ``diffaug = "color,translation,cutout"`` (any subset) transforms real and fake
+  images before D in both players' steps (Zhao et al., arXiv:2006.10738;
+  :mod:`genzoo.nn.diffaug`); the gradient penalty is taken on unaugmented interpolates.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from genzoo.models.gans.losses import (
     r1_penalty,
 )
 from genzoo.models.gans.players import player_groups, player_settings
+from genzoo.nn.diffaug import diff_augment, parse_policy
 from genzoo.nn.gan_nets import (
     Discriminator,
     Generator,
@@ -92,8 +96,11 @@ class GANConfig(Config):
     betas: tuple[float, float] = bounded((0.5, 0.999), ge=0.0, lt=1.0)  # Adam betas of both
     # players
     conditional: Literal["none", "concat", "projection"] = "none"  # class conditioning of G and D
+    diffaug: str = ""  # DiffAugment policies on real and fake before D, e.g.
+    # "color,translation,cutout" (arXiv:2006.10738; images only; "" is off)
 
     def validate(self) -> None:
+        parse_policy(self.diffaug)
         if not self.hidden:
             raise ConfigError("hidden = [] must hold at least one width.")
         if self.d_batchnorm and (self.loss == "wgan-gp" or self.r1 > 0):
@@ -159,6 +166,12 @@ class GAN(GenerativeModel, Samples):
         if c.spectral_norm:
             apply_spectral_norm(self.discriminator)
         self.d_loss_fn, self.g_loss_fn = LOSS_PAIRS[c.loss]
+        self.policy = parse_policy(c.diffaug)
+        if self.policy and not is_image:
+            raise ConfigError(
+                f"diffaug = {c.diffaug!r} augments images, but dataset {info.name!r} has "
+                f"{info.kind}; set diffaug = ''."
+            )
 
     # ----------------------------------------------------------------------------------------------
     # networks
@@ -173,6 +186,11 @@ class GAN(GenerativeModel, Samples):
         if self.arch == "mlp":
             x = x.flatten(1)  # (B, *shape) -> (B, D)
         return self.discriminator(x, y if self.n_classes else None)
+
+    def augmented_critic(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """D on DiffAugment's transform of ``x`` (the ``diffaug`` policies; identity when off):
+        what both players' losses score, real and fake alike (arXiv:2006.10738, Sec. 3)."""
+        return self.critic(diff_augment(x, self.policy), y)
 
     def clip_critic_(self) -> None:
         """WGAN weight clipping: every D parameter into ``[-clip, clip]`` (loss 'wasserstein')."""
@@ -216,8 +234,8 @@ class GAN(GenerativeModel, Samples):
         with torch.no_grad():
             fake = self(self._latent(x.shape[0]), y)  # detached fakes: D's step leaves G alone
         x_in = x.detach().requires_grad_(True) if c.r1 > 0 else x
-        real_out = self.critic(x_in, y)  # (B,)
-        fake_out = self.critic(fake, y)  # (B,)
+        real_out = self.augmented_critic(x_in, y)  # (B,)
+        fake_out = self.augmented_critic(fake, y)  # (B,)
         adv = self.d_loss_fn(real_out, fake_out)  # (B,)
         per_example = adv
         logs: dict[str, Tensor | float] = {
@@ -241,7 +259,7 @@ class GAN(GenerativeModel, Samples):
         y = self._labels(batch)  # fakes take the real batch's labels
         fake = self(self._latent(x.shape[0]), y)
         with frozen(self.discriminator):  # D's weights take no gradient in G's step
-            fake_out = self.critic(fake, y)  # (B,)
+            fake_out = self.augmented_critic(fake, y)  # (B,)
         per_example = self.g_loss_fn(fake_out)  # (B,)
         logs: dict[str, Tensor | float] = {
             "g_loss": per_example.mean().detach(),

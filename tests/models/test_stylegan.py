@@ -1,0 +1,306 @@
+"""ProGAN, StyleGAN2 and DiffAugment: the layers against plain convolutions and closed forms,
+fade-in at its ends, the growth schedule across a resume, truncation, and DiffAugment's
+identity, shapes and gradients."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import genzoo
+from genzoo.core.errors import ConfigError
+from genzoo.data.base import DataInfo
+from genzoo.models.gans import GAN, GANConfig, ProGAN, ProGANConfig, StyleGAN2, StyleGAN2Config
+from genzoo.models.gans.progan import growth
+from genzoo.nn import diffaug
+from genzoo.nn.style_layers import (
+    EqualConv2d,
+    EqualLinear,
+    MinibatchStdDev,
+    PixelNorm,
+    modulate_weights,
+    modulated_conv2d,
+)
+from genzoo.train.checkpoint import find_checkpoint, read_checkpoint
+
+DIGITS = DataInfo("digits", "images", (1, 8, 8), levels=17, n_classes=10)
+MNIST = DataInfo("mnist5k", "images", (1, 28, 28), levels=256, n_classes=10)
+TINY_SG = {"width": 8, "latent_dim": 8, "mapping_layers": 2}
+TINY_PG = {"width": 8, "latent_dim": 8}
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# --------------------------------------------------------------------------------------------------
+# layers
+
+
+def test_modulated_conv_with_unit_styles_and_no_demodulation_is_a_plain_conv() -> None:
+    x = torch.randn(3, 5, 7, 7, generator=gen(0), dtype=torch.float64)
+    w = torch.randn(4, 5, 3, 3, generator=gen(1), dtype=torch.float64)
+    ones = torch.ones(3, 5, dtype=torch.float64)
+    ref = F.conv2d(x, w, padding=1)
+    torch.testing.assert_close(modulated_conv2d(x, w, ones, demodulate=False, padding=1), ref)
+    # and with any styles it is the plain conv of the per-example modulated weights (Eq. (1)-(3))
+    s = torch.rand(3, 5, generator=gen(2), dtype=torch.float64) + 0.5
+    for demod in (False, True):
+        wts = modulate_weights(w, s, demod)  # (B, O, I, k, k)
+        per_ex = torch.cat([F.conv2d(x[i : i + 1], wts[i], padding=1) for i in range(3)])
+        torch.testing.assert_close(modulated_conv2d(x, w, s, demod, padding=1), per_ex)
+
+
+def test_demodulated_weights_have_unit_norm_per_output_channel() -> None:
+    w = torch.randn(6, 4, 3, 3, generator=gen(0), dtype=torch.float64) * 3
+    s = torch.rand(5, 4, generator=gen(1), dtype=torch.float64) * 4
+    norms = modulate_weights(w, s, demodulate=True, eps=0.0).pow(2).sum(dim=(2, 3, 4)).sqrt()
+    torch.testing.assert_close(norms, torch.ones(5, 6, dtype=torch.float64))
+    # without demodulation the norms are those of s_i w_ijk, not 1
+    raw = modulate_weights(w, s, demodulate=False).pow(2).sum(dim=(2, 3, 4)).sqrt()
+    assert (raw - 1).abs().max() > 0.5
+
+
+def test_equalised_lr_scale_is_sqrt_2_over_fan_in() -> None:
+    conv = EqualConv2d(5, 7, 3)
+    assert conv.scale == pytest.approx(math.sqrt(2 / (5 * 3 * 3)), rel=1e-12)
+    x = torch.randn(2, 5, 6, 6, generator=gen(0))
+    ref = F.conv2d(x, conv.weight * math.sqrt(2 / 45), conv.bias, padding=1)
+    torch.testing.assert_close(conv(x), ref)
+    lin = EqualLinear(12, 3)
+    assert lin.scale == pytest.approx(math.sqrt(2 / 12), rel=1e-12)
+    # the stored weights are N(0, 1): the scale, not the init, sets the layer's magnitude
+    big = EqualConv2d(64, 64, 3)
+    assert big.weight.std().item() == pytest.approx(1.0, abs=0.05)
+
+
+def test_pixel_norm_and_minibatch_stddev() -> None:
+    x = torch.randn(4, 6, 3, 3, generator=gen(0), dtype=torch.float64) * 5
+    y = PixelNorm(eps=0.0)(x)
+    torch.testing.assert_close(y.pow(2).mean(1), torch.ones(4, 3, 3, dtype=torch.float64))
+    out = MinibatchStdDev(group_size=4, eps=0.0)(x)
+    assert out.shape == (4, 7, 3, 3)
+    expected = x.std(dim=0, unbiased=False).mean()  # one group of 4: the mean std of features
+    torch.testing.assert_close(out[:, 6], expected.expand(4, 3, 3))
+
+
+# --------------------------------------------------------------------------------------------------
+# StyleGAN2
+
+
+def test_truncation_psi_zero_returns_the_mean_w() -> None:
+    m = StyleGAN2(StyleGAN2Config(**TINY_SG), DIGITS)
+    m.w_avg.copy_(torch.randn(8, generator=gen(0)))
+    z = torch.randn(5, 8, generator=gen(1))
+    torch.testing.assert_close(m.mapped(z, 0.0), m.w_avg.expand(5, 8))
+    torch.testing.assert_close(m.mapped(z, 1.0), m.mapping(z))
+    half = m.mapped(z, 0.5)
+    torch.testing.assert_close(half, 0.5 * (m.mapping(z) + m.w_avg))
+    # psi = 0 samples are all the one image of the mean w (noise off by zero strength at init)
+    x = m.sample(4, generator=gen(2), truncation=0.0)
+    torch.testing.assert_close(x, x[:1].expand_as(x))
+
+
+def test_truncation_outside_unit_interval_is_one_sentence() -> None:
+    m = StyleGAN2(StyleGAN2Config(**TINY_SG), DIGITS)
+    for bad in (1.5, -0.1, "x"):
+        with pytest.raises(ConfigError, match=r"truncation = .* choose psi in \[0, 1\]"):
+            m.sample(2, truncation=bad)  # type: ignore[arg-type]
+
+
+def test_style_mixing_and_w_avg_tracking() -> None:
+    """With mixing_prob = 1 every training example switches from one w to another at a crossover
+    inside the layers; with 0 all layers share one w. G's step moves w_avg towards mean w."""
+    torch.manual_seed(0)
+    m = StyleGAN2(StyleGAN2Config(**TINY_SG, mixing_prob=1.0), MNIST)
+    ws = m._mixed_ws(16)  # (16, n_ws, w_dim)
+    assert m.n_ws == 8 and ws.shape == (16, 8, 8)
+    changes = (ws[:, 1:] != ws[:, :-1]).any(2).sum(1)  # (16,) switches between layers
+    assert (changes == 1).all()
+    m0 = StyleGAN2(StyleGAN2Config(**TINY_SG, mixing_prob=0.0), MNIST)
+    ws0 = m0._mixed_ws(4)
+    torch.testing.assert_close(ws0, ws0[:, :1].expand_as(ws0))
+    before = m0.w_avg.clone()
+    m0.loss({"x": torch.zeros(4, 1, 28, 28)}, "g")
+    assert not torch.equal(before, m0.w_avg) and int(m0.g_steps) == 1
+
+
+def test_mixing_grid_rows_take_coarse_styles_from_a() -> None:
+    m = StyleGAN2(StyleGAN2Config(**TINY_SG), DIGITS)
+    grid = m.mixing_grid(2, 3, crossover=m.n_ws, generator=gen(0))
+    assert grid.shape == (12, 1, 8, 8)
+    # crossover = n_ws: every cell of a row is its source A, whatever the column
+    for r in (1, 2):
+        row = grid[4 * r : 4 * r + 4]
+        torch.testing.assert_close(row[1:], row[:1].expand(3, -1, -1, -1))
+    with pytest.raises(ConfigError, match="crossover = 99"):
+        m.mixing_grid(1, 1, crossover=99)
+
+
+def test_lazy_r1_and_path_length_run_on_their_steps_only() -> None:
+    torch.manual_seed(0)
+    m = StyleGAN2(StyleGAN2Config(**TINY_SG, r1_every=3, pl_every=2), DIGITS)
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    r1_steps = [i for i in range(6) if "r1" in m.loss({"x": x}, "d").logs]
+    pl_steps = [i for i in range(4) if "pl" in m.loss({"x": x}, "g").logs]
+    assert r1_steps == [0, 3] and pl_steps == [0, 2]
+    assert int(m.d_steps) == 6 and int(m.g_steps) == 4 and float(m.pl_mean) > 0
+
+
+def test_path_length_is_the_norm_of_the_jacobian_vector_product() -> None:
+    """|J_w^T y| of Eq. (4) against the JVP-free closed form for one example: the gradient of
+    <G(w), y> with respect to the stacked ws, summed over layers, averaged like the code."""
+    torch.manual_seed(0)
+    m = StyleGAN2(StyleGAN2Config(**TINY_SG), DIGITS).double()
+    ws = m.broadcast(m.mapping(torch.randn(1, 8, dtype=torch.float64))).detach()
+    ws.requires_grad_(True)
+    got = m.path_lengths(ws, gen(3))
+    g = gen(3)  # the noise images first, then y, from one generator (as path_lengths draws)
+    img = m.synthesis(ws, g)
+    y = torch.randn(img.shape, generator=g, dtype=torch.float64) / 8  # sqrt(H W) = 8
+    jac = torch.autograd.functional.jacobian(lambda w: m.synthesis(w, gen(3)), ws)  # (img, ws)
+    jty = (jac * y[..., None, None, None]).sum(dim=(0, 1, 2, 3))  # (1, n_ws, w_dim)
+    torch.testing.assert_close(got, jty.pow(2).sum(2).mean(1).sqrt())
+
+
+def test_stylegan2_trains_through_the_one_trainer_and_samples_in_range(tmp_path, fast_train):
+    over = {**fast_train, **TINY_SG, "batch_size": 8, "r1_every": 2, "pl_every": 2}
+    run = genzoo.train("stylegan2", "digits", steps=4, out=tmp_path / "s", overrides=over)
+    files, _ = read_checkpoint(find_checkpoint(run))
+    assert int(files["model"]["g_steps"]) == 4 and int(files["model"]["d_steps"]) == 4
+    x = genzoo.sample(run, 6, seed=0, truncation=0.7)
+    assert x.shape == (6, 1, 8, 8) and torch.isfinite(x).all()
+    assert x.min() >= -1 and x.max() <= 1
+
+
+def test_stylegan2_refuses_points() -> None:
+    points = DataInfo("toy2d:8gaussians", "points", (2,), value_range=(-4.0, 4.0))
+    with pytest.raises(ConfigError, match="needs images"):
+        StyleGAN2(StyleGAN2Config(), points)
+
+
+# --------------------------------------------------------------------------------------------------
+# ProGAN
+
+
+def test_growth_schedule() -> None:
+    assert growth(0, 3, 10) == (0, 1.0)
+    assert growth(9, 3, 10) == (0, 1.0)
+    assert growth(10, 3, 10) == (1, 0.0)
+    assert growth(15, 3, 10) == (1, 0.5)
+    assert growth(25, 3, 10) == (1, 1.0)
+    assert growth(30, 3, 10) == (2, 0.0)
+    assert growth(10**6, 3, 10) == (2, 1.0)
+    assert growth(5, 1, 10) == (0, 1.0)
+
+
+def test_fade_in_at_alpha_0_and_1_equals_the_old_and_the_new_path() -> None:
+    torch.manual_seed(0)
+    m = ProGAN(ProGANConfig(**TINY_PG), MNIST)
+    g, d = m.generator, m.discriminator
+    assert m.sizes == [(4, 4), (7, 7), (14, 14), (28, 28)]
+    z = torch.randn(3, 8, generator=gen(0))
+    for s in (1, 2, 3):
+        old = F.interpolate(g(z, s - 1, 1.0), size=m.sizes[s], mode="nearest")
+        torch.testing.assert_close(g(z, s, 0.0), old)
+        new = g.to_rgb[s](g.block(g.features(z, s - 1), s))
+        torch.testing.assert_close(g(z, s, 1.0), new)
+        assert g(z, s, 1.0).shape == (3, 1, *m.sizes[s])
+        # D: at alpha = 0 the new block is skipped (its input downsampled to the old size)
+        x = torch.randn(4, 1, *m.sizes[s], generator=gen(s))
+        torch.testing.assert_close(d(x, s, 0.0), d(F.adaptive_avg_pool2d(x, m.sizes[s - 1]), s - 1))
+        h = F.leaky_relu(d.from_rgb[s](x), 0.2)  # ProGAN: plain LeakyReLU, He's gain in the layers
+        full = d.block(h, s)
+        for k in range(s - 1, 0, -1):
+            full = d.block(full, k)
+        h = F.leaky_relu(d.last_conv(d.mbstd(full)), 0.2)
+        head = d.out(F.leaky_relu(d.fc(h.flatten(1)), 0.2)).squeeze(1)
+        torch.testing.assert_close(d(x, s, 1.0), head)
+    # real images blend the same way: alpha 0 is the previous size, upsampled
+    x = torch.randn(2, 1, 28, 28, generator=gen(9))
+    low = F.interpolate(F.adaptive_avg_pool2d(x, (14, 14)), size=(28, 28), mode="nearest")
+    torch.testing.assert_close(m.real_at(x, 3, 0.0), low)
+    torch.testing.assert_close(m.real_at(x, 3, 1.0), x)
+
+
+def test_progan_resumes_mid_transition_at_the_same_alpha(tmp_path, fast_train) -> None:
+    """A run stopped inside a fade-in resumes with the same (stage, alpha) and the same weights
+    as a run that never stopped."""
+    common = {**fast_train, **TINY_PG, "stage_steps": 4, "batch_size": 8, "log_every": 5}
+    straight = genzoo.train("progan", "digits", steps=7, out=tmp_path / "a", overrides=common)
+    half = genzoo.train("progan", "digits", steps=5, out=tmp_path / "b", overrides=common)
+    m_half = genzoo.load(half, ema=False)
+    assert m_half.growth() == (1, 0.25)  # killed here: stage 1 fading in  # type: ignore[attr-defined]
+    genzoo.train(resume=half, steps=7, overrides=fast_train)
+    a, b = genzoo.load(straight, ema=False), genzoo.load(half, ema=False)
+    assert a.growth() == b.growth() == (1, 0.75)  # type: ignore[attr-defined]
+    fa, _ = read_checkpoint(find_checkpoint(straight))
+    fb, _ = read_checkpoint(find_checkpoint(half))
+    for k, v in fa["model"].items():
+        assert torch.equal(v, fb["model"][k]), k
+
+
+def test_progan_samples_at_data_size_and_range() -> None:
+    m = ProGAN(ProGANConfig(**TINY_PG), MNIST)
+    x = m.sample(3, generator=gen(0))
+    assert x.shape == (3, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
+    with pytest.raises(ConfigError, match="stage = 7 does not exist"):
+        m.sample_at(torch.zeros(1, 8), 7)
+
+
+# --------------------------------------------------------------------------------------------------
+# DiffAugment
+
+
+def test_diffaugment_off_is_identity_and_policies_keep_shapes_and_gradients() -> None:
+    x = torch.randn(4, 3, 8, 8, generator=gen(0), requires_grad=True)
+    assert diffaug.diff_augment(x, ()) is x
+    assert diffaug.parse_policy("") == () and diffaug.parse_policy("none") == ()
+    for policy in (("color",), ("translation",), ("cutout",), diffaug.POLICIES):
+        y = diffaug.diff_augment(x, policy, generator=gen(1))
+        assert y.shape == x.shape
+        (g,) = torch.autograd.grad((y * torch.arange(y.numel()).view_as(y)).sum(), x)
+        assert torch.isfinite(g).all() and g.abs().sum() > 0
+    with pytest.raises(ConfigError, match="'blur' is not a DiffAugment policy"):
+        diffaug.parse_policy("color,blur")
+
+
+def test_translation_and_cutout_are_what_they_say() -> None:
+    """Translation moves the image by whole pixels (values are kept or zero); cutout zeroes a
+    half-size square and leaves the rest unchanged."""
+    x = torch.arange(1, 1 + 2 * 16 * 16, dtype=torch.float64).view(2, 1, 16, 16)
+    for seed in range(5):
+        t = diffaug.translation(x, generator=gen(seed))
+        for i in range(2):
+            nz = t[i][t[i] != 0]
+            assert set(nz.tolist()) <= set(x[i].flatten().tolist())
+            assert len(nz) >= (16 - 2) ** 2  # a shift of at most 1/8 of 16 = 2 pixels
+            # a pure shift: the difference of neighbours within the kept part is that of x
+            rows = t[i, 0][(t[i, 0] != 0).all(1)]
+            if len(rows) > 1:
+                assert torch.all((rows[1:] - rows[:-1])[:, 2:-2] == 16)
+        c = diffaug.cutout(x, generator=gen(seed))
+        zero = c == 0
+        assert torch.equal(c[~zero], x[~zero])
+        assert zero.flatten(1).sum(1).max() <= 64 and zero.flatten(1).sum(1).min() >= 16
+
+
+def test_every_gan_takes_diffaug_on_real_and_fake() -> None:
+    """The option reaches D on both sides: with translation on, D's outputs on real data change,
+    and G's step still has gradients; points refuse it in one sentence."""
+    torch.manual_seed(0)
+    m = GAN(GANConfig(width=4, latent_dim=4, diffaug="translation,cutout"), DIGITS)
+    x = torch.rand(8, 1, 8, 8) * 2 - 1
+    plain = m.critic(x)
+    assert not torch.allclose(m.augmented_critic(x), plain)
+    out = m.loss({"x": x}, "g")
+    out.loss.backward()
+    assert all(p.grad is not None for p in m.generator.parameters())
+    points = DataInfo("toy2d:8gaussians", "points", (2,), value_range=(-4.0, 4.0))
+    with pytest.raises(ConfigError, match="augments images"):
+        GAN(GANConfig(diffaug="color"), points)
+    with pytest.raises(ConfigError, match="not a DiffAugment policy"):
+        GANConfig.from_dict({"diffaug": "colour"})
