@@ -17,7 +17,8 @@ each (widths w, 2w), one more 3x3 conv (4w) + ReLU, global average pooling to th
 (the data augmentation that makes it indifferent to the quantization of generated samples) with
 Adam for a fixed number of epochs.
 
-**Audio** (``speech-digits``, ``tones``): the same CNN on a log-mel "image" of each waveform,
+**Audio** (``speech-digits``, ``tones``): the same conv body on a log-mel "image" of each
+waveform, pooled over time only, then a linear layer (:class:`AudioCNN`); the log-mel is
 computed inside the network by :class:`LogMelFrontend` (64 Slaney mels, a 64 ms window, hop
 16 ms; log of the mel power, shifted so that each clip's loudest bin is 0 and floored 50 dB
 below it: the features do not depend on the gain). Trained on the waveforms with random gains,
@@ -77,7 +78,7 @@ AUDIO_DEFAULTS = {"width": 16, "epochs": 20}
 AUDIO_SHIFT = 1 / 8  # seconds: the largest random time shift of the audio training clips
 AUDIO_SPEED = (0.85, 1.15)  # range of the random speed factor of the audio training clips
 AUDIO_FLOOR_DB = 50.0  # the log-mel floor below each clip's loudest bin
-AUDIO_VERSION = 1  # bump when the audio frontend or augmentation changes (it enters the hash)
+AUDIO_VERSION = 2  # bump when the audio frontend or augmentation changes (it enters the hash)
 
 
 class LogMelFrontend(nn.Module):
@@ -145,14 +146,19 @@ class SmallCNN(nn.Module):
 
 
 class AudioCNN(SmallCNN):
-    """:class:`SmallCNN` on the :class:`LogMelFrontend` of waveforms ``(B, T)``."""
+    """:class:`SmallCNN`'s conv body on the :class:`LogMelFrontend` of waveforms ``(B, T)``,
+    averaged over time only (where in frequency a pattern lies is what tells words apart), then
+    a linear layer and a ReLU to the ``4w`` features."""
 
     def __init__(self, sample_rate: int, n_classes: int, width: int) -> None:
         super().__init__(1, n_classes, width)
         self.frontend = LogMelFrontend(sample_rate)
+        bands = LogMelFrontend.n_mels // 4  # two 2x2 max-pools
+        self.proj = nn.Linear(4 * width * bands, 4 * width)
 
     def features(self, x: Tensor) -> Tensor:
-        return super().features(self.frontend(x))  # (B, T) -> (B, 1, M, frames) -> (B, 4w)
+        h = self.body(self.frontend(x)).mean(dim=3)  # (B, 1, M, frames) -> (B, 4w, M / 4)
+        return F.relu(self.proj(h.flatten(1)))  # (B, 4w * M / 4) -> (B, 4w)
 
 
 def make_net(info: DataInfo, width: int) -> SmallCNN:

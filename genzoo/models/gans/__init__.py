@@ -1,6 +1,6 @@
 """GANs: one model, several objectives; importing this package registers ``gan``, ``dcgan``,
-``wgan``, ``wgan-gp``, ``hinge-sn`` and ``cgan``, and the image-to-image models ``pix2pix`` and
-``cyclegan``."""
+``wgan``, ``wgan-gp``, ``hinge-sn`` and ``cgan``, the image-to-image models ``pix2pix`` and
+``cyclegan``, and the vocoder ``hifigan``."""
 
 from genzoo.models.gans import losses
 from genzoo.models.gans.conditional import CGAN, CGANConfig
@@ -16,6 +16,7 @@ from genzoo.models.gans.gan import (
     WGANConfig,
     WGANGPConfig,
 )
+from genzoo.models.gans.hifigan import HiFiGAN, HiFiGANConfig
 from genzoo.models.gans.pix2pix import Pix2Pix, Pix2PixConfig
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "CycleGANConfig",
     "DCGANConfig",
     "GANConfig",
+    "HiFiGAN",
+    "HiFiGANConfig",
     "HingeSN",
     "HingeSNConfig",
     "Pix2Pix",
