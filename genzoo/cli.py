@@ -535,8 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples",
         type=int,
         metavar="N",
-        help="score N samples against the test split: FD, and the share the classifier "
-        "recognises (labelled images) or modes covered (2-D mixtures); default 500 for models "
+        help="score N samples against the test split: FD (for audio the FAD), and the share "
+        "the classifier recognises (labelled images, audio) or modes covered (2-D mixtures); "
+        "default 500 for models "
         "without a likelihood (GANs), else 0",
     )
     ev.set_defaults(fn=_cmd_eval)
