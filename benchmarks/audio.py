@@ -133,6 +133,7 @@ def resynthesis_scores(
     from genzoo.metrics import frechet_distance
 
     y_hat = y_hat.float()[:, : x.shape[1]]
+    y_hat = torch.nn.functional.pad(y_hat, (0, x.shape[1] - y_hat.shape[1]))  # (B, T), zeros
     s_x = sp.spectrogram(x, N_FFT, HOP, power=1.0)
     s_y = sp.spectrogram(y_hat, N_FFT, HOP, power=1.0)
     clf = yard["clf"]
@@ -145,7 +146,35 @@ def resynthesis_scores(
     }
 
 
-def vocoder_table(steps: int, out: Path, yard: dict) -> tuple[list[dict], float, Path]:
+def docs_media(
+    x: torch.Tensor, hifigan: torch.Tensor, gl: torch.Tensor, labels: torch.Tensor, folder: Path
+) -> None:
+    """Two held-out clips as WAVs (the words only, 16-bit, 8 kHz): real, HiFi-GAN and fast
+    Griffin-Lim from the log-mel; and a picture of their spectrograms."""
+    from genzoo.audio import write_wav
+    from genzoo.data import dataset_info
+    from genzoo.data.audio import DIGITS
+    from genzoo.viz import save_spectrograms_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    picks = [int((labels == d).nonzero()[0]) for d in (3, 7)]  # "three" and "seven"
+    rows = []
+    for name, waves in (("real", x), ("hifigan", hifigan), ("griffinlim", gl)):
+        for i in picks:
+            w = waves[i, : x.shape[1]].float()
+            loud = (x[i].abs() > 0.02 * x[i].abs().max()).nonzero()
+            a, b = max(int(loud[0]) - 400, 0), min(int(loud[-1]) + 400, x.shape[1])
+            write_wav(folder / f"{DIGITS[int(labels[i])]}-{name}.wav", w[a:b], 8000)
+            rows.append(w)
+    title = "held-out speech (2), HiFi-GAN from log-mel (2), fast Griffin-Lim from log-mel (2)"
+    save_spectrograms_png(
+        torch.stack(rows), dataset_info("speech-digits"), folder / "vocoders.png", title=title
+    )
+
+
+def vocoder_table(
+    steps: int, out: Path, yard: dict, docs: Path | None = None
+) -> tuple[list[dict], float, Path]:
     """HiFi-GAN after ``steps`` against Griffin-Lim on every held-out clip."""
     import librosa
 
@@ -153,7 +182,9 @@ def vocoder_table(steps: int, out: Path, yard: dict) -> tuple[list[dict], float,
 
     t0 = time.perf_counter()
     if (out / "config.yaml").is_file():  # trained before (--hifigan-out): continue to ``steps``
-        run = genzoo.train(resume=out, steps=steps, overrides={"progress": False})
+        run = out
+        if open_run(out).step < steps:
+            genzoo.train(resume=out, steps=steps, overrides={"progress": False})
     else:
         run = genzoo.train(
             "hifigan",
@@ -183,6 +214,8 @@ def vocoder_table(steps: int, out: Path, yard: dict) -> tuple[list[dict], float,
     # the vocoder framing's frame t starts at t * hop - pad, the centred one at t * hop - n_fft/2
     y = torch.nn.functional.pad(y, (N_FFT // 2 - pad, 0))[:, : x.shape[1]]
     rows.append(("fast Griffin-Lim (100) from log-mel", y, time.perf_counter() - t0))
+    if docs is not None:
+        docs_media(x, rows[0][1], y, labels, docs)
     t0 = time.perf_counter()
     full = sp.spectrogram(x.double(), N_FFT, HOP, power=1.0)
     y = sp.griffin_lim(full, N_FFT, HOP, n_iter=100, momentum=0.99, length=x.shape[1])
@@ -219,6 +252,7 @@ def main() -> None:
     ap.add_argument("--figure", type=Path, default=None, help="write a spectrogram PNG here")
     ap.add_argument("--hifigan-steps", type=int, default=300, help="HiFi-GAN training steps")
     ap.add_argument("--hifigan-out", type=Path, default=None, help="keep the HiFi-GAN run here")
+    ap.add_argument("--docs", type=Path, default=None, help="write WAVs and a picture here")
     ap.add_argument(
         "--only", choices=("all", "griffin-lim", "wavenet", "vocoder"), default="all",
         help="run one part only",
@@ -248,7 +282,7 @@ def vocoder_part(args: argparse.Namespace) -> None:
     print(f"| FAD, 120 real test clips (every other) vs train | {yard['fad_120_train']:.2f} |")
     print(f"| FAD, two halves of the test split (120 vs 120) | {yard['fad_halves']:.2f} |")
     if args.hifigan_out is not None:
-        table, sec, _ = vocoder_table(args.hifigan_steps, args.hifigan_out, yard)
+        table, sec, _ = vocoder_table(args.hifigan_steps, args.hifigan_out, yard, args.docs)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             table, sec, _ = vocoder_table(args.hifigan_steps, Path(tmp) / "hifigan", yard)
