@@ -162,6 +162,7 @@ def docs_media(
     for name, waves in (("real", x), ("hifigan", hifigan), ("griffinlim", gl)):
         for i in picks:
             w = waves[i, : x.shape[1]].float()
+            w = torch.nn.functional.pad(w, (0, x.shape[1] - w.shape[0]))  # (T,)
             loud = (x[i].abs() > 0.02 * x[i].abs().max()).nonzero()
             a, b = max(int(loud[0]) - 400, 0), min(int(loud[-1]) + 400, x.shape[1])
             write_wav(folder / f"{DIGITS[int(labels[i])]}-{name}.wav", w[a:b], 8000)
