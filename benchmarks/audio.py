@@ -1,4 +1,4 @@
-"""Audio: Griffin-Lim phase reconstruction of held-out speech, and WaveNet's test bits per sample.
+"""Audio: Griffin-Lim, WaveNet's bits per sample, the audio classifier and FAD, HiFi-GAN.
 
 1. Griffin-Lim (``genzoo.audio.spectral.griffin_lim``, torchaudio's iteration) on the held-out
    speakers of ``speech-digits`` (8 kHz): the magnitude of the STFT (n_fft 256 = 32 ms, hop 64) is
@@ -11,8 +11,21 @@
    (``genzoo.evaluate``), beside the uniform 8 bits and the entropy of the training set's mu-law
    level histogram (the best context-free model), measured in the same run.
 
+3. The audio yardstick (``genzoo.metrics.get_classifier("speech-digits")``, a log-mel CNN trained
+   and cached like the image classifiers): its accuracy on the held-out speakers, and the Fréchet
+   audio distance (FAD) in its features of the real test clips against the train split (the
+   real-vs-real floor).
+4. HiFi-GAN (``genzoo train hifigan --data speech-digits``) for a fixed number of steps, against
+   fast Griffin-Lim (100 iterations, momentum 0.99) at the same STFT settings (n_fft 256, hop 64),
+   on 120 held-out clips (every other one): from the log-mel (the vocoder's input, the mel
+   inverted to a magnitude by librosa's non-negative least squares ``mel_to_stft``) and from the
+   full ``|STFT|`` (more information than the vocoder gets). Mel L1 (natural log, the paper's "mel
+   error"), log-spectral distance, spectral convergence, the classifier's accuracy of the
+   resynthesised clips and their FAD against the train split.
+
     python benchmarks/audio.py --threads 1
     python benchmarks/audio.py --threads 1 --steps 1000 --figure docs/img/audio.png
+    python benchmarks/audio.py --threads 1 --only vocoder --hifigan-steps 300
 """
 
 from __future__ import annotations
@@ -90,6 +103,133 @@ def wavenet_bits(steps: int, n_test: int, out: Path) -> tuple[dict, float]:
     return genzoo.evaluate(run, n=n_test), train_sec
 
 
+def classifier_table() -> dict:
+    """The speech-digits classifier: held-out accuracy and the FAD of real test clips."""
+    from genzoo.metrics import frechet_distance, get_classifier
+
+    t0 = time.perf_counter()
+    clf = get_classifier("speech-digits")
+    sec = time.perf_counter() - t0
+    train = load_dataset("speech-digits", "train")
+    test = load_dataset("speech-digits", "test")
+    f_train, f_test = clf.features(train.x), clf.features(test.x)
+    return {
+        "clf": clf,
+        "sec": sec,
+        "train_acc": clf.accuracy(train.x, train.y),
+        "test_acc": clf.test_accuracy,
+        "fad_test_train": frechet_distance(f_test, f_train),
+        "fad_halves": frechet_distance(f_test[0::2], f_test[1::2]),
+        "fad_120_train": frechet_distance(f_test[::2], f_train),
+        "f_train": f_train,
+    }
+
+
+def resynthesis_scores(
+    x: torch.Tensor, y_hat: torch.Tensor, labels: torch.Tensor, model, yard: dict
+) -> dict:
+    """Mel L1, LSD, SC of ``y_hat`` against ``x`` ``(B, T)``, and what the classifier says."""
+    from genzoo.audio.spectral import log_spectral_distance
+    from genzoo.metrics import frechet_distance
+
+    y_hat = y_hat.float()[:, : x.shape[1]]
+    y_hat = torch.nn.functional.pad(y_hat, (0, x.shape[1] - y_hat.shape[1]))  # (B, T), zeros
+    s_x = sp.spectrogram(x, N_FFT, HOP, power=1.0)
+    s_y = sp.spectrogram(y_hat, N_FFT, HOP, power=1.0)
+    clf = yard["clf"]
+    return {
+        "mel_l1": float((model.mel(y_hat) - model.mel(x)).abs().mean()),
+        "lsd": float(log_spectral_distance(s_x, s_y).mean()),
+        "sc": float(sp.spectral_convergence(s_x, s_y).mean()),
+        "acc": clf.accuracy(y_hat, labels),
+        "fad": frechet_distance(clf.features(y_hat), yard["f_train"]),
+    }
+
+
+def docs_media(
+    x: torch.Tensor, hifigan: torch.Tensor, gl: torch.Tensor, labels: torch.Tensor, folder: Path
+) -> None:
+    """Two held-out clips as WAVs (the words only, 16-bit, 8 kHz): real, HiFi-GAN and fast
+    Griffin-Lim from the log-mel; and a picture of their spectrograms."""
+    from genzoo.audio import write_wav
+    from genzoo.data import dataset_info
+    from genzoo.data.audio import DIGITS
+    from genzoo.viz import save_spectrograms_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    picks = [int((labels == d).nonzero()[0]) for d in (3, 7)]  # "three" and "seven"
+    rows = []
+    for name, waves in (("real", x), ("hifigan", hifigan), ("griffinlim", gl)):
+        for i in picks:
+            w = waves[i, : x.shape[1]].float()
+            w = torch.nn.functional.pad(w, (0, x.shape[1] - w.shape[0]))  # (T,)
+            loud = (x[i].abs() > 0.02 * x[i].abs().max()).nonzero()
+            a, b = max(int(loud[0]) - 400, 0), min(int(loud[-1]) + 400, x.shape[1])
+            write_wav(folder / f"{DIGITS[int(labels[i])]}-{name}.wav", w[a:b], 8000)
+            rows.append(w)
+    title = "held-out speech (2), HiFi-GAN from log-mel (2), fast Griffin-Lim from log-mel (2)"
+    save_spectrograms_png(
+        torch.stack(rows), dataset_info("speech-digits"), folder / "vocoders.png", title=title
+    )
+
+
+def vocoder_table(
+    steps: int, out: Path, yard: dict, docs: Path | None = None
+) -> tuple[list[dict], float, Path]:
+    """HiFi-GAN after ``steps`` against Griffin-Lim on every held-out clip."""
+    import librosa
+
+    from genzoo.runs import open_run
+
+    t0 = time.perf_counter()
+    if (out / "config.yaml").is_file():  # trained before (--hifigan-out): continue to ``steps``
+        run = out
+        if open_run(out).step < steps:
+            genzoo.train(resume=out, steps=steps, overrides={"progress": False})
+    else:
+        run = genzoo.train(
+            "hifigan",
+            "speech-digits",
+            steps=steps,
+            out=out,
+            overrides={"progress": False, "tensorboard": False},
+        )
+    train_sec = time.perf_counter() - t0
+    model = open_run(run).model
+    test = load_dataset("speech-digits", "test")
+    x, labels = test.x[::2], test.y[::2]  # 120 clips: all 8 held-out speakers, all 10 digits
+    rows = []
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        y_hg = torch.cat([model.vocode(model.mel(x[i : i + 40])) for i in range(0, len(x), 40)])
+        rows.append(("HiFi-GAN from log-mel", y_hg, time.perf_counter() - t0))
+    # Griffin-Lim from the same log-mel: mel -> magnitude by NNLS (librosa), then 100 fast steps
+    t0 = time.perf_counter()
+    fb_mag = librosa.feature.inverse.mel_to_stft(
+        model.mel(x).exp().double().numpy(), sr=8000, n_fft=N_FFT, power=1.0, norm="slaney",
+        htk=False,
+    )  # fmt: skip  # (B, F, T // hop) of the vocoder framing
+    mag = torch.from_numpy(fb_mag)
+    pad = (N_FFT - HOP) // 2
+    y = sp.griffin_lim(mag, N_FFT, HOP, n_iter=100, momentum=0.99)  # centred frames
+    # the vocoder framing's frame t starts at t * hop - pad, the centred one at t * hop - n_fft/2
+    y = torch.nn.functional.pad(y, (N_FFT // 2 - pad, 0))[:, : x.shape[1]]
+    rows.append(("fast Griffin-Lim (100) from log-mel", y, time.perf_counter() - t0))
+    if docs is not None:
+        docs_media(x, rows[0][1], y, labels, docs)
+    t0 = time.perf_counter()
+    full = sp.spectrogram(x.double(), N_FFT, HOP, power=1.0)
+    y = sp.griffin_lim(full, N_FFT, HOP, n_iter=100, momentum=0.99, length=x.shape[1])
+    rows.append(("fast Griffin-Lim (100) from full |STFT|", y, time.perf_counter() - t0))
+    rows.append(("real held-out clips (reference)", x, 0.0))
+    table = []
+    for name, y_hat, sec in rows:
+        table.append(
+            {"method": name, "sec": sec, **resynthesis_scores(x, y_hat, labels, model, yard)}
+        )
+    return table, train_sec, run
+
+
 def figure(x: torch.Tensor, y: torch.Tensor, run: Path, path: Path) -> None:
     """Spectrograms: held-out speech, its fast Griffin-Lim reconstruction, WaveNet samples."""
     from genzoo.data import dataset_info
@@ -111,10 +251,54 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=500, help="WaveNet training steps")
     ap.add_argument("--test", type=int, default=48, help="held-out clips for WaveNet's NLL")
     ap.add_argument("--figure", type=Path, default=None, help="write a spectrogram PNG here")
+    ap.add_argument("--hifigan-steps", type=int, default=300, help="HiFi-GAN training steps")
+    ap.add_argument("--hifigan-out", type=Path, default=None, help="keep the HiFi-GAN run here")
+    ap.add_argument("--docs", type=Path, default=None, help="write WAVs and a picture here")
+    ap.add_argument(
+        "--only", choices=("all", "griffin-lim", "wavenet", "vocoder"), default="all",
+        help="run one part only",
+    )  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.only in ("all", "vocoder"):
+        vocoder_part(args)
+    if args.only == "vocoder":
+        return
 
     x, y = held_out_speech(args.clips)
+    if args.only in ("all", "griffin-lim"):
+        griffin_lim_part(x, args)
+    if args.only in ("all", "wavenet"):
+        wavenet_part(x, y, args)
+
+
+def vocoder_part(args: argparse.Namespace) -> None:
+    yard = classifier_table()
+    print(f"Audio classifier {yard['clf'].name} ({yard['clf'].hash}; {yard['sec']:.0f} s to get):")
+    print("| what | value |")
+    print("|---|---:|")
+    print(f"| accuracy, train speakers | {yard['train_acc']:.3f} |")
+    print(f"| accuracy, held-out speakers (240 clips) | {yard['test_acc']:.3f} |")
+    print(f"| FAD, all 240 real test clips vs train split (960) | {yard['fad_test_train']:.2f} |")
+    print(f"| FAD, 120 real test clips (every other) vs train | {yard['fad_120_train']:.2f} |")
+    print(f"| FAD, two halves of the test split (120 vs 120) | {yard['fad_halves']:.2f} |")
+    if args.hifigan_out is not None:
+        table, sec, _ = vocoder_table(args.hifigan_steps, args.hifigan_out, yard, args.docs)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            table, sec, _ = vocoder_table(args.hifigan_steps, Path(tmp) / "hifigan", yard)
+    print(f"\nHiFi-GAN (default config), {args.hifigan_steps} steps, {sec:.0f} s of training;")
+    print("120 held-out clips (every other) resynthesised (n_fft 256, hop 64):")
+    print("| method | mel L1 | LSD dB | SC dB | classifier accuracy | FAD vs train | seconds |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in table:
+        print(
+            f"| {r['method']} | {r['mel_l1']:.3f} | {r['lsd']:.2f} | {r['sc']:.1f} | "
+            f"{r['acc']:.3f} | {r['fad']:.2f} | {r['sec']:.1f} |"
+        )
+
+
+def griffin_lim_part(x: torch.Tensor, args: argparse.Namespace) -> None:
     print(f"Griffin-Lim on {args.clips} held-out clips, 8 kHz, n_fft {N_FFT}, hop {HOP}:")
     print("| method | iterations | spectral convergence dB (mean) | worst clip dB | seconds |")
     print("|---|---:|---:|---:|---:|")
@@ -124,6 +308,8 @@ def main() -> None:
             f"| {r['method']} | {r['iters']} | {sc.mean():.1f} | {sc.max():.1f} | {r['sec']:.2f} |"
         )
 
+
+def wavenet_part(x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "wavenet"
         res, sec = wavenet_bits(args.steps, args.test, run)

@@ -163,6 +163,11 @@ SAMPLE_UNITS = {  # eval --samples: scores of samples against the test split
     "modes_covered": "mixture modes covered by the samples",
     "hq_rate": "share of samples within 3 std of a mode",
 }
+VOCODER_UNITS = {  # hifigan: held-out clips resynthesised from their own log-mel
+    "mel_l1": "(|log-mel of the resynthesis - log-mel of the clip|, nats)",
+    "lsd": "dB (log-spectral distance of the |STFT|)",
+    "sc": "dB (spectral convergence of the |STFT|; lower is better)",
+}
 CODE_UNITS = {  # vqvae-prior: the prior over VQ-VAE codes and its context-free baseline
     "code_log_prob": "nats/example (the prior's exact log-likelihood of the codes)",
     "unigram_log_prob": "nats/example (codes drawn from the VQ-VAE's usage frequencies)",
@@ -263,6 +268,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             unit = I2I_UNITS[k]
         elif k in CODE_UNITS:
             unit = CODE_UNITS[k]
+        elif k in VOCODER_UNITS:
+            unit = VOCODER_UNITS[k]
         elif k in SAMPLE_UNITS:
             unit = SAMPLE_UNITS[k]
         elif k in TASK_UNITS:
@@ -671,8 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples",
         type=int,
         metavar="N",
-        help="score N samples against the test split: FD, and the share the classifier "
-        "recognises (labelled images) or modes covered (2-D mixtures); default 500 for models "
+        help="score N samples against the test split: FD (for audio the FAD), and the share "
+        "the classifier recognises (labelled images, audio) or modes covered (2-D mixtures); "
+        "default 500 for models "
         "without a likelihood (GANs), else 0",
     )
     ev.set_defaults(fn=_cmd_eval)

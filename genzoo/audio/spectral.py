@@ -16,6 +16,11 @@
 - log-mel: ``ln(max(mel, eps))`` (natural log, the vocoder literature's unit); MFCC: DCT-II with
   orthonormal scaling of the mel power in dB (``10 log10(max(mel, 1e-10))``, floored 80 dB below
   the maximum), librosa's ``feature.mfcc`` and torchaudio's ``MFCC``.
+- Vocoder framing (:func:`vocoder_log_mel`, HiFi-GAN's, arXiv:2010.05646): the waveform is
+  reflect-padded by ``(n_fft - hop) / 2`` on each side and framed without centring, so a clip of
+  ``T`` samples has exactly ``T // hop`` frames and a vocoder's ``frames * hop`` output samples
+  line up with it; the *magnitude* (power 1) goes through the mel filterbank, then
+  ``ln(max(mel, 1e-5))``.
 - Griffin-Lim (Griffin & Lim 1984) with the momentum ``alpha`` of the fast variant (Perraudin et
   al. 2013, "A fast Griffin-Lim algorithm"): ``alpha = 0`` is plain Griffin-Lim; torchaudio and
   librosa both apply ``alpha / (1 + alpha)`` to the previous projection, and so does genzoo (they
@@ -159,6 +164,39 @@ def log_mel(x: Tensor, sample_rate: int, eps: float = 1e-5, **mel: Any) -> Tenso
     return mel_spectrogram(x, sample_rate, **mel).clamp_min(eps).log()
 
 
+def vocoder_log_mel(
+    x: Tensor,
+    sample_rate: int,
+    n_fft: int = 256,
+    hop_length: int = 64,
+    n_mels: int = 64,
+    eps: float = 1e-5,
+    fb: Tensor | None = None,
+) -> Tensor:
+    """HiFi-GAN's log-mel ``(..., n_mels, T // hop)`` of waveforms ``(..., T)`` (see the module
+    docstring); ``fb``: a precomputed :func:`mel_filterbank` ``(F, M)`` to skip building it."""
+    if (n_fft - hop_length) % 2:
+        raise ConfigError(f"n_fft - hop ({n_fft} - {hop_length}) must be even for vocoder framing.")
+    pad = (n_fft - hop_length) // 2
+    lead = x.shape[:-1]
+    flat = x.reshape(-1, 1, x.shape[-1])  # (N, 1, T): F.pad's reflect mode wants a channel axis
+    flat = torch.nn.functional.pad(flat, (pad, pad), mode="reflect")[:, 0]  # (N, T + 2 pad)
+    spec = torch.stft(
+        flat,
+        n_fft,
+        hop_length=hop_length,
+        window=_window(n_fft, flat),
+        center=False,
+        normalized=False,
+        onesided=True,
+        return_complex=True,
+    ).abs()  # (N, F, T // hop)
+    if fb is None:
+        fb = mel_filterbank(sample_rate, n_fft, n_mels)
+    mel = (spec.transpose(-1, -2) @ fb.to(spec)).transpose(-1, -2)  # (N, M, frames)
+    return mel.clamp_min(eps).log().reshape(*lead, *mel.shape[-2:])
+
+
 def power_to_db(spec: Tensor, top_db: float | None = 80.0) -> Tensor:
     """``10 log10(max(spec, 1e-10))``, floored ``top_db`` below the maximum of each example."""
     return torchaudio_functional().amplitude_to_DB(
@@ -218,3 +256,11 @@ def spectral_convergence(reference: Tensor, estimate: Tensor) -> Tensor:
     ``(..., F, frames)`` (lower is better; -20 dB: the error is a tenth of the signal)."""
     err = (reference - estimate).flatten(-2).norm(dim=-1)
     return 20 * torch.log10(err / reference.flatten(-2).norm(dim=-1))
+
+
+def log_spectral_distance(reference: Tensor, estimate: Tensor, eps: float = 1e-8) -> Tensor:
+    """Log-spectral distance in dB per example of two magnitude spectrograms ``(..., F, frames)``:
+    per frame ``sqrt(mean_f (20 log10((S + eps) / (S_hat + eps)))^2)``, averaged over frames
+    (0 for identical spectra; lower is better)."""
+    diff = 20 * torch.log10((reference + eps) / (estimate + eps))  # (..., F, frames), dB
+    return diff.pow(2).mean(dim=-2).sqrt().mean(dim=-1)

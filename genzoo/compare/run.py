@@ -25,7 +25,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from genzoo.compare.report import write_reports
-from genzoo.core.errors import ConfigError, GenzooError, TrainingDiverged
+from genzoo.core.errors import ConfigError, GenzooError, TrainingDiverged, choices
 from genzoo.core.io import read_json, write_json
 from genzoo.core.protocol import GenerativeModel, Samples, likelihood_kind
 from genzoo.core.seeding import make_generator
@@ -209,6 +209,17 @@ def compare(
         raise ConfigError(f"--out {str(out)!r} is a file; give a folder for the comparison.")
     test = load_dataset(data, "test", root=data_root)
     info = test.info
+    if info.kind not in QUICK_MODELS:
+        raise ConfigError(
+            f"compare has no line-up for {info.kind} data such as {data!r} yet; choose "
+            f"{choices(sorted(QUICK_MODELS))} data, or score {info.kind} runs one at a time "
+            + (
+                "with `genzoo eval RUN --samples N` (FAD and class accuracy by genzoo's audio "
+                "classifier) and benchmarks/audio.py."
+                if info.kind == "audio"
+                else "with `genzoo eval RUN`."
+            )
+        )
     names = models or QUICK_MODELS[info.kind]
     for name in names:  # unknown names and models that draw no samples fail before training
         if not issubclass(MODELS.get(name), Samples):

@@ -19,6 +19,7 @@ capability                what it promises                                      
 :class:`BuiltOnRuns`      ``sub_runs``: trained runs the runs layer loads and passes     ldm
                           to the constructor (no model reads a run directory)
 :class:`Embeds`           ``embed(x)``: a representation ``(B, d)`` to probe or search   simclr
+:class:`Vocodes`          ``mel(x)`` log-mel of waveforms, ``vocode(mel)`` back         hifigan
 ========================  ===========================================================  =========
 """
 
@@ -183,6 +184,17 @@ class Translates:
     """Maps images of one domain to another (pix2pix, CycleGAN)."""
 
     def translate(self, x: Tensor, *, reverse: bool = False) -> Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Vocodes:
+    """A vocoder: ``mel(x)`` turns waveforms ``(B, T)`` into the log-mel spectrograms
+    ``(B, M, frames)`` it takes, ``vocode(mel)`` turns them back into waveforms (HiFi-GAN)."""
+
+    def mel(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def vocode(self, mel: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

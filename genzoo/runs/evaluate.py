@@ -124,25 +124,26 @@ def _sample_scores(
     model: GenerativeModel, data: str, test: Dataset, n: int, seed: int, root: str | None
 ) -> dict[str, float]:
     """Scores of ``n`` samples against the test split, where a yardstick exists: 2-D points
-    (raw coordinates; modes of a mixture) and labelled images (genzoo's classifier of the
-    dataset, trained and cached on first use). Empty for other data and for models that draw
-    no samples or need a prompt."""
+    (raw coordinates; modes of a mixture) and labelled images or audio (genzoo's classifier of
+    the dataset, trained and cached on first use; for audio the FD is a Fréchet audio distance
+    in its log-mel CNN features). Empty for other data and for models that draw no samples or
+    need a prompt."""
     info = model.info
-    images = info.kind == "images" and info.n_classes > 0
+    labelled = info.kind in ("images", "audio") and info.n_classes > 0
     if not isinstance(model, Samples) or isinstance(model, (PromptConditioned, Translates)):
         return {}
-    if not (images or info.kind == "points"):
+    if not (labelled or info.kind == "points"):
         return {}
     extractor = None
-    if images:
+    if labelled:
         try:
             with torch.enable_grad():  # evaluate() runs without gradients; training needs them
                 extractor = get_classifier(data, root=root)
-        except GenzooError:  # no classifier for these images: no yardstick
+        except GenzooError:  # no classifier for this data: no yardstick
             return {}
     x = model.sample(n, generator=make_generator(seed + 11, device=model.device)).cpu()
     ref = test.all()["x"]
-    metrics = ("fd", "recognized") if images else ("fd",)
+    metrics = ("fd", "recognized") if labelled else ("fd",)
     scores = evaluate_samples(x, ref, extractor, metrics=metrics)["scores"]
     out = {"sample_n": float(n), "sample_fd": scores["fd"]}
     out.update({k: v for k, v in scores.items() if k in ("recognized", "classes_covered")})

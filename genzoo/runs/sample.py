@@ -133,9 +133,10 @@ def sample_to_file(
     """Draw ``n`` samples (:func:`sample`) and write them to ``out``: ``.png`` (an image grid or
     a scatter plot), ``.npy`` (raw samples, model range), for a text run ``.txt`` (the decoded
     texts; the default there), for an audio run ``.wav``, for a video run ``.gif`` or ``.mp4`` (an
-    animation; ``.png`` is a grid of frames, one row per clip), and for images a folder (``out``
-    ending in ``/`` or an existing folder: one PNG per sample). Returns the path written. Settings
-    the run's model cannot use are one sentence before anything is drawn."""
+    animation; ``.png`` is a grid of frames, one row per clip), and for images or audio a folder
+    (``out`` ending in ``/`` or an existing folder: one PNG or one WAV per sample). Returns the
+    path written. Settings the run's model cannot use are one sentence before anything is
+    drawn."""
     cfg = read_run_config(run)
     info = DataInfo.from_dict(cfg["data_info"])
     cls = MODELS.get(cfg["model"])
@@ -146,7 +147,7 @@ def sample_to_file(
     kinds = (".txt", ".npy") if text else (".png", ".npy", ".wav") if audio else (".png", ".npy")
     if video:
         kinds = (".gif", ".mp4", ".png", ".npy")
-    folder = info.kind == "images" and (str(out).endswith("/") or path.is_dir())
+    folder = info.kind in ("images", "audio") and (str(out).endswith("/") or path.is_dir())
     if not folder and path.suffix not in kinds:
         if text:
             what = (
@@ -154,7 +155,10 @@ def sample_to_file(
                 "end in .txt (the texts) or .npy (token ids)"
             )
         elif audio:
-            what = "--out must end in .wav (audio), .png (spectrograms) or .npy (raw samples)"
+            what = (
+                "--out must end in .wav (audio), .png (spectrograms) or .npy (raw samples), or "
+                "name a folder ending in / (one WAV per clip)"
+            )
         elif video:
             what = (
                 "--out must end in .gif or .mp4 (an animation), .png (a grid of frames, one row "
@@ -205,6 +209,9 @@ def sample_to_file(
     if issubclass(cls, DiffusionModel):
         _check_diffusion_options(cls, sampler or cfg["model_config"].get("sampler"), opts)
     x = sample(run, n, seed=seed, sampler=sampler, steps=steps, label=label, **opts)
+    if folder and audio:  # one WAV per clip
+        save_audio_folder(x, info, path)
+        return path
     if folder:  # one PNG per sample, at the data's resolution
         save_images_folder(x, info, path)
         return path
@@ -219,6 +226,20 @@ def sample_to_file(
         ref = load_dataset(cfg["data"], "test").x[:2000] if info.kind == "points" else None
         save_samples_png(x, info, path, reference=ref, title=f"{cfg['model']} on {cfg['data']}")
     return path
+
+
+def save_audio_folder(x: torch.Tensor, info: DataInfo, folder: str | Path) -> list[Path]:
+    """One WAV file per clip (16-bit PCM at the dataset's rate): ``folder/sample_0000.wav``, ...
+    Returns the files."""
+    from genzoo.audio import write_wav
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, wave in enumerate(x.detach().float().cpu().reshape(x.shape[0], -1)):  # (n, T)
+        paths.append(folder / f"sample_{i:04d}.wav")
+        write_wav(paths[-1], wave, info.sample_rate)
+    return paths
 
 
 def save_audio_samples(x: torch.Tensor, info: DataInfo, out: str | Path, title: str = "") -> None:

@@ -65,3 +65,12 @@ def test_compare_rejects_unknown_model(tmp_path, capsys):
     code = main(["compare", "--data", "toy2d:moons", "--models", "vea", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "'vea'" in err and "Traceback" not in err
+
+
+def test_compare_on_audio_is_one_sentence(tmp_path, capsys):
+    code = main(["compare", "--data", "tones", "--out", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "no line-up for audio data such as 'tones'" in err and "'images' or 'points'" in err
+    assert "genzoo eval RUN --samples N" in err
+    assert not (tmp_path / "c").exists()

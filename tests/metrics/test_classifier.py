@@ -72,7 +72,7 @@ def test_hash_depends_on_data_and_config():
 
 
 def test_classifier_errors(digits_classifier):
-    with pytest.raises(GenzooError, match="labelled image dataset"):
+    with pytest.raises(GenzooError, match="labelled image or audio dataset"):
         get_classifier("toy2d:moons")
     with pytest.raises(GenzooError, match="shape"):
         digits_classifier.features(torch.zeros(2, 1, 28, 28))

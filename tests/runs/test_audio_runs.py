@@ -11,7 +11,7 @@ from genzoo.audio import read_wav
 from genzoo.cli import main
 from genzoo.core.errors import ConfigError
 from genzoo.data import dataset_info
-from genzoo.runs.sample import AUDIO_GAP, save_audio_samples
+from genzoo.runs.sample import AUDIO_GAP, save_audio_folder, save_audio_samples
 
 
 def test_audio_samples_to_wav_and_png(tmp_path):
@@ -25,6 +25,20 @@ def test_audio_samples_to_wav_and_png(tmp_path):
     save_audio_samples(x, info, tmp_path / "x.png")
     img = np.asarray(Image.open(tmp_path / "x.png").convert("L"))
     assert img.shape[0] > 200 and img.std() > 10  # three spectrogram rows, not a blank picture
+
+
+def test_audio_samples_to_a_folder_of_wavs(tmp_path):
+    x = torch.rand(3, 4000, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    paths = save_audio_folder(x, dataset_info("tones"), tmp_path / "clips")
+    assert [p.name for p in sorted((tmp_path / "clips").iterdir())] == [
+        "sample_0000.wav",
+        "sample_0001.wav",
+        "sample_0002.wav",
+    ]
+    for p, clip in zip(paths, x, strict=True):
+        y, rate = read_wav(p)
+        assert rate == 8000 and y.shape == (4000,)
+        assert (y - clip).abs().max() <= 0.5 / 32768 + 1e-7  # 16-bit PCM of that clip alone
 
 
 @pytest.mark.slow
@@ -46,6 +60,11 @@ def test_wavenet_train_and_sample_wav_and_png(tmp_path, capsys):
     expected = torch.cat([x[0], torch.zeros(gap), x[1]])
     # 16-bit PCM of the same samples (a sample at exactly 1.0 is written as 32767 / 32768)
     assert (y - expected).abs().max() <= 1 / 32768 + 1e-7
+    folder = tmp_path / "clips"
+    assert main(["sample", str(run), "--n", "2", "--seed", "3", "--out", f"{folder}/"]) == 0
+    for i in range(2):  # one WAV per clip, the same clips
+        clip, _ = read_wav(folder / f"sample_{i:04d}.wav")
+        assert (clip - x[i]).abs().max() <= 1 / 32768 + 1e-7
     png = tmp_path / "x.png"
     assert main(["sample", str(run), "--n", "2", "--out", str(png)]) == 0
     img = np.asarray(Image.open(png).convert("L"))

@@ -1,7 +1,7 @@
 """GANs: one model, several objectives; importing this package registers ``gan``, ``dcgan``,
 ``wgan``, ``wgan-gp``, ``hinge-sn``, ``cgan`` and ``biggan``, the image-to-image models
-``pix2pix`` and ``cyclegan``, the progress models ``progan`` and ``stylegan2``, and the
-two-stream ``video-gan``."""
+``pix2pix`` and ``cyclegan``, the progress models ``progan`` and ``stylegan2``, the
+two-stream ``video-gan`` and the vocoder ``hifigan``."""
 
 from genzoo.models.gans import losses
 from genzoo.models.gans.biggan import BigGAN, BigGANConfig
@@ -18,6 +18,7 @@ from genzoo.models.gans.gan import (
     WGANConfig,
     WGANGPConfig,
 )
+from genzoo.models.gans.hifigan import HiFiGAN, HiFiGANConfig
 from genzoo.models.gans.pix2pix import Pix2Pix, Pix2PixConfig
 from genzoo.models.gans.progan import ProGAN, ProGANConfig
 from genzoo.models.gans.stylegan2 import StyleGAN2, StyleGAN2Config
@@ -36,6 +37,8 @@ __all__ = [
     "CycleGANConfig",
     "DCGANConfig",
     "GANConfig",
+    "HiFiGAN",
+    "HiFiGANConfig",
     "HingeSN",
     "HingeSNConfig",
     "Pix2Pix",
