@@ -45,7 +45,7 @@ from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
 from genzoo.models.gans.losses import d_loss_hinge, g_loss_critic
-from genzoo.models.gans.players import player_groups, player_settings
+from genzoo.models.gans.players import image_shape, player_groups, player_settings
 from genzoo.nn.biggan_nets import BigGANGenerator, biggan_discriminator_body
 from genzoo.nn.gan_nets import Discriminator, apply_spectral_norm, frozen
 
@@ -119,12 +119,7 @@ class BigGAN(GenerativeModel, Samples):
     def __init__(self, config: BigGANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         c = config
-        self.shape = tuple(int(s) for s in info.shape)
-        if info.kind != "images" or len(self.shape) != 3 or min(self.shape[1:]) < 4:
-            raise ConfigError(
-                f"Model 'biggan' needs labelled images of at least 4x4 pixels, but dataset "
-                f"{info.name!r} has {info.kind} of shape {self.shape}; try 'digits' or 'mnist5k'."
-            )
+        self.shape = image_shape("biggan", info, min_side=4)
         if info.n_classes < 1:
             raise ConfigError(
                 f"Model 'biggan' is class-conditional, but dataset {info.name!r} has no labels; "

@@ -12,6 +12,9 @@ from typing import Any
 
 from torch import nn
 
+from genzoo.core.errors import ConfigError
+from genzoo.data.base import DataInfo
+
 
 def player_groups(d: Sequence[nn.Module], g: Sequence[nn.Module]) -> dict[str, list[nn.Parameter]]:
     """``{"d": D's trainable parameters, "g": G's}``, D first (its steps precede G's)."""
@@ -38,3 +41,16 @@ def player_settings(
     if lr_g is not None:
         g["lr"] = lr_g
     return {"d": d, "g": g}
+
+
+def image_shape(model: str, info: DataInfo, min_side: int = 2) -> tuple[int, int, int]:
+    """The data's ``(C, H, W)``, or one sentence if ``model`` cannot draw it: not images, or a
+    side shorter than ``min_side`` pixels."""
+    shape = tuple(int(s) for s in info.shape)
+    if info.kind != "images" or len(shape) != 3 or min(shape[1:]) < min_side:
+        raise ConfigError(
+            f"Model {model!r} needs images of shape (C, H, W) of at least {min_side} x {min_side} "
+            f"pixels, but dataset {info.name!r} has {info.kind} of shape {shape}; choose an "
+            "image dataset such as 'digits' or 'mnist5k'."
+        )
+    return shape  # type: ignore[return-value]

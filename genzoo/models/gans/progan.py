@@ -41,7 +41,7 @@ from genzoo.core.registry import register_model
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
 from genzoo.models.gans.losses import d_loss_wasserstein, g_loss_critic, gradient_penalty
-from genzoo.models.gans.players import player_groups, player_settings
+from genzoo.models.gans.players import image_shape, player_groups, player_settings
 from genzoo.nn.diffaug import diff_augment, parse_policy
 from genzoo.nn.gan_nets import dcgan_sizes, frozen
 from genzoo.nn.style_layers import (
@@ -191,13 +191,7 @@ class ProGAN(GenerativeModel, Samples):
     def __init__(self, config: ProGANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         c = config
-        self.shape = tuple(int(s) for s in info.shape)
-        if info.kind != "images" or len(self.shape) != 3 or min(self.shape[1:]) < 2:
-            raise ConfigError(
-                f"Model 'progan' needs images of shape (C, H, W) of at least 2 x 2 pixels, but "
-                f"dataset {info.name!r} has {info.kind} of shape {self.shape}; choose an image "
-                "dataset such as 'digits' or 'mnist5k'."
-            )
+        self.shape = image_shape("progan", info, min_side=2)
         self.sizes = list(reversed(dcgan_sizes((self.shape[1], self.shape[2]), min_stages=1)))
         self.n_stages = len(self.sizes)
         self.generator = GrowingGenerator(c.latent_dim, self.shape[0], self.sizes, c.width)

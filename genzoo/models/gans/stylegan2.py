@@ -52,7 +52,7 @@ from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
 from genzoo.models.gans.losses import d_loss_logistic, g_loss_nonsaturating, r1_penalty
-from genzoo.models.gans.players import player_groups, player_settings
+from genzoo.models.gans.players import image_shape, player_groups, player_settings
 from genzoo.nn.diffaug import diff_augment, parse_policy
 from genzoo.nn.gan_nets import dcgan_sizes, frozen
 from genzoo.nn.style_layers import (
@@ -175,13 +175,7 @@ class StyleGAN2(GenerativeModel, Samples):
     def __init__(self, config: StyleGAN2Config, info: DataInfo) -> None:
         super().__init__(config, info)
         c = config
-        self.shape = tuple(int(s) for s in info.shape)
-        if info.kind != "images" or len(self.shape) != 3 or min(self.shape[1:]) < 2:
-            raise ConfigError(
-                f"Model 'stylegan2' needs images of shape (C, H, W) of at least 2 x 2 pixels, "
-                f"but dataset {info.name!r} has {info.kind} of shape {self.shape}; choose an "
-                "image dataset such as 'digits' or 'mnist5k'."
-            )
+        self.shape = image_shape("stylegan2", info, min_side=2)
         size = (self.shape[1], self.shape[2])
         self.mapping = MappingNetwork(
             c.latent_dim, c.latent_dim, c.mapping_layers, c.mapping_lr_mul
