@@ -33,7 +33,7 @@ pass it through unchanged, and :meth:`ControlNet.null_condition` nulls only the 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -58,6 +58,7 @@ from genzoo.data.captions import MAX_LEN
 from genzoo.models.diffusion.base import DiffusionModel, drop_to_null
 from genzoo.models.diffusion.ldm import LatentDiffusion
 from genzoo.models.diffusion.t2i import TextToImageDiffusion
+from genzoo.nn.partial_state import SavesTrainedOnly
 from genzoo.nn.unet import UNet
 
 CONTROL_KINDS = ("mask", "edges")
@@ -122,7 +123,7 @@ def encoder_copy(net: UNet) -> UNet:
 
 
 @register_model("controlnet")
-class ControlNet(DiffusionModel, PromptConditioned, BuiltOnRuns):
+class ControlNet(SavesTrainedOnly, DiffusionModel, PromptConditioned, BuiltOnRuns):
     """A ControlNet on a frozen base diffusion run (see the module docstring).
 
     ``sample(n, control=maps, control_scale=s, prompts=..., guidance=w, cond=labels, ...)``:
@@ -168,24 +169,7 @@ class ControlNet(DiffusionModel, PromptConditioned, BuiltOnRuns):
         width = unet.conv_in.out_channels
         self.hint = HintEncoder(config.control_channels, config.hint_channels, width)
         self.zero_convs = nn.ModuleList([zero_conv(c, c) for c in unet.encoder_channels])
-        self._frozen_keys = {k for k in super().state_dict() if k.startswith("base.")}
-
-    # --- checkpoints hold the ControlNet only -------------------------------------------------
-    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
-        """The ControlNet's tensors (the base's weights live in the base run)."""
-        sd = super().state_dict(*args, **kwargs)
-        prefix = kwargs.get("prefix", "")
-        for k in self._frozen_keys:
-            sd.pop(prefix + k, None)
-        return sd
-
-    def load_state_dict(  # type: ignore[override]
-        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
-    ) -> Any:
-        """Load the ControlNet's tensors; the base stays as its run gave it."""
-        full = {k: v for k, v in super().state_dict().items() if k in self._frozen_keys}
-        full.update(state_dict)
-        return super().load_state_dict(full, strict=strict, assign=assign)
+        self.leave_out_of_checkpoints({k for k in self.state_dict() if k.startswith("base.")})
 
     def train(self, mode: bool = True) -> ControlNet:
         super().train(mode)

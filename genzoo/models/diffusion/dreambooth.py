@@ -27,7 +27,7 @@ LoRA updates alone).
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -49,6 +49,7 @@ from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
 from genzoo.models.diffusion.t2i import TextToImageDiffusion
 from genzoo.nn.lora import apply_lora
+from genzoo.nn.partial_state import SavesTrainedOnly
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class DreamBoothConfig(Config):
 
 
 @register_model("dreambooth")
-class DreamBooth(GenerativeModel, Samples, PromptConditioned, BuiltOnRuns):
+class DreamBooth(SavesTrainedOnly, GenerativeModel, Samples, PromptConditioned, BuiltOnRuns):
     """A text-to-image diffusion run fine-tuned on one subject (see the module docstring).
     ``policy`` is the fine-tuned copy of the base; sampling, prompts and evaluation are its."""
 
@@ -119,24 +120,7 @@ class DreamBooth(GenerativeModel, Samples, PromptConditioned, BuiltOnRuns):
             except ValueError as e:
                 raise ConfigError(f"lora_targets = {config.lora_targets!r}: {e}.") from None
         trained = {n for n, p in self.named_parameters() if p.requires_grad}
-        self._frozen_keys = {k for k in super().state_dict() if k not in trained}
-
-    # --- checkpoints hold what is trained -------------------------------------------------------
-    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
-        """The trained tensors only (LoRA: the updates; the rest is the base run's)."""
-        sd = super().state_dict(*args, **kwargs)
-        prefix = kwargs.get("prefix", "")
-        for k in self._frozen_keys:
-            sd.pop(prefix + k, None)
-        return sd
-
-    def load_state_dict(  # type: ignore[override]
-        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
-    ) -> Any:
-        """Load the trained tensors; the frozen ones stay as the base run gave them."""
-        full = {k: v for k, v in super().state_dict().items() if k in self._frozen_keys}
-        full.update(state_dict)
-        return super().load_state_dict(full, strict=strict, assign=assign)
+        self.leave_out_of_checkpoints({k for k in self.state_dict() if k not in trained})
 
     # --- training -------------------------------------------------------------------------------
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:

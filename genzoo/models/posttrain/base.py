@@ -22,7 +22,7 @@ sequence is the GPT's start token, then ``prompt + response``. ``sample`` contin
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -40,6 +40,7 @@ from genzoo.models.autoregressive.gpt import GPT
 from genzoo.models.autoregressive.sampling import sample_logits
 from genzoo.nn.attention import KVCache
 from genzoo.nn.lora import apply_lora, unwrap_lora
+from genzoo.nn.partial_state import SavesTrainedOnly
 from genzoo.nn.prefix import PrefixKV
 
 ADAPTERS = ("full", "lora", "prefix")
@@ -77,7 +78,7 @@ def token_logps(logits: Tensor, targets: Tensor) -> Tensor:
     return -nll.view(targets.shape)  # (B, L)
 
 
-class PostTrained(GenerativeModel, Samples, BuiltOnRuns):
+class PostTrained(SavesTrainedOnly, GenerativeModel, Samples, BuiltOnRuns):
     """A policy trained from a base GPT, the base kept as a frozen reference (module doc)."""
 
     family: ClassVar[str] = "post-training"
@@ -141,24 +142,7 @@ class PostTrained(GenerativeModel, Samples, BuiltOnRuns):
             )
         # what checkpoints leave out: the reference, and the policy's frozen weights
         trained = {n for n, p in self.named_parameters() if p.requires_grad}
-        self._frozen_keys = {k for k in super().state_dict() if k not in trained}
-
-    # --- checkpoints hold what is trained -------------------------------------------------------
-    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
-        """The trained tensors only (the base's weights live in the base run)."""
-        sd = super().state_dict(*args, **kwargs)
-        prefix = kwargs.get("prefix", "")
-        for k in self._frozen_keys:
-            sd.pop(prefix + k, None)
-        return sd
-
-    def load_state_dict(  # type: ignore[override]
-        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
-    ) -> Any:
-        """Load the trained tensors; the frozen ones stay as the base run gave them."""
-        full = {k: v for k, v in super().state_dict().items() if k in self._frozen_keys}
-        full.update(state_dict)
-        return super().load_state_dict(full, strict=strict, assign=assign)
+        self.leave_out_of_checkpoints({k for k in self.state_dict() if k not in trained})
 
     def policy_as_gpt(self) -> GPT:
         """The policy as a plain GPT (LoRA merged in), to build the next stage on."""
