@@ -19,7 +19,7 @@ from genzoo.core.config import Config
 from genzoo.core.errors import ConfigError, GenzooError, choices
 from genzoo.core.protocol import BuiltOnRuns, GenerativeModel
 from genzoo.data.base import DataInfo
-from genzoo.train.trainer import TrainConfig
+from genzoo.train.trainer import TrainConfig, parse_duration
 
 LoadRun = Callable[[str, bool], nn.Module]
 """``load_run(run_dir, ema)`` -> the trained model of a run, on the CPU in eval mode."""
@@ -83,3 +83,30 @@ def build_checked(
             f"Model {cls.name!r} cannot be built for {data!r} with {settings} ({reason}); "
             "choose other values."
         ) from None
+
+
+def train_config(
+    train: dict[str, Any],
+    steps: int | None = None,
+    budget: str | None = None,
+    *,
+    need_length: bool = True,
+) -> TrainConfig:
+    """The run's :class:`TrainConfig` from its settings ``train`` and the command line's
+    ``--steps``/``--budget`` (which win); a bad length, or none where ``need_length``, is one
+    sentence, before anything is written."""
+    train = dict(train)
+    if steps is not None:
+        if steps < 1:
+            raise ConfigError(f"--steps {steps} must be at least 1 (or leave it out).")
+        train["steps"] = steps
+    if budget is not None:
+        if not parse_duration(budget) > 0:
+            raise ConfigError(
+                f"--budget {budget!r} must be a positive duration, e.g. '90s' or '5m'."
+            )
+        train["budget"] = str(budget)
+    tcfg = TrainConfig.from_dict(train)
+    if need_length and tcfg.steps == 0 and tcfg.budget_s == 0:
+        raise ConfigError("Give a training length: --steps N or --budget 5m (or both).")
+    return tcfg

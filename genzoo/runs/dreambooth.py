@@ -28,11 +28,11 @@ from genzoo.data.subjects import SubjectDataset
 from genzoo.models import MODELS
 from genzoo.models.diffusion.dreambooth import DreamBooth, DreamBoothConfig
 from genzoo.models.diffusion.t2i import TextToImageDiffusion
-from genzoo.runs.build import build_checked, split_overrides
+from genzoo.runs.build import build_checked, split_overrides, train_config
 from genzoo.runs.load import load_submodel
 from genzoo.runs.translate import read_image
 from genzoo.train.safety import RunLock, storage_error
-from genzoo.train.trainer import TrainConfig, Trainer, parse_duration
+from genzoo.train.trainer import Trainer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -97,17 +97,7 @@ def dreambooth(
         m_over.update(adapter="lora", lora_rank=lora)
     mcfg = DreamBoothConfig.from_dict(m_over)
     train_dict = {**cls.default_train, **t_over}
-    if steps is not None:
-        if steps < 1:
-            raise ConfigError(f"--steps {steps} must be at least 1 (or leave it out).")
-        train_dict["steps"] = steps
-    if budget is not None:
-        if not parse_duration(budget) > 0:
-            raise ConfigError(f"--budget {budget!r} must be a positive duration, e.g. '5m'.")
-        train_dict["budget"] = str(budget)
-    tcfg = TrainConfig.from_dict(train_dict)
-    if tcfg.steps == 0 and tcfg.budget_s == 0:
-        raise ConfigError("Give a training length: --steps N or --budget 5m (or both).")
+    tcfg = train_config(train_dict, steps, budget)
     run_dir = Path(out) if out is not None else _new_dir(token)
     if (run_dir / CONFIG_FILE).exists():
         raise ConfigError(

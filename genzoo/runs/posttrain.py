@@ -26,10 +26,10 @@ from genzoo.data.base import Dataset
 from genzoo.models import MODELS
 from genzoo.models.autoregressive.gpt import GPT
 from genzoo.models.posttrain import PostTrained
-from genzoo.runs.build import build_checked, split_overrides
+from genzoo.runs.build import build_checked, split_overrides, train_config
 from genzoo.runs.load import load_submodel, open_run
 from genzoo.train.safety import RunLock, storage_error
-from genzoo.train.trainer import TrainConfig, Trainer, parse_duration
+from genzoo.train.trainer import Trainer
 
 METHODS = {  # method -> (model, adapter)
     "sft": ("sft", "full"),
@@ -95,17 +95,7 @@ def finetune(
     m_over.update(base_run=str(base_run), task=task)
     mcfg = cls.config_class.from_dict(m_over)
     train_dict = {**cls.default_train, **t_over}
-    if steps is not None:
-        if steps < 1:
-            raise ConfigError(f"--steps {steps} must be at least 1 (or leave it out).")
-        train_dict["steps"] = steps
-    if budget is not None:
-        if not parse_duration(budget) > 0:
-            raise ConfigError(f"--budget {budget!r} must be a positive duration, e.g. '5m'.")
-        train_dict["budget"] = str(budget)
-    tcfg = TrainConfig.from_dict(train_dict)
-    if tcfg.steps == 0 and tcfg.budget_s == 0:
-        raise ConfigError("Give a training length: --steps N or --budget 5m (or both).")
+    tcfg = train_config(train_dict, steps, budget)
     if n_train is not None and n_train < 1:
         raise ConfigError(f"--n-train {n_train} must be at least 1.")
     base = load_submodel(str(base_run), mcfg.base_ema)  # type: ignore[attr-defined]

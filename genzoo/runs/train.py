@@ -23,12 +23,12 @@ from genzoo.core.seeding import seed_everything
 from genzoo.data import load_dataset
 from genzoo.models import MODELS
 from genzoo.models.autoencoders.vqgan import PerceptualFeatures
-from genzoo.runs.build import build_checked, split_overrides
+from genzoo.runs.build import build_checked, split_overrides, train_config
 from genzoo.runs.load import load_submodel
 from genzoo.runs.perceptual import perceptual_network
 from genzoo.train import distributed
 from genzoo.train.safety import RunLock, storage_error
-from genzoo.train.trainer import TrainConfig, Trainer, parse_duration
+from genzoo.train.trainer import TrainConfig, Trainer
 
 
 def _new_run_dir(out: str | Path | None, name: str | None, model: str, data: str) -> Path:
@@ -95,20 +95,8 @@ def train(
         run_dir = _new_run_dir(out, name, model, data)
         if (run_dir / CONFIG_FILE).exists():
             raise _taken(run_dir)
-    if steps is not None:
-        if steps < 1:
-            raise ConfigError(f"--steps {steps} must be at least 1 (or leave it out).")
-        train_dict["steps"] = steps
-    if budget is not None:
-        if not parse_duration(budget) > 0:
-            raise ConfigError(
-                f"--budget {budget!r} must be a positive duration, e.g. '90s' or '5m'."
-            )
-        train_dict["budget"] = str(budget)
-    tcfg = TrainConfig.from_dict(train_dict)
     closed_form = issubclass(cls, ClosedForm)  # fitted in one pass: no length to give
-    if tcfg.steps == 0 and tcfg.budget_s == 0 and not closed_form:  # before anything is written
-        raise ConfigError("Give a training length: --steps N or --budget 5m (or both).")
+    tcfg = train_config(train_dict, steps, budget, need_length=not closed_form)
     mcfg = cls.config_class.from_dict(model_dict)
     dist_info, _ = distributed.setup(tcfg.device)  # torchrun: one process per device
     run_dir = distributed.broadcast_path(run_dir, dist_info)  # rank 0 names the run
