@@ -15,7 +15,7 @@ tokens seen in training (``steps * batch * 128``); compute is ``C = 6 N D``. The
 :func:`genzoo.metrics.scaling.fit_scaling_law` (Chinchilla's approach 3: Huber loss, delta 1e-3,
 on log L, L-BFGS from a grid of starts).
 
-    python benchmarks/scaling.py --threads 1 --out /tmp/scaling --plot docs/img/scaling-pystdlib.png
+    python benchmarks/scaling.py --threads 1 --out runs/scaling --plot docs/img/scaling-pystdlib.png
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quick", action="store_true", help="3 tiny sizes x 2 budgets (a smoke run)")
-    p.add_argument("--out", default="/tmp/genzoo-scaling")
+    p.add_argument("--out", default="runs/scaling")
     p.add_argument(
         "--plot", help="write loss against compute with the fitted frontier to this .png"
     )
