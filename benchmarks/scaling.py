@@ -204,7 +204,7 @@ def main() -> None:
             res.write_text(json.dumps(rows, indent=1))
     print(f"\ntext:pystdlib (char tokens, 128-token windows), batch {args.batch}, lr {args.lr}")
     if len(rows) <= 5:
-        print(f"{len(rows)} points: too few for the 5-parameter fit (the --quick run only trains).")
+        print(f"{len(rows)} points: too few for the 5-parameter fit (it needs more than 5).")
         return
     fit = report(rows)
     if args.plot:
