@@ -95,8 +95,13 @@ def test_cached_greedy_answers_are_decoded_words(data) -> None:
 def test_stages_freeze_what_they_should(data) -> None:
     clip = _clip(data.info)
     torch.manual_seed(0)
-    align = LLaVA(LLaVAConfig(stage="align", **TINY), data.info, clip=clip)
+    text = LLaVA(LLaVAConfig(stage="text", **TINY), data.info)  # stage 0: the GPT alone
+    assert {n for n, p in text.named_parameters() if p.requires_grad} == {
+        n for n, _ in text.named_parameters() if n.startswith("lm.")
+    }
+    align = LLaVA(LLaVAConfig(stage="align", **TINY), data.info, clip=clip, base=text)
     assert torch.equal(align.image_encoder.pos, clip.image_encoder.pos)
+    assert torch.equal(align.lm.tok_emb.weight, text.lm.tok_emb.weight)
     before = {k: v.clone() for k, v in align.state_dict().items()}
     proj0 = [p.detach().clone() for p in align.projector.parameters()]
     batch = data.get(torch.arange(8))
@@ -157,5 +162,5 @@ def test_bad_parts_and_shapes_are_one_sentence(data) -> None:
         model.answer(other.get(torch.arange(1))["x"], ["what colour is the circle?"])
     with pytest.raises(ConfigError, match="shapes"):
         LLaVA(LLaVAConfig(**TINY), dataset_info("digits"))
-    with pytest.raises(ConfigError, match="not both"):
-        LLaVAConfig(stage="align", clip_run="a", base_run="b").validate()
+    with pytest.raises(ConfigError, match="drop clip_run"):
+        LLaVAConfig(stage="text", clip_run="a").validate()

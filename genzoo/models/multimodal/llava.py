@@ -59,11 +59,13 @@ SEQ_LEN = MAX_LEN + 1  # a question, its one-word answer and [EOS]: one more tha
 @dataclass(frozen=True)
 class LLaVAConfig(Config):
     """Configuration of :class:`LLaVA` (defaults fit 16x16 or 32x32 ``shapes`` on a CPU). With a
-    ``base_run`` the networks (and their sizes) are the base run's; the size fields are unused."""
+    ``base_run`` the GPT, the projector and the encoder (and their sizes) are the base run's; a
+    ``clip_run`` beside it replaces the encoder (and starts a new projector)."""
 
     stage: Literal["text", "align", "instruct"] = "instruct"  # what this run trains (module doc)
     lm: Literal["frozen", "lora", "full"] = "lora"  # how the GPT trains in stage "instruct"
-    clip_run: str = ""  # a trained clip run: its frozen image encoder ("": a tiny one, trained)
+    clip_run: str = ""  # a trained clip run: its frozen image encoder ("": the base run's, or a
+    # tiny one, trained)
     base_run: str = ""  # the llava run of the previous stage ("": start from scratch)
     width: int = bounded(16, ge=1)  # channels of the own image encoder's first stage
     projector_hidden: int = bounded(128, ge=0)  # hidden width of the MLP projector (0: linear)
@@ -139,28 +141,37 @@ class LLaVA(MultimodalModel, BuiltOnRuns):
         self.pad_id, self.bos_id, self.eos_id = tok.pad_id, tok.bos_id, tok.eos_id
         ids = torch.tensor([tok.encode(a)[0] for a in ANSWERS])
         self.register_buffer("answer_ids", ids, persistent=False)  # answer index -> token
-        if base is not None:  # the previous stage's networks, adapters folded in
+        # the vision encoder: the clip run's (frozen), else the previous stage's, else our own
+        self.encoder_frozen: bool = clip is not None or (base is not None and base.encoder_frozen)
+        if clip is not None:
+            self.image_encoder = copy.deepcopy(clip.image_encoder)
+        elif base is not None:
             self.image_encoder = copy.deepcopy(base.image_encoder)
-            self.encoder_frozen: bool = base.encoder_frozen
+        self.n_prefix = self.image_encoder.grid**2
+        if base is not None and clip is None:  # the previous stage's projector
             self.projector: nn.Module = copy.deepcopy(base.projector)
-            self.lm: GPT = copy.deepcopy(base.lm)
-            unwrap_lora(self.lm)
         else:
-            self.encoder_frozen = clip is not None
-            if clip is not None:
-                self.image_encoder = copy.deepcopy(clip.image_encoder)
             d_img = self.image_encoder.out_dim
+            n_embd = base.lm.config.n_embd if base is not None else c.n_embd
             if c.projector_hidden:  # LLaVA-1.5's MLP
                 self.projector = nn.Sequential(
                     nn.Linear(d_img, c.projector_hidden),
                     nn.GELU(),
-                    nn.Linear(c.projector_hidden, c.n_embd),
+                    nn.Linear(c.projector_hidden, n_embd),
                 )
             else:
-                self.projector = nn.Linear(d_img, c.n_embd)  # Eq. (1): H_v = W . Z_v
+                self.projector = nn.Linear(d_img, n_embd)  # Eq. (1): H_v = W . Z_v
             for m in self.projector.modules():
                 init_gpt_weights(m)
-            self.n_prefix = self.image_encoder.grid**2
+        if base is not None:  # the previous stage's GPT, adapters folded in
+            self.lm: GPT = copy.deepcopy(base.lm)
+            unwrap_lora(self.lm)
+            if self.n_prefix + SEQ_LEN > self.lm.block_size:
+                raise ConfigError(
+                    f"The base run's GPT holds {self.lm.block_size} positions; "
+                    f"{self.n_prefix} image tokens and {SEQ_LEN} text tokens need more."
+                )
+        else:
             vocab = self.vocab_size
             lm_info = DataInfo(name="shapes-text", kind="text", shape=(SEQ_LEN,), levels=vocab)
             lm_config = GPTConfig(
