@@ -84,10 +84,6 @@ class LLaVAConfig(Config):
             )
         if self.stage == "text" and self.clip_run:
             raise ConfigError("stage = 'text' trains the language model alone; drop clip_run.")
-        if self.base_run and self.clip_run:
-            raise ConfigError(
-                "Give either base_run (the previous stage, encoder included) or clip_run, not both."
-            )
 
 
 def _name_of(m: nn.Module) -> str:
