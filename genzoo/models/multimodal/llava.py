@@ -63,7 +63,8 @@ class LLaVAConfig(Config):
     ``clip_run`` beside it replaces the encoder (and starts a new projector)."""
 
     stage: Literal["text", "align", "instruct"] = "instruct"  # what this run trains (module doc)
-    lm: Literal["frozen", "lora", "full"] = "lora"  # how the GPT trains in stage "instruct"
+    lm: Literal["frozen", "lora", "full"] = "full"  # how the GPT trains in stage "instruct"
+    # (the paper: full)
     clip_run: str = ""  # a trained clip run: its frozen image encoder ("": the base run's, or a
     # tiny one, trained)
     base_run: str = ""  # the llava run of the previous stage ("": start from scratch)
@@ -94,7 +95,7 @@ def _name_of(m: nn.Module) -> str:
 
 @register_model("llava")
 class LLaVA(MultimodalModel, BuiltOnRuns):
-    """Frozen vision encoder + projector + GPT; answers are generated words (module doc).
+    """LLaVA-style: a frozen CLIP image encoder, a projector and a GPT that answers in words.
 
     Parts: ``clip``, a trained ``clip`` model (``clip_run``; its image encoder is used, frozen);
     ``base``, the ``llava`` model of the previous stage (``base_run``)."""
