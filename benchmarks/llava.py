@@ -36,11 +36,13 @@ DATA = "shapes?size=16"
 
 
 def _train(name: str, model: str, out: Path, steps: int, **over: object) -> tuple[Path, float]:
-    """Train ``out/name`` to ``steps`` (a finished run is re-used); returns the run and its
+    """Train ``out/name`` to ``steps`` (a finished run is re-used, a shorter one resumed); returns the run and its
     training time in seconds (from the trainer)."""
     run = out / name
     if (run / "config.yaml").exists():
-        genzoo.train(resume=run, steps=steps)
+        last = json.loads((run / "metrics.jsonl").read_text().strip().splitlines()[-1])
+        if int(last["step"]) < steps:  # resume up to the new total
+            genzoo.train(resume=run, steps=steps)
     else:
         settings = {"progress": False, "tensorboard": False, **over}
         genzoo.train(model, DATA, steps=steps, out=run, overrides=settings)
