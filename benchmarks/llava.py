@@ -36,8 +36,8 @@ DATA = "shapes?size=16"
 
 
 def _train(name: str, model: str, out: Path, steps: int, **over: object) -> tuple[Path, float]:
-    """Train ``out/name`` to ``steps`` (a finished run is re-used, a shorter one resumed); returns the run and its
-    training time in seconds (from the trainer)."""
+    """Train ``out/name`` to ``steps`` (a finished run is re-used, a shorter one resumed);
+    returns the run and its training time in seconds (from the trainer)."""
     run = out / name
     if (run / "config.yaml").exists():
         last = json.loads((run / "metrics.jsonl").read_text().strip().splitlines()[-1])
