@@ -133,11 +133,15 @@ def audio_info_of(spec: str) -> DataInfo:
 
 
 def view_to_audio(
-    x: Tensor, spec: str, vocoder: Callable[[Tensor], Tensor] | None = None, n_iter: int = N_ITER
+    x: Tensor,
+    spec: str,
+    vocoder: Callable[[Tensor], Tensor] | None = None,
+    n_iter: int | None = None,
 ) -> Tensor:
     """View images ``(B, 1, M, frames)`` -> waveforms ``(B, frames * hop)`` in [-1, 1]: by
     ``vocoder`` (a callable from log-mel ``(B, M, frames)``, e.g. a HiFi-GAN's ``vocode``) or by
-    fast Griffin-Lim from the mel's non-negative least-squares magnitude."""
+    fast Griffin-Lim (``n_iter`` iterations, default :data:`N_ITER`) from the mel's non-negative
+    least-squares magnitude."""
     s = mel_settings(spec)
     if x.dim() != 4 or tuple(x.shape[1:]) != (1, s["n_mels"], s["frames"]):
         raise DataError(
@@ -150,6 +154,6 @@ def view_to_audio(
             y = vocoder(mel.float())
     else:
         y = griffin_lim_log_mel(
-            mel, s["sample_rate"], s["n_fft"], s["hop"], n_iter=n_iter
+            mel, s["sample_rate"], s["n_fft"], s["hop"], n_iter=n_iter or N_ITER
         )  # (B, frames * hop)
     return y.float().clamp(-1.0, 1.0)

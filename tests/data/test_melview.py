@@ -83,8 +83,10 @@ def test_sampled_view_images_decode_to_wavs_of_frames_times_hop(tiny_view, tmp_p
         steps=1,
         out=tmp_path / "run",
         overrides={"progress": False, "tensorboard": False, "n_samples": 1, "batch_size": 4,
-                   "class_conditional": True, "channels": 8, "channel_mult": [1]},
+                   "class_conditional": True, "channels": 8, "channel_mult": [1],
+                   "sample_steps": 2},
     )  # fmt: skip
+    monkeypatch.setattr(mv, "N_ITER", 4)  # the length does not depend on the iterations
     out = sample_to_file(run, 2, f"{tmp_path}/wavs/", steps=2, label=3)
     files = sorted(out.glob("*.wav"))
     assert len(files) == 2
@@ -92,13 +94,15 @@ def test_sampled_view_images_decode_to_wavs_of_frames_times_hop(tiny_view, tmp_p
     for f in files:
         wave, rate = read_wav(f)
         assert (wave.shape[-1], rate) == (s["frames"] * s["hop"], 8000)
-    # the decoder itself: Griffin-Lim from a real clip's view re-analyses to nearly its log-mel
-    y = mv.view_to_audio(tiny_view.x[:2], SPEC)
+    # the decoder itself: Griffin-Lim from a clip's view re-analyses to nearly that clip's log-mel
+    y = mv.view_to_audio(tiny_view.x[:2], SPEC, n_iter=25)
     assert y.shape == (2, s["frames"] * s["hop"])
     again = mv.clip_log_mel(y.double(), SPEC)
     want = mv.from_view(tiny_view.x[:2, 0].double(), SPEC)
     loud = want > want.max() - 4  # bands within 4 nats of the peak (the rest is the noise floor)
-    assert (again - want)[loud].abs().mean() < 0.5
+    own = (again - want)[loud].abs().mean()
+    swapped = (again.flip(0) - want)[loud].abs().mean()  # the other clip's decoding
+    assert own < 0.6 and own < swapped / 2, (own, swapped)
 
 
 def test_bad_view_input_is_one_sentence():
