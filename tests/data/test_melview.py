@@ -114,3 +114,20 @@ def test_bad_view_input_is_one_sentence():
         dataset_info("mel:speech-digits?rate=44100")
     with pytest.raises(DataError, match=r"have shape \(B, 1, 32, 32\), not \(2, 32, 32\)"):
         mv.view_to_audio(torch.zeros(2, 32, 32), SPEC)
+
+
+def test_a_vocoder_with_other_mel_settings_is_one_sentence(tmp_path):
+    import yaml
+
+    from genzoo.core.errors import ConfigError
+    from genzoo.runs.sample import mel_vocoder
+
+    run = tmp_path / "hifigan"
+    run.mkdir()
+    info = audio_info("speech-digits").to_dict()
+    cfg = {"model": "hifigan", "data": "speech-digits", "data_info": info,
+           "model_config": {"n_fft": 256, "hop": 64, "n_mels": 64}}  # fmt: skip
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError, match=r"n_fft=256, hop=64, n_mels=64, but 'mel:speech-digits' "
+                       r"has n_fft=1000, hop=250, n_mels=32"):  # fmt: skip
+        mel_vocoder(run, SPEC)
