@@ -143,6 +143,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             **parse_overrides(args.options),
             **{k: v for k, v in flags.items() if v is not None},
         },
+        vocoder=args.vocoder,
     )
     print(f"wrote {args.n} samples to {out}")
     return 0
@@ -585,6 +586,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="truncation: stylegan2's psi in [0, 1] pulls each w towards the mean w (1: none); "
         "biggan's threshold t > 0 redraws every |z_i| > t",
+    )
+    sa.add_argument(
+        "--vocoder",
+        metavar="RUN",
+        help="runs on a mel view (mel:speech-digits) written as .wav: decode with this hifigan "
+        "run instead of fast Griffin-Lim",
     )
     sa.set_defaults(fn=_cmd_sample)
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -264,3 +265,34 @@ def log_spectral_distance(reference: Tensor, estimate: Tensor, eps: float = 1e-8
     (0 for identical spectra; lower is better)."""
     diff = 20 * torch.log10((reference + eps) / (estimate + eps))  # (..., F, frames), dB
     return diff.pow(2).mean(dim=-2).sqrt().mean(dim=-1)
+
+
+def griffin_lim_log_mel(
+    log_mel: Tensor,
+    sample_rate: int,
+    n_fft: int = 256,
+    hop_length: int = 64,
+    n_iter: int = 100,
+    momentum: float = 0.99,
+    fb: Tensor | None = None,
+) -> Tensor:
+    """Waveforms ``(..., frames * hop)`` from :func:`vocoder_log_mel` spectrograms ``(..., M,
+    frames)``: each frame's magnitude by non-negative least squares through the mel filterbank
+    (``scipy.optimize.nnls``, exact active-set NNLS; librosa's ``mel_to_stft`` solves the same
+    problem iteratively, far slower on noisy samples), then :func:`griffin_lim`, shifted by
+    ``hop / 2`` because a vocoder frame ``t`` is centred at ``t * hop + hop / 2``."""
+    from scipy.optimize import nnls
+
+    n_mels, frames = log_mel.shape[-2:]
+    if fb is None:
+        fb = mel_filterbank(sample_rate, n_fft, n_mels)
+    mel = log_mel.detach().double().cpu().exp().reshape(-1, n_mels, frames)  # (N, M, frames)
+    a = fb.double().T.numpy()  # (M, F)
+    cols = mel.transpose(1, 2).reshape(-1, n_mels).numpy()  # (N * frames, M)
+    mag = torch.tensor(np.stack([nnls(a, c)[0] for c in cols]))  # (N * frames, F)
+    mag = mag.reshape(mel.shape[0], frames, -1).transpose(1, 2)  # (N, F, frames)
+    length = frames * hop_length
+    y = griffin_lim(mag, n_fft, hop_length, n_iter, momentum)  # (N, (frames - 1) hop), centred
+    half = hop_length // 2  # vocoder frame alignment; zeros fill the last half hop
+    y = torch.nn.functional.pad(y, (half, length - y.shape[-1] - half))  # (N, frames * hop)
+    return y.reshape(*log_mel.shape[:-2], length)

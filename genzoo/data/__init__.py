@@ -18,7 +18,9 @@ Style transfer: ``textures[?size=N&channels=C]`` (procedural stripes, checks, no
 ``styled:<base>`` (content images with a texture each, for AdaIN; :mod:`genzoo.data.textures`).
 
 Audio: ``speech-digits`` (spoken digits synthesized offline by eSpeak NG, cached on first use) and
-``tones`` (procedural notes), mono waveforms in [-1, 1] (:mod:`genzoo.data.audio`).
+``tones`` (procedural notes), mono waveforms in [-1, 1] (:mod:`genzoo.data.audio`);
+``mel:speech-digits`` views each clip as a ``(1, 32, 32)`` log-mel image in [-1, 1]
+(:mod:`genzoo.data.melview`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from genzoo.data.audio import audio_info, is_audio_spec, load_audio
 from genzoo.data.base import DataInfo, Dataset, levels_to_model, model_to_levels, model_to_unit
 from genzoo.data.control import ControlDataset, control_info, parse_control_spec
 from genzoo.data.images import DIGITS_INFO, MNIST5K_INFO, load_digits, load_mnist5k
+from genzoo.data.melview import is_mel_view_spec, load_mel_view, mel_view_info
 from genzoo.data.pairs import is_pair_spec, load_pairs, pair_info, pair_specs
 from genzoo.data.shapes import load_shapes, shapes_info
 from genzoo.data.tasks import TASKS, load_task_text, task_text_info
@@ -80,6 +83,7 @@ def list_datasets() -> list[str]:
         "text:pystdlib",
         "speech-digits",
         "tones",
+        "mel:speech-digits",
         *VIDEO_SETS,
         *(f"task:{t}" for t in TASKS),
         *DOWNLOADABLE,
@@ -131,6 +135,8 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
         return text_info(spec[5:])
     if is_audio_spec(spec):
         return audio_info(spec)
+    if is_mel_view_spec(spec):
+        return mel_view_info(spec)
     if spec.startswith("task:"):
         return task_text_info(spec)
     if is_video_spec(spec):
@@ -177,6 +183,8 @@ def load_dataset(
         return load_text(spec[5:], split)
     if is_audio_spec(spec):
         return load_audio(spec, split)
+    if is_mel_view_spec(spec):
+        return load_mel_view(spec, split)
     if spec.startswith("task:"):
         return load_task_text(spec, split)
     if is_video_spec(spec):

@@ -32,6 +32,7 @@ class DataInfo:
     # (N, T) mono waveforms, floats in [-1, 1], at sample_rate; video: (N, T, C, H, W) levels
     shape: tuple[int, ...]  # shape of one example: (D,), (C, H, W) or (T, C, H, W)
     levels: int | None = None  # intensity levels L of images (256; 17 for digits); None: points
+    # or float images (the mel: views of audio)
     n_classes: int = 0  # number of class labels (0: unlabelled)
     value_range: tuple[float, float] = (-1.0, 1.0)  # range of the values models see
     class_names: tuple[str, ...] = field(default_factory=tuple)  # one name per class
@@ -142,8 +143,7 @@ class Dataset:
         """A batch in model space: ``{"x": (B, ...) float, "y": (B,) long}`` ("y" if labelled;
         text: ``x`` holds the token ids, long, never dequantized), and the :meth:`extra` keys."""
         x, y = self.get_raw(idx)
-        if self.info.kind in ("images", "video"):
-            assert self.info.levels is not None
+        if self.info.kind in ("images", "video") and self.info.levels is not None:
             x = levels_to_model(x, self.info.levels, dequantize=dequantize, generator=generator)
         elif self.info.kind == "text":
             x = x.long()

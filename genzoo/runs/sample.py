@@ -4,6 +4,7 @@ picture, raw ``.npy`` samples, or ``.txt`` for a text run) as ``genzoo sample`` 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,12 @@ import numpy as np
 import torch
 
 from genzoo.core.errors import ConfigError, choices
-from genzoo.core.protocol import PromptConditioned, Samples
+from genzoo.core.protocol import PromptConditioned, Samples, Vocodes
 from genzoo.core.runs import read_run_config
 from genzoo.core.seeding import make_generator
 from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo
+from genzoo.data.melview import audio_info_of, is_mel_view_spec, mel_settings, view_to_audio
 from genzoo.diffusion.samplers import SAMPLERS
 from genzoo.models import MODELS
 from genzoo.models.diffusion.base import DiffusionModel
@@ -129,19 +131,31 @@ def sample_to_file(
     prompts: list[str] | None = None,
     guidance: float | None = None,
     options: dict[str, Any] | None = None,
+    vocoder: str | Path | None = None,
 ) -> Path:
     """Draw ``n`` samples (:func:`sample`) and write them to ``out``: ``.png`` (an image grid or
     a scatter plot), ``.npy`` (raw samples, model range), for a text run ``.txt`` (the decoded
     texts; the default there), for an audio run ``.wav``, for a video run ``.gif`` or ``.mp4`` (an
     animation; ``.png`` is a grid of frames, one row per clip), and for images or audio a folder
     (``out`` ending in ``/`` or an existing folder: one PNG or one WAV per sample). Returns the
-    path written. Settings the run's model cannot use are one sentence before anything is
+    path written. A run on a log-mel view (``mel:speech-digits``) writes ``.wav`` (or a folder
+    of WAVs) by decoding its images with fast Griffin-Lim, or with the vocoder run ``vocoder``
+    (HiFi-GAN). Settings the run's model cannot use are one sentence before anything is
     drawn."""
     cfg = read_run_config(run)
     info = DataInfo.from_dict(cfg["data_info"])
     cls = MODELS.get(cfg["model"])
     text = info.kind == "text"
     path = Path(out) if out is not None else Path("samples.txt" if text else "samples.png")
+    mel_view = is_mel_view_spec(info.name) and (path.suffix == ".wav" or str(out).endswith("/"))
+    if vocoder is not None and not mel_view:
+        raise ConfigError(
+            f"--vocoder needs a run on a mel view (e.g. mel:speech-digits) written as .wav; "
+            f"{str(run)!r} is on {info.name!r}, writing {str(path)!r}."
+        )
+    image_info = info
+    if mel_view:  # its images are decoded to audio below
+        info = audio_info_of(info.name)
     audio = info.kind == "audio"
     video = info.kind == "video"
     kinds = (".txt", ".npy") if text else (".png", ".npy", ".wav") if audio else (".png", ".npy")
@@ -208,7 +222,10 @@ def sample_to_file(
         )
     if issubclass(cls, DiffusionModel):
         _check_diffusion_options(cls, sampler or cfg["model_config"].get("sampler"), opts)
+    vocode = mel_vocoder(vocoder, image_info.name) if vocoder is not None else None
     x = sample(run, n, seed=seed, sampler=sampler, steps=steps, label=label, **opts)
+    if mel_view:  # log-mel images -> waveforms (frames * hop samples each)
+        x = view_to_audio(x, image_info.name, vocode)
     if folder and audio:  # one WAV per clip
         save_audio_folder(x, info, path)
         return path
@@ -226,6 +243,36 @@ def sample_to_file(
         ref = load_dataset(cfg["data"], "test").x[:2000] if info.kind == "points" else None
         save_samples_png(x, info, path, reference=ref, title=f"{cfg['model']} on {cfg['data']}")
     return path
+
+
+def mel_vocoder(run: str | Path, spec: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The ``vocode`` of the vocoder run ``run``, checked to take the mel view ``spec``'s log-mel
+    (same rate, FFT size, hop and bands), else one sentence."""
+    cfg = read_run_config(run)
+    if not issubclass(MODELS.get(cfg["model"]), Vocodes):
+        vocoders = [m for m in MODELS.names() if issubclass(MODELS.get(m), Vocodes)]
+        raise ConfigError(
+            f"--vocoder {str(run)!r} is a {cfg['model']!r} run; it must be a vocoder run "
+            f"({choices(vocoders)})."
+        )
+    want = mel_settings(spec)
+    mc = cfg["model_config"]
+    got = {
+        "sample_rate": int(cfg["data_info"].get("sample_rate", 0)),
+        "n_fft": int(mc["n_fft"]),
+        "hop": int(mc["hop"]),
+        "n_mels": int(mc["n_mels"]),
+    }
+    bad = [k for k in got if got[k] != want[k]]
+    if bad:
+        raise ConfigError(
+            f"--vocoder {str(run)!r} takes log-mels with {', '.join(f'{k}={got[k]}' for k in bad)}"
+            f", but {spec!r} has {', '.join(f'{k}={want[k]}' for k in bad)}; train the vocoder "
+            f"with those settings."
+        )
+    model = load(run, device="cpu")
+    assert isinstance(model, Vocodes)
+    return model.vocode
 
 
 def save_audio_folder(x: torch.Tensor, info: DataInfo, folder: str | Path) -> list[Path]:

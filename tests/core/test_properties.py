@@ -134,6 +134,7 @@ def test_dataset_specs_give_data_or_one_genzoo_error(sandbox, spec, split):
             "text:",
             "mnist5k",
             "speech-digits",
+            "mel:speech-digits",
             "moving-",
         )  # speech is synthesised on first use
         if spec.startswith(slow) and split in ("train", "test"):
