@@ -162,3 +162,26 @@ def test_cli_sample_with_a_prompt_writes_the_library_clips(tmp_path, capsys) -> 
     pytest.importorskip("imageio")
     assert main(["sample", str(run), *prompt, "--out", str(tmp_path / "clip.gif")]) == 0
     assert (tmp_path / "clip.gif").stat().st_size > 0
+
+
+def test_tracked_motion_direction_of_a_moving_square() -> None:
+    """A 3 x 3 square moved by 1 px per frame along each of the 4 directions is read as that
+    direction (left, right, up, down); a still square is no direction (-1); and prompt_match
+    needs colour, shape and direction all right."""
+    from genzoo.data.video import SHAPE_STEPS
+    from genzoo.metrics.video import motion_directions, prompt_match
+
+    clips = -torch.ones(5, 6, 3, 16, 16)
+    for k, (dx, dy) in enumerate([*SHAPE_STEPS, (0, 0)]):
+        for t in range(6):
+            x, y = 6 + dx * t, 6 + dy * t
+            clips[k, t, :, y : y + 3, x : x + 3] = 1.0
+    assert motion_directions(clips).tolist() == [0, 1, 2, 3, -1]
+
+    def read(frames):  # every frame read as colour 2, shape 1
+        return {"colour": torch.full((frames.shape[0],), 2), "shape": torch.ones(frames.shape[0])}
+
+    m = prompt_match(read, clips[:4], torch.tensor([2, 2, 0, 2]), torch.tensor([1, 1, 1, 3]),
+                     torch.tensor([0, 2, 2, 3]))  # fmt: skip
+    assert m["all"].tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert m["direction"].tolist() == [1.0, 0.0, 1.0, 1.0]
