@@ -17,9 +17,20 @@ identity consistency, and frame prediction against copy-the-last-frame.
    last known frame, and the error of the tracked position (intensity centroid) against the true
    trajectory.
 
+4. ``--text``: text-conditioned video diffusion on ``moving-shapes?size=16&n=2000`` (8 frames of
+   16 x 16): ``video-diffusion`` with ``text=true`` trained for ``--steps`` steps, then one clip
+   per prompt "a <colour> <shape> moving <direction>" for ``--n`` prompts cycling through the 30
+   colour-shape pairs and the 4 directions; a clip matches its prompt when the ``shapes``
+   attribute classifier of the text-to-image metrics reads the prompt's colour and shape on more
+   than half of its frames and its tracked centroid moves in the prompt's direction
+   (:func:`genzoo.metrics.video.prompt_match`). Guidance w = 3 (the run's default) against w = 1
+   (no guidance) and w = 0 (the null caption: chance), and real test clips as the ceiling.
+
     python benchmarks/video.py --threads 1
     python benchmarks/video.py --threads 1 --gif docs/img/video_diffusion.gif
     python benchmarks/video.py --threads 1 --models video-worldmodel   # one model only
+    python benchmarks/video.py --threads 1 --text --runs runs/bench-video-text --steps 300 --n 60 \
+        --gif docs/img/video_text.gif
 """
 
 from __future__ import annotations
@@ -52,6 +63,9 @@ MODELS = {  # model -> its settings (the same steps and batch size for all)
     "video-worldmodel": [],
 }
 PREDICTORS = ("video-diffusion", "video-worldmodel")  # the models that take first frames
+TEXT_SPEC = "moving-shapes?size=16&n=2000"
+TEXT_SETTINGS = ["text=true", "context_prob=0", "p_mean=0", "channels=16", "channel_mult=[1,2]",
+                 "lr=2e-3"]  # fmt: skip
 
 
 def ensure_run(model: str, runs: Path, steps: int, batch: int, threads: int) -> Path:
@@ -65,11 +79,80 @@ def ensure_run(model: str, runs: Path, steps: int, batch: int, threads: int) -> 
     return run
 
 
+def text_benchmark(args: argparse.Namespace) -> None:
+    """Item 4 of the module docstring."""
+    from genzoo.data.shapes import COLOUR_NAMES, SHAPES, article
+    from genzoo.data.video import SHAPE_DIRECTIONS
+    from genzoo.metrics.text_to_image import train_attribute_classifier
+    from genzoo.metrics.video import prompt_match
+    from genzoo.runs.load import open_run
+
+    run = Path(args.runs) / "video-diffusion-text"
+    if not (run / "checkpoints").is_dir():
+        cmd = [sys.executable, "-m", "genzoo", "--threads", str(args.threads), "train",
+               "video-diffusion", "--data", TEXT_SPEC, "--steps", str(args.steps), "--out",
+               str(run), f"batch_size={args.batch}", "progress=false", "tensorboard=false",
+               *TEXT_SETTINGS]  # fmt: skip
+        print("training:", " ".join(cmd[2:]), flush=True)
+        subprocess.run(cmd, check=True)
+    opened = open_run(run, ema=True, device="cpu")
+    model = opened.model
+    clf = train_attribute_classifier(16)
+    acc = clf.test_accuracy
+    print(f"attribute classifier (shapes test split): colour {acc['colour']:.3f}, "
+          f"shape {acc['shape']:.3f}")  # fmt: skip
+    n = args.n
+    idx = torch.arange(n)
+    pair, direction = idx % 30, idx % len(SHAPE_DIRECTIONS)
+    colour, shape = pair // len(SHAPES), pair % len(SHAPES)
+    prompts = []
+    for c, s, d in zip(colour.tolist(), shape.tolist(), direction.tolist(), strict=True):
+        name = f"{COLOUR_NAMES[c]} {SHAPES[s]}"
+        prompts.append(f"{article(name)} {name} moving {SHAPE_DIRECTIONS[d]}")
+    test = load_dataset(TEXT_SPEC, "test")
+    assert test.x is not None and test.y is not None
+    rows = []
+    real = levels_to_model(test.x[:n], 256)
+    ty = test.y[:n]
+    rows.append(("real test clips (their own captions)", real, ty // 5, ty % 5,
+                 test.extras["direction"][:n], float("nan")))  # fmt: skip
+    clips_w: dict[float, torch.Tensor] = {}
+    for w in args.guidance:
+        g = torch.Generator().manual_seed(0)
+        t0 = time.perf_counter()
+        clips = torch.cat([
+            model.sample(min(30, n - i), prompts=prompts[i : i + 30], guidance=w, generator=g,
+                         sampler=args.sampler, steps=args.sample_steps).cpu()
+            for i in range(0, n, 30)
+        ])  # fmt: skip
+        clips_w[w] = clips
+        rows.append((f"video-diffusion, text, w = {w:g}", clips, colour, shape, direction,
+                     time.perf_counter() - t0))  # fmt: skip
+    print(f"\n{n} prompts on {TEXT_SPEC} (8 frames, 16 x 16); video-diffusion text=true at "
+          f"step {opened.step} (batch {args.batch}); {args.sampler}, {args.sample_steps} "
+          "steps\n")  # fmt: skip
+    print("| clips | colour | shape | direction | all three (goal >= 80%) | frames: colour / "
+          "shape | sampling s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for name, clips, c, s, d, secs in rows:
+        m = {k: float(v.mean()) for k, v in prompt_match(clf.read, clips, c, s, d).items()}
+        print(f"| {name} | {m['colour']:.1%} | {m['shape']:.1%} | {m['direction']:.1%} | "
+              f"{m['all']:.1%} | {m['frame_colour']:.1%} / {m['frame_shape']:.1%} | "
+              f"{secs:.0f} |")  # fmt: skip
+    print(f"date {datetime.date.today()}, torch {torch.__version__}, threads {args.threads}")
+    if args.gif:
+        from genzoo.viz import save_video
+
+        w = max(clips_w)
+        save_video(clips_w[w][:12], model.info, args.gif, fps=4, scale=4)
+        print(f"wrote {args.gif}: the first 12 prompts at w = {w:g}: " + "; ".join(prompts[:12]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", default="runs/bench-video", help="where the runs are (or go)")
     ap.add_argument("--steps", type=int, default=600, help="training steps of each model")
-    ap.add_argument("--batch", type=int, default=8, help="clips per training step")
+    ap.add_argument("--batch", type=int, help="clips per training step (8; --text: 16)")
     ap.add_argument("--n", type=int, default=128, help="clips scored per model")
     ap.add_argument("--sampler", default="dpmpp-2m", help="video diffusion's sampler")
     ap.add_argument("--sample-steps", type=int, default=12, help="its sampling steps")
@@ -78,8 +161,20 @@ def main() -> None:
     ap.add_argument("--gif", help="also write video diffusion's samples and predictions as GIFs")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
                     help="the models measured (default: all)")  # fmt: skip
+    ap.add_argument(
+        "--text",
+        action="store_true",
+        help="text-conditioned video diffusion on moving-shapes instead (item 4)",
+    )
+    ap.add_argument("--guidance", type=float, nargs="+", default=[3.0, 1.0, 0.0],
+                    help="--text: the guidance scales compared")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.batch is None:
+        args.batch = 16 if args.text else 8
+    if args.text:
+        text_benchmark(args)
+        return
     runs = Path(args.runs)
     paths = {m: ensure_run(m, runs, args.steps, args.batch, args.threads) for m in args.models}
 

@@ -2,7 +2,8 @@
 
 :class:`CaptionTokenizer` is a word-level tokenizer from the Hugging Face ``tokenizers`` library
 (lower-cased, split on white space and punctuation), trained on a fixed corpus: captions and
-questions of the ``shapes`` train split, every ``shapes`` word, and the class captions of the
+questions of the ``shapes`` train split, every ``shapes`` word, the motion words of
+``moving-shapes`` ("moving left", ..., "moving down"), and the class captions of the
 labelled image sets (``digits``: "the digit seven", ...). The corpus is the same on every machine
 and the caption language is closed, so the vocabulary is too; :meth:`CaptionTokenizer.fingerprint`
 says which one a model was trained with. Special tokens: ``[PAD] = 0``, ``[BOS] = 1``,
@@ -33,6 +34,7 @@ from torch import Tensor
 from genzoo.core.errors import ConfigError, DataError, GenzooWarning
 from genzoo.data import shapes as sh
 from genzoo.data.images import DIGIT_NAMES
+from genzoo.data.video import SHAPE_DIRECTIONS
 from genzoo.data.vision import CIFAR10_NAMES, FASHION_NAMES
 
 PAD, BOS, EOS, UNK = "[PAD]", "[BOS]", "[EOS]", "[UNK]"
@@ -163,6 +165,7 @@ def caption_corpus() -> list[str]:
     words = [*sh.SHAPES, *sh.PLURALS.values(), *sh.COLOUR_NAMES, *sh.SIZES, *sh.POSITIONS,
              *sh.POSITION_PHRASES, *sh.RELATION_PHRASES, *sh.ANSWERS]  # fmt: skip
     texts.append(" ".join(words))
+    texts += [f"moving {d}" for d in SHAPE_DIRECTIONS]  # moving-shapes: "a red circle moving up"
     for names in (DIGIT_NAMES, CIFAR10_NAMES, FASHION_NAMES):
         texts += label_caption_texts(names)
     return texts

@@ -25,7 +25,9 @@ colour, size) gliding in a straight line left, right, up or down at a constant s
 that it never touches the border within the clip (so the caption stays true), e.g. "a red circle
 moving left". ``y`` is the shape's class ``colour * 5 + shape`` (30 classes); ``direction`` is an
 index into :data:`SHAPE_DIRECTIONS`; ``centre (T, 1, 2)`` is its exact centre in pixels per frame
-and ``captions`` holds the texts.
+and ``captions`` holds the texts; batches also carry them as ``text`` ``(B, L)``, caption tokens of
+the ``shapes`` caption tokenizer (:func:`~genzoo.data.captions.get_caption_tokenizer`, whose
+vocabulary holds the motion words), as text-conditioned models take them.
 
 Specs take options after ``?``: ``frames=T`` (4..16, default 8), ``size=S`` (16, 32 or 64, default
 32), ``n=N`` (training clips, default 8,000; the test split has 1,000), and for moving-digits
@@ -181,7 +183,8 @@ class VideoDataset(Dataset):
 
     Batch keys from :meth:`get` (besides ``x`` and ``y``): ``direction`` ``(B,)``, ``centre``
     ``(B, T, D, 2)`` (x, y in pixels, float) and ``labels`` ``(B, D)``; moving-digits also has
-    ``pos`` ``(B, T, D, 2)`` (the sprites' integer corners)."""
+    ``pos`` ``(B, T, D, 2)`` (the sprites' integer corners), moving-shapes ``text`` ``(B, L)``
+    (caption tokens)."""
 
     EXTRA_KEYS: tuple[str, ...] = ("direction", "centre", "labels")
 
@@ -282,12 +285,15 @@ def make_moving_shapes(spec: VideoSpec, split: str) -> VideoDataset:
         centres.append(clip_centres)
         name = f"{COLOUR_NAMES[colour]} {SHAPES[shape]}"
         captions.append(f"{article(name)} {name} moving {SHAPE_DIRECTIONS[k]}")
+    from genzoo.data.captions import get_caption_tokenizer  # the tokenizer imports this module
+
     x = render(scenes, spec.size).view(n, spec.frames, 3, spec.size, spec.size)  # (N, T, 3, S, S)
     y = torch.tensor(labels)
     extras = {
         "direction": torch.tensor(dirs),
         "centre": torch.tensor(centres, dtype=torch.float32),  # (N, T, 1, 2)
         "labels": y[:, None].clone(),
+        "text": get_caption_tokenizer().encode_batch(captions),  # (N, L) caption tokens
     }
     return VideoDataset(video_info(spec.name), x, y, extras, captions)
 

@@ -17,12 +17,17 @@ version):
 For prediction, :func:`prediction_errors` gives the pixel MSE of predicted frames against a
 copy-the-last-known-frame baseline and the error of the tracked position (the intensity centroid
 of each predicted frame) against the dataset's true trajectory.
+
+For text-conditioned clips of moving-shapes, :func:`prompt_match` says whether a clip shows its
+prompt's colour and shape (read per frame by the ``shapes`` attribute classifier of the
+text-to-image metrics) and its motion direction (the tracked centroid).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +41,7 @@ from genzoo.core.errors import CheckpointError, GenzooError
 from genzoo.core.io import load_state_strict, load_tensors, read_json, save_tensors, write_json
 from genzoo.data import DataInfo, load_dataset
 from genzoo.data.base import levels_to_model
-from genzoo.data.video import DIRECTIONS, SHAPE_DIRECTIONS, VideoDataset
+from genzoo.data.video import DIRECTIONS, SHAPE_DIRECTIONS, SHAPE_STEPS, VideoDataset
 from genzoo.metrics.classifier import (
     ClassifierConfig,
     FeatureClassifier,
@@ -305,3 +310,46 @@ def prediction_errors(pred: Tensor, true: Tensor, k: int, centre: Tensor) -> dic
     pos = (c_pred - centre[:, k:]).norm(dim=-1).mean(1)
     pos_copy = (c_copy - centre[:, k:]).norm(dim=-1).mean(1)
     return {"mse": mse, "mse_copy": mse_copy, "pos_err": pos, "pos_err_copy": pos_copy}
+
+
+def motion_directions(clips: Tensor, min_travel: float = 1.0) -> Tensor:
+    """The tracked motion of a single object per clip ``(B,)``: the index into
+    :data:`~genzoo.data.video.SHAPE_DIRECTIONS` (left, right, up, down) of the axis direction
+    closest to the displacement of its intensity centroid from the first to the last frame, or
+    -1 where the centroid moved less than ``min_travel`` pixels (a still clip matches no
+    direction)."""
+    c = centroids(clips)  # (B, T, 2)
+    d = c[:, -1] - c[:, 0]  # (B, 2) displacement (x, y), y grows downwards
+    steps = torch.tensor(SHAPE_STEPS, dtype=d.dtype)  # (4, 2) unit steps
+    k = (d @ steps.T).argmax(1)  # the closest of the 4 directions
+    return torch.where(d.norm(dim=1) >= min_travel, k, torch.full_like(k, -1))
+
+
+@torch.no_grad()
+def prompt_match(
+    read: Callable[[Tensor], dict[str, Tensor]],
+    clips: Tensor,
+    colour: Tensor,
+    shape: Tensor,
+    direction: Tensor,
+) -> dict[str, Tensor]:
+    """Per clip ``(B,)`` (0/1) whether moving-shapes clips ``(B, T, 3, H, W)`` (model space) show
+    their prompt's ``colour``, ``shape`` (indices into ``shapes``' colours and shapes) and
+    ``direction`` (index into :data:`~genzoo.data.video.SHAPE_DIRECTIONS`): colour and shape by
+    ``read``, the shapes attribute classifier's reading of single frames (``"colour"``,
+    ``"shape"`` ``(N,)``), right on more than half of the frames; the direction by the tracked
+    centroid (:func:`motion_directions`); ``all`` needs the three. ``frame_colour`` and
+    ``frame_shape`` are the shares of frames read right."""
+    b, t = clips.shape[:2]
+    r = read(clips.flatten(0, 1))  # per frame
+    col = (r["colour"].view(b, t).cpu() == colour[:, None].cpu()).float()  # (B, T)
+    shp = (r["shape"].view(b, t).cpu() == shape[:, None].cpu()).float()
+    out = {
+        "colour": (col.mean(1) > 0.5).float(),
+        "shape": (shp.mean(1) > 0.5).float(),
+        "direction": (motion_directions(clips.cpu()) == direction.cpu()).float(),
+        "frame_colour": col.mean(1),
+        "frame_shape": shp.mean(1),
+    }
+    out["all"] = out["colour"] * out["shape"] * out["direction"]
+    return out

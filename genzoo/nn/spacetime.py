@@ -10,6 +10,10 @@ projection, so at initialisation it is the identity and the space-time U-Net com
 U-Net frame by frame; in particular, with ``T = 1`` it equals the image U-Net exactly. With
 ``causal=True`` frame ``t`` attends to frames ``<= t`` only, and since every other layer works
 within a frame, no output frame depends on a later input frame.
+
+Text conditioning: a clip's context tokens ``(B, L, C)`` (and mask, and pooled embedding) are given
+to every one of its frames, so the image U-Net's cross-attention blocks attend from each frame's
+positions to the same caption.
 """
 
 from __future__ import annotations
@@ -70,17 +74,30 @@ class SpaceTimeUNet(nn.Module):
             ]
         )
 
-    def forward(self, x: Tensor, c_noise: Tensor, class_labels: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        c_noise: Tensor,
+        class_labels: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        extra_emb: Tensor | None = None,
+    ) -> Tensor:
+        """``context`` ``(B, L, C)``, ``context_mask`` ``(B, L)`` and ``extra_emb`` ``(B, E)`` are
+        the clip's, the same for each of its frames (the image U-Net's cross-attention and
+        added embedding)."""
         b, t = x.shape[:2]
         if t > MAX_FRAMES:
             raise ValueError(f"clips of at most {MAX_FRAMES} frames, got {t}")
         frames = x.flatten(0, 1)  # (B, T, C, H, W) -> (B*T, C, H, W)
         noise = c_noise.reshape(b).repeat_interleave(t)  # (B*T,): the clip's noise level per frame
         labels = None if class_labels is None else class_labels.repeat_interleave(t)
+        per_frame = [None if v is None else v.repeat_interleave(t, dim=0)  # (B*T, ...)
+                     for v in (context, context_mask, extra_emb)]  # fmt: skip
 
         def hook(i: int, h: Tensor) -> Tensor:
             layer = self.temporal[i]
             return layer(h, t) if isinstance(layer, TemporalAttention) else h
 
-        out = self.spatial(frames, noise, labels, block_hook=hook)  # (B*T, C_out, H, W)
+        out = self.spatial(frames, noise, labels, *per_frame, block_hook=hook)  # (B*T, C_out, H, W)
         return out.view(b, t, *out.shape[1:])  # (B, T, C_out, H, W)

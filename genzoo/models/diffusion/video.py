@@ -17,26 +17,46 @@ unconditional model, the same network), and the loss (EDM Eq. 2) is taken over t
 frames only. In sampling, ``sample(n, cond=frames)`` with ``frames`` ``(n, k, C, H, W)`` predicts
 the remaining ``T - k`` frames; the denoiser returns the known frames as they are, so every
 genzoo sampler (Heun, Euler, DDIM, DPM-Solver++, ...) ends on them exactly.
+
+Conditioning on text (``text = true``, on ``moving-shapes``: "a red circle moving left"), as the
+paper's text-conditioned models do (Sec. 4.3) and as genzoo's ``t2i-diffusion``: a transformer
+text encoder, trained with the U-Net, turns the caption tokens into per-token features ``tau(y)``;
+the image U-Net's cross-attention blocks (Rombach et al., arXiv:2112.10752, Sec. 3.3, Eq. 3) attend
+from every frame to the same caption features, and the pooled ``[EOS]`` feature is added to the
+noise embedding of every frame (GLIDE, arXiv:2112.10741, Sec. 2.3). Each training caption is
+replaced by the null caption (padding only) with probability ``caption_dropout``, and sampling
+uses classifier-free guidance (Ho & Salimans, arXiv:2207.12598, Eq. 6) with scale ``guidance``.
+Text and first frames are exclusive conditions: a text-conditioned run (``context_prob = 0``)
+takes prompts, not known frames. With ``text = false`` (the default) the model has no text
+encoder and is exactly the model above.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from genzoo.core.config import bounded
 from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import Batch, LossOutput, PromptConditioned
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.core.tensors import per_example
 from genzoo.data.base import DataInfo
+from genzoo.data.captions import MAX_LEN, get_caption_tokenizer
+from genzoo.data.shapes import CLASS_NAMES, article
+from genzoo.data.video import SHAPE_DIRECTIONS
 from genzoo.models.diffusion.backbones import UNetBackbone
-from genzoo.models.diffusion.base import DiffusionConfig
+from genzoo.models.diffusion.base import DiffusionConfig, drop_to_null
 from genzoo.models.diffusion.edm import EDM, EDMConfig
+from genzoo.models.diffusion.t2i import prompt_tokens
+from genzoo.models.multimodal.base import _check_vocabulary
+from genzoo.nn.encoders import TextEncoder
 from genzoo.nn.spacetime import SpaceTimeUNet
 from genzoo.nn.unet import UNet
 
@@ -51,9 +71,28 @@ class VideoDiffusionConfig(EDMConfig):
     # first frames as the condition (prediction); 0: unconditional only
     max_context: int = bounded(4, ge=1)  # at most this many known frames in training
     sample_steps: int = bounded(18, ge=1)  # Heun steps (35 network evaluations)
+    text: bool = False  # condition on the caption (moving-shapes) by cross-attention; needs
+    # context_prob = 0 (text and first frames are exclusive conditions)
+    text_width: int = bounded(64, ge=1)  # width of the text encoder (trained with the U-Net)
+    text_layers: int = bounded(2, ge=0)  # its transformer blocks
+    text_heads: int = bounded(4, ge=1)  # its attention heads
+    pooled_text: bool = True  # also add the [EOS] text feature to the noise embedding (GLIDE)
+    caption_dropout: float = bounded(0.1, ge=0, lt=1)  # probability of the null caption in
+    # training (classifier-free guidance)
+    guidance: float = 3.0  # default guidance scale w of a text-conditioned run
 
     def validate(self) -> None:
         super().validate()
+        if self.text and self.context_prob > 0:
+            raise ConfigError(
+                f"text = true with context_prob = {self.context_prob}: text and first frames are "
+                "exclusive conditions; set context_prob=0 for a text-conditioned run."
+            )
+        if self.text and self.text_width % self.text_heads:
+            raise ConfigError(
+                f"text_width = {self.text_width} must be divisible by "
+                f"text_heads = {self.text_heads}."
+            )
         if self.arch not in ("auto", "unet"):
             raise ConfigError(
                 f"arch = {self.arch!r}: video-diffusion runs the U-Net on frames; use arch=unet."
@@ -62,15 +101,51 @@ class VideoDiffusionConfig(EDMConfig):
             raise ConfigError("video-diffusion is not class-conditional; drop class_conditional.")
 
 
+def motion_prompts(n: int) -> list[str]:
+    """``n`` moving-shapes prompts cycling through the 30 colour-shape classes and, in turn, the
+    4 directions: "a red circle moving left", "a red square moving right", ..."""
+    out = []
+    for i in range(n):
+        name = CLASS_NAMES[i % len(CLASS_NAMES)]
+        out.append(f"{article(name)} {name} moving {SHAPE_DIRECTIONS[i % len(SHAPE_DIRECTIONS)]}")
+    return out
+
+
 @register_model("video-diffusion")
-class VideoDiffusion(EDM):
+class VideoDiffusion(EDM, PromptConditioned):
     """Video diffusion (arXiv:2204.03458): EDM over clips with a factorised space-time U-Net,
-    unconditional or conditioned on the first frames (see the module docstring)."""
+    unconditional, conditioned on the first frames, or (``text = true``) on a caption (see the
+    module docstring). A text-conditioned run's ``cond`` is caption tokens ``(B, L)``."""
 
     config_class = VideoDiffusionConfig
     config: VideoDiffusionConfig
     default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "ema_decay": 0.999, "batch_size": 32}
     preview_options: ClassVar[dict[str, Any]] = {"steps": 8}
+
+    def __init__(self, config: VideoDiffusionConfig, info: DataInfo) -> None:
+        encoder = None
+        if config.text:
+            if info.kind != "video" or info.name.split("?")[0] != "moving-shapes":
+                raise ConfigError(
+                    f"video-diffusion with text = true needs captioned clips; dataset "
+                    f"{info.name!r} has none (try --data 'moving-shapes?size=16')."
+                )
+            tok = get_caption_tokenizer()
+            c = config
+            encoder = TextEncoder(
+                tok.vocab_size, MAX_LEN, c.text_width, c.text_layers, c.text_heads
+            )
+        opts = {} if encoder is None else {"context_dim": encoder.out_dim}
+        super().__init__(config, info, net_options=opts)
+        self.text_encoder: TextEncoder | None = encoder
+        self.pool_proj: nn.Linear | None = None
+        if encoder is not None:  # nothing of this exists without text: the model is unchanged
+            tok = get_caption_tokenizer()
+            self.pad_id = tok.pad_id
+            self.register_buffer("vocab_fingerprint", torch.tensor([tok.fingerprint()]))
+            self.register_load_state_dict_post_hook(_check_vocabulary)
+            if config.pooled_text:
+                self.pool_proj = nn.Linear(encoder.out_dim, 4 * config.unet.channels)
 
     def build_net(
         self, config: DiffusionConfig, info: DataInfo, n_classes: int, net_options: dict[str, Any]
@@ -87,6 +162,7 @@ class VideoDiffusion(EDM):
             out_channels=c,
             resolution=res,
             **dataclasses.asdict(config.unet),  # type: ignore[attr-defined]
+            **net_options,  # text: the cross-attention's context width
         )
         return SpaceTimeUNet(spatial, causal=config.causal)  # type: ignore[attr-defined]
 
@@ -103,7 +179,10 @@ class VideoDiffusion(EDM):
 
     def denoise(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         """``D(x, sigma | known frames)`` (EDM Eq. 7); ``cond`` from :meth:`pack_context`, None:
-        unconditional (no known frame)."""
+        unconditional (no known frame). A text-conditioned run: ``D(x, sigma, y)`` with ``cond``
+        the caption tokens ``(B, L)`` (None: the null caption)."""
+        if self.text_encoder is not None:
+            return self.denoise_text(x, sigma, cond)
         c_skip, c_out, c_in, c_noise = self.precond(sigma.float())
         if cond is None:
             cond = x.new_zeros(*x.shape[:2], x.shape[2] + 1, *x.shape[3:])
@@ -111,24 +190,82 @@ class VideoDiffusion(EDM):
         f = self.net(inp, c_noise)  # (B, T, C, H, W)
         return per_example(c_skip, x) * x + per_example(c_out, x) * f.to(x.dtype)
 
+    # --- text (text = true) ---
+    def encode_prompts(self, prompts: Sequence[str]) -> Tensor:
+        """Prompts -> caption tokens ``(B, L)`` on the model's device."""
+        return get_caption_tokenizer().encode_batch(list(prompts)).to(self.device)
+
+    def context(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(features (B, L, C), mask (B, L), pooled embedding (B, E) or None)`` of tokens."""
+        assert self.text_encoder is not None
+        feats = self.text_encoder(tokens.long())
+        pooled = self.pool_proj(feats.pooled) if self.pool_proj is not None else None
+        return feats.tokens, feats.mask, pooled
+
+    def denoise_text(self, x: Tensor, sigma: Tensor, tokens: Tensor | None) -> Tensor:
+        """``D(x, sigma, y) = c_skip x + c_out F([c_in x, 0], c_noise, tau(y))`` (EDM Eq. 7): no
+        known frame (zero frame channels and mask), the caption by cross-attention."""
+        c_skip, c_out, c_in, c_noise = self.precond(sigma.float())
+        if tokens is None:
+            tokens = torch.full((x.shape[0], MAX_LEN), self.pad_id, device=x.device)
+        ctx, mask, pooled = self.context(tokens)  # the same for every frame of a clip
+        empty = x.new_zeros(*x.shape[:2], x.shape[2] + 1, *x.shape[3:])  # no known frame
+        inp = torch.cat([per_example(c_in, x) * x, empty], dim=2)  # (B, T, 2C+1, H, W)
+        f = self.net(inp, c_noise, None, ctx, mask, pooled)  # (B, T, C, H, W)
+        return per_example(c_skip, x) * x + per_example(c_out, x) * f.to(x.dtype)
+
+    def drop_captions(self, tokens: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Each row replaced by the null caption with probability ``caption_dropout``
+        (arXiv:2207.12598, Algorithm 1)."""
+        return drop_to_null(
+            tokens, self.config.caption_dropout, self.null_condition(tokens), generator
+        )
+
+    @property
+    def default_guidance(self) -> float:
+        return float(self.config.guidance) if self.text_encoder is not None else 1.0
+
     def sampling_denoiser(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         """``D`` clamped, with the known frames returned as they are (so samplers end on them)."""
         x0 = super().sampling_denoiser(x, sigma, cond)
-        if cond is None:
+        if cond is None or self.text_encoder is not None:
             return x0
         c = x.shape[2]
         m = cond[:, :, c:]  # (B, T, 1, H, W)
         return torch.where(m > 0.5, cond[:, :, :c], x0)
 
     def null_condition(self, cond: Tensor) -> Tensor:
-        """No known frame (the unconditional model)."""
+        """No known frame (the unconditional model); text: the null caption (padding only)."""
+        if self.text_encoder is not None:
+            return torch.full_like(cond, self.pad_id)
         return torch.zeros_like(cond)
 
     def sampling_condition(
         self, n: int, cond: Tensor | None, options: dict[str, Any]
     ) -> Tensor | None:
-        """``cond``: the first frames ``(n, k, C, H, W)`` (``1 <= k < T``), model range, or None."""
+        """``cond``: the first frames ``(n, k, C, H, W)`` (``1 <= k < T``), model range, or None.
+        A text-conditioned run: caption tokens ``(n, L)`` of ``options["prompts"]`` (repeated to
+        ``n``) or ``cond`` itself, or (neither) :func:`motion_prompts`."""
         t, c, h, w = self.info.shape
+        prompts = options.pop("prompts", None)
+        if self.text_encoder is not None:
+            if cond is not None and cond.ndim != 2:
+                raise ConfigError(
+                    "This video-diffusion run is text-conditioned (text = true): it takes "
+                    f"prompts or caption tokens ({n}, L), not first frames."
+                )
+            if prompts is None and cond is None:
+                tokens = self.encode_prompts(motion_prompts(n))
+            else:  # [UNK] words are said in one warning, as in t2i
+                tokens = prompt_tokens(self.encode_prompts, n, prompts, cond)
+            if tokens.ndim != 2 or tokens.shape[0] != n:
+                raise ConfigError(f"cond must be caption tokens of shape ({n}, L).")
+            return tokens.to(self.device).long()
+        if prompts is not None:
+            raise ConfigError(
+                "This video-diffusion run was trained without text (text = false): it takes no "
+                "prompt; train one with text=true context_prob=0 on moving-shapes."
+            )
         if cond is None:
             return None
         if cond.ndim != 5 or tuple(cond.shape[2:]) != (c, h, w) or cond.shape[0] != n:
@@ -154,12 +291,16 @@ class VideoDiffusion(EDM):
         generator: torch.Generator | None = None,
         frames: int | None = None,
         size: int | None = None,
+        prompts: Sequence[str] | str | None = None,
+        guidance: float | None = None,
         **options: Any,
     ) -> Tensor:
         """``n`` clips ``(n, T, C, H, W)``; ``cond``: their first frames ``(n, k, C, H, W)``
-        (prediction of the rest). ``frames`` and ``size``, if given, must be the clip length and
-        frame side the model was trained on (one sentence otherwise). Other options as
-        :meth:`DiffusionModel.sample` (``sampler``, ``steps``, ...)."""
+        (prediction of the rest), or for a text-conditioned run caption tokens ``(n, L)``;
+        ``prompts`` (text runs, repeated to ``n``; default :func:`motion_prompts`) with guidance
+        ``w`` (default ``config.guidance``). ``frames`` and ``size``, if given, must be the clip
+        length and frame side the model was trained on (one sentence otherwise). Other options
+        as :meth:`DiffusionModel.sample` (``sampler``, ``steps``, ...)."""
         t, _, h, _ = self.info.shape
         if frames is not None and int(frames) != t:
             raise ConfigError(
@@ -170,7 +311,9 @@ class VideoDiffusion(EDM):
             raise ConfigError(
                 f"size={size}: this run was trained on {h} x {h} frames and draws those only."
             )
-        return super().sample(n, cond=cond, generator=generator, **options)
+        if prompts is not None:
+            options["prompts"] = prompts
+        return super().sample(n, cond=cond, generator=generator, guidance=guidance, **options)
 
     # --- training ---
     def context_frames(self, b: int, generator: torch.Generator | None, device: Any) -> Tensor:
@@ -195,6 +338,9 @@ class VideoDiffusion(EDM):
         sigma = self.train_sigma(b, generator, dev)
         eps = randn(x0.shape, generator=generator, device=dev)
         x = x0 + per_example(sigma, x0) * eps  # x = x0 + sigma eps, one sigma per clip
+        if self.text_encoder is not None:  # y: caption tokens (B, L); every frame counts
+            d = self.denoise(x, sigma, y) if denoiser is None else denoiser(x, sigma)
+            return self.loss_weight(sigma) * ((d - x0) ** 2).flatten(1).mean(1)  # EDM Eq. (2)
         k = self.context_frames(b, generator, dev)
         known = (torch.arange(t, device=dev)[None] < k[:, None]).float()  # (B, T)
         if denoiser is None:
@@ -204,3 +350,24 @@ class VideoDiffusion(EDM):
         err = ((d - x0) ** 2).flatten(2).mean(2)  # (B, T) per frame, EDM Eq. (2)
         unknown = 1 - known
         return self.loss_weight(sigma) * (err * unknown).sum(1) / unknown.sum(1)
+
+    def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        """EDM's loss; a text-conditioned run reads the captions ``text``, each dropped to the null
+        caption with probability ``caption_dropout``."""
+        tokens = None
+        if self.text_encoder is not None:
+            if "text" not in batch:
+                raise ConfigError(
+                    f"video-diffusion with text = true needs captions; dataset "
+                    f"{self.info.name!r} has none (try --data 'moving-shapes?size=16')."
+                )
+            tokens = self.drop_captions(batch["text"])
+        loss = self.per_example_loss(batch["x"], tokens).mean()
+        return LossOutput(loss, {"loss": loss.detach()})
+
+    def eval_metrics(
+        self, batch: Batch, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """The test denoising loss (a text-conditioned run: given the clips' captions)."""
+        y = batch.get("text") if self.text_encoder is not None else None
+        return {"loss": self.per_example_loss(batch["x"], y, generator)}
