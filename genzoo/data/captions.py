@@ -2,13 +2,14 @@
 
 :class:`CaptionTokenizer` is a word-level tokenizer from the Hugging Face ``tokenizers`` library
 (lower-cased, split on white space and punctuation), trained on a fixed corpus: captions and
-questions of the ``shapes`` train split, every ``shapes`` word, the motion words of
-``moving-shapes`` ("moving left", ..., "moving down"), and the class captions of the
-labelled image sets (``digits``: "the digit seven", ...). The corpus is the same on every machine
-and the caption language is closed, so the vocabulary is too; :meth:`CaptionTokenizer.fingerprint`
-says which one a model was trained with. Special tokens: ``[PAD] = 0``, ``[BOS] = 1``,
-``[EOS] = 2``, ``[UNK] = 3``. A caption of ``n`` words becomes ``[BOS] w_1 .. w_n [EOS]`` and is
-right-padded with ``[PAD]`` to :data:`MAX_LEN` tokens.
+questions of the ``shapes`` train split, every ``shapes`` word, and the class captions of the
+labelled image sets (``digits``: "the digit seven", ...); ``moving-shapes`` clips use the same
+corpus plus their motion words ("moving left", ..., "moving down"), a vocabulary of its own, so
+that the caption models trained before the clips existed keep theirs. The corpus is the same on
+every machine and the caption language is closed, so the vocabulary is too;
+:meth:`CaptionTokenizer.fingerprint` says which one a model was trained with. Special tokens:
+``[PAD] = 0``, ``[BOS] = 1``, ``[EOS] = 2``, ``[UNK] = 3``. A caption of ``n`` words becomes
+``[BOS] w_1 .. w_n [EOS]`` and is right-padded with ``[PAD]`` to :data:`MAX_LEN` tokens.
 
 :func:`label_captions` gives captions from class labels for any labelled image set, so the
 multimodal models also train on ``digits`` and ``mnist5k`` (their batches carry labels, not text).
@@ -156,8 +157,9 @@ class CaptionTokenizer:
         return [self.decode(row) for row in ids]
 
 
-def caption_corpus() -> list[str]:
-    """The fixed training corpus of :func:`get_caption_tokenizer`."""
+def caption_corpus(motion: bool = False) -> list[str]:
+    """The fixed training corpus of :func:`get_caption_tokenizer` (``motion``: with the motion
+    words of ``moving-shapes``)."""
     scenes = sh.make_scenes(2000, seed=sh.SEEDS["train"], split="train")
     rng = np.random.default_rng(0)
     texts = [c for s in scenes for c in s.all_captions()]
@@ -165,16 +167,18 @@ def caption_corpus() -> list[str]:
     words = [*sh.SHAPES, *sh.PLURALS.values(), *sh.COLOUR_NAMES, *sh.SIZES, *sh.POSITIONS,
              *sh.POSITION_PHRASES, *sh.RELATION_PHRASES, *sh.ANSWERS]  # fmt: skip
     texts.append(" ".join(words))
-    texts += [f"moving {d}" for d in SHAPE_DIRECTIONS]  # moving-shapes: "a red circle moving up"
+    if motion:  # moving-shapes: "a red circle moving up"
+        texts += [f"moving {d}" for d in SHAPE_DIRECTIONS]
     for names in (DIGIT_NAMES, CIFAR10_NAMES, FASHION_NAMES):
         texts += label_caption_texts(names)
     return texts
 
 
-@functools.lru_cache(maxsize=1)
-def get_caption_tokenizer() -> CaptionTokenizer:
-    """The caption tokenizer, trained once per process on :func:`caption_corpus`."""
-    return CaptionTokenizer.train(caption_corpus())
+@functools.lru_cache(maxsize=2)
+def get_caption_tokenizer(motion: bool = False) -> CaptionTokenizer:
+    """The caption tokenizer, trained once per process on :func:`caption_corpus` (``motion``:
+    the ``moving-shapes`` vocabulary, with the motion words)."""
+    return CaptionTokenizer.train(caption_corpus(motion))
 
 
 def class_word(name: str) -> str:

@@ -293,7 +293,7 @@ def make_moving_shapes(spec: VideoSpec, split: str) -> VideoDataset:
         "direction": torch.tensor(dirs),
         "centre": torch.tensor(centres, dtype=torch.float32),  # (N, T, 1, 2)
         "labels": y[:, None].clone(),
-        "text": get_caption_tokenizer().encode_batch(captions),  # (N, L) caption tokens
+        "text": get_caption_tokenizer(motion=True).encode_batch(captions),  # (N, L) caption tokens
     }
     return VideoDataset(video_info(spec.name), x, y, extras, captions)
 

@@ -140,9 +140,9 @@ def test_bad_prompts_and_conditions_are_one_warning_or_one_sentence() -> None:
 def test_moving_shapes_batches_carry_their_caption_tokens() -> None:
     ds = load_video(SPEC)
     batch = ds.get(torch.arange(6))
-    texts = get_caption_tokenizer().decode_batch(batch["text"])
+    texts = get_caption_tokenizer(motion=True).decode_batch(batch["text"])
     assert texts == ds.captions[:6] and all(" moving " in t for t in texts)
-    assert not get_caption_tokenizer().unknown_words(ds.captions)
+    assert not get_caption_tokenizer(motion=True).unknown_words(ds.captions)
 
 
 def test_cli_sample_with_a_prompt_writes_the_library_clips(tmp_path, capsys) -> None:
@@ -185,3 +185,13 @@ def test_tracked_motion_direction_of_a_moving_square() -> None:
                      torch.tensor([0, 2, 2, 3]))  # fmt: skip
     assert m["all"].tolist() == [1.0, 0.0, 0.0, 0.0]
     assert m["direction"].tolist() == [1.0, 0.0, 1.0, 1.0]
+
+
+def test_motion_words_have_a_vocabulary_of_their_own():
+    """moving-shapes adds its motion words in a vocabulary of its own: the caption vocabulary of
+    every other caption model (and so the checkpoints trained with it) is left as it was."""
+    base, motion = get_caption_tokenizer(), get_caption_tokenizer(motion=True)
+    assert "moving" in base.unknown_words(["a red circle moving up"])
+    assert motion.unknown_words(["a red circle moving up", "a blue square moving down"]) == []
+    assert base.fingerprint() != motion.fingerprint()
+    assert set(base.tok.get_vocab()) < set(motion.tok.get_vocab())

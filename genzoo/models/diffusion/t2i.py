@@ -53,7 +53,7 @@ from genzoo.core.protocol import (
 from genzoo.core.registry import register_model
 from genzoo.core.tensors import per_example
 from genzoo.data.base import DataInfo
-from genzoo.data.captions import MAX_LEN, get_caption_tokenizer
+from genzoo.data.captions import MAX_LEN, CaptionTokenizer, get_caption_tokenizer
 from genzoo.data.shapes import CLASS_NAMES, article
 from genzoo.diffusion.samplers import Denoiser
 from genzoo.models.diffusion.backbones import UNetBackbone
@@ -120,9 +120,11 @@ def prompt_tokens(
     n: int,
     prompts: Sequence[str] | str | None,
     cond: Tensor | None,
+    tokenizer: CaptionTokenizer | None = None,
 ) -> Tensor:
     """The caption tokens of ``n`` samples of a text-conditioned model: ``encode`` of ``prompts``
-    (repeated to ``n``), or the given tokens ``cond``, or (neither) the class prompts in turn."""
+    (repeated to ``n``), or the given tokens ``cond``, or (neither) the class prompts in turn;
+    words outside ``tokenizer``'s vocabulary (default: the caption tokenizer's) are warned of."""
     if cond is not None and prompts is not None:
         raise ConfigError("Pass prompts or caption tokens (cond), not both.")
     if cond is not None:
@@ -130,7 +132,7 @@ def prompt_tokens(
     if prompts is None:
         return encode(class_prompts(n))
     texts = repeat_prompts(prompts, n)
-    get_caption_tokenizer().warn_unknown_words(texts)  # [UNK] words: said, not silent
+    (tokenizer or get_caption_tokenizer()).warn_unknown_words(texts)  # [UNK]: said, not silent
     return encode(texts)
 
 

@@ -48,14 +48,14 @@ from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.core.tensors import per_example
 from genzoo.data.base import DataInfo
-from genzoo.data.captions import MAX_LEN, get_caption_tokenizer
+from genzoo.data.captions import MAX_LEN, CaptionTokenizer, get_caption_tokenizer
 from genzoo.data.shapes import CLASS_NAMES, article
 from genzoo.data.video import SHAPE_DIRECTIONS
 from genzoo.models.diffusion.backbones import UNetBackbone
 from genzoo.models.diffusion.base import DiffusionConfig, drop_to_null
 from genzoo.models.diffusion.edm import EDM, EDMConfig
 from genzoo.models.diffusion.t2i import prompt_tokens
-from genzoo.models.multimodal.base import _check_vocabulary
+from genzoo.models.multimodal.base import vocabulary_check
 from genzoo.nn.encoders import TextEncoder
 from genzoo.nn.spacetime import SpaceTimeUNet
 from genzoo.nn.unet import UNet
@@ -101,6 +101,10 @@ class VideoDiffusionConfig(EDMConfig):
             raise ConfigError("video-diffusion is not class-conditional; drop class_conditional.")
 
 
+def _motion_tokenizer() -> CaptionTokenizer:
+    return get_caption_tokenizer(motion=True)
+
+
 def motion_prompts(n: int) -> list[str]:
     """``n`` moving-shapes prompts cycling through the 30 colour-shape classes and, in turn, the
     4 directions: "a red circle moving left", "a red square moving right", ..."""
@@ -130,7 +134,7 @@ class VideoDiffusion(EDM, PromptConditioned):
                     f"video-diffusion with text = true needs captioned clips; dataset "
                     f"{info.name!r} has none (try --data 'moving-shapes?size=16')."
                 )
-            tok = get_caption_tokenizer()
+            tok = get_caption_tokenizer(motion=True)
             c = config
             encoder = TextEncoder(
                 tok.vocab_size, MAX_LEN, c.text_width, c.text_layers, c.text_heads
@@ -140,10 +144,10 @@ class VideoDiffusion(EDM, PromptConditioned):
         self.text_encoder: TextEncoder | None = encoder
         self.pool_proj: nn.Linear | None = None
         if encoder is not None:  # nothing of this exists without text: the model is unchanged
-            tok = get_caption_tokenizer()
+            tok = get_caption_tokenizer(motion=True)
             self.pad_id = tok.pad_id
             self.register_buffer("vocab_fingerprint", torch.tensor([tok.fingerprint()]))
-            self.register_load_state_dict_post_hook(_check_vocabulary)
+            self.register_load_state_dict_post_hook(vocabulary_check(_motion_tokenizer))
             if config.pooled_text:
                 self.pool_proj = nn.Linear(encoder.out_dim, 4 * config.unet.channels)
 
@@ -193,7 +197,7 @@ class VideoDiffusion(EDM, PromptConditioned):
     # --- text (text = true) ---
     def encode_prompts(self, prompts: Sequence[str]) -> Tensor:
         """Prompts -> caption tokens ``(B, L)`` on the model's device."""
-        return get_caption_tokenizer().encode_batch(list(prompts)).to(self.device)
+        return get_caption_tokenizer(motion=True).encode_batch(list(prompts)).to(self.device)
 
     def context(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """``(features (B, L, C), mask (B, L), pooled embedding (B, E) or None)`` of tokens."""
@@ -257,7 +261,9 @@ class VideoDiffusion(EDM, PromptConditioned):
             if prompts is None and cond is None:
                 tokens = self.encode_prompts(motion_prompts(n))
             else:  # [UNK] words are said in one warning, as in t2i
-                tokens = prompt_tokens(self.encode_prompts, n, prompts, cond)
+                tokens = prompt_tokens(
+                    self.encode_prompts, n, prompts, cond, get_caption_tokenizer(motion=True)
+                )
             if tokens.ndim != 2 or tokens.shape[0] != n:
                 raise ConfigError(f"cond must be caption tokens of shape ({n}, L).")
             return tokens.to(self.device).long()

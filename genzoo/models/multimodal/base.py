@@ -14,6 +14,7 @@ on loading, so a model never silently reads a different vocabulary.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -68,11 +69,21 @@ class MultimodalModel(GenerativeModel):
         return self.tokenizer.encode_batch(texts).to(self.device)
 
 
-def _check_vocabulary(module: Any, incompatible: Any) -> None:
-    want = get_caption_tokenizer().fingerprint()
-    got = int(module.vocab_fingerprint[0])
-    if got != want:
-        raise CheckpointError(
-            f"The checkpoint of model {module.name!r} was trained with another caption vocabulary "
-            f"(fingerprint {got}, this genzoo has {want}); retrain it with this version."
-        )
+def vocabulary_check(tokenizer: Callable[[], CaptionTokenizer]) -> Callable[[Any, Any], None]:
+    """A load-state-dict post hook: one sentence if the checkpoint's ``vocab_fingerprint`` is not
+    the fingerprint of ``tokenizer()``."""
+
+    def check(module: Any, incompatible: Any) -> None:
+        want = tokenizer().fingerprint()
+        got = int(module.vocab_fingerprint[0])
+        if got != want:
+            raise CheckpointError(
+                f"The checkpoint of model {module.name!r} was trained with another caption "
+                f"vocabulary (fingerprint {got}, this genzoo has {want}); retrain it with this "
+                "version."
+            )
+
+    return check
+
+
+_check_vocabulary = vocabulary_check(get_caption_tokenizer)
