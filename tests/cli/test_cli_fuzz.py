@@ -50,6 +50,13 @@ specs = st.one_of(
 runs = st.one_of(st.just("run"), st.sampled_from(["evil.pt", "notes.txt", "empty", "missing", ""]))
 keys = st.sampled_from([*TrainConfig.field_names(), "latent_dim", "hidden", "model.x", "zz"])
 override = st.builds(lambda k, v: f"{k}={v}", keys, st.one_of(junk, ints))
+
+
+def _no_length(o: str) -> bool:
+    """A ``key=value`` that sets no training length (``steps=3``, ``budget=1h`` would train)."""
+    return not o.startswith(("steps", "budget"))
+
+
 bad_steps = st.sampled_from(["-1", "0", "x", "1.5", ""])
 bad_budget = st.sampled_from(["soon", "-5", "0", "1h30x", "nan", ""])
 
@@ -72,11 +79,11 @@ def argvs(draw):
         argv = ["train", *draw(st.lists(names, max_size=1))]
         argv += _opts(draw, {"--data": specs, "--steps": bad_steps, "--budget": bad_budget})
         argv += _opts(draw, {"--out": st.sampled_from(["new", "run", "evil.pt"]), "--name": junk})
-        argv += draw(st.lists(override, max_size=3))
+        argv += draw(st.lists(override.filter(_no_length), max_size=3))
     elif cmd == "resume":  # continuing the finished run: already at its length, or invalid
         argv = ["train", "--resume", draw(runs)]
         argv += _opts(draw, {"--steps": st.sampled_from([str(STEPS), "-1", "x"])})
-        argv += draw(st.lists(override.filter(lambda o: not o.startswith(("steps", "budget")))))
+        argv += draw(st.lists(override.filter(_no_length)))
     elif cmd == "sample":
         argv = ["sample", draw(runs)]
         table = {"--n": counts, "--sampler": junk, "--steps": counts, "--eta": ints, "--seed": ints}
