@@ -6,11 +6,12 @@ on the same batches and noise draws in fp32 and under bf16 autocast (``precision
 the Trainer honours on the CPU too: convolutions and linear layers then run in bf16). bf16 keeps 8
 bits of mantissa (2^-9 = 0.2% relative rounding per value). Measured when this test was written:
 the loss curves differ by at most 0.008% per step over these 8 steps (0.13% over 40 steps at
-batch 32) and the weights after the 8 steps by 0.33% (relative L2), while two fp32 runs with other noise draws differ by about 11% per
-step; the tolerances below (1% per step, 1% on the weights) separate "the same curve" from
-"another curve" with room for other CPUs' kernels. What it does not show: that a GroupNorm run
-wholly in bf16 would be harmful here (forcing it moved the curve by only 0.04% more); on the GPU
-the cost of each op in bf16 is a matter of speed, measured in benchmarks/.
+batch 32) and the weights after the 8 steps by 0.33% (relative L2), while two fp32 runs with
+other noise draws differ by about 11% per step; the tolerances below (1% per step, 1% on the
+weights) separate "the same curve" from "another curve" with room for other CPUs' kernels.
+What it does not show: that a GroupNorm run wholly in bf16 would be harmful here (forcing it
+moved the curve by only 0.04% more); on the GPU the cost of each op in bf16 is a matter of
+speed, measured in benchmarks/.
 """
 
 from __future__ import annotations
