@@ -244,6 +244,21 @@ def comparison(
     }
 
 
+def _without_json(args: list[str]) -> list[str]:
+    """The command line less ``--json DIR``: where the record went is no part of the run (and a
+    machine's folder no part of a committed file)."""
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--json":
+            skip = True
+        elif not a.startswith("--json="):
+            out.append(a)
+    return out
+
+
 class JsonRows:
     """The JSON record of one benchmark run under ``directory`` (see the module's docstring).
 
@@ -261,7 +276,7 @@ class JsonRows:
         now = datetime.datetime.now(datetime.timezone.utc)
         name = device_name(device)
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or device.type
-        args = list(sys.argv[1:] if argv is None else argv)
+        args = _without_json(list(sys.argv[1:] if argv is None else argv))
         self.path = Path(directory) / f"{benchmark}-{now:%Y%m%dT%H%M%SZ}-{slug}.json"
         self.doc: dict[str, Any] = {
             "schema": JSON_SCHEMA,

@@ -14,7 +14,8 @@ import torch
 def test_record_round_trips_and_names_the_command_and_device(bench, tmp_path):
     bu = bench("benchutil")
     cpu = torch.device("cpu")
-    rec = bu.JsonRows(tmp_path / "results", "train_throughput", cpu, ["--configs", "unet x"])
+    argv = ["--configs", "unet x", "--json", str(tmp_path / "results")]
+    rec = bu.JsonRows(tmp_path / "results", "train_throughput", cpu, argv)
     first = bu.read_json_rows(rec.path)  # written at once: valid before the first row
     assert first["rows"] == [] and first["complete"] is False
     rows = [{"impl": "genzoo", "throughput": 1.5, "params": 3}, {"impl": "peer", "x": None}]
@@ -25,6 +26,7 @@ def test_record_round_trips_and_names_the_command_and_device(bench, tmp_path):
     path = rec.finish([cmp], notes=["a note"])
     doc = bu.read_json_rows(path)
     assert path.parent == tmp_path / "results" and path.name.startswith("train_throughput-")
+    # the command, less where the record went (no machine's folder in a committed file)
     assert doc["command"] == "python benchmarks/train_throughput.py --configs 'unet x'"
     assert doc["device"].startswith("CPU (") and "cpu" in path.name
     assert doc["torch"] == torch.__version__ and doc["complete"] is True
