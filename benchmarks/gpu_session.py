@@ -8,6 +8,10 @@ kept (the benchmarks rewrite their JSON record after every row and print a line 
 
 ``speed`` (timeouts 535 s in all; issue 8's re-measurement and the U-Net step work):
 
+0. ``graph-check``: the CUDA-graph training step against the eager step on the GPU
+   (``tests/train/test_graphed_step.py -k cuda``: replays follow the eager steps to fp32 rounding,
+   compiled and not; the diffusion loss draws new noise at every replay), so that the graph
+   rows below are known to train the same model;
 1. ``gpt2``: GPT-2 124M, block 1024, batch 12, genzoo against nanoGPT, both compiled (the two
    read-out fixes of issue 8, never re-measured);
 2. ``unet128``: the DDPM CIFAR-10 U-Net step at batch 128: genzoo eager, whole-step CUDA graph,
@@ -77,8 +81,23 @@ def speed_parts(nanogpt: str) -> list[Part]:
     tiny_train = ("--tiny", "--device", "cpu", "--steps", "1", "--warmup", "1")
     return [
         Part(
+            "graph-check",
+            40,
+            "pytest",
+            (
+                "tests/train/test_graphed_step.py",
+                "-k",
+                "cuda",
+                "-n",
+                "0",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+            ),
+        ),
+        Part(
             "gpt2",
-            110,
+            100,
             tt,
             (
                 *("--configs", "gpt2", "--gpt-batch", "12", "--impls", "genzoo,nanoGPT"),
@@ -89,7 +108,7 @@ def speed_parts(nanogpt: str) -> list[Part]:
         ),
         Part(
             "unet128",
-            210,
+            195,
             tt,
             (
                 *("--configs", "unet", "--batch", "128", "--impls", "genzoo,diffusers"),
@@ -99,7 +118,7 @@ def speed_parts(nanogpt: str) -> list[Part]:
         ),
         Part(
             "unet512",
-            75,
+            70,
             tt,
             (
                 *("--configs", "unet", "--batch", "512", "--impls", "genzoo"),
@@ -119,7 +138,7 @@ def speed_parts(nanogpt: str) -> list[Part]:
         ),
         Part(
             "unet128-peer-compile",
-            55,
+            45,
             tt,
             (
                 *("--configs", "unet", "--batch", "128", "--impls", "diffusers"),
@@ -150,6 +169,8 @@ def quality_parts(qab_dir: str) -> list[Part]:
 
 
 def command(part: Part, json_dir: Path, smoke: bool) -> list[str]:
+    if part.script == "pytest":  # a check, not a benchmark: no record
+        return [sys.executable, "-m", "pytest", *part.args]
     args = [*part.args, "--json", str(json_dir)]
     if smoke:
         args += part.smoke
@@ -262,6 +283,16 @@ def qab_dir(smoke: bool) -> Path:
     return Path("/tmp/genzoo-qab-smoke" if smoke else "/tmp/genzoo-qab")
 
 
+def collect_quality_files(src: Path, dst: Path) -> list[str]:
+    """The FD-against-budget plot and the sample grids of ``src`` copied to ``dst`` (3 files at
+    most: the device tool returns 8 in all)."""
+    files = [f for f in [src / "fd_vs_budget.png", *sorted(src.glob("grid-*.png"))] if f.is_file()]
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in files[:3]:
+        shutil.copy(f, dst / f.name)
+    return [f.name for f in files[:3]]
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     out = Path(args.out)
@@ -301,13 +332,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             timeout = part.timeout_s * (4 if args.smoke else 1)
             summary["parts"].append(run_part(part, cmd, env, timeout, log))
             (out / "session.json").write_text(json.dumps(summary, indent=1) + "\n")
-    if args.mode == "quality" and not args.smoke:  # the plot and the grids travel back
-        src = qab_dir(False)
-        dst = out / "qab"
-        dst.mkdir(exist_ok=True)
-        for f in [src / "fd_vs_budget.png", *sorted(src.glob("grid-*.png"))][:3]:
-            if f.is_file():
-                shutil.copy(f, dst / f.name)
+    if args.mode == "quality":  # the plot and the grids travel back
+        summary["returned"] = collect_quality_files(qab_dir(args.smoke), out / "qab")
     (out / "session.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 

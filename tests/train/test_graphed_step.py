@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import GenerativeModel, LossOutput
 from genzoo.data import load_dataset
 from genzoo.models import MODELS
 from genzoo.train.graphed import GraphedStep
@@ -39,7 +41,8 @@ def _trainer(tmp_path, name: str, **over) -> Trainer:
 
 
 def _run(trainer: Trainer, step_fn, steps: int) -> list[tuple[float, float]]:
-    torch.manual_seed(1)  # the diffusion noise and dropout: the same draws on both sides
+    torch.manual_seed(1)  # the diffusion noise and dropout: the same draws on both sides (CUDA's
+    # generator too: torch.manual_seed seeds every device)
     out = []
     for _ in range(steps):
         logs, finite, skipped = step_fn(trainer.batches.next())
@@ -78,3 +81,89 @@ def test_refuses_what_a_graph_cannot_do(tmp_path):
     short = {k: v[:4] for k, v in batch.items()}
     with pytest.raises(ConfigError, match="fixed batch"):
         step(short)
+
+
+class _Denoise(GenerativeModel):
+    """A deterministic loss (no noise draws): a small conv net with GroupNorm and SiLU learns to
+    map each image to its mirror image; graph replays and eager steps must then agree to
+    rounding."""
+
+    def __init__(self, info) -> None:
+        super().__init__(None, info)
+        c = info.shape[0]
+        self.net = nn.Sequential(
+            nn.Conv2d(c, 16, 3, padding=1), nn.GroupNorm(4, 16), nn.SiLU(), nn.Conv2d(16, c, 1)
+        )
+
+    def loss(self, batch, group="main"):
+        x = batch["x"]
+        loss = ((self.net(x) - x.flip(-1)) ** 2).mean()
+        return LossOutput(loss, {"loss": loss.detach()})
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="a CUDA graph needs a CUDA device")
+
+
+def _cuda_trainer(tmp_path, name, model, compile):
+    data = load_dataset("digits", "train")
+    cfg = TrainConfig.from_dict(
+        {
+            "steps": 10,
+            "batch_size": 8,
+            "lr": 2e-3,
+            "warmup": 3,
+            "grad_clip": 0.05,
+            "ema_decay": 0.9,
+            "device": "cuda",
+            "precision": "fp32",
+            "compile": compile,
+            "progress": False,
+            "tensorboard": False,
+        }
+    )
+    tr = Trainer(model(data.info), data, cfg, tmp_path / name)
+    torch.backends.cuda.matmul.allow_tf32 = False  # the Trainer turns TF32 on
+    torch.backends.cudnn.allow_tf32 = False
+    return tr
+
+
+@CUDA
+@pytest.mark.parametrize("compile", [False, True])
+def test_cuda_graph_replays_train_like_the_eager_step(tmp_path, compile):
+    """On a GPU (benchmarks/gpu_session.py runs it first): two eager warm-up steps, one capture,
+    then replays; the losses, gradient norms and EMA weights follow the Trainer's eager steps
+    (warm-up learning rate, clipping and the EMA's decay warm-up all moving) to fp32 rounding."""
+
+    def model(info):
+        torch.manual_seed(0)
+        return _Denoise(info)
+
+    plain = _cuda_trainer(tmp_path, "plain", model, compile)
+    graphed_tr = _cuda_trainer(tmp_path, "graphed", model, compile)
+    step = GraphedStep(graphed_tr, warmup=2)
+    assert step.fallback is None
+    a = _run(plain, plain.train_step, 6)
+    b = _run(graphed_tr, step, 6)
+    assert step.captures == 1 and step.calls == 6
+    for (la, na), (lb, nb) in zip(a, b, strict=True):
+        assert lb == pytest.approx(la, rel=1e-4) and nb == pytest.approx(na, rel=1e-4)
+    pa = torch.cat([p.flatten() for p in plain.ema.model.parameters()])
+    pb = torch.cat([p.flatten() for p in graphed_tr.ema.model.parameters()])
+    assert float((pa - pb).norm() / pa.norm()) < 1e-4
+
+
+@CUDA
+def test_cuda_graph_of_the_diffusion_step_draws_new_noise_each_replay(tmp_path):
+    """The U-Net diffusion loss draws timesteps and noise on the GPU inside the graph: each replay
+    must draw new ones (the same batch gives different losses)."""
+    tr = _trainer(tmp_path, "ddpm", device="cuda", precision="bf16")
+    step = GraphedStep(tr, warmup=2)
+    batch = tr.batches.next()
+    losses = []
+    for _ in range(8):
+        logs, finite, _ = step(batch)
+        tr.step += 1
+        assert bool(finite)
+        losses.append(float(logs["loss"]))
+    assert step.captures == 1
+    assert len({round(v, 6) for v in losses[2:]}) == 6  # new noise at every replay
