@@ -36,7 +36,11 @@ n real training images against the test split.
     python benchmarks/quality_at_budget.py --tiny                # CPU smoke run (digits, steps)
 
 Writes ``results.json`` (merged with an earlier one in the same ``--out``, so budgets can be run
-in separate calls), ``fd_vs_budget.png`` and sample grids, and prints markdown tables.
+in separate calls), ``fd_vs_budget.png`` and sample grids, and prints markdown tables. ``--json
+DIR`` also writes this call's record (device, date, torch, git commit, command, rows, and each of
+genzoo's FDs beside the peer's FD per sampler at the same budget) to
+``DIR/quality_at_budget-<time>-<device>.json``, rewritten after each budget; by default (``auto``)
+runs on CUDA write it to ``benchmarks/results/``, CPU runs do not.
 """
 
 from __future__ import annotations
@@ -57,10 +61,13 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchutil import (
+    JsonRows,
     amp_dtype,
     autocast,
+    comparison,
     environment,
     free,
+    json_dir,
     markdown_table,
     n_params,
     resolve_device,
@@ -70,11 +77,11 @@ from benchutil import (
 
 import genzoo
 from genzoo.core.errors import GenzooError
-from genzoo.core.registry import MODELS
 from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo
 from genzoo.metrics import count_nfe, frechet_distance, get_classifier, prdc
 from genzoo.metrics.classifier import FeatureClassifier
+from genzoo.models import MODELS  # importing genzoo.models registers every model
 from genzoo.train.trainer import parse_duration
 from genzoo.viz import save_samples_png
 
@@ -559,6 +566,39 @@ def _merge(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[st
     return [r for r in old if key(r) not in mine] + new
 
 
+def comparisons(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each of the recipe's rows beside each of the peer's samplers at the same budget: FD,
+    genzoo / peer (below 1 is better)."""
+    out = []
+    for r in rows:
+        if r["impl"] != "genzoo" or r["variant"] != "recipe":
+            continue
+        for p in rows:
+            if p["impl"] != "diffusers" or (p["budget"], p["unit"]) != (r["budget"], r["unit"]):
+                continue
+            out.append(
+                comparison(
+                    "FD",
+                    "classifier features",
+                    r["fd"],
+                    "diffusers example",
+                    p["fd"],
+                    higher_is_better=False,
+                    budget=r["budget"],
+                    budget_unit=r["unit"],
+                    n=r["n"],
+                    sampler=f"{r['sampler']} {r['sampler_steps']}",
+                    nfe=r["nfe"],
+                    peer_sampler=f"{p['sampler']} {p['sampler_steps']}",
+                    peer_nfe=p["nfe"],
+                    peer_n=p["n"],
+                    steps_trained=r["steps_trained"],
+                    peer_steps_trained=p["steps_trained"],
+                )
+            )
+    return out
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="dataset (default mnist5k; tiny: digits)")
@@ -578,6 +618,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiny", action="store_true", help="CPU smoke run: digits, step budgets")
     p.add_argument("--out", default="runs/bench-quality", help="output folder")
+    p.add_argument(
+        "--json",
+        default="auto",
+        help="folder for this call's JSON record (auto: benchmarks/results on CUDA, none on CPU; "
+        "none: no record)",
+    )
     args = p.parse_args(argv)
     args.data = args.data or ("digits" if args.tiny else "mnist5k")
     if args.tiny and not args.steps:
@@ -614,15 +660,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     floor = stick.score(x_train[torch.randperm(x_train.shape[0])[:n_floor]])
     budgets, unit = _budgets(args)
     rows: list[dict[str, Any]] = []
+    where = json_dir(args.json, device)
+    record = JsonRows(where, "quality_at_budget", device, argv) if where else None
+    if record is not None:
+        record.doc.update(data=spec, floor=floor)
+
+    def keep(new: list[dict[str, Any]]) -> None:
+        rows.extend(new)
+        if record is not None:
+            for r in new:
+                record.add(r)
+
     for budget in budgets:
-        rows += run_budget(budget, unit, spec, info, x_train, stick, args, device, out)
+        keep(run_budget(budget, unit, spec, info, x_train, stick, args, device, out))
     if args.ablate:
         b = budgets[0]
         if args.ablate_budget:
             b = float(args.ablate_budget) if unit == "steps" else parse_duration(args.ablate_budget)
         if b not in budgets:
-            rows += run_budget(b, unit, spec, info, x_train, stick, args, device, out)
-        rows += run_ablations(b, unit, spec, info, stick, rows, args, device, out)
+            keep(run_budget(b, unit, spec, info, x_train, stick, args, device, out))
+        keep(run_ablations(b, unit, spec, info, stick, rows, args, device, out))
     results_path = out / "results.json"
     old = json.loads(results_path.read_text())["rows"] if results_path.is_file() else []
     all_rows = _merge(old, rows)
@@ -679,7 +736,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
         )
     print(f"\nWrote {results_path}, {out / 'fd_vs_budget.png'} and sample grids.")
-    return {**doc, "new_rows": rows}
+    result = {**doc, "new_rows": rows}
+    if record is not None:
+        result["json"] = str(record.finish(comparisons(rows)))
+        print(f"Wrote {result['json']}")
+    return result
 
 
 if __name__ == "__main__":

@@ -19,13 +19,23 @@ NFE is counted with forward hooks on the network during the untimed call of the 
 Compiled and graph variants of genzoo are checked against the eager samples (same seed).
 
     python benchmarks/sample_throughput.py --batch 256 --compile --channels-last --cuda-graph
+    python benchmarks/sample_throughput.py --batch 256 --samplers ddim \
+        --variants channels-last+compile+cuda-graph,channels-last+compile   # only these (+ eager)
     python benchmarks/sample_throughput.py --tiny          # CPU-sized smoke run
+
+``--variants`` runs only the named variants (``+``-joined ``channels-last``, ``compile``,
+``cuda-graph``; each side runs those it has) besides eager, which always runs (it counts the NFE
+and is the reference of the graph and compiled samples). ``--json DIR`` writes the run's record
+(device, date, torch, git commit, command, rows, and each genzoo row beside diffusers' DDIM rows
+of the same run) to ``DIR/sample_throughput-<time>-<device>.json``, rewritten after every row; by
+default (``auto``) runs on CUDA write it to ``benchmarks/results/``, CPU runs do not.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +44,13 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchutil import (
+    JsonRows,
     amp_dtype,
     autocast,
+    comparison,
     environment,
     free,
+    json_dir,
     markdown_table,
     n_params,
     optional,
@@ -49,10 +62,20 @@ from train_throughput import _genzoo_model, unet_workload
 from genzoo.metrics import count_nfe, measure_throughput
 
 GENZOO_SAMPLERS = {"ddim": 1.0, "heun": 0.5, "dpmpp-2m": 1.0}  # steps per requested step
+FEATURES = ("channels-last", "compile", "cuda-graph")
 
 
 def _variants(args: argparse.Namespace, features: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """Eager, each asked-for speed-up alone, and all of them together."""
+    """Eager, each asked-for speed-up alone, and all of them together; with ``--variants``,
+    eager and those of the named variants made of ``features`` only."""
+    if args.variants:
+        chosen: list[tuple[str, ...]] = [()]
+        for name in args.variants.split(","):
+            parts = set(name.split("+")) - {"eager"}
+            v = tuple(f for f in features if f in parts)
+            if parts <= set(features) and v not in chosen:
+                chosen.append(v)
+        return chosen
     asked = [f for f in features if getattr(args, f.replace("-", "_").replace("+", "_"))]
     out: list[tuple[str, ...]] = [()]
     out += [(f,) for f in asked]
@@ -74,7 +97,11 @@ def _label(v: tuple[str, ...]) -> str:
     return "+".join(v) if v else "eager"
 
 
-def genzoo_rows(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+def genzoo_rows(
+    args: argparse.Namespace,
+    device: torch.device,
+    on_row: Callable[[dict[str, Any]], None] = _progress,
+) -> list[dict[str, Any]]:
     w = unet_workload(args.batch, args.tiny)
     dtype = amp_dtype(device, args.precision)
     model = _genzoo_model(w).to(device).eval()
@@ -90,7 +117,7 @@ def genzoo_rows(args: argparse.Namespace, device: torch.device) -> list[dict[str
     for sampler, steps in plan:
         reference = None
         nfe = 0
-        for v in _variants(args, ("channels-last", "compile", "cuda-graph")):
+        for v in _variants(args, FEATURES):
             cl = "channels-last" in v
             model.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
             opts = {"compile": "compile" in v, "cuda_graph": "cuda-graph" in v}
@@ -128,11 +155,15 @@ def genzoo_rows(args: argparse.Namespace, device: torch.device) -> list[dict[str
                     "params": params,
                 }
             )
-            _progress(rows[-1])
+            on_row(rows[-1])
     return rows
 
 
-def diffusers_rows(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+def diffusers_rows(
+    args: argparse.Namespace,
+    device: torch.device,
+    on_row: Callable[[dict[str, Any]], None] = _progress,
+) -> list[dict[str, Any]]:
     diffusers = optional("diffusers")
     if diffusers is None:
         return []
@@ -190,7 +221,7 @@ def diffusers_rows(args: argparse.Namespace, device: torch.device) -> list[dict[
                     "params": params,
                 }
             )
-            _progress(rows[-1])
+            on_row(rows[-1])
     return rows
 
 
@@ -225,6 +256,45 @@ def summarize(rows: list[dict[str, Any]], max_nfe: int) -> list[dict[str, Any]]:
     return out
 
 
+def comparisons(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each genzoo row beside diffusers' DDIM rows of the same run: the same variant (when
+    diffusers ran it), its eager row and its best row; images per second, genzoo / diffusers."""
+    peer = [r for r in rows if r["impl"] == "diffusers" and r["sampler"] == "ddim"]
+    if not peer:
+        return []
+    out = []
+    for r in rows:
+        if r["impl"] != "genzoo":
+            continue
+        picks = {
+            "same variant": next((p for p in peer if p["variant"] == r["variant"]), None),
+            "peer eager": next((p for p in peer if p["variant"] == "eager"), None),
+            "peer best": max(peer, key=lambda p: p["img_s"]),
+        }
+        used: list[dict[str, Any]] = []
+        for against, p in picks.items():
+            if p is None or any(p is u for u in used):
+                continue
+            used.append(p)
+            out.append(
+                comparison(
+                    "sampling throughput",
+                    "img/s",
+                    r["img_s"],
+                    "diffusers",
+                    p["img_s"],
+                    sampler=f"{r['sampler']} {r['steps']}",
+                    nfe=r["nfe"],
+                    variant=r["variant"],
+                    against=against,
+                    peer_sampler=f"ddim {p['steps']}",
+                    peer_nfe=p["nfe"],
+                    peer_variant=p["variant"],
+                )
+            )
+    return out
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cuda, cpu")
@@ -239,8 +309,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ddpm", action="store_true", help="also the ancestral (DDPM) samplers")
     p.add_argument("--ddpm-steps", type=int, default=0, help="their steps (0: 1000; tiny: 8)")
     p.add_argument("--tiny", action="store_true", help="CPU-sized U-Net (smoke test)")
+    p.add_argument(
+        "--variants",
+        default="",
+        help="only these besides eager: '+'-joined channels-last, compile, cuda-graph "
+        "(e.g. channels-last+compile+cuda-graph,channels-last+compile); default: eager, each of "
+        "--channels-last / --compile / --cuda-graph alone and all together",
+    )
     p.add_argument("--out", default=None, help="write the rows as JSON to this file")
+    p.add_argument(
+        "--json",
+        default="auto",
+        help="folder for the run's JSON record (auto: benchmarks/results on CUDA, none on CPU; "
+        "none: no record)",
+    )
     args = p.parse_args(argv)
+    for name in filter(None, args.variants.split(",")):
+        bad = sorted(set(name.split("+")) - {"eager", *FEATURES})
+        if bad:
+            p.error(
+                f"unknown variant part {bad[0]!r} in {name!r}; use eager or a '+'-joined "
+                f"combination of {', '.join(FEATURES)}"
+            )
     args.batch = args.batch or (2 if args.tiny else 256)
     args.steps = args.steps or (4 if args.tiny else 50)
     args.ddpm_steps = args.ddpm_steps or (8 if args.tiny else 1000)
@@ -253,9 +343,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    rows = genzoo_rows(args, device)
+    where = json_dir(args.json, device)
+    record = JsonRows(where, "sample_throughput", device, argv) if where else None
+
+    def on_row(row: dict[str, Any]) -> None:
+        _progress(row)
+        if record is not None:
+            record.add(row)
+
+    rows = genzoo_rows(args, device, on_row)
     free(device)
-    peer_rows = diffusers_rows(args, device)
+    peer_rows = diffusers_rows(args, device, on_row)
     notes = [] if peer_rows else ["diffusers is not installed: peer rows skipped"]
     rows += peer_rows
     for r in rows:
@@ -296,6 +394,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {"env": env, "args": vars(args), "rows": rows, "summary": summary, "notes": notes}
     if args.out:
         write_json(args.out, result)
+    if record is not None:
+        record.doc["rows"] = rows  # with their ratios to diffusers' best
+        result["json"] = str(record.finish(comparisons(rows), summary=summary, notes=notes))
+        print(f"Wrote {result['json']}")
     return result
 
 

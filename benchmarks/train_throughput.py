@@ -22,6 +22,13 @@ weights for the diffusion models. genzoo's step is ``genzoo.train.Trainer.train_
 ``genzoo train`` runs; the peers' step is written out as in their own examples. Every side
 trains on the same batch (seeded synthetic images / tokens). Variants: ``eager`` always;
 ``--channels-last`` (convolutional configs) and ``--compile`` add those and their combination.
+``--variants`` names the variants to run, in the order given, from ``eager`` and any
+combination of ``compile``, ``channels_last`` and ``graph`` joined by ``+`` (e.g.
+``eager,graph,compile+channels_last+graph``). ``graph`` is genzoo's whole training step (forward,
+backward, clipping, fused AdamW, EMA) captured in one CUDA graph
+(:class:`genzoo.train.graphed.GraphedStep`); the peers train as their examples do, without one, so
+graph variants have genzoo rows only. Off CUDA a graph variant runs the same step without a graph
+and says so in a note.
 
 FLOPs per step are counted once per model by ``torch.utils.flop_counter.FlopCounterMode`` on an
 eager forward + backward; MFU = FLOPs per step x steps per second / (``--peak-tflops`` x 1e12),
@@ -31,7 +38,10 @@ with the H100's dense bf16 peak (989 TFLOP/s) as the default.
         --nanogpt /tmp/nanoGPT/model.py
     python benchmarks/train_throughput.py --tiny          # CPU-sized smoke run
 
-Prints markdown tables; ``--out FILE`` also writes the rows as JSON.
+Prints markdown tables; ``--out FILE`` also writes the rows as JSON, and ``--json DIR`` writes the
+run's record (device, date, torch, git commit, command, rows, and each genzoo figure beside its
+peers' figures from the same run) to ``DIR/train_throughput-<time>-<device>.json``, rewritten after
+every row; by default (``auto``) runs on CUDA write it to ``benchmarks/results/``, CPU runs do not.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import argparse
 import inspect
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,11 +63,14 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchutil import (
     H100_BF16_DENSE_TFLOPS,
+    JsonRows,
     amp_dtype,
     autocast,
+    comparison,
     count_flops,
     environment,
     free,
+    json_dir,
     load_module_from_path,
     markdown_table,
     n_params,
@@ -66,11 +80,14 @@ from benchutil import (
     write_json,
 )
 
-from genzoo.core.registry import MODELS
 from genzoo.data.base import DataInfo, Dataset, levels_to_model
+from genzoo.models import MODELS  # importing genzoo.models registers every model
+from genzoo.train.graphed import GraphedStep
 from genzoo.train.trainer import TrainConfig, Trainer
 
 CONFIGS = ("unet", "dit", "gpt2")
+FEATURES = ("compile", "channels_last", "graph")  # the parts of a variant's name, in this order
+GRAPH_WARMUP = 2  # eager steps before a graph variant captures its step
 
 
 @dataclass
@@ -321,16 +338,38 @@ def gpt2_workload(batch: int, tiny: bool, nanogpt: str | None) -> Workload:
 # --- running one implementation ----------------------------------------------------------------
 
 
-def _variants(w: Workload, compile: bool, channels_last: bool) -> list[tuple[str, bool, bool]]:
-    out = [("eager", False, False)]
-    cl = channels_last and w.conv
-    if cl:
-        out.append(("channels_last", False, True))
-    if compile:
-        out.append(("compile", True, False))
-    if compile and cl:
-        out.append(("compile+channels_last", True, True))
-    return out
+Variant = tuple[str, bool, bool, bool]  # (name, compile, channels_last, graph)
+
+
+def parse_variant(name: str) -> Variant:
+    """``"compile+channels_last+graph"`` -> (canonical name, compile, channels_last, graph);
+    ``"eager"`` is none of them. Raises ``ValueError`` naming the valid parts."""
+    parts = {t.strip() for t in name.split("+") if t.strip()} - {"eager"}
+    bad = sorted(parts - set(FEATURES))
+    if bad:
+        raise ValueError(
+            f"unknown variant part {bad[0]!r} in {name!r}; use eager or a '+'-joined "
+            f"combination of {', '.join(FEATURES)}"
+        )
+    flags = [f in parts for f in FEATURES]
+    canonical = "+".join(f for f in FEATURES if f in parts) or "eager"
+    return (canonical, *flags)  # type: ignore[return-value]
+
+
+def _variants(w: Workload, args: argparse.Namespace) -> list[Variant]:
+    """The variants to run on ``w``: ``--variants`` in its order, else eager and what
+    ``--compile`` / ``--channels-last`` add; channels_last only for convolutional configs."""
+    if args.variants:
+        out = [parse_variant(v) for v in args.variants.split(",")]
+    else:
+        out = [parse_variant("eager")]
+        if args.channels_last:
+            out.append(parse_variant("channels_last"))
+        if args.compile:
+            out.append(parse_variant("compile"))
+        if args.compile and args.channels_last:
+            out.append(parse_variant("compile+channels_last"))
+    return [v for v in out if w.conv or not v[2]]
 
 
 def _to_device(batch: dict[str, Tensor], device: torch.device, cl: bool) -> dict[str, Tensor]:
@@ -359,12 +398,13 @@ def _stored(w: Workload) -> Dataset:
 
 def run_genzoo(
     w: Workload,
-    variant: tuple[str, bool, bool],
+    variant: Variant,
     args: argparse.Namespace,
     device: torch.device,
     flops_cache: dict[str, int],
+    notes: list[str] | None = None,
 ) -> dict[str, Any]:
-    name, compile, cl = variant
+    name, compile, cl, graph = variant
     dtype = amp_dtype(device, args.precision)
     model = _genzoo_model(w).to(device)
     if cl:
@@ -390,7 +430,16 @@ def run_genzoo(
     }
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(model, _stored(w), TrainConfig.from_dict(settings), run_dir)
-        sec = time_calls(lambda: trainer.train_step(batch), args.steps, args.warmup, device)
+        step: Callable[..., Any] = trainer.train_step
+        warmup = args.warmup
+        if graph:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the fallback sentence goes into the notes
+                step = GraphedStep(trainer, warmup=GRAPH_WARMUP)
+            if step.fallback and notes is not None and step.fallback not in notes:
+                notes.append(step.fallback)
+            warmup = max(warmup, GRAPH_WARMUP + 1)  # the capture happens before the timing
+        sec = time_calls(lambda: step(batch), args.steps, warmup, device)
     row = _row(w, "genzoo", name, n_params(model), sec, flops, args, _fingerprint(batch))
     return row
 
@@ -404,12 +453,12 @@ def _backward(loss_fn: Callable[[], Tensor], device: torch.device, dtype: Any) -
 def run_peer(
     w: Workload,
     peer: Peer,
-    variant: tuple[str, bool, bool],
+    variant: Variant,
     args: argparse.Namespace,
     device: torch.device,
     flops_cache: dict[str, int],
 ) -> dict[str, Any]:
-    name, compile, cl = variant
+    name, compile, cl, _graph = variant
     dtype = amp_dtype(device, args.precision)
     torch.manual_seed(0)
     net = peer.build().to(device).train()
@@ -514,6 +563,46 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def comparisons(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each genzoo row beside each peer's row of the same config: the same variant (when the peer
+    ran it), the peer's eager row and its best row; throughput ratios genzoo / peer."""
+    out = []
+    for r in rows:
+        if r["impl"] != "genzoo":
+            continue
+        for peer in dict.fromkeys(
+            p["impl"] for p in rows if p["config"] == r["config"] and p["impl"] != "genzoo"
+        ):
+            theirs = [p for p in rows if p["config"] == r["config"] and p["impl"] == peer]
+            picks = {
+                "same variant": next((p for p in theirs if p["variant"] == r["variant"]), None),
+                "peer eager": next((p for p in theirs if p["variant"] == "eager"), None),
+                "peer best": max(theirs, key=lambda p: p["throughput"]),
+            }
+            used: list[dict[str, Any]] = []
+            for against, p in picks.items():
+                if p is None or any(p is u for u in used):  # one comparison per peer row
+                    continue
+                used.append(p)
+                out.append(
+                    comparison(
+                        "training throughput",
+                        r["unit"],
+                        r["throughput"],
+                        peer,
+                        p["throughput"],
+                        config=r["config"],
+                        batch=r["batch"],
+                        variant=r["variant"],
+                        against=against,
+                        peer_variant=p["variant"],
+                        genzoo_mfu=r["mfu"],
+                        peer_mfu=p["mfu"],
+                    )
+                )
+    return out
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: unet,dit,gpt2")
@@ -527,13 +616,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--channels-last", action="store_true", help="also run channels_last (U-Net)")
     p.add_argument("--nanogpt", default=None, help="path to nanoGPT's model.py (GPT-2 peer)")
     p.add_argument(
-        "--variants", default="", help="only these, e.g. eager,compile+channels_last (default all)"
+        "--variants",
+        default="",
+        help="these variants in this order: eager or '+'-joined compile, channels_last, graph "
+        "(e.g. eager,graph,compile+channels_last+graph); default: eager and what --compile / "
+        "--channels-last add",
     )
     p.add_argument("--impls", default="", help="only these, e.g. genzoo,nanoGPT (default all)")
     p.add_argument("--peak-tflops", type=float, default=H100_BF16_DENSE_TFLOPS)
     p.add_argument("--tiny", action="store_true", help="CPU-sized configurations (smoke test)")
     p.add_argument("--out", default=None, help="write the rows as JSON to this file")
+    p.add_argument(
+        "--json",
+        default="auto",
+        help="folder for the run's JSON record (auto: benchmarks/results on CUDA, none on CPU; "
+        "none: no record)",
+    )
     args = p.parse_args(argv)
+    for v in filter(None, args.variants.split(",")):
+        try:
+            parse_variant(v)
+        except ValueError as e:
+            p.error(str(e))
     args.batch = args.batch or (4 if args.tiny else 128)
     args.gpt_batch = args.gpt_batch or (2 if args.tiny else 12)
     args.steps = args.steps or (2 if args.tiny else 20)
@@ -557,24 +661,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    where = json_dir(args.json, device)
+    record = JsonRows(where, "train_throughput", device, argv) if where else None
+
+    def keep(row: dict[str, Any]) -> None:
+        rows.append(row)
+        _progress(row)
+        if record is not None:
+            record.add(row)
+        free(device)
+
     for cfg in args.configs.split(","):
         w = builders[cfg]()
         notes += [f"{cfg}: {n}" for n in w.notes]
         flops: dict[str, int] = {}
-        wanted = set(args.variants.split(",")) if args.variants else None
         impls = set(args.impls.split(",")) if args.impls else None
-        for variant in _variants(w, args.compile, args.channels_last):
-            if wanted is not None and variant[0] not in wanted:
-                continue
+        for variant in _variants(w, args):
             if impls is None or "genzoo" in impls:
-                rows.append(run_genzoo(w, variant, args, device, flops))
-                _progress(rows[-1])
-                free(device)
+                keep(run_genzoo(w, variant, args, device, flops, notes))
             for peer in w.peers:
+                if variant[3]:  # graph: the peers' examples train without one
+                    continue
                 if impls is None or peer.name in impls:
-                    rows.append(run_peer(w, peer, variant, args, device, flops))
-                    _progress(rows[-1])
-                    free(device)
+                    keep(run_peer(w, peer, variant, args, device, flops))
     summary = summarize(rows)
     env = environment(device)
     print(f"Device: {env.get('gpu', env['device'])}; torch {env['torch']}; {env['date']}")
@@ -623,6 +732,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     if args.out:
         write_json(args.out, result)
+    if record is not None:
+        result["json"] = str(record.finish(comparisons(rows), summary=summary, notes=notes))
+        print(f"Wrote {result['json']}")
     return result
 
 

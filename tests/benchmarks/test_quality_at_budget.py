@@ -1,6 +1,7 @@
 """benchmarks/quality_at_budget.py at CPU sizes: the peer and genzoo train on the same data for
 the same budget, every sampler is measured by the same classifier, ablations are recorded."""
 
+import json
 import math
 import warnings
 
@@ -65,6 +66,8 @@ def test_tiny_run_end_to_end_on_cpu(bench, tmp_path, monkeypatch):
                 "no-ema,ddpm-eps",
                 "--out",
                 str(out),
+                "--json",
+                str(tmp_path / "results"),
             ]
         )
     rows = res["new_rows"]
@@ -97,3 +100,11 @@ def test_tiny_run_end_to_end_on_cpu(bench, tmp_path, monkeypatch):
     ):
         assert (out / name).is_file()
     assert (out / "fd_vs_budget.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (path,) = (tmp_path / "results").glob("quality_at_budget-*.json")
+    doc = json.loads(path.read_text())
+    assert doc["complete"] and doc["data"] == "digits" and len(doc["rows"]) == len(rows)
+    # each recipe row beside each peer sampler at the same budget: 3 x 2 per budget
+    assert len(doc["comparisons"]) == 12
+    for c in doc["comparisons"]:
+        assert c["figure"] == "FD" and c["higher_is_better"] is False
+        assert math.isclose(c["ratio"], c["genzoo"] / c["peer_value"])

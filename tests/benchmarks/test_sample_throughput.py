@@ -1,6 +1,7 @@
 """benchmarks/sample_throughput.py at CPU sizes: every sampler and variant is measured, NFE are
 counted as the samplers define them, graph variants reproduce the eager samples, ratios finite."""
 
+import json
 import math
 
 import pytest
@@ -24,6 +25,8 @@ def test_tiny_run_end_to_end_on_cpu(bench, tmp_path):
             "3",
             "--out",
             str(tmp_path / "s.json"),
+            "--json",
+            str(tmp_path / "results"),
         ]
     )
     rows = res["rows"]
@@ -52,3 +55,10 @@ def test_tiny_run_end_to_end_on_cpu(bench, tmp_path):
     for s in res["summary"]:
         assert s["ratio_vs_eager"] > 0 and math.isfinite(s["ratio_vs_best"])
     assert (tmp_path / "s.json").is_file()
+    (path,) = (tmp_path / "results").glob("sample_throughput-*.json")
+    doc = json.loads(path.read_text())
+    assert doc["complete"] and len(doc["rows"]) == len(rows)
+    for c in doc["comparisons"]:  # each genzoo row against diffusers' DDIM rows of this run
+        assert c["peer"] == "diffusers" and c["peer_sampler"].startswith("ddim")
+        assert math.isclose(c["ratio"], c["genzoo"] / c["peer_value"])
+    assert len(doc["comparisons"]) == 8  # 8 genzoo rows, one DDIM peer row (eager) each
