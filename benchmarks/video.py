@@ -311,7 +311,7 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=4, help="known frames for prediction")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--gif", help="also write video diffusion's samples and predictions as GIFs")
-    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
+    ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS),
                     help="the models measured (default: all)")  # fmt: skip
     ap.add_argument("--predict-frames", type=int, default=0,
                     help="predict on clips of this many frames (0: the runs' own 8)")  # fmt: skip

@@ -7,8 +7,11 @@ version):
 
 - the *frame classifier*: :class:`~genzoo.metrics.classifier.SmallCNN` trained on single frames
   with the clip's class (the digit; moving-shapes: colour and shape), by the image classifier's
-  own training function. Its features give the per-frame Fréchet distance, its predictions the
-  temporal consistency of a clip's identity;
+  own training function. Its features give the per-frame Fréchet distance;
+- the *identity classifier* (one-digit moving-digits): the same network and training on a window
+  cut around the digit (:func:`object_crops`), whose predictions give the temporal consistency
+  of a clip's identity. The window moves exactly with the digit, so a real clip scores 1 (the
+  whole-frame classifier is not translation invariant: real clips scored 70.7 % with it);
 - the *video classifier* :class:`VideoCNN`: 3-D convolutions over the clip with two heads, the
   class and the initial motion direction, so its features see appearance and motion; the
   Fréchet video distance (FVD; Unterthiner et al., arXiv:1812.01717, who use an I3D network) is
