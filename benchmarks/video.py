@@ -20,7 +20,9 @@ identity consistency, and frame prediction against copy-the-last-frame.
    instead (4 known, 8 predicted), the 8-frame runs rolled out with a sliding window (each call
    is given the last ``--context`` frames, known or predicted, and adds ``8 - context``), and any
    run trained on 12-frame clips that exists under ``--runs12`` in one call; the world model at
-   each ``--wm-sampling`` setting (``t1``: temperature 1, ``t0.5``: 0.5, ``greedy``: top_k = 1).
+   each ``--wm-sampling`` setting (``t1``: temperature 1, ``t0.5``: 0.5, ``greedy``: top_k = 1);
+   beside copy-last-frame, the trivial baselines a predictor must beat to mean anything: blank
+   frames (pixel MSE) and the frame's centre (tracked position).
 
 4. ``--text``: text-conditioned video diffusion on ``moving-shapes?size=16&n=2000`` (8 frames of
    16 x 16): ``video-diffusion`` with ``text=true`` trained for ``--steps`` steps, then one clip
@@ -291,12 +293,30 @@ def prediction_long(args: argparse.Namespace, models: dict) -> None:
             lines.append(f"| {m} ({how}), {name} | {err['mse']:.4f} | {err['pos_err']:.2f} | "
                          f"{gain:+.1%} | {secs:.0f} |")  # fmt: skip
             print(lines[-1], flush=True)
+            if args.gif:  # the first 8 true clips above their predictions
+                from genzoo.viz import save_video
+
+                own = "_own" if how.startswith(f"{frames}-frame") else ""  # a run of these clips
+                slug = f"{m}_prediction{frames}{own}_{name.split()[0]}"
+                path = Path(args.gif).with_name(slug.replace("-", "_") + ".gif")
+                save_video(torch.cat([real[:8], pred[:8]]), test.info, path, fps=4, scale=4)
+                print(f"wrote {path}")
     print(f"\nprediction of frames {k}..{frames - 1} from the first {k} ({n} test clips of "
           f"{spec})\n")  # fmt: skip
     print("| predictor | pixel MSE | tracked position error (px) | MSE below copy "
           "(goal >= 30%) | s |")  # fmt: skip
     print("|---|---|---|---|---|")
     print("\n".join(lines))
+    # the trivial predictors: copying the last frame, a blank (black) frame for the pixels, and
+    # the frame's centre for the position (the best fixed guess; a blank frame has none)
+    blank = real.clone()
+    blank[:, k:] = 1 / 256 - 1  # level 0: black
+    err = {key: v.mean().item() for key, v in prediction_errors(blank, real, k, centre).items()}
+    mid = torch.full_like(centre[:, k:], real.shape[-1] / 2)
+    pos_mid = (mid - centre[:, k:]).norm(dim=-1).mean().item()
+    gain = 1 - err["mse"] / err["mse_copy"]
+    print(f"| blank frames (pixels) / frame centre (position) | {err['mse']:.4f} | {pos_mid:.2f} "
+          f"| {gain:+.1%} | — |")  # fmt: skip
     print(f"| copy last frame | {err['mse_copy']:.4f} | {err['pos_err_copy']:.2f} | — | — |")
 
 
