@@ -10,12 +10,19 @@ identity consistency, and frame prediction against copy-the-last-frame.
 2. ``--n`` clips from each are scored against as many test clips: the Fréchet video distance in
    the features of genzoo's video classifier (3-D CNN, class + motion direction heads, trained and
    cached on the train split), the per-frame Fréchet distance in the frame classifier's features,
-   and identity consistency (the share of clips whose frames the frame classifier gives one
-   class). Real test clips (another ``--n``) are scored the same way: the floor of each number.
+   and identity consistency (the share of clips whose frames the identity classifier, which reads
+   a window centred on the digit, gives one class; a real clip scores 1 by construction). Real
+   test clips (another ``--n``) are scored the same way: the floor of each number.
 3. Prediction: video diffusion and the world model, each given the first ``--context`` frames of
    ``--n`` test clips, predict the rest; pixel MSE over the predicted frames against copying the
    last known frame, and the error of the tracked position (intensity centroid) against the true
-   trajectory.
+   trajectory. ``--predict-frames 12``: on the 12-frame clips of ``moving-digits?size=16&frames=12``
+   instead (4 known, 8 predicted), the 8-frame runs rolled out with a sliding window (each call
+   is given the last ``--context`` frames, known or predicted, and adds ``8 - context``), and any
+   run trained on 12-frame clips that exists under ``--runs12`` in one call; the world model at
+   each ``--wm-sampling`` setting (``t1``: temperature 1, ``t0.5``: 0.5, ``greedy``: top_k = 1);
+   beside copy-last-frame, the trivial baselines a predictor must beat to mean anything: blank
+   frames (pixel MSE) and the frame's centre (tracked position).
 
 4. ``--text``: text-conditioned video diffusion on ``moving-shapes?size=16&n=2000`` (8 frames of
    16 x 16): ``video-diffusion`` with ``text=true`` trained for ``--steps`` steps, then one clip
@@ -29,6 +36,7 @@ identity consistency, and frame prediction against copy-the-last-frame.
     python benchmarks/video.py --threads 1
     python benchmarks/video.py --threads 1 --gif docs/img/video_diffusion.gif
     python benchmarks/video.py --threads 1 --models video-worldmodel   # one model only
+    python benchmarks/video.py --threads 1 --skip-table --predict-frames 12 --n 128
     python benchmarks/video.py --threads 1 --text --runs runs/bench-video-text --steps 300 --n 60 \
         --gif docs/img/video_text.gif
 """
@@ -50,6 +58,7 @@ from genzoo.metrics.video import (
     frame_fd,
     fvd,
     get_frame_classifier,
+    get_identity_classifier,
     get_video_classifier,
     identity_consistency,
     prediction_errors,
@@ -63,6 +72,7 @@ MODELS = {  # model -> its settings (the same steps and batch size for all)
     "video-worldmodel": [],
 }
 PREDICTORS = ("video-diffusion", "video-worldmodel")  # the models that take first frames
+WM_SAMPLING = {"t1": {"temperature": 1.0}, "t0.5": {"temperature": 0.5}, "greedy": {"top_k": 1}}
 TEXT_SPEC = "moving-shapes?size=16&n=2000"
 TEXT_SETTINGS = ["text=true", "context_prob=0", "p_mean=0", "channels=16", "channel_mult=[1,2]",
                  "lr=2e-3"]  # fmt: skip
@@ -148,36 +158,10 @@ def text_benchmark(args: argparse.Namespace) -> None:
         print(f"wrote {args.gif}: the first 12 prompts at w = {w:g}: " + "; ".join(prompts[:12]))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--runs", default="runs/bench-video", help="where the runs are (or go)")
-    ap.add_argument("--steps", type=int, default=600, help="training steps of each model")
-    ap.add_argument("--batch", type=int, help="clips per training step (8; --text: 16)")
-    ap.add_argument("--n", type=int, default=128, help="clips scored per model")
-    ap.add_argument("--sampler", default="dpmpp-2m", help="video diffusion's sampler")
-    ap.add_argument("--sample-steps", type=int, default=12, help="its sampling steps")
-    ap.add_argument("--context", type=int, default=4, help="known frames for prediction")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--gif", help="also write video diffusion's samples and predictions as GIFs")
-    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS),
-                    help="the models measured (default: all)")  # fmt: skip
-    ap.add_argument(
-        "--text",
-        action="store_true",
-        help="text-conditioned video diffusion on moving-shapes instead (item 4)",
-    )
-    ap.add_argument("--guidance", type=float, nargs="+", default=[3.0, 1.0, 0.0],
-                    help="--text: the guidance scales compared")  # fmt: skip
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    if args.batch is None:
-        args.batch = 16 if args.text else 8
-    if args.text:
-        text_benchmark(args)
-        return
-    runs = Path(args.runs)
-    paths = {m: ensure_run(m, runs, args.steps, args.batch, args.threads) for m in args.models}
-
+def sample_table(
+    args: argparse.Namespace, models: dict, g: torch.Generator
+) -> list[tuple[str, torch.Tensor, float]]:
+    """Item 2 of the module docstring: FVD, per-frame FD and identity consistency."""
     test = load_dataset(SPEC, "test")
     assert test.x is not None
     n = args.n
@@ -186,14 +170,14 @@ def main() -> None:
     t0 = time.perf_counter()
     frame_clf = get_frame_classifier(SPEC)
     video_clf = get_video_classifier(SPEC)
+    id_clf = get_identity_classifier(SPEC)
     print(f"classifiers ready in {time.perf_counter() - t0:.0f} s: frame accuracy "
-          f"{frame_clf.meta['test_accuracy']:.3f}, video class/direction accuracy "
+          f"{frame_clf.meta['test_accuracy']:.3f}, identity (digit window) accuracy "
+          f"{id_clf.meta['test_accuracy']:.3f}, video class/direction accuracy "
           f"{video_clf.meta['test_class_accuracy']:.3f}/"
           f"{video_clf.meta['test_direction_accuracy']:.3f}")  # fmt: skip
 
     rows = [("real test clips", ref, float("nan"))]
-    g = torch.Generator().manual_seed(0)
-    models = {m: load(p) for m, p in paths.items()}
     for m, model in models.items():
         t0 = time.perf_counter()
         opts = (
@@ -208,11 +192,19 @@ def main() -> None:
     print("| clips | FVD (genzoo video CNN) | per-frame FD | identity consistency | sampling s |")
     print("|---|---|---|---|---|")
     for name, clips, secs in rows:
-        cons = float(identity_consistency(frame_clf, clips).mean())
+        cons = float(identity_consistency(id_clf, clips).mean())
         print(f"| {name} | {fvd(video_clf, clips, real):.2f} | "
-              f"{frame_fd(frame_clf, clips, real):.2f} | {cons:.1%} | {secs:.0f} |")  # fmt: skip
+              f"{frame_fd(frame_clf, clips, real):.2f} | {cons:.1%} | {secs:.0f} |",
+              flush=True)  # fmt: skip
+    return rows
 
-    k = args.context
+
+def prediction(args: argparse.Namespace, models: dict, g: torch.Generator) -> dict:
+    """Item 3 of the module docstring on the runs' own clip length."""
+    test = load_dataset(SPEC, "test")
+    assert test.x is not None
+    n, k = args.n, args.context
+    real = levels_to_model(test.x[:n], 256)  # (n, T, 1, H, W)
     t = real.shape[1]
     centre = test.extras["centre"][:n, :, 0]  # (n, T, 2) true centres of the digit
     preds: dict[str, torch.Tensor] = {}
@@ -243,6 +235,137 @@ def main() -> None:
         print("|---|---|---|---|---|")
         print("\n".join(lines))
         print(f"| copy last frame | {err['mse_copy']:.4f} | {err['pos_err_copy']:.2f} | — | — |")
+    return preds
+
+
+def rollout(model, known: torch.Tensor, frames: int, context: int, g, **opts) -> torch.Tensor:
+    """``known`` first frames ``(B, k, C, H, W)`` continued to ``frames`` frames by a run of
+    shorter clips: each call is given the last ``context`` frames (known or predicted) and adds
+    the ``T - context`` it predicts after them."""
+    x = known
+    t = model.info.shape[0]
+    while x.shape[1] < frames:
+        out = model.sample(x.shape[0], cond=x[:, -context:], generator=g, **opts).cpu()
+        x = torch.cat([x, out[:, context : context + frames - x.shape[1]]], 1)
+        assert out.shape[1] == t
+    return x
+
+
+def prediction_long(args: argparse.Namespace, models: dict) -> None:
+    """``--predict-frames``: item 3 on longer clips (see the module docstring)."""
+    from genzoo.runs.load import open_run
+
+    frames, k, n = args.predict_frames, args.context, args.n
+    spec = f"{SPEC}&frames={frames}"
+    test = load_dataset(spec, "test")
+    assert test.x is not None
+    real = levels_to_model(test.x[:n], 256)  # (n, frames, 1, H, W)
+    centre = test.extras["centre"][:n, :, 0]
+    runs: list[tuple[str, object, str]] = [
+        (m, models[m], "8-frame run, rolled out") for m in PREDICTORS if m in models
+    ]
+    if args.runs12:
+        for m in PREDICTORS:
+            p = Path(args.runs12) / m
+            if (p / "checkpoints").is_dir():
+                opened = open_run(p, ema=True, device="cpu")
+                runs.append((m, opened.model, f"{frames}-frame run, step {opened.step}"))
+    lines = []
+    err: dict[str, float] = {}
+    for m, model, how in runs:
+        settings = (
+            {f"{args.sampler} {args.sample_steps} steps": {"sampler": args.sampler,
+                                                          "steps": args.sample_steps}}
+            if m == "video-diffusion"
+            else {s: WM_SAMPLING[s] for s in args.wm_sampling}
+        )  # fmt: skip
+        for name, opts in settings.items():
+            g = torch.Generator().manual_seed(0)
+            t0 = time.perf_counter()
+            pred = torch.cat([
+                rollout(model, real[i : i + 32, :k], frames, k, g, **opts)
+                for i in range(0, n, 32)
+            ])  # fmt: skip
+            secs = time.perf_counter() - t0
+            err = {key: v.mean().item()
+                   for key, v in prediction_errors(pred, real, k, centre).items()}  # fmt: skip
+            gain = 1 - err["mse"] / err["mse_copy"]
+            lines.append(f"| {m} ({how}), {name} | {err['mse']:.4f} | {err['pos_err']:.2f} | "
+                         f"{gain:+.1%} | {secs:.0f} |")  # fmt: skip
+            print(lines[-1], flush=True)
+            if args.gif:  # the first 8 true clips above their predictions
+                from genzoo.viz import save_video
+
+                own = "_own" if how.startswith(f"{frames}-frame") else ""  # a run of these clips
+                slug = f"{m}_prediction{frames}{own}_{name.split()[0]}"
+                path = Path(args.gif).with_name(slug.replace("-", "_") + ".gif")
+                save_video(torch.cat([real[:8], pred[:8]]), test.info, path, fps=4, scale=4)
+                print(f"wrote {path}")
+    print(f"\nprediction of frames {k}..{frames - 1} from the first {k} ({n} test clips of "
+          f"{spec})\n")  # fmt: skip
+    print("| predictor | pixel MSE | tracked position error (px) | MSE below copy "
+          "(goal >= 30%) | s |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    print("\n".join(lines))
+    # the trivial predictors: copying the last frame, a blank (black) frame for the pixels, and
+    # the frame's centre for the position (the best fixed guess; a blank frame has none)
+    blank = real.clone()
+    blank[:, k:] = 1 / 256 - 1  # level 0: black
+    err = {key: v.mean().item() for key, v in prediction_errors(blank, real, k, centre).items()}
+    mid = torch.full_like(centre[:, k:], real.shape[-1] / 2)
+    pos_mid = (mid - centre[:, k:]).norm(dim=-1).mean().item()
+    gain = 1 - err["mse"] / err["mse_copy"]
+    print(f"| blank frames (pixels) / frame centre (position) | {err['mse']:.4f} | {pos_mid:.2f} "
+          f"| {gain:+.1%} | — |")  # fmt: skip
+    print(f"| copy last frame | {err['mse_copy']:.4f} | {err['pos_err_copy']:.2f} | — | — |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", default="runs/bench-video", help="where the runs are (or go)")
+    ap.add_argument("--steps", type=int, default=600, help="training steps of each model")
+    ap.add_argument("--batch", type=int, help="clips per training step (8; --text: 16)")
+    ap.add_argument("--n", type=int, default=128, help="clips scored per model")
+    ap.add_argument("--sampler", default="dpmpp-2m", help="video diffusion's sampler")
+    ap.add_argument("--sample-steps", type=int, default=12, help="its sampling steps")
+    ap.add_argument("--context", type=int, default=4, help="known frames for prediction")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--gif", help="also write video diffusion's samples and predictions as GIFs")
+    ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS),
+                    help="the models measured (default: all)")  # fmt: skip
+    ap.add_argument("--predict-frames", type=int, default=0,
+                    help="predict on clips of this many frames (0: the runs' own 8)")  # fmt: skip
+    ap.add_argument("--runs12", help="--predict-frames: where runs trained on those clips are")
+    ap.add_argument("--wm-sampling", nargs="+", default=["t1"], choices=list(WM_SAMPLING),
+                    help="the world model's token sampling in prediction")  # fmt: skip
+    ap.add_argument("--skip-table", action="store_true", help="prediction only")
+    ap.add_argument("--skip-prediction", action="store_true", help="the sample table only")
+    ap.add_argument(
+        "--text",
+        action="store_true",
+        help="text-conditioned video diffusion on moving-shapes instead (item 4)",
+    )
+    ap.add_argument("--guidance", type=float, nargs="+", default=[3.0, 1.0, 0.0],
+                    help="--text: the guidance scales compared")  # fmt: skip
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.batch is None:
+        args.batch = 16 if args.text else 8
+    if args.text:
+        text_benchmark(args)
+        return
+    runs = Path(args.runs)
+    paths = {m: ensure_run(m, runs, args.steps, args.batch, args.threads) for m in args.models}
+    models = {m: load(p) for m, p in paths.items()}
+    g = torch.Generator().manual_seed(0)
+    rows: list[tuple[str, torch.Tensor, float]] = []
+    preds: dict[str, torch.Tensor] = {}
+    if not args.skip_table:
+        rows = sample_table(args, models, g)
+    if not args.skip_prediction and args.predict_frames:
+        prediction_long(args, models)
+    elif not args.skip_prediction:
+        preds = prediction(args, models, g)
     print(f"date {datetime.date.today()}, torch {torch.__version__}, threads {args.threads}")
     if args.gif:  # samples and predictions (truth above, prediction below) of each model
         from genzoo.viz import save_video
@@ -251,9 +374,13 @@ def main() -> None:
         sampled = {name: clips for name, clips, _ in rows}
         names = {"video-diffusion": out.stem, "video-gan": "video_gan",
                  "video-worldmodel": "video_worldmodel"}  # fmt: skip
+        test = load_dataset(SPEC, "test")
+        assert test.x is not None
+        real = levels_to_model(test.x[:8], 256)
         for m, model in models.items():
             path = out.with_name(names[m] + ".gif")
-            save_video(sampled[m][:16], model.info, path, fps=4, scale=4)
+            if m in sampled:
+                save_video(sampled[m][:16], model.info, path, fps=4, scale=4)
             if m in preds:
                 both = torch.cat([real[:8], preds[m][:8]])
                 path = out.with_name(names[m] + "_prediction.gif")

@@ -1,0 +1,118 @@
+"""Video metrics: the identity window moves exactly with the digit, so a real one-digit clip
+scores identity consistency 1 whatever the classifier, and the windows equal an independent
+float64 crop; the 12-frame clips of the prediction benchmark obey the bounce rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genzoo.core.errors import GenzooError
+from genzoo.data import load_dataset
+from genzoo.data.base import DataInfo
+from genzoo.data.video import UNIT_STEPS
+from genzoo.metrics.classifier import FeatureClassifier, SmallCNN
+from genzoo.metrics.video import (
+    crop_radius,
+    get_identity_classifier,
+    identity_consistency,
+    object_crops,
+)
+
+
+class _RandomLinear(SmallCNN):
+    """A random linear map of the whole window to 10 logits: different windows get different
+    classes (an untrained SmallCNN gives nearly every input one class)."""
+
+    def __init__(self, side: int) -> None:
+        super().__init__(1, 10, 1)
+        self.lin = torch.nn.Linear(side * side, 10, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin((x + 1).flatten(1))  # (B, 1, s, s) -> (B, 10) of the brightness
+
+
+def _random_classifier(info: DataInfo, seed: int) -> FeatureClassifier:
+    """An untrained classifier of the windows: any function of the window will do."""
+    side = 2 * crop_radius(info) + 1
+    crop = DataInfo("crops", "images", (1, side, side), levels=256, n_classes=10)
+    torch.manual_seed(seed)
+    return FeatureClassifier(_RandomLinear(side), crop, "test", {})
+
+
+@pytest.mark.parametrize("spec", ["moving-digits?size=16&frames=12&n=48", "moving-digits?n=8"])
+def test_a_real_clip_has_one_window_and_identity_consistency_one(spec: str) -> None:
+    ds = load_dataset(spec, "train")
+    x = ds.get(torch.arange(len(ds)))["x"]  # (N, T, 1, S, S) model space
+    r = crop_radius(ds.info)
+    win = object_crops(x, r)
+    assert win.shape == (*x.shape[:3], 2 * r + 1, 2 * r + 1)
+    assert torch.equal(win, win[:, :1].expand_as(win))  # the same window in every frame
+    # the window holds the whole digit: its mass is the frame's
+    lit = 1 - 1 / 256  # model space above black (level 0 at 1 / 256 - 1)
+    assert torch.allclose((win + lit).sum((2, 3, 4)), (x + lit).sum((2, 3, 4)), rtol=1e-5)
+    clf = _random_classifier(ds.info, 0)
+    assert identity_consistency(clf, x).tolist() == [1.0] * len(x)
+    # control: clips spliced from two clips (first half of one, second of another) break it
+    half = x.shape[1] // 2
+    spliced = torch.cat([x[:, :half], x.roll(1, 0)[:, half:]], 1)
+    pred = clf.logits(win[:, 0]).argmax(1)
+    differ = pred != pred.roll(1, 0)
+    assert differ.any()
+    assert torch.equal(identity_consistency(clf, spliced), (~differ).float())
+
+
+def test_windows_equal_a_float64_crop_at_the_floored_centroid() -> None:
+    g = torch.Generator().manual_seed(0)
+    levels = torch.randint(0, 256, (3, 2, 2, 10, 12), generator=g)
+    levels[..., :, 6:] = 0  # mass to the left: some windows reach past the border
+    x = (2 * levels.float() + 1) / 256 - 1  # (B, T, C, H, W) bin centres
+    r = 4
+    got = object_crops(x, r).numpy()
+    xn = x.double().numpy()
+    for b in range(3):
+        for t in range(2):
+            v = levels[b, t].sum(0).double().numpy()  # (H, W)
+            cy = (v.sum(1) * (np.arange(10) + 0.5)).sum() / v.sum()
+            cx = (v.sum(0) * (np.arange(12) + 0.5)).sum() / v.sum()
+            iy, ix = int(np.floor(cy)), int(np.floor(cx))
+            want = np.full((2, 2 * r + 1, 2 * r + 1), 1 / 256 - 1)
+            for i in range(2 * r + 1):
+                for j in range(2 * r + 1):
+                    yy, xx = iy - r + i, ix - r + j
+                    if 0 <= yy < 10 and 0 <= xx < 12:
+                        want[:, i, j] = xn[b, t, :, yy, xx]
+            assert np.allclose(got[b, t], want, atol=1e-6)
+
+
+def test_identity_classifier_of_a_two_digit_set_is_one_sentence() -> None:
+    with pytest.raises(GenzooError) as e:
+        get_identity_classifier("moving-digits?size=16&n=4&digits=2")
+    assert "'moving-digits?size=16&n=4&digits=2'" in str(e.value)
+    assert "one-digit" in str(e.value)
+
+
+def test_twelve_frame_clips_obey_the_bounce_rule() -> None:
+    """The stored corners of 12-frame clips equal the straight line from the first corner at the
+    clip's direction and a speed of 1 or 2, folded into ``[0, limit]`` (reflection at the
+    walls), and the frames show the digit at those corners."""
+    ds = load_dataset("moving-digits?size=16&frames=12&n=200", "test")
+    pos = ds.extras["pos"].numpy()[:, :, 0]  # (N, 12, 2)
+    limit = 16 - 7
+    unit = np.asarray(UNIT_STEPS)[ds.extras["direction"].numpy()]  # (N, 2)
+    t = np.arange(12)[None, :, None]
+    ok = np.zeros(len(pos), bool)
+    for speed in (1, 2):
+        u = pos[:, :1] + unit[:, None] * speed * t
+        folded = limit - np.abs(np.mod(u, 2 * limit) - limit)
+        ok |= (folded == pos).all((1, 2))
+    assert ok.all()
+    bounced = (np.diff(np.sign(np.diff(pos, axis=1)), axis=1) != 0).any((1, 2))
+    assert bounced.mean() > 0.3  # many clips meet a wall within 12 frames
+    x = ds.x.numpy()[:, :, 0].astype(int)  # (N, 12, 16, 16) levels
+    for i in range(0, 200, 20):
+        for k in range(12):
+            px, py = pos[i, k]
+            inside = x[i, k, py : py + 7, px : px + 7].sum()
+            assert inside == x[i, k].sum()  # all of the digit lies in the 7 x 7 sprite there
