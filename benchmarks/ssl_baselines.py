@@ -59,7 +59,9 @@ def main() -> None:
     ap.add_argument("--budgets", default="10,all", help="labels per class (all: every label)")
     ap.add_argument("--label-draws", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rows", default="pixels,random,supervised,vae,clip", help="baselines")
     args = ap.parse_args()
+    wanted = set(args.rows.split(","))
     torch.set_num_threads(1)
     budgets = [None if b == "all" else int(b) for b in args.budgets.split(",")]
     for dname in args.data.split(","):
@@ -69,18 +71,24 @@ def main() -> None:
         if dname == "shapes":
             ytr.pop("class"), yte.pop("class")
         rows: list[tuple[str, int, dict]] = []
-        extractors: dict[str, Callable[[Dataset], np.ndarray]] = {
-            "raw pixels": pixel_features,
-            "random-init encoder": random_init(spec, args.seed),
-            "supervised encoder (genzoo classifier, all labels)": lambda d, s=spec: (
-                supervised_features(s, d)
+        extractors: dict[str, tuple[str, Callable[[Dataset], np.ndarray]]] = {
+            "raw pixels": ("pixels", pixel_features),
+            "random-init encoder": ("random", random_init(spec, args.seed)),
+            "supervised encoder (genzoo classifier, all labels)": (
+                "supervised",
+                lambda d, s=spec: supervised_features(s, d),
             ),
         }
         if args.vae and dname == "mnist5k":
-            extractors["VAE latent (posterior mean)"] = lambda d: latent_features(args.vae, d)
+            extractors["VAE latent (posterior mean)"] = (
+                "vae",
+                lambda d: latent_features(args.vae, d),
+            )
         if args.clip and dname == "shapes":
-            extractors["CLIP image encoder"] = lambda d: clip_image_features(args.clip, d)
-        for name, fn in extractors.items():
+            extractors["CLIP image encoder"] = ("clip", lambda d: clip_image_features(args.clip, d))
+        for name, (key, fn) in extractors.items():
+            if key not in wanted:
+                continue
             t0 = time.perf_counter()
             ftr, fte = fn(train), fn(test)
             use = [b for b in budgets if b is not None or ftr.shape[1] <= ALL_LABELS_MAX_DIM]

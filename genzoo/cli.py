@@ -158,7 +158,8 @@ I2I_UNITS = {  # image-to-image metrics: mean absolute pixel error, pixels in [-
 }
 SAMPLE_UNITS = {  # eval --samples: scores of samples against the test split
     "sample_n": "samples drawn (--samples)",
-    "sample_fd": "Fréchet distance to the test split (classifier features; points: x, y)",
+    "sample_fd": "Fréchet distance to the test split (--features, else the classifier's; points: "
+    "x, y)",
     "recognized": "share of samples the classifier gives a class with probability >= 0.9",
     "classes_covered": "classes holding >= 2% of the recognised samples",
     "modes_covered": "mixture modes covered by the samples",

@@ -117,7 +117,7 @@ def test_eval_scores_samples_in_ssl_features(ssl_run, vae_run, capsys) -> None:
 
 
 def test_compare_rescores_finished_runs_in_another_yardstick(ssl_run, tmp_path) -> None:
-    kw = {"models": ["ppca"], "steps": 1, "n_samples": 60, "out": tmp_path, "progress": False}
+    kw = {"models": ["ppca"], "steps": 1, "n_samples": 80, "out": tmp_path, "progress": False}
     first = compare("digits", features="pixels", **kw)
     again = compare("digits", features=f"ssl:{ssl_run}", **kw)
     ext = ssl_features(ssl_run)
@@ -125,7 +125,7 @@ def test_compare_rescores_finished_runs_in_another_yardstick(ssl_run, tmp_path) 
     rec = read_json(tmp_path / "runs" / "ppca-seed0" / "compare.json")
     assert rec["eval_settings"]["extractor_hash"] == ext.hash
     assert rec["train_time_s"] == first["rows"][0]["train_time_s"]  # not trained again
-    xs, _, _ = _draw(genzoo.load(tmp_path / "runs" / "ppca-seed0", device="cpu"), 60, 0)
+    xs, _, _ = _draw(genzoo.load(tmp_path / "runs" / "ppca-seed0", device="cpu"), 80, 0)
     want = evaluate_samples(xs, load_dataset("digits", "test").all()["x"], ext, metrics=("fd",))
     assert again["rows"][0]["fd"] == pytest.approx(want["scores"]["fd"], rel=1e-6)
     assert again["rows"][0]["fd"] != pytest.approx(first["rows"][0]["fd"])
