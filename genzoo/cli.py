@@ -158,7 +158,8 @@ I2I_UNITS = {  # image-to-image metrics: mean absolute pixel error, pixels in [-
 }
 SAMPLE_UNITS = {  # eval --samples: scores of samples against the test split
     "sample_n": "samples drawn (--samples)",
-    "sample_fd": "Fréchet distance to the test split (classifier features; points: x, y)",
+    "sample_fd": "Fréchet distance to the test split (--features, else the classifier's; points: "
+    "x, y)",
     "recognized": "share of samples the classifier gives a class with probability >= 0.9",
     "classes_covered": "classes holding >= 2% of the recognised samples",
     "modes_covered": "mixture modes covered by the samples",
@@ -237,6 +238,13 @@ TASK_UNITS = {  # post-trained language models on their task's held-out problems
 }
 
 
+FEATURES_HELP = (
+    "yardstick of the FD and precision/recall: classifier (genzoo's classifier of the dataset, "
+    "the default for labelled images), pixels, or ssl:RUN (a self-supervised run's features, "
+    "label-free)"
+)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from genzoo.runs import evaluate
 
@@ -249,6 +257,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         ode_n=args.ode_n,
         progress=True,
         samples=args.samples,
+        features=args.features,
     )
     if args.json:
         print(json.dumps(res, indent=2))
@@ -256,6 +265,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(f"evaluation of {args.run} on {res['n']} test examples (step {res['step']}):")
     for k, v in res.items():
         if k in ("n", "seed", "step", "probe"):
+            continue
+        if isinstance(v, str):  # e.g. sample_features: the yardstick's name
+            print(f"  {k:<14} {v}")
             continue
         likelihoods = ("elbo", "log_prob", "ode_log_prob", *(f"iwae{i}" for i in (1, 8, 64, 512)))
         unit = "bits/dim" if k.endswith("_bpd") else ("nats/example" if k in likelihoods else "")
@@ -427,6 +439,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         n_samples=args.n,
         out=args.out,
         data_root=args.data_root,
+        features=args.features,
     )
     print(markdown(res).split("\n\n![")[0])
     print(f"wrote {args.out}/results.json, report.md and report.html")
@@ -661,6 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--seeds", type=int, default=1, help="seeds per model (stability)")
     cp.add_argument("--n", type=int, default=1000, help="samples per model for the metrics")
     cp.add_argument("--out", default="runs/compare", help="output folder")
+    cp.add_argument("--features", help=FEATURES_HELP)
     cp.add_argument("--data-root", help="folder holding downloaded datasets")
     cp.set_defaults(fn=_cmd_compare)
 
@@ -690,6 +704,7 @@ def build_parser() -> argparse.ArgumentParser:
         "default 500 for models "
         "without a likelihood (GANs), else 0",
     )
+    ev.add_argument("--features", help=FEATURES_HELP + " (implies --samples 500)")
     ev.set_defaults(fn=_cmd_eval)
 
     em = sub.add_parser("embed", help="save a self-supervised run's features of a split (.npy)")

@@ -42,6 +42,7 @@ from genzoo.metrics import (
 )
 from genzoo.models import MODELS
 from genzoo.runs import evaluate, open_run, train
+from genzoo.runs.yardstick import feature_extractor
 from genzoo.train.trainer import parse_duration
 from genzoo.viz import save_samples_png
 
@@ -102,7 +103,13 @@ def _length(budget: str | None, steps: int | None) -> str | None:
     return budget
 
 
-def _feature_extractor(data: str, info: DataInfo) -> FeatureExtractor:
+def _feature_extractor(
+    data: str, info: DataInfo, features: str | None = None, root: str | None = None
+) -> FeatureExtractor:
+    """The yardstick ``features`` names (:mod:`genzoo.runs.yardstick`); by default genzoo's
+    classifier for labelled images, else the raw data."""
+    if features is not None:
+        return feature_extractor(features, data, info, root=root)
     if info.kind == "images" and info.n_classes > 0:
         try:
             return get_classifier(data)
@@ -186,6 +193,36 @@ def _measure(
     return rec
 
 
+SCORE_KEYS = ("fd", "kid", "kid_std", "is", "is_std", "precision", "recall", "density",
+              "coverage", "recognized", "classes_covered", "n_classes")  # fmt: skip
+"""What :func:`evaluate_samples` may put in a record: replaced when a run is re-scored."""
+
+
+def _rescore(
+    run: Path,
+    rec: dict[str, Any],
+    seed: int,
+    n_samples: int,
+    extractor: FeatureExtractor,
+    ref: Tensor,
+    metrics: tuple[str, ...],
+) -> dict[str, Any]:
+    """A finished run's record with its sample scores measured again by ``extractor``: the same
+    ``n_samples`` drawn with the run's ``seed`` (as :func:`_measure` drew them)."""
+    model = open_run(run, device="auto").model
+    before = torch.get_num_threads()
+    torch.set_num_threads(default_threads())
+    try:
+        xs, _, _ = _draw(model, n_samples, seed)
+    finally:
+        torch.set_num_threads(before)
+    scores = evaluate_samples(xs, ref, extractor, metrics=metrics)
+    new = {k: v for k, v in rec.items() if k not in SCORE_KEYS}
+    new.update(scores["scores"])
+    new["eval_settings"] = scores["settings"]
+    return new
+
+
 def compare(
     data: str = "digits",
     models: list[str] | None = None,
@@ -197,11 +234,16 @@ def compare(
     out: str | Path = "runs/compare",
     data_root: str | None = None,
     progress: bool = True,
+    features: str | None = None,
 ) -> dict[str, Any]:
     """Train and measure ``models`` on ``data``; write results.json, report.md and report.html.
 
     Each model trains its :data:`QUICK_STEPS` (``steps``: that many for every model), or for the
-    same wall-clock ``budget`` per model and seed (e.g. ``"20s"``).
+    same wall-clock ``budget`` per model and seed (e.g. ``"20s"``). ``features`` names the
+    yardstick of the FD and precision / recall (:mod:`genzoo.runs.yardstick`; default: the
+    dataset's classifier, raw coordinates for points); runs finished earlier and measured with
+    another yardstick are not trained again: their samples are drawn again (same seed) and
+    re-scored.
     """
     budget = _length(budget, steps)
     out = Path(out)
@@ -236,7 +278,7 @@ def compare(
         return f"{steps or QUICK_STEPS.get(info.kind, {}).get(name, OTHER_STEPS)} steps"
 
     out.mkdir(parents=True, exist_ok=True)
-    extractor = _feature_extractor(data, info)
+    extractor = _feature_extractor(data, info, features, data_root)
     ref = test.all()["x"]
     metrics = ("fd", "prdc", "recognized")
     rows: list[dict[str, Any]] = []
@@ -257,6 +299,10 @@ def compare(
                     f"{str(run)!r} was trained for {old.get('length', 'a 20s budget')!r}, not "
                     f"{length(name)!r}; choose another --out for this comparison."
                 )
+            measured_by = old.get("eval_settings", {}).get("extractor_hash")
+            if old.get("status") == "ok" and measured_by != extractor.hash:
+                old = _rescore(run, old, seed, n_samples, extractor, ref, metrics)
+                write_json(rec_path, old)
             per_run[(name, seed)] = old
             if bar is not None:
                 bar.update(1)

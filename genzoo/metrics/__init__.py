@@ -12,8 +12,18 @@
 """
 
 from genzoo.metrics.classifier import ClassifierConfig, FeatureClassifier, get_classifier
-from genzoo.metrics.evaluate import evaluate_features, evaluate_samples, noise_floor
-from genzoo.metrics.features import FeatureExtractor, InceptionFeatures, PixelFeatures
+from genzoo.metrics.evaluate import (
+    evaluate_features,
+    evaluate_samples,
+    noise_floor,
+    rank_agreement,
+)
+from genzoo.metrics.features import (
+    EmbedFeatures,
+    FeatureExtractor,
+    InceptionFeatures,
+    PixelFeatures,
+)
 from genzoo.metrics.frechet import (
     feature_stats,
     frechet_distance,
@@ -30,6 +40,7 @@ from genzoo.metrics.toy2d import mode_coverage, mode_stats
 
 __all__ = [
     "ClassifierConfig",
+    "EmbedFeatures",
     "FeatureClassifier",
     "FeatureExtractor",
     "InceptionFeatures",
@@ -53,6 +64,7 @@ __all__ = [
     "nearest_train_ratio",
     "noise_floor",
     "prdc",
+    "rank_agreement",
     "sliced_wasserstein",
     "true_nll",
 ]

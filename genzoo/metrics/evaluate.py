@@ -156,6 +156,21 @@ def evaluate_samples(
     return {"scores": scores, "settings": settings}
 
 
+def rank_agreement(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """Spearman's rank correlation of two yardsticks' scores of the same models, and its
+    two-sided p-value (``scipy.stats.spearmanr``; ties get average ranks): 1 when both order the
+    models alike, -1 when one reverses the other. Needs at least 3 models, no NaN."""
+    if len(a) != len(b) or len(a) < 3:
+        raise GenzooError(
+            f"A rank agreement needs the same models under both yardsticks, at least 3; got "
+            f"{len(a)} and {len(b)} scores."
+        )
+    from scipy.stats import spearmanr
+
+    res = spearmanr(a, b)
+    return float(res.statistic), float(res.pvalue)
+
+
 def noise_floor(
     reference: Tensor | Dataset,
     extractor: FeatureExtractor | None = None,

@@ -10,6 +10,8 @@ same yardstick. Extractors with a classification head also give ``logits`` (for 
   al. 2017, arXiv:1706.08500, as ported by torch-fidelity / torchmetrics), pool3 features (2048)
   and logits, from weights on local disk only: genzoo never downloads them.
 - :class:`genzoo.metrics.classifier.FeatureClassifier`: a small CNN genzoo trains on the dataset.
+- :class:`EmbedFeatures`: the frozen representation of a self-supervised model (``embed(x)``), a
+  label-free yardstick; ``genzoo.runs.yardstick`` loads one from a run (``features=ssl:RUN``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch import Tensor
 
 from genzoo.core.errors import GenzooError
 from genzoo.core.io import load_tensors
+from genzoo.core.protocol import Embeds, GenerativeModel
 
 INCEPTION_ENV = "GENZOO_INCEPTION_WEIGHTS"
 INCEPTION_URL = (
@@ -155,3 +158,48 @@ class InceptionFeatures:
     def logits(self, x: Tensor) -> Tensor:
         """Logits without bias (B, 1008), the ones the reference Inception Score uses."""
         return self._both(x)[1]
+
+
+def weights_hash(module: torch.nn.Module) -> str:
+    """SHA-256 (first 16 hex characters) of a module's parameters and buffers, names included."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class EmbedFeatures:
+    """A label-free yardstick: the frozen features ``embed(x)`` ``(B, d)`` of a model with a
+    representation (:class:`~genzoo.core.protocol.Embeds`: SimCLR, MoCo, BYOL, DINO).
+
+    It needs no labels, so it measures data that has none, and it was not trained to tell the
+    classes apart, so its Fréchet distance weighs what the augmentations keep (see docs/ssl.md,
+    "A label-free yardstick"). Inputs are model-space batches of the shape the model was trained
+    on; ``name`` is ``ssl:<model>:<data>``, ``hash`` the hash of its weights. It has no logits, so
+    scores measured with it have no IS and no share of recognised samples.
+    """
+
+    def __init__(self, model: GenerativeModel, label: str | None = None) -> None:
+        if not isinstance(model, Embeds):
+            raise GenzooError(
+                f"Model {model.name!r} has no representation to measure samples with; give "
+                "features=ssl:RUN a self-supervised run (simclr, moco, byol, dino), or use "
+                "features=classifier or features=pixels."
+            )
+        self.model = model.eval()
+        self.info = model.info
+        self.name = f"ssl:{model.name}:{model.info.name}" if label is None else label
+        self.hash = weights_hash(model)
+
+    @torch.no_grad()
+    def features(self, x: Tensor) -> Tensor:
+        """Backbone features ``(B, d)`` of a model-space batch of the model's data shape."""
+        if tuple(x.shape[1:]) != tuple(self.info.shape):
+            raise GenzooError(
+                f"Features {self.name!r} take data of shape {tuple(self.info.shape)} (the data "
+                f"it was trained on, {self.info.name!r}), got {tuple(x.shape[1:])}; train a "
+                "self-supervised run on this dataset to measure it."
+            )
+        assert isinstance(self.model, Embeds)
+        return self.model.embed(x.detach().float().to(self.model.device)).float()  # (B, d)

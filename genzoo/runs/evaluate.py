@@ -24,6 +24,7 @@ from genzoo.data import ToyDataset, load_dataset
 from genzoo.data.base import Dataset
 from genzoo.diffusion.ideal import IdealDenoiser
 from genzoo.metrics import evaluate_samples, get_classifier, mode_stats
+from genzoo.metrics.features import FeatureExtractor, has_logits
 from genzoo.metrics.likelihood import bits_per_dim
 from genzoo.models.diffusion.base import DiffusionModel
 from genzoo.models.diffusion.controlnet import ControlNet
@@ -31,6 +32,7 @@ from genzoo.models.diffusion.ldm import LatentDiffusion
 from genzoo.models.posttrain import PostTrained
 from genzoo.runs.load import open_run
 from genzoo.runs.posttrain import evaluate_task
+from genzoo.runs.yardstick import feature_extractor
 
 SAMPLE_N = 500
 """Samples drawn by default to score a model that has no likelihood (a GAN)."""
@@ -52,6 +54,7 @@ def evaluate(
     ode_n: int = 256,
     ode_steps: int = 64,
     samples: int | None = None,
+    features: str | None = None,
 ) -> dict[str, Any]:
     """Test-set metrics of a run, averaged per example; likelihoods also in bits/dim.
 
@@ -65,7 +68,11 @@ def evaluate(
     GAN, else 0) draws that many samples and scores them against the test split
     (:func:`_sample_scores`): the Fréchet distance ``sample_fd``, and for labelled images the
     share the dataset's classifier recognises (``recognized``) and the classes it finds
-    (``classes_covered``), for 2-D mixtures ``modes_covered`` and ``hq_rate``. A model
+    (``classes_covered``), for 2-D mixtures ``modes_covered`` and ``hq_rate``. ``features``
+    chooses the yardstick of ``sample_fd`` (:mod:`genzoo.runs.yardstick`: ``classifier``,
+    ``pixels``, or ``ssl:RUN``, a self-supervised run's features, which need no labels; named in
+    ``sample_features``). Asking for samples or features of a model that draws none is a
+    :class:`ConfigError`. A model
     with a representation (:class:`Embeds`) adds ``probe``: the rows of
     :func:`genzoo.runs.represent.probe` (a dataset without labels is an error). Results
     are written to ``<run>/eval.json`` and returned, with the checkpoint ``step`` they are of.
@@ -75,6 +82,21 @@ def evaluate(
         raise ConfigError(f"--n {n} must be at least 1 (test examples to evaluate).")
     loaded = open_run(run, device="auto")
     model, cfg = loaded.model, loaded.config
+    if (samples or features is not None) and not isinstance(model, Samples):
+        asked = f"--samples {samples}" if samples else f"--features {features}"
+        raise ConfigError(
+            f"{asked} scores samples, and run {str(run)!r} holds model {model.name!r}, which "
+            "draws none; give a generative run (vae, ddpm, dcgan, ...)"
+            + (
+                ", or read this run's probe table with `genzoo eval RUN` alone."
+                if isinstance(model, Embeds)
+                else "."
+            )
+        )
+    yardstick = None
+    if features is not None:  # checked before the test loop: a bad name fails at once
+        with torch.enable_grad():  # a classifier trained on first use needs gradients
+            yardstick = feature_extractor(features, cfg["data"], model.info, root=data_root)
     if isinstance(model, PostTrained):  # a task's held-out problems, not a test split of text
         task_res: dict[str, Any] = dict(evaluate_task(model, n or 256, seed))
         task_res.update({"seed": seed, "step": loaded.step})
@@ -102,9 +124,11 @@ def evaluate(
     likelihood = isinstance(model, (ExactLikelihood, LikelihoodBound))
     if samples is not None and samples < 0:
         raise ConfigError(f"--samples {samples} must be at least 0 (0: draw none).")
-    n_samples = samples if samples is not None else (0 if likelihood else SAMPLE_N)
+    n_samples = samples if samples is not None else (0 if likelihood and not features else SAMPLE_N)
     if n_samples:
-        result.update(_sample_scores(model, cfg["data"], test, n_samples, seed, data_root))
+        result.update(
+            _sample_scores(model, cfg["data"], test, n_samples, seed, data_root, yardstick)
+        )
     for k in list(result):
         if k == "ode_log_prob":  # a density of dequantized data: always the data's L levels
             result[f"{k}_bpd"] = float(bits_per_dim(-result[k], model.info.dim, model.info.levels))
@@ -121,21 +145,30 @@ def evaluate(
 
 
 def _sample_scores(
-    model: GenerativeModel, data: str, test: Dataset, n: int, seed: int, root: str | None
-) -> dict[str, float]:
+    model: GenerativeModel,
+    data: str,
+    test: Dataset,
+    n: int,
+    seed: int,
+    root: str | None,
+    yardstick: FeatureExtractor | None = None,
+) -> dict[str, Any]:
     """Scores of ``n`` samples against the test split, where a yardstick exists: 2-D points
     (raw coordinates; modes of a mixture) and labelled images or audio (genzoo's classifier of
     the dataset, trained and cached on first use; for audio the FD is a Fréchet audio distance
     in its log-mel CNN features). Empty for other data and for models that draw no samples or
-    need a prompt."""
+    need a prompt. ``yardstick``: another feature extractor (:mod:`genzoo.runs.yardstick`),
+    for any data."""
     info = model.info
     labelled = info.kind in ("images", "audio") and info.n_classes > 0
     if not isinstance(model, Samples) or isinstance(model, (PromptConditioned, Translates)):
         return {}
-    if not (labelled or info.kind == "points"):
+    if yardstick is None and not (labelled or info.kind == "points"):
         return {}
-    extractor = None
-    if labelled:
+    extractor = yardstick
+    if yardstick is not None:
+        labelled = has_logits(yardstick)  # only a classifier recognises samples
+    elif labelled:
         try:
             with torch.enable_grad():  # evaluate() runs without gradients; training needs them
                 extractor = get_classifier(data, root=root)
@@ -145,7 +178,9 @@ def _sample_scores(
     ref = test.all()["x"]
     metrics = ("fd", "recognized") if labelled else ("fd",)
     scores = evaluate_samples(x, ref, extractor, metrics=metrics)["scores"]
-    out = {"sample_n": float(n), "sample_fd": scores["fd"]}
+    out: dict[str, Any] = {"sample_n": float(n), "sample_fd": scores["fd"]}
+    if yardstick is not None:
+        out["sample_features"] = f"{yardstick.name} ({yardstick.hash[:12]})"
     out.update({k: v for k, v in scores.items() if k in ("recognized", "classes_covered")})
     if isinstance(test, ToyDataset) and test.toy.modes is not None:
         stats = mode_stats(x, test.toy.modes, test.toy.mode_std)
