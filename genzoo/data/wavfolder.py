@@ -12,7 +12,8 @@ channels are averaged to mono, another rate is resampled to ``rate``
 warning naming the file. Each clip is then brought to ``rate * seconds`` samples: a longer one
 keeps its middle, a shorter one is centred between zeros. A file that cannot be used (not a
 readable WAV, no samples, NaN or infinite samples) is skipped with one warning naming it and
-saying why; nothing stops half-way through the folder.
+saying why (once per process, not again for the other split); nothing stops half-way through the
+folder.
 
 Labels: when the folder (or its ``train/``) holds two or more sub-folders with WAV files, each
 sub-folder is a class (sorted names), as for image folders; otherwise the clips are unlabelled.
@@ -36,7 +37,7 @@ from genzoo.data.images import split_indices
 DEFAULT_RATE = 8000  # Hz, the rate of the embedded speech
 DEFAULT_SECONDS = 1.0  # clip length
 MAX_RATE = 192_000
-OPTIONS = ("rate", "seconds")
+_WARNED: set[str] = set()  # files already named in a warning: once per process, not per split
 
 
 def _is_wav(name: str) -> bool:
@@ -176,7 +177,9 @@ def load_wav_folder(spec: str, split: str) -> Dataset:
         try:
             x, _ = read_wav(p, rate)
         except AudioFileError as e:  # one sentence naming the file and why; go on with the rest
-            warnings.warn(str(e), GenzooWarning, stacklevel=2)
+            if p not in _WARNED:
+                _WARNED.add(p)
+                warnings.warn(str(e), GenzooWarning, stacklevel=2)
             continue
         clips.append(fit_length(x, n))
         good.append(i)

@@ -71,6 +71,10 @@ def test_wav_folder_converts_or_skips_each_file_with_one_sentence(folder):
     assert b24[100:-100].abs().max().item() == pytest.approx(0.4, abs=0.01)
     assert _peak_hz(d16, 8000) == pytest.approx(250, abs=1)
     assert (trunc != 0).sum() <= 278  # the 278 complete samples, centred
+    with warnings.catch_warnings(record=True) as again:
+        warnings.simplefilter("always")
+        load_dataset(f"folder:{folder}", "train")
+    assert not [w for w in again if issubclass(w.category, GenzooWarning)]  # named once only
     test = load_dataset(f"folder:{folder}?seconds=0.5", "test")
     assert test.x.shape == (2, 4000) and test.y.tolist() == [0, 1]
 
