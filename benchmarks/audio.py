@@ -15,13 +15,17 @@
    and cached like the image classifiers): its accuracy on the held-out speakers, and the Fréchet
    audio distance (FAD) in its features of the real test clips against the train split (the
    real-vs-real floor).
-4. HiFi-GAN (``genzoo train hifigan --data speech-digits``) for a fixed number of steps, against
-   fast Griffin-Lim (100 iterations, momentum 0.99) at the same STFT settings (n_fft 256, hop 64),
-   on 120 held-out clips (every other one): from the log-mel (the vocoder's input, the mel
-   inverted to a magnitude by librosa's non-negative least squares ``mel_to_stft``) and from the
-   full ``|STFT|`` (more information than the vocoder gets). Mel L1 (natural log, the paper's "mel
-   error"), log-spectral distance, spectral convergence, the classifier's accuracy of the
-   resynthesised clips and their FAD against the train split.
+4. HiFi-GAN (``genzoo train hifigan --data speech-digits``) for a fixed number of steps (or the
+   runs given by ``--hifigan-runs``), against fast Griffin-Lim (100 iterations, momentum 0.99) at
+   the same STFT settings (n_fft 256, hop 64), on 120 held-out clips (every other one). Every row
+   but one starts from the same log-mel, the vocoder's input: Griffin-Lim after the mel is turned
+   into a magnitude by the filterbank's pseudo-inverse clamped at 0 (the baseline) or by exact
+   non-negative least squares (``genzoo.audio.spectral.griffin_lim_log_mel``); the last row,
+   Griffin-Lim from the full ``|STFT|``, gets more than any vocoder (an oracle). Mel L1 (natural
+   log, the paper's "mel error"), mel-cepstral distortion (Kubichek 1993,
+   ``genzoo.audio.spectral.mel_cepstral_distortion``), log-spectral distance, spectral
+   convergence, the classifier's accuracy of the resynthesised clips and their FAD against the
+   train split.
 
     python benchmarks/audio.py --threads 1
     python benchmarks/audio.py --threads 1 --steps 1000 --figure docs/img/audio.png
@@ -33,6 +37,8 @@
    Griffin-Lim), which bounds what the decoder lets through.
 
     python benchmarks/audio.py --threads 1 --only vocoder --hifigan-steps 300
+    python benchmarks/audio.py --threads 1 --only vocoder --hifigan-steps 0   # Griffin-Lim rows
+    python benchmarks/audio.py --threads 1 --only vocoder --hifigan-runs R1 R2 --no-griffin-lim
     python benchmarks/audio.py --threads 1 --only specdiff --specdiff-steps 400 --specdiff-out R
 """
 
@@ -256,12 +262,12 @@ def vocoder_table(
     rows.append(("fast Griffin-Lim (100) from log-mel, NNLS magnitude", y_nnls,
                  time.perf_counter() - t0))  # fmt: skip
     t0 = time.perf_counter()
-    y = griffin_lim_pinv_mel(mel)
+    y_pinv = griffin_lim_pinv_mel(mel)
     rows.append(
-        ("fast Griffin-Lim (100) from log-mel, pinv magnitude", y, time.perf_counter() - t0)
+        ("fast Griffin-Lim (100) from log-mel, pinv magnitude", y_pinv, time.perf_counter() - t0)
     )
     if docs is not None and runs:
-        docs_media(x, rows[0][1], y_nnls, labels, docs)
+        docs_media(x, rows[0][1], y_pinv, labels, docs)
     t0 = time.perf_counter()
     full = sp.spectrogram(x.double(), N_FFT, HOP, power=1.0)
     y = sp.griffin_lim(full, N_FFT, HOP, n_iter=100, momentum=0.99, length=x.shape[1])
