@@ -15,13 +15,17 @@
    and cached like the image classifiers): its accuracy on the held-out speakers, and the Fréchet
    audio distance (FAD) in its features of the real test clips against the train split (the
    real-vs-real floor).
-4. HiFi-GAN (``genzoo train hifigan --data speech-digits``) for a fixed number of steps, against
-   fast Griffin-Lim (100 iterations, momentum 0.99) at the same STFT settings (n_fft 256, hop 64),
-   on 120 held-out clips (every other one): from the log-mel (the vocoder's input, the mel
-   inverted to a magnitude by librosa's non-negative least squares ``mel_to_stft``) and from the
-   full ``|STFT|`` (more information than the vocoder gets). Mel L1 (natural log, the paper's "mel
-   error"), log-spectral distance, spectral convergence, the classifier's accuracy of the
-   resynthesised clips and their FAD against the train split.
+4. HiFi-GAN (``genzoo train hifigan --data speech-digits``) for a fixed number of steps (or the
+   runs given by ``--hifigan-runs``), against fast Griffin-Lim (100 iterations, momentum 0.99) at
+   the same STFT settings (n_fft 256, hop 64), on 120 held-out clips (every other one). Every row
+   but one starts from the same log-mel, the vocoder's input: Griffin-Lim after the mel is turned
+   into a magnitude by the filterbank's pseudo-inverse clamped at 0 (the baseline) or by exact
+   non-negative least squares (``genzoo.audio.spectral.griffin_lim_log_mel``); the last row,
+   Griffin-Lim from the full ``|STFT|``, gets more than any vocoder (an oracle). Mel L1 (natural
+   log, the paper's "mel error"), mel-cepstral distortion (Kubichek 1993,
+   ``genzoo.audio.spectral.mel_cepstral_distortion``), log-spectral distance, spectral
+   convergence, the classifier's accuracy of the resynthesised clips and their FAD against the
+   train split.
 
     python benchmarks/audio.py --threads 1
     python benchmarks/audio.py --threads 1 --steps 1000 --figure docs/img/audio.png
@@ -33,6 +37,8 @@
    Griffin-Lim), which bounds what the decoder lets through.
 
     python benchmarks/audio.py --threads 1 --only vocoder --hifigan-steps 300
+    python benchmarks/audio.py --threads 1 --only vocoder --hifigan-steps 0   # Griffin-Lim rows
+    python benchmarks/audio.py --threads 1 --only vocoder --hifigan-runs R1 R2 --no-griffin-lim
     python benchmarks/audio.py --threads 1 --only specdiff --specdiff-steps 400 --specdiff-out R
 """
 
@@ -51,7 +57,7 @@ from genzoo.audio import mu_law_encode
 from genzoo.audio import spectral as sp
 from genzoo.data import load_dataset
 
-N_FFT, HOP = 256, 64
+N_FFT, HOP, N_MELS = 256, 64, 64
 ITERS = (0, 10, 25, 50, 100, 200)
 
 
@@ -133,25 +139,46 @@ def classifier_table() -> dict:
     }
 
 
+def vocoder_mel(x: torch.Tensor) -> torch.Tensor:
+    """HiFi-GAN's default log-mel (8 kHz, n_fft 256, hop 64, 64 Slaney mels): every row's input
+    and the mel L1's features."""
+    return sp.vocoder_log_mel(x, 8000, N_FFT, HOP, N_MELS)
+
+
 def resynthesis_scores(
-    x: torch.Tensor, y_hat: torch.Tensor, labels: torch.Tensor, model, yard: dict
+    x: torch.Tensor, y_hat: torch.Tensor, labels: torch.Tensor, yard: dict
 ) -> dict:
-    """Mel L1, LSD, SC of ``y_hat`` against ``x`` ``(B, T)``, and what the classifier says."""
-    from genzoo.audio.spectral import log_spectral_distance
+    """Mel L1, MCD, LSD, SC of ``y_hat`` against ``x`` ``(B, T)``, and what the classifier says."""
+    from genzoo.audio.spectral import log_spectral_distance, mel_cepstral_distortion
     from genzoo.metrics import frechet_distance
 
     y_hat = y_hat.float()[:, : x.shape[1]]
     y_hat = torch.nn.functional.pad(y_hat, (0, x.shape[1] - y_hat.shape[1]))  # (B, T), zeros
+    x = x.float()
     s_x = sp.spectrogram(x, N_FFT, HOP, power=1.0)
     s_y = sp.spectrogram(y_hat, N_FFT, HOP, power=1.0)
     clf = yard["clf"]
     return {
-        "mel_l1": float((model.mel(y_hat) - model.mel(x)).abs().mean()),
+        "mel_l1": float((vocoder_mel(y_hat) - vocoder_mel(x)).abs().mean()),
+        "mcd": float(mel_cepstral_distortion(x.double(), y_hat.double(), 8000, N_FFT, HOP).mean()),
         "lsd": float(log_spectral_distance(s_x, s_y).mean()),
         "sc": float(sp.spectral_convergence(s_x, s_y).mean()),
         "acc": clf.accuracy(y_hat, labels),
         "fad": frechet_distance(clf.features(y_hat), yard["f_train"]),
     }
+
+
+def griffin_lim_pinv_mel(log_mel: torch.Tensor) -> torch.Tensor:
+    """Fast Griffin-Lim (100) from a vocoder log-mel, the magnitude by the filterbank's
+    pseudo-inverse clamped at 0 (the cheap alternative to NNLS; torchaudio's ``InverseMelScale``
+    solves the same least-squares problem): ``(B, M, frames)`` -> ``(B, frames * hop)``."""
+    fb = sp.mel_filterbank(8000, N_FFT, N_MELS)  # (F, M)
+    mel = log_mel.double().exp()  # (B, M, frames)
+    mag = (torch.linalg.pinv(fb.T) @ mel).clamp_min(0.0)  # (F, M) @ (B, M, frames) -> (B, F, fr)
+    y = sp.griffin_lim(mag, N_FFT, HOP, n_iter=100, momentum=0.99)  # centred frames
+    length = log_mel.shape[-1] * HOP
+    half = HOP // 2  # a vocoder frame t is centred at t * hop + hop / 2
+    return torch.nn.functional.pad(y, (half, length - y.shape[-1] - half))
 
 
 def docs_media(
@@ -181,61 +208,76 @@ def docs_media(
     )
 
 
-def vocoder_table(
-    steps: int, out: Path, yard: dict, docs: Path | None = None
-) -> tuple[list[dict], float, Path]:
-    """HiFi-GAN after ``steps`` against Griffin-Lim on every held-out clip."""
-    import librosa
-
+def train_hifigan(steps: int, out: Path) -> tuple[Path, float]:
+    """Train HiFi-GAN (default config) to ``steps`` at ``out``, or continue a kept run there."""
     from genzoo.runs import open_run
 
     t0 = time.perf_counter()
     if (out / "config.yaml").is_file():  # trained before (--hifigan-out): continue to ``steps``
-        run = out
         if open_run(out).step < steps:
             genzoo.train(resume=out, steps=steps, overrides={"progress": False})
     else:
-        run = genzoo.train(
+        genzoo.train(
             "hifigan",
             "speech-digits",
             steps=steps,
             out=out,
             overrides={"progress": False, "tensorboard": False},
         )
-    train_sec = time.perf_counter() - t0
-    model = open_run(run).model
+    return out, time.perf_counter() - t0
+
+
+def vocoder_table(
+    runs: list[Path], yard: dict, docs: Path | None = None, griffin_lim: bool = True
+) -> list[dict]:
+    """Each HiFi-GAN run against Griffin-Lim on 120 held-out clips, all from the same log-mel
+    (n_fft 256, hop 64, 64 mels), and Griffin-Lim from the full ``|STFT|`` as an oracle."""
+    from genzoo.runs import open_run
+
     test = load_dataset("speech-digits", "test")
     x, labels = test.x[::2], test.y[::2]  # 120 clips: all 8 held-out speakers, all 10 digits
+    mel = vocoder_mel(x)  # (120, 64, 125): the one input of every row but the oracle
     rows = []
-    with torch.no_grad():
-        t0 = time.perf_counter()
-        y_hg = torch.cat([model.vocode(model.mel(x[i : i + 40])) for i in range(0, len(x), 40)])
-        rows.append(("HiFi-GAN from log-mel", y_hg, time.perf_counter() - t0))
-    # Griffin-Lim from the same log-mel: mel -> magnitude by NNLS (librosa), then 100 fast steps
+    for run in runs:
+        r = open_run(run)
+        model = r.model
+        if model.config.n_fft != N_FFT or model.config.hop != HOP or model.config.n_mels != N_MELS:
+            raise SystemExit(f"{run}: not HiFi-GAN's default STFT settings")
+        warm = model.config.mel_warmup
+        game = max(r.step - warm, 0) if warm else r.step
+        how = f"{r.step} steps" + (
+            f": {min(r.step, warm)} mel-L1-only + {game} GAN" if warm else ""
+        )
+        with torch.no_grad():
+            t0 = time.perf_counter()
+            y_hg = torch.cat([model.vocode(mel[i : i + 40]) for i in range(0, len(x), 40)])
+            rows.append((f"HiFi-GAN, {how}", y_hg, time.perf_counter() - t0))
+    if not griffin_lim:  # the HiFi-GAN rows only (the Griffin-Lim rows measured before)
+        return [
+            {"method": name, "sec": sec, **resynthesis_scores(x, y_hat, labels, yard)}
+            for name, y_hat, sec in rows
+        ]
     t0 = time.perf_counter()
-    fb_mag = librosa.feature.inverse.mel_to_stft(
-        model.mel(x).exp().double().numpy(), sr=8000, n_fft=N_FFT, power=1.0, norm="slaney",
-        htk=False,
-    )  # fmt: skip  # (B, F, T // hop) of the vocoder framing
-    mag = torch.from_numpy(fb_mag)
-    pad = (N_FFT - HOP) // 2
-    y = sp.griffin_lim(mag, N_FFT, HOP, n_iter=100, momentum=0.99)  # centred frames
-    # the vocoder framing's frame t starts at t * hop - pad, the centred one at t * hop - n_fft/2
-    y = torch.nn.functional.pad(y, (N_FFT // 2 - pad, 0))[:, : x.shape[1]]
-    rows.append(("fast Griffin-Lim (100) from log-mel", y, time.perf_counter() - t0))
-    if docs is not None:
-        docs_media(x, rows[0][1], y, labels, docs)
+    y_nnls = sp.griffin_lim_log_mel(mel, 8000, N_FFT, HOP, n_iter=100, momentum=0.99)
+    rows.append(("fast Griffin-Lim (100) from log-mel, NNLS magnitude", y_nnls,
+                 time.perf_counter() - t0))  # fmt: skip
+    t0 = time.perf_counter()
+    y_pinv = griffin_lim_pinv_mel(mel)
+    rows.append(
+        ("fast Griffin-Lim (100) from log-mel, pinv magnitude", y_pinv, time.perf_counter() - t0)
+    )
+    if docs is not None and runs:
+        docs_media(x, rows[0][1], y_pinv, labels, docs)
     t0 = time.perf_counter()
     full = sp.spectrogram(x.double(), N_FFT, HOP, power=1.0)
     y = sp.griffin_lim(full, N_FFT, HOP, n_iter=100, momentum=0.99, length=x.shape[1])
-    rows.append(("fast Griffin-Lim (100) from full |STFT|", y, time.perf_counter() - t0))
+    rows.append(("oracle: fast Griffin-Lim (100) from full \\|STFT\\|", y,
+                 time.perf_counter() - t0))  # fmt: skip
     rows.append(("real held-out clips (reference)", x, 0.0))
-    table = []
-    for name, y_hat, sec in rows:
-        table.append(
-            {"method": name, "sec": sec, **resynthesis_scores(x, y_hat, labels, model, yard)}
-        )
-    return table, train_sec, run
+    return [
+        {"method": name, "sec": sec, **resynthesis_scores(x, y_hat, labels, yard)}
+        for name, y_hat, sec in rows
+    ]
 
 
 def figure(x: torch.Tensor, y: torch.Tensor, run: Path, path: Path) -> None:
@@ -261,6 +303,12 @@ def main() -> None:
     ap.add_argument("--figure", type=Path, default=None, help="write a spectrogram PNG here")
     ap.add_argument("--hifigan-steps", type=int, default=300, help="HiFi-GAN training steps")
     ap.add_argument("--hifigan-out", type=Path, default=None, help="keep the HiFi-GAN run here")
+    ap.add_argument(
+        "--hifigan-runs", type=Path, nargs="+", default=None,
+        help="vocoder: score these trained HiFi-GAN runs (no training); --hifigan-steps 0 with "
+        "none: the Griffin-Lim rows only",
+    )  # fmt: skip
+    ap.add_argument("--no-griffin-lim", action="store_true", help="vocoder: the HiFi-GAN rows only")
     ap.add_argument("--docs", type=Path, default=None, help="write WAVs and a picture here")
     ap.add_argument("--specdiff-steps", type=int, default=400, help="EDM steps on the mel view")
     ap.add_argument(
@@ -300,19 +348,23 @@ def vocoder_part(args: argparse.Namespace) -> None:
     print(f"| FAD, all 240 real test clips vs train split (960) | {yard['fad_test_train']:.2f} |")
     print(f"| FAD, 120 real test clips (every other) vs train | {yard['fad_120_train']:.2f} |")
     print(f"| FAD, two halves of the test split (120 vs 120) | {yard['fad_halves']:.2f} |")
-    if args.hifigan_out is not None:
-        table, sec, _ = vocoder_table(args.hifigan_steps, args.hifigan_out, yard, args.docs)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            table, sec, _ = vocoder_table(args.hifigan_steps, Path(tmp) / "hifigan", yard)
-    print(f"\nHiFi-GAN (default config), {args.hifigan_steps} steps, {sec:.0f} s of training;")
-    print("120 held-out clips (every other) resynthesised (n_fft 256, hop 64):")
-    print("| method | mel L1 | LSD dB | SC dB | classifier accuracy | FAD vs train | seconds |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    runs, sec = list(args.hifigan_runs or []), 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        if not runs and args.hifigan_steps > 0:
+            run, sec = train_hifigan(args.hifigan_steps, args.hifigan_out or Path(tmp) / "hg")
+            runs = [run]
+            print(f"\nHiFi-GAN (default config), {args.hifigan_steps} steps, {sec:.0f} s")
+        table = vocoder_table(runs, yard, args.docs, not args.no_griffin_lim)
+    print("\n120 held-out clips (every other) resynthesised from their log-mel (n_fft 256, hop 64,")
+    print("64 mels); mel L1 on that log-mel, MCD (Kubichek, 12 MFCCs) and LSD in dB, SC in dB:")
+    print(
+        "| method | mel L1 | MCD dB | LSD dB | SC dB | classifier accuracy | FAD vs train | sec |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in table:
         print(
-            f"| {r['method']} | {r['mel_l1']:.3f} | {r['lsd']:.2f} | {r['sc']:.1f} | "
-            f"{r['acc']:.3f} | {r['fad']:.2f} | {r['sec']:.1f} |"
+            f"| {r['method']} | {r['mel_l1']:.3f} | {r['mcd']:.2f} | {r['lsd']:.2f} | "
+            f"{r['sc']:.1f} | {r['acc']:.3f} | {r['fad']:.2f} | {r['sec']:.1f} |"
         )
 
 

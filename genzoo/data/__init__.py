@@ -4,7 +4,9 @@ Specs: ``toy2d:<name>`` (2-D points with exact densities where known), ``digits`
 (embedded, no download), ``shapes[?size=N&n=N&objects=1]`` (procedural coloured shapes with
 captions, attributes and questions; see :mod:`genzoo.data.shapes`), ``mnist``, ``fashion-mnist``,
 ``cifar10``, ``celeba`` (from a local root, downloaded only when asked) and
-``folder:<path>[?size=N]`` (any image folder). Splits are ``"train"`` and ``"test"``. Images
+``folder:<path>[?size=N]`` (any image folder; a folder of WAV files is audio,
+``folder:<path>[?rate=N&seconds=S]``, :mod:`genzoo.data.wavfolder`). Splits are ``"train"``
+and ``"test"``. Images
 are stored as integer levels and seen by models in [-1, 1] (see :mod:`genzoo.data.base`); points
 are used as they are.
 
@@ -41,6 +43,7 @@ from genzoo.data.textures import load_styled, load_textures, styled_info, textur
 from genzoo.data.toy2d import BOUNDS, TOY2D, Toy2D, get_toy
 from genzoo.data.video import VIDEO_SETS, is_video_spec, load_video, video_info
 from genzoo.data.vision import VISION_INFO, folder_info, load_celeba, load_folder, load_torchvision
+from genzoo.data.wavfolder import is_wav_folder, load_wav_folder, wav_folder_info
 
 __all__ = [
     "SPLITS",
@@ -72,7 +75,7 @@ class ToyDataset(Dataset):
 
 
 def list_datasets() -> list[str]:
-    """Every dataset spec (``folder:<path>`` stands for any image folder)."""
+    """Every dataset spec (``folder:<path>`` stands for any image folder or folder of WAVs)."""
     return [f"toy2d:{n}" for n in TOY2D] + [
         *EMBEDDED,
         "shapes",
@@ -119,6 +122,8 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
         return MNIST5K_INFO
     if spec in VISION_INFO:
         return VISION_INFO[spec]
+    if is_wav_folder(spec):
+        return wav_folder_info(spec)
     if spec.startswith("folder:"):
         return folder_info(spec)
     if is_pair_spec(spec):
@@ -189,4 +194,6 @@ def load_dataset(
         return load_task_text(spec, split)
     if is_video_spec(spec):
         return load_video(spec, split)
+    if is_wav_folder(spec):
+        return load_wav_folder(spec, split)
     return load_folder(spec, split)

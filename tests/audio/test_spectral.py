@@ -140,3 +140,31 @@ def test_mu_law_matches_torchaudio_and_round_trips():
     step = torch.maximum(up, down)
     assert ((x - x_hat).abs() <= step + 1e-7).all()
     assert math.isclose(float(mu_law_decode(torch.tensor(255))), 1.0, rel_tol=1e-6)
+
+
+def _mcd_librosa(x: np.ndarray, y: np.ndarray, sr: int, n_fft: int, hop: int) -> float:
+    """Kubichek's MCD written out on librosa's MFCCs (the independent implementation)."""
+    kw = {"sr": sr, "n_fft": n_fft, "hop_length": hop, "n_mels": 40, "htk": True, "norm": None}
+
+    def cep(w: np.ndarray) -> np.ndarray:
+        mel = librosa.feature.melspectrogram(y=w, pad_mode="reflect", **kw)
+        c = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=13, dct_type=2, norm="ortho")
+        return c[1:] * np.log(10) / 20  # dB of power -> ln of magnitude, c_0 left out
+
+    d = cep(x) - cep(y)  # (12, frames)
+    return float(np.mean(10 / np.log(10) * np.sqrt(2 * (d**2).sum(axis=0))))
+
+
+def test_mel_cepstral_distortion_matches_librosa_and_ignores_gain(signal):
+    rng = np.random.default_rng(1)
+    other = signal + 0.2 * rng.standard_normal(signal.size)  # a distorted copy
+    x, y = torch.from_numpy(signal), torch.from_numpy(other)
+    ours = spectral.mel_cepstral_distortion(x[None], y[None], SR, N_FFT, HOP)  # (1,)
+    ref = _mcd_librosa(signal, other, SR, N_FFT, HOP)
+    assert ours.shape == (1,)
+    assert ours.item() == pytest.approx(ref, rel=1e-4)
+    assert ours.item() > 0.5  # the distortion is seen
+    # a gain moves every mel band's dB by the same amount: only c_0 changes, and c_0 is left out
+    assert spectral.mel_cepstral_distortion(x, 0.3 * x, SR, N_FFT, HOP).item() < 1e-3
+    with pytest.raises(ConfigError, match="one shape"):
+        spectral.mel_cepstral_distortion(x, y[:-1], SR, N_FFT, HOP)

@@ -171,3 +171,30 @@ def test_twenty_trainer_steps_lower_the_mel_error_on_tones(tmp_path, fast_train)
     after = genzoo.train("hifigan", "tones", steps=21, out=tmp_path / "b", overrides=over)
     e0, e1 = genzoo.evaluate(before, n=16), genzoo.evaluate(after, n=16)
     assert e1["mel_l1"] < 0.8 * e0["mel_l1"], (e0["mel_l1"], e1["mel_l1"])
+
+
+def test_mel_warmup_trains_g_on_the_mel_loss_alone_then_starts_the_game():
+    """mel_warmup = 2: two G steps of lambda_mel * mel L1 with D idle (zero gradient), then Eq. (6)
+    and Eq. (7); the counter is a checkpointed buffer only when the warm start is on."""
+    assert "step" not in tiny().state_dict()  # the paper's recipe: checkpoints as before
+    m = tiny(mel_warmup=2)
+    assert "step" in m.state_dict()
+    x = torch.randn(2, 1024) * 0.3
+    for _ in range(2):
+        assert not m.game_on
+        d = m.loss({"x": x}, "d").loss
+        d.backward()
+        assert float(d.detach()) == 0.0
+        assert all(p.grad is None or not p.grad.any() for p in m.discriminators.parameters())
+        out = m.loss({"x": x}, "g")
+        assert float(out.loss.detach()) == pytest.approx(45.0 * float(out.logs["mel_l1"]))
+        assert out.logs["g_adv"] == 0.0
+    assert m.game_on and int(m.step) == 2
+    d = m.loss({"x": x}, "d").loss
+    assert float(d.detach()) > 0.0  # D's LSGAN loss now
+    out = m.loss({"x": x}, "g")
+    assert (
+        float(out.loss.detach())
+        > 45.0 * float(out.logs["mel_l1"]) + float(out.logs["g_adv"]) - 1e-4
+    )
+    assert float(out.logs["g_adv"]) > 0.0

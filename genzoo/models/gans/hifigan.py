@@ -80,6 +80,8 @@ class HiFiGANConfig(Config):
     betas: tuple[float, float] = bounded((0.8, 0.99), ge=0.0, lt=1.0)  # Adam betas of both players
     lr_d: float | None = bounded(None, gt=0.0)  # D learning rate (None: the trainer's lr)
     lr_g: float | None = bounded(None, gt=0.0)  # G learning rate (None: the trainer's lr)
+    mel_warmup: int = bounded(0, ge=0)  # warm start, not in the paper: the first mel_warmup G
+    # steps train G on lambda_mel * mel L1 alone while D waits (0: the paper's recipe)
 
 
 def _conv_pad(kernel: int, dilation: int = 1) -> int:
@@ -295,6 +297,13 @@ class HiFiGAN(GenerativeModel, Vocodes):
         self.register_buffer("fb", fb, persistent=False)  # a function of the config: not saved
         self.generator = Generator(c)
         self.discriminators = Discriminators(c)
+        if c.mel_warmup > 0:  # G's steps, counted for the warm start (saved: a resume goes on)
+            self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    @property
+    def game_on(self) -> bool:
+        """Whether the adversarial game has started (after ``mel_warmup`` generator steps)."""
+        return self.config.mel_warmup == 0 or int(self.step) >= self.config.mel_warmup
 
     # --- the vocoder --------------------------------------------------------------------------
     def mel(self, x: Tensor) -> Tensor:
@@ -346,6 +355,9 @@ class HiFiGAN(GenerativeModel, Vocodes):
         x = self._segment(batch["x"])  # (B, seg)
         mel = self.mel(x)  # (B, M, seg / hop)
         if group == "d":
+            if not self.game_on:  # the warm start: D waits; a zero loss leaves it unchanged
+                zero = sum(p.sum() for p in self.discriminators.parameters()) * 0.0
+                return LossOutput(zero, {"d_loss": 0.0})
             with torch.no_grad():
                 fake = self.generator(mel)  # detached: D's step leaves G alone
             real_out = self.discriminators(x)
@@ -355,6 +367,11 @@ class HiFiGAN(GenerativeModel, Vocodes):
         if group == "g":
             fake = self.generator(mel)  # (B, seg)
             mel_l1 = (self.mel(fake) - mel).abs().mean()  # Eq. (2)
+            if not self.game_on:  # the warm start: the mel term of Eq. (6) alone
+                if self.training and torch.is_grad_enabled():
+                    self.step += 1
+                logs = {"g_loss": (c.lambda_mel * mel_l1).detach(), "g_adv": 0.0, "fm": 0.0}
+                return LossOutput(c.lambda_mel * mel_l1, {**logs, "mel_l1": mel_l1.detach()})
             # D is fixed during G's step: no gradient to its weights, and in eval mode, so that
             # the spectral norm's power iteration does not move between D(x) and D(G(s))
             was = self.discriminators.training
@@ -369,6 +386,8 @@ class HiFiGAN(GenerativeModel, Vocodes):
             adv = lsgan_g_loss([o[0] for o in fake_out])  # Eq. (1), G's side
             fm = feature_matching_loss([o[1] for o in real_out], [o[1] for o in fake_out])
             total = adv + c.lambda_fm * fm + c.lambda_mel * mel_l1  # Eq. (6)
+            if c.mel_warmup > 0 and self.training and torch.is_grad_enabled():
+                self.step += 1
             logs = {
                 "g_loss": total.detach(),
                 "g_adv": adv.detach(),
