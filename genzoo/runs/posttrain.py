@@ -11,7 +11,9 @@ preference file) is checked before the new run directory is created, so nothing 
 from __future__ import annotations
 
 import hashlib
+import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,8 @@ from genzoo.data import tasks
 from genzoo.data.base import Dataset
 from genzoo.models import MODELS
 from genzoo.models.autoregressive.gpt import GPT
-from genzoo.models.posttrain import PostTrained
+from genzoo.models.posttrain import GRPO, PostTrained
+from genzoo.models.posttrain.grpo import call_reward
 from genzoo.runs.build import build_checked, split_overrides, train_config
 from genzoo.runs.load import load_submodel, open_run
 from genzoo.runs.train import check_left_to_train, has_checkpoint
@@ -123,6 +126,7 @@ def finetune(
     n_train: int | None = None,
     pairs_file: str | Path | None = None,
     pairs: str = "task",
+    reward_fn: Callable[[str, str], float] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Path:
     """Post-train the GPT of ``base_run`` with ``method`` on ``task``; returns the new run.
@@ -131,7 +135,9 @@ def finetune(
     ``pairs_file``: DPO's preference pairs as JSON lines (default: generated). ``pairs``: how
     DPO's pairs are generated: ``"task"`` (the verified answer vs. a plausible wrong one, see
     :func:`genzoo.data.tasks.preference_pairs`) or ``"policy"`` (vs. the base policy's own
-    wrong answers, :func:`policy_preference_pairs`).
+    wrong answers, :func:`policy_preference_pairs`). ``reward_fn``: GRPO's reward,
+    ``fn(question, answer) -> float``, in place of the task's rule-based one; it is tried on a
+    right and a wrong answer before anything is written (one that raises is one sentence).
     """
     if method not in METHODS:
         raise ConfigError(f"Unknown method {method!r}; choose {choices(METHODS)}.")
@@ -156,6 +162,12 @@ def finetune(
         m_over["adapter"] = adapter
     m_over.update(base_run=str(base_run), task=task)
     mcfg = cls.config_class.from_dict(m_over)
+    if reward_fn is not None:
+        if name != "grpo":
+            raise ConfigError(f"reward_fn is for method 'grpo', not {method!r}.")
+        p = tasks.problems(task, mcfg.digits, "train", 1)[0]
+        for answer in (p.answer, tasks.wrong_answer(task, p.answer, random.Random(0))):
+            call_reward(reward_fn, p.question, answer)  # raises one sentence, nothing written
     train_dict = {**cls.default_train, **t_over}
     tcfg = train_config(train_dict, steps, budget)
     if n_train is not None and n_train < 1:
@@ -166,8 +178,11 @@ def finetune(
         "pairs_file": pairs_file and str(Path(pairs_file).resolve()),
         "pairs_sha256": pairs_file and _sha256(pairs_file),
         "pairs": pairs,
+        "reward_fn": reward_fn and f"{reward_fn.__module__}.{reward_fn.__qualname__}",
     }
     net, data = _build(name, mcfg, tcfg, job, m_over)
+    if isinstance(net, GRPO):
+        net.set_reward_fn(reward_fn)
     run_dir = Path(out) if out is not None else _new_dir(method, task)
     if (run_dir / CONFIG_FILE).exists():
         raise ConfigError(
@@ -244,12 +259,14 @@ def resume_finetune(
     *,
     steps: int | None = None,
     budget: str | float | None = None,
+    reward_fn: Callable[[str, str], float] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Path:
     """Continue a ``finetune`` run from its last checkpoint (weights, optimizer, random state
     and data order), to ``steps`` / ``budget`` (totals over the run) or its own length: the
     result is the run trained without a stop. Training settings may change (e.g. ``lr``);
-    model settings may not. Everything is checked before anything is written."""
+    model settings may not. A GRPO run trained with a ``reward_fn`` needs it given again.
+    Everything is checked before anything is written."""
     run_dir = Path(run)
     doc = read_run_config(run_dir)
     job = doc.get("finetune")
@@ -273,7 +290,14 @@ def resume_finetune(
             f"The preference file {job['pairs_file']!r} of run {str(run_dir)!r} changed since "
             "the run started; start a new run on the new file."
         )
+    if bool(job.get("reward_fn")) != (reward_fn is not None):
+        raise ConfigError(
+            f"Run {str(run_dir)!r} was trained with reward function {job.get('reward_fn')!r}; "
+            "resume it with the same one (reward_fn=..., None for the rule-based reward)."
+        )
     net, data = _build(name, mcfg, tcfg, job, {})
+    if isinstance(net, GRPO):
+        net.set_reward_fn(reward_fn)
     with RunLock(run_dir):
         trainer = Trainer(net, data, tcfg, run_dir)
         if has_checkpoint(run_dir):

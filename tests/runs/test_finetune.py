@@ -121,3 +121,36 @@ def test_policy_pairs_reject_the_policys_own_wrong_answers(base_run: Path) -> No
         assert chosen == p.response and tasks.reward("addition", p.question, rejected) == 0.0
         if g != p.answer:  # its greedy answer is wrong: that is the rejected one
             assert rejected == g + tasks.EOS
+
+
+def test_a_reward_function_that_raises_is_one_sentence_and_writes_nothing(
+    base_run: Path, tmp_path: Path
+) -> None:
+    def boom(question: str, answer: str) -> float:
+        raise KeyError("no score")
+
+    over = {"group_size": 2, "batch_size": 2, **QUIET}
+    with pytest.raises(ConfigError, match=r"raised KeyError.*on question '\d+\+\d+'"):
+        finetune(base_run, "grpo", steps=1, out=tmp_path / "a", n_train=4, reward_fn=boom)
+    with pytest.raises(ConfigError, match="finite number"):
+        finetune(base_run, "grpo", steps=1, out=tmp_path / "b", reward_fn=lambda q, a: float("nan"))
+    with pytest.raises(ConfigError, match="for method 'grpo'"):
+        finetune(base_run, "sft", steps=1, out=tmp_path / "c", reward_fn=lambda q, a: 1.0)
+    assert not any((tmp_path / n).exists() for n in "abc")
+    # a reward that works: the rollouts are scored by it (here: the answer's length)
+    seen: list[tuple[str, str]] = []
+
+    def length(question: str, answer: str) -> float:
+        seen.append((question, answer))
+        return float(len(answer))
+
+    run = finetune(
+        base_run, "grpo", steps=2, out=tmp_path / "d", n_train=4, reward_fn=length, overrides=over
+    )
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    # the two probes, then one rollout (it serves inner_iters = 2 steps) of 2 prompts x G = 2
+    assert len(seen) == 2 + 2 * 2
+    logged = [r["reward"] for r in rows if "reward" in r]
+    assert logged and all(0 <= r <= 6 for r in logged)
+    with pytest.raises(ConfigError, match="resume it with the same one"):
+        resume_finetune(run, steps=3)

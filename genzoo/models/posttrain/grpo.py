@@ -26,6 +26,8 @@ rollout's iterations draws a fresh rollout.)
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -33,6 +35,7 @@ import torch
 from torch import Tensor
 
 from genzoo.core.config import bounded
+from genzoo.core.errors import ConfigError
 from genzoo.core.protocol import Batch, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.data import tasks
@@ -49,6 +52,25 @@ class GRPOConfig(PostTrainConfig):
     rollout_temperature: float = bounded(1.0, gt=0)  # temperature of the rollouts
     reward: Literal["exact", "partial"] = "exact"  # rule-based reward of the rollouts: 1 for an
     # exact answer (else 0), or partial credit (the fraction of characters right in place)
+
+
+def call_reward(fn: Callable[[str, str], float], question: str, answer: str) -> float:
+    """``fn(question, answer)`` as a float; a reward function that raises, or returns no finite
+    number, is one sentence naming the question and the answer."""
+    try:
+        value = fn(question, answer)
+        out = float(value)
+    except Exception as e:  # a user's function: any failure becomes one sentence
+        raise ConfigError(
+            f"The reward function raised {type(e).__name__}: {e} on question {question!r}, "
+            f"answer {answer!r}; it must return a number for every answer."
+        ) from None
+    if not math.isfinite(out):
+        raise ConfigError(
+            f"The reward function returned {value!r} on question {question!r}, answer "
+            f"{answer!r}; it must return a finite number."
+        )
+    return out
 
 
 def group_advantages(rewards: Tensor, eps: float = 1e-4) -> Tensor:
@@ -114,6 +136,18 @@ class GRPO(PostTrained):
         super().__init__(config, info, base)
         self._rollout: Rollout | None = None
         self._uses = 0
+        self.reward_fn: Callable[[str, str], float] | None = None  # a user's reward (question,
+        # answer) -> float, in place of the config's rule-based one (set_reward_fn)
+
+    def set_reward_fn(self, fn: Callable[[str, str], float] | None) -> None:
+        """Score rollouts with ``fn(question, answer) -> float`` instead of ``config.reward``
+        (``None``: back to the rule-based reward). A call that raises or returns no finite
+        number stops training with one sentence naming the question and the answer."""
+        self.reward_fn = fn
+
+    def _user_reward(self, task: str, question: str, answer: str) -> float:
+        assert self.reward_fn is not None
+        return call_reward(self.reward_fn, question, answer)
 
     def train(self, mode: bool = True) -> GRPO:
         super().train(mode)
@@ -126,7 +160,8 @@ class GRPO(PostTrained):
         c = self.config
         rep = prompts.repeat_interleave(c.group_size, dim=0)  # (B G, P)
         new, mask = self.generate(rep, temperature=c.rollout_temperature, generator=generator)
-        reward = self.rewards(rep, new, mask, tasks.REWARDS[c.reward])  # (B G,)
+        fn = self._user_reward if self.reward_fn is not None else tasks.REWARDS[c.reward]
+        reward = self.rewards(rep, new, mask, fn)  # (B G,)
         adv = group_advantages(reward.view(-1, c.group_size)).flatten()  # (B, G) -> (B G,)
         seq = torch.cat([rep, new], dim=1)  # (B G, P + T)
         full_mask = torch.cat([torch.zeros_like(rep, dtype=torch.bool), mask], dim=1)
