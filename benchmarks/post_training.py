@@ -1,21 +1,27 @@
 """Post-training a tiny GPT on held-out addition: pre-training, SFT, SFT + GRPO, SFT + DPO.
 
-For each seed, on ``--digits``-digit addition (test problems are disjoint from training ones by
-construction):
+For each seed, on ``--digits``-digit addition (train, validation and test problems are disjoint
+by construction):
 
 1. ``base``: a GPT (2 layers, 128 wide) pre-trained by plain next-token prediction on the task's
-   text (``task:addition?digits=D``: problems with their answers) for ``--pretrain`` steps;
-2. ``sft``: SFT from the base (response-only loss) for ``--sft`` steps;
-3. ``sft-longer``: the same SFT run for ``--sft-extra`` more steps (the peer that gets more
-   supervised steps instead of GRPO);
-4. ``sft+grpo``: GRPO from the SFT run for ``--grpo`` steps (16 prompts x G = 8 answers drawn at
-   ``--rollout-temperature``, exact-match reward, KL weight ``--kl-beta``);
-5. ``sft+dpo``: DPO from the SFT run for ``--dpo`` steps on generated preference pairs (the
-   verified answer vs. a plausible wrong one).
+   text (``task:addition?digits=D``: problems with their answers) for ``--pretrain`` steps, lr
+   warm-up then cosine decay;
+2. ``sft``: SFT from the base (response-only loss) for ``--sft`` steps, warm-up and cosine decay;
+3. ``sft-longer``: the same SFT recipe for ``--sft-extra`` more steps (the peer that gets more
+   supervised steps instead of GRPO: as many optimizer steps as GRPO's by default);
+4. ``sft+grpo``: GRPO from the SFT run for ``--grpo`` steps (16 prompts x G = ``--group-size``
+   answers drawn at ``--rollout-temperature``, ``--reward`` exact or partial credit, KL weight
+   ``--kl-beta``, 2 inner iterations per rollout);
+5. ``sft+dpo``: DPO from the SFT run for ``--dpo`` steps on generated preference pairs
+   (``--dpo-pairs policy``: the verified answer vs. the SFT policy's own wrong answer; ``task``:
+   vs. a plausible wrong one, off by 1 or 10).
 
-Each stage is measured on the same held-out problems: greedy exact match, KL to its own reference
-(nats per answer) and, on held-out preference pairs, the preference accuracy (the policy gives the
-verified answer a higher log-probability than the wrong one).
+Each stage is measured on the same 300 validation and 300 test problems: greedy exact match, KL
+to its own reference (nats per answer), and two preference accuracies (the policy gives the
+verified answer a higher log-probability than the wrong one): ``pref_acc`` on task pairs
+(off by 1 or 10) and ``own_pref_acc`` on the SFT policy's own mistakes on those problems (the
+kind of pair DPO trains on with ``--dpo-pairs policy``). Settings are chosen on the validation
+split (``val_*`` columns); the test columns are the held-out result.
 
     python benchmarks/post_training.py --threads 1 --seeds 0,1,2 --out /tmp/posttrain
 
@@ -99,24 +105,25 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, float]]
         out=sd / "sft-longer",
         overrides=sft,
     )
-    runs["sft+grpo"], times["sft+grpo"] = _stage(
-        finetune,
-        runs["sft"],
-        "grpo",
-        steps=args.grpo,
-        out=sd / "grpo",
-        overrides={
-            **ft,
-            "batch_size": 16,
-            "group_size": args.group_size,
-            "n_samples": 8,
-            "lr": args.grpo_lr,
-            "kl_beta": args.kl_beta,
-            "rollout_temperature": args.rollout_temperature,
-            "reward": args.reward,
-            "inner_iters": 2,
-        },
-    )
+    if args.grpo > 0:  # (0: leave GRPO out of this invocation)
+        runs["sft+grpo"], times["sft+grpo"] = _stage(
+            finetune,
+            runs["sft"],
+            "grpo",
+            steps=args.grpo,
+            out=sd / "grpo",
+            overrides={
+                **ft,
+                "batch_size": 16,
+                "group_size": args.group_size,
+                "n_samples": 8,
+                "lr": args.grpo_lr,
+                "kl_beta": args.kl_beta,
+                "rollout_temperature": args.rollout_temperature,
+                "reward": args.reward,
+                "inner_iters": 2,
+            },
+        )
     if args.dpo > 0:  # (0: leave DPO out of this invocation)
         runs["sft+dpo"], times["sft+dpo"] = _stage(
             finetune,
@@ -127,6 +134,8 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, float]]
             pairs=args.dpo_pairs,
             overrides={**ft, "n_samples": 8, "beta": args.beta, "lr": args.dpo_lr},
         )
+    if args.train_only:
+        return {}
     from genzoo.data import tasks
     from genzoo.models.posttrain import SFT, PostTrainConfig
 
@@ -175,7 +184,8 @@ def plot_curves(seed_dir: Path, path: Path) -> None:
 
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
     g = rows("grpo")
-    ax[0].plot([r["step"] for r in g], [r["reward"] for r in g], label="reward (exact match)")
+    ax[0].plot([r["step"] for r in g], [r["reward"] for r in g], label="rollout reward")
+    ax[0].plot([r["step"] for r in g], [r["exact"] for r in g], label="rollouts exact")
     ax[0].set_xlabel("GRPO step")
     ax[0].legend(loc="upper left")
     kl = ax[0].twinx()
@@ -210,9 +220,10 @@ def main() -> None:
     p.add_argument("--rollout-temperature", type=float, default=1.0)
     p.add_argument("--kl-beta", type=float, default=0.04)
     p.add_argument("--reward", default="partial", choices=["exact", "partial"])
-    p.add_argument("--dpo", type=int, default=100)
+    p.add_argument("--dpo", type=int, default=60)
     p.add_argument("--beta", type=float, default=0.1)
-    p.add_argument("--dpo-lr", type=float, default=5e-5)
+    p.add_argument("--dpo-lr", type=float, default=3e-5)
+    p.add_argument("--train-only", action="store_true", help="train the stages, measure nothing")
     p.add_argument(
         "--dpo-pairs",
         default="policy",
@@ -245,9 +256,13 @@ def main() -> None:
         per_seed = {}
         for s in seeds:
             per_seed[s] = run_seed(s, args)
+            if args.train_only:
+                continue
             out.mkdir(parents=True, exist_ok=True)
             (out / f"results_seed{s}.json").write_text(json.dumps(per_seed[s], indent=1))
     total = time.perf_counter() - t0
+    if args.train_only:
+        return
     stages = ["base", "sft", "sft-longer", "sft+grpo", "sft+dpo"]
     stages = [st for st in stages if all(st in per_seed[s] for s in seeds)]
     keys = ["val_exact_match", "exact_match", "val_pref_acc", "pref_acc"]
