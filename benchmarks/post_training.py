@@ -189,7 +189,7 @@ def plot_curves(seed_dir: Path, path: Path) -> None:
     ax[0].set_xlabel("GRPO step")
     ax[0].legend(loc="upper left")
     kl = ax[0].twinx()
-    kl.plot([r["step"] for r in g], [r["kl"] for r in g], color="C1", label="KL to reference (k3)")
+    kl.plot([r["step"] for r in g], [r["kl"] for r in g], color="C3", label="KL to reference (k3)")
     kl.legend(loc="lower right")
     d = rows("dpo")
     steps = [r["step"] for r in d]
