@@ -97,14 +97,15 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, float]]
     runs["sft"], times["sft"] = _stage(
         finetune, runs["base"], "sft", steps=args.sft, out=sd / "sft", overrides=sft
     )
-    runs["sft-longer"], times["sft-longer"] = _stage(
-        finetune,
-        runs["base"],
-        "sft",
-        steps=args.sft + args.sft_extra,
-        out=sd / "sft-longer",
-        overrides=sft,
-    )
+    if args.sft_extra > 0:  # (0: leave the peer out of this invocation)
+        runs["sft-longer"], times["sft-longer"] = _stage(
+            finetune,
+            runs["base"],
+            "sft",
+            steps=args.sft + args.sft_extra,
+            out=sd / "sft-longer",
+            overrides=sft,
+        )
     if args.grpo > 0:  # (0: leave GRPO out of this invocation)
         runs["sft+grpo"], times["sft+grpo"] = _stage(
             finetune,
