@@ -1,21 +1,27 @@
 """Post-training a tiny GPT on held-out addition: pre-training, SFT, SFT + GRPO, SFT + DPO.
 
-For each seed, on ``--digits``-digit addition (test problems are disjoint from training ones by
-construction):
+For each seed, on ``--digits``-digit addition (train, validation and test problems are disjoint
+by construction):
 
 1. ``base``: a GPT (2 layers, 128 wide) pre-trained by plain next-token prediction on the task's
-   text (``task:addition?digits=D``: problems with their answers) for ``--pretrain`` steps;
-2. ``sft``: SFT from the base (response-only loss) for ``--sft`` steps;
-3. ``sft-longer``: the same SFT run for ``--sft-extra`` more steps (the peer that gets more
-   supervised steps instead of GRPO);
-4. ``sft+grpo``: GRPO from the SFT run for ``--grpo`` steps (16 prompts x G = 8 answers drawn at
-   ``--rollout-temperature``, exact-match reward, KL weight ``--kl-beta``);
-5. ``sft+dpo``: DPO from the SFT run for ``--dpo`` steps on generated preference pairs (the
-   verified answer vs. a plausible wrong one).
+   text (``task:addition?digits=D``: problems with their answers) for ``--pretrain`` steps, lr
+   warm-up then cosine decay;
+2. ``sft``: SFT from the base (response-only loss) for ``--sft`` steps, warm-up and cosine decay;
+3. ``sft-longer``: the same SFT recipe for ``--sft-extra`` more steps (the peer that gets more
+   supervised steps instead of GRPO: as many optimizer steps as GRPO's by default);
+4. ``sft+grpo``: GRPO from the SFT run for ``--grpo`` steps (16 prompts x G = ``--group-size``
+   answers drawn at ``--rollout-temperature``, ``--reward`` exact or partial credit, KL weight
+   ``--kl-beta``, 2 inner iterations per rollout);
+5. ``sft+dpo``: DPO from the SFT run for ``--dpo`` steps on generated preference pairs
+   (``--dpo-pairs policy``: the verified answer vs. the SFT policy's own wrong answer; ``task``:
+   vs. a plausible wrong one, off by 1 or 10).
 
-Each stage is measured on the same held-out problems: greedy exact match, KL to its own reference
-(nats per answer) and, on held-out preference pairs, the preference accuracy (the policy gives the
-verified answer a higher log-probability than the wrong one).
+Each stage is measured on the same 300 validation and 300 test problems: greedy exact match, KL
+to its own reference (nats per answer), and two preference accuracies (the policy gives the
+verified answer a higher log-probability than the wrong one): ``pref_acc`` on task pairs
+(off by 1 or 10) and ``own_pref_acc`` on the SFT policy's own mistakes on those problems (the
+kind of pair DPO trains on with ``--dpo-pairs policy``). Settings are chosen on the validation
+split (``val_*`` columns); the test columns are the held-out result.
 
     python benchmarks/post_training.py --threads 1 --seeds 0,1,2 --out /tmp/posttrain
 
@@ -35,82 +41,134 @@ import torch
 
 import genzoo
 from genzoo.runs.load import open_run
-from genzoo.runs.posttrain import evaluate_task, finetune
+from genzoo.runs.posttrain import evaluate_task, finetune, policy_preference_pairs
 
 QUIET = {"progress": False, "tensorboard": False, "log_every": 25}
 GPT = {"n_layer": 2, "n_head": 4, "n_embd": 128, "dropout": 0.0}
 
 
-def _stage(fn, *args, **kw) -> tuple[Path, float]:
+def _stage(fn, *args, out: Path, **kw) -> tuple[Path, float]:
+    """Run one stage into ``out``, or reuse it when a finished run of it is there (its training
+    time kept in ``times.json`` beside it): seeds interrupted or run again go on where they were."""
+    times_file = out.parent / "times.json"
+    times = json.loads(times_file.read_text()) if times_file.exists() else {}
+    if out.name in times and (out / "config.yaml").exists():
+        return out, times[out.name]
     t = time.perf_counter()
-    run = fn(*args, **kw)
-    return Path(run), time.perf_counter() - t
+    run = fn(*args, out=out, **kw)
+    times = json.loads(times_file.read_text()) if times_file.exists() else {}
+    times[out.name] = time.perf_counter() - t
+    times_file.write_text(json.dumps(times, indent=1))
+    return Path(run), times[out.name]
+
+
+def base_stage(seed: int, out: Path, digits: int, steps: int) -> tuple[Path, float]:
+    """The pre-trained base of one seed: next-token prediction on the task's text, lr warm-up
+    then cosine decay to 0 (so the base does not end on a noisy high-lr iterate)."""
+    return _stage(
+        genzoo.train,
+        "gpt",
+        f"task:addition?digits={digits}",
+        steps=steps,
+        out=out / f"seed{seed}" / "base",
+        overrides={
+            **GPT,
+            **QUIET,
+            "seed": seed,
+            "batch_size": 32,
+            "lr": 3e-3,
+            "warmup": 50,
+            "lr_decay": "cosine",
+            "n_samples": 8,
+        },
+    )
 
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    out = Path(args.out) / f"seed{seed}"
+    out = Path(args.out)
     d = args.digits
-    over = {**QUIET, "seed": seed}
+    sd = out / f"seed{seed}"
     times: dict[str, float] = {}
     runs: dict[str, Path] = {}
-    runs["base"], times["base"] = _stage(
-        genzoo.train,
-        "gpt",
-        f"task:addition?digits={d}",
-        steps=args.pretrain,
-        out=out / "base",
-        overrides={**GPT, **over, "batch_size": 32, "lr": 3e-3, "warmup": 50, "n_samples": 8},
-    )
-    ft = {"digits": d, **over}
+    runs["base"], times["base"] = base_stage(seed, out, d, args.pretrain)
+    # SFT: lr warm-up, then cosine decay to 0 over the run's own length
+    ft = {"digits": d, **QUIET, "seed": seed}
+    sft = {**ft, "lr": args.sft_lr, "warmup": 20, "lr_decay": "cosine"}
     runs["sft"], times["sft"] = _stage(
-        finetune, runs["base"], "sft", steps=args.sft, out=out / "sft", overrides=ft
+        finetune, runs["base"], "sft", steps=args.sft, out=sd / "sft", overrides=sft
     )
-    runs["sft-longer"], times["sft-longer"] = _stage(
-        finetune,
-        runs["base"],
-        "sft",
-        steps=args.sft + args.sft_extra,
-        out=out / "sft-longer",
-        overrides=ft,
-    )
-    runs["sft+grpo"], times["sft+grpo"] = _stage(
-        finetune,
-        runs["sft"],
-        "grpo",
-        steps=args.grpo,
-        out=out / "grpo",
-        overrides={
-            **ft,
-            "n_samples": 8,
-            "lr": args.grpo_lr,
-            "kl_beta": args.kl_beta,
-            "rollout_temperature": args.rollout_temperature,
-        },
-    )
-    runs["sft+dpo"], times["sft+dpo"] = _stage(
-        finetune,
-        runs["sft"],
-        "dpo",
-        steps=args.dpo,
-        out=out / "dpo",
-        overrides={**ft, "n_samples": 8, "beta": args.beta, "lr": args.dpo_lr},
-    )
-    res = {}
-    for name, run in runs.items():
-        model = open_run(run).model
-        if name == "base":  # the base is a plain GPT: measure it through an SFT of 0 steps
-            continue
-        m = evaluate_task(model, n=args.n_test, seed=1000)  # type: ignore[arg-type]
-        res[name] = {**m, "train_s": times[name]}
-    # the base, as the policy of an untrained SFT wrapper (policy = reference = base)
+    if args.sft_extra > 0:  # (0: leave the peer out of this invocation)
+        runs["sft-longer"], times["sft-longer"] = _stage(
+            finetune,
+            runs["base"],
+            "sft",
+            steps=args.sft + args.sft_extra,
+            out=sd / "sft-longer",
+            overrides=sft,
+        )
+    if args.grpo > 0:  # (0: leave GRPO out of this invocation)
+        runs["sft+grpo"], times["sft+grpo"] = _stage(
+            finetune,
+            runs["sft"],
+            "grpo",
+            steps=args.grpo,
+            out=sd / "grpo",
+            overrides={
+                **ft,
+                "batch_size": 16,
+                "group_size": args.group_size,
+                "n_samples": 8,
+                "lr": args.grpo_lr,
+                "kl_beta": args.kl_beta,
+                "rollout_temperature": args.rollout_temperature,
+                "reward": args.reward,
+                "inner_iters": 2,
+            },
+        )
+    if args.dpo > 0:  # (0: leave DPO out of this invocation)
+        runs["sft+dpo"], times["sft+dpo"] = _stage(
+            finetune,
+            runs["sft"],
+            "dpo",
+            steps=args.dpo,
+            out=sd / "dpo",
+            pairs=args.dpo_pairs,
+            overrides={**ft, "n_samples": 8, "beta": args.beta, "lr": args.dpo_lr},
+        )
+    if args.train_only:
+        return {}
     from genzoo.data import tasks
     from genzoo.models.posttrain import SFT, PostTrainConfig
 
-    base = open_run(runs["base"]).model
-    wrap = SFT(
-        PostTrainConfig(base_run=str(runs["base"]), digits=d), tasks.task_info("t", 64), base
-    )
-    res["base"] = {**evaluate_task(wrap, n=args.n_test, seed=1000), "train_s": times["base"]}
+    # held-out pairs of the kind DPO trains on with --dpo-pairs policy: the verified answer vs.
+    # the SFT policy's own wrong answer, on the val and test problems (fixed for every stage)
+    sft_model = open_run(runs["sft"]).model
+    own = {
+        split: tasks.PairData(
+            "own",
+            policy_preference_pairs(
+                sft_model,  # type: ignore[arg-type]
+                "addition",
+                tasks.problems("addition", d, split, args.n_test, seed=1000),
+                seed=1000,
+            ),
+        ).all()
+        for split in ("val", "test")
+    }
+    res = {}
+    for name, run in runs.items():
+        model = open_run(run).model
+        if name == "base":  # a plain GPT: measured as the policy of an untrained SFT wrapper
+            model = SFT(
+                PostTrainConfig(base_run=str(run), digits=d), tasks.task_info("t", 64), model
+            )
+        row: dict[str, float] = {"train_s": times[name]}
+        for split in ("val", "test"):
+            m = evaluate_task(model, n=args.n_test, seed=1000, split=split)  # type: ignore[arg-type]
+            m["own_pref_acc"] = float(model.eval_metrics(own[split])["pref_acc"].mean())
+            m["own_pairs"] = len(own[split]["x"])
+            row.update({(k if split == "test" else f"val_{k}"): v for k, v in m.items()})
+        res[name] = row
     return res
 
 
@@ -127,11 +185,12 @@ def plot_curves(seed_dir: Path, path: Path) -> None:
 
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
     g = rows("grpo")
-    ax[0].plot([r["step"] for r in g], [r["reward"] for r in g], label="reward (exact match)")
+    ax[0].plot([r["step"] for r in g], [r["reward"] for r in g], label="rollout reward")
+    ax[0].plot([r["step"] for r in g], [r["exact"] for r in g], label="rollouts exact")
     ax[0].set_xlabel("GRPO step")
     ax[0].legend(loc="upper left")
     kl = ax[0].twinx()
-    kl.plot([r["step"] for r in g], [r["kl"] for r in g], color="C1", label="KL to reference (k3)")
+    kl.plot([r["step"] for r in g], [r["kl"] for r in g], color="C3", label="KL to reference (k3)")
     kl.legend(loc="lower right")
     d = rows("dpo")
     steps = [r["step"] for r in d]
@@ -154,14 +213,24 @@ def main() -> None:
     p.add_argument("--digits", type=int, default=2)
     p.add_argument("--pretrain", type=int, default=400)
     p.add_argument("--sft", type=int, default=100)
-    p.add_argument("--sft-extra", type=int, default=100)
-    p.add_argument("--grpo", type=int, default=150)
+    p.add_argument("--sft-lr", type=float, default=5e-4)
+    p.add_argument("--sft-extra", type=int, default=200, help="sft-longer: SFT steps added")
+    p.add_argument("--grpo", type=int, default=200)
+    p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--grpo-lr", type=float, default=1e-4)
-    p.add_argument("--rollout-temperature", type=float, default=0.7)
+    p.add_argument("--rollout-temperature", type=float, default=1.0)
     p.add_argument("--kl-beta", type=float, default=0.04)
-    p.add_argument("--dpo", type=int, default=100)
+    p.add_argument("--reward", default="partial", choices=["exact", "partial"])
+    p.add_argument("--dpo", type=int, default=60)
     p.add_argument("--beta", type=float, default=0.1)
-    p.add_argument("--dpo-lr", type=float, default=5e-5)
+    p.add_argument("--dpo-lr", type=float, default=3e-5)
+    p.add_argument("--train-only", action="store_true", help="train the stages, measure nothing")
+    p.add_argument(
+        "--dpo-pairs",
+        default="policy",
+        choices=["task", "policy"],
+        help="DPO's training pairs: task distractors, or the SFT policy's own wrong answers",
+    )
     p.add_argument("--n-test", type=int, default=300)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="/tmp/genzoo-posttrain")
@@ -188,11 +257,17 @@ def main() -> None:
         per_seed = {}
         for s in seeds:
             per_seed[s] = run_seed(s, args)
+            if args.train_only:
+                continue
             out.mkdir(parents=True, exist_ok=True)
             (out / f"results_seed{s}.json").write_text(json.dumps(per_seed[s], indent=1))
     total = time.perf_counter() - t0
+    if args.train_only:
+        return
     stages = ["base", "sft", "sft-longer", "sft+grpo", "sft+dpo"]
-    keys = ["exact_match", "pref_acc", "kl_ref", "train_s"]
+    stages = [st for st in stages if all(st in per_seed[s] for s in seeds)]
+    keys = ["val_exact_match", "exact_match", "val_pref_acc", "pref_acc"]
+    keys += ["val_own_pref_acc", "own_pref_acc", "kl_ref", "train_s"]
     print(f"\n{args.digits}-digit addition, {args.n_test} held-out problems, seeds {seeds}")
     print("| stage | " + " | ".join(keys) + " |")
     print("|---|" + "---|" * len(keys))
@@ -204,12 +279,16 @@ def main() -> None:
             sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
             cells.append(f"{mean:.3f} ± {sd:.3f}" if k != "train_s" else f"{mean:.0f}")
         print(f"| {st} | " + " | ".join(cells) + " |")
-    gain = [
-        per_seed[s]["sft+grpo"]["exact_match"] - per_seed[s]["sft"]["exact_match"] for s in seeds
-    ]
-    dpo = [per_seed[s]["sft+dpo"]["pref_acc"] - per_seed[s]["sft"]["pref_acc"] for s in seeds]
-    print(f"\nGRPO - SFT exact match per seed (points): {[round(100 * g, 1) for g in gain]}")
-    print(f"DPO - SFT held-out preference accuracy (points): {[round(100 * g, 1) for g in dpo]}")
+    print(f"\nper seed ({seeds}), points; val = validation split, test = held-out test split")
+    for what, a, b, k in (
+        ("GRPO - SFT exact match", "sft+grpo", "sft", "exact_match"),
+        ("sft-longer - SFT exact match", "sft-longer", "sft", "exact_match"),
+        ("DPO - SFT preference accuracy", "sft+dpo", "sft", "pref_acc"),
+        ("DPO - SFT own-mistake preference accuracy", "sft+dpo", "sft", "own_pref_acc"),
+    ):
+        for split, key in (("val", f"val_{k}"), ("test", k)) if a in stages else ():
+            diff = [round(100 * (per_seed[s][a][key] - per_seed[s][b][key]), 1) for s in seeds]
+            print(f"{what} ({split}): {diff}")
     print(f"total wall time {total:.0f} s")
     if args.plot:
         plot_curves(Path(args.out) / f"seed{seeds[0]}", Path(args.plot))

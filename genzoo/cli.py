@@ -192,6 +192,10 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     if args.dreambooth is not None:
         if args.method is not None or args.pairs or args.n_train:
             raise ConfigError("--dreambooth takes no --method, --pairs or --n-train.")
+        if args.resume is not None or args.base_run is None:
+            raise ConfigError(
+                "--dreambooth needs the base run (a t2i-diffusion run) and takes no --resume."
+            )
         from genzoo.runs.dreambooth import dreambooth
 
         run = dreambooth(
@@ -209,6 +213,31 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         )
         print(f'run saved in {run}; try `genzoo sample {run} --prompt "a {args.token} ..."`')
         return 0
+    if args.resume is not None:
+        overrides = [args.base_run, *args.overrides] if args.base_run else args.overrides
+        if (
+            (args.base_run and "=" not in args.base_run)
+            or args.method
+            or args.out
+            or args.pairs
+            or args.pairs_from != "task"
+        ):
+            raise ConfigError(
+                f"--resume {args.resume} continues that run with its own base, method, data and "
+                "directory; give only --steps, --budget or training settings (key=value)."
+            )
+        from genzoo.runs.posttrain import resume_finetune
+
+        run = resume_finetune(
+            args.resume,
+            steps=args.steps,
+            budget=args.budget,
+            overrides=parse_overrides(overrides),
+        )
+        print(f"run saved in {run}; try `genzoo eval {run}`")
+        return 0
+    if args.base_run is None:
+        raise ConfigError("Name the base run: `genzoo finetune BASE_RUN --method sft ...`.")
     if args.method is None:
         raise ConfigError("Choose --method (sft, lora, prefix, dpo, grpo) or --dreambooth imgs/.")
     from genzoo.runs.posttrain import finetune
@@ -222,6 +251,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         out=args.out,
         n_train=args.n_train,
         pairs_file=args.pairs,
+        pairs=args.pairs_from,
         overrides=parse_overrides(args.overrides),
     )
     print(f"run saved in {run}; try `genzoo eval {run}`")
@@ -517,7 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
         "finetune", help="post-train a gpt run (sft, lora, prefix, dpo, grpo); dreambooth"
     )
     ft.add_argument(
-        "base_run", help="run directory of a trained gpt over text, or t2i-diffusion (only read)"
+        "base_run",
+        nargs="?",
+        help="run directory of a trained gpt over text, or t2i-diffusion (only read)",
     )
     ft.add_argument("overrides", nargs="*", metavar="key=value", help="model or training settings")
     ft.add_argument("--method", choices=["sft", "lora", "prefix", "dpo", "grpo"], help="method")
@@ -542,6 +574,16 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--n-train", type=int, help="training problems (default: per method)")
     ft.add_argument(
         "--pairs", help="dpo: preference pairs as JSON lines (prompt, chosen, rejected)"
+    )
+    ft.add_argument(
+        "--pairs-from",
+        default="task",
+        choices=["task", "policy"],
+        help="dpo: generated pairs prefer the verified answer to a plausible wrong one (task) "
+        "or to the base policy's own wrong answers (policy)",
+    )
+    ft.add_argument(
+        "--resume", metavar="RUN", help="continue this finetune run from its last checkpoint"
     )
     ft.set_defaults(fn=_cmd_finetune)
 

@@ -19,8 +19,10 @@ character per token with the alphabet of genzoo's text corpus
 ``text:pystdlib`` or on a task's own text (``task:addition?digits=2``), so a base GPT and the
 task data speak the same tokens.
 
-**Train and test are disjoint by construction**: a problem belongs to the test split when the
-SHA-256 of its question falls in the first tenth of the hash range, whatever seed or count drew it.
+**Train, validation and test are disjoint by construction**: a problem belongs to the test split
+when the SHA-256 of its question is 0 modulo 10, to the validation split (``"val"``, for choosing
+settings without looking at the test problems) when it is 1 modulo 10, and to the train split
+otherwise, whatever seed or count drew it.
 
 What the post-training methods read: :func:`sft_examples` (prompt, response) pairs,
 :func:`preference_pairs` (prompt, chosen = the verified answer, rejected = a plausible wrong one:
@@ -50,7 +52,8 @@ from genzoo.data.text import PYSTDLIB_ALPHABET, CharTokenizer
 TASKS = ("addition", "subtraction", "reverse", "sort", "count")
 EOS = "\n"  # ends every answer
 TEMPLATE = "{question}="  # the instruction template of the prompt
-TEST_BUCKETS = 10  # a problem is in the test split when its hash is 0 modulo this
+TEST_BUCKETS = 10  # a problem is in the test split when its hash is 0 modulo this, val when 1
+SPLITS = ("train", "val", "test")
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
@@ -84,9 +87,10 @@ class Problem:
 
 
 def split_of(question: str) -> str:
-    """``"test"`` or ``"train"``: a fixed function of the question (disjoint by construction)."""
-    h = int(hashlib.sha256(question.encode()).hexdigest()[:8], 16)
-    return "test" if h % TEST_BUCKETS == 0 else "train"
+    """``"test"``, ``"val"`` or ``"train"``: a fixed function of the question (the three are
+    disjoint by construction)."""
+    h = int(hashlib.sha256(question.encode()).hexdigest()[:8], 16) % TEST_BUCKETS
+    return "test" if h == 0 else "val" if h == 1 else "train"
 
 
 def solve(task: str, question: str) -> str | None:
@@ -122,6 +126,27 @@ def reward(task: str, question: str, completion: str) -> float:
     return float(truth is not None and answer_of(completion) == truth)
 
 
+def partial_reward(task: str, question: str, completion: str) -> float:
+    """Rule-based reward with partial credit: the fraction of the true answer's characters that
+    the answer gets right in place, over the longer of the two lengths (1 exactly when the
+    answer is exact; an answer of the wrong length loses the positions it lacks or adds).
+    For numbers the places are aligned on the units digit (the last character), so ``"147"``
+    for ``"157"`` earns 2/3 and ``"57"`` for ``"157"`` earns 2/3."""
+    truth = solve(task, question)
+    if truth is None:
+        return 0.0
+    ans = answer_of(completion)
+    if task in ("addition", "subtraction", "count"):  # numbers: align on the units digit
+        a, t = ans[::-1], truth[::-1]
+    else:
+        a, t = ans, truth
+    right = sum(x == y for x, y in zip(a, t, strict=False))
+    return right / max(len(a), len(t))
+
+
+REWARDS = {"exact": reward, "partial": partial_reward}  # GRPO's rule-based rewards
+
+
 def _draw(task: str, d: int, rng: random.Random) -> str:
     if task in ("addition", "subtraction"):
         lo, hi = (0 if d == 1 else 10 ** (d - 1)), 10**d
@@ -140,18 +165,19 @@ def _draw(task: str, d: int, rng: random.Random) -> str:
 
 
 def problems(task: str, digits: int, split: str, n: int, seed: int = 0) -> list[Problem]:
-    """``n`` problems of ``task`` at difficulty ``digits`` from ``split`` (test problems are
-    distinct; train problems may repeat). Fewer when the split has fewer distinct problems."""
+    """``n`` problems of ``task`` at difficulty ``digits`` from ``split`` (``"train"``,
+    ``"val"`` or ``"test"``; val and test problems are distinct, train problems may repeat).
+    Fewer when the split has fewer distinct problems."""
     check_task(task, digits)
-    if split not in ("train", "test"):
-        raise DataError(f"Unknown split {split!r}; choose 'test' or 'train'.")
+    if split not in SPLITS:
+        raise DataError(f"Unknown split {split!r}; choose {choices(SPLITS)}.")
     rng = random.Random(f"{seed}/{task}/{digits}/{split}")
     out: list[Problem] = []
     seen: set[str] = set()
     misses = 0  # draws since the last new problem: the split is exhausted after many
     while len(out) < n and misses < 5000:
         q = _draw(task, digits, rng)
-        if split_of(q) != split or (split == "test" and q in seen):
+        if split_of(q) != split or (split != "train" and q in seen):
             misses += 1
             continue
         misses = 0

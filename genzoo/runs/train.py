@@ -128,7 +128,7 @@ def train(
             }
         trainer = Trainer(net, train_set, tcfg, run_dir, test_data=test_set)
         if resume is not None:
-            if _has_checkpoint(run_dir):
+            if has_checkpoint(run_dir):
                 trainer.load_checkpoint()
             else:  # killed before its first checkpoint: start again from step 0
                 warnings.warn(
@@ -137,7 +137,7 @@ def train(
                     stacklevel=2,
                 )
             if not closed_form:
-                _check_left_to_train(run_dir, tcfg, trainer, steps, budget)
+                check_left_to_train(run_dir, tcfg, trainer, steps, budget)
             cfg_doc = read_run_config(run_dir)
             cfg_doc["train"] = tcfg.to_dict()
         try:
@@ -181,7 +181,7 @@ def _check_resume(
         )
 
 
-def _check_left_to_train(
+def check_left_to_train(
     run_dir: Path,
     tcfg: TrainConfig,
     trainer: Trainer,
@@ -212,7 +212,7 @@ def _check_left_to_train(
         )
 
 
-def _has_checkpoint(run_dir: Path) -> bool:
+def has_checkpoint(run_dir: Path) -> bool:
     try:
         find_checkpoint(run_dir)
     except CheckpointError:

@@ -42,11 +42,33 @@ def test_addition_difficulty_has_carries() -> None:
 
 
 @pytest.mark.parametrize("task", ["addition", "reverse"])
-def test_train_and_test_are_disjoint_by_construction(task: str) -> None:
+def test_train_val_and_test_are_disjoint_by_construction(task: str) -> None:
     test = {p.question for p in tasks.problems(task, 2, "test", 300, seed=0)}
+    val = {p.question for p in tasks.problems(task, 2, "val", 300, seed=0)}
     train = {p.question for s in (0, 1) for p in tasks.problems(task, 2, "train", 2000, seed=s)}
-    assert len(test) == 300 and not test & train
+    assert len(test) == 300 and len(val) == 300
+    assert not test & train and not val & train and not val & test
     assert all(tasks.split_of(q) == "test" for q in test)
+    assert all(tasks.split_of(q) == "val" for q in val)
+    # about a tenth of all 2-digit additions each (the hash buckets are uniform)
+    every = [f"{a}+{b}" for a in range(10, 100) for b in range(10, 100)]
+    share = {s: sum(tasks.split_of(q) == s for q in every) / len(every) for s in tasks.SPLITS}
+    assert 0.08 < share["test"] < 0.12 and 0.08 < share["val"] < 0.12
+
+
+def test_partial_reward_counts_places_and_is_one_only_when_exact() -> None:
+    pr = tasks.partial_reward
+    assert pr("addition", "80+77", "157\n") == 1.0
+    assert pr("addition", "80+77", "147\n") == pytest.approx(2 / 3)  # tens digit wrong
+    assert pr("addition", "80+77", "57\n") == pytest.approx(2 / 3)  # aligned on the units
+    assert pr("addition", "80+77", "1157\n") == pytest.approx(3 / 4)  # one digit too many
+    assert pr("addition", "80+77", "\n") == 0.0 and pr("addition", "8+", "1") == 0.0
+    assert pr("reverse", "rev abc", "cbx") == pytest.approx(2 / 3)  # strings: from the left
+    rng = __import__("random").Random(0)
+    for p in tasks.problems("addition", 2, "train", 200):
+        guess = str(int(p.answer) + rng.choice([0, 0, 1, 10, 90, -5])) + "\n"
+        r, part = tasks.reward("addition", p.question, guess), pr("addition", p.question, guess)
+        assert 0.0 <= part <= 1.0 and (part == 1.0) == (r == 1.0)
 
 
 def test_preference_pairs_prefer_the_verified_answer() -> None:

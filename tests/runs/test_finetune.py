@@ -7,12 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from genzoo.cli import main
 from genzoo.core.errors import ConfigError, DataError
+from genzoo.data import tasks
+from genzoo.models.posttrain import SFT, PostTrainConfig
 from genzoo.runs import evaluate, open_run, train
-from genzoo.runs.posttrain import finetune
+from genzoo.runs.posttrain import finetune, policy_preference_pairs, resume_finetune
 
 QUIET = {"progress": False, "tensorboard": False}
 
@@ -70,3 +73,84 @@ def test_bad_input_is_one_sentence_and_writes_nothing(base_run: Path, tmp_path: 
         finetune(base_run, "lora", steps=1, out=tmp_path / "d", overrides={"adapter": "prefix"})
     assert not any((tmp_path / n).exists() for n in "abcd")
     assert main(["finetune", str(base_run), "--method", "dpo", "--pairs", str(bad)]) == 2
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    ckpt = sorted((run / "checkpoints").glob("step_*"))[-1]
+    return load_file(ckpt / "model.safetensors")
+
+
+@pytest.mark.parametrize("method", ["sft", "grpo"])
+def test_a_resumed_finetune_run_equals_one_trained_without_a_stop(
+    base_run: Path, tmp_path: Path, method: str
+) -> None:
+    over = {"batch_size": 4, "lr": 1e-2, **QUIET}
+    if method == "grpo":  # rollouts drawn from the restored random state
+        over |= {"group_size": 2, "inner_iters": 2, "reward": "partial"}
+    straight = finetune(base_run, method, steps=4, out=tmp_path / "a", n_train=16, overrides=over)
+    half = finetune(base_run, method, steps=2, out=tmp_path / "b", n_train=16, overrides=over)
+    if method == "sft":
+        assert main(["finetune", "--resume", str(half), "--steps", "4"]) == 0
+    else:
+        resume_finetune(half, steps=4)
+    a, b = _weights(straight), _weights(half)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_bad_input_is_one_sentence(base_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no `genzoo finetune` run"):
+        resume_finetune(base_run, steps=5)
+    run = finetune(base_run, "sft", steps=1, out=tmp_path / "s", n_train=8, overrides=QUIET)
+    with pytest.raises(ConfigError, match="Model settings cannot change"):
+        resume_finetune(run, steps=2, overrides={"lora_rank": 4})
+    with pytest.raises(ConfigError, match="Nothing was trained"):
+        resume_finetune(run, steps=1)
+    assert main(["finetune", "--resume", str(run), "--method", "dpo"]) == 2
+
+
+def test_policy_pairs_reject_the_policys_own_wrong_answers(base_run: Path) -> None:
+    gpt = open_run(base_run).model
+    policy = SFT(PostTrainConfig(base_run=str(base_run)), tasks.task_info("t", 64), gpt)
+    probs = tasks.problems("addition", 2, "val", 24)
+    pairs = policy_preference_pairs(policy, "addition", probs, seed=3, tries=2)
+    greedy = policy.complete([p.prompt for p in probs])
+    assert pairs  # an untrained GPT errs
+    by_prompt = {p.prompt: (p, g) for p, g in zip(probs, greedy, strict=True)}
+    for prompt, chosen, rejected in pairs:
+        p, g = by_prompt[prompt]
+        assert chosen == p.response and tasks.reward("addition", p.question, rejected) == 0.0
+        if g != p.answer:  # its greedy answer is wrong: that is the rejected one
+            assert rejected == g + tasks.EOS
+
+
+def test_a_reward_function_that_raises_is_one_sentence_and_writes_nothing(
+    base_run: Path, tmp_path: Path
+) -> None:
+    def boom(question: str, answer: str) -> float:
+        raise KeyError("no score")
+
+    over = {"group_size": 2, "batch_size": 2, **QUIET}
+    with pytest.raises(ConfigError, match=r"raised KeyError.*on question '\d+\+\d+'"):
+        finetune(base_run, "grpo", steps=1, out=tmp_path / "a", n_train=4, reward_fn=boom)
+    with pytest.raises(ConfigError, match="finite number"):
+        finetune(base_run, "grpo", steps=1, out=tmp_path / "b", reward_fn=lambda q, a: float("nan"))
+    with pytest.raises(ConfigError, match="for method 'grpo'"):
+        finetune(base_run, "sft", steps=1, out=tmp_path / "c", reward_fn=lambda q, a: 1.0)
+    assert not any((tmp_path / n).exists() for n in "abc")
+    # a reward that works: the rollouts are scored by it (here: the answer's length)
+    seen: list[tuple[str, str]] = []
+
+    def length(question: str, answer: str) -> float:
+        seen.append((question, answer))
+        return float(len(answer))
+
+    run = finetune(
+        base_run, "grpo", steps=2, out=tmp_path / "d", n_train=4, reward_fn=length, overrides=over
+    )
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    # the two probes, then one rollout (it serves inner_iters = 2 steps) of 2 prompts x G = 2
+    assert len(seen) == 2 + 2 * 2
+    logged = [r["reward"] for r in rows if "reward" in r]
+    assert logged and all(0 <= r <= 6 for r in logged)
+    with pytest.raises(ConfigError, match="resume it with the same one"):
+        resume_finetune(run, steps=3)

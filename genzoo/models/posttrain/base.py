@@ -22,7 +22,7 @@ sequence is the GPT's start token, then ``prompt + response``. ``sample`` contin
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -296,12 +296,19 @@ class PostTrained(SavesTrainedOnly, GenerativeModel, Samples, BuiltOnRuns):
             "kl_ref": ((pol - ref) * mask_s).sum(1),
         }
 
-    def rewards(self, prompts: Tensor, new: Tensor, mask: Tensor) -> Tensor:
-        """The task's rule-based reward of each continuation ``(B,)`` (prompts ``(B, P)``)."""
+    def rewards(
+        self,
+        prompts: Tensor,
+        new: Tensor,
+        mask: Tensor,
+        fn: Callable[[str, str, str], float] = tasks.reward,
+    ) -> Tensor:
+        """A rule-based reward of each continuation ``(B,)`` (prompts ``(B, P)``): ``fn(task,
+        question, answer)``, by default the task's exact-match reward."""
         tok = tasks.tokenizer()
         out = []
         for p, t, m in zip(prompts.tolist(), new.tolist(), mask.tolist(), strict=True):
             question = tok.decode(p).removesuffix("=")
             answer = tok.decode([a for a, keep in zip(t, m, strict=True) if keep])
-            out.append(tasks.reward(self.task, question, answer))
+            out.append(fn(self.task, question, answer))
         return torch.tensor(out, device=prompts.device)

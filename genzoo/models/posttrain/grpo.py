@@ -4,10 +4,13 @@ rewards from the task's exact verifier.
 
 Each training step takes a batch of prompts. For every prompt the policy draws ``G`` answers
 from the KV-cached sampler (``pi_old``: the policy at rollout time, no gradient) and the verifier
-scores them (1 for an exact answer, else 0). The advantage of answer ``i`` is its reward
-normalised within its group, ``A_i = (r_i - mean(r)) / std(r)`` (outcome supervision, Sec. 4.1.2),
-the same for all its tokens; a group's advantages sum to zero, and a group whose rewards are equal
-teaches nothing. The objective (Eq. 3) is, per token ``t`` of answer ``o_i``,
+scores them (``reward = "exact"``: 1 for an exact answer, else 0; ``"partial"``: the fraction
+of the answer's characters right in place, a rule-based reward with partial credit that still
+gives a group a spread of rewards when none of its answers is exact). The advantage of answer
+``i`` is its reward normalised within its group, ``A_i = (r_i - mean(r)) / std(r)`` (outcome
+supervision, Sec. 4.1.2), the same for all its tokens; a group's advantages sum to zero, and a
+group whose rewards are equal teaches nothing. The objective (Eq. 3) is, per token ``t`` of
+answer ``o_i``,
 
     min(rho A, clip(rho, 1 - eps, 1 + eps) A) - beta D_KL,    rho = pi(o_t) / pi_old(o_t),
 
@@ -23,15 +26,19 @@ rollout's iterations draws a fresh rollout.)
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from genzoo.core.config import bounded
+from genzoo.core.errors import ConfigError
 from genzoo.core.protocol import Batch, LossOutput
 from genzoo.core.registry import register_model
+from genzoo.data import tasks
 from genzoo.data.base import DataInfo
 from genzoo.models.posttrain.base import PostTrainConfig, PostTrained
 
@@ -43,6 +50,27 @@ class GRPOConfig(PostTrainConfig):
     kl_beta: float = bounded(0.04, ge=0)  # weight of the k3 KL penalty to the reference
     inner_iters: int = bounded(2, ge=1)  # optimizer steps on each rollout (mu)
     rollout_temperature: float = bounded(1.0, gt=0)  # temperature of the rollouts
+    reward: Literal["exact", "partial"] = "exact"  # rule-based reward of the rollouts: 1 for an
+    # exact answer (else 0), or partial credit (the fraction of characters right in place)
+
+
+def call_reward(fn: Callable[[str, str], float], question: str, answer: str) -> float:
+    """``fn(question, answer)`` as a float; a reward function that raises, or returns no finite
+    number, is one sentence naming the question and the answer."""
+    try:
+        value = fn(question, answer)
+        out = float(value)
+    except Exception as e:  # a user's function: any failure becomes one sentence
+        raise ConfigError(
+            f"The reward function raised {type(e).__name__}: {e} on question {question!r}, "
+            f"answer {answer!r}; it must return a number for every answer."
+        ) from None
+    if not math.isfinite(out):
+        raise ConfigError(
+            f"The reward function returned {value!r} on question {question!r}, answer "
+            f"{answer!r}; it must return a finite number."
+        )
+    return out
 
 
 def group_advantages(rewards: Tensor, eps: float = 1e-4) -> Tensor:
@@ -108,6 +136,18 @@ class GRPO(PostTrained):
         super().__init__(config, info, base)
         self._rollout: Rollout | None = None
         self._uses = 0
+        self.reward_fn: Callable[[str, str], float] | None = None  # a user's reward (question,
+        # answer) -> float, in place of the config's rule-based one (set_reward_fn)
+
+    def set_reward_fn(self, fn: Callable[[str, str], float] | None) -> None:
+        """Score rollouts with ``fn(question, answer) -> float`` instead of ``config.reward``
+        (``None``: back to the rule-based reward). A call that raises or returns no finite
+        number stops training with one sentence naming the question and the answer."""
+        self.reward_fn = fn
+
+    def _user_reward(self, task: str, question: str, answer: str) -> float:
+        assert self.reward_fn is not None
+        return call_reward(self.reward_fn, question, answer)
 
     def train(self, mode: bool = True) -> GRPO:
         super().train(mode)
@@ -120,7 +160,8 @@ class GRPO(PostTrained):
         c = self.config
         rep = prompts.repeat_interleave(c.group_size, dim=0)  # (B G, P)
         new, mask = self.generate(rep, temperature=c.rollout_temperature, generator=generator)
-        reward = self.rewards(rep, new, mask)  # (B G,)
+        fn = self._user_reward if self.reward_fn is not None else tasks.REWARDS[c.reward]
+        reward = self.rewards(rep, new, mask, fn)  # (B G,)
         adv = group_advantages(reward.view(-1, c.group_size)).flatten()  # (B, G) -> (B G,)
         seq = torch.cat([rep, new], dim=1)  # (B G, P + T)
         full_mask = torch.cat([torch.zeros_like(rep, dtype=torch.bool), mask], dim=1)
@@ -142,4 +183,5 @@ class GRPO(PostTrained):
         logp = self.sequence_logps(r.seq)
         c = self.config
         loss, logs = grpo_loss(logp, r.old_logp, r.ref_logp, r.adv, r.mask, c.clip_eps, c.kl_beta)
-        return LossOutput(loss, {"reward": r.reward.mean(), **logs})
+        exact = (r.reward == 1).to(r.reward.dtype).mean()  # partial credit is 1 only when exact
+        return LossOutput(loss, {"reward": r.reward.mean(), "exact": exact, **logs})
