@@ -16,12 +16,18 @@ from genzoo.core.errors import ConfigError, choices
 from genzoo.core.protocol import BuiltOnRuns, SubRun
 from genzoo.core.runs import read_run_config
 from genzoo.models import MODELS
+from genzoo.nn.partial_state import SavesTrainedOnly
 
 
 def base_sub_run(model: str) -> SubRun:
     """The one :class:`SubRun` that ``--base`` fills for ``model``; one sentence if it has none
     or several."""
     cls = MODELS.get(model)
+    if issubclass(cls, SavesTrainedOnly) and model != "controlnet":
+        raise ConfigError(
+            f"Model {model!r} fine-tunes a trained run: use `genzoo finetune RUN` "
+            f"(`--dreambooth DIR` or `--method {model}`), not `genzoo train --base`."
+        )
     subs = cls.sub_runs if issubclass(cls, BuiltOnRuns) else ()
     if len(subs) != 1 or model == "controlnet":
         takers = [n for n in MODELS.names() if n != "controlnet" and _one_sub_run(n)]
@@ -35,7 +41,8 @@ def base_sub_run(model: str) -> SubRun:
 
 def _one_sub_run(name: str) -> bool:
     cls = MODELS.get(name)
-    return issubclass(cls, BuiltOnRuns) and len(cls.sub_runs) == 1
+    one = issubclass(cls, BuiltOnRuns) and len(cls.sub_runs) == 1
+    return one and not issubclass(cls, SavesTrainedOnly)
 
 
 def base_settings(

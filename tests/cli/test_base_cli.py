@@ -43,6 +43,7 @@ def test_bad_base_is_one_sentence_and_writes_nothing(tmp_path, capsys) -> None:
         (("ddpm", "--base", OLD / "vqvae"), ("'ddpm' is built on none", "ldm", "controlnet")),
         (("ldm", "--base", OLD / "vqvae", f"autoencoder_run={OLD / 'vqvae'}"), ("once",)),
         (("ldm", "--base", tmp_path / "missing"), ("does not exist",)),
+        (("dreambooth", "--base", OLD / "vqvae"), ("genzoo finetune RUN",)),
     )
     for args, needles in cases:
         code, _, err = run_cli(capsys, "train", *args, "--steps", "1", "--out", out)
