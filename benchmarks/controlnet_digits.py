@@ -9,7 +9,8 @@ F1 of the edge pixels), and the digits classifier's accuracy on the control imag
 base's samples for the same labels and noise (no control) are scored the same way (the real test
 images score 1 by construction).
 
-    python benchmarks/controlnet_digits.py --threads 1 --out runs/bench-cn-digits
+    python benchmarks/controlnet_digits.py --threads 1 --out runs/bench-cn-digits \
+        --pictures docs/img
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/bench-cn-digits")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--base-steps", type=int, default=800)
-    ap.add_argument("--cn-steps", type=int, default=400)
-    ap.add_argument("--n", type=int, default=359, help="held-out test controls")
-    ap.add_argument("--sample-steps", type=int, default=18, help="Heun steps")
+    ap.add_argument("--base-steps", type=int, default=500)
+    ap.add_argument("--cn-steps", type=int, default=300)
+    ap.add_argument("--n", type=int, default=200, help="held-out test controls")
+    ap.add_argument("--sample-steps", type=int, default=10, help="Heun steps")
+    ap.add_argument("--pictures", help="folder for docs/controlnet.md's picture")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -108,6 +110,39 @@ def main() -> None:
     print("| images | edge IoU | edge F1 | class accuracy |\n|---|---:|---:|---:|")
     for name, r in rows.items():
         print(f"| {name} | {r['edge_iou']:.3f} | {r['edge_f1']:.3f} | {r['class_accuracy']:.3f} |")
+    if args.pictures:
+        picture(Path(args.pictures) / "controlnet_digits_edges.png", control[:10], xs, y[:10])
+
+
+def picture(path: Path, control: torch.Tensor, xs: dict, y: torch.Tensor) -> None:
+    """Rows: the control edge map, the ControlNet's sample, the base's sample (same label and
+    noise), the real test digit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [
+        ("control (edges)", control * 2 - 1),
+        ("controlnet", xs["controlnet (scale 1)"]),
+        ("base, no control", xs["base edm (no control)"]),
+        ("test digit", xs["real test images"]),
+    ]
+    k = control.shape[0]
+    fig, axes = plt.subplots(len(rows), k, figsize=(1.0 * k, 1.1 * len(rows)), dpi=90)
+    for i, (label, x) in enumerate(rows):
+        for j in range(k):
+            axes[i, j].imshow(((x[j, 0] + 1) / 2).clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
+            axes[i, j].set_xticks([])
+            axes[i, j].set_yticks([])
+            if i == 0:
+                axes[i, j].set_title(f"label {int(y[j])}", fontsize=7)
+        axes[i, 0].set_ylabel(label, fontsize=7)
+    fig.suptitle("ControlNet on digits 8x8: held-out test edge maps", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
