@@ -11,7 +11,7 @@ from cli_helpers import one_error, run_cli
 
 OLD = Path(__file__).resolve().parents[1] / "fixtures" / "old_runs"
 TINY = ("channels=8", "channel_mult=[1]", "progress=false", "tensorboard=false", "n_samples=1",
-        "batch_size=4", "ckpt_every=0")  # fmt: skip
+        "batch_size=4", "ckpt_every=0", "sample_steps=2")  # fmt: skip
 
 
 def _config(run: Path) -> dict:
