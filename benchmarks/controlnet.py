@@ -101,15 +101,82 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=30, help="dreambooth samples per prompt set")
     ap.add_argument("--judge-steps", type=int, default=1500, help="attribute classifier steps")
     ap.add_argument("--judge-n", type=int, default=10_000, help="its training scenes")
+    ap.add_argument("--dreambooth-only", action="store_true", help="skip the ControlNet part")
+    ap.add_argument(
+        "--drift-reps",
+        type=int,
+        default=1,
+        help="samples per class prompt for the prior drift (30 prompts each)",
+    )
+    ap.add_argument("--base-out", help="folder of the base run (default --out)")
     ap.add_argument("--pictures", help="folder for the pictures of docs/controlnet.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     res: dict = {"data": DATA, "date": time.strftime("%Y-%m-%d"), "args": vars(args)}
     t0 = time.perf_counter()
-    base_dir = base_run(out, args.base_steps)
+    base_dir = base_run(Path(args.base_out) if args.base_out else out, args.base_steps)
     base_loaded = open_run(base_dir)
     base, res["base_step"] = base_loaded.model, base_loaded.step
+    if not args.dreambooth_only:
+        controlnet_part(args, out, base_dir, base, res, t0)
+
+    # --- DreamBooth ---
+    info = shapes_info(DATA)
+    subj_dir = out / "subject"
+    subject = levels_to_model(render_subject("striped-square", args.n_subject, 16, seed=3), 256)
+    if not subj_dir.exists():
+        save_images_folder(subject, info, subj_dir)
+    db_dirs = {}
+    for lam in (1.0, 0.0):
+        d = out / f"dreambooth-prior{lam:g}"
+        if not (d / "config.yaml").exists():
+            dreambooth(base_dir, subj_dir, token="sks", class_noun="square", prior_weight=lam,
+                       n_prior=args.n_prior, prior_steps=args.sample_steps, steps=args.db_steps,
+                       out=d, overrides=COMMON)  # fmt: skip
+        db_dirs[lam] = d
+    clf = train_attribute_classifier(16, n=args.judge_n, steps=args.judge_steps)
+    res["judge_test_accuracy"] = clf.test_accuracy
+    centre = features(clf, subject).mean(0)
+    res["subject_self_similarity"] = cosine_to(features(clf, subject), centre)
+    cls_prompts = class_prompts(30) * args.drift_reps
+    n = args.n_eval
+    kw = {"steps": args.sample_steps}
+
+    def judge(model: object, label: str) -> dict:
+        xs = model.sample(n, prompts=["a sks square"], generator=gen(1), **kw)  # type: ignore[attr-defined]
+        xc = model.sample(n, prompts=["a square"], generator=gen(2), **kw)  # type: ignore[attr-defined]
+        xp = model.sample(len(cls_prompts), prompts=cls_prompts, generator=gen(3), **kw)  # type: ignore[attr-defined]
+        acc = prompt_attribute_accuracy(clf.read(xp), cls_prompts)
+        r = {
+            "subject_similarity": cosine_to(features(clf, xs), centre),
+            "class_prompt_similarity": cosine_to(features(clf, xc), centre),
+            "class_prompts_all": acc["single_all"],
+            "class_prompts_shape": acc["single_shape"],
+            "class_prompts_colour": acc["single_colour"],
+            "class_prompts_n": len(cls_prompts),
+        }
+        print(f"{label}: {json.dumps(r)}", flush=True)
+        pics[label] = (xs[:6], xc[:6])
+        return r
+
+    pics: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    db = {"base (before fine-tuning)": judge(base, "base (before fine-tuning)")}
+    for lam, d in db_dirs.items():
+        label = f"dreambooth, lambda = {lam:g}"
+        db[label] = judge(open_run(d).model, label)
+        db[label]["step"] = open_run(d).step
+    res["dreambooth"] = db
+    (out / "results.json").write_text(json.dumps(res, indent=2))
+    print(table(res))
+    if args.pictures:
+        dreambooth_picture(Path(args.pictures) / "dreambooth.png", subject, pics)
+
+
+def controlnet_part(
+    args: argparse.Namespace, out: Path, base_dir: Path, base: object, res: dict, t0: float
+) -> None:
+    """Train (or re-use) the ControlNet and score the IoU of its samples with held-out masks."""
     cn_dir = out / "controlnet"
     if not (cn_dir / "config.yaml").exists():
         over = {**COMMON, "batch_size": args.cn_batch}
@@ -145,58 +212,9 @@ def main() -> None:
     res["controlnet"] = rows
     res["controlnet_scale0_equals_base"] = bool(torch.equal(x_cn0, x_base))
     res["controlnet_sample_s"] = round(cn_s, 1)
-
-    # --- DreamBooth ---
-    info = shapes_info(DATA)
-    subj_dir = out / "subject"
-    subject = levels_to_model(render_subject("striped-square", args.n_subject, 16, seed=3), 256)
-    if not subj_dir.exists():
-        save_images_folder(subject, info, subj_dir)
-    db_dirs = {}
-    for lam in (1.0, 0.0):
-        d = out / f"dreambooth-prior{lam:g}"
-        if not (d / "config.yaml").exists():
-            dreambooth(base_dir, subj_dir, token="sks", class_noun="square", prior_weight=lam,
-                       n_prior=args.n_prior, prior_steps=args.sample_steps, steps=args.db_steps,
-                       out=d, overrides=COMMON)  # fmt: skip
-        db_dirs[lam] = d
-    clf = train_attribute_classifier(16, n=args.judge_n, steps=args.judge_steps)
-    res["judge_test_accuracy"] = clf.test_accuracy
-    centre = features(clf, subject).mean(0)
-    res["subject_self_similarity"] = cosine_to(features(clf, subject), centre)
-    cls_prompts = class_prompts(30)
-    n = args.n_eval
-
-    def judge(model: object, label: str) -> dict:
-        xs = model.sample(n, prompts=["a sks square"], generator=gen(1), **kw)  # type: ignore[attr-defined]
-        xc = model.sample(n, prompts=["a square"], generator=gen(2), **kw)  # type: ignore[attr-defined]
-        xp = model.sample(30, prompts=cls_prompts, generator=gen(3), **kw)  # type: ignore[attr-defined]
-        acc = prompt_attribute_accuracy(clf.read(xp), cls_prompts)
-        r = {
-            "subject_similarity": cosine_to(features(clf, xs), centre),
-            "class_prompt_similarity": cosine_to(features(clf, xc), centre),
-            "class_prompts_all": acc["single_all"],
-            "class_prompts_shape": acc["single_shape"],
-            "class_prompts_colour": acc["single_colour"],
-        }
-        print(f"{label}: {json.dumps(r)}", flush=True)
-        pics[label] = (xs[:6], xc[:6])
-        return r
-
-    pics: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    db = {"base (before fine-tuning)": judge(base, "base (before fine-tuning)")}
-    for lam, d in db_dirs.items():
-        label = f"dreambooth, lambda = {lam:g}"
-        db[label] = judge(open_run(d).model, label)
-        db[label]["step"] = open_run(d).step
-    res["dreambooth"] = db
-    (out / "results.json").write_text(json.dumps(res, indent=2))
-    print(table(res))
     if args.pictures:
-        folder = Path(args.pictures)
-        control_picture(folder / "controlnet_masks.png", control[:8], x_cn[:8], x_base[:8],
-                        prompts[:8])  # fmt: skip
-        dreambooth_picture(folder / "dreambooth.png", subject, pics)
+        control_picture(Path(args.pictures) / "controlnet_masks.png", control[:8], x_cn[:8],
+                        x_base[:8], prompts[:8])  # fmt: skip
 
 
 def gen(seed: int) -> torch.Generator:

@@ -5,13 +5,14 @@ Part 1 (autoencoders). ``vqvae`` and ``vqgan`` with the same encoder, decoder, c
 size, batch, learning rate and step count (``--ae-steps``); ``vqgan`` adds the perceptual loss
 over genzoo's digits classifier trained with seed 1, the PatchGAN from step ``disc_start`` and
 the adaptive weight (arXiv:2012.09841), with the paper's Adam betas (0.5, 0.9) for both of its
-players. Variants (``--ae-models``) tell the additions apart: ``vqgan-noadv`` never switches the
-discriminator on (the perceptual term alone); ``vqgan-dw0.1`` scales the adaptive weight by 0.1
-instead of the paper code's 0.8; ``vqgan-adamw`` and ``vqgan-noadv-adamw`` use the Trainer's
-Adam betas (0.9, 0.999), as ``vqvae`` does. Every model reconstructs the test split; the
-reconstructions are scored against the test images in the feature space of genzoo's digits
-classifier (seed 0, the yardstick of every benchmark here; not the network the perceptual loss
-uses): Fréchet distance, k-NN precision and recall (k = 5), and the pixel MSE.
+players. Variants (``--ae-models``, see :func:`ae_variant`) tell the additions apart:
+``vqgan-noadv`` never switches the discriminator on (the perceptual term alone); ``-dw0.1``
+scales the adaptive weight by 0.1 instead of the paper code's 0.8; ``-ds1000`` starts D at step
+1000; ``-adamw`` uses the Trainer's Adam betas (0.9, 0.999), as ``vqvae`` does. Every model
+reconstructs the test split (the same images for every row); the reconstructions are scored
+against the test images in the feature space of genzoo's digits classifier (seed 0, the
+yardstick of every benchmark here; not the network the perceptual loss uses): Fréchet distance,
+k-NN precision and recall (k = 5), and the pixel MSE.
 
 Part 2 (generation). ``ldm`` over the VQ-GAN run (EDM on its pre-quantization latents, scaled to
 unit standard deviation, decoded through the quantizer, as the LDM paper's VQ-regularised models,
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -67,28 +69,48 @@ def _scores(x: torch.Tensor, ref: torch.Tensor, clf: Any) -> dict[str, float]:
     return {"fd": s["fd"], "precision": s["precision"], "recall": s["recall"]}
 
 
+def ae_variant(name: str, disc_start: int) -> tuple[str, dict[str, Any]]:
+    """``vqvae``, or ``vqgan`` followed by dash-separated changes to its config: ``noadv`` (the
+    discriminator never starts), ``adamw`` (the Trainer's Adam betas (0.9, 0.999) for both
+    players instead of the paper code's (0.5, 0.9)), ``dw<x>`` (disc_weight = x instead of 0.8),
+    ``ds<n>`` (disc_start = n instead of ``--disc-start``), e.g. ``vqgan-adamw-dw0.1-ds1000``."""
+    if name == "vqvae":
+        return "vqvae", {}
+    head, *mods = name.split("-")
+    if head != "vqgan":
+        raise SystemExit(f"unknown autoencoder {name!r}: vqvae or vqgan[-noadv|-adamw|-dwX|-dsN]")
+    extra: dict[str, Any] = {"disc_start": disc_start}
+    for mod in mods:
+        if mod == "noadv":
+            extra["disc_start"] = 10**9
+        elif mod == "adamw":
+            extra["betas"] = (0.9, 0.999)
+        elif re.fullmatch(r"dw[0-9.e-]+", mod):
+            extra["disc_weight"] = float(mod[2:])
+        elif re.fullmatch(r"ds[0-9]+", mod):
+            extra["disc_start"] = int(mod[2:])
+        else:
+            raise SystemExit(f"unknown vqgan change {mod!r} in {name!r}: noadv, adamw, dwX, dsN")
+    return "vqgan", extra
+
+
 def autoencoders(args: argparse.Namespace, clf: Any, test: torch.Tensor) -> list[dict[str, Any]]:
     out = Path(args.out)
-    models = {
-        "vqvae": ("vqvae", {}),
-        "vqgan": ("vqgan", {"disc_start": args.disc_start}),
-        "vqgan-noadv": ("vqgan", {"disc_start": 10**9}),
-        "vqgan-dw0.1": ("vqgan", {"disc_start": args.disc_start, "disc_weight": 0.1}),
-        "vqgan-adamw": ("vqgan", {"disc_start": args.disc_start, "betas": (0.9, 0.999)}),
-        "vqgan-noadv-adamw": ("vqgan", {"disc_start": 10**9, "betas": (0.9, 0.999)}),
-    }
     rows = []
     recons = [test[:16]]
     for name in args.ae_models.split(","):
-        model, extra = models[name]
-        run = out / f"{name}-{args.data}"
-        dt = _train(model, args.data, run, args.ae_steps, {**AE, **AE_TRAIN, **extra})
+        model, extra = ae_variant(name, args.disc_start)
+        seed = f"-seed{args.seed}" if args.seed else ""
+        run = out / f"{name}-{args.data}{seed}"
+        over = {**AE, **AE_TRAIN, **extra, "seed": args.seed}
+        dt = _train(model, args.data, run, args.ae_steps, over)
         m = genzoo.load(run, device="cpu")
         with torch.no_grad():
             x_hat = torch.cat([m(test[i : i + 500]) for i in range(0, len(test), 500)])
         x_hat = x_hat.clamp(-1, 1)
         row = {
             "model": name,
+            "seed": args.seed,
             "steps": args.ae_steps,
             "train_s": dt,
             "mse": float((x_hat - test).pow(2).mean()),
@@ -175,6 +197,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--gen-steps", type=int, default=2000)
     p.add_argument("--gen-models", default="ldm-vqgan,edm", help="ldm-<part-1 model>, edm")
     p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--seed", type=int, default=0, help="training seed of part 1's runs")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default="runs/bench-vqgan")
     p.add_argument("--skip-gen", action="store_true", help="part 1 only")
@@ -191,7 +214,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ae = autoencoders(args, clf, test)
         gen = [] if args.skip_gen else generators(args, clf, test)
     print()
-    cols = ["model", "steps", "train_s", "mse", "fd", "precision", "recall", "perplexity"]
+    cols = ["model", "seed", "steps", "train_s", "mse", "fd", "precision", "recall", "perplexity"]
     print(table(ae, cols))
     if gen:
         print()

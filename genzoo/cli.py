@@ -28,6 +28,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    named = args.model is not None and "=" not in args.model and args.model != "controlnet"
+    if args.base is not None and named and args.control is None:
+        return _train_on_base(args)
     if args.base is not None or args.control is not None:
         return _train_controlnet(args)
     if not args.resume:  # before the library is imported: an instant answer
@@ -70,6 +73,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
         )
     grids = sorted((Path(run) / "samples").glob("*.png"))
     print(f"run saved in {run}" + (f"; latest sample grid: {grids[-1]}" if grids else ""))
+    return 0
+
+
+def _train_on_base(args: argparse.Namespace) -> int:
+    """`genzoo train ldm --base RUN`: the model's one sub-run (``autoencoder_run=``, ...) is RUN,
+    and the data is the base run's unless --data names another."""
+    if args.resume:
+        raise ConfigError("--base starts a new run; resume with `genzoo train --resume RUN`.")
+    from genzoo.core.config import parse_overrides
+    from genzoo.runs import train
+    from genzoo.runs.base import base_settings
+
+    overrides, data = base_settings(args.model, args.base, parse_overrides(args.overrides))
+    run = train(
+        args.model,
+        args.data or data,
+        steps=args.steps,
+        budget=args.budget,
+        out=args.out,
+        name=args.name,
+        data_root=args.data_root,
+        overrides=overrides,
+    )
+    print(f"run saved in {run}")
     return 0
 
 
@@ -536,7 +563,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data-root", help="folder holding downloaded datasets")
     tr.add_argument("--download", action="store_true", help="download the dataset if missing")
     tr.add_argument(
-        "--base", metavar="RUN", help="controlnet: the trained diffusion run to control"
+        "--base",
+        metavar="RUN",
+        help="the trained run the model is built on: controlnet's diffusion run, ldm's "
+        "autoencoder (autoencoder_run=), vqvae-prior's vqvae (vqvae_run=); data: the run's",
     )
     tr.add_argument(
         "--control", choices=["mask", "edges"], help="controlnet: the control map (default mask)"

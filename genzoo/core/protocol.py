@@ -210,11 +210,15 @@ class Embeds:
 class SubRun:
     """A trained run that a model is built on: the runs layer reads the run directory from the
     config field ``run_field`` (EMA weights when ``ema_field`` says so), loads its model and
-    passes it to the constructor as the keyword ``arg``."""
+    passes it to the constructor as the keyword ``arg``. ``needs``: the model classes (or
+    capability mixins) the sub-run's model must be an instance of; the runs layer checks it on the
+    run's registered class before training (``genzoo train ldm --base RUN``), one sentence if not.
+    """
 
     arg: str
     run_field: str
     ema_field: str | None = None
+    needs: tuple[type, ...] = ()
 
 
 class BuiltOnRuns:

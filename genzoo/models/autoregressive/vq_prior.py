@@ -85,7 +85,9 @@ class VQPrior(GenerativeModel, Samples, BuiltOnRuns):
     dequantize: ClassVar[bool] = False  # the VQ-VAE was trained on bin centres
     config_class: ClassVar[type[Config]] = VQPriorConfig
     default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "batch_size": 64, "warmup": 100}
-    sub_runs: ClassVar[tuple[SubRun, ...]] = (SubRun("vqvae", "vqvae_run", "vqvae_ema"),)
+    sub_runs: ClassVar[tuple[SubRun, ...]] = (
+        SubRun("vqvae", "vqvae_run", "vqvae_ema", needs=(DiscreteCodes,)),
+    )
     config: VQPriorConfig
     info: DataInfo
 

@@ -66,7 +66,7 @@ class LatentDiffusion(EDM, BuiltOnRuns, LatentSpace):
     dequantize: ClassVar[bool] = False
     default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "ema_decay": 0.999, "batch_size": 128}
     sub_runs: ClassVar[tuple[SubRun, ...]] = (
-        SubRun("autoencoder", "autoencoder_run", "autoencoder_ema"),
+        SubRun("autoencoder", "autoencoder_run", "autoencoder_ema", needs=(LatentSpace,)),
     )
 
     def __init__(
