@@ -91,15 +91,18 @@ def main() -> None:
     p.add_argument("--n-test", type=int, default=1000, help="test images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--models", help="comma-separated registry names to run (default: all)")
+    p.add_argument(
+        "--models", help="comma-separated models to run: visualbert, vilbert, vqa, vqa-early, ..."
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out) / f"seed{args.seed}"
     rows: dict[str, dict[str, float]] = {}
     for label, (model, over) in MODELS[args.part].items():
-        if args.models and model not in args.models.split(","):
+        key = model + (f"-{over['fusion']}" if "fusion" in over else "")  # vqa-early, ...
+        if args.models and not {model, key} & set(args.models.split(",")):
             continue
-        name = f"{args.part}-{model}" + (f"-{over['fusion']}" if "fusion" in over else "")
+        name = f"{args.part}-{key}"
         run, dt = _train(
             name, model, out, args.steps, batch_size=args.batch, width=args.width,
             seed=args.seed, **over,
