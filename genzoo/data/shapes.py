@@ -18,7 +18,9 @@ Each image carries:
   :func:`all_captions` renders every template, the references for BLEU;
 - attributes ``(2, 4)``: shape, colour, size, position of each object (-1 for a missing second);
 - :data:`QUESTIONS_PER_IMAGE` questions with one-word answers out of :data:`ANSWERS`, e.g. "what
-  colour is the square?" -> "red", "how many circles are there?" -> "two".
+  colour is the square?" -> "red", "how many circles are there?" -> "two";
+- hard negative captions for image-text matching (:func:`itm_negatives`): the caption with one
+  colour, one shape or the relation swapped (:data:`ITM_NEGATIVES`), each false for the image.
 
 Spec: ``shapes`` with options ``size=N`` (image side, default 32, at least 16), ``n=N`` (training
 images, default 10,000) and ``objects=1`` (single objects only; default 1 or 2, half each), e.g.
@@ -33,6 +35,7 @@ generalisation can be measured on the test images whose ``heldout`` flag is set.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -347,6 +350,64 @@ def make_questions(
     return out
 
 
+# --- hard negatives for image-text matching ------------------------------------------------------
+ITM_NEGATIVES = ("colour", "shape", "relation")
+"""The kinds of hard negative caption: one attribute of the true caption swapped."""
+
+
+def _swap_object(
+    scene: Scene, field: str, n_values: int, rng: np.random.Generator, split: str
+) -> Scene | None:
+    """``scene`` with the ``field`` (``"colour"`` or ``"shape"``) of one object changed so that
+    the new colour-shape pair is none of the scene's objects (the caption becomes false) and is
+    a pair the split draws (a train negative never names a held-out pair); None if impossible."""
+    have = {(o.colour, o.shape) for o in scene.objects}
+    held = _HELD if split == "train" else set()
+    options = []
+    for i, o in enumerate(scene.objects):
+        for v in range(n_values):
+            pair = (v, o.shape) if field == "colour" else (o.colour, v)
+            if pair != (o.colour, o.shape) and pair not in have and pair not in held:
+                options.append((i, v))
+    if not options:
+        return None
+    i, v = options[int(rng.integers(len(options)))]
+    objs = list(scene.objects)
+    objs[i] = dataclasses.replace(objs[i], **{field: v})
+    return dataclasses.replace(scene, objects=tuple(objs))
+
+
+def swap_negative(scene: Scene, kind: str, rng: np.random.Generator, split: str) -> Scene | None:
+    """The scene description of a hard negative of kind ``kind`` (:data:`ITM_NEGATIVES`): one
+    object's colour or shape changed, or the relation replaced by its converse ("left of" ->
+    "right of", "above" -> "below"); its :meth:`Scene.caption` (same template) is false for the
+    image. None where the kind does not apply: a relation swap needs a caption that states the
+    relation of two objects that differ in colour or shape (two red circles stay true either
+    way round)."""
+    if kind == "colour":
+        return _swap_object(scene, "colour", len(COLOURS), rng, split)
+    if kind == "shape":
+        return _swap_object(scene, "shape", len(SHAPES), rng, split)
+    if kind != "relation":
+        raise DataError(f"Unknown negative kind {kind!r}; choose one of {ITM_NEGATIVES}.")
+    if len(scene.objects) != 2 or "{rel}" not in PAIR_TEMPLATES[scene.template]:
+        return None
+    a, b = scene.objects
+    if (a.colour, a.shape) == (b.colour, b.shape):
+        return None
+    return dataclasses.replace(scene, relation=CONVERSE[scene.relation])
+
+
+def itm_negatives(scene: Scene, rng: np.random.Generator, split: str) -> list[str | None]:
+    """One hard negative caption per kind of :data:`ITM_NEGATIVES` (None where it does not
+    apply), each differing from ``scene.caption()`` in exactly one attribute."""
+    out: list[str | None] = []
+    for kind in ITM_NEGATIVES:
+        neg = swap_negative(scene, kind, rng, split)
+        out.append(None if neg is None else neg.caption())
+    return out
+
+
 # --- rendering ----------------------------------------------------------------------------------
 def _sdf(shape: int, dx: Tensor, dy: Tensor, r: Tensor) -> Tensor:
     """Signed distance (pixels, negative inside) of offsets ``(dx, dy)`` (broadcastable, e.g.
@@ -483,8 +544,11 @@ class ShapesDataset(Dataset):
     (``[BOS] words [EOS]`` then ``[PAD] = 0``), ``question`` ``(B, Q, Lq)`` tokens, ``answer``
     ``(B, Q)`` indices into :data:`ANSWERS`, ``qtype`` ``(B, Q)`` indices into
     :data:`QUESTION_TYPES`, ``attrs`` ``(B, 2, 4)`` (shape, colour, size, position per object, -1
-    for none), ``n_objects`` ``(B,)``, ``relation`` ``(B,)`` (-1 for one object) and ``heldout``
-    ``(B,)`` (0/1).
+    for none), ``n_objects`` ``(B,)``, ``relation`` ``(B,)`` (-1 for one object), ``heldout``
+    ``(B,)`` (0/1), and for image-text matching ``itm_text`` ``(B, 3, L)``, the hard negative
+    captions of :data:`ITM_NEGATIVES` (the true caption where a kind does not apply), with
+    ``itm_valid`` ``(B, 3)`` (False there). The negatives are drawn from the split's own seed, so
+    they are the same on every machine, and from the split's own scenes.
     """
 
     def __init__(self, info: DataInfo, scenes: list[Scene], split: str, seed: int) -> None:
@@ -509,6 +573,12 @@ class ShapesDataset(Dataset):
         self.n_objects = torch.tensor([len(s.objects) for s in scenes])
         self.relation = torch.tensor([s.relation for s in scenes])
         self.heldout = torch.tensor([int(s.heldout) for s in scenes])
+        rng_neg = np.random.default_rng(seed + 2)
+        negs = [itm_negatives(s, rng_neg, split) for s in scenes]
+        pairs = zip(negs, self.captions, strict=True)
+        flat_n = [n if n is not None else c for ns, c in pairs for n in ns]
+        self.itm_text = tok.encode_batch(flat_n).view(len(scenes), len(ITM_NEGATIVES), -1)
+        self.itm_valid = torch.tensor([[n is not None for n in ns] for ns in negs])
 
     EXTRA_KEYS = (
         "text",
@@ -519,6 +589,8 @@ class ShapesDataset(Dataset):
         "n_objects",
         "relation",
         "heldout",
+        "itm_text",
+        "itm_valid",
     )
 
     def extra(

@@ -103,14 +103,15 @@ def merge_heads(y: Tensor) -> Tensor:
 
 
 def key_padding(key_mask: Tensor) -> tuple[Tensor, Tensor]:
-    """``(attn_mask (B, 1, 1, L), keep (B,))`` for a key mask ``(B, L)``, True for real keys.
+    """``(attn_mask (B, 1, 1, L), keep (B,))`` for a key mask ``(B, L)``, True for real keys;
+    ``(attn_mask (B, 1, N, L), keep (B, N))`` for a mask per query ``(B, N, L)``.
 
     Rows without any real key attend everywhere (so the softmax is defined) and are zeroed
     afterwards by ``keep``."""
     m = key_mask.bool()
-    keep = m.any(1)  # (B,) rows with at least one real key
-    m = m | ~keep[:, None]  # empty rows attend everywhere, then are zeroed
-    return m[:, None, None, :], keep
+    keep = m.any(-1)  # (B,) or (B, N): rows with at least one real key
+    m = m | ~keep[..., None]  # empty rows attend everywhere, then are zeroed
+    return (m[:, None, None, :] if m.ndim == 2 else m[:, None]), keep
 
 
 def multi_head_attention(
@@ -135,7 +136,8 @@ def multi_head_attention(
     - ``rotary``: the full ``(cos, sin)`` tables of :func:`rotary_tables`; queries and keys are
       rotated by the angles of their positions (after the cached ones).
     - ``key_mask`` ``(B, L)``: True for real keys (padding gets no weight); rows without a real
-      key give zeros (after ``project``).
+      key give zeros (after ``project``). A mask per query ``(B, N, L)`` says which keys each
+      query sees (a block mask, e.g. one that keeps two modalities apart).
     - ``dropout``: on the attention weights (pass 0 in eval mode).
     """
     if causal and key_mask is not None:
@@ -167,5 +169,5 @@ def multi_head_attention(
     if project is not None:
         out = project(out)
     if keep is not None:
-        out = out * per_example(keep, out)
+        out = out * (per_example(keep, out) if keep.ndim == 1 else keep[..., None].to(out.dtype))
     return out

@@ -69,8 +69,12 @@ class CausalSelfAttention(nn.Module):
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
 
-    def forward(self, x: Tensor, kv: LayerKV | None = None) -> Tensor:
-        """``(B, T, C) -> (B, T, C)``; with ``kv`` the T positions continue after ``kv.length``."""
+    def forward(
+        self, x: Tensor, kv: LayerKV | None = None, key_mask: Tensor | None = None
+    ) -> Tensor:
+        """``(B, T, C) -> (B, T, C)``; with ``kv`` the T positions continue after ``kv.length``;
+        ``key_mask`` ``(B, T)`` or ``(B, T, T)`` (True: a key that may be seen; only without
+        ``causal``), see :func:`~genzoo.nn.attention.multi_head_attention`."""
         q, k, v = self.qkv(x).split(x.shape[2], dim=2)  # 3 x (B, T, C)
         y = multi_head_attention(
             q,
@@ -78,6 +82,7 @@ class CausalSelfAttention(nn.Module):
             v,
             self.n_head,
             causal=self.causal,
+            key_mask=key_mask,
             dropout=self.dropout if self.training else 0.0,
             rotary=(self.rope_cos, self.rope_sin) if self.rotary else None,
             cache=kv,
@@ -110,8 +115,10 @@ class Block(nn.Module):
             nn.Dropout(dropout),
         )
 
-    def forward(self, x: Tensor, kv: LayerKV | None = None) -> Tensor:  # (B, T, C) -> (B, T, C)
-        x = x + self.attn(self.ln1(x), kv)
+    def forward(
+        self, x: Tensor, kv: LayerKV | None = None, key_mask: Tensor | None = None
+    ) -> Tensor:  # (B, T, C) -> (B, T, C)
+        x = x + self.attn(self.ln1(x), kv, key_mask)
         return x + self.mlp(self.ln2(x))
 
 
@@ -153,9 +160,13 @@ class Transformer(nn.Module):
         transformer); batch size, dtype and device come from the first call that uses it."""
         return KVCache(len(self.blocks), max_len or self.max_len)
 
-    def forward(self, x: Tensor, cache: KVCache | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, cache: KVCache | None = None, key_mask: Tensor | None = None
+    ) -> Tensor:
+        """``key_mask`` ``(B, T)`` or ``(B, T, T)``: the keys each position may attend to (True),
+        for ``causal=False`` (padding, or a block mask between segments)."""
         for i, blk in enumerate(self.blocks):
-            x = blk(x, cache.layers[i] if cache is not None else None)
+            x = blk(x, cache.layers[i] if cache is not None else None, key_mask)
         return self.ln_f(x)
 
 

@@ -58,7 +58,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Test-set metrics of a run, averaged per example; likelihoods also in bits/dim.
 
-    Every model reports ``model.eval_metrics(batch)`` per test example. ``ode`` adds, for
+    Every model reports ``model.eval_metrics(batch)`` per test example (NaN where a metric does
+    not apply to an example: it is averaged over the examples it applies to). ``ode`` adds, for
     diffusion models of images, the probability-flow ODE log-likelihood of ``ode_n`` uniformly
     dequantized test images (Hutchinson divergence, ``ode_steps`` Heun steps; arXiv:2011.13456
     App. D) as ``ode_log_prob`` and ``ode_log_prob_bpd``: an upper bound on the discrete
@@ -106,6 +107,7 @@ def evaluate(
     count = len(test) if n is None else min(n, len(test))
     g = make_generator(seed, device=model.device)
     sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
     bar = tqdm(total=count, desc=f"eval {model.name}", unit="example", disable=not progress)
     with bar:
         for i in range(0, count, batch_size):
@@ -113,10 +115,12 @@ def evaluate(
             batch = test.get(idx, dequantize=model.dequantize, generator=make_generator(seed + i))
             batch = {k: v.to(model.device) for k, v in batch.items()}
             vals = model.eval_metrics(batch, generator=g)
-            for k, v in vals.items():
-                sums[k] = sums.get(k, 0.0) + float(v.double().sum())
+            for k, v in vals.items():  # NaN: the metric does not apply to that example
+                v = v.double()
+                sums[k] = sums.get(k, 0.0) + float(v.nansum())
+                counts[k] = counts.get(k, 0) + int((~v.isnan()).sum())
             bar.update(len(idx))
-    result: dict[str, Any] = {k: v / count for k, v in sums.items()}
+    result: dict[str, Any] = {k: v / max(counts[k], 1) for k, v in sums.items()}
     result.update(_diffusion_floor(model, cfg, data_root, seed))
     if ode:
         ode_count = min(ode_n, len(test))

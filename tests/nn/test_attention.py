@@ -126,3 +126,20 @@ def test_frozen_blocks_gradients_inside_and_restores_only_what_required_them() -
         out.backward()
         assert a.weight.grad is None
     assert a.weight.requires_grad and b.weight.requires_grad and not b.bias.requires_grad
+
+
+def test_a_key_mask_per_query_is_the_textbook_formula_and_empty_rows_give_zeros() -> None:
+    q, k, v = _qkv(b=2)
+    g = torch.Generator().manual_seed(1)
+    allowed = torch.rand(2, 5, 7, generator=g) < 0.5  # (B, N, L): a different mask per query
+    allowed[:, :, 0] = True
+    allowed[1, 2] = False  # one query sees no key at all
+    proj = nn.Linear(12, 12)
+    got = multi_head_attention(q, k, v, 3, key_mask=allowed, project=proj)
+    ok = allowed.clone()
+    ok[1, 2] = True  # (the naive softmax of an empty row is undefined; that row is checked apart)
+    want = proj(naive(q, k, v, 3, ok).float())
+    rows = torch.ones(2, 5, dtype=torch.bool)
+    rows[1, 2] = False
+    torch.testing.assert_close(got[rows], want[rows], atol=1e-5, rtol=1e-5)
+    assert torch.equal(got[1, 2], torch.zeros(12))
