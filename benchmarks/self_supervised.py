@@ -93,18 +93,21 @@ def tsne_figure(path: str, steps: int, seed: int) -> None:
     print(f"wrote {path} ({len(train)} training images)")
 
 
-def run_method(m: str, dname: str, spec: str, steps: int, seed: int, data, draws: int) -> dict:
+def run_method(
+    m: str, dname: str, spec: str, steps: int, seed: int, data, draws: int, runs_dir: str | None
+) -> dict:
     """Train method ``m`` (``moco-v2``: moco with v2's head) for ``steps`` steps with ``seed``,
     then probe its frozen features; one result row."""
     train, test, ytr, yte = data
     with tempfile.TemporaryDirectory() as tmp:
+        where = Path(runs_dir or tmp) / f"{dname}-{m}-{seed}"
         over = {**SETTINGS[m], "seed": seed, "progress": False, "tensorboard": False,
                 "log_every": 50, "ckpt_every": 0,
                 **({"patch": PATCH[dname]} if m == "dino" else {}),
                 **({"momentum_steps": steps} if m in COSINE_EMA else {})}  # fmt: skip
         t0 = time.perf_counter()
         model_name = m.split("-")[0]
-        run = genzoo.train(model_name, spec, steps=steps, out=Path(tmp) / m, overrides=over)
+        run = genzoo.train(model_name, spec, steps=steps, out=where, overrides=over)
         dt = time.perf_counter() - t0
         model = genzoo.load(run, device="cpu")
         ftr, fte = features(model, train), features(model, test)
@@ -159,6 +162,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1,2")
     ap.add_argument("--no-baselines", action="store_true", help="skip raw pixels / random init")
     ap.add_argument("--json", help="also write the rows to this .json (for --report)")
+    ap.add_argument("--runs", help="keep the runs (metrics.jsonl: the monitors) in this folder")
     ap.add_argument("--report", nargs="+", help="only print the table of these .json files")
     ap.add_argument("--tsne", help="only draw the t-SNE picture of digits to this .png")
     args = ap.parse_args()
@@ -196,10 +200,10 @@ def main() -> None:
                 acc = probe(features(rnd, train), ytr, features(rnd, test), yte, args.label_draws)
                 keep({"data": dname, "method": "random-init encoder", "seed": seed, "steps": 0,
                       "time": 0.0, "acc": acc})  # fmt: skip
-        for m in args.methods.split(","):
+        for m in [m for m in args.methods.split(",") if m]:
             for seed in seeds:
                 data = (train, test, ytr, yte)
-                keep(run_method(m, dname, spec, steps, seed, data, args.label_draws))
+                keep(run_method(m, dname, spec, steps, seed, data, args.label_draws, args.runs))
     report(rows)
 
 
