@@ -14,6 +14,8 @@ colour and shape probes reach >= 95%.
 
     python -m benchmarks.self_supervised                                  # the RESULTS.md table
     python -m benchmarks.self_supervised --methods simclr --steps 50 --data mnist5k  # a smoke run
+    python -m benchmarks.self_supervised --methods moco --seeds 1 --json m1.json   # one process
+    python -m benchmarks.self_supervised --report m0.json m1.json     # mean ± std over seeds
 
 (It is not named ``ssl.py``: a script run from ``benchmarks/`` puts that folder first on the path,
 where such a file would shadow Python's own ``ssl`` for every other benchmark.)
