@@ -14,6 +14,8 @@ colour and shape probes reach >= 95%.
 
     python -m benchmarks.self_supervised                                  # the RESULTS.md table
     python -m benchmarks.self_supervised --methods simclr --steps 50 --data mnist5k  # a smoke run
+    python -m benchmarks.self_supervised --methods moco --seeds 1 --json m1.json   # one process
+    python -m benchmarks.self_supervised --report m0.json m1.json     # mean ± std over seeds
 
 (It is not named ``ssl.py``: a script run from ``benchmarks/`` puts that folder first on the path,
 where such a file would shadow Python's own ``ssl`` for every other benchmark.)
@@ -22,6 +24,7 @@ where such a file would shadow Python's own ``ssl`` for every other benchmark.)
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -39,22 +42,25 @@ DATA = {"mnist5k": "mnist5k", "shapes": "shapes?objects=1&n=4000"}
 # CPU-sized settings per method (same backbone width for the three ResNet methods)
 SETTINGS = {
     "simclr": {"width": 16, "batch_size": 128, "lr": 2e-3},
-    "moco": {"width": 16, "batch_size": 128, "lr": 2e-3},
-    "moco-bn": {"width": 16, "batch_size": 128, "lr": 2e-3, "head_bn": True},
+    "moco": {"width": 16, "batch_size": 128, "lr": 2e-3},  # MoCo v3's BatchNorm head (default)
+    "moco-v2": {"width": 16, "batch_size": 128, "lr": 2e-3, "head_bn": False},  # v2's plain head
     "byol": {"width": 16, "batch_size": 128, "lr": 2e-3},
     "dino": {"width": 64, "depth": 4, "local_crops": 2, "batch_size": 128, "lr": 1e-3},
 }
 PATCH = {"mnist5k": 7, "shapes": 8}  # DINO's ViT patch: 4 x 4 tokens (2 x 2 for local crops)
+COSINE_EMA = (
+    "byol",
+)  # methods whose target momentum follows the cosine schedule to 1 over the run
 BUDGETS = (1, 10, 100, None)
 
 
-def probe(train_f, ytr, test_f, yte, draws: int) -> dict[tuple[str, str], tuple[float, float]]:
-    """(target, labels) -> (linear, knn) accuracies, averaged over label draws."""
-    acc: dict[tuple[str, str], list[tuple[float, float]]] = {}
+def probe(train_f, ytr, test_f, yte, draws: int) -> dict[str, tuple[float, float]]:
+    """ "target labels" -> (linear, knn) accuracies, averaged over label draws."""
+    acc: dict[str, list[tuple[float, float]]] = {}
     for s in range(draws):
         budgets = BUDGETS if s == 0 else BUDGETS[:-1]  # "all" has one draw only
         for r in probe_table(train_f, ytr, test_f, yte, budgets, seed=s):
-            acc.setdefault((r["target"], str(r["labels"])), []).append((r["linear"], r["knn"]))
+            acc.setdefault(f"{r['target']} {r['labels']}", []).append((r["linear"], r["knn"]))
     return {k: tuple(np.mean(v, axis=0)) for k, v in acc.items()}  # type: ignore[misc]
 
 
@@ -89,6 +95,65 @@ def tsne_figure(path: str, steps: int, seed: int) -> None:
     print(f"wrote {path} ({len(train)} training images)")
 
 
+def run_method(
+    m: str, dname: str, spec: str, steps: int, seed: int, data, draws: int, runs_dir: str | None
+) -> dict:
+    """Train method ``m`` (``moco-v2``: moco with v2's head) for ``steps`` steps with ``seed``,
+    then probe its frozen features; one result row."""
+    train, test, ytr, yte = data
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(runs_dir or tmp) / f"{dname}-{m}-{seed}"
+        over = {**SETTINGS[m], "seed": seed, "progress": False, "tensorboard": False,
+                "log_every": 50, "ckpt_every": 0,
+                **({"patch": PATCH[dname]} if m == "dino" else {}),
+                **({"momentum_steps": steps} if m in COSINE_EMA else {})}  # fmt: skip
+        t0 = time.perf_counter()
+        model_name = m.split("-")[0]
+        run = genzoo.train(model_name, spec, steps=steps, out=where, overrides=over)
+        dt = time.perf_counter() - t0
+        model = genzoo.load(run, device="cpu")
+        ftr, fte = features(model, train), features(model, test)
+        with torch.no_grad():
+            z = model.project(test.all()["x"][:1000])
+        acc = probe(ftr, ytr, fte, yte, draws)
+    return {"data": dname, "method": m, "seed": seed, "steps": steps, "time": dt,
+            "acc": acc, "std": float(std_sqrt_d(z)), "rank": float(effective_rank(z)),
+            "d": int(z.shape[1])}  # fmt: skip
+
+
+def _ms(vals: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    """``mean ± std`` over seeds (the std of the seeds, ddof = 1; just the value for one)."""
+    v = np.asarray(vals, dtype=float) * scale
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
+def report(rows: list[dict]) -> None:
+    """Print one table per dataset: each cell the mean ± std over the training seeds."""
+    for dname in dict.fromkeys(r["data"] for r in rows):
+        sub = [r for r in rows if r["data"] == dname]
+        keys = list(sub[0]["acc"])
+        print(f"\n### {dname}: test accuracy, % (linear probe / weighted k-NN), labels per class;"
+              " mean ± std over training seeds")  # fmt: skip
+        head = " | ".join(keys)
+        print(f"| method | seeds | steps | train s | std_sqrt_d | eff. rank | {head} |")
+        print("|---" * (6 + len(keys)) + "|")
+        for m in dict.fromkeys(r["method"] for r in sub):
+            rs = [r for r in sub if r["method"] == m]
+            lin = [_ms([r["acc"][k][0] for r in rs], 100) for k in keys]
+            knn = [_ms([r["acc"][k][1] for r in rs], 100) for k in keys]
+            cells = " | ".join(f"{a} / {b}" for a, b in zip(lin, knn, strict=True))
+            trained = "std" in rs[0]
+            std = _ms([r["std"] for r in rs], digits=2) if trained else "-"
+            rank = f"{_ms([r['rank'] for r in rs])} of {rs[0]['d']}" if trained else "-"
+            secs = _ms([r["time"] for r in rs], digits=0) if trained else "-"
+            seeds = ",".join(str(r["seed"]) for r in rs)
+            print(
+                f"| {m} | {seeds} | {rs[0]['steps'] or '-'} | {secs} | {std} | {rank} | {cells} |"
+            )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--methods", default="simclr,moco,byol,dino")
@@ -96,16 +161,29 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400, help="training steps on mnist5k")
     ap.add_argument("--shapes-steps", type=int, default=200, help="training steps on shapes")
     ap.add_argument("--label-draws", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1,2")
     ap.add_argument("--no-baselines", action="store_true", help="skip raw pixels / random init")
+    ap.add_argument("--json", help="also write the rows to this .json (for --report)")
+    ap.add_argument("--runs", help="keep the runs (metrics.jsonl: the monitors) in this folder")
+    ap.add_argument("--report", nargs="+", help="only print the table of these .json files")
     ap.add_argument("--tsne", help="only draw the t-SNE picture of digits to this .png")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if args.tsne:
-        tsne_figure(args.tsne, args.steps, args.seed)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.report:
+        report([r for f in args.report for r in json.loads(Path(f).read_text())])
         return
-    methods = args.methods.split(",")
-    rows = []
+    if args.tsne:
+        tsne_figure(args.tsne, args.steps, seeds[0])
+        return
+    rows: list[dict] = []
+
+    def keep(row: dict) -> None:
+        rows.append(row)
+        print(f"  {row}", flush=True)
+        if args.json:  # after every row, so a stopped run keeps what it finished
+            Path(args.json).write_text(json.dumps(rows))
+
     for dname in args.data.split(","):
         spec = DATA[dname]
         train, test = load_dataset(spec, "train"), load_dataset(spec, "test")
@@ -113,51 +191,22 @@ def main() -> None:
         if dname == "shapes":
             ytr.pop("class"), yte.pop("class")
         steps = args.steps if dname == "mnist5k" else args.shapes_steps
-        # baselines: raw pixels, and a random-init encoder (SimCLR's backbone, untrained)
-        raw = (train.all()["x"].flatten(1).numpy(), test.all()["x"].flatten(1).numpy())
-        torch.manual_seed(args.seed)
-        cls = MODELS.get("simclr")
-        rnd = cls(cls.config_class.from_dict({"width": 16}), train.info).eval()
-        rand_f = (features(rnd, train), features(rnd, test))
-        for name, (ftr, fte) in (("raw pixels", raw), ("random-init encoder", rand_f)):
-            if args.no_baselines:
-                break
-            rows.append({"data": dname, "method": name, "steps": 0, "time": 0.0,
-                         "acc": probe(ftr, ytr, fte, yte, args.label_draws)})  # fmt: skip
-            print(f"  {dname} {name}: {rows[-1]['acc']}", flush=True)
-        for m in methods:
-            with tempfile.TemporaryDirectory() as tmp:
-                over = {**SETTINGS[m], "seed": args.seed,
-                        **({"patch": PATCH[dname]} if m == "dino" else {}), "progress": False,
-                        "tensorboard": False, "log_every": 50, "ckpt_every": 0}  # fmt: skip
-                t0 = time.perf_counter()
-                model_name = m.split("-")[0]  # "moco-bn": moco with head_bn=true
-                run = genzoo.train(model_name, spec, steps=steps, out=Path(tmp) / m, overrides=over)
-                dt = time.perf_counter() - t0
-                model = genzoo.load(run, device="cpu")
-                ftr, fte = features(model, train), features(model, test)
-                with torch.no_grad():
-                    z = model.project(test.all()["x"][:1000])
-                acc = probe(ftr, ytr, fte, yte, args.label_draws)
-                rows.append({"data": dname, "method": m, "steps": steps, "time": dt, "acc": acc,
-                             "std": float(std_sqrt_d(z)), "rank": float(effective_rank(z)),
-                             "d": z.shape[1]})  # fmt: skip
-                print(f"  {dname} {m}: {dt:.0f} s {rows[-1]}", flush=True)
-    # the table
-    for dname in args.data.split(","):
-        sub = [r for r in rows if r["data"] == dname]
-        keys = list(sub[0]["acc"])
-        print(f"\n### {dname}: test accuracy, % (linear probe / weighted k-NN), labels per class")
-        head = " | ".join(f"{t} {lab}" for t, lab in keys)
-        print(f"| method | steps | train s | std_sqrt_d | eff. rank | {head} |")
-        print("|---" * (5 + len(keys)) + "|")
-        for r in sub:
-            cells = " | ".join(
-                f"{100 * r['acc'][k][0]:.1f} / {100 * r['acc'][k][1]:.1f}" for k in keys
-            )
-            std = f"{r['std']:.2f}" if "std" in r else "-"
-            rank = f"{r['rank']:.1f} of {r['d']}" if "rank" in r else "-"
-            print(f"| {r['method']} | {r['steps']} | {r['time']:.0f} | {std} | {rank} | {cells} |")
+        if not args.no_baselines:  # raw pixels; a random-init encoder (SimCLR's ResNet) per seed
+            raw = (train.all()["x"].flatten(1).numpy(), test.all()["x"].flatten(1).numpy())
+            keep({"data": dname, "method": "raw pixels", "seed": 0, "steps": 0, "time": 0.0,
+                  "acc": probe(*raw[:1], ytr, raw[1], yte, args.label_draws)})  # fmt: skip
+            for seed in seeds:
+                torch.manual_seed(seed)
+                cls = MODELS.get("simclr")
+                rnd = cls(cls.config_class.from_dict({"width": 16}), train.info).eval()
+                acc = probe(features(rnd, train), ytr, features(rnd, test), yte, args.label_draws)
+                keep({"data": dname, "method": "random-init encoder", "seed": seed, "steps": 0,
+                      "time": 0.0, "acc": acc})  # fmt: skip
+        for m in [m for m in args.methods.split(",") if m]:
+            for seed in seeds:
+                data = (train, test, ytr, yte)
+                keep(run_method(m, dname, spec, steps, seed, data, args.label_draws, args.runs))
+    report(rows)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,19 @@ def test_linear_probe_and_knn_reach_100_percent_on_separable_features() -> None:
     assert all(r["linear"] == 1.0 and r["knn"] == 1.0 for r in rows)
 
 
+def test_probe_of_high_dimensional_features_goes_through_pca_and_stays_exact() -> None:
+    """Above PCA_ABOVE dimensions the probe sees the top principal components: separable 5-D
+    classes rotated into 1,100 dimensions with small noise are still classified perfectly."""
+    from genzoo.metrics.representation import PCA_ABOVE
+
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(PCA_ABOVE + 76, 5)))  # (1100, 5) orthonormal columns
+    (xtr, ytr), (xte, yte) = _separable(300, 0), _separable(200, 1)
+    lift = [x @ q.T + 0.01 * rng.normal(size=(len(x), q.shape[0])) for x in (xtr, xte)]
+    rows = probe_table(lift[0], {"class": ytr}, lift[1], {"class": yte}, budgets=(None,))
+    assert all(r["linear"] == 1.0 and r["knn"] == 1.0 for r in rows)
+
+
 def test_label_subset_takes_exactly_k_per_class() -> None:
     y = np.repeat(np.arange(4), 30)
     idx = label_subset(y, 7, seed=3)

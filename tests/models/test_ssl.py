@@ -26,7 +26,7 @@ from genzoo.models.ssl.augment import (
     preset,
 )
 from genzoo.models.ssl.base import ema_update, momentum_at
-from genzoo.models.ssl.dino import dino_loss
+from genzoo.models.ssl.dino import dino_loss, teacher_temp_at
 from genzoo.models.ssl.simclr import nt_xent
 from genzoo.train.checkpoint import find_checkpoint, read_checkpoint
 
@@ -91,14 +91,56 @@ def test_dino_loss_skips_same_view_pairs_and_averages_the_rest() -> None:
     assert torch.allclose(dino_loss(s, t, c, 0.1, 0.04), want)
 
 
-# --- MoCo's queue, the EMA update -----------------------------------------------------------
-
 TINY = {"width": 4, "proj_hidden": 8, "proj_dim": 4}
+TINY_DINO = {"width": 16, "depth": 1, "heads": 2, "patch": 2, "out_dim": 16, "local_crops": 1}
 
 
 def _model(name: str, data: str = "digits", **kw):
     cls = MODELS.get(name)
     return cls(cls.config_class.from_dict({**TINY, **kw}), dataset_info(data))
+
+
+def test_teacher_temperature_warms_up_linearly_then_stays() -> None:
+    """DINO's schedule of tau_t: np.linspace(0.04, 0.07, n) for the warm-up, then 0.07."""
+    want = np.linspace(0.04, 0.07, 31)[:30]  # the DINO code's warm-up values, one per step
+    got = [teacher_temp_at(0.04, 0.07, k, 30) for k in range(30)]
+    assert np.allclose(got, np.linspace(0.04, 0.07, 30, endpoint=False))
+    assert got[0] == pytest.approx(0.04) and np.allclose(got, want)
+    assert teacher_temp_at(0.04, 0.07, 30, 30) == teacher_temp_at(0.04, 0.07, 999, 30) == 0.07
+    assert teacher_temp_at(0.04, 0.07, 0, 0) == 0.07  # no warm-up
+
+
+def test_dino_centre_is_an_ema_of_the_teacher_outputs_with_its_momentum() -> None:
+    """Eq. (4): c <- m c + (1 - m) mean_b g_t(x_b) over both global views, at a training step
+    only; the teacher outputs are recomputed from the same random views."""
+    m = _model("dino", **TINY_DINO, center_momentum=0.9)
+    x = torch.rand(5, 1, 8, 8) * 2 - 1
+    c0 = torch.randn(1, 16)
+    m.center.copy_(c0)
+    m.eval()
+    m._loss({"x": x}, torch.Generator().manual_seed(3))
+    assert torch.equal(m.center, c0)  # no update outside training
+    m.train()
+    m._loss({"x": x}, torch.Generator().manual_seed(3))  # updates the teacher first, then c
+    with torch.no_grad():
+        t = m.teacher(torch.cat(m.views(x, torch.Generator().manual_seed(3))))  # (2B, K)
+    assert torch.allclose(m.center, 0.9 * c0 + 0.1 * t.mean(0, keepdim=True), atol=1e-6)
+
+
+def test_dino_last_layer_gets_no_gradient_while_frozen() -> None:
+    m = _model("dino", **TINY_DINO, freeze_last_steps=2).train()
+    x = {"x": torch.rand(4, 1, 8, 8) * 2 - 1}
+    grads = []
+    for _ in range(3):
+        m.zero_grad(set_to_none=True)
+        m.loss(x).loss.backward()
+        grads.append(m.head.last.grad)
+    assert grads[0] is None and grads[1] is None  # steps 0 and 1: frozen
+    assert grads[2] is not None and grads[2].abs().sum() > 0
+    assert m.head.mlp[0].weight.grad.abs().sum() > 0  # the rest learns meanwhile
+
+
+# --- MoCo's queue, the EMA update -----------------------------------------------------------
 
 
 def test_moco_queue_is_exactly_fifo() -> None:
@@ -163,6 +205,49 @@ def test_augmentation_presets_follow_the_data() -> None:
         _model("simclr", "digits", color_jitter=0.5)
     with pytest.raises(ConfigError, match="image dataset"):
         preset(dataset_info("toy2d:moons"))
+
+
+def test_shapes_views_keep_every_pixels_hue_and_saturation() -> None:
+    """The shapes preset is label-preserving for colour: an object on black, cropped, resized
+    (bilinear blends with black scale the colour) and darkened keeps the hue and saturation of
+    its colour in every lit pixel (matplotlib's HSV, an independent implementation), while its
+    brightness changes; SimCLR's colour jitter, as a control, does change the hue."""
+    from matplotlib.colors import rgb_to_hsv
+
+    from genzoo.data import load_dataset
+
+    data = load_dataset("shapes?objects=1&n=64", "train")
+    x = data.get(torch.arange(16))["x"]  # (16, 3, 32, 32) in [-1, 1]
+    info = dataset_info("shapes")
+
+    def hs(img: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hsv = rgb_to_hsv(((img + 1) / 2).clamp(0, 1).permute(1, 2, 0).double().numpy())
+        lit = hsv[..., 2] > 0.25  # object pixels (the background is black)
+        return hsv[..., 0][lit], hsv[..., 1][lit], hsv[..., 2][lit]
+
+    def worst(spec) -> tuple[float, float]:
+        v = Augment(spec)(x, generator=torch.Generator().manual_seed(0))
+        dh = ds = 0.0
+        darker = []
+        for a, b in zip(x, v, strict=True):
+            h0, s0, v0 = hs(a)
+            h1, s1, v1 = hs(b)
+            if len(h1) == 0:  # the crop missed the object
+                continue
+            hue = np.median(h0)
+            dh = max(dh, np.abs((h1 - hue + 0.5) % 1 - 0.5).max())
+            ds = max(ds, np.abs(s1 - np.median(s0)).max())
+            darker.append(np.median(v1) / np.median(v0))
+        assert len(darker) >= 8
+        return dh, ds, float(np.min(darker))
+
+    dh, ds, darkest = worst(preset(info))
+    assert dh < 0.02 and ds < 0.05  # the colour name cannot change
+    assert darkest < 0.9  # and the brightness did change
+    dh_jit, _, _ = worst(preset(info, color_jitter=0.5, darken=0))
+    assert dh_jit > 0.05
+    with pytest.raises(ConfigError, match=r"grayscale = 0.2 needs colour images.*'mnist5k'"):
+        preset(dataset_info("mnist5k"), grayscale=0.2)
 
 
 def test_per_example_jitter_equals_torchvision_image_by_image() -> None:

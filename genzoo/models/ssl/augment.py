@@ -47,6 +47,7 @@ class AugmentSpec:
     color_jitter: float = 0.0  # strength s of the colour jitter (0: none)
     jitter_p: float = 0.8  # probability of jittering an image
     grayscale_p: float = 0.0  # probability of turning an image grey (colour images only)
+    darken: float = 0.0  # multiply each image by a factor U(1 - darken, 1): hue kept (0: off)
     why: str = ""  # the reason for this choice, shown in docs and `genzoo list`
 
 
@@ -63,7 +64,10 @@ PRESETS: dict[str, AugmentSpec] = {
     "shapes": AugmentSpec(
         crop_scale=(0.3, 1.0),
         flip=True,
-        why="colour is the label of shapes: crops and flips, no colour jitter or greyscale",
+        darken=0.5,
+        why="colour is the label of shapes: crops, flips and a darkening that keeps every "
+        "pixel's hue and saturation (so the exact RGB of an object, unique per image, is no "
+        "shortcut); no colour jitter or greyscale",
     ),
 }
 NATURAL = AugmentSpec(
@@ -82,6 +86,8 @@ def preset(
     crop_min: float | None = None,
     flip: bool | None = None,
     color_jitter: float | None = None,
+    grayscale: float | None = None,
+    darken: float | None = None,
 ) -> AugmentSpec:
     """The augmentations for the data ``info`` (:data:`PRESETS`, else by channels), with the
     given settings overriding the preset's. Colour jitter on grey images is a
@@ -106,6 +112,16 @@ def preset(
                 "still apply) or a colour dataset such as shapes or cifar10."
             )
         spec = replace(spec, color_jitter=color_jitter, why=spec.why + f"; jitter={color_jitter}")
+    if grayscale is not None:
+        if grayscale > 0 and channels != 3:
+            raise ConfigError(
+                f"grayscale = {grayscale} needs colour images, but {info.name!r} has {channels} "
+                f"channel{'s' * (channels > 1)}; use grayscale=0 or a colour dataset such as "
+                "shapes or cifar10."
+            )
+        spec = replace(spec, grayscale_p=grayscale, why=spec.why + f"; grayscale={grayscale}")
+    if darken is not None:
+        spec = replace(spec, darken=darken, why=spec.why + f"; darken={darken}")
     return spec
 
 
@@ -201,6 +217,9 @@ class Augment:
         u = rand((b, 7), generator=generator, device=dev)  # flip, jitter (p, 4 factors), grey
         if s.flip:
             v = torch.where((u[:, 0] < 0.5)[:, None, None, None], v.flip(-1), v)
+        if s.darken > 0:  # adjust_brightness with a factor <= 1: never clips, keeps hue
+            f = 1 - s.darken * rand((b,), generator=generator, device=dev)
+            v = adjust_brightness((v + 1) / 2, f) * 2 - 1
         if c == 3 and (s.color_jitter > 0 or s.grayscale_p > 0):
             v01 = ((v + 1) / 2).clamp(0, 1)
             if s.color_jitter > 0:

@@ -42,11 +42,14 @@ class SSLConfig(Config):
     depth: int = bounded(4, ge=1)  # vit: transformer blocks
     heads: int = bounded(4, ge=1)  # vit: attention heads
     patch: int = bounded(4, ge=1)  # vit: side of a patch in pixels
+    pool: Literal["cls", "mean"] = "cls"  # vit: the [CLS] feature or the mean patch token
     proj_hidden: int = bounded(256, ge=1)  # hidden width of the projection head
     proj_dim: int = bounded(64, ge=1)  # dimension of the projected embedding the loss sees
     crop_min: float | None = bounded(None, gt=0, le=1)  # smallest crop area (None: the preset's)
     flip: bool | None = None  # horizontal flips (None: the dataset's preset; never for digits)
     color_jitter: float | None = bounded(None, ge=0)  # jitter strength (None: the preset's)
+    grayscale: float | None = bounded(None, ge=0, le=1)  # p of a grey view (None: the preset's)
+    darken: float | None = bounded(None, ge=0, lt=1)  # hue-keeping darkening (None: preset's)
 
     def validate(self) -> None:
         if self.backbone == "vit":
@@ -63,7 +66,8 @@ class SSLConfig(Config):
 class Backbone(nn.Module):
     """The encoder ``(B, C, H, W) -> (B, out_dim)``: the pooled features of genzoo's small
     ResNet (:class:`~genzoo.nn.encoders.ImageEncoder`, GroupNorm, so no example reads another
-    through batch statistics) or the ``[CLS]`` feature of a :class:`~genzoo.nn.vit.ViT`."""
+    through batch statistics) or the ``[CLS]`` feature (or mean patch token, ``pool="mean"``) of
+    a :class:`~genzoo.nn.vit.ViT`."""
 
     def __init__(self, config: SSLConfig, info: DataInfo) -> None:
         super().__init__()
@@ -74,7 +78,7 @@ class Backbone(nn.Module):
                 raise ConfigError(
                     f"patch = {c.patch} must divide the image side {h} of {info.name!r}."
                 )
-            self.net = ViT(ch, c.patch, c.width, c.depth, c.heads)
+            self.net = ViT(ch, c.patch, c.width, c.depth, c.heads, pool=c.pool)
             self.out_dim = c.width
         else:
             enc = ImageEncoder(ch, h, c.width)
@@ -151,7 +155,14 @@ class SSLModel(GenerativeModel, Embeds):
         super().__init__(config, info)
         c = config
         self.augment = Augment(
-            preset(info, crop_min=c.crop_min, flip=c.flip, color_jitter=c.color_jitter)
+            preset(
+                info,
+                crop_min=c.crop_min,
+                flip=c.flip,
+                color_jitter=c.color_jitter,
+                grayscale=c.grayscale,
+                darken=c.darken,
+            )
         )
         self.encoder = Backbone(config, info)
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # training steps

@@ -8,6 +8,12 @@ InfoNCE loss (Eq. (1)) classifies each query's own key (the positive) against th
 a FIFO queue of earlier batches (the negatives); after the step the batch's keys are enqueued and
 the oldest dequeued (Sec. 3.2, Alg. 1). Queue and write pointer are buffers, so they are
 checkpointed with the weights.
+
+The head has BatchNorm after its hidden layer by default (``head_bn=True``): that is MoCo v3's
+projection head (Chen, Xie & He, arXiv:2104.02057, Sec. 4), not v2's. With v2's plain MLP head
+(``head_bn=false``) the representation collapsed in genzoo's CPU-sized runs (on shapes to one
+vector, on mnist5k to an effective rank of 4 of 64; benchmarks/RESULTS.md), with BatchNorm it did
+not; v2's head stays available.
 """
 
 from __future__ import annotations
@@ -31,12 +37,13 @@ class MoCoConfig(SSLConfig):
     temperature: float = bounded(0.2, gt=0)  # tau of InfoNCE (0.2 in MoCo v2)
     momentum: float = bounded(0.99, ge=0, le=1)  # m of the key encoder (0.999 in the paper)
     queue_size: int = bounded(1024, ge=1)  # K negative keys (65,536 in the paper)
-    head_bn: bool = False  # BatchNorm in the MLP head (MoCo v3, arXiv:2104.02057; v2 has none)
+    head_bn: bool = True  # BatchNorm in the MLP head (MoCo v3's, arXiv:2104.02057; false: v2's)
 
 
 @register_model("moco")
 class MoCo(SSLModel):
-    """MoCo v2: query encoder, momentum key encoder, FIFO queue of keys (arXiv:2003.04297)."""
+    """MoCo v2 (arXiv:2003.04297): query encoder, momentum key encoder, FIFO queue of keys; by
+    default with MoCo v3's BatchNorm head (arXiv:2104.02057)."""
 
     config_class: ClassVar[type[Config]] = MoCoConfig
     config: MoCoConfig
