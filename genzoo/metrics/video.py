@@ -240,23 +240,40 @@ def get_frame_classifier(spec: str, *, cache: str | Path | None = None) -> Featu
     )
     assert ds.x is not None and ds.y is not None
     x = ds.x[:, [0, t - 1]].flatten(0, 1)  # (N, 2, C, H, W) -> (2N, C, H, W)
-    y = ds.y.repeat_interleave(FRAMES_PER_CLIP)
+    return _cached_image_classifier(
+        frame_info, x, ds.y, cache, lambda test: test.x.flatten(0, 1), spec
+    )  # test frames: (N*T, C, H, W)
+
+
+def _cached_image_classifier(
+    info: DataInfo,
+    x: Tensor,
+    clip_y: Tensor,
+    cache: str | Path | None,
+    test_frames: Callable[[VideoDataset], Tensor],
+    spec: str,
+) -> FeatureClassifier:
+    """The image classifier (:class:`SmallCNN`, its training function and config) of ``info``
+    trained on the uint8 frames ``x`` (two per clip, labelled with the clip's class
+    ``clip_y``), cached by content hash like genzoo's image classifiers; its ``meta`` holds its
+    accuracy on ``test_frames(test split)`` (every test frame, uint8)."""
+    y = clip_y.repeat_interleave(FRAMES_PER_CLIP)
     config = ClassifierConfig(width=16).resolved(x.shape[0])
-    hash = content_hash(frame_info, x, y, config)
-    weights, meta_path = _cache_paths(cache_dir(cache), frame_info.name, hash)
+    hash = content_hash(info, x, y, config)
+    weights, meta_path = _cache_paths(cache_dir(cache), info.name, hash)
     if weights.is_file() and meta_path.is_file():
         meta = read_json(meta_path)
         if meta.get("hash") == hash:
-            net = SmallCNN(c, frame_info.n_classes, config.width)
+            net = SmallCNN(info.shape[0], info.n_classes, config.width)
             load_state_strict(net, load_tensors(weights), str(weights))
-            return FeatureClassifier(net, frame_info, hash, meta)
-    net = train_classifier(frame_info, x, y, config)
-    clf = FeatureClassifier(net, frame_info, hash, {"hash": hash, "test_accuracy": None})
+            return FeatureClassifier(net, info, hash, meta)
+    net = train_classifier(info, x, y, config)
+    clf = FeatureClassifier(net, info, hash, {"hash": hash, "test_accuracy": None})
     test = _video_split(spec, "test")
     assert test.x is not None and test.y is not None
-    xt = levels_to_model(test.x.flatten(0, 1), 256)  # (N*T, C, H, W) every test frame
-    clf.meta["test_accuracy"] = clf.accuracy(xt, test.y.repeat_interleave(t))
-    clf.meta.update(name=f"genzoo-cnn:{frame_info.name}", config=config.to_dict())
+    xt = levels_to_model(test_frames(test), 256)
+    clf.meta["test_accuracy"] = clf.accuracy(xt, test.y.repeat_interleave(test.info.shape[0]))
+    clf.meta.update(name=f"genzoo-cnn:{info.name}", config=config.to_dict())
     save_tensors(weights, net.state_dict())
     write_json(meta_path, clf.meta)
     return clf
@@ -343,26 +360,9 @@ def get_identity_classifier(spec: str, *, cache: str | Path | None = None) -> Fe
         return ((win + 1) * 128 - 0.5).round().clamp(0, 255).to(torch.uint8)
 
     x = crops_levels(ds.x[:, [0, t - 1]])  # (2N, C, s, s)
-    y = ds.y.repeat_interleave(FRAMES_PER_CLIP)
-    config = ClassifierConfig(width=16).resolved(x.shape[0])
-    hash = content_hash(crop_info, x, y, config)
-    weights, meta_path = _cache_paths(cache_dir(cache), crop_info.name, hash)
-    if weights.is_file() and meta_path.is_file():
-        meta = read_json(meta_path)
-        if meta.get("hash") == hash:
-            net = SmallCNN(c, crop_info.n_classes, config.width)
-            load_state_strict(net, load_tensors(weights), str(weights))
-            return FeatureClassifier(net, crop_info, hash, meta)
-    net = train_classifier(crop_info, x, y, config)
-    clf = FeatureClassifier(net, crop_info, hash, {"hash": hash, "test_accuracy": None})
-    test = _video_split(spec, "test")
-    assert test.x is not None and test.y is not None
-    xt = levels_to_model(crops_levels(test.x), 256)  # every test frame's window
-    clf.meta["test_accuracy"] = clf.accuracy(xt, test.y.repeat_interleave(t))
-    clf.meta.update(name=f"genzoo-cnn:{crop_info.name}", config=config.to_dict())
-    save_tensors(weights, net.state_dict())
-    write_json(meta_path, clf.meta)
-    return clf
+    return _cached_image_classifier(
+        crop_info, x, ds.y, cache, lambda test: crops_levels(test.x), spec
+    )  # every test frame's window
 
 
 @torch.no_grad()
