@@ -21,13 +21,16 @@ import pytest
 from PIL import Image
 
 from genzoo.cli import build_parser, main
+from genzoo.core.runs import read_run_config
+from genzoo.models import MODELS
+from genzoo.models.posttrain import PostTrained
 
 ROOT = Path(__file__).parents[2]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 # A synopsis line shows the syntax with placeholders (MODEL, runs/NAME, [--steps N | ...], ...):
 # nothing to run.
-SYNOPSIS = re.compile(r"\b(MODEL|NAME|RUN)\b|\.\.\.|\[|--data D\b")
+SYNOPSIS = re.compile(r"\b(MODEL|NAME|RUN)\b|\.\.\.|\[(?!\d)|--data D\b")  # [1,2]: a list
 
 # Commands that cannot run here, with why (matched as substrings of the command as written).
 OFFLINE_SKIPS = {
@@ -120,6 +123,10 @@ def tiny(argv: list[str]) -> list[str]:
     return argv
 
 
+def _post_trained(run: Path) -> bool:
+    return issubclass(MODELS.get(read_run_config(run)["model"]), PostTrained)
+
+
 def promised(argv: list[str], cwd: Path) -> list[Path]:
     """The files a command promises to write."""
     cmd, out = argv[0], _opt(argv, "--out")
@@ -127,6 +134,8 @@ def promised(argv: list[str], cwd: Path) -> list[Path]:
         return [Path(out) / "config.yaml"] if out else []
     if cmd == "compare":
         return [Path(out or "runs/compare") / f for f in ("results.json", "report.html")]
+    if cmd == "sample" and "--prompt" in argv and _post_trained(cwd / argv[1]):
+        return []  # a post-trained language model prints its answers
     if cmd in ("sample", "inpaint", "interpolate") or (cmd == "retrieve" and "--query" in argv):
         default = {"sample": "samples.png", "inpaint": "inpaint.png"}
         return [Path(out or default.get(cmd, f"{cmd}.png"))]
