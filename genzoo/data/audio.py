@@ -83,8 +83,13 @@ def audio_info(spec: str) -> DataInfo:
     base = spec.split("?")[0]
     rate = _parse(spec, base)
     seconds, names = (1.0, DIGITS) if base == "speech-digits" else (TONE_SECONDS, NOTES)
+    return clip_info(spec, rate, seconds, names)
+
+
+def clip_info(name: str, rate: int, seconds: float, names: tuple[str, ...]) -> DataInfo:
+    """The DataInfo of labelled mono clips of ``seconds`` at ``rate`` Hz in [-1, 1]."""
     return DataInfo(
-        name=spec,
+        name=name,
         kind="audio",
         shape=(int(rate * seconds),),
         levels=None,

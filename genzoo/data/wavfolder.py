@@ -31,6 +31,7 @@ import torch
 
 from genzoo.audio.wav import AudioFileError, read_wav
 from genzoo.core.errors import DataError, GenzooWarning
+from genzoo.data.audio import clip_info
 from genzoo.data.base import DataInfo, Dataset
 from genzoo.data.images import split_indices
 
@@ -137,16 +138,7 @@ def wav_folder_info(spec: str) -> DataInfo:
     """DataInfo of a WAV folder from its listing (no file is decoded)."""
     folder, rate, seconds = parse_wav_folder_spec(spec)
     _, _, names = _scan(folder / "train" if _split_dirs(folder) else folder)
-    return DataInfo(
-        name=_name(folder, rate, seconds),
-        kind="audio",
-        shape=(int(rate * seconds),),
-        levels=None,
-        n_classes=len(names),
-        value_range=(-1.0, 1.0),
-        class_names=names,
-        sample_rate=rate,
-    )
+    return clip_info(_name(folder, rate, seconds), rate, seconds, names)
 
 
 def fit_length(x: torch.Tensor, n: int) -> torch.Tensor:
