@@ -174,11 +174,16 @@ class PostTrained(SavesTrainedOnly, GenerativeModel, Samples, BuiltOnRuns):
         cache = self.prefix.cache(idx.shape[0], self.policy.block_size) if self.prefix else None
         return self.policy(idx, cache)
 
-    def sequence_logps(self, x: Tensor, *, reference: bool = False) -> Tensor:
-        """``log pi(x_i | BOS, x_<i)`` of every token of ``x`` ``(B, L) -> (B, L)``."""
+    def sequence_logps(
+        self, x: Tensor, *, reference: bool = False, temperature: float = 1.0
+    ) -> Tensor:
+        """``log pi(x_i | BOS, x_<i)`` of every token of ``x`` ``(B, L) -> (B, L)``; with
+        ``temperature`` ``T``, of the tempered policy ``softmax(logits / T)`` that
+        :meth:`generate` samples at that temperature."""
         bos = torch.full_like(x[:, :1], self.policy.bos)
         inp = torch.cat([bos, x[:, :-1]], dim=1)  # (B, L): BOS + x shifted
-        return token_logps(self.logits(inp, reference=reference), x)
+        logits = self.logits(inp, reference=reference)
+        return token_logps(logits if temperature == 1.0 else logits / temperature, x)
 
     # --- generation ---------------------------------------------------------------------------
     @torch.no_grad()

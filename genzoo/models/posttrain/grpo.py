@@ -16,6 +16,9 @@ answer ``o_i``,
 
 averaged over the tokens of each answer, then over answers; ``D_KL`` is the k3 estimator of
 KL(pi || pi_ref) (Eq. 4), ``pi_ref / pi - log(pi_ref / pi) - 1 >= 0``, against the frozen base.
+``pi``, ``pi_old`` and ``pi_ref`` are all the tempered policies ``softmax(logits / T)`` at the
+rollout temperature ``T``, the distribution the answers are drawn from (at ``T != 1`` log-probs
+at temperature 1 would make the gradient an off-policy one).
 
 The rollouts are made inside :meth:`GRPO.loss`, so GRPO trains with the one Trainer: a rollout
 serves ``inner_iters`` consecutive optimizer steps (the paper's ``mu`` GRPO iterations per batch,
@@ -165,11 +168,12 @@ class GRPO(PostTrained):
         adv = group_advantages(reward.view(-1, c.group_size)).flatten()  # (B, G) -> (B G,)
         seq = torch.cat([rep, new], dim=1)  # (B G, P + T)
         full_mask = torch.cat([torch.zeros_like(rep, dtype=torch.bool), mask], dim=1)
+        temp = c.rollout_temperature  # the log-probs of the policy that drew the rollouts
         return Rollout(
             seq,
             full_mask,
-            self.sequence_logps(seq),
-            self.sequence_logps(seq, reference=True),
+            self.sequence_logps(seq, temperature=temp),
+            self.sequence_logps(seq, reference=True, temperature=temp),
             adv,
             reward,
         )
@@ -180,8 +184,8 @@ class GRPO(PostTrained):
             self._uses = 0
         self._uses += 1
         r = self._rollout
-        logp = self.sequence_logps(r.seq)
         c = self.config
+        logp = self.sequence_logps(r.seq, temperature=c.rollout_temperature)
         loss, logs = grpo_loss(logp, r.old_logp, r.ref_logp, r.adv, r.mask, c.clip_eps, c.kl_beta)
         exact = (r.reward == 1).to(r.reward.dtype).mean()  # partial credit is 1 only when exact
         return LossOutput(loss, {"reward": r.reward.mean(), "exact": exact, **logs})
