@@ -11,7 +11,8 @@ by construction):
    supervised steps instead of GRPO: as many optimizer steps as GRPO's by default);
 4. ``sft+grpo``: GRPO from the SFT run for ``--grpo`` steps (16 prompts x G = ``--group-size``
    answers drawn at ``--rollout-temperature``, ``--reward`` exact or partial credit, KL weight
-   ``--kl-beta``, 2 inner iterations per rollout);
+   ``--kl-beta``, lr ``--grpo-lr`` after ``--grpo-warmup`` warm-up steps, 2 inner iterations
+   per rollout);
 5. ``sft+dpo``: DPO from the SFT run for ``--dpo`` steps on generated preference pairs
    (``--dpo-pairs policy``: the verified answer vs. the SFT policy's own wrong answer; ``task``:
    vs. a plausible wrong one, off by 1 or 10).
@@ -119,6 +120,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, float]]
                 "group_size": args.group_size,
                 "n_samples": 8,
                 "lr": args.grpo_lr,
+                "warmup": args.grpo_warmup,
                 "kl_beta": args.kl_beta,
                 "rollout_temperature": args.rollout_temperature,
                 "reward": args.reward,
@@ -183,7 +185,9 @@ def plot_curves(seed_dir: Path, path: Path) -> None:
         lines = (seed_dir / run / "metrics.jsonl").read_text().splitlines()
         return [r for r in map(json.loads, lines) if "step" in r and "event" not in r]
 
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.4))
+    has_dpo = (seed_dir / "dpo" / "metrics.jsonl").exists()
+    fig, ax = plt.subplots(1, 3 if has_dpo else 1, figsize=(13, 3.4) if has_dpo else (5, 3.4))
+    ax = ax if has_dpo else [ax]
     g = rows("grpo")
     ax[0].plot([r["step"] for r in g], [r["reward"] for r in g], label="rollout reward")
     ax[0].plot([r["step"] for r in g], [r["exact"] for r in g], label="rollouts exact")
@@ -192,6 +196,11 @@ def plot_curves(seed_dir: Path, path: Path) -> None:
     kl = ax[0].twinx()
     kl.plot([r["step"] for r in g], [r["kl"] for r in g], color="C3", label="KL to reference (k3)")
     kl.legend(loc="lower right")
+    if not has_dpo:  # GRPO alone (a run with --dpo 0)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        return
     d = rows("dpo")
     steps = [r["step"] for r in d]
     ax[1].plot(steps, [r["chosen_logp"] for r in d], label="log pi(chosen)")
@@ -218,6 +227,7 @@ def main() -> None:
     p.add_argument("--grpo", type=int, default=200)
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--grpo-lr", type=float, default=1e-4)
+    p.add_argument("--grpo-warmup", type=int, default=0, help="GRPO's lr warm-up steps")
     p.add_argument("--rollout-temperature", type=float, default=1.0)
     p.add_argument("--kl-beta", type=float, default=0.04)
     p.add_argument("--reward", default="partial", choices=["exact", "partial"])
