@@ -245,6 +245,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="/tmp/genzoo-posttrain")
     p.add_argument("--plot", help="also write the curves of the first seed to this .png")
+    p.add_argument("--plot-seed", type=int, help="plot this seed's curves instead of the first")
     p.add_argument(
         "--report-only",
         action="store_true",
@@ -301,7 +302,8 @@ def main() -> None:
             print(f"{what} ({split}): {diff}")
     print(f"total wall time {total:.0f} s")
     if args.plot:
-        plot_curves(Path(args.out) / f"seed{seeds[0]}", Path(args.plot))
+        seed = seeds[0] if args.plot_seed is None else args.plot_seed
+        plot_curves(Path(args.out) / f"seed{seed}", Path(args.plot))
 
 
 if __name__ == "__main__":
