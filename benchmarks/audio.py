@@ -268,6 +268,12 @@ def vocoder_table(
         how = f"{r.step} steps" + (
             f": {min(r.step, warm)} mel-L1-only + {game} GAN" if warm else ""
         )
+        if isinstance(model, Vocos):  # its warm start may carry more reconstruction terms
+            c = model.config
+            terms = [(c.lambda_mel, "mel L1"), (c.lambda_phase, "phase"), (c.lambda_mag, "log-mag")]
+            recon = " + ".join(f"{w:g} {t}" for w, t in terms if w > 0)
+            how = f"{r.step} steps" + (f": {min(r.step, warm)} of {recon}" if warm else "")
+            how += f" + {game} GAN" if warm and game else ""
         with torch.no_grad():
             t0 = time.perf_counter()
             y_hg = torch.cat([model.vocode(mel[i : i + 40]) for i in range(0, len(x), 40)])

@@ -95,11 +95,10 @@ def test_output_length_is_frames_times_hop(n_fft, hop):
     assert isinstance(m, Vocodes)
 
 
-def test_zero_head_gives_the_pseudo_inverse_magnitude_and_zero_phase():
-    """genzoo's magnitude prior: with the head at zero, |S| is the clamped pinv estimate."""
+def test_the_head_starts_at_the_pseudo_inverse_magnitude_and_zero_phase():
+    """genzoo's magnitude prior: the zero-initialised head gives the clamped pinv estimate with
+    zero phase, Griffin-Lim's starting point; without the prior, the paper's exp(m) alone."""
     m = tiny()
-    torch.nn.init.zeros_(m.head.weight)
-    torch.nn.init.zeros_(m.head.bias)
     x = torch.randn(2, 1024) * 0.3
     mel = m.mel(x)
     s = m.spectrogram(mel)
@@ -107,15 +106,17 @@ def test_zero_head_gives_the_pseudo_inverse_magnitude_and_zero_phase():
     torch.testing.assert_close(s.abs(), prior, rtol=1e-4, atol=1e-6)
     assert torch.equal(s.imag, torch.zeros_like(s.imag))
     m2 = tiny(magnitude_prior=False)
+    assert m2.head.weight.abs().sum() > 0  # the paper's (PyTorch's default) initialisation
     torch.nn.init.zeros_(m2.head.weight)
     torch.nn.init.zeros_(m2.head.bias)
-    assert torch.equal(m2.spectrogram(mel).abs(), torch.ones_like(s.real))  # the paper: exp(0)
+    assert torch.equal(m2.spectrogram(mel).abs(), torch.ones_like(s.real))  # exp(0)
 
 
 def test_each_sample_depends_only_on_the_frames_in_its_receptive_field():
     """Frame t reaches R = 3 + layers * (kernel // 2) frames either side through the backbone,
     and frame u's iSTFT chunk covers samples [u hop - pad, u hop - pad + n_fft)."""
     m = tiny(n_fft=64, hop=16, n_mels=8, layers=2, kernel=5)
+    torch.nn.init.normal_(m.head.weight, std=0.1)  # a trained head: not the zero start
     frames, t = 30, 15
     r = 3 + 2 * (5 // 2)
     mel = torch.randn(1, 8, frames, requires_grad=True)

@@ -263,6 +263,9 @@ class Vocos(GenerativeModel, Vocodes):
         self.register_buffer("pinv", pinv, persistent=False)
         self.backbone = Backbone(c)
         self.head = nn.Linear(c.dim, c.n_fft + 2)  # per frame: n_fft/2 + 1 magnitudes, as many p
+        if c.magnitude_prior:  # start at the prior with zero phase: Griffin-Lim's starting point
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
         self.mpd = nn.ModuleList(PeriodDiscriminator(p, c.mpd_width) for p in c.periods)
         self.mrd = nn.ModuleList(ResolutionDiscriminator(n, c.mrd_width) for n in c.resolutions)
         if c.mel_warmup > 0:  # G's steps, counted for the warm start (saved: a resume goes on)
