@@ -25,7 +25,10 @@
    log, the paper's "mel error"), mel-cepstral distortion (Kubichek 1993,
    ``genzoo.audio.spectral.mel_cepstral_distortion``), log-spectral distance, spectral
    convergence, the classifier's accuracy of the resynthesised clips and their FAD against the
-   train split.
+   train split. Vocos runs (``genzoo train vocos --data speech-digits``) are scored the same way
+   (``--hifigan-runs`` takes any vocoder run), with ``--refine`` also their spectrogram refined
+   by 100 fast Griffin-Lim iterations from its own phase; a Griffin-Lim row in the vocoder
+   framing (``genzoo.audio.spectral.griffin_lim_vocoder``, zero phase) sits beside the baseline.
 
     python benchmarks/audio.py --threads 1
     python benchmarks/audio.py --threads 1 --steps 1000 --figure docs/img/audio.png
@@ -39,6 +42,8 @@
     python benchmarks/audio.py --threads 1 --only vocoder --hifigan-steps 300
     python benchmarks/audio.py --threads 1 --only vocoder --hifigan-steps 0   # Griffin-Lim rows
     python benchmarks/audio.py --threads 1 --only vocoder --hifigan-runs R1 R2 --no-griffin-lim
+    python benchmarks/audio.py --threads 1 --only vocoder --hifigan-runs VOCOS1 VOCOS2 --refine \
+        --no-nnls --docs DIR
     python benchmarks/audio.py --threads 1 --only specdiff --specdiff-steps 400 --specdiff-out R
 """
 
@@ -300,6 +305,11 @@ def vocoder_table(
     rows.append(
         ("fast Griffin-Lim (100) from log-mel, pinv magnitude", y_pinv, time.perf_counter() - t0)
     )
+    t0 = time.perf_counter()
+    mag = sp.pinv_mel_magnitude(mel.double(), sp.mel_filterbank(8000, N_FFT, N_MELS))
+    y_vf = sp.griffin_lim_vocoder(mag, N_FFT, HOP, 100, 0.99)  # (120, frames * hop)
+    rows.append(("fast Griffin-Lim (100) from log-mel, pinv magnitude, vocoder framing", y_vf,
+                 time.perf_counter() - t0))  # fmt: skip
     if docs is not None and runs:
         docs_media(x, rows[0][1], y_pinv, labels, docs, rows[0][0].split(",")[0])
     t0 = time.perf_counter()
