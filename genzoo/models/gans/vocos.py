@@ -26,15 +26,20 @@ discriminator (HiFi-GAN's MPD) and a multi-resolution discriminator (UnivNet's M
 
 with the weights of the authors' code (``lambda_mel = 45``, ``c_mrd = 0.1``, feature matching
 1), AdamW lr 5e-4, betas (0.8, 0.9), D then G (genzoo's one Trainer, groups ``d`` and ``g``).
-``mel_warmup`` trains G on the mel term alone for its first steps while D waits (the authors'
-code calls it ``pretrain_mel_steps``; 0: the GAN from the start).
+``mel_warmup`` trains G on the reconstruction terms alone for its first steps while D waits
+(the authors' code calls it ``pretrain_mel_steps``; 0: the GAN from the start).
 
 genzoo's choice, not the paper's: with ``magnitude_prior=True`` (default) the head's ``m`` is a
 residual over the log of the mel's clamped pseudo-inverse magnitude
-(:func:`genzoo.audio.spectral.pinv_mel_magnitude`, what a Griffin-Lim baseline starts from), so
-at initialisation the magnitude is already that estimate and training spends its steps on the
-phase and on what the pseudo-inverse gets wrong. The paper predicts ``m`` from scratch
-(``magnitude_prior=False``). Sizes: the paper has 512 channels, 1536 in the ConvNeXt MLPs and
+(:func:`genzoo.audio.spectral.pinv_mel_magnitude`, what a Griffin-Lim baseline starts from) and
+the head starts at zero, so an untrained model outputs that magnitude with zero phase
+(Griffin-Lim's starting point) and training spends its steps on the phase and on what the
+pseudo-inverse gets wrong. The paper predicts ``m`` from scratch (``magnitude_prior=False``).
+Optional reconstruction terms, not in the paper (all 0 by default): ``lambda_phase``, APNet's
+anti-wrapped phase losses against the clip's own STFT phase, and ``lambda_mag``, its log-
+magnitude MSE (Ai & Ling, arXiv:2305.07952); ``lambda_stft``, Parallel WaveGAN's
+multi-resolution STFT loss (arXiv:1910.11480); they are added to the mel term of Eq. (5).
+Sizes: the paper has 512 channels, 1536 in the ConvNeXt MLPs and
 8 blocks at 24 kHz (hop 256); genzoo's defaults are 128, 384 and 6 blocks for 8 kHz speech at
 n_fft 256, hop 64 (HiFi-GAN's framing here, so the two vocoders take the same log-mel).
 """
