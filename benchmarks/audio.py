@@ -25,7 +25,10 @@
    log, the paper's "mel error"), mel-cepstral distortion (Kubichek 1993,
    ``genzoo.audio.spectral.mel_cepstral_distortion``), log-spectral distance, spectral
    convergence, the classifier's accuracy of the resynthesised clips and their FAD against the
-   train split.
+   train split. Vocos runs (``genzoo train vocos --data speech-digits``) are scored the same way
+   (``--hifigan-runs`` takes any vocoder run), with ``--refine`` also their spectrogram refined
+   by 100 fast Griffin-Lim iterations from its own phase; a Griffin-Lim row in the vocoder
+   framing (``genzoo.audio.spectral.griffin_lim_vocoder``, zero phase) sits beside the baseline.
 
     python benchmarks/audio.py --threads 1
     python benchmarks/audio.py --threads 1 --steps 1000 --figure docs/img/audio.png
@@ -39,6 +42,8 @@
     python benchmarks/audio.py --threads 1 --only vocoder --hifigan-steps 300
     python benchmarks/audio.py --threads 1 --only vocoder --hifigan-steps 0   # Griffin-Lim rows
     python benchmarks/audio.py --threads 1 --only vocoder --hifigan-runs R1 R2 --no-griffin-lim
+    python benchmarks/audio.py --threads 1 --only vocoder --hifigan-runs VOCOS1 VOCOS2 --refine \
+        --no-nnls --docs DIR
     python benchmarks/audio.py --threads 1 --only specdiff --specdiff-steps 400 --specdiff-out R
 """
 
@@ -182,10 +187,15 @@ def griffin_lim_pinv_mel(log_mel: torch.Tensor) -> torch.Tensor:
 
 
 def docs_media(
-    x: torch.Tensor, hifigan: torch.Tensor, gl: torch.Tensor, labels: torch.Tensor, folder: Path
+    x: torch.Tensor,
+    vocoded: torch.Tensor,
+    gl: torch.Tensor,
+    labels: torch.Tensor,
+    folder: Path,
+    label: str = "HiFi-GAN",
 ) -> None:
-    """Two held-out clips as WAVs (the words only, 16-bit, 8 kHz): real, HiFi-GAN and fast
-    Griffin-Lim from the log-mel; and a picture of their spectrograms."""
+    """Two held-out clips as WAVs (the words only, 16-bit, 8 kHz): real, the vocoder's (``label``)
+    and fast Griffin-Lim from the log-mel; and a picture of their spectrograms."""
     from genzoo.audio import write_wav
     from genzoo.data import dataset_info
     from genzoo.data.audio import DIGITS
@@ -194,7 +204,8 @@ def docs_media(
     folder.mkdir(parents=True, exist_ok=True)
     picks = [int((labels == d).nonzero()[0]) for d in (3, 7)]  # "three" and "seven"
     rows = []
-    for name, waves in (("real", x), ("hifigan", hifigan), ("griffinlim", gl)):
+    tag = label.lower().replace("-", "")
+    for name, waves in (("real", x), (tag, vocoded), ("griffinlim", gl)):
         for i in picks:
             w = waves[i, : x.shape[1]].float()
             w = torch.nn.functional.pad(w, (0, x.shape[1] - w.shape[0]))  # (T,)
@@ -202,9 +213,10 @@ def docs_media(
             a, b = max(int(loud[0]) - 400, 0), min(int(loud[-1]) + 400, x.shape[1])
             write_wav(folder / f"{DIGITS[int(labels[i])]}-{name}.wav", w[a:b], 8000)
             rows.append(w)
-    title = "held-out speech (2), HiFi-GAN from log-mel (2), fast Griffin-Lim from log-mel (2)"
+    title = f"held-out speech (2), {label} from log-mel (2), fast Griffin-Lim from log-mel (2)"
+    png = "vocoders.png" if tag == "hifigan" else f"vocoders-{tag}.png"
     save_spectrograms_png(
-        torch.stack(rows), dataset_info("speech-digits"), folder / "vocoders.png", title=title
+        torch.stack(rows), dataset_info("speech-digits"), folder / png, title=title
     )
 
 
@@ -227,11 +239,23 @@ def train_hifigan(steps: int, out: Path) -> tuple[Path, float]:
     return out, time.perf_counter() - t0
 
 
+VOCODER_LABELS = {"hifigan": "HiFi-GAN", "vocos": "Vocos"}  # row names of the vocoder runs
+
+
 def vocoder_table(
-    runs: list[Path], yard: dict, docs: Path | None = None, griffin_lim: bool = True
+    runs: list[Path],
+    yard: dict,
+    docs: Path | None = None,
+    griffin_lim: bool = True,
+    refine: bool = False,
+    nnls: bool = True,
 ) -> list[dict]:
-    """Each HiFi-GAN run against Griffin-Lim on 120 held-out clips, all from the same log-mel
-    (n_fft 256, hop 64, 64 mels), and Griffin-Lim from the full ``|STFT|`` as an oracle."""
+    """Each vocoder run (HiFi-GAN or Vocos) against Griffin-Lim on 120 held-out clips, all from
+    the same log-mel (n_fft 256, hop 64, 64 mels), and Griffin-Lim from the full ``|STFT|`` as an
+    oracle (``nnls``: with the NNLS-magnitude row). ``refine``: also each Vocos run's
+    spectrogram refined by 100 iterations of fast Griffin-Lim started from its phase
+    (``genzoo.audio.spectral.griffin_lim_vocoder``)."""
+    from genzoo.models.gans.vocos import Vocos
     from genzoo.runs import open_run
 
     test = load_dataset("speech-digits", "test")
@@ -243,31 +267,51 @@ def vocoder_table(
         model = r.model
         if model.config.n_fft != N_FFT or model.config.hop != HOP or model.config.n_mels != N_MELS:
             raise SystemExit(f"{run}: not HiFi-GAN's default STFT settings")
+        label = VOCODER_LABELS.get(model.name, model.name)
         warm = model.config.mel_warmup
         game = max(r.step - warm, 0) if warm else r.step
         how = f"{r.step} steps" + (
             f": {min(r.step, warm)} mel-L1-only + {game} GAN" if warm else ""
         )
+        if isinstance(model, Vocos):  # its warm start may carry more reconstruction terms
+            c = model.config
+            terms = [(c.lambda_mel, "mel L1"), (c.lambda_phase, "phase"), (c.lambda_mag, "log-mag")]
+            recon = " + ".join(f"{w:g} {t}" for w, t in terms if w > 0)
+            how = f"{r.step} steps" + (f": {min(r.step, warm)} of {recon}" if warm else "")
+            how += f" + {game} GAN" if warm and game else ""
         with torch.no_grad():
             t0 = time.perf_counter()
             y_hg = torch.cat([model.vocode(mel[i : i + 40]) for i in range(0, len(x), 40)])
-            rows.append((f"HiFi-GAN, {how}", y_hg, time.perf_counter() - t0))
+            rows.append((f"{label}, {how}", y_hg, time.perf_counter() - t0))
+            if isinstance(model, Vocos) and refine:  # its STFT as Griffin-Lim's start
+                t0 = time.perf_counter()
+                model.eval()
+                spec = torch.cat([model.spectrogram(mel[i : i + 40]) for i in range(0, len(x), 40)])
+                y = sp.griffin_lim_vocoder(spec.abs(), N_FFT, HOP, 100, 0.99, phase=spec.angle())
+                name = f"{label}, {how}, + fast Griffin-Lim (100) from its STFT"
+                rows.append((name, y, time.perf_counter() - t0))
     if not griffin_lim:  # the HiFi-GAN rows only (the Griffin-Lim rows measured before)
         return [
             {"method": name, "sec": sec, **resynthesis_scores(x, y_hat, labels, yard)}
             for name, y_hat, sec in rows
         ]
-    t0 = time.perf_counter()
-    y_nnls = sp.griffin_lim_log_mel(mel, 8000, N_FFT, HOP, n_iter=100, momentum=0.99)
-    rows.append(("fast Griffin-Lim (100) from log-mel, NNLS magnitude", y_nnls,
-                 time.perf_counter() - t0))  # fmt: skip
+    if nnls:
+        t0 = time.perf_counter()
+        y_nnls = sp.griffin_lim_log_mel(mel, 8000, N_FFT, HOP, n_iter=100, momentum=0.99)
+        rows.append(("fast Griffin-Lim (100) from log-mel, NNLS magnitude", y_nnls,
+                     time.perf_counter() - t0))  # fmt: skip
     t0 = time.perf_counter()
     y_pinv = griffin_lim_pinv_mel(mel)
     rows.append(
         ("fast Griffin-Lim (100) from log-mel, pinv magnitude", y_pinv, time.perf_counter() - t0)
     )
+    t0 = time.perf_counter()
+    mag = sp.pinv_mel_magnitude(mel.double(), sp.mel_filterbank(8000, N_FFT, N_MELS))
+    y_vf = sp.griffin_lim_vocoder(mag, N_FFT, HOP, 100, 0.99)  # (120, frames * hop)
+    rows.append(("fast Griffin-Lim (100) from log-mel, pinv magnitude, vocoder framing", y_vf,
+                 time.perf_counter() - t0))  # fmt: skip
     if docs is not None and runs:
-        docs_media(x, rows[0][1], y_pinv, labels, docs)
+        docs_media(x, rows[0][1], y_pinv, labels, docs, rows[0][0].split(",")[0])
     t0 = time.perf_counter()
     full = sp.spectrogram(x.double(), N_FFT, HOP, power=1.0)
     y = sp.griffin_lim(full, N_FFT, HOP, n_iter=100, momentum=0.99, length=x.shape[1])
@@ -305,10 +349,15 @@ def main() -> None:
     ap.add_argument("--hifigan-out", type=Path, default=None, help="keep the HiFi-GAN run here")
     ap.add_argument(
         "--hifigan-runs", type=Path, nargs="+", default=None,
-        help="vocoder: score these trained HiFi-GAN runs (no training); --hifigan-steps 0 with "
-        "none: the Griffin-Lim rows only",
+        help="vocoder: score these trained vocoder runs, hifigan or vocos (no training); "
+        "--hifigan-steps 0 with none: the Griffin-Lim rows only",
     )  # fmt: skip
-    ap.add_argument("--no-griffin-lim", action="store_true", help="vocoder: the HiFi-GAN rows only")
+    ap.add_argument("--no-griffin-lim", action="store_true", help="vocoder: the vocoder rows only")
+    ap.add_argument("--no-nnls", action="store_true", help="vocoder: no NNLS Griffin-Lim row")
+    ap.add_argument(
+        "--refine", action="store_true",
+        help="vocoder: add each Vocos run + 100 fast Griffin-Lim iterations from its own STFT",
+    )  # fmt: skip
     ap.add_argument("--docs", type=Path, default=None, help="write WAVs and a picture here")
     ap.add_argument("--specdiff-steps", type=int, default=400, help="EDM steps on the mel view")
     ap.add_argument(
@@ -354,7 +403,9 @@ def vocoder_part(args: argparse.Namespace) -> None:
             run, sec = train_hifigan(args.hifigan_steps, args.hifigan_out or Path(tmp) / "hg")
             runs = [run]
             print(f"\nHiFi-GAN (default config), {args.hifigan_steps} steps, {sec:.0f} s")
-        table = vocoder_table(runs, yard, args.docs, not args.no_griffin_lim)
+        table = vocoder_table(
+            runs, yard, args.docs, not args.no_griffin_lim, args.refine, not args.no_nnls
+        )
     print("\n120 held-out clips (every other) resynthesised from their log-mel (n_fft 256, hop 64,")
     print("64 mels); mel L1 on that log-mel, MCD (Kubichek, 12 MFCCs) and LSD in dB, SC in dB:")
     print(

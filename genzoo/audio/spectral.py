@@ -167,19 +167,14 @@ def log_mel(x: Tensor, sample_rate: int, eps: float = 1e-5, **mel: Any) -> Tenso
     return mel_spectrogram(x, sample_rate, **mel).clamp_min(eps).log()
 
 
-def vocoder_log_mel(
-    x: Tensor,
-    sample_rate: int,
-    n_fft: int = 256,
-    hop_length: int = 64,
-    n_mels: int = 64,
-    eps: float = 1e-5,
-    fb: Tensor | None = None,
-) -> Tensor:
-    """HiFi-GAN's log-mel ``(..., n_mels, T // hop)`` of waveforms ``(..., T)`` (see the module
-    docstring); ``fb``: a precomputed :func:`mel_filterbank` ``(F, M)`` to skip building it."""
-    if (n_fft - hop_length) % 2:
-        raise ConfigError(f"n_fft - hop ({n_fft} - {hop_length}) must be even for vocoder framing.")
+def vocoder_stft(x: Tensor, n_fft: int = 256, hop_length: int = 64) -> Tensor:
+    """The complex STFT in the vocoder framing (see the module docstring): waveforms ``(..., T)``
+    -> ``(..., n_fft // 2 + 1, T // hop)``, frame ``t`` centred at sample ``t * hop + hop / 2``.
+    :func:`vocoder_istft` inverts it exactly."""
+    if (n_fft - hop_length) % 2 or hop_length > n_fft:
+        raise ConfigError(
+            f"n_fft - hop ({n_fft} - {hop_length}) must be even and >= 0 for vocoder framing."
+        )
     pad = (n_fft - hop_length) // 2
     lead = x.shape[:-1]
     flat = x.reshape(-1, 1, x.shape[-1])  # (N, 1, T): F.pad's reflect mode wants a channel axis
@@ -193,11 +188,99 @@ def vocoder_log_mel(
         normalized=False,
         onesided=True,
         return_complex=True,
-    ).abs()  # (N, F, T // hop)
+    )  # (N, F, T // hop)
+    return spec.reshape(*lead, *spec.shape[-2:])
+
+
+def vocoder_istft(spec: Tensor, n_fft: int = 256, hop_length: int = 64) -> Tensor:
+    """Inverse of :func:`vocoder_stft`: complex spectrograms ``(..., n_fft // 2 + 1, frames)``
+    -> waveforms ``(..., frames * hop)`` by weighted overlap-add (Vocos' "same" padding,
+    arXiv:2306.00814): each frame's ``irfft`` times the window, summed at ``t * hop``, divided by
+    the summed squared window, and ``(n_fft - hop) / 2`` samples cut from each end.
+
+    Written on ``torch.fft.irfft`` and ``F.fold`` rather than ``torch.istft`` because
+    ``torch.istft`` frames either centred on ``t * hop`` (``center=True``: half a hop off this
+    framing, one hop short) or not padded at all, and then refuses the edges where the Hann
+    window's overlap-add envelope is 0 (the NOLA check), although the cut ends never use them.
+    """
+    if (n_fft - hop_length) % 2 or hop_length > n_fft:
+        raise ConfigError(
+            f"n_fft - hop ({n_fft} - {hop_length}) must be even and >= 0 for vocoder framing."
+        )
+    lead, frames = spec.shape[:-2], spec.shape[-1]
+    flat = spec.reshape(-1, *spec.shape[-2:])  # (N, F, frames)
+    win = _window(n_fft, flat.real)  # (n_fft,), in the real dtype of spec
+    chunks = torch.fft.irfft(flat, n=n_fft, dim=-2) * win[:, None]  # (N, n_fft, frames)
+    total = (frames - 1) * hop_length + n_fft
+    fold = {"output_size": (1, total), "kernel_size": (1, n_fft), "stride": (1, hop_length)}
+    y = torch.nn.functional.fold(chunks, **fold)[:, 0, 0]  # (N, total): the overlap-add
+    env = torch.nn.functional.fold(win.square()[None, :, None].expand(1, -1, frames), **fold)
+    pad = (n_fft - hop_length) // 2
+    y = y[:, pad : total - pad] / env[0, 0, 0, pad : total - pad]  # (N, frames * hop)
+    return y.reshape(*lead, frames * hop_length)
+
+
+def griffin_lim_vocoder(
+    magnitude: Tensor,
+    n_fft: int = 256,
+    hop_length: int = 64,
+    n_iter: int = 100,
+    momentum: float = 0.99,
+    phase: Tensor | None = None,
+) -> Tensor:
+    """Fast Griffin-Lim in the vocoder framing, from a given initial phase: waveforms
+    ``(..., frames * hop)`` whose :func:`vocoder_stft` magnitude approaches ``magnitude``
+    ``(..., F, frames)``, starting from ``phase`` (same shape; ``None``: zero phase).
+
+    The iteration is torchaudio's ``griffinlim`` (the momentum ``alpha / (1 + alpha)`` on the
+    previous projection, Perraudin et al. 2013), written here on :func:`vocoder_stft` /
+    :func:`vocoder_istft` because neither torchaudio's nor librosa's accepts an initial phase
+    (both start from zero or random phase) or this framing. A consistent spectrogram of the right
+    magnitude is a fixed point (tested).
+    """
+    if not 0.0 <= momentum < 1.0:
+        raise ConfigError(f"Griffin-Lim momentum must be in [0, 1), not {momentum}.")
+    angles = (
+        torch.polar(torch.ones_like(magnitude), phase)
+        if phase is not None
+        else torch.ones_like(magnitude, dtype=torch.complex128 if magnitude.dtype == torch.float64
+                             else torch.complex64)
+    )  # fmt: skip
+    previous = torch.zeros_like(angles)
+    for _ in range(n_iter):
+        rebuilt = vocoder_stft(
+            vocoder_istft(magnitude * angles, n_fft, hop_length), n_fft, hop_length
+        )
+        angles = rebuilt - previous * (momentum / (1 + momentum))
+        angles = angles / (angles.abs() + 1e-16)
+        previous = rebuilt
+    return vocoder_istft(magnitude * angles, n_fft, hop_length)
+
+
+def vocoder_log_mel(
+    x: Tensor,
+    sample_rate: int,
+    n_fft: int = 256,
+    hop_length: int = 64,
+    n_mels: int = 64,
+    eps: float = 1e-5,
+    fb: Tensor | None = None,
+) -> Tensor:
+    """HiFi-GAN's log-mel ``(..., n_mels, T // hop)`` of waveforms ``(..., T)`` (see the module
+    docstring); ``fb``: a precomputed :func:`mel_filterbank` ``(F, M)`` to skip building it."""
+    spec = vocoder_stft(x, n_fft, hop_length).abs()  # (..., F, T // hop)
     if fb is None:
         fb = mel_filterbank(sample_rate, n_fft, n_mels)
-    mel = (spec.transpose(-1, -2) @ fb.to(spec)).transpose(-1, -2)  # (N, M, frames)
-    return mel.clamp_min(eps).log().reshape(*lead, *mel.shape[-2:])
+    mel = (spec.transpose(-1, -2) @ fb.to(spec)).transpose(-1, -2)  # (..., M, frames)
+    return mel.clamp_min(eps).log()
+
+
+def pinv_mel_magnitude(log_mel: Tensor, fb: Tensor) -> Tensor:
+    """A magnitude ``(..., F, frames)`` of log-mel spectrograms ``(..., M, frames)`` through the
+    filterbank ``fb`` ``(F, M)``: its pseudo-inverse (the minimum-norm least-squares solution,
+    what torchaudio's ``InverseMelScale`` computes) clamped at 0."""
+    inv = torch.linalg.pinv(fb.double().T).to(log_mel.dtype)  # (F, M)
+    return (inv @ log_mel.exp()).clamp_min(0.0)  # (F, M) @ (..., M, frames)
 
 
 def power_to_db(spec: Tensor, top_db: float | None = 80.0) -> Tensor:

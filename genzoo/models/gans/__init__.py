@@ -1,7 +1,7 @@
 """GANs: one model, several objectives; importing this package registers ``gan``, ``dcgan``,
 ``wgan``, ``wgan-gp``, ``hinge-sn``, ``cgan`` and ``biggan``, the image-to-image models
 ``pix2pix`` and ``cyclegan``, the progress models ``progan`` and ``stylegan2``, the
-two-stream ``video-gan`` and the vocoder ``hifigan``."""
+two-stream ``video-gan`` and the vocoders ``hifigan`` and ``vocos``."""
 
 from genzoo.models.gans import losses
 from genzoo.models.gans.biggan import BigGAN, BigGANConfig
@@ -23,6 +23,7 @@ from genzoo.models.gans.pix2pix import Pix2Pix, Pix2PixConfig
 from genzoo.models.gans.progan import ProGAN, ProGANConfig
 from genzoo.models.gans.stylegan2 import StyleGAN2, StyleGAN2Config
 from genzoo.models.gans.video_gan import VideoGAN, VideoGANConfig
+from genzoo.models.gans.vocos import Vocos, VocosConfig
 
 __all__ = [
     "CGAN",
@@ -49,6 +50,8 @@ __all__ = [
     "StyleGAN2Config",
     "VideoGAN",
     "VideoGANConfig",
+    "Vocos",
+    "VocosConfig",
     "WGANConfig",
     "WGANGPConfig",
     "losses",
