@@ -10,6 +10,9 @@ first held-out test images (colour-shape pairs never seen in training), as in
 (:mod:`genzoo.metrics.text_to_image`, trained on fresh scenes, cached).
 
     python benchmarks/dvae_t2i.py --threads 1
+    # or the two chains at once, then the table from their saved rows:
+    python benchmarks/dvae_t2i.py --threads 1 --only vqvae & python benchmarks/dvae_t2i.py \
+        --threads 1 --only dvae; wait; python benchmarks/dvae_t2i.py --threads 1
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ def main() -> None:
     ap.add_argument("--n-pair", type=int, default=100)
     ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0])
     ap.add_argument("--seed", type=int, default=0, help="sampling seed (the same for both)")
+    ap.add_argument("--only", choices=["vqvae", "dvae"], help="train and measure one code model "
+                    "(two processes at once); a run without it re-uses their rows")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -109,6 +114,14 @@ def main() -> None:
 
     res["real"] = judge(real)
     for label, (model, over) in models.items():
+        if args.only and label != args.only:
+            continue
+        saved = out / f"row-{label}.json"  # the row of an earlier --only run, same settings
+        key = {"code_steps": args.code_steps, "ar_steps": args.ar_steps, "seed": args.seed,
+               "guidance": args.guidance, "n": [args.n_single, args.n_pair]}  # fmt: skip
+        if saved.exists() and json.loads(saved.read_text())["key"] == key:
+            res[label] = json.loads(saved.read_text())["row"]
+            continue
         code_s = train(out, label, model, args.code_steps, over)
         t2i_label = f"t2i-vq-over-{label}"
         ar_s = train(out, t2i_label, "t2i-vq", args.ar_steps,
@@ -133,7 +146,10 @@ def main() -> None:
                 ])  # fmt: skip
             row[f"w={w:g}"] = {**judge(x), "sample_s": time.perf_counter() - t0}
         res[label] = row
+        saved.write_text(json.dumps({"key": key, "row": row}, indent=2))
         print(label, json.dumps(row), flush=True)
+    if args.only:
+        return
     (out / "results.json").write_text(json.dumps(res, indent=2))
     print(table(res, args.guidance))
 
