@@ -89,7 +89,7 @@ def main() -> None:
     ap.add_argument("--ar-steps", type=int, default=800, help="t2i-vq steps over each")
     ap.add_argument("--n-single", type=int, default=150)
     ap.add_argument("--n-pair", type=int, default=100)
-    ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0])
+    ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 2.0, 3.0])
     ap.add_argument("--seed", type=int, default=0, help="sampling seed (the same for both)")
     ap.add_argument("--only", choices=["vqvae", "dvae"], help="train and measure one code model "
                     "(two processes at once); a run without it re-uses their rows")  # fmt: skip

@@ -105,6 +105,7 @@ def main() -> None:
     p.add_argument("--clip-width", type=int, default=16, help="clip's image encoder width")
     p.add_argument("--clip-batch", type=int, default=64, help="clip's batch size")
     p.add_argument("--probe-only", action="store_true", help="train and probe the encoder only")
+    p.add_argument("--seed", type=int, default=0, help="training seed of align and instruct")
     p.add_argument("--text-steps", type=int, default=300)
     p.add_argument("--align-steps", type=int, default=300)
     p.add_argument("--instruct-steps", type=int, default=1000)
@@ -133,13 +134,15 @@ def main() -> None:
         (out / f"probe-{tag}.json").write_text(json.dumps(probe, indent=2))
         return
     text, t_text = _train("text", "llava", out, args.text_steps, stage="text")
+    if args.seed:  # another seed of the multimodal stages over the same encoder and GPT
+        tag += f"-seed{args.seed}"
     align, t_align = _train(
         f"align-{tag}", "llava", out, args.align_steps, stage="align", base_run=str(text),
-        clip_run=str(clip),
+        clip_run=str(clip), seed=args.seed,
     )  # fmt: skip
     inst, t_inst = _train(
         f"instruct-{args.lm}-{tag}", "llava", out, args.instruct_steps, stage="instruct",
-        base_run=str(align), lm=args.lm,
+        base_run=str(align), lm=args.lm, seed=args.seed,
     )  # fmt: skip
 
     final = load(inst, device="cpu")
