@@ -21,7 +21,7 @@ projector reads, flattened) for the shape and the colour of single-object images
 test split). ``--probe-only`` stops there (to compare encoders before paying for the stages).
 
     python benchmarks/llava.py --threads 1
-    python benchmarks/llava.py --threads 1 --clip-steps 2000 --clip-width 32 --clip-batch 128
+    python benchmarks/llava.py --threads 1 --clip-steps 1000 --clip-width 32 --clip-batch 128
 """
 
 from __future__ import annotations
