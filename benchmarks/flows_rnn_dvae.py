@@ -10,6 +10,12 @@ and evaluated with ``genzoo.evaluate`` on the test split:
   against the mixture's true entropy (the goal: within 0.1 nats).
 - ``text``: LSTM and GRU against GPT on ``text:pystdlib`` (128-character windows) at about 110k
   parameters each and the same steps: test bits per character.
+- ``toy5k``: ``toy`` at the data budget of the slow RealNVP test (5,000 steps at batch 1024),
+  MAF/IAF at RealNVP's depth and widths; also the gap on 5,000 fresh validation points.
+- ``mnist5k``: MAF, RealNVP and Glow on mnist5k at about 390k parameters and the same steps:
+  test bits/dim on all 1,000 test images. ``mnist5k-iaf``: IAF distilled from that MAF
+  (probability density distillation), its exact test bits/dim on a subset and sampling speed.
+- ``text-time``: ``text`` at an equal wall-clock budget (``--budget``), the three trained at once.
 - ``dvae``: the dVAE (relaxed, and straight-through) against the VQ-VAE on digits with the same
   codebook size, networks and steps: test reconstruction MSE and Fréchet distance of the
   reconstructions (genzoo's digits classifier features), and code usage over the test set.
@@ -18,6 +24,10 @@ and evaluated with ``genzoo.evaluate`` on the test split:
     python benchmarks/flows_rnn_dvae.py --part toy --threads 1
     python benchmarks/flows_rnn_dvae.py --part text --threads 1
     python benchmarks/flows_rnn_dvae.py --part dvae --threads 1
+    python benchmarks/flows_rnn_dvae.py --part toy5k --only maf --threads 1  # (and iaf, realnvp)
+    python benchmarks/flows_rnn_dvae.py --part mnist5k --only maf --threads 1  # (realnvp, glow)
+    python benchmarks/flows_rnn_dvae.py --part mnist5k-iaf --n-eval 200 --threads 1
+    python benchmarks/flows_rnn_dvae.py --part text-time --budget 5m --threads 1
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -186,6 +197,40 @@ def distill_part(out: Path, scale: float, n_eval: int) -> None:
         )
 
 
+def text_time_part(out: Path, budget: str, only: str | None, threads: int) -> None:
+    """GPT, LSTM and GRU of the ``text`` part trained for the same wall-clock ``budget``, all
+    three at once (one process each, ``threads`` torch threads), so that they share the same
+    machine load; then test bits per character on the first 512 test windows, as in ``text``."""
+    if only is not None:  # a child: train one model for the budget
+        ((name, over),) = [(n, o) for (n, lab), (_, o) in PARTS["text"].items() if lab == only]
+        run = out / f"text-time-{only}"
+        shutil.rmtree(run, ignore_errors=True)
+        overrides = {**QUIET, **TRAIN["text"], **over}
+        genzoo.train(name, DATA["text"], budget=budget, out=run, overrides=overrides)
+        return
+    labels = [lab for _, lab in PARTS["text"]]
+    cmd = [sys.executable, __file__, "--part", "text-time", "--budget", budget]
+    cmd += ["--out", str(out), "--threads", str(threads)]
+    t = time.perf_counter()
+    children = [subprocess.Popen([*cmd, "--only", lab]) for lab in labels]  # at once
+    if any(c.wait() != 0 for c in children):
+        raise SystemExit("a training process failed")
+    wall = time.perf_counter() - t
+    print(f"\n{len(labels)} models trained at once for {budget} each ({wall:.0f} s wall in all)")
+    print("| model | params | steps in the budget | eval s | test bits/char |")
+    print("|---|---:|---:|---:|---:|")
+    for lab in labels:
+        run = out / f"text-time-{lab}"
+        t = time.perf_counter()
+        res = genzoo.evaluate(run, n=512)
+        eval_s = time.perf_counter() - t
+        print(
+            f"| {lab} | {n_params(run):,} | {res['step']} | {eval_s:.0f} | "
+            f"{res['log_prob_bpd']:.4f} |",
+            flush=True,
+        )
+
+
 def dvae_part(out: Path, scale: float) -> None:
     from genzoo.metrics.classifier import get_classifier
     from genzoo.metrics.frechet import frechet_distance
@@ -226,17 +271,20 @@ def dvae_rows(out: Path, scale: float, x: torch.Tensor, clf: Any, frechet_distan
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", required=True, choices=sorted([*PARTS, "mnist5k-iaf"]))
+    p.add_argument("--part", required=True, choices=sorted([*PARTS, "mnist5k-iaf", "text-time"]))
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--scale", type=float, default=1.0, help="multiply every step count")
     p.add_argument("--out", default="runs/bench-issue22")
     p.add_argument("--only", default=None, help="run only the row with this label")
+    p.add_argument("--budget", default="5m", help="text-time: wall-clock budget per model")
     p.add_argument("--n-eval", type=int, default=200, help="mnist5k-iaf: test images to score")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     if args.part == "dvae":
         dvae_part(out, args.scale)
+    elif args.part == "text-time":
+        text_time_part(out, args.budget, args.only, args.threads)
     elif args.part == "mnist5k-iaf":
         distill_part(out, args.scale, args.n_eval)
     else:
