@@ -111,10 +111,6 @@ class FlowModel(ExactNLL, GenerativeModel, Samples, LatentSpace):
         """The flow proper, after the images' logit pre-processing: ``(B, *shape) -> (B, D)``."""
         return self.flow.layers[-1]
 
-    def preprocess(self, x: Tensor) -> Tensor:
-        """``x`` in model space -> the body's input (images: the logit; points: ``x``)."""
-        return self.flow.layers[0](x)[0] if self.is_image else x
-
     def body_log_prob(self, y: Tensor) -> Tensor:
         """``log q(y)`` in nats of a pre-processed ``y`` ``(B, *shape) -> (B,)``: the density of
         the body alone. Two flows with the same pre-processing differ in ``log q(y) - log p(y)``
