@@ -76,6 +76,14 @@ class FlowLayer(nn.Module):
         """``y -> x``, the exact inverse of :meth:`forward`."""
         raise NotImplementedError  # pragma: no cover - abstract
 
+    def inverse_and_logdet(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``y -> (x, log |det dy/dx| at x)``: the inverse and the log-determinant of
+        :meth:`forward` at the point it returns, so that a flow sampled in this direction knows
+        the density of its own sample. This default runs :meth:`forward` once on ``x``; a layer
+        whose forward is expensive (an IAF layer) overrides it."""
+        x = self.inverse(y, cond)
+        return x, self.forward(x, cond)[1]
+
 
 class FlowSequential(FlowLayer):
     """A composition of flow layers; log-determinants add up (the chain rule)."""
@@ -95,6 +103,13 @@ class FlowSequential(FlowLayer):
         for layer in reversed(self.layers):
             y = layer.inverse(y, cond)
         return y
+
+    def inverse_and_logdet(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        logdet = _zeros_like_batch(y)
+        for layer in reversed(self.layers):
+            y, ld = layer.inverse_and_logdet(y, cond)
+            logdet = logdet + ld
+        return y, logdet
 
 
 # --------------------------------------------------------------------------------------------------
@@ -347,6 +362,12 @@ class ActNorm(FlowLayer):
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> Tensor:
         return y * torch.exp(-_channel_view(self.log_scale, y)) - _channel_view(self.bias, y)
+
+    def inverse_and_logdet(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Without a forward pass, so that sampling never triggers the data-dependent
+        initialisation (which must see data, not samples)."""
+        logdet = _spatial(y) * self.log_scale.sum()
+        return self.inverse(y, cond), logdet.expand(y.shape[0]).to(y.dtype)
 
 
 class InvertibleConv1x1(FlowLayer):

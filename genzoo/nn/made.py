@@ -16,7 +16,9 @@
 - :class:`Inverted` -- a flow layer run backwards: an IAF layer (Kingma et al., "Improved
   Variational Inference with Inverse Autoregressive Flow", arXiv:1606.04934, Sec. 4) is the
   affine autoregressive transform used in the sampling direction, so that sampling is one pass
-  and the density needs ``D`` (MAF paper, Sec. 3.2: "IAF is MAF's inverse").
+  and the density needs ``D`` (MAF paper, Sec. 3.2: "IAF is MAF's inverse"). The sampling pass
+  also gives the log-determinant, so an IAF knows the density of its own samples in one pass
+  (what probability density distillation trains on, Parallel WaveNet, arXiv:1711.10433).
 
 Written by hand: no maintained PyTorch library ships MADE masks with the flow-layer interface of
 :mod:`genzoo.nn.flow_layers` (``forward -> (y, logdet)``, ``inverse``) that genzoo's flows share.
@@ -139,8 +141,9 @@ class AffineAutoregressive(FlowLayer):
         u = (x - mu) * torch.exp(-alpha)  # Eq. (4)
         return u, -alpha.sum(1)  # Eq. (5): log |det du/dx| = -sum alpha
 
-    def inverse_and_logdet(self, u: Tensor) -> tuple[Tensor, Tensor]:
+    def inverse_and_logdet(self, u: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``u -> (x, log |det du/dx| at x)``: ``D`` passes in the order of the MADE (Eq. 3)."""
+        _no_cond(cond)
         x = torch.zeros_like(u)
         alpha = torch.zeros_like(u)
         for _ in range(self.made.dim):  # after pass p the first p positions are exact
@@ -170,6 +173,12 @@ class Inverted(FlowLayer):
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> Tensor:
         return self.layer(y, cond)[0]
+
+    def inverse_and_logdet(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The sampling direction with its log-determinant in one MADE pass: ``x = layer(y)``
+        and ``log |det dy/dx| = -log |det dx/dy|`` (what ``layer`` reports)."""
+        x, logdet_layer = self.layer(y, cond)
+        return x, -logdet_layer
 
 
 def _no_cond(cond: Tensor | None) -> None:

@@ -497,7 +497,12 @@ def test_glow_on_digits_learns_and_evaluates_in_bits_per_dim(tmp_path, fast_trai
 # settings (1 CPU thread, machine shared with other jobs, 2026-11-23), NLL - entropy in nats:
 # realnvp 8gaussians +0.060 (945 s), realnvp checkerboard +0.069 (719 s), glow 8gaussians +0.077
 # (1,196 s), glow checkerboard +0.048 (593 s). (5,000 steps on the checkerboard: +0.097 to +0.108.)
+# maf 8gaussians +0.066 (3,338 s), iaf 8gaussians +0.065 (3,864 s), on a machine at load 9-19,
+# 2026-12-06 (benchmarks/RESULTS.md, issue 22: 16 layers of MADE 64-64-64, RealNVP's depth and
+# widths).
 TRAINED: dict[tuple[str, str], tuple[int, dict]] = {
+    ("maf", "toy2d:8gaussians"): (5000, {"flows": 16, "hidden": [64, 64, 64]}),
+    ("iaf", "toy2d:8gaussians"): (5000, {"flows": 16, "hidden": [64, 64, 64]}),
     ("realnvp", "toy2d:8gaussians"): (5000, {"couplings": 16, "hidden": [64, 64, 64]}),
     ("realnvp", "toy2d:checkerboard"): (10000, {"couplings": 24, "hidden": [64, 64]}),
     ("glow", "toy2d:8gaussians"): (5000, {"steps": 24, "hidden": [64, 64]}),

@@ -72,8 +72,11 @@ class FlowModel(ExactNLL, GenerativeModel, Samples, LatentSpace):
             )
         self.shape = shape
         layers: list[FlowLayer] = []
+        # the pre-processing before the flow proper: images' logit alpha (None for points)
+        self.logit_alpha: float | None = None
         if info.kind == "images":
-            layers.append(LogitTransform(float(config.logit_alpha)))  # type: ignore[attr-defined]
+            self.logit_alpha = float(config.logit_alpha)  # type: ignore[attr-defined]
+            layers.append(LogitTransform(self.logit_alpha))
         layers.append(self.build_flow(shape))
         self.flow = FlowSequential(layers)
 
@@ -99,6 +102,33 @@ class FlowModel(ExactNLL, GenerativeModel, Samples, LatentSpace):
             raise ConfigError(f"{self.name!r} is unconditional; call log_prob without cond.")
         z, logdet = self.flow(x)
         return standard_normal_log_prob(z) + logdet  # change of variables
+
+    # ----------------------------------------------------------------------------------------------
+    # the flow after the pre-processing (for distillation between flows of the same pre-processing)
+
+    @property
+    def body(self) -> FlowLayer:
+        """The flow proper, after the images' logit pre-processing: ``(B, *shape) -> (B, D)``."""
+        return self.flow.layers[-1]
+
+    def body_log_prob(self, y: Tensor) -> Tensor:
+        """``log q(y)`` in nats of a pre-processed ``y`` ``(B, *shape) -> (B,)``: the density of
+        the body alone. Two flows with the same pre-processing differ in ``log q(y) - log p(y)``
+        exactly as in data space (the logit's log-determinant cancels)."""
+        z, logdet = self.body(y)
+        return standard_normal_log_prob(z) + logdet  # change of variables
+
+    def sample_body(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(y (n, *shape), log q(y) (n,))``: ``n`` pre-processed samples ``y = g^-1(eps)`` with
+        their log-density from the same pass, ``log N(eps) + log |det dg/dy|``, differentiable
+        in the parameters (the reparameterisation). One pass per layer for an IAF; ``D`` passes
+        for a MAF."""
+        dtype = next(self.parameters()).dtype
+        eps = randn((n, self.info.dim), generator=generator, device=self.device, dtype=dtype)
+        y, logdet = self.body.inverse_and_logdet(eps)
+        return y, standard_normal_log_prob(eps) + logdet  # change of variables
 
     def encode(self, x: Tensor) -> Tensor:
         """``x (B, *shape) -> z (B, D)``, the latent with a standard normal distribution."""
