@@ -166,6 +166,108 @@ def test_path_length_is_the_norm_of_the_jacobian_vector_product() -> None:
     torch.testing.assert_close(got, jty.pow(2).sum(2).mean(1).sqrt())
 
 
+# audit of the StyleGAN2 recipe (issue 19): each property below is one the paper's code relies on
+
+
+def test_lr_multiplier_scales_init_runtime_and_bias() -> None:
+    """``lr_mul`` (mapping network, 0.01): stored weights N(0, 1/lr_mul^2), runtime scale
+    lr_mul / sqrt(fan_in), bias stored / lr_mul; so the layer starts like a plain equalised one
+    and one Adam step (beta1 = 0: lr * sign(grad)) moves the effective weights and biases by
+    lr * lr_mul / sqrt(fan_in) and lr * lr_mul."""
+    torch.manual_seed(0)
+    lin = EqualLinear(256, 64, gain=1.0, lr_mul=0.01, bias_init=0.5).double()
+    assert lin.weight.std().item() == pytest.approx(100.0, rel=0.03)
+    eff = lambda: (lin.weight * lin.scale).detach().clone()  # noqa: E731
+    before_w, before_b = eff(), (lin.bias * lin.lr_mul).detach().clone()
+    assert before_w.std().item() == pytest.approx(1 / 16, rel=0.03)  # 1 / sqrt(256)
+    torch.testing.assert_close(before_b, torch.full((64,), 0.5, dtype=torch.float64))
+    lin(torch.randn(8, 256, generator=gen(1), dtype=torch.float64)).pow(2).sum().backward()
+    with torch.no_grad():  # Adam's first step, by hand: lr * g / sqrt(g^2) = lr * sign(g)
+        for p in lin.parameters():
+            p -= 1e-3 * p.grad.sign()
+    dw = (eff() - before_w).abs()
+    db = (lin.bias * lin.lr_mul).detach() - before_b
+    torch.testing.assert_close(dw, torch.full_like(dw, 1e-3 * 0.01 / 16), rtol=1e-6, atol=0)
+    torch.testing.assert_close(db.abs(), torch.full_like(db, 1e-3 * 0.01), rtol=1e-6, atol=0)
+
+
+def test_style_layers_start_as_the_paper_says() -> None:
+    """Affine styles are 1 at w = 0 (bias init 1), noise strengths start at 0, and only the
+    3 x 3 convolutions demodulate: scaling their weights leaves them unchanged, while tRGB's
+    output scales with its weights."""
+    torch.manual_seed(0)
+    m = StyleGAN2(StyleGAN2Config(**TINY_SG), DIGITS)
+    w0 = torch.zeros(2, 8)
+    x = torch.randn(2, 8, 4, 4, generator=gen(0))
+    for conv in m.synthesis.convs:
+        torch.testing.assert_close(conv.conv.affine(w0), torch.ones(2, 8))
+        assert conv.noise.strength.item() == 0.0 and conv.conv.demodulate
+        ref = conv(x, w0)
+        with torch.no_grad():
+            conv.conv.weight.mul_(3.0)
+        torch.testing.assert_close(conv(x, w0), ref)  # demodulated: scale-free
+    for rgb in m.synthesis.to_rgb:
+        torch.testing.assert_close(rgb.conv.affine(w0), torch.ones(2, 8))
+        assert not rgb.conv.demodulate
+        ref = rgb(x, w0) - rgb.bias[None, :, None, None]
+        with torch.no_grad():
+            rgb.conv.weight.mul_(3.0)
+        torch.testing.assert_close(rgb(x, w0) - rgb.bias[None, :, None, None], 3 * ref)
+
+
+def test_he_gain_is_applied_once_per_layer() -> None:
+    """With N(0, 1) input, every equalised layer + LeakyReLU * sqrt(2) of D and of the mapping
+    network keeps the second moment near 1 (E[lrelu(x)^2] * 2 = 1.04 for unit x); the sqrt(2)
+    applied twice (in the layer and the activation) would double it at every layer."""
+    from genzoo.nn.style_layers import lrelu
+
+    torch.manual_seed(0)
+    m = StyleGAN2(StyleGAN2Config(width=128, latent_dim=128, mapping_layers=4), DIGITS)
+    d = m.discriminator
+    h = torch.randn(8, 128, 32, 32, generator=gen(1))  # 32 x 32: little zero padding
+    for layer in [d.blocks[0][0], d.blocks[0][1], d.conv]:
+        x = h if layer is not d.conv else torch.cat([h, torch.randn(8, 1, 32, 32)], 1)
+        assert lrelu(layer(x)).pow(2).mean().item() == pytest.approx(1.04, rel=0.1)
+    v = torch.randn(512, 128 * 16, generator=gen(2))
+    assert lrelu(d.fc(v)).pow(2).mean().item() == pytest.approx(1.04, rel=0.1)
+    z = torch.randn(4096, 128, generator=gen(3))
+    for layer in m.mapping.layers:
+        assert lrelu(layer(z)).pow(2).mean().item() == pytest.approx(1.04, rel=0.1)
+
+
+def test_minibatch_stddev_is_active_in_d() -> None:
+    """D's logit of one example depends on the other examples of its group (minibatch stddev)
+    and on no example of another group."""
+    torch.manual_seed(0)
+    m = StyleGAN2(StyleGAN2Config(**TINY_SG, mbstd_group=4), DIGITS)
+    x = torch.rand(8, 1, 8, 8, generator=gen(0)) * 2 - 1
+    y = x.clone()
+    y[4] = -y[4]  # groups of 4 out of 8 are {0, 2, 4, 6} and {1, 3, 5, 7} (n mod B/G)
+    out_x, out_y = m.critic(x), m.critic(y)
+    assert ((out_x - out_y)[[0, 2, 6]].abs() > 1e-6).all()  # through the group's stddev only
+    torch.testing.assert_close(out_x[[1, 3, 5, 7]], out_y[[1, 3, 5, 7]])
+
+
+def test_regularisers_reach_only_their_player_with_lazy_weights() -> None:
+    """D's step (with lazy R1) gives gradients to D alone, and its loss is the logistic loss
+    plus gamma/2 * k * R1; G's step (with the path-length term) gives gradients to G alone."""
+    m = StyleGAN2(StyleGAN2Config(**TINY_SG, r1=0.3, r1_every=5, pl_every=3), DIGITS)
+    x = torch.rand(4, 1, 8, 8, generator=gen(0)) * 2 - 1
+    groups = m.param_groups()
+    torch.manual_seed(1)
+    out = m.loss({"x": x}, "d")
+    out.loss.backward()
+    assert all(p.grad is None for p in groups["g"])
+    assert all(p.grad is not None for p in groups["d"])
+    torch.testing.assert_close(out.loss, out.logs["d_loss"] + 0.5 * 0.3 * 5 * out.logs["r1"])
+    m.zero_grad(set_to_none=True)
+    out = m.loss({"x": x}, "g")
+    assert "pl" in out.logs
+    out.loss.backward()
+    assert all(p.grad is None for p in groups["d"])
+    assert all(p.grad is not None for p in m.mapping.parameters())
+
+
 def test_stylegan2_trains_through_the_one_trainer_and_samples_in_range(tmp_path, fast_train):
     over = {**fast_train, **TINY_SG, "batch_size": 8, "r1_every": 2, "pl_every": 2}
     run = genzoo.train("stylegan2", "digits", steps=4, out=tmp_path / "s", overrides=over)
