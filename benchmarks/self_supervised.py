@@ -18,6 +18,10 @@ colour and shape probes reach >= 95%.
     python -m benchmarks.self_supervised --methods simclr --steps 50 --data mnist5k  # a smoke run
     python -m benchmarks.self_supervised --methods moco --seeds 1 --json m1.json   # one process
     python -m benchmarks.self_supervised --report m0.json m1.json     # mean ± std over seeds
+    python -m benchmarks.self_supervised --methods byol --val --set momentum=0.96  # choose settings
+    python -m benchmarks.self_supervised --supervised shape --data shapes  # a supervised ceiling
+
+DINO runs on the same small ResNet as the other methods (``dino``; ``dino-vit``: its ViT-tiny).
 
 (It is not named ``ssl.py``: a script run from ``benchmarks/`` puts that folder first on the path,
 where such a file would shadow Python's own ``ssl`` for every other benchmark.)
