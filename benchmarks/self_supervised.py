@@ -6,7 +6,9 @@ frozen backbone features of the train split feed a logistic-regression probe and
 k-NN with 1, 10, 100 labels per class and all labels; accuracy on the test split (label subsets
 drawn ``--label-draws`` times, averaged). Collapse: the std of the l2-normalised projected test
 embeddings times sqrt(d) (``std_sqrt_d``; 1 for evenly spread, 0 for collapsed; goal >= 0.5)
-and their effective rank.
+and their effective rank; the effective rank of the backbone features (what the probes read) of
+the same images (``feature rank``: BatchNorm in a head can keep the projections spread while the
+backbone features below it have collapsed).
 
 Goals (issue #17): on mnist5k with 10 labels per class every method beats raw pixels and the
 random-init encoder by >= 10 points, the best reaches >= 85%, none collapses; on shapes the
@@ -16,6 +18,10 @@ colour and shape probes reach >= 95%.
     python -m benchmarks.self_supervised --methods simclr --steps 50 --data mnist5k  # a smoke run
     python -m benchmarks.self_supervised --methods moco --seeds 1 --json m1.json   # one process
     python -m benchmarks.self_supervised --report m0.json m1.json     # mean ± std over seeds
+    python -m benchmarks.self_supervised --methods byol --val --set momentum=0.96  # choose settings
+    python -m benchmarks.self_supervised --supervised shape --data shapes  # a supervised ceiling
+
+DINO runs on the same small ResNet as the other methods (``dino``; ``dino-vit``: its ViT-tiny).
 
 (It is not named ``ssl.py``: a script run from ``benchmarks/`` puts that folder first on the path,
 where such a file would shadow Python's own ``ssl`` for every other benchmark.)
@@ -45,13 +51,23 @@ SETTINGS = {
     "moco": {"width": 16, "batch_size": 128, "lr": 2e-3},  # MoCo v3's BatchNorm head (default)
     "moco-v2": {"width": 16, "batch_size": 128, "lr": 2e-3, "head_bn": False},  # v2's plain head
     "byol": {"width": 16, "batch_size": 128, "lr": 2e-3},
-    "dino": {"width": 64, "depth": 4, "local_crops": 2, "batch_size": 128, "lr": 1e-3},
+    # DINO on the same ResNet as the others (its ViT-tiny learned far less here, RESULTS.md)
+    "dino": {"backbone": "resnet", "width": 16, "local_crops": 2, "batch_size": 128, "lr": 2e-3},
+    "dino-vit": {"width": 64, "depth": 4, "local_crops": 2, "batch_size": 128, "lr": 1e-3},
 }
 PATCH = {"mnist5k": 7, "shapes": 8}  # DINO's ViT patch: 4 x 4 tokens (2 x 2 for local crops)
 COSINE_EMA = (
     "byol",
 )  # methods whose target momentum follows the cosine schedule to 1 over the run
 BUDGETS = (1, 10, 100, None)
+VAL = 1000  # --val: VAL random training images are the validation split of the probes
+
+
+def val_split(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(fit, val)`` indices of a training split of ``n`` images: a fixed random permutation
+    (seed 0; the train splits may be sorted by class, as mnist5k's is), ``VAL`` held out."""
+    perm = np.random.default_rng(0).permutation(n)
+    return np.sort(perm[VAL:]), np.sort(perm[:VAL])
 
 
 def probe(train_f, ytr, test_f, yte, draws: int) -> dict[str, tuple[float, float]]:
@@ -96,29 +112,91 @@ def tsne_figure(path: str, steps: int, seed: int) -> None:
 
 
 def run_method(
-    m: str, dname: str, spec: str, steps: int, seed: int, data, draws: int, runs_dir: str | None
+    m: str,
+    dname: str,
+    spec: str,
+    steps: int,
+    seed: int,
+    data,
+    draws: int,
+    runs_dir: str | None,
+    extra: dict | None = None,
+    val: bool = False,
 ) -> dict:
-    """Train method ``m`` (``moco-v2``: moco with v2's head) for ``steps`` steps with ``seed``,
-    then probe its frozen features; one result row."""
-    train, test, ytr, yte = data
+    """Train method ``m`` (``moco-v2``: moco with v2's head) for ``steps`` steps with ``seed``
+    (``extra``: config overrides on top of :data:`SETTINGS`), then probe its frozen features;
+    one result row. ``val``: ``data`` holds the validation split in place of the test split."""
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(runs_dir or tmp) / f"{dname}-{m}-{seed}"
+        vit = SETTINGS[m].get("backbone", "vit" if m.startswith("dino") else "resnet") == "vit"
         over = {**SETTINGS[m], "seed": seed, "progress": False, "tensorboard": False,
                 "log_every": 50, "ckpt_every": 0,
-                **({"patch": PATCH[dname]} if m == "dino" else {}),
-                **({"momentum_steps": steps} if m in COSINE_EMA else {})}  # fmt: skip
+                **({"patch": PATCH[dname]} if vit else {}),
+                **({"momentum_steps": steps} if m in COSINE_EMA else {}),
+                **(extra or {})}  # fmt: skip
         t0 = time.perf_counter()
-        model_name = m.split("-")[0]
-        run = genzoo.train(model_name, spec, steps=steps, out=where, overrides=over)
+        run = genzoo.train(m.split("-")[0], spec, steps=steps, out=where, overrides=over)
         dt = time.perf_counter() - t0
-        model = genzoo.load(run, device="cpu")
-        ftr, fte = features(model, train), features(model, test)
-        with torch.no_grad():
-            z = model.project(test.all()["x"][:1000])
-        acc = probe(ftr, ytr, fte, yte, draws)
-    return {"data": dname, "method": m, "seed": seed, "steps": steps, "time": dt,
-            "acc": acc, "std": float(std_sqrt_d(z)), "rank": float(effective_rank(z)),
-            "d": int(z.shape[1])}  # fmt: skip
+        row = probe_run(run, dname, data, draws, val)
+    label = m + "".join(f" {k}={v}" for k, v in (extra or {}).items())
+    return {**row, "method": label, "seed": seed, "steps": steps, "time": dt}
+
+
+def probe_run(run: str | Path, dname: str, data, draws: int, val: bool = False) -> dict:
+    """The probes and collapse monitors of a trained run's frozen features (``val``: on the
+    validation split of the train split, ``data`` holding its labels)."""
+    train, test, ytr, yte = data
+    model = genzoo.load(run, device="cpu")
+    ftr = features(model, train)
+    if val:  # the probe's labels from part of the train split, scored on the rest
+        fit, held = val_split(len(train))
+        ftr, fte = ftr[fit], ftr[held]
+        xv = train.get(torch.as_tensor(held))["x"]
+    else:
+        fte, xv = features(model, test), test.all()["x"][:1000]
+    with torch.no_grad():
+        z, h = model.project(xv), model.embed(xv)
+    return {"data": dname + " (validation)" * val, "method": Path(run).name, "seed": -1,
+            "steps": 0, "time": 0.0, "acc": probe(ftr, ytr, fte, yte, draws),
+            "std": float(std_sqrt_d(z)), "rank": float(effective_rank(z)), "d": int(z.shape[1]),
+            "feat_rank": float(effective_rank(h)), "feat_d": int(h.shape[1])}  # fmt: skip
+
+
+def supervised_backbone(dname: str, target: str, steps: int, data, draws: int, val: bool) -> dict:
+    """A ceiling for the probes: SimCLR's backbone (untrained) with a linear head trained on the
+    ``target`` labels of the train split (cross-entropy, AdamW 2e-3, batch 128, ``steps`` steps,
+    no augmentation), then its frozen features probed like a method's."""
+    train, test, ytr, yte = data
+    fit = val_split(len(train))[0] if val else np.arange(len(train))
+    torch.manual_seed(0)
+    cls = MODELS.get("simclr")
+    model = cls(cls.config_class.from_dict({"width": 16}), train.info)
+    head = torch.nn.Linear(model.encoder.out_dim, int(ytr[target].max()) + 1)
+    opt = torch.optim.AdamW([*model.encoder.parameters(), *head.parameters()], lr=2e-3)
+    x = train.get(torch.as_tensor(fit))["x"]
+    y = torch.as_tensor(ytr[target]).long()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        i = torch.randint(0, len(x), (128,))
+        loss = torch.nn.functional.cross_entropy(head(model.encoder(x[i])), y[i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    dt = time.perf_counter() - t0
+    model.eval()
+    ftr = features(model, train)
+    fte = ftr[val_split(len(train))[1]] if val else features(model, test)
+    acc = probe(ftr[fit], ytr, fte, yte, draws)
+    return {"data": dname + " (validation)" * val, "method": f"supervised on {target}",
+            "seed": 0, "steps": steps, "time": dt, "acc": acc}  # fmt: skip
+
+
+def _value(text: str):
+    """A ``--set`` value: JSON (numbers, true/false, lists), else the string itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def _ms(vals: list[float], scale: float = 1.0, digits: int = 1) -> str:
@@ -137,8 +215,10 @@ def report(rows: list[dict]) -> None:
         print(f"\n### {dname}: test accuracy, % (linear probe / weighted k-NN), labels per class;"
               " mean ± std over training seeds")  # fmt: skip
         head = " | ".join(keys)
-        print(f"| method | seeds | steps | train s | std_sqrt_d | eff. rank | {head} |")
-        print("|---" * (6 + len(keys)) + "|")
+        print(
+            f"| method | seeds | steps | train s | std_sqrt_d | eff. rank | feature rank | {head} |"
+        )
+        print("|---" * (7 + len(keys)) + "|")
         for m in dict.fromkeys(r["method"] for r in sub):
             rs = [r for r in sub if r["method"] == m]
             lin = [_ms([r["acc"][k][0] for r in rs], 100) for k in keys]
@@ -148,9 +228,12 @@ def report(rows: list[dict]) -> None:
             std = _ms([r["std"] for r in rs], digits=2) if trained else "-"
             rank = f"{_ms([r['rank'] for r in rs])} of {rs[0]['d']}" if trained else "-"
             secs = _ms([r["time"] for r in rs], digits=0) if trained else "-"
+            frank = (f"{_ms([r['feat_rank'] for r in rs])} of {rs[0]['feat_d']}"
+                     if "feat_rank" in rs[0] else "-")  # fmt: skip
             seeds = ",".join(str(r["seed"]) for r in rs)
             print(
-                f"| {m} | {seeds} | {rs[0]['steps'] or '-'} | {secs} | {std} | {rank} | {cells} |"
+                f"| {m} | {seeds} | {rs[0]['steps'] or '-'} | {secs} | {std} | {rank} | {frank} "
+                f"| {cells} |"
             )
 
 
@@ -166,6 +249,26 @@ def main() -> None:
     ap.add_argument("--json", help="also write the rows to this .json (for --report)")
     ap.add_argument("--runs", help="keep the runs (metrics.jsonl: the monitors) in this folder")
     ap.add_argument("--report", nargs="+", help="only print the table of these .json files")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every method, e.g. crop_min=0.6 (JSON values)",
+    )
+    ap.add_argument(
+        "--supervised",
+        metavar="TARGET",
+        help="only train the backbone on the labels "
+        "of TARGET (class, shape, colour) with a linear head and probe it: a ceiling",
+    )
+    ap.add_argument("--reprobe", nargs="+", help="only probe these runs (of --data) again")
+    ap.add_argument(
+        "--val",
+        action="store_true",
+        help=f"probe on a validation split: {VAL} random training images (no test image is "
+        "read); to choose settings",
+    )
     ap.add_argument("--tsne", help="only draw the t-SNE picture of digits to this .png")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -177,6 +280,7 @@ def main() -> None:
         tsne_figure(args.tsne, args.steps, seeds[0])
         return
     rows: list[dict] = []
+    extra = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
 
     def keep(row: dict) -> None:
         rows.append(row)
@@ -190,22 +294,41 @@ def main() -> None:
         ytr, yte = probe_targets(train), probe_targets(test)
         if dname == "shapes":
             ytr.pop("class"), yte.pop("class")
+        fit, held = val_split(len(train))
+        shown = dname + " (validation)" * args.val
+        if args.val:
+            yte = {k: v[held] for k, v in ytr.items()}
+            ytr = {k: v[fit] for k, v in ytr.items()}
         steps = args.steps if dname == "mnist5k" else args.shapes_steps
         if not args.no_baselines:  # raw pixels; a random-init encoder (SimCLR's ResNet) per seed
             raw = (train.all()["x"].flatten(1).numpy(), test.all()["x"].flatten(1).numpy())
-            keep({"data": dname, "method": "raw pixels", "seed": 0, "steps": 0, "time": 0.0,
+            if args.val:
+                raw = (raw[0][fit], raw[0][held])
+            keep({"data": shown, "method": "raw pixels", "seed": 0, "steps": 0, "time": 0.0,
                   "acc": probe(*raw[:1], ytr, raw[1], yte, args.label_draws)})  # fmt: skip
             for seed in seeds:
                 torch.manual_seed(seed)
                 cls = MODELS.get("simclr")
                 rnd = cls(cls.config_class.from_dict({"width": 16}), train.info).eval()
-                acc = probe(features(rnd, train), ytr, features(rnd, test), yte, args.label_draws)
-                keep({"data": dname, "method": "random-init encoder", "seed": seed, "steps": 0,
+                fr = features(rnd, train)
+                ft = fr[held] if args.val else features(rnd, test)
+                fr = fr[fit] if args.val else fr
+                acc = probe(fr, ytr, ft, yte, args.label_draws)
+                keep({"data": shown, "method": "random-init encoder", "seed": seed, "steps": 0,
                       "time": 0.0, "acc": acc})  # fmt: skip
-        for m in [m for m in args.methods.split(",") if m]:
+        if args.supervised:  # the backbone trained on one target's labels: a ceiling
+            data = (train, test, ytr, yte)
+            keep(supervised_backbone(dname, args.supervised, steps, data, args.label_draws,
+                                     args.val))  # fmt: skip
+        for run in args.reprobe or []:  # runs trained before: probed again, no training
+            keep(probe_run(run, dname, (train, test, ytr, yte), args.label_draws, args.val))
+        for m in [
+            m for m in args.methods.split(",") if m and not (args.reprobe or args.supervised)
+        ]:
             for seed in seeds:
                 data = (train, test, ytr, yte)
-                keep(run_method(m, dname, spec, steps, seed, data, args.label_draws, args.runs))
+                keep(run_method(m, dname, spec, steps, seed, data, args.label_draws, args.runs,
+                                extra, args.val))  # fmt: skip
     report(rows)
 
 

@@ -250,6 +250,35 @@ def test_shapes_views_keep_every_pixels_hue_and_saturation() -> None:
         preset(dataset_info("mnist5k"), grayscale=0.2)
 
 
+def test_a_small_colour_jitter_keeps_the_colour_name_of_every_shapes_pixel() -> None:
+    """``color_jitter=0.1`` on shapes (hue turned by at most 0.02, the per-image RGB noise of an
+    object spreads its hue by about 0.01): every lit, saturated pixel of every view stays
+    nearest in hue (matplotlib's HSV) to its object's named colour, so the colour label is
+    kept; the control, strength 0.5, moves pixels to another colour's name."""
+    from matplotlib.colors import rgb_to_hsv
+
+    from genzoo.data import load_dataset
+    from genzoo.data.shapes import COLOURS
+
+    data = load_dataset("shapes?objects=1&n=128", "train")
+    x = data.get(torch.arange(128))["x"]
+    colour = data.attrs[:128, 0, 1].numpy()
+    named = rgb_to_hsv(np.array(list(COLOURS.values()), dtype=float) / 255)[:, 0]  # (6,) hues
+
+    def renamed(strength: float) -> int:
+        spec = preset(dataset_info("shapes"), color_jitter=strength)
+        v = Augment(spec)(x, generator=torch.Generator().manual_seed(0))
+        hsv = rgb_to_hsv(((v + 1) / 2).clamp(0, 1).permute(0, 2, 3, 1).double().numpy())
+        lit = (hsv[..., 2] > 0.25) & (hsv[..., 1] > 0.3)  # object pixels, not grey edges
+        dist = np.abs((hsv[..., 0][..., None] - named + 0.5) % 1 - 0.5)  # (B, H, W, 6)
+        wrong = (dist.argmin(-1) != colour[:, None, None]) & lit
+        assert lit.sum() > 5000
+        return int(wrong.sum())
+
+    assert renamed(0.1) == 0
+    assert renamed(0.5) > 100
+
+
 def test_per_example_jitter_equals_torchvision_image_by_image() -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(4, 3, 6, 6, generator=g)
