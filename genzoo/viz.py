@@ -4,20 +4,39 @@ clips as a grid of frames (PNG) or an animation (GIF, or MP4 where a backend is 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from genzoo.core.errors import ConfigError
+from genzoo.core.errors import ConfigError, GenzooWarning
 from genzoo.data.base import DataInfo, model_to_unit
 from genzoo.data.text import get_tokenizer
 
 
+def _finite_unit(x: Tensor, info: DataInfo) -> Tensor:
+    """Model-space images -> [0, 1] floats for display; non-finite values (a diverged model's)
+    are drawn at the ends of the value range (``+inf`` at the top, ``-inf`` and NaN at the
+    bottom) with a warning naming their count, never cast to arbitrary bytes."""
+    x = x.detach().float().cpu()
+    n_bad = int((~torch.isfinite(x)).sum())
+    if n_bad:
+        lo, hi = info.value_range
+        warnings.warn(
+            f"{n_bad} of {x.numel()} image values to draw are not finite (NaN or infinite); "
+            f"they are drawn as {hi:g} (+inf) or {lo:g} (-inf and NaN).",
+            GenzooWarning,
+            stacklevel=3,
+        )
+        x = torch.nan_to_num(x, nan=lo, posinf=hi, neginf=lo)
+    return model_to_unit(x, info.levels)
+
+
 def image_grid(x: Tensor, info: DataInfo, nrow: int | None = None, pad: int = 1) -> np.ndarray:
     """(B, C, H, W) model-space images -> an (H', W', 3) uint8 grid."""
-    x = model_to_unit(x.detach().float().cpu(), info.levels)
+    x = _finite_unit(x, info)
     b, c, h, w = x.shape
     nrow = nrow or max(1, math.ceil(math.sqrt(b)))
     ncol = math.ceil(b / nrow)
@@ -108,7 +127,7 @@ def save_images_folder(x: Tensor, info: DataInfo, folder: str | Path) -> list[Pa
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    unit = model_to_unit(x.detach().float().cpu(), info.levels)  # (B, C, H, W) in [0, 1]
+    unit = _finite_unit(x, info)  # (B, C, H, W) in [0, 1]
     pixels = (unit * 255).round().clamp(0, 255).to(torch.uint8)
     paths = []
     for i, img in enumerate(pixels):

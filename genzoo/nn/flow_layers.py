@@ -53,6 +53,7 @@ __all__ = [
     "channel_mask",
     "checkerboard_mask",
     "half_mask",
+    "mul_exp",
 ]
 
 
@@ -63,6 +64,26 @@ def sum_except_batch(t: Tensor) -> Tensor:
 
 def _zeros_like_batch(x: Tensor) -> Tensor:
     return torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+
+
+def mul_exp(x: Tensor, log_s: Tensor) -> Tensor:
+    """``x * exp(log_s)``, finite wherever the product is representable.
+
+    ``exp`` alone overflows float32 past ``log_s = 88.7`` although ``x * exp(log_s)`` need not:
+    an inverse that undoes a forward contraction ``exp(log_s)`` with ``log_s < -88.7`` (a
+    sigmoid scale of ``1e-39``, which the forward still represents as a subnormal) would compute
+    ``inf * y = inf`` and ``inf * 0 = NaN``. Multiplying by ``exp(log_s / 2)`` twice keeps every
+    intermediate finite as long as the result is (up to ``|log_s| = 177``); torch has no fused
+    ``x * exp(s)``, hence this by hand.
+    """
+    half = torch.exp(0.5 * log_s)
+    return x * half * half
+
+
+def _where_mask(mask: Tensor, a: Tensor) -> Tensor:
+    """``a`` where ``mask`` is 1, else 0: ``a * mask`` without ``inf * 0 = NaN`` (a diverged
+    value in the other half must not turn this half into NaN)."""
+    return torch.where(mask.to(torch.bool), a, torch.zeros((), dtype=a.dtype, device=a.device))
 
 
 class FlowLayer(nn.Module):
@@ -233,7 +254,7 @@ class _MaskedCoupling(FlowLayer):
         self.net = net
 
     def _params(self, x: Tensor, cond: Tensor | None) -> Tensor:
-        return self.net(x * self.mask.to(x.dtype), cond)
+        return self.net(_where_mask(self.mask, x), cond)
 
 
 class AdditiveCoupling(_MaskedCoupling):
@@ -245,12 +266,12 @@ class AdditiveCoupling(_MaskedCoupling):
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         t = self._params(x, cond)
-        y = x + (1.0 - self.mask.to(x.dtype)) * t  # Sec. 3.2: y_2 = x_2 + m(x_1)
+        y = x + _where_mask(1.0 - self.mask, t)  # Sec. 3.2: y_2 = x_2 + m(x_1)
         return y, _zeros_like_batch(x)
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> Tensor:
         t = self._params(y, cond)  # y * mask == x * mask
-        return y - (1.0 - self.mask.to(y.dtype)) * t  # Sec. 3.2: x_2 = y_2 - m(y_1)
+        return y - _where_mask(1.0 - self.mask, t)  # Sec. 3.2: x_2 = y_2 - m(y_1)
 
 
 class AffineCoupling(_MaskedCoupling):
@@ -280,8 +301,8 @@ class AffineCoupling(_MaskedCoupling):
             log_s = self.tanh_scale * torch.tanh(raw)
         else:
             log_s = F.logsigmoid(raw + 2.0)
-        inv = 1.0 - self.mask.to(x.dtype)
-        return log_s * inv, t * inv
+        inv = 1.0 - self.mask
+        return _where_mask(inv, log_s), _where_mask(inv, t)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         log_s, t = self._log_s_t(x, cond)
@@ -290,7 +311,9 @@ class AffineCoupling(_MaskedCoupling):
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> Tensor:
         log_s, t = self._log_s_t(y, cond)  # y * mask == x * mask
-        return (y - t) * torch.exp(-log_s)  # Sec. 3.3: x_2 = (y_2 - t(y_1)) exp(-s(y_1))
+        # Sec. 3.3: x_2 = (y_2 - t(y_1)) exp(-s(y_1)), finite where the forward's contraction
+        # exp(s) was representable (a sigmoid scale can be tiny: see mul_exp)
+        return mul_exp(y - t, -log_s)
 
 
 class DiagonalScaling(FlowLayer):
@@ -309,7 +332,7 @@ class DiagonalScaling(FlowLayer):
         return y, self.log_scale.sum().expand(x.shape[0]).to(x.dtype)
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> Tensor:
-        return y * torch.exp(-self.log_scale)
+        return mul_exp(y, -self.log_scale)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -361,7 +384,7 @@ class ActNorm(FlowLayer):
         return y, logdet.expand(x.shape[0]).to(x.dtype)
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> Tensor:
-        return y * torch.exp(-_channel_view(self.log_scale, y)) - _channel_view(self.bias, y)
+        return mul_exp(y, -_channel_view(self.log_scale, y)) - _channel_view(self.bias, y)
 
     def inverse_and_logdet(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Without a forward pass, so that sampling never triggers the data-dependent
@@ -526,7 +549,7 @@ class FactorOut(FlowLayer):
         z2 = y[:, d_keep:].view(y.shape[0], c - self.c_keep, h, w)  # (B, C - C_keep, H, W)
         if self.prior is not None:
             mu, log_sigma = self._mu_log_sigma(x1)
-            z2 = z2 * torch.exp(log_sigma) + mu
+            z2 = mul_exp(z2, log_sigma) + mu
         return torch.cat([x1, z2], dim=1)  # (B, C, H, W)
 
 

@@ -16,13 +16,14 @@ A model subclasses :class:`FlowModel` and implements one hook, :meth:`FlowModel.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
 
 from genzoo.core.config import Config
-from genzoo.core.errors import ConfigError
+from genzoo.core.errors import ConfigError, GenzooWarning
 from genzoo.core.likelihood import ExactNLL
 from genzoo.core.protocol import GenerativeModel, LatentSpace, Samples
 from genzoo.core.seeding import randn
@@ -160,6 +161,16 @@ class FlowModel(ExactNLL, GenerativeModel, Samples, LatentSpace):
 
         Option ``temperature`` (T, default 1.0; Glow samples at T < 1 for smoother images).
         Images are clipped to the dataset's value range.
+
+        The inverse pass can overflow float32 where the forward does not: the inverse of a
+        strongly contracting coupling expands (Glow's sigmoid scale), and an under-trained model's
+        tail latents at T = 1 drive its coupling nets to log-scales of -300 and below, whose exact
+        inverse is beyond float32 (then ``inf - inf`` in the next 1x1 convolution is NaN). Such
+        samples are not returned as garbage: with a :class:`~genzoo.core.errors.GenzooWarning`
+        naming how many samples overflowed, their non-finite image values go to the ends of the
+        value range (``+inf`` to the top, ``-inf`` and NaN to the bottom); points, which have no
+        range, keep them and get the same warning. A lower temperature (Glow's 0.7) or more
+        training avoids it.
         """
         if cond is not None:
             raise ConfigError(f"{self.name!r} is unconditional; sample it without cond.")
@@ -175,7 +186,24 @@ class FlowModel(ExactNLL, GenerativeModel, Samples, LatentSpace):
         dtype = next(self.parameters()).dtype  # float32 unless the model was cast
         z = randn((n, self.info.dim), generator=generator, device=self.device, dtype=dtype)
         x = self.decode(temperature * z)
+        bad = ~torch.isfinite(x).flatten(1).all(1)  # (n,) samples whose inverse overflowed
         if self.is_image:
             lo, hi = self.info.value_range
-            x = x.clamp(lo, hi)
+            x = torch.nan_to_num(x, nan=lo, posinf=hi, neginf=lo).clamp(lo, hi)
+        n_bad = int(bad.sum())
+        if n_bad:
+            fate = (
+                "their non-finite values are set to the ends of the value range "
+                f"[{lo:g}, {hi:g}] (NaN to {lo:g})"
+                if self.is_image
+                else "their non-finite values are kept (points have no range to clip to)"
+            )
+            warnings.warn(
+                f"{n_bad} of {n} samples of {self.name!r} at temperature {temperature:g} "
+                f"overflowed float32 in the inverse pass (an under-trained flow's inverse "
+                f"expands its tail latents); {fate}. Sample at a lower temperature (Glow uses "
+                "0.7) or train longer.",
+                GenzooWarning,
+                stacklevel=3,  # the caller of sample (past torch.no_grad's wrapper)
+            )
         return x
