@@ -250,6 +250,24 @@ def test_shapes_views_keep_every_pixels_hue_and_saturation() -> None:
         preset(dataset_info("mnist5k"), grayscale=0.2)
 
 
+def test_grey_one_view_greys_only_the_first_view_of_each_pair() -> None:
+    """``grey_one_view``: with ``grayscale=1`` every first view is grey (R = G = B, torchvision's
+    weights) and no second view is, so each grey view is paired with a coloured one; without
+    it both views are grey."""
+    from genzoo.data import load_dataset
+
+    x = load_dataset("shapes?objects=1&n=64", "train").get(torch.arange(16))["x"]
+
+    def grey(v: torch.Tensor) -> torch.Tensor:  # (B,): is every pixel of the view grey
+        return (v - v.mean(dim=1, keepdim=True)).abs().amax(dim=(1, 2, 3)) < 1e-5
+
+    g = torch.Generator().manual_seed(0)
+    v1, v2 = _model("simclr", "shapes", grayscale=1.0, grey_one_view=True).views(x, g)
+    assert grey(v1).all() and not grey(v2).any()
+    v1, v2 = _model("simclr", "shapes", grayscale=1.0).views(x, g)
+    assert grey(v1).all() and grey(v2).all()
+
+
 def test_a_small_colour_jitter_keeps_the_colour_name_of_every_shapes_pixel() -> None:
     """``color_jitter=0.1`` on shapes (hue turned by at most 0.02, the per-image RGB noise of an
     object spreads its hue by about 0.01): every lit, saturated pixel of every view stays

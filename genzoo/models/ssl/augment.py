@@ -206,9 +206,11 @@ class Augment:
         *,
         scale: tuple[float, float] | None = None,
         generator: torch.Generator | None = None,
+        grey: bool = True,
     ) -> Tensor:
         """One random view of every image ``x`` ``(B, C, H, W)``, resized to ``size`` (default
-        ``H``); ``scale`` overrides the crop's area range (DINO's local crops)."""
+        ``H``); ``scale`` overrides the crop's area range (DINO's local crops); ``grey=False``
+        never turns a view grey (the colour branch of asymmetric views)."""
         s = self.spec
         b, c, h, w = x.shape
         dev = x.device
@@ -232,8 +234,8 @@ class Augment:
                 fh = torch.where(on, 0.2 * s.color_jitter * (2 * u[:, 5] - 1), 0 * one)
                 v01 = adjust_hue(adjust_saturation(adjust_contrast(adjust_brightness(
                     v01, fb), fc), fs), fh)  # fmt: skip
-            if s.grayscale_p > 0:
-                grey = _grey(v01, 3)
-                v01 = torch.where((u[:, 6] < s.grayscale_p)[:, None, None, None], grey, v01)
+            if s.grayscale_p > 0 and grey:
+                g = _grey(v01, 3)
+                v01 = torch.where((u[:, 6] < s.grayscale_p)[:, None, None, None], g, v01)
             v = v01 * 2 - 1
         return v

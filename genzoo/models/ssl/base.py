@@ -50,6 +50,7 @@ class SSLConfig(Config):
     color_jitter: float | None = bounded(None, ge=0)  # jitter strength (None: the preset's)
     grayscale: float | None = bounded(None, ge=0, le=1)  # p of a grey view (None: the preset's)
     darken: float | None = bounded(None, ge=0, lt=1)  # hue-keeping darkening (None: preset's)
+    grey_one_view: bool = False  # grey views (p = grayscale) in the first view of a pair only
 
     def validate(self) -> None:
         if self.backbone == "vit":
@@ -177,8 +178,11 @@ class SSLModel(GenerativeModel, Embeds):
         raise NotImplementedError
 
     def views(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Two independent random views of every image (the dataset's augmentations)."""
-        return self.augment(x, generator=generator), self.augment(x, generator=generator)
+        """Two independent random views of every image (the dataset's augmentations); with
+        ``grey_one_view`` only the first may be grey, so a grey view is always paired with a
+        coloured one."""
+        v1 = self.augment(x, generator=generator)
+        return v1, self.augment(x, generator=generator, grey=not self.config.grey_one_view)
 
     # --- training -------------------------------------------------------------------------------
     def before_step(self) -> None:
