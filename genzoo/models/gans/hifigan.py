@@ -252,6 +252,17 @@ def feature_matching_loss(real: list[list[Tensor]], fake: list[list[Tensor]]) ->
     )
 
 
+def random_segments(x: Tensor, seg: int, hop: int) -> Tensor:
+    """A random segment of ``seg`` samples of each clip ``(B, T)`` (the whole clip, cut to a
+    multiple of ``hop``, when ``seg`` is 0 or at least ``T``): a vocoder's training crops."""
+    t = x.shape[1]
+    if seg == 0 or seg >= t:
+        return x[:, : t - t % hop]
+    s = (rand((x.shape[0],), device=x.device) * (t - seg + 1)).long().clamp(max=t - seg)
+    idx = s[:, None] + torch.arange(seg, device=x.device)  # (B, seg)
+    return x.gather(1, idx)
+
+
 @register_model("hifigan")
 class HiFiGAN(GenerativeModel, Vocodes):
     """HiFi-GAN (arXiv:2010.05646): generator from log-mel to waveform, MPD + MSD, mel L1 + FM +
@@ -340,19 +351,10 @@ class HiFiGAN(GenerativeModel, Vocodes):
         c = self.config
         return player_settings(c.betas, c.lr_d, c.lr_g)
 
-    def _segment(self, x: Tensor) -> Tensor:
-        """A random segment of ``config.segment`` samples of each clip ``(B, T)``."""
-        seg, t = self.config.segment, x.shape[1]
-        if seg == 0 or seg >= t:
-            return x[:, : t - t % self.config.hop]
-        s = (rand((x.shape[0],), device=x.device) * (t - seg + 1)).long().clamp(max=t - seg)
-        idx = s[:, None] + torch.arange(seg, device=x.device)  # (B, seg)
-        return x.gather(1, idx)
-
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
         """D's loss (``group="d"``, Eq. (7)) or G's (``group="g"``, Eq. (6)) on random segments."""
         c = self.config
-        x = self._segment(batch["x"])  # (B, seg)
+        x = random_segments(batch["x"], c.segment, c.hop)  # (B, seg)
         mel = self.mel(x)  # (B, M, seg / hop)
         if group == "d":
             if not self.game_on:  # the warm start: D waits; a zero loss leaves it unchanged

@@ -64,9 +64,8 @@ from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError, choices
 from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Vocodes
 from genzoo.core.registry import register_model
-from genzoo.core.seeding import rand
 from genzoo.data.base import DataInfo
-from genzoo.models.gans.hifigan import LRELU, PeriodDiscriminator
+from genzoo.models.gans.hifigan import LRELU, PeriodDiscriminator, random_segments
 from genzoo.models.gans.players import player_groups, player_settings
 from genzoo.nn.gan_nets import frozen
 
@@ -334,19 +333,10 @@ class Vocos(GenerativeModel, Vocodes):
         c = self.config
         return player_settings(c.betas, c.lr_d, c.lr_g)
 
-    def _segment(self, x: Tensor) -> Tensor:
-        """A random segment of ``config.segment`` samples of each clip ``(B, T)``."""
-        seg, t = self.config.segment, x.shape[1]
-        if seg == 0 or seg >= t:
-            return x[:, : t - t % self.config.hop]
-        s = (rand((x.shape[0],), device=x.device) * (t - seg + 1)).long().clamp(max=t - seg)
-        idx = s[:, None] + torch.arange(seg, device=x.device)  # (B, seg)
-        return x.gather(1, idx)
-
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
         """D's loss (``group="d"``, Eq. (3)) or G's (``group="g"``, Eq. (5)) on random segments."""
         c = self.config
-        x = self._segment(batch["x"])  # (B, seg)
+        x = random_segments(batch["x"], c.segment, c.hop)  # (B, seg)
         mel = self.mel(x)  # (B, M, seg / hop)
         if group == "d":
             if not self.game_on:  # the warm start: D waits; a zero loss leaves it unchanged
