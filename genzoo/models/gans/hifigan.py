@@ -46,14 +46,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
-from genzoo.audio.spectral import mel_filterbank, vocoder_log_mel
+from genzoo.audio.spectral import mel_filterbank
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError, choices
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Vocodes
+from genzoo.core.protocol import Batch, LossOutput
 from genzoo.core.registry import register_model
-from genzoo.core.seeding import rand
 from genzoo.data.base import DataInfo
 from genzoo.models.gans.players import player_groups, player_settings
+from genzoo.models.gans.vocoder import MelVocoder, random_segments
 from genzoo.nn.gan_nets import frozen
 
 LRELU = 0.1  # leaky-ReLU slope of the generator and the discriminators (the authors' code)
@@ -252,19 +252,8 @@ def feature_matching_loss(real: list[list[Tensor]], fake: list[list[Tensor]]) ->
     )
 
 
-def random_segments(x: Tensor, seg: int, hop: int) -> Tensor:
-    """A random segment of ``seg`` samples of each clip ``(B, T)`` (the whole clip, cut to a
-    multiple of ``hop``, when ``seg`` is 0 or at least ``T``): a vocoder's training crops."""
-    t = x.shape[1]
-    if seg == 0 or seg >= t:
-        return x[:, : t - t % hop]
-    s = (rand((x.shape[0],), device=x.device) * (t - seg + 1)).long().clamp(max=t - seg)
-    idx = s[:, None] + torch.arange(seg, device=x.device)  # (B, seg)
-    return x.gather(1, idx)
-
-
 @register_model("hifigan")
-class HiFiGAN(GenerativeModel, Vocodes):
+class HiFiGAN(MelVocoder):
     """HiFi-GAN (arXiv:2010.05646): generator from log-mel to waveform, MPD + MSD, mel L1 + FM +
     LSGAN losses; D first, then G.
 
@@ -311,36 +300,16 @@ class HiFiGAN(GenerativeModel, Vocodes):
         if c.mel_warmup > 0:  # G's steps, counted for the warm start (saved: a resume goes on)
             self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
-    @property
-    def game_on(self) -> bool:
-        """Whether the adversarial game has started (after ``mel_warmup`` generator steps)."""
-        return self.config.mel_warmup == 0 or int(self.step) >= self.config.mel_warmup
-
     # --- the vocoder --------------------------------------------------------------------------
-    def mel(self, x: Tensor) -> Tensor:
-        """phi: waveforms ``(B, T)`` -> log-mel ``(B, n_mels, T // hop)`` (the model's input and
-        the mel loss's features)."""
-        c = self.config
-        return vocoder_log_mel(x, self.info.sample_rate, c.n_fft, c.hop, c.n_mels, fb=self.fb)
-
     def forward(self, mel: Tensor) -> Tensor:
         """The generator: log-mel ``(B, n_mels, frames)`` -> waveform ``(B, frames * hop)``."""
         return self.generator(mel)
 
-    @torch.no_grad()
-    def vocode(self, mel: Tensor) -> Tensor:
-        """Waveforms ``(B, frames * hop)`` of log-mel spectrograms ``(B, n_mels, frames)``."""
-        if mel.ndim != 3 or mel.shape[1] != self.config.n_mels:
-            raise ConfigError(
-                f"hifigan vocodes log-mel spectrograms (B, {self.config.n_mels}, frames), got "
-                f"shape {tuple(mel.shape)}."
-            )
-        was = self.training
-        self.eval()
-        try:
-            return self.generator(mel.to(self.device, torch.float32))
-        finally:
-            self.train(was)
+    def stft_magnitude(self, x: Tensor) -> Tensor:
+        """``|STFT|`` ``(B, F, frames)`` of waveforms ``(B, T)`` (torch's centred framing)."""
+        from genzoo.audio.spectral import spectrogram
+
+        return spectrogram(x, self.config.n_fft, self.config.hop, power=1.0)
 
     # --- training -----------------------------------------------------------------------------
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -400,25 +369,3 @@ class HiFiGAN(GenerativeModel, Vocodes):
         raise ConfigError(
             f"hifigan loss group {group!r} is not valid; choose {choices(['d', 'g'])}."
         )
-
-    @torch.no_grad()
-    def eval_metrics(
-        self, batch: Batch, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        """Per held-out clip, resynthesised from its own log-mel: ``mel_l1`` (mean absolute
-        log-mel error, the paper's "Mel error"), ``lsd`` (log-spectral distance in dB,
-        :func:`genzoo.audio.spectral.log_spectral_distance`) and ``sc`` (spectral convergence
-        in dB) at the model's STFT settings."""
-        from genzoo.audio.spectral import log_spectral_distance, spectral_convergence, spectrogram
-
-        c = self.config
-        x = batch["x"][:, : batch["x"].shape[1] - batch["x"].shape[1] % c.hop]
-        mel = self.mel(x)
-        y = self.vocode(mel)
-        s_x = spectrogram(x, c.n_fft, c.hop, power=1.0)
-        s_y = spectrogram(y, c.n_fft, c.hop, power=1.0)
-        return {
-            "mel_l1": (self.mel(y) - mel).abs().mean(dim=(1, 2)),
-            "lsd": log_spectral_distance(s_x, s_y),
-            "sc": spectral_convergence(s_x, s_y),
-        }

@@ -57,16 +57,16 @@ from torch.nn.utils.parametrizations import weight_norm
 from genzoo.audio.spectral import (
     mel_filterbank,
     vocoder_istft,
-    vocoder_log_mel,
     vocoder_stft,
 )
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError, choices
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Vocodes
+from genzoo.core.protocol import Batch, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
-from genzoo.models.gans.hifigan import LRELU, PeriodDiscriminator, random_segments
+from genzoo.models.gans.hifigan import LRELU, PeriodDiscriminator
 from genzoo.models.gans.players import player_groups, player_settings
+from genzoo.models.gans.vocoder import MelVocoder, random_segments
 from genzoo.nn.gan_nets import frozen
 
 LOG_FLOOR = 1e-5  # floor of the log-magnitude prior (the log-mel's own floor)
@@ -231,7 +231,7 @@ def phase_loss(p_hat: Tensor, p: Tensor) -> Tensor:
 
 
 @register_model("vocos")
-class Vocos(GenerativeModel, Vocodes):
+class Vocos(MelVocoder):
     """Vocos (arXiv:2306.00814): ConvNeXt at the frame rate, a log-magnitude + phase head, the
     inverse STFT; mel L1 + MPD + MRD with hinge and feature-matching losses; D first, then G.
 
@@ -275,18 +275,7 @@ class Vocos(GenerativeModel, Vocodes):
         if c.mel_warmup > 0:  # G's steps, counted for the warm start (saved: a resume goes on)
             self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
-    @property
-    def game_on(self) -> bool:
-        """Whether the adversarial game has started (after ``mel_warmup`` generator steps)."""
-        return self.config.mel_warmup == 0 or int(self.step) >= self.config.mel_warmup
-
     # --- the vocoder --------------------------------------------------------------------------
-    def mel(self, x: Tensor) -> Tensor:
-        """Waveforms ``(B, T)`` -> log-mel ``(B, n_mels, T // hop)`` (the model's input and the
-        mel loss's features)."""
-        c = self.config
-        return vocoder_log_mel(x, self.info.sample_rate, c.n_fft, c.hop, c.n_mels, fb=self.fb)
-
     def spectrogram(self, mel: Tensor) -> Tensor:
         """The head: log-mel ``(B, n_mels, frames)`` -> complex STFT ``(B, F, frames)``."""
         mag, p = self.magnitude_phase(mel)
@@ -305,20 +294,9 @@ class Vocos(GenerativeModel, Vocodes):
         """The generator: log-mel ``(B, n_mels, frames)`` -> waveform ``(B, frames * hop)``."""
         return vocoder_istft(self.spectrogram(mel), self.config.n_fft, self.config.hop)  # Eq. (2)
 
-    @torch.no_grad()
-    def vocode(self, mel: Tensor) -> Tensor:
-        """Waveforms ``(B, frames * hop)`` of log-mel spectrograms ``(B, n_mels, frames)``."""
-        if mel.ndim != 3 or mel.shape[1] != self.config.n_mels:
-            raise ConfigError(
-                f"vocos vocodes log-mel spectrograms (B, {self.config.n_mels}, frames), got "
-                f"shape {tuple(mel.shape)}."
-            )
-        was = self.training
-        self.eval()
-        try:
-            return self(mel.to(self.device, torch.float32))
-        finally:
-            self.train(was)
+    def stft_magnitude(self, x: Tensor) -> Tensor:
+        """``|STFT|`` ``(B, F, frames)`` of waveforms ``(B, T)`` in the vocoder's framing."""
+        return vocoder_stft(x, self.config.n_fft, self.config.hop).abs()
 
     # --- training -----------------------------------------------------------------------------
     def discriminators(self, x: Tensor) -> tuple[list[tuple[Tensor, list[Tensor]]], ...]:
@@ -390,24 +368,3 @@ class Vocos(GenerativeModel, Vocodes):
         total = adv + fm + recon  # Eq. (5) (+ the optional reconstruction terms)
         logs = {"g_loss": total.detach(), "g_adv": adv.detach(), "fm": fm.detach(), **extra}
         return LossOutput(total, logs)
-
-    @torch.no_grad()
-    def eval_metrics(
-        self, batch: Batch, generator: torch.Generator | None = None
-    ) -> dict[str, Tensor]:
-        """Per held-out clip, resynthesised from its own log-mel: ``mel_l1`` (mean absolute
-        log-mel error), ``lsd`` (log-spectral distance in dB) and ``sc`` (spectral convergence
-        in dB) of the ``|STFT|`` in the model's framing."""
-        from genzoo.audio.spectral import log_spectral_distance, spectral_convergence
-
-        c = self.config
-        x = batch["x"][:, : batch["x"].shape[1] - batch["x"].shape[1] % c.hop]
-        mel = self.mel(x)
-        y = self.vocode(mel)
-        s_x = vocoder_stft(x, c.n_fft, c.hop).abs()
-        s_y = vocoder_stft(y, c.n_fft, c.hop).abs()
-        return {
-            "mel_l1": (self.mel(y) - mel).abs().mean(dim=(1, 2)),
-            "lsd": log_spectral_distance(s_x, s_y),
-            "sc": spectral_convergence(s_x, s_y),
-        }

@@ -1,0 +1,80 @@
+"""What genzoo's log-mel vocoders (HiFi-GAN, Vocos) share: the log-mel they take, the warm start
+before the adversarial game, training crops, eval-mode vocoding and the per-clip metrics."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from genzoo.audio.spectral import log_spectral_distance, spectral_convergence, vocoder_log_mel
+from genzoo.core.errors import ConfigError
+from genzoo.core.protocol import Batch, GenerativeModel, Vocodes
+from genzoo.core.seeding import rand
+
+
+def random_segments(x: Tensor, seg: int, hop: int) -> Tensor:
+    """A random segment of ``seg`` samples of each clip ``(B, T)`` (the whole clip, cut to a
+    multiple of ``hop``, when ``seg`` is 0 or at least ``T``): a vocoder's training crops."""
+    t = x.shape[1]
+    if seg == 0 or seg >= t:
+        return x[:, : t - t % hop]
+    s = (rand((x.shape[0],), device=x.device) * (t - seg + 1)).long().clamp(max=t - seg)
+    idx = s[:, None] + torch.arange(seg, device=x.device)  # (B, seg)
+    return x.gather(1, idx)
+
+
+class MelVocoder(GenerativeModel, Vocodes):
+    """A GAN vocoder from log-mel ``(B, n_mels, frames)`` to waveforms ``(B, frames * hop)``.
+
+    Subclasses set the buffers ``fb`` (the mel filterbank) and ``step`` (generator steps), define
+    ``forward(mel)`` and :meth:`stft_magnitude` (the ``|STFT|`` in their own framing); their
+    configs carry ``n_fft``, ``hop``, ``n_mels`` and ``mel_warmup``."""
+
+    @property
+    def game_on(self) -> bool:
+        """Whether the adversarial game has started (after ``mel_warmup`` generator steps)."""
+        return self.config.mel_warmup == 0 or int(self.step) >= self.config.mel_warmup
+
+    def mel(self, x: Tensor) -> Tensor:
+        """phi: waveforms ``(B, T)`` -> log-mel ``(B, n_mels, T // hop)`` (the model's input and
+        the mel loss's features)."""
+        c = self.config
+        return vocoder_log_mel(x, self.info.sample_rate, c.n_fft, c.hop, c.n_mels, fb=self.fb)
+
+    def stft_magnitude(self, x: Tensor) -> Tensor:
+        """``|STFT|`` ``(B, F, frames)`` of waveforms ``(B, T)`` at the model's STFT settings."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def vocode(self, mel: Tensor) -> Tensor:
+        """Waveforms ``(B, frames * hop)`` of log-mel spectrograms ``(B, n_mels, frames)``."""
+        if mel.ndim != 3 or mel.shape[1] != self.config.n_mels:
+            raise ConfigError(
+                f"{self.name} vocodes log-mel spectrograms (B, {self.config.n_mels}, frames), got "
+                f"shape {tuple(mel.shape)}."
+            )
+        was = self.training
+        self.eval()
+        try:
+            return self(mel.to(self.device, torch.float32))
+        finally:
+            self.train(was)
+
+    @torch.no_grad()
+    def eval_metrics(
+        self, batch: Batch, generator: torch.Generator | None = None
+    ) -> dict[str, Tensor]:
+        """Per held-out clip, resynthesised from its own log-mel: ``mel_l1`` (mean absolute
+        log-mel error, HiFi-GAN's "Mel error"), ``lsd`` (log-spectral distance in dB,
+        :func:`genzoo.audio.spectral.log_spectral_distance`) and ``sc`` (spectral convergence in
+        dB) of the ``|STFT|`` at the model's STFT settings."""
+        hop = self.config.hop
+        x = batch["x"][:, : batch["x"].shape[1] - batch["x"].shape[1] % hop]
+        mel = self.mel(x)
+        y = self.vocode(mel)
+        s_x, s_y = self.stft_magnitude(x), self.stft_magnitude(y)
+        return {
+            "mel_l1": (self.mel(y) - mel).abs().mean(dim=(1, 2)),
+            "lsd": log_spectral_distance(s_x, s_y),
+            "sc": spectral_convergence(s_x, s_y),
+        }
