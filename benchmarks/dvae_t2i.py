@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 from benchutil import ROOT  # noqa: F401  (puts the checkout on sys.path)
+from text_to_image import heldout_prompts  # the same held-out prompts as the t2i benchmark
 
 import genzoo
 from genzoo.data.shapes import load_shapes
@@ -54,16 +55,6 @@ def train(out: Path, label: str, model: str, steps: int, over: dict[str, Any]) -
         genzoo.train(model, DATA, steps=steps, out=run, overrides={**QUIET, **over})
     last = (run / "metrics.jsonl").read_text().strip().splitlines()[-1]
     return float(json.loads(last)["time"])
-
-
-def heldout_prompts(n_single: int, n_pair: int) -> tuple[list[str], torch.Tensor]:
-    """Captions of held-out test images (single-object first) and the indices of the images."""
-    test = load_shapes(DATA, "test")
-    held = test.heldout.bool()
-    single = torch.nonzero(held & (test.n_objects == 1)).flatten()[:n_single]
-    pair = torch.nonzero(held & (test.n_objects == 2)).flatten()[:n_pair]
-    idx = torch.cat([single, pair])
-    return [test.captions[int(i)] for i in idx], idx
 
 
 @torch.no_grad()
