@@ -6,13 +6,19 @@ by construction):
 1. ``base``: a GPT (2 layers, 128 wide) pre-trained by plain next-token prediction on the task's
    text (``task:addition?digits=D``: problems with their answers) for ``--pretrain`` steps, lr
    warm-up then cosine decay;
-2. ``sft``: SFT from the base (response-only loss) for ``--sft`` steps, warm-up and cosine decay;
+2. ``sft``: SFT from the base (response-only loss) for ``--sft`` steps, warm-up and cosine decay,
+   on ``--sft-demos`` demonstrations (default: 20,000 training problems). With
+   ``--sft-every K``, SFT is trained to convergence on the validation split instead: constant lr
+   after the warm-up, validation exact match every K steps, stopped after ``--sft-patience``
+   checks without a new best (or at ``--sft`` steps), and ``sft`` is the best checkpoint;
 3. ``sft-longer``: the same SFT recipe for ``--sft-extra`` more steps (the peer that gets more
-   supervised steps instead of GRPO: as many optimizer steps as GRPO's by default);
+   supervised steps instead of GRPO: as many optimizer steps as GRPO's by default); with
+   ``--sft-every``, the chosen ``sft`` checkpoint continued on the same demonstrations;
 4. ``sft+grpo``: GRPO from the SFT run for ``--grpo`` steps (16 prompts x G = ``--group-size``
    answers drawn at ``--rollout-temperature``, ``--reward`` exact or partial credit, KL weight
    ``--kl-beta``, lr ``--grpo-lr`` after ``--grpo-warmup`` warm-up steps, 2 inner iterations
-   per rollout);
+   per rollout); with ``--sft-demos N`` its problems are fresh: none is among SFT's N
+   demonstrations (``finetune(..., skip_train=N)``), so the RL stage never sees a solved one;
 5. ``sft+dpo``: DPO from the SFT run for ``--dpo`` steps on generated preference pairs
    (``--dpo-pairs policy``: the verified answer vs. the SFT policy's own wrong answer; ``task``:
    vs. a plausible wrong one, off by 1 or 10).
@@ -34,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -42,7 +49,12 @@ import torch
 
 import genzoo
 from genzoo.runs.load import open_run
-from genzoo.runs.posttrain import evaluate_task, finetune, policy_preference_pairs
+from genzoo.runs.posttrain import (
+    evaluate_task,
+    finetune,
+    policy_preference_pairs,
+    resume_finetune,
+)
 
 QUIET = {"progress": False, "tensorboard": False, "log_every": 25}
 GPT = {"n_layer": 2, "n_head": 4, "n_embd": 128, "dropout": 0.0}
@@ -85,6 +97,67 @@ def base_stage(seed: int, out: Path, digits: int, steps: int) -> tuple[Path, flo
     )
 
 
+def sft_to_convergence(
+    base: Path, sd: Path, args: argparse.Namespace, over: dict[str, object]
+) -> tuple[Path, float]:
+    """SFT on the few demonstrations until validation exact match stops improving: constant lr
+    after the warm-up, measured every ``--sft-every`` steps on the validation split, stopped
+    after ``--sft-patience`` checks without a new best or at ``--sft`` steps; ``sd/sft`` is a
+    copy of the best checkpoint's run (its steps and the validation curve in
+    ``sd/sft-select.json``). The time returned includes the validation checks."""
+    out, work = sd / "sft", sd / "sft-select"
+    times_file = sd / "times.json"
+    times = json.loads(times_file.read_text()) if times_file.exists() else {}
+    if "sft" in times and (out / "config.yaml").exists():
+        return out, times["sft"]
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    t = time.perf_counter()
+    curve: list[tuple[int, float]] = []
+    best, since = -1.0, 0
+    for steps in range(args.sft_every, args.sft + 1, args.sft_every):
+        if steps == args.sft_every:
+            finetune(base, "sft", steps=steps, out=work, n_train=args.sft_demos, overrides=over)
+        else:
+            resume_finetune(work, steps=steps)
+        m = evaluate_task(open_run(work).model, n=args.n_test, seed=1000, split="val")  # type: ignore[arg-type]
+        curve.append((steps, m["exact_match"]))
+        print(f"{sd.name}: SFT step {steps}, validation exact match {m['exact_match']:.3f}")
+        if m["exact_match"] > best:
+            best, since = m["exact_match"], 0
+            shutil.rmtree(out, ignore_errors=True)
+            shutil.copytree(work, out)
+        else:
+            since += 1
+            if since >= args.sft_patience:
+                break
+    chosen = max(curve, key=lambda c: c[1])[0]  # (the first of equal bests)
+    (sd / "sft-select.json").write_text(json.dumps({"steps": chosen, "val_curve": curve}))
+    times = json.loads(times_file.read_text()) if times_file.exists() else {}
+    times["sft"] = time.perf_counter() - t
+    times_file.write_text(json.dumps(times, indent=1))
+    return out, times["sft"]
+
+
+def sft_continued(sd: Path, extra: int) -> tuple[Path, float]:
+    """The peer of ``--sft-every``: the chosen SFT checkpoint continued for ``extra`` steps on
+    the same demonstrations (same constant lr)."""
+    out = sd / "sft-longer"
+    times_file = sd / "times.json"
+    times = json.loads(times_file.read_text()) if times_file.exists() else {}
+    if "sft-longer" in times and (out / "config.yaml").exists():
+        return out, times["sft-longer"]
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(sd / "sft", out)
+    chosen = json.loads((sd / "sft-select.json").read_text())["steps"]
+    t = time.perf_counter()
+    resume_finetune(out, steps=chosen + extra)
+    times = json.loads(times_file.read_text()) if times_file.exists() else {}
+    times["sft-longer"] = time.perf_counter() - t
+    times_file.write_text(json.dumps(times, indent=1))
+    return out, times["sft-longer"]
+
+
 def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
     out = Path(args.out)
     d = args.digits
@@ -95,16 +168,29 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, float]]
     # SFT: lr warm-up, then cosine decay to 0 over the run's own length
     ft = {"digits": d, **QUIET, "seed": seed}
     sft = {**ft, "lr": args.sft_lr, "warmup": 20, "lr_decay": "cosine"}
-    runs["sft"], times["sft"] = _stage(
-        finetune, runs["base"], "sft", steps=args.sft, out=sd / "sft", overrides=sft
-    )
-    if args.sft_extra > 0:  # (0: leave the peer out of this invocation)
+    if args.sft_every > 0:  # SFT to convergence on the validation split, constant lr
+        sft["lr_decay"] = "none"
+        runs["sft"], times["sft"] = sft_to_convergence(runs["base"], sd, args, sft)
+    else:
+        runs["sft"], times["sft"] = _stage(
+            finetune,
+            runs["base"],
+            "sft",
+            steps=args.sft,
+            out=sd / "sft",
+            n_train=args.sft_demos,
+            overrides=sft,
+        )
+    if args.sft_extra > 0 and args.sft_every > 0:  # the chosen checkpoint, continued
+        runs["sft-longer"], times["sft-longer"] = sft_continued(sd, args.sft_extra)
+    elif args.sft_extra > 0:  # (0: leave the peer out of this invocation)
         runs["sft-longer"], times["sft-longer"] = _stage(
             finetune,
             runs["base"],
             "sft",
             steps=args.sft + args.sft_extra,
             out=sd / "sft-longer",
+            n_train=args.sft_demos,
             overrides=sft,
         )
     if args.grpo > 0:  # (0: leave GRPO out of this invocation)
@@ -114,6 +200,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict[str, float]]
             "grpo",
             steps=args.grpo,
             out=sd / "grpo",
+            skip_train=args.sft_demos or 0,  # fresh problems: none of SFT's demonstrations
             overrides={
                 **ft,
                 "batch_size": 16,
@@ -224,6 +311,20 @@ def main() -> None:
     p.add_argument("--sft", type=int, default=100)
     p.add_argument("--sft-lr", type=float, default=5e-4)
     p.add_argument("--sft-extra", type=int, default=200, help="sft-longer: SFT steps added")
+    p.add_argument(
+        "--sft-demos",
+        type=int,
+        help="SFT's demonstrations (training problems; default 20,000); GRPO then trains on "
+        "fresh problems, none of them",
+    )
+    p.add_argument(
+        "--sft-every",
+        type=int,
+        default=0,
+        help="SFT to convergence: constant lr, validation exact match every this many steps, "
+        "the best checkpoint kept (0: --sft steps with cosine decay)",
+    )
+    p.add_argument("--sft-patience", type=int, default=2, help="checks without a new best")
     p.add_argument("--grpo", type=int, default=200)
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--grpo-lr", type=float, default=1e-4)

@@ -164,33 +164,52 @@ def _draw(task: str, d: int, rng: random.Random) -> str:
     return f"count {rng.choice(letters)} {word}"
 
 
-def problems(task: str, digits: int, split: str, n: int, seed: int = 0) -> list[Problem]:
+def problems(
+    task: str, digits: int, split: str, n: int, seed: int = 0, *, skip: int = 0
+) -> list[Problem]:
     """``n`` problems of ``task`` at difficulty ``digits`` from ``split`` (``"train"``,
     ``"val"`` or ``"test"``; val and test problems are distinct, train problems may repeat).
-    Fewer when the split has fewer distinct problems."""
+    Fewer when the split has fewer distinct problems.
+
+    ``skip``: leave out the first ``skip`` problems of the same draw (``problems(task, digits,
+    split, skip, seed)``, e.g. the demonstrations an SFT run of this seed learned from) and every
+    repeat of their questions, so the ``n`` problems returned are fresh: none of their questions
+    is among those ``skip``."""
     check_task(task, digits)
     if split not in SPLITS:
         raise DataError(f"Unknown split {split!r}; choose {choices(SPLITS)}.")
+    if skip < 0:
+        raise ConfigError(f"skip = {skip} must be at least 0.")
     rng = random.Random(f"{seed}/{task}/{digits}/{split}")
     out: list[Problem] = []
     seen: set[str] = set()
+    left_out: set[str] = set()  # the questions of the first `skip` problems
     misses = 0  # draws since the last new problem: the split is exhausted after many
     while len(out) < n and misses < 5000:
         q = _draw(task, digits, rng)
-        if split_of(q) != split or (split != "train" and q in seen):
+        if (
+            split_of(q) != split
+            or (split != "train" and q in seen)
+            or (skip == 0 and q in left_out)
+        ):
             misses += 1
             continue
         misses = 0
         seen.add(q)
+        if skip > 0:
+            skip -= 1
+            left_out.add(q)
+            continue
         out.append(Problem(q, str(solve(task, q))))
     return out
 
 
 def sft_examples(
-    task: str, digits: int, split: str, n: int, seed: int = 0
+    task: str, digits: int, split: str, n: int, seed: int = 0, *, skip: int = 0
 ) -> list[tuple[str, str]]:
-    """``n`` (prompt, response) pairs: ``("12+35=", "47\\n")``."""
-    return [(p.prompt, p.response) for p in problems(task, digits, split, n, seed)]
+    """``n`` (prompt, response) pairs: ``("12+35=", "47\\n")`` (``skip``: as in
+    :func:`problems`)."""
+    return [(p.prompt, p.response) for p in problems(task, digits, split, n, seed, skip=skip)]
 
 
 def wrong_answer(task: str, answer: str, rng: random.Random) -> str:

@@ -56,15 +56,17 @@ def _train_data(
     pairs_file: str | None,
     seed: int,
     policy: PostTrained | None = None,
+    skip: int = 0,
 ) -> Dataset:
     name = f"task:{task}?digits={digits}"
     if model == "sft":
-        return tasks.PackedSFT(name, tasks.sft_examples(task, digits, "train", n, seed), block)
+        pairs_sft = tasks.sft_examples(task, digits, "train", n, seed, skip=skip)
+        return tasks.PackedSFT(name, pairs_sft, block)
     if model == "dpo":
         if pairs_file:
             pairs = tasks.read_preference_file(pairs_file)
         elif policy is not None:
-            probs = tasks.problems(task, digits, "train", n, seed)
+            probs = tasks.problems(task, digits, "train", n, seed, skip=skip)
             pairs = policy_preference_pairs(policy, task, probs, seed=seed)
             if not pairs:
                 raise DataError(
@@ -74,7 +76,7 @@ def _train_data(
         else:
             pairs = tasks.preference_pairs(task, digits, "train", n, seed)
         return tasks.PairData(name, pairs)
-    prompts = [p.prompt for p in tasks.problems(task, digits, "train", n, seed)]
+    prompts = [p.prompt for p in tasks.problems(task, digits, "train", n, seed, skip=skip)]
     return tasks.PromptData(name, prompts)
 
 
@@ -124,6 +126,7 @@ def finetune(
     budget: str | float | None = None,
     out: str | Path | None = None,
     n_train: int | None = None,
+    skip_train: int = 0,
     pairs_file: str | Path | None = None,
     pairs: str = "task",
     reward_fn: Callable[[str, str], float] | None = None,
@@ -138,6 +141,10 @@ def finetune(
     wrong answers, :func:`policy_preference_pairs`). ``reward_fn``: GRPO's reward,
     ``fn(question, answer) -> float``, in place of the task's rule-based one; it is tried on a
     right and a wrong answer before anything is written (one that raises is one sentence).
+    ``skip_train``: leave out the first ``skip_train`` training problems of the run's seed and
+    every repeat of them (:func:`genzoo.data.tasks.problems` with ``skip``): a GRPO run after an
+    SFT run of the same seed on ``n_train = skip_train`` demonstrations then trains on problems
+    it was never shown solved.
     """
     if method not in METHODS:
         raise ConfigError(f"Unknown method {method!r}; choose {choices(METHODS)}.")
@@ -172,9 +179,17 @@ def finetune(
     tcfg = train_config(train_dict, steps, budget)
     if n_train is not None and n_train < 1:
         raise ConfigError(f"--n-train {n_train} must be at least 1.")
+    if skip_train < 0:
+        raise ConfigError(f"skip_train = {skip_train} must be at least 0.")
+    if skip_train and name == "dpo" and pairs != "policy":
+        raise ConfigError(
+            "skip_train leaves out generated problems: for --method dpo it needs --pairs-from "
+            f"policy (got {'a --pairs file' if pairs_file else 'task pairs'})."
+        )
     job = {
         "task": task,
         "n_train": n_train or N_TRAIN[name],
+        "skip_train": skip_train,
         "pairs_file": pairs_file and str(Path(pairs_file).resolve()),
         "pairs_sha256": pairs_file and _sha256(pairs_file),
         "pairs": pairs,
@@ -238,6 +253,7 @@ def _build(
         job["pairs_file"],
         tcfg.seed,
         policy,
+        job.get("skip_train", 0),  # (0 in runs written before the option)
     )
     seed_everything(tcfg.seed)
     cls = MODELS.get(name)

@@ -56,6 +56,22 @@ def test_train_val_and_test_are_disjoint_by_construction(task: str) -> None:
     assert 0.08 < share["test"] < 0.12 and 0.08 < share["val"] < 0.12
 
 
+def test_skip_leaves_out_the_first_problems_and_every_repeat_of_them() -> None:
+    # 2-digit addition has about 6,500 training questions, so 3,000 draws repeat many of the
+    # first 300: a plain continuation of the draw would not be fresh
+    first = tasks.problems("addition", 2, "train", 300, seed=3)
+    later = tasks.problems("addition", 2, "train", 3000, seed=3)[300:]
+    assert {p.question for p in first} & {p.question for p in later}
+    fresh = tasks.problems("addition", 2, "train", 3000, seed=3, skip=300)
+    assert len(fresh) == 3000
+    assert not {p.question for p in first} & {p.question for p in fresh}
+    assert all(tasks.split_of(p.question) == "train" for p in fresh)
+    # the rest of the same draw, in order, with the repeats of the first 300 taken out
+    left = {p.question for p in first}
+    assert fresh[:100] == [p for p in later if p.question not in left][:100]
+    assert tasks.problems("addition", 2, "train", 300, seed=3, skip=0) == first
+
+
 def test_partial_reward_counts_places_and_is_one_only_when_exact() -> None:
     pr = tasks.partial_reward
     assert pr("addition", "80+77", "157\n") == 1.0

@@ -12,10 +12,16 @@ from safetensors.torch import load_file
 
 from genzoo.cli import main
 from genzoo.core.errors import ConfigError, DataError
+from genzoo.core.runs import read_run_config
 from genzoo.data import tasks
 from genzoo.models.posttrain import SFT, PostTrainConfig
 from genzoo.runs import evaluate, open_run, train
-from genzoo.runs.posttrain import finetune, policy_preference_pairs, resume_finetune
+from genzoo.runs.posttrain import (
+    _train_data,
+    finetune,
+    policy_preference_pairs,
+    resume_finetune,
+)
 
 QUIET = {"progress": False, "tensorboard": False}
 
@@ -78,6 +84,30 @@ def test_bad_input_is_one_sentence_and_writes_nothing(base_run: Path, tmp_path: 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     ckpt = sorted((run / "checkpoints").glob("step_*"))[-1]
     return load_file(ckpt / "model.safetensors")
+
+
+def test_grpo_after_sft_on_few_demonstrations_gets_fresh_problems(
+    base_run: Path, tmp_path: Path
+) -> None:
+    # the SFT run's demonstrations and the GRPO run's prompts, as each run builds its data
+    sft = _train_data("sft", "addition", 2, 64, 300, None, seed=5)
+    tok = tasks.tokenizer()
+    shown = {q for w in sft.x for q in tok.decode(w.tolist()).split("\n") if "=" in q}
+    shown = {q.split("=")[0] for q in shown}
+    assert len(shown) > 250  # (2-digit training problems repeat a little)
+    grpo = _train_data("grpo", "addition", 2, 64, 2000, None, seed=5, skip=300)
+    prompts = {tok.decode(row.tolist()).rstrip("=") for row in grpo.x}
+    assert len(grpo.x) == 2000 and not shown & prompts
+    same = _train_data("grpo", "addition", 2, 64, 2000, None, seed=5)  # without skip: overlap
+    assert shown & {tok.decode(row.tolist()).rstrip("=") for row in same.x}
+    over = {"group_size": 2, "batch_size": 2, **QUIET}
+    run = finetune(
+        base_run, "grpo", steps=1, out=tmp_path / "g", n_train=8, skip_train=300, overrides=over
+    )
+    assert read_run_config(run)["finetune"]["skip_train"] == 300
+    with pytest.raises(ConfigError, match="pairs-from policy"):
+        finetune(base_run, "dpo", steps=1, out=tmp_path / "d", skip_train=300)
+    assert not (tmp_path / "d").exists()
 
 
 @pytest.mark.parametrize("method", ["sft", "grpo"])
