@@ -16,7 +16,13 @@ DreamBooth: subject fidelity is the cosine similarity of the attribute classifie
 (:mod:`genzoo.metrics.text_to_image`, genzoo's shapes judge) between each "a sks square" sample
 and the mean feature of the subject images; class leakage is the same similarity for "a square"
 samples; prior drift is the judge's attribute accuracy ("all" of colour, shape and count) on the
-30 class prompts "a red circle", ... before (the base) and after fine-tuning.
+30 class prompts "a red circle", ... before (the base) and after fine-tuning, each prompt
+``--drift-reps`` times. Every model draws these samples from the same noise, so the change from
+the base is a paired difference: its standard error is that of the per-image differences
+(``sd(d) / sqrt(n)``, the paired t-test's denominator); each accuracy also gets its binomial
+standard error ``sqrt(p (1 - p) / n)``. ``--heldout N``: the base's accuracy on the text-to-image
+benchmark's first N held-out single-object prompts (its guidance, the same Heun steps as here), to
+check that the base reads prompts as well as its step count predicts.
 
     python benchmarks/controlnet.py --threads 1 --pictures docs/img
 """
@@ -25,11 +31,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from benchutil import ROOT  # noqa: F401  (puts the checkout on sys.path)
+from text_to_image import generate, heldout_prompts  # the text-to-image benchmark's prompts
 
 import genzoo
 from genzoo.data import load_dataset
@@ -85,6 +94,33 @@ def cosine_to(feats: torch.Tensor, centre: torch.Tensor) -> float:
     return float(torch.nn.functional.cosine_similarity(feats, centre[None], dim=1).mean())
 
 
+ATTRS = ("all", "shape", "colour")  # the per-image checks of the class prompts
+
+
+def per_image_hits(readings: dict[str, torch.Tensor], prompts: list[str]) -> dict[str, np.ndarray]:
+    """0/1 per single-object prompt and attribute (``all``, ``shape``, ``colour``): the terms
+    whose means :func:`prompt_attribute_accuracy` returns."""
+    hits: dict[str, list[float]] = {k: [] for k in ATTRS}
+    for i, text in enumerate(prompts):
+        acc = prompt_attribute_accuracy({k: v[i : i + 1] for k, v in readings.items()}, [text])
+        for k in ATTRS:
+            hits[k].append(acc[f"single_{k}"])
+    return {k: np.asarray(v) for k, v in hits.items()}
+
+
+def binomial_se(hits: np.ndarray) -> float:
+    """Standard error of a share of 0/1 outcomes, ``sqrt(p (1 - p) / n)``."""
+    p = float(np.mean(hits))
+    return math.sqrt(p * (1 - p) / len(hits))
+
+
+def paired_difference(after: np.ndarray, before: np.ndarray) -> tuple[float, float]:
+    """Mean of ``after - before`` over the same prompts and noise, and its standard error
+    ``sd(d) / sqrt(n)`` (sample standard deviation; the paired t statistic's denominator)."""
+    d = np.asarray(after, dtype=float) - np.asarray(before, dtype=float)
+    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/bench-controlnet", help="folder of the runs")
@@ -109,6 +145,12 @@ def main() -> None:
         help="samples per class prompt for the prior drift (30 prompts each)",
     )
     ap.add_argument("--base-out", help="folder of the base run (default --out)")
+    ap.add_argument(
+        "--heldout",
+        type=int,
+        default=0,
+        help="also score the base on this many held-out text-to-image prompts (0: not)",
+    )
     ap.add_argument("--pictures", help="folder for the pictures of docs/controlnet.md")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -142,20 +184,32 @@ def main() -> None:
     cls_prompts = class_prompts(30) * args.drift_reps
     n = args.n_eval
     kw = {"steps": args.sample_steps}
+    if args.heldout > 0:  # the base against the text-to-image benchmark's held-out prompts
+        prompts, _ = heldout_prompts(args.heldout, 0)
+        h = per_image_hits(clf.read(generate(base, prompts, 0, **kw)), prompts)
+        res["base_heldout"] = {"n": len(prompts), "all": float(h["all"].mean()),
+                               "all_se": binomial_se(h["all"]), "shape": float(h["shape"].mean()),
+                               "colour": float(h["colour"].mean())}  # fmt: skip
+        print(f"base on held-out prompts: {json.dumps(res['base_heldout'])}", flush=True)
+    hits: dict[str, dict[str, np.ndarray]] = {}
 
     def judge(model: object, label: str) -> dict:
         xs = model.sample(n, prompts=["a sks square"], generator=gen(1), **kw)  # type: ignore[attr-defined]
         xc = model.sample(n, prompts=["a square"], generator=gen(2), **kw)  # type: ignore[attr-defined]
         xp = model.sample(len(cls_prompts), prompts=cls_prompts, generator=gen(3), **kw)  # type: ignore[attr-defined]
-        acc = prompt_attribute_accuracy(clf.read(xp), cls_prompts)
+        hits[label] = per_image_hits(clf.read(xp), cls_prompts)
         r = {
             "subject_similarity": cosine_to(features(clf, xs), centre),
             "class_prompt_similarity": cosine_to(features(clf, xc), centre),
-            "class_prompts_all": acc["single_all"],
-            "class_prompts_shape": acc["single_shape"],
-            "class_prompts_colour": acc["single_colour"],
             "class_prompts_n": len(cls_prompts),
         }
+        first = hits[next(iter(hits))]  # the base's, drawn from the same noise
+        for k in ATTRS:
+            r[f"class_prompts_{k}"] = float(hits[label][k].mean())
+            r[f"class_prompts_{k}_se"] = binomial_se(hits[label][k])
+            if hits[label] is not first:
+                diff, se = paired_difference(hits[label][k], first[k])
+                r[f"class_prompts_{k}_change"], r[f"class_prompts_{k}_change_se"] = diff, se
         print(f"{label}: {json.dumps(r)}", flush=True)
         pics[label] = (xs[:6], xc[:6])
         return r
@@ -222,16 +276,27 @@ def gen(seed: int) -> torch.Generator:
 
 
 def table(res: dict) -> str:
-    lines = ["| images | mean IoU with the control mask | share with IoU >= 0.8 |", "|---|---|---|"]
-    for name, r in res["controlnet"].items():
-        lines.append(f"| {name} | {r['mean_iou']:.3f} | {100 * r['iou_ge_0.8']:.0f}% |")
-    lines += ["", "| model | subject similarity ('a sks square') | class leakage ('a square') | "
-              "class prompts: all | shape | colour |", "|---" * 6 + "|"]  # fmt: skip
+    lines = []
+    if "controlnet" in res:  # absent with --dreambooth-only
+        lines += ["| images | mean IoU with the control mask | share with IoU >= 0.8 |",
+                  "|---|---|---|", ""]  # fmt: skip
+        for name, r in res["controlnet"].items():
+            lines.insert(-1, f"| {name} | {r['mean_iou']:.3f} | {100 * r['iou_ge_0.8']:.0f}% |")
+    lines += ["| model | subject similarity ('a sks square') | class leakage ('a square') | "
+              "class prompts: all | shape | colour | change of all from the base |",
+              "|---" * 7 + "|"]  # fmt: skip
     for name, r in res["dreambooth"].items():
+        acc = " | ".join(
+            f"{100 * r[f'class_prompts_{k}']:.1f} ± {100 * r[f'class_prompts_{k}_se']:.1f}%"
+            for k in ATTRS
+        )
+        change = "-"
+        if "class_prompts_all_change" in r:
+            change = (f"{100 * r['class_prompts_all_change']:+.1f} ± "
+                      f"{100 * r['class_prompts_all_change_se']:.1f} points")  # fmt: skip
         lines.append(
             f"| {name} | {r['subject_similarity']:.3f} | {r['class_prompt_similarity']:.3f} | "
-            f"{100 * r['class_prompts_all']:.1f}% | {100 * r['class_prompts_shape']:.1f}% | "
-            f"{100 * r['class_prompts_colour']:.1f}% |"
+            f"{acc} | {change} |"
         )
     return "\n".join(lines)
 
@@ -290,8 +355,11 @@ def dreambooth_picture(path: Path, subject: torch.Tensor, pics: dict) -> None:
     axes[0, 0].set_ylabel("subject", fontsize=7)
     for r, (label, (xs, xc)) in enumerate(pics.items()):
         for j in range(6):
-            _show(axes[1 + 2 * r, j], xs[j])
-            _show(axes[2 + 2 * r, j], xc[j])
+            for i, x in ((1 + 2 * r, xs), (2 + 2 * r, xc)):
+                if j < x.shape[0]:
+                    _show(axes[i, j], x[j])
+                else:
+                    axes[i, j].axis("off")
         axes[1 + 2 * r, 0].set_ylabel(f"{label}\n'a sks square'", fontsize=6)
         axes[2 + 2 * r, 0].set_ylabel("'a square'", fontsize=6)
     fig.suptitle("DreamBooth on shapes 16x16: a striped square bound to 'sks'", fontsize=9)
