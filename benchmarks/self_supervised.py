@@ -20,6 +20,7 @@ colour and shape probes reach >= 95%.
     python -m benchmarks.self_supervised --report m0.json m1.json     # mean ± std over seeds
     python -m benchmarks.self_supervised --methods byol --val --set momentum=0.96  # choose settings
     python -m benchmarks.self_supervised --supervised shape --data shapes  # a supervised ceiling
+    python -m benchmarks.self_supervised --reprobe RUN --data shapes --stages 2  # last 2 stages
 
 DINO runs on the same small ResNet as the other methods (``dino``; ``dino-vit``: its ViT-tiny).
 
@@ -122,6 +123,7 @@ def run_method(
     runs_dir: str | None,
     extra: dict | None = None,
     val: bool = False,
+    stages: int = 1,
 ) -> dict:
     """Train method ``m`` (``moco-v2``: moco with v2's head) for ``steps`` steps with ``seed``
     (``extra``: config overrides on top of :data:`SETTINGS`), then probe its frozen features;
@@ -137,32 +139,37 @@ def run_method(
         t0 = time.perf_counter()
         run = genzoo.train(m.split("-")[0], spec, steps=steps, out=where, overrides=over)
         dt = time.perf_counter() - t0
-        row = probe_run(run, dname, data, draws, val)
+        row = probe_run(run, dname, data, draws, val, stages)
     label = m + "".join(f" {k}={v}" for k, v in (extra or {}).items())
     return {**row, "method": label, "seed": seed, "steps": steps, "time": dt}
 
 
-def probe_run(run: str | Path, dname: str, data, draws: int, val: bool = False) -> dict:
+def probe_run(
+    run: str | Path, dname: str, data, draws: int, val: bool = False, stages: int = 1
+) -> dict:
     """The probes and collapse monitors of a trained run's frozen features (``val``: on the
-    validation split of the train split, ``data`` holding its labels)."""
+    validation split of the train split, ``data`` holding its labels; ``stages``: the last
+    ``stages`` stages of the ResNet, mean-pooled and concatenated)."""
     train, test, ytr, yte = data
     model = genzoo.load(run, device="cpu")
-    ftr = features(model, train)
+    ftr = features(model, train, stages=stages)
     if val:  # the probe's labels from part of the train split, scored on the rest
         fit, held = val_split(len(train))
         ftr, fte = ftr[fit], ftr[held]
         xv = train.get(torch.as_tensor(held))["x"]
     else:
-        fte, xv = features(model, test), test.all()["x"][:1000]
+        fte, xv = features(model, test, stages=stages), test.all()["x"][:1000]
     with torch.no_grad():
-        z, h = model.project(xv), model.embed(xv)
+        z, h = model.project(xv), model.embed(xv, stages)
     return {"data": dname + " (validation)" * val, "method": Path(run).name, "seed": -1,
             "steps": 0, "time": 0.0, "acc": probe(ftr, ytr, fte, yte, draws),
             "std": float(std_sqrt_d(z)), "rank": float(effective_rank(z)), "d": int(z.shape[1]),
             "feat_rank": float(effective_rank(h)), "feat_d": int(h.shape[1])}  # fmt: skip
 
 
-def supervised_backbone(dname: str, target: str, steps: int, data, draws: int, val: bool) -> dict:
+def supervised_backbone(
+    dname: str, target: str, steps: int, data, draws: int, val: bool, stages: int = 1
+) -> dict:
     """A ceiling for the probes: SimCLR's backbone (untrained) with a linear head trained on the
     ``target`` labels of the train split (cross-entropy, AdamW 2e-3, batch 128, ``steps`` steps,
     no augmentation), then its frozen features probed like a method's."""
@@ -184,8 +191,8 @@ def supervised_backbone(dname: str, target: str, steps: int, data, draws: int, v
         opt.step()
     dt = time.perf_counter() - t0
     model.eval()
-    ftr = features(model, train)
-    fte = ftr[val_split(len(train))[1]] if val else features(model, test)
+    ftr = features(model, train, stages=stages)
+    fte = ftr[val_split(len(train))[1]] if val else features(model, test, stages=stages)
     acc = probe(ftr[fit], ytr, fte, yte, draws)
     return {"data": dname + " (validation)" * val, "method": f"supervised on {target}",
             "seed": 0, "steps": steps, "time": dt, "acc": acc}  # fmt: skip
@@ -269,6 +276,13 @@ def main() -> None:
         help=f"probe on a validation split: {VAL} random training images (no test image is "
         "read); to choose settings",
     )
+    ap.add_argument(
+        "--stages",
+        type=int,
+        default=1,
+        help="probe the mean-pooled features of the ResNet's last N stages, concatenated "
+        "(every method, the random-init and supervised encoders; raw pixels stay pixels)",
+    )
     ap.add_argument("--tsne", help="only draw the t-SNE picture of digits to this .png")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -283,6 +297,8 @@ def main() -> None:
     extra = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
 
     def keep(row: dict) -> None:
+        if args.stages != 1 and row["method"] != "raw pixels":  # pixels have no stages
+            row = {**row, "method": f"{row['method']} (last {args.stages} stages)"}
         rows.append(row)
         print(f"  {row}", flush=True)
         if args.json:  # after every row, so a stopped run keeps what it finished
@@ -310,8 +326,8 @@ def main() -> None:
                 torch.manual_seed(seed)
                 cls = MODELS.get("simclr")
                 rnd = cls(cls.config_class.from_dict({"width": 16}), train.info).eval()
-                fr = features(rnd, train)
-                ft = fr[held] if args.val else features(rnd, test)
+                fr = features(rnd, train, stages=args.stages)
+                ft = fr[held] if args.val else features(rnd, test, stages=args.stages)
                 fr = fr[fit] if args.val else fr
                 acc = probe(fr, ytr, ft, yte, args.label_draws)
                 keep({"data": shown, "method": "random-init encoder", "seed": seed, "steps": 0,
@@ -319,16 +335,17 @@ def main() -> None:
         if args.supervised:  # the backbone trained on one target's labels: a ceiling
             data = (train, test, ytr, yte)
             keep(supervised_backbone(dname, args.supervised, steps, data, args.label_draws,
-                                     args.val))  # fmt: skip
+                                     args.val, args.stages))  # fmt: skip
         for run in args.reprobe or []:  # runs trained before: probed again, no training
-            keep(probe_run(run, dname, (train, test, ytr, yte), args.label_draws, args.val))
+            keep(probe_run(run, dname, (train, test, ytr, yte), args.label_draws, args.val,
+                           args.stages))  # fmt: skip
         for m in [
             m for m in args.methods.split(",") if m and not (args.reprobe or args.supervised)
         ]:
             for seed in seeds:
                 data = (train, test, ytr, yte)
                 keep(run_method(m, dname, spec, steps, seed, data, args.label_draws, args.runs,
-                                extra, args.val))  # fmt: skip
+                                extra, args.val, args.stages))  # fmt: skip
     report(rows)
 
 

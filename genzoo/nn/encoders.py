@@ -73,6 +73,18 @@ class ImageEncoder(nn.Module):
         self.pos = nn.Parameter(torch.zeros(1, s * s, ch))  # learned positions of the tokens
         nn.init.normal_(self.pos, std=0.02)
 
+    def stage_outputs(self, x: Tensor) -> list[Tensor]:
+        """The feature map after each stride-2 stage, ``[(B, C_i, g_i, g_i)]``, finest first; the
+        last one after the final norm and activation, so it equals ``body(x)``."""
+        outs: list[Tensor] = []
+        h = x
+        for layer in self.body[:-2]:  # the stem and the stages
+            h = layer(h)
+            if isinstance(layer, _ResBlock):  # a stage ends with its residual block
+                outs.append(h)
+        outs[-1] = self.body[-1](self.body[-2](h))  # the final norm and activation
+        return outs
+
     def forward(self, x: Tensor) -> ImageFeatures:
         h = self.body(x)  # (B, C, g, g)
         tokens = h.flatten(2).transpose(1, 2)  # (B, C, g*g) -> (B, N, C)

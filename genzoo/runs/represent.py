@@ -15,6 +15,7 @@ from genzoo.data import load_dataset
 from genzoo.data.base import Dataset
 from genzoo.data.shapes import ShapesDataset
 from genzoo.metrics.representation import BUDGETS, probe_table
+from genzoo.models.ssl.base import SSLModel
 from genzoo.runs.load import open_run
 
 
@@ -28,15 +29,24 @@ def _embedder(model: GenerativeModel, run: str | Path) -> Embeds:
 
 
 @torch.no_grad()
-def features(model: Embeds, data: Dataset, batch_size: int = 500) -> np.ndarray:
-    """Frozen features ``(N, d)`` (float32) of every example of ``data`` (bin centres)."""
+def features(model: Embeds, data: Dataset, batch_size: int = 500, stages: int = 1) -> np.ndarray:
+    """Frozen features ``(N, d)`` (float32) of every example of ``data`` (bin centres);
+    ``stages > 1``: a self-supervised ResNet's last ``stages`` stages, mean-pooled and
+    concatenated (:meth:`~genzoo.models.ssl.base.SSLModel.embed`)."""
     assert isinstance(model, GenerativeModel)
+    if stages != 1 and not isinstance(model, SSLModel):
+        raise ConfigError(
+            f"stages = {stages} pools a self-supervised ResNet's stages, and model "
+            f"{type(model).__name__!r} is not one; use stages=1."
+        )
     was = model.training
     model.eval()
     out = []
     for i in range(0, len(data), batch_size):
         x = data.get(torch.arange(i, min(i + batch_size, len(data))))["x"]
-        out.append(model.embed(x.to(model.device)).float().cpu())
+        x = x.to(model.device)
+        h = model.embed(x, stages) if isinstance(model, SSLModel) else model.embed(x)
+        out.append(h.float().cpu())
     model.train(was)
     return torch.cat(out).numpy()
 

@@ -329,6 +329,36 @@ def test_crops_stay_inside_with_the_stated_area_and_views_differ_per_image() -> 
 # --- the contract and exact resume ----------------------------------------------------------
 
 
+def test_pooled_stages_concatenate_the_last_stages_as_forward_hooks_see_them() -> None:
+    """``embed(x, stages=k)``: the mean-pooled outputs of the ResNet's last ``k`` stages (each
+    stage ends with its residual block; the last after the final norm), caught here with
+    forward hooks on the modules themselves; ``stages=1`` is the default embedding."""
+    from genzoo.nn.encoders import _ResBlock
+
+    model = _model("simclr", "shapes").eval()
+    body = model.encoder.net.body
+    seen: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, o: seen.append(o)) for m in body
+             if isinstance(m, _ResBlock)]  # fmt: skip
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        last = body(x)  # runs the hooks: one map per stage, finest first
+        for h in hooks:
+            h.remove()
+        two, three = model.embed(x, stages=2), model.embed(x, stages=3)
+    assert len(seen) == 3  # 32 -> 16 -> 8 -> 4
+    want2 = torch.cat([seen[1].mean(dim=(2, 3)), last.mean(dim=(2, 3))], dim=1)
+    torch.testing.assert_close(two, want2)
+    torch.testing.assert_close(three[:, : seen[0].shape[1]], seen[0].mean(dim=(2, 3)))
+    torch.testing.assert_close(model.embed(x, stages=1), model.embed(x))
+    torch.testing.assert_close(two[:, -model.encoder.out_dim :], model.embed(x))
+    with pytest.raises(ConfigError, match="stages = 4 must be between 1 and"):
+        model.embed(x, stages=4)
+    vit = _model("dino", "shapes", patch=8, width=16, heads=2, depth=1)
+    with pytest.raises(ConfigError, match="need backbone=resnet"):
+        vit.embed(x, stages=2)
+
+
 def test_ssl_models_embed_and_do_not_sample() -> None:
     for name in ("simclr", "moco", "byol", "dino"):
         cls = MODELS.get(name)

@@ -51,6 +51,8 @@ def test_embed_writes_the_frozen_features(run, tmp_path, capsys) -> None:
     test = load_dataset("digits", "test")
     assert got.shape[0] == len(test)
     np.testing.assert_array_equal(got, features(genzoo.load(run, device="cpu"), test))
+    with pytest.raises(ConfigError, match="stages = 2 must be between 1 and the backbone's 1"):
+        features(genzoo.load(run, device="cpu"), test, stages=2)  # 8 x 8 digits: one stage
     assert main(["embed", str(run), "--out", str(tmp_path / "emb.txt")]) == 2
     assert ".npy" in capsys.readouterr().err
 

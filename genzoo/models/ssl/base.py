@@ -88,6 +88,22 @@ class Backbone(nn.Module):
             self.out_dim = enc.out_dim
         self.resnet = c.backbone == "resnet"
 
+    def pooled_stages(self, x: Tensor, stages: int) -> Tensor:
+        """The mean-pooled feature maps of the ResNet's last ``stages`` stages, concatenated
+        ``(B, C_{n-stages+1} + ... + C_n)`` (finest first); ``stages = 1`` is :meth:`forward`.
+        Earlier stages keep what the augmentations teach the last ones to ignore (e.g. colour)."""
+        if not self.resnet:
+            raise ConfigError(
+                f"Features of the last {stages} stages need backbone=resnet; this run's backbone "
+                "is a ViT, whose features are its [CLS] (or mean) token: use stages=1."
+            )
+        maps = self.net.stage_outputs(x)
+        if not 1 <= stages <= len(maps):
+            raise ConfigError(
+                f"stages = {stages} must be between 1 and the backbone's {len(maps)} stages."
+            )
+        return torch.cat([m.mean(dim=(2, 3)) for m in maps[-stages:]], dim=1)  # (B, sum C_i)
+
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, out_dim)
         if self.resnet:  # the ResNet's stages and mean pool (its token positions are not used)
             return self.net.body(x).mean(dim=(2, 3))  # (B, C, g, g) -> (B, C)
@@ -169,9 +185,13 @@ class SSLModel(GenerativeModel, Embeds):
         self.register_buffer("updates", torch.zeros((), dtype=torch.long))  # training steps
 
     # --- representation -----------------------------------------------------------------------
-    def embed(self, x: Tensor) -> Tensor:
-        """Backbone features ``(B, d)`` of images in model space: the representation."""
-        return self.encoder(x)
+    def embed(self, x: Tensor, stages: int = 1) -> Tensor:
+        """Backbone features ``(B, d)`` of images in model space: the representation.
+        ``stages > 1`` (ResNet only): the mean-pooled features of the last ``stages`` stages,
+        concatenated (:meth:`Backbone.pooled_stages`), an option of the probes."""
+        if stages == 1:
+            return self.encoder(x)
+        return self.encoder.pooled_stages(x, stages)
 
     def project(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
         """The embedding ``(B, proj_dim)`` the loss compares (after the projection head)."""
