@@ -95,6 +95,9 @@ def test_an_image_run_of_another_size_or_model_is_one_sentence() -> None:
         _video(small)
     with pytest.raises(ConfigError, match="starts from an 'edm' run with a U-Net"):
         _video(_video(_image()))
+    vid = MODELS.get("video-diffusion")  # the image run's frames given as the video's data
+    with pytest.raises(ConfigError, match=r"give the clips: --data 'moving-digits\?size=16&n=32'"):
+        vid(vid.config_class.from_dict({"channels": 8}), dataset_info(FRAMES))
     with pytest.raises(ConfigError, match=r"freeze_spatial = true .* give the image run"):
         MODELS.get("video-diffusion").config_class.from_dict({"freeze_spatial": True})
 

@@ -249,9 +249,11 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         self, config: DiffusionConfig, info: DataInfo, n_classes: int, net_options: dict[str, Any]
     ) -> torch.nn.Module:
         if info.kind != "video" or len(info.shape) != 4:
+            clips = info.name[len("frames:") :] if info.name.startswith("frames:") else ""
+            hint = f" (from an image run with --base, give the clips: --data {clips!r})"
             raise ConfigError(
                 f"video-diffusion needs video data (moving-digits, moving-shapes); {info.name!r} "
-                f"holds {info.kind}."
+                f"holds {info.kind}{hint if clips else ''}."
             )
         self.arch = "unet"
         c, res = info.shape[1], info.shape[-1]
