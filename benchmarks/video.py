@@ -11,7 +11,8 @@ identity consistency, and frame prediction against copy-the-last-frame.
    the features of genzoo's video classifier (3-D CNN, class + motion direction heads, trained and
    cached on the train split), the per-frame Fréchet distance in the frame classifier's features,
    and identity consistency (the share of clips whose frames the identity classifier, which reads
-   a window centred on the digit, gives one class; a real clip scores 1 by construction). Real
+   a window centred on the digit, gives one class; a real clip scores 1 by construction) and,
+   graded, the share of frames that agree with the clip's most frequent class. Real
    test clips (another ``--n``) are scored the same way: the floor of each number.
 3. Prediction: video diffusion and the world model, each given the first ``--context`` frames of
    ``--n`` test clips, predict the rest; pixel MSE over the predicted frames against copying the
@@ -30,7 +31,10 @@ identity consistency, and frame prediction against copy-the-last-frame.
    of ``--image-batch`` frames on ``frames:moving-digits?size=16`` (every frame of the train
    clips as an image), then ``video-diffusion --base`` that run for ``--steps`` steps;
    ``video-diffusion-frozen`` the same with ``freeze_spatial=true`` (only the temporal layers and
-   the input convolution train). Scored as in item 2.
+   the input convolution train); ``video-diffusion-image-noisier`` with training noise levels
+   shifted up (``p_mean=0.5`` against EDM's -1.2), towards the levels where a clip's digit and
+   path are decided, as Stable Video Diffusion shifts its noise levels up for video fine-tuning
+   (arXiv:2311.15127). Scored as in item 2.
 
 4. ``--text``: text-conditioned video diffusion on ``moving-shapes?size=16&n=2000`` (8 frames of
    16 x 16): ``video-diffusion`` with ``text=true`` trained for ``--steps`` steps, then one clip
@@ -46,7 +50,7 @@ identity consistency, and frame prediction against copy-the-last-frame.
     python benchmarks/video.py --threads 1 --models video-worldmodel   # one model only
     python benchmarks/video.py --threads 1 --skip-table --predict-frames 12 --n 128
     python benchmarks/video.py --threads 1 --runs runs/bench-video-img --models \
-        video-diffusion-image --image-steps 2000 --skip-prediction --n 256 --sample-steps 10
+        video-diffusion-image --image-steps 3000 --skip-prediction --n 256 --sample-steps 10
     python benchmarks/video.py --threads 1 --text --runs runs/bench-video-text --steps 300 --n 60 \
         --gif docs/img/video_text.gif
 """
@@ -70,6 +74,7 @@ from genzoo.metrics.video import (
     get_frame_classifier,
     get_identity_classifier,
     get_video_classifier,
+    identity_agreement,
     identity_consistency,
     prediction_errors,
 )
@@ -82,9 +87,10 @@ MODELS = {  # model -> its settings (the same steps and batch size for all)
     "video-worldmodel": [],
     "video-diffusion-image": ["channels=16", "channel_mult=[1,2]"],  # item 5: from an image run
     "video-diffusion-frozen": ["channels=16", "channel_mult=[1,2]", "freeze_spatial=true"],
+    "video-diffusion-image-noisier": ["channels=16", "channel_mult=[1,2]", "p_mean=0.5"],
 }
 DEFAULT_MODELS = ["video-diffusion", "video-gan", "video-worldmodel"]
-FROM_IMAGE = ("video-diffusion-image", "video-diffusion-frozen")  # built on the image run
+FROM_IMAGE = ("video-diffusion-image", "video-diffusion-frozen", "video-diffusion-image-noisier")
 IMAGE_SETTINGS = ["channels=16", "channel_mult=[1,2]"]  # the image edm: the same U-Net
 PREDICTORS = ("video-diffusion", "video-worldmodel", *FROM_IMAGE)  # they take first frames
 WM_SAMPLING = {"t1": {"temperature": 1.0}, "t0.5": {"temperature": 0.5}, "greedy": {"top_k": 1}}
@@ -224,12 +230,14 @@ def sample_table(
 
     print(f"\n{n} clips each against {n} test clips of {SPEC} (8 frames, 16 x 16); "
           f"{args.steps} training steps of {args.batch} clips per model\n")  # fmt: skip
-    print("| clips | FVD (genzoo video CNN) | per-frame FD | identity consistency | sampling s |")
-    print("|---|---|---|---|---|")
+    print("| clips | FVD (genzoo video CNN) | per-frame FD | identity consistency | frames "
+          "agreeing with the clip's digit | sampling s |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for name, clips, secs in rows:
         cons = float(identity_consistency(id_clf, clips).mean())
+        agree = float(identity_agreement(id_clf, clips).mean())
         print(f"| {name} | {fvd(video_clf, clips, real):.2f} | "
-              f"{frame_fd(frame_clf, clips, real):.2f} | {cons:.1%} | {secs:.0f} |",
+              f"{frame_fd(frame_clf, clips, real):.2f} | {cons:.1%} | {agree:.1%} | {secs:.0f} |",
               flush=True)  # fmt: skip
     return rows
 
@@ -366,7 +374,7 @@ def main() -> None:
     ap.add_argument("--gif", help="also write video diffusion's samples and predictions as GIFs")
     ap.add_argument("--models", nargs="*", default=DEFAULT_MODELS, choices=list(MODELS),
                     help="the models measured (default: the first three)")  # fmt: skip
-    ap.add_argument("--image-steps", type=int, default=2000,
+    ap.add_argument("--image-steps", type=int, default=3000,
                     help="item 5: training steps of the image run")  # fmt: skip
     ap.add_argument("--image-batch", type=int, default=64, help="item 5: its frames per step")
     ap.add_argument("--predict-frames", type=int, default=0,
@@ -411,7 +419,8 @@ def main() -> None:
         names = {"video-diffusion": out.stem, "video-gan": "video_gan",
                  "video-worldmodel": "video_worldmodel",
                  "video-diffusion-image": "video_diffusion_image",
-                 "video-diffusion-frozen": "video_diffusion_frozen"}  # fmt: skip
+                 "video-diffusion-frozen": "video_diffusion_frozen",
+                 "video-diffusion-image-noisier": "video_diffusion_image_noisier"}  # fmt: skip
         test = load_dataset(SPEC, "test")
         assert test.x is not None
         real = levels_to_model(test.x[:8], 256)
