@@ -13,7 +13,8 @@ identity consistency, and frame prediction against copy-the-last-frame.
    and identity consistency (the share of clips whose frames the identity classifier, which reads
    a window centred on the digit, gives one class; a real clip scores 1 by construction) and,
    graded, the share of frames that agree with the clip's most frequent class. Real
-   test clips (another ``--n``) are scored the same way: the floor of each number.
+   test clips (another ``--n``) are scored the same way: the floor of each number; and clips
+   whose every frame is from another real clip: what independent frames score (chance).
 3. Prediction: video diffusion and the world model, each given the first ``--context`` frames of
    ``--n`` test clips, predict the rest; pixel MSE over the predicted frames against copying the
    last known frame, and the error of the tracked position (intensity centroid) against the true
@@ -220,7 +221,10 @@ def sample_table(
           f"{video_clf.meta['test_class_accuracy']:.3f}/"
           f"{video_clf.meta['test_direction_accuracy']:.3f}")  # fmt: skip
 
-    rows = [("real test clips", ref, float("nan"))]
+    t = ref.shape[1]  # chance: frame t taken from clip i + t, so every frame from another clip
+    mixed = ref[(torch.arange(n)[:, None] + torch.arange(t)) % n, torch.arange(t)]
+    rows = [("real test clips", ref, float("nan")),
+            (f"real frames of {t} different clips (chance)", mixed, float("nan"))]  # fmt: skip
     for m, model in models.items():
         t0 = time.perf_counter()
         opts = {"sampler": args.sampler, "steps": args.sample_steps} if is_diffusion(m) else {}
