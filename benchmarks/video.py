@@ -11,8 +11,10 @@ identity consistency, and frame prediction against copy-the-last-frame.
    the features of genzoo's video classifier (3-D CNN, class + motion direction heads, trained and
    cached on the train split), the per-frame Fréchet distance in the frame classifier's features,
    and identity consistency (the share of clips whose frames the identity classifier, which reads
-   a window centred on the digit, gives one class; a real clip scores 1 by construction). Real
-   test clips (another ``--n``) are scored the same way: the floor of each number.
+   a window centred on the digit, gives one class; a real clip scores 1 by construction) and,
+   graded, the share of frames that agree with the clip's most frequent class. Real
+   test clips (another ``--n``) are scored the same way: the floor of each number; and clips
+   whose every frame is from another real clip: what independent frames score (chance).
 3. Prediction: video diffusion and the world model, each given the first ``--context`` frames of
    ``--n`` test clips, predict the rest; pixel MSE over the predicted frames against copying the
    last known frame, and the error of the tracked position (intensity centroid) against the true
@@ -23,6 +25,17 @@ identity consistency, and frame prediction against copy-the-last-frame.
    each ``--wm-sampling`` setting (``t1``: temperature 1, ``t0.5``: 0.5, ``greedy``: top_k = 1);
    beside copy-last-frame, the trivial baselines a predictor must beat to mean anything: blank
    frames (pixel MSE) and the frame's centre (tracked position).
+
+5. Video diffusion started from an image model (Make-A-Video arXiv:2209.14792, Video LDM
+   arXiv:2304.08818, AnimateDiff arXiv:2307.04725): ``--models video-diffusion-image`` first
+   trains ``edm`` (the same U-Net as video diffusion's spatial layers) for ``--image-steps`` steps
+   of ``--image-batch`` frames on ``frames:moving-digits?size=16`` (every frame of the train
+   clips as an image), then ``video-diffusion --base`` that run for ``--steps`` steps;
+   ``video-diffusion-frozen`` the same with ``freeze_spatial=true`` (only the temporal layers and
+   the input convolution train); ``video-diffusion-image-noisier`` with training noise levels
+   shifted up (``p_mean=0.5`` against EDM's -1.2), towards the levels where a clip's digit and
+   path are decided, as Stable Video Diffusion shifts its noise levels up for video fine-tuning
+   (arXiv:2311.15127). Scored as in item 2.
 
 4. ``--text``: text-conditioned video diffusion on ``moving-shapes?size=16&n=2000`` (8 frames of
    16 x 16): ``video-diffusion`` with ``text=true`` trained for ``--steps`` steps, then one clip
@@ -37,6 +50,8 @@ identity consistency, and frame prediction against copy-the-last-frame.
     python benchmarks/video.py --threads 1 --gif docs/img/video_diffusion.gif
     python benchmarks/video.py --threads 1 --models video-worldmodel   # one model only
     python benchmarks/video.py --threads 1 --skip-table --predict-frames 12 --n 128
+    python benchmarks/video.py --threads 1 --runs runs/bench-video-img --models \
+        video-diffusion-image --image-steps 3000 --skip-prediction --n 256 --sample-steps 10
     python benchmarks/video.py --threads 1 --text --runs runs/bench-video-text --steps 300 --n 60 \
         --gif docs/img/video_text.gif
 """
@@ -60,6 +75,7 @@ from genzoo.metrics.video import (
     get_frame_classifier,
     get_identity_classifier,
     get_video_classifier,
+    identity_agreement,
     identity_consistency,
     prediction_errors,
 )
@@ -70,20 +86,48 @@ MODELS = {  # model -> its settings (the same steps and batch size for all)
     "video-diffusion": ["channels=16", "channel_mult=[1,2]"],
     "video-gan": [],
     "video-worldmodel": [],
+    "video-diffusion-image": ["channels=16", "channel_mult=[1,2]"],  # item 5: from an image run
+    "video-diffusion-frozen": ["channels=16", "channel_mult=[1,2]", "freeze_spatial=true"],
+    "video-diffusion-image-noisier": ["channels=16", "channel_mult=[1,2]", "p_mean=0.5"],
 }
-PREDICTORS = ("video-diffusion", "video-worldmodel")  # the models that take first frames
+DEFAULT_MODELS = ["video-diffusion", "video-gan", "video-worldmodel"]
+FROM_IMAGE = ("video-diffusion-image", "video-diffusion-frozen", "video-diffusion-image-noisier")
+IMAGE_SETTINGS = ["channels=16", "channel_mult=[1,2]"]  # the image edm: the same U-Net
+PREDICTORS = ("video-diffusion", "video-worldmodel", *FROM_IMAGE)  # they take first frames
 WM_SAMPLING = {"t1": {"temperature": 1.0}, "t0.5": {"temperature": 0.5}, "greedy": {"top_k": 1}}
 TEXT_SPEC = "moving-shapes?size=16&n=2000"
 TEXT_SETTINGS = ["text=true", "context_prob=0", "p_mean=0", "channels=16", "channel_mult=[1,2]",
                  "lr=2e-3"]  # fmt: skip
 
 
-def ensure_run(model: str, runs: Path, steps: int, batch: int, threads: int) -> Path:
+def is_diffusion(model: str) -> bool:
+    return model.startswith("video-diffusion")
+
+
+def ensure_image_run(runs: Path, args: argparse.Namespace) -> Path:
+    """Item 5: the ``edm`` run on the video's frames that video diffusion starts from."""
+    run = runs / "edm-frames"
+    if not (run / "checkpoints").is_dir():
+        cmd = [sys.executable, "-m", "genzoo", "--threads", str(args.threads), "train", "edm",
+               "--data", f"frames:{SPEC}", "--steps", str(args.image_steps), "--out", str(run),
+               f"batch_size={args.image_batch}", "progress=false", "tensorboard=false",
+               *IMAGE_SETTINGS]  # fmt: skip
+        print("training:", " ".join(cmd[2:]), flush=True)
+        subprocess.run(cmd, check=True)
+    return run
+
+
+def ensure_run(model: str, runs: Path, args: argparse.Namespace) -> Path:
     run = runs / model
     if not (run / "checkpoints").is_dir():
-        cmd = [sys.executable, "-m", "genzoo", "--threads", str(threads), "train", model,
-               "--data", SPEC, "--steps", str(steps), "--out", str(run), f"batch_size={batch}",
-               "progress=false", "tensorboard=false", *MODELS[model]]  # fmt: skip
+        base = []
+        if model in FROM_IMAGE:
+            base = ["--base", str(ensure_image_run(runs, args))]
+        name = "video-diffusion" if is_diffusion(model) else model
+        cmd = [sys.executable, "-m", "genzoo", "--threads", str(args.threads), "train", name,
+               "--data", SPEC, *base, "--steps", str(args.steps), "--out", str(run),
+               f"batch_size={args.batch}", "progress=false", "tensorboard=false",
+               *MODELS[model]]  # fmt: skip
         print("training:", " ".join(cmd[2:]), flush=True)
         subprocess.run(cmd, check=True)
     return run
@@ -177,24 +221,27 @@ def sample_table(
           f"{video_clf.meta['test_class_accuracy']:.3f}/"
           f"{video_clf.meta['test_direction_accuracy']:.3f}")  # fmt: skip
 
-    rows = [("real test clips", ref, float("nan"))]
+    t = ref.shape[1]  # chance: frame t taken from clip i + t, so every frame from another clip
+    mixed = ref[(torch.arange(n)[:, None] + torch.arange(t)) % n, torch.arange(t)]
+    rows = [("real test clips", ref, float("nan")),
+            (f"real frames of {t} different clips (chance)", mixed, float("nan"))]  # fmt: skip
     for m, model in models.items():
         t0 = time.perf_counter()
-        opts = (
-            {"sampler": args.sampler, "steps": args.sample_steps} if m == "video-diffusion" else {}
-        )
+        opts = {"sampler": args.sampler, "steps": args.sample_steps} if is_diffusion(m) else {}
         clips = torch.cat([model.sample(min(32, n - i), generator=g, **opts).cpu()
                            for i in range(0, n, 32)])  # fmt: skip
         rows.append((m, clips, time.perf_counter() - t0))
 
     print(f"\n{n} clips each against {n} test clips of {SPEC} (8 frames, 16 x 16); "
           f"{args.steps} training steps of {args.batch} clips per model\n")  # fmt: skip
-    print("| clips | FVD (genzoo video CNN) | per-frame FD | identity consistency | sampling s |")
-    print("|---|---|---|---|---|")
+    print("| clips | FVD (genzoo video CNN) | per-frame FD | identity consistency | frames "
+          "agreeing with the clip's digit | sampling s |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     for name, clips, secs in rows:
         cons = float(identity_consistency(id_clf, clips).mean())
+        agree = float(identity_agreement(id_clf, clips).mean())
         print(f"| {name} | {fvd(video_clf, clips, real):.2f} | "
-              f"{frame_fd(frame_clf, clips, real):.2f} | {cons:.1%} | {secs:.0f} |",
+              f"{frame_fd(frame_clf, clips, real):.2f} | {cons:.1%} | {agree:.1%} | {secs:.0f} |",
               flush=True)  # fmt: skip
     return rows
 
@@ -212,9 +259,7 @@ def prediction(args: argparse.Namespace, models: dict, g: torch.Generator) -> di
     err: dict[str, float] = {}
     for m in [m for m in PREDICTORS if m in models]:
         model = models[m]
-        opts = (
-            {"sampler": args.sampler, "steps": args.sample_steps} if m == "video-diffusion" else {}
-        )
+        opts = {"sampler": args.sampler, "steps": args.sample_steps} if is_diffusion(m) else {}
         t0 = time.perf_counter()
         preds[m] = torch.cat([
             model.sample(min(32, n - i), cond=real[i : i + 32, :k], generator=g, **opts).cpu()
@@ -276,7 +321,7 @@ def prediction_long(args: argparse.Namespace, models: dict) -> None:
         settings = (
             {f"{args.sampler} {args.sample_steps} steps": {"sampler": args.sampler,
                                                           "steps": args.sample_steps}}
-            if m == "video-diffusion"
+            if is_diffusion(m)
             else {s: WM_SAMPLING[s] for s in args.wm_sampling}
         )  # fmt: skip
         for name, opts in settings.items():
@@ -331,8 +376,11 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=4, help="known frames for prediction")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--gif", help="also write video diffusion's samples and predictions as GIFs")
-    ap.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS),
-                    help="the models measured (default: all)")  # fmt: skip
+    ap.add_argument("--models", nargs="*", default=DEFAULT_MODELS, choices=list(MODELS),
+                    help="the models measured (default: the first three)")  # fmt: skip
+    ap.add_argument("--image-steps", type=int, default=3000,
+                    help="item 5: training steps of the image run")  # fmt: skip
+    ap.add_argument("--image-batch", type=int, default=64, help="item 5: its frames per step")
     ap.add_argument("--predict-frames", type=int, default=0,
                     help="predict on clips of this many frames (0: the runs' own 8)")  # fmt: skip
     ap.add_argument("--runs12", help="--predict-frames: where runs trained on those clips are")
@@ -355,7 +403,7 @@ def main() -> None:
         text_benchmark(args)
         return
     runs = Path(args.runs)
-    paths = {m: ensure_run(m, runs, args.steps, args.batch, args.threads) for m in args.models}
+    paths = {m: ensure_run(m, runs, args) for m in args.models}
     models = {m: load(p) for m, p in paths.items()}
     g = torch.Generator().manual_seed(0)
     rows: list[tuple[str, torch.Tensor, float]] = []
@@ -373,7 +421,10 @@ def main() -> None:
         out = Path(args.gif)
         sampled = {name: clips for name, clips, _ in rows}
         names = {"video-diffusion": out.stem, "video-gan": "video_gan",
-                 "video-worldmodel": "video_worldmodel"}  # fmt: skip
+                 "video-worldmodel": "video_worldmodel",
+                 "video-diffusion-image": "video_diffusion_image",
+                 "video-diffusion-frozen": "video_diffusion_frozen",
+                 "video-diffusion-image-noisier": "video_diffusion_image_noisier"}  # fmt: skip
         test = load_dataset(SPEC, "test")
         assert test.x is not None
         real = levels_to_model(test.x[:8], 256)

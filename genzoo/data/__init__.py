@@ -14,7 +14,7 @@ Image-to-image tasks: ``pairs:<base>-<task>`` and ``unpaired:<base>-<task>``
 (:mod:`genzoo.data.pairs`).
 
 Video: ``moving-digits`` and ``moving-shapes`` (clips ``(T, C, H, W)`` with exact trajectories;
-:mod:`genzoo.data.video`).
+:mod:`genzoo.data.video`); ``frames:<video spec>`` their frames as images.
 
 Style transfer: ``textures[?size=N&channels=C]`` (procedural stripes, checks, noise, dots) and
 ``styled:<base>`` (content images with a texture each, for AdaIN; :mod:`genzoo.data.textures`).
@@ -41,7 +41,15 @@ from genzoo.data.tasks import TASKS, load_task_text, task_text_info
 from genzoo.data.text import load_text, text_info
 from genzoo.data.textures import load_styled, load_textures, styled_info, texture_info
 from genzoo.data.toy2d import BOUNDS, TOY2D, Toy2D, get_toy
-from genzoo.data.video import VIDEO_SETS, is_video_spec, load_video, video_info
+from genzoo.data.video import (
+    VIDEO_SETS,
+    frames_info,
+    is_frames_spec,
+    is_video_spec,
+    load_frames,
+    load_video,
+    video_info,
+)
 from genzoo.data.vision import VISION_INFO, folder_info, load_celeba, load_folder, load_torchvision
 from genzoo.data.wavfolder import is_wav_folder, load_wav_folder, wav_folder_info
 
@@ -88,6 +96,7 @@ def list_datasets() -> list[str]:
         "tones",
         "mel:speech-digits",
         *VIDEO_SETS,
+        "frames:moving-digits",
         *(f"task:{t}" for t in TASKS),
         *DOWNLOADABLE,
         "folder:<path>",
@@ -146,6 +155,8 @@ def dataset_info(spec: str, root: str | None = None) -> DataInfo:
         return task_text_info(spec)
     if is_video_spec(spec):
         return video_info(spec)
+    if is_frames_spec(spec):
+        return frames_info(spec)
     raise _unknown(spec)
 
 
@@ -194,6 +205,8 @@ def load_dataset(
         return load_task_text(spec, split)
     if is_video_spec(spec):
         return load_video(spec, split)
+    if is_frames_spec(spec):
+        return load_frames(spec, split)
     if is_wav_folder(spec):
         return load_wav_folder(spec, split)
     return load_folder(spec, split)

@@ -29,6 +29,11 @@ and ``captions`` holds the texts; batches also carry them as ``text`` ``(B, L)``
 the ``shapes`` caption tokenizer (:func:`~genzoo.data.captions.get_caption_tokenizer`, whose
 vocabulary holds the motion words), as text-conditioned models take them.
 
+``frames:<video spec>`` (e.g. ``frames:moving-digits?size=16``) is a video set's frames as an image
+set: every frame of every clip of the split, ``(C, H, W)`` with the clip's class as its label
+(frame ``t`` of clip ``i`` is image ``i * T + t``). It is what an image model is trained on before
+its spatial layers start a video model (``video-diffusion`` with ``image_run``).
+
 Specs take options after ``?``: ``frames=T`` (4..16, default 8), ``size=S`` (16, 32 or 64, default
 32), ``n=N`` (training clips, default 8,000; the test split has 1,000), and for moving-digits
 ``digits=1`` or ``digits=2`` (default 1), e.g. ``moving-digits?frames=16&digits=2``. Everything
@@ -38,6 +43,7 @@ follows from fixed seeds, the same on every machine.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -304,6 +310,38 @@ def _cached(name: str, split: str) -> VideoDataset:
     if spec.base == "moving-digits":
         return make_moving_digits(spec, split)
     return make_moving_shapes(spec, split)
+
+
+FRAMES_PREFIX = "frames:"
+
+
+def is_frames_spec(spec: str) -> bool:
+    return spec.startswith(FRAMES_PREFIX)
+
+
+def frames_info(spec: str) -> DataInfo:
+    """What ``frames:<video spec>`` declares: the video set's frames as images."""
+    inner = spec[len(FRAMES_PREFIX) :]
+    if not is_video_spec(inner):
+        raise DataError(
+            f"Dataset {spec!r}: 'frames:' takes a video set, one of {', '.join(VIDEO_SETS)} "
+            "(e.g. 'frames:moving-digits?size=16')."
+        )
+    clips = video_info(inner)
+    return dataclasses.replace(
+        clips, name=FRAMES_PREFIX + clips.name, kind="images", shape=clips.shape[1:]
+    )
+
+
+def load_frames(spec: str, split: str = "train") -> Dataset:
+    """Split ``split`` of ``frames:<video spec>``: every frame of every clip, labelled with its
+    clip's class."""
+    info = frames_info(spec)
+    clips = load_video(spec[len(FRAMES_PREFIX) :], split)
+    assert clips.x is not None and clips.y is not None
+    t = clips.x.shape[1]
+    x = clips.x.flatten(0, 1)  # (N, T, C, H, W) -> (N*T, C, H, W)
+    return Dataset(info, x, clips.y.repeat_interleave(t))
 
 
 def load_video(spec: str, split: str = "train") -> VideoDataset:

@@ -378,6 +378,19 @@ def identity_consistency(clf: FeatureClassifier, clips: Tensor) -> Tensor:
     return (pred == pred[:, :1]).all(1).float()
 
 
+def identity_agreement(clf: FeatureClassifier, clips: Tensor) -> Tensor:
+    """Per clip ``(B,)``: the share of frames whose window the identity classifier gives the
+    clip's most frequent class (1 for a real one-digit clip; about 1/T when every frame holds
+    another digit). A graded companion of :func:`identity_consistency`, which is 1 only when all
+    frames agree."""
+    b, t = clips.shape[:2]
+    radius = (clf.info.shape[-1] - 1) // 2
+    win = object_crops(clips, radius).flatten(0, 1)  # (B*T, C, s, s)
+    pred = clf.logits(win).argmax(1).view(b, t).cpu()  # (B, T)
+    top = pred.mode(1).values  # (B,) the most frequent class of each clip
+    return (pred == top[:, None]).float().mean(1)
+
+
 def centroids(clips: Tensor) -> Tensor:
     """Intensity centroids ``(B, T, 2)`` (x, y in pixels, pixel centres at ``i + 1/2``) of
     model-space clips ``(B, T, C, H, W)``: the tracked position of a single bright object on a

@@ -16,6 +16,7 @@ from genzoo.metrics.classifier import FeatureClassifier, SmallCNN
 from genzoo.metrics.video import (
     crop_radius,
     get_identity_classifier,
+    identity_agreement,
     identity_consistency,
     object_crops,
 )
@@ -61,6 +62,13 @@ def test_a_real_clip_has_one_window_and_identity_consistency_one(spec: str) -> N
     differ = pred != pred.roll(1, 0)
     assert differ.any()
     assert torch.equal(identity_consistency(clf, spliced), (~differ).float())
+    # the graded share: k = T/2 + 1 frames from one clip and the rest from another agree k/T
+    # where the two clips' digits are read differently, 1 elsewhere (real clips: 1)
+    k = x.shape[1] // 2 + 1
+    most = torch.cat([x[:, :k], x.roll(1, 0)[:, k:]], 1)
+    want = torch.where(differ, k / x.shape[1], 1.0)
+    assert torch.equal(identity_agreement(clf, most), want)
+    assert identity_agreement(clf, x).tolist() == [1.0] * len(x)
 
 
 def test_windows_equal_a_float64_crop_at_the_floored_centroid() -> None:

@@ -29,6 +29,18 @@ uses classifier-free guidance (Ho & Salimans, arXiv:2207.12598, Eq. 6) with scal
 Text and first frames are exclusive conditions: a text-conditioned run (``context_prob = 0``)
 takes prompts, not known frames. With ``text = false`` (the default) the model has no text
 encoder and is exactly the model above.
+
+Starting from an image model (``image_run``, :class:`~genzoo.core.protocol.BuiltOnRuns`), as
+Make-A-Video (Singer et al., arXiv:2209.14792, Sec. 3.2), Video LDM (Blattmann et al.,
+arXiv:2304.08818, Sec. 3.1) and AnimateDiff (Guo et al., arXiv:2307.04725, Sec. 4.2) do: the
+spatial layers are loaded from a trained ``edm`` run on the video's frames
+(``frames:moving-digits?size=16``) with the same U-Net settings, and only the temporal layers
+have to learn to tie the frames together. The input convolution's weights for the noisy frame
+are the image model's; those for the known frames and the mask start at zero, and the temporal
+layers start as the identity, so at initialisation the video denoiser *is* the image denoiser on
+every frame (unconditional clips; tested). ``freeze_spatial = true`` keeps the image layers fixed
+for good (AnimateDiff trains only its motion modules), except the input convolution, which also
+reads the known frames.
 """
 
 from __future__ import annotations
@@ -43,7 +55,7 @@ from torch import Tensor, nn
 
 from genzoo.core.config import bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Batch, LossOutput, PromptConditioned
+from genzoo.core.protocol import Batch, BuiltOnRuns, LossOutput, PromptConditioned, SubRun
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.core.tensors import per_example
@@ -80,9 +92,19 @@ class VideoDiffusionConfig(EDMConfig):
     caption_dropout: float = bounded(0.1, ge=0, lt=1)  # probability of the null caption in
     # training (classifier-free guidance)
     guidance: float = 3.0  # default guidance scale w of a text-conditioned run
+    image_run: str = ""  # a trained `edm` run on the frames (frames:moving-digits?size=16) with
+    # the same U-Net settings: its U-Net starts the spatial layers
+    image_ema: bool = True  # take the image run's EMA weights
+    freeze_spatial: bool = False  # keep the image run's spatial layers fixed (all but the input
+    # convolution); needs image_run
 
     def validate(self) -> None:
         super().validate()
+        if self.freeze_spatial and not self.image_run:
+            raise ConfigError(
+                "freeze_spatial = true keeps the spatial layers of an image model fixed; give "
+                "the image run too (image_run=RUN or --base RUN)."
+            )
         if self.text and self.context_prob > 0:
             raise ConfigError(
                 f"text = true with context_prob = {self.context_prob}: text and first frames are "
@@ -116,17 +138,25 @@ def motion_prompts(n: int) -> list[str]:
 
 
 @register_model("video-diffusion")
-class VideoDiffusion(EDM, PromptConditioned):
+class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
     """Video diffusion (arXiv:2204.03458): EDM over clips with a factorised space-time U-Net,
     unconditional, conditioned on the first frames, or (``text = true``) on a caption (see the
-    module docstring). A text-conditioned run's ``cond`` is caption tokens ``(B, L)``."""
+    module docstring). A text-conditioned run's ``cond`` is caption tokens ``(B, L)``.
+
+    Part: ``image``, the trained ``edm`` model of ``image_run``, whose U-Net starts the spatial
+    layers (:meth:`load_image_unet`)."""
 
     config_class = VideoDiffusionConfig
     config: VideoDiffusionConfig
     default_train: ClassVar[dict[str, Any]] = {"lr": 1e-3, "ema_decay": 0.999, "batch_size": 32}
     preview_options: ClassVar[dict[str, Any]] = {"steps": 8}
+    sub_runs: ClassVar[tuple[SubRun, ...]] = (
+        SubRun("image", "image_run", "image_ema", needs=(EDM,)),
+    )
 
-    def __init__(self, config: VideoDiffusionConfig, info: DataInfo) -> None:
+    def __init__(
+        self, config: VideoDiffusionConfig, info: DataInfo, image: nn.Module | None = None
+    ) -> None:
         encoder = None
         if config.text:
             if info.kind != "video" or info.name.split("?")[0] != "moving-shapes":
@@ -150,14 +180,80 @@ class VideoDiffusion(EDM, PromptConditioned):
             self.register_load_state_dict_post_hook(vocabulary_check(_motion_tokenizer))
             if config.pooled_text:
                 self.pool_proj = nn.Linear(encoder.out_dim, 4 * config.unet.channels)
+        if config.image_run:
+            if image is None:
+                raise ConfigError(
+                    f"video-diffusion with image_run = {config.image_run!r} needs that run's "
+                    "model (image=...)."
+                )
+            self.load_image_unet(image)
+            if config.freeze_spatial:
+                for name, p in self.net.spatial.named_parameters():
+                    p.requires_grad_(name.startswith("conv_in."))
+
+    def load_image_unet(self, image: nn.Module) -> None:
+        """Copy the U-Net of a trained image ``edm`` model into the spatial layers (see the
+        module docstring); the input convolution's extra input channels (known frames, mask)
+        start at zero. One sentence naming the first key or shape that does not match."""
+        c = self.info.shape[1]
+        run = self.config.image_run
+        if (
+            not isinstance(image, EDM)
+            or isinstance(image, VideoDiffusion)
+            or image.info.kind != "images"
+            or not isinstance(image.net, UNet)
+        ):
+            kind = image.info.kind if isinstance(image, EDM) else "?"
+            raise ConfigError(
+                f"image_run = {run!r} is a {type(image).__name__} model on {kind}; "
+                "video-diffusion starts from an 'edm' run with a U-Net on the video's frames "
+                f"(e.g. --data 'frames:{self.info.name}')."
+            )
+        if tuple(image.info.shape) != tuple(self.info.shape[1:]):
+            raise ConfigError(
+                f"image_run = {run!r} was trained on images of shape {tuple(image.info.shape)}; "
+                f"this video's frames are {tuple(self.info.shape[1:])} (train it on "
+                f"'frames:{self.info.name}')."
+            )
+        if image.config.sigma_data != self.config.sigma_data:
+            raise ConfigError(
+                f"image_run = {run!r} has sigma_data = {image.config.sigma_data}, this model "
+                f"{self.config.sigma_data}: give sigma_data={image.config.sigma_data}."
+            )
+        src = image.net.state_dict()
+        dst = self.net.spatial.state_dict()
+        for key in sorted(dst.keys() | src.keys()):
+            if key not in src or key not in dst:
+                where = "the image run's U-Net" if key not in src else "this video U-Net"
+                raise ConfigError(
+                    f"image_run = {run!r} does not fit: key {key!r} is missing from {where}; "
+                    "train the image run with the same U-Net settings (channels, channel_mult, "
+                    "num_res_blocks, attn_resolutions, adaptive_norm) and no class or text "
+                    "conditioning."
+                )
+            want, got = tuple(dst[key].shape), tuple(src[key].shape)
+            in_conv = key == "conv_in.weight" and got == (want[0], c, *want[2:])
+            if want != got and not in_conv:
+                raise ConfigError(
+                    f"image_run = {run!r} does not fit: {key!r} has shape {got} in the image "
+                    f"run's U-Net and {want} in this video U-Net; train the image run with the "
+                    "same U-Net settings."
+                )
+        new = dict(src)
+        w = torch.zeros_like(dst["conv_in.weight"])  # (out, 2C + 1, k, k)
+        w[:, :c] = src["conv_in.weight"]  # the noisy frame: the image model's weights
+        new["conv_in.weight"] = w  # the known frames and the mask: zero
+        self.net.spatial.load_state_dict(new, strict=True)
 
     def build_net(
         self, config: DiffusionConfig, info: DataInfo, n_classes: int, net_options: dict[str, Any]
     ) -> torch.nn.Module:
         if info.kind != "video" or len(info.shape) != 4:
+            clips = info.name[len("frames:") :] if info.name.startswith("frames:") else ""
+            hint = f" (from an image run with --base, give the clips: --data {clips!r})"
             raise ConfigError(
                 f"video-diffusion needs video data (moving-digits, moving-shapes); {info.name!r} "
-                f"holds {info.kind}."
+                f"holds {info.kind}{hint if clips else ''}."
             )
         self.arch = "unet"
         c, res = info.shape[1], info.shape[-1]
