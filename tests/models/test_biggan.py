@@ -12,6 +12,7 @@ from genzoo.core.errors import ConfigError
 from genzoo.data.base import DataInfo
 from genzoo.models.gans.biggan import BigGAN, BigGANConfig, orthogonal_penalty, truncated_normal
 from genzoo.nn.biggan_nets import ConditionalBatchNorm2d
+from genzoo.nn.diffaug import diff_augment
 
 DIGITS = DataInfo("digits", "images", (1, 8, 8), levels=17, n_classes=10)
 TINY = BigGANConfig(latent_dim=9, embed_dim=4, width=8)
@@ -119,3 +120,32 @@ def test_losses_and_orthogonal_term_in_g_step() -> None:
     assert all(p.grad is None for p in m.discriminator.parameters())
     with pytest.raises(ConfigError, match="class-conditional"):
         BigGAN(TINY, DataInfo("u", "images", (1, 8, 8), levels=17))
+
+
+def test_diffaug_reaches_d_on_real_and_fake_and_bad_policies_are_one_sentence() -> None:
+    """With ``diffaug`` on, D's scores in both players' losses are those of augmented images (the
+    same random draws reproduce them by hand); off, the losses score the images as they are."""
+    torch.manual_seed(0)
+    cfg = dict(width=4, embed_dim=4, latent_dim=8)
+    m = BigGAN(BigGANConfig(diffaug="translation,cutout", **cfg), DIGITS)
+    x = torch.rand(6, 1, 8, 8) * 2 - 1
+    y = torch.arange(6) % 10
+    assert not torch.allclose(m.augmented_critic(x, y), m.critic(x, y))
+    m.eval()  # spectral norm's power iteration and batch statistics stay fixed for the replay
+    torch.manual_seed(1)
+    out = m.loss({"x": x, "y": y}, "d")
+    torch.manual_seed(1)  # the same draws: the fakes' latent, then the two augmentations
+    with torch.no_grad():
+        fake = m(m._latent(6), y)
+    real_out = m.critic(diff_augment(x, m.policy), y)
+    fake_out = m.critic(diff_augment(fake, m.policy), y)
+    torch.testing.assert_close(out.logs["d_real"], real_out.mean().detach())
+    torch.testing.assert_close(out.logs["d_fake"], fake_out.mean().detach())
+    m.train()
+    g = m.loss({"x": x, "y": y}, "g")
+    g.loss.backward()
+    assert all(p.grad is not None for p in m.generator.parameters())
+    off = BigGAN(BigGANConfig(**cfg), DIGITS).eval()
+    assert off.policy == () and torch.equal(off.augmented_critic(x, y), off.critic(x, y))
+    with pytest.raises(ConfigError, match="not a DiffAugment policy"):
+        BigGANConfig.from_dict({"diffaug": "colour"})

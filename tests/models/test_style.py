@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -171,3 +172,45 @@ def test_inputs_of_other_sizes_and_channels_are_converted() -> None:
     for bad in ("texture:waves", "digits@99999", "no-such-file.png"):
         with pytest.raises(DataError):
             read_input(bad)
+
+
+def test_channel_stats_are_over_height_and_width_on_a_non_square_map() -> None:
+    """Per example and channel over (H, W), against numpy: a mean over one axis only (column or
+    row statistics) or over the channels would fail on a 5 x 9 map."""
+    f = torch.randn(2, 3, 5, 9, generator=gen(7), dtype=torch.float64) * 2 + 1
+    a = f.numpy()
+    mu, sd = channel_stats(f, eps=0.0)
+    assert mu.shape == sd.shape == (2, 3, 1, 1)
+    np.testing.assert_allclose(mu[..., 0, 0].numpy(), a.mean(axis=(2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(sd[..., 0, 0].numpy(), a.std(axis=(2, 3)), rtol=1e-12)
+    out = adain(f, f.flip(0) * 3, eps=0.0).numpy()  # AdaIN's output in numpy's statistics
+    np.testing.assert_allclose(out.mean(axis=(2, 3)), 3 * a[::-1].mean(axis=(2, 3)), rtol=1e-9)
+    np.testing.assert_allclose(out.std(axis=(2, 3)), 3 * a[::-1].std(axis=(2, 3)), rtol=1e-9)
+
+
+def test_adain_content_and_style_losses_are_the_papers_norms() -> None:
+    """Eq. (12) ``||f(g(t)) - t||_2`` and Eq. (13) (norms of the channel mean and std gaps),
+    against numpy: both are norms, so lambda weighs them as in the paper (a mean of squares for
+    L_c made the content term hundreds of times weaker than the style term)."""
+    info = dataset_info("styled:digits")
+    torch.manual_seed(0)
+    m = AdaIN(AdaINConfig(width=4, encoder_steps=0), info).double()
+    batch = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in load_dataset("styled:digits", "test").get(torch.arange(3)).items()
+    }
+    lc, ls = m.decoder_losses(batch)
+    with torch.no_grad():
+        fc, fs = m.encode(batch["x"]), m.encode(batch["style"])
+        t = adain(fc[-1], fs[-1])
+        out = m.encode(m.decoder(t))
+    diff = (out[-1] - t).numpy().reshape(3, -1)
+    np.testing.assert_allclose(lc.detach().numpy(), np.linalg.norm(diff, axis=1), rtol=1e-9)
+    want = np.zeros(3)
+    for o, s in zip(out, fs, strict=True):
+        o, s = o.numpy(), s.numpy()
+        want += np.linalg.norm(o.mean(axis=(2, 3)) - s.mean(axis=(2, 3)), axis=1)
+        sd_o = np.sqrt(o.var(axis=(2, 3)) + 1e-5)
+        sd_s = np.sqrt(s.var(axis=(2, 3)) + 1e-5)
+        want += np.linalg.norm(sd_o - sd_s, axis=1)
+    np.testing.assert_allclose(ls.detach().numpy(), want, rtol=1e-9)

@@ -47,6 +47,7 @@ from genzoo.data.base import DataInfo
 from genzoo.models.gans.losses import d_loss_hinge, g_loss_critic
 from genzoo.models.gans.players import image_shape, player_groups, player_settings
 from genzoo.nn.biggan_nets import BigGANGenerator, biggan_discriminator_body
+from genzoo.nn.diffaug import diff_augment, parse_policy
 from genzoo.nn.gan_nets import Discriminator, apply_spectral_norm, frozen
 
 
@@ -97,6 +98,11 @@ class BigGANConfig(Config):
     lr_d: float | None = bounded(4e-4, gt=0.0)  # D learning rate (None: the trainer's lr)
     lr_g: float | None = bounded(1e-4, gt=0.0)  # G learning rate (None: the trainer's lr)
     betas: tuple[float, float] = bounded((0.0, 0.999), ge=0.0, lt=1.0)  # Adam betas of both
+    diffaug: str = ""  # DiffAugment policies on real and fake before D, e.g.
+    # "color,translation,cutout" (arXiv:2006.10738; "" is off)
+
+    def validate(self) -> None:
+        parse_policy(self.diffaug)
 
 
 @register_model("biggan")
@@ -126,6 +132,7 @@ class BigGAN(GenerativeModel, Samples):
                 "choose a labelled dataset such as 'digits' or 'mnist5k'."
             )
         self.n_classes = info.n_classes
+        self.policy = parse_policy(c.diffaug)
         ch, hw = self.shape[0], (self.shape[1], self.shape[2])
         self.generator = BigGANGenerator(c.latent_dim, self.n_classes, c.embed_dim, ch, hw, c.width)
         body, feat = biggan_discriminator_body(ch, hw, c.width)
@@ -147,6 +154,11 @@ class BigGAN(GenerativeModel, Samples):
     def critic(self, x: Tensor, y: Tensor) -> Tensor:
         """D's hinge scores ``(B,)``: ``psi(phi(x)) + <embed(y), phi(x)>``."""
         return self.discriminator(x, y)
+
+    def augmented_critic(self, x: Tensor, y: Tensor) -> Tensor:
+        """D on DiffAugment's transform of ``x`` (the ``diffaug`` policies; identity when off):
+        what both players' losses score, real and fake alike (arXiv:2006.10738, Sec. 3)."""
+        return self.critic(diff_augment(x, self.policy), y)
 
     def ortho_penalty(self) -> Tensor:
         """Sum of :func:`orthogonal_penalty` over G's weights (matrices and conv kernels), the
@@ -182,7 +194,8 @@ class BigGAN(GenerativeModel, Samples):
         if group == "d":
             with torch.no_grad():
                 fake = self(self._latent(x.shape[0]), y)  # detached fakes with the batch's labels
-            real_out, fake_out = self.critic(x, y), self.critic(fake, y)  # (B,), (B,)
+            real_out = self.augmented_critic(x, y)  # (B,)
+            fake_out = self.augmented_critic(fake, y)  # (B,)
             adv = d_loss_hinge(real_out, fake_out)  # (B,)
             logs: dict[str, Tensor | float] = {
                 "d_loss": adv.mean().detach(),
@@ -193,7 +206,7 @@ class BigGAN(GenerativeModel, Samples):
         if group == "g":
             fake = self(self._latent(x.shape[0]), y)
             with frozen(self.discriminator):  # D's weights take no gradient in G's step
-                fake_out = self.critic(fake, y)  # (B,)
+                fake_out = self.augmented_critic(fake, y)  # (B,)
             adv = g_loss_critic(fake_out).mean()
             ortho = self.ortho_penalty() if self.config.ortho > 0 else torch.zeros(())
             total = adv + self.config.ortho * ortho  # Eq. (3): beta * R(W) added to G's loss

@@ -3,8 +3,9 @@
 Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive Instance Normalization",
 arXiv:1703.06868. An encoder ``f`` maps content ``c`` and style ``s`` to features; AdaIN gives
 ``t = AdaIN(f(c), f(s))`` (Eq. (8)) and the decoder ``g`` maps ``t`` back to an image. The decoder
-is trained with ``L = L_c + lambda L_s`` (Eq. (11)): ``L_c = |f(g(t)) - t|^2`` (Eq. (12)) and the
-statistics loss ``L_s`` over several encoder layers (Eq. (13)); ``lambda = 10`` as in the paper.
+is trained with ``L = L_c + lambda L_s`` (Eq. (11)): ``L_c = ||f(g(t)) - t||_2`` (Eq. (12), the
+Euclidean norm as the paper writes it, like the norms of ``L_s``) and the statistics loss ``L_s``
+over several encoder layers (Eq. (13)); ``lambda = 10`` as in the paper.
 At test time ``t = alpha t + (1 - alpha) f(c)`` trades content for style (Eq. (14)).
 
 The paper's encoder is a pretrained VGG19, which cannot be downloaded here; this model's encoder
@@ -121,7 +122,7 @@ class AdaIN(GenerativeModel):
                 t = adain(self.encode(c)[-1], self.encode(s)[-1])  # Eq. (8)
                 style_feats = self.encode(s)
             out_feats = self.encode(self.decoder(t))
-            lc = (out_feats[-1] - t).pow(2).flatten(1).mean(1)  # Eq. (12), per example
+            lc = (out_feats[-1] - t).flatten(1).norm(dim=1)  # Eq. (12): the L2 norm, per example
             ls = stats_style_loss(out_feats, style_feats)  # Eq. (13)
         return lc, ls
 
