@@ -275,23 +275,13 @@ def vocoder_table(
     x, labels = test.x[::2], test.y[::2]  # 120 clips: all 8 held-out speakers, all 10 digits
     mel = vocoder_mel(x)  # (120, 64, 125): the one input of every row but the oracle
     rows = []
+    float32_gl: set[int] = set()  # DeGLI's own iteration without the DNN, per count
     for run in runs:
         r = open_run(run)
         model = r.model
         if model.config.n_fft != N_FFT or model.config.hop != HOP or model.config.n_mels != N_MELS:
             raise SystemExit(f"{run}: not HiFi-GAN's default STFT settings")
         label = VOCODER_LABELS.get(model.name, model.name)
-        warm = model.config.mel_warmup
-        game = max(r.step - warm, 0) if warm else r.step
-        how = f"{r.step} steps" + (
-            f": {min(r.step, warm)} mel-L1-only + {game} GAN" if warm else ""
-        )
-        if isinstance(model, Vocos):  # its warm start may carry more reconstruction terms
-            c = model.config
-            terms = [(c.lambda_mel, "mel L1"), (c.lambda_phase, "phase"), (c.lambda_mag, "log-mag")]
-            recon = " + ".join(f"{w:g} {t}" for w, t in terms if w > 0)
-            how = f"{r.step} steps" + (f": {min(r.step, warm)} of {recon}" if warm else "")
-            how += f" + {game} GAN" if warm and game else ""
         if isinstance(model, DeepGriffinLim):  # its own count, the others, each without the DNN
             c = model.config
             k = "every" if c.dnn_iters is None else f"the last {c.dnn_iters}"
@@ -304,12 +294,26 @@ def vocoder_table(
                                    for i in range(0, len(x), 40)])  # fmt: skip
                     name = f"{label} ({n}), DNN in {k}, {r.step} steps of {obj}"
                     rows.append((name, y, time.perf_counter() - t0))
+                    if n in float32_gl:  # measured for an earlier DeGLI run
+                        continue
+                    float32_gl.add(n)
                     t0 = time.perf_counter()
                     y = torch.cat([without_dnn(model, mel[i : i + 40], n)
                                    for i in range(0, len(x), 40)])  # fmt: skip
                     name = f"the same iteration without the DNN: fast Griffin-Lim ({n}), float32"
                     rows.append((name, y, time.perf_counter() - t0))
             continue
+        warm = model.config.mel_warmup
+        game = max(r.step - warm, 0) if warm else r.step
+        how = f"{r.step} steps" + (
+            f": {min(r.step, warm)} mel-L1-only + {game} GAN" if warm else ""
+        )
+        if isinstance(model, Vocos):  # its warm start may carry more reconstruction terms
+            c = model.config
+            terms = [(c.lambda_mel, "mel L1"), (c.lambda_phase, "phase"), (c.lambda_mag, "log-mag")]
+            recon = " + ".join(f"{w:g} {t}" for w, t in terms if w > 0)
+            how = f"{r.step} steps" + (f": {min(r.step, warm)} of {recon}" if warm else "")
+            how += f" + {game} GAN" if warm and game else ""
         with torch.no_grad():
             t0 = time.perf_counter()
             y_hg = torch.cat([model.vocode(mel[i : i + 40]) for i in range(0, len(x), 40)])
