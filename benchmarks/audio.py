@@ -239,7 +239,15 @@ def train_hifigan(steps: int, out: Path) -> tuple[Path, float]:
     return out, time.perf_counter() - t0
 
 
-VOCODER_LABELS = {"hifigan": "HiFi-GAN", "vocos": "Vocos"}  # row names of the vocoder runs
+VOCODER_LABELS = {"hifigan": "HiFi-GAN", "vocos": "Vocos", "degli": "DeGLI"}  # vocoder rows
+
+
+def without_dnn(model: torch.nn.Module, mel: torch.Tensor, n: int) -> torch.Tensor:
+    """A DeGLI run's own iteration with the DNN off in all ``n`` sub-blocks: fast Griffin-Lim
+    (``griffin_lim_vocoder``'s iteration) in the model's float32."""
+    mag = model.magnitude(mel)
+    x, _ = model.iterate(mag, n, dnn_from=n)
+    return model.waveform(x, mag)
 
 
 def vocoder_table(
@@ -249,12 +257,17 @@ def vocoder_table(
     griffin_lim: bool = True,
     refine: bool = False,
     nnls: bool = True,
+    gl_iters: tuple[int, ...] = (100,),
+    degli_iters: tuple[int, ...] = (),
 ) -> list[dict]:
     """Each vocoder run (HiFi-GAN or Vocos) against Griffin-Lim on 120 held-out clips, all from
     the same log-mel (n_fft 256, hop 64, 64 mels), and Griffin-Lim from the full ``|STFT|`` as an
     oracle (``nnls``: with the NNLS-magnitude row). ``refine``: also each Vocos run's
     spectrogram refined by 100 iterations of fast Griffin-Lim started from its phase
-    (``genzoo.audio.spectral.griffin_lim_vocoder``)."""
+    (``genzoo.audio.spectral.griffin_lim_vocoder``). ``gl_iters``: the iteration counts of the
+    vocoder-framing Griffin-Lim rows; ``degli_iters``: more iteration counts for DeGLI runs
+    (besides their own ``iters``), each also without the DNN (fast Griffin-Lim in float32)."""
+    from genzoo.models.gans.degli import DeepGriffinLim
     from genzoo.models.gans.vocos import Vocos
     from genzoo.runs import open_run
 
@@ -262,12 +275,34 @@ def vocoder_table(
     x, labels = test.x[::2], test.y[::2]  # 120 clips: all 8 held-out speakers, all 10 digits
     mel = vocoder_mel(x)  # (120, 64, 125): the one input of every row but the oracle
     rows = []
+    float32_gl: set[int] = set()  # DeGLI's own iteration without the DNN, per count
     for run in runs:
         r = open_run(run)
         model = r.model
         if model.config.n_fft != N_FFT or model.config.hop != HOP or model.config.n_mels != N_MELS:
             raise SystemExit(f"{run}: not HiFi-GAN's default STFT settings")
         label = VOCODER_LABELS.get(model.name, model.name)
+        if isinstance(model, DeepGriffinLim):  # its own count, the others, each without the DNN
+            c = model.config
+            k = "every" if c.dnn_iters is None else f"the last {c.dnn_iters}"
+            obj = "mel L1 through them" if c.objective == "unrolled" else "denoising L1"
+            model.eval()
+            for n in dict.fromkeys((c.iters, *degli_iters)):
+                with torch.no_grad():
+                    t0 = time.perf_counter()
+                    y = torch.cat([model.reconstruct(mel[i : i + 40], n)
+                                   for i in range(0, len(x), 40)])  # fmt: skip
+                    name = f"{label} ({n}), DNN in {k}, {r.step} steps of {obj}"
+                    rows.append((name, y, time.perf_counter() - t0))
+                    if n in float32_gl:  # measured for an earlier DeGLI run
+                        continue
+                    float32_gl.add(n)
+                    t0 = time.perf_counter()
+                    y = torch.cat([without_dnn(model, mel[i : i + 40], n)
+                                   for i in range(0, len(x), 40)])  # fmt: skip
+                    name = f"the same iteration without the DNN: fast Griffin-Lim ({n}), float32"
+                    rows.append((name, y, time.perf_counter() - t0))
+            continue
         warm = model.config.mel_warmup
         game = max(r.step - warm, 0) if warm else r.step
         how = f"{r.step} steps" + (
@@ -305,11 +340,12 @@ def vocoder_table(
     rows.append(
         ("fast Griffin-Lim (100) from log-mel, pinv magnitude", y_pinv, time.perf_counter() - t0)
     )
-    t0 = time.perf_counter()
     mag = sp.pinv_mel_magnitude(mel.double(), sp.mel_filterbank(8000, N_FFT, N_MELS))
-    y_vf = sp.griffin_lim_vocoder(mag, N_FFT, HOP, 100, 0.99)  # (120, frames * hop)
-    rows.append(("fast Griffin-Lim (100) from log-mel, pinv magnitude, vocoder framing", y_vf,
-                 time.perf_counter() - t0))  # fmt: skip
+    for n in gl_iters:
+        t0 = time.perf_counter()
+        y_vf = sp.griffin_lim_vocoder(mag, N_FFT, HOP, n, 0.99)  # (120, frames * hop)
+        rows.append((f"fast Griffin-Lim ({n}) from log-mel, pinv magnitude, vocoder framing",
+                     y_vf, time.perf_counter() - t0))  # fmt: skip
     if docs is not None and runs:
         docs_media(x, rows[0][1], y_pinv, labels, docs, rows[0][0].split(",")[0])
     t0 = time.perf_counter()
@@ -358,6 +394,14 @@ def main() -> None:
         "--refine", action="store_true",
         help="vocoder: add each Vocos run + 100 fast Griffin-Lim iterations from its own STFT",
     )  # fmt: skip
+    ap.add_argument(
+        "--gl-iters", type=int, nargs="+", default=[100],
+        help="vocoder: iteration counts of the vocoder-framing Griffin-Lim rows",
+    )  # fmt: skip
+    ap.add_argument(
+        "--degli-iters", type=int, nargs="+", default=[],
+        help="vocoder: more iteration counts for DeGLI runs (besides their own iters)",
+    )  # fmt: skip
     ap.add_argument("--docs", type=Path, default=None, help="write WAVs and a picture here")
     ap.add_argument("--specdiff-steps", type=int, default=400, help="EDM steps on the mel view")
     ap.add_argument(
@@ -404,8 +448,9 @@ def vocoder_part(args: argparse.Namespace) -> None:
             runs = [run]
             print(f"\nHiFi-GAN (default config), {args.hifigan_steps} steps, {sec:.0f} s")
         table = vocoder_table(
-            runs, yard, args.docs, not args.no_griffin_lim, args.refine, not args.no_nnls
-        )
+            runs, yard, args.docs, not args.no_griffin_lim, args.refine, not args.no_nnls,
+            tuple(args.gl_iters), tuple(args.degli_iters),
+        )  # fmt: skip
     print("\n120 held-out clips (every other) resynthesised from their log-mel (n_fft 256, hop 64,")
     print("64 mels); mel L1 on that log-mel, MCD (Kubichek, 12 MFCCs) and LSD in dB, SC in dB:")
     print(

@@ -1,13 +1,14 @@
 """GANs: one model, several objectives; importing this package registers ``gan``, ``dcgan``,
 ``wgan``, ``wgan-gp``, ``hinge-sn``, ``cgan`` and ``biggan``, the image-to-image models
 ``pix2pix`` and ``cyclegan``, the progress models ``progan`` and ``stylegan2``, the
-two-stream ``video-gan`` and the vocoders ``hifigan`` and ``vocos``."""
+two-stream ``video-gan`` and the vocoders ``hifigan``, ``vocos`` and ``degli``."""
 
 from genzoo.models.gans import losses
 from genzoo.models.gans.biggan import BigGAN, BigGANConfig
 from genzoo.models.gans.conditional import CGAN, CGANConfig
 from genzoo.models.gans.cyclegan import CycleGAN, CycleGANConfig
 from genzoo.models.gans.dcgan import DCGAN, DCGANConfig
+from genzoo.models.gans.degli import DeepGriffinLim, DeGLIConfig
 from genzoo.models.gans.gan import (
     GAN,
     WGAN,
@@ -37,6 +38,8 @@ __all__ = [
     "CycleGAN",
     "CycleGANConfig",
     "DCGANConfig",
+    "DeGLIConfig",
+    "DeepGriffinLim",
     "GANConfig",
     "HiFiGAN",
     "HiFiGANConfig",
