@@ -187,17 +187,9 @@ class DeepGriffinLim(MelVocoder):
     def __init__(self, config: DeGLIConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         c = config
-        if info.kind != "audio":
-            raise ConfigError(
-                f"degli is a vocoder of audio, but dataset {info.name!r} holds {info.kind}; "
-                "choose 'speech-digits' or 'tones'."
-            )
-        if (c.n_fft - c.hop) % 2 or c.hop > c.n_fft:
-            raise ConfigError(f"n_fft - hop ({c.n_fft} - {c.hop}) must be even and >= 0.")
+        self.check_audio_and_framing()
         if c.kernel % 2 == 0:
             raise ConfigError(f"kernel = {c.kernel} must be odd (the bins keep their count).")
-        if c.segment % c.hop:
-            raise ConfigError(f"segment = {c.segment} must be a multiple of hop = {c.hop}.")
         if c.objective not in OBJECTIVES:
             raise ConfigError(
                 f"Unknown degli objective {c.objective!r}; choose {choices(OBJECTIVES)}."

@@ -272,27 +272,19 @@ class HiFiGAN(MelVocoder):
     def __init__(self, config: HiFiGANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         c = config
-        if info.kind != "audio":
-            raise ConfigError(
-                f"hifigan is a vocoder of audio, but dataset {info.name!r} holds {info.kind}; "
-                "choose 'speech-digits' or 'tones'."
-            )
+        self.check_audio_and_framing()
         if math.prod(c.upsample_rates) != c.hop:
             raise ConfigError(
                 f"upsample_rates {list(c.upsample_rates)} multiply to "
                 f"{math.prod(c.upsample_rates)}, not to hop = {c.hop}; the output would not "
                 "line up with the frames."
             )
-        if (c.n_fft - c.hop) % 2 or c.hop > c.n_fft:
-            raise ConfigError(f"n_fft - hop ({c.n_fft} - {c.hop}) must be even and >= 0.")
         if c.upsample_channels % 2 ** len(c.upsample_rates):
             raise ConfigError(
                 f"upsample_channels = {c.upsample_channels} must be divisible by "
                 f"{2 ** len(c.upsample_rates)} (halved at each of the "
                 f"{len(c.upsample_rates)} stages)."
             )
-        if c.segment % c.hop:
-            raise ConfigError(f"segment = {c.segment} must be a multiple of hop = {c.hop}.")
         fb = mel_filterbank(info.sample_rate, c.n_fft, c.n_mels).float()  # (F, M)
         self.register_buffer("fb", fb, persistent=False)  # a function of the config: not saved
         self.generator = Generator(c)

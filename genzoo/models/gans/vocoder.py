@@ -30,6 +30,21 @@ class MelVocoder(GenerativeModel, Vocodes):
     ``forward(mel)`` and :meth:`stft_magnitude` (the ``|STFT|`` in their own framing); their
     configs carry ``n_fft``, ``hop``, ``n_mels`` and ``mel_warmup``."""
 
+    def check_audio_and_framing(self) -> None:
+        """One sentence for a dataset that is not audio, or for ``n_fft``, ``hop`` and
+        ``segment`` that do not frame a training segment in whole, centred hops (the checks every
+        log-mel vocoder here makes before building its layers)."""
+        c, info = self.config, self.info
+        if info.kind != "audio":
+            raise ConfigError(
+                f"{self.name} is a vocoder of audio, but dataset {info.name!r} holds {info.kind}; "
+                "choose 'speech-digits' or 'tones'."
+            )
+        if (c.n_fft - c.hop) % 2 or c.hop > c.n_fft:
+            raise ConfigError(f"n_fft - hop ({c.n_fft} - {c.hop}) must be even and >= 0.")
+        if c.segment % c.hop:
+            raise ConfigError(f"segment = {c.segment} must be a multiple of hop = {c.hop}.")
+
     @property
     def game_on(self) -> bool:
         """Whether the adversarial game has started (after ``mel_warmup`` generator steps)."""

@@ -250,17 +250,9 @@ class Vocos(MelVocoder):
     def __init__(self, config: VocosConfig, info: DataInfo) -> None:
         super().__init__(config, info)
         c = config
-        if info.kind != "audio":
-            raise ConfigError(
-                f"vocos is a vocoder of audio, but dataset {info.name!r} holds {info.kind}; "
-                "choose 'speech-digits' or 'tones'."
-            )
-        if (c.n_fft - c.hop) % 2 or c.hop > c.n_fft:
-            raise ConfigError(f"n_fft - hop ({c.n_fft} - {c.hop}) must be even and >= 0.")
+        self.check_audio_and_framing()
         if c.kernel % 2 == 0:
             raise ConfigError(f"kernel = {c.kernel} must be odd (the frames keep their count).")
-        if c.segment % c.hop:
-            raise ConfigError(f"segment = {c.segment} must be a multiple of hop = {c.hop}.")
         fb = mel_filterbank(info.sample_rate, c.n_fft, c.n_mels)  # (F, M), float64
         self.register_buffer("fb", fb.float(), persistent=False)  # a function of the config
         pinv = torch.linalg.pinv(fb.T).float()  # (F, M)
