@@ -5,6 +5,7 @@ a short run through the one Trainer lowers the loss below Griffin-Lim's."""
 
 import pytest
 import torch
+from tiny_audio import audio_info
 
 import genzoo
 from genzoo.audio.spectral import (
@@ -19,10 +20,6 @@ from genzoo.data.base import DataInfo
 from genzoo.models.gans.degli import DeepGriffinLim, DeGLIConfig
 
 pytest.importorskip("torchaudio")
-
-
-def audio_info(length=1024, rate=8000):
-    return DataInfo(name="tiny-audio", kind="audio", shape=(length,), n_classes=2, sample_rate=rate)
 
 
 def tiny(seed=0, **kw):

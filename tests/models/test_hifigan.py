@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiny_audio import audio_info
 from torch import nn
 
 import genzoo
@@ -23,10 +24,6 @@ from genzoo.models.gans.hifigan import (
 )
 
 pytest.importorskip("torchaudio")
-
-
-def audio_info(length=1024, rate=8000):
-    return DataInfo(name="tiny-audio", kind="audio", shape=(length,), n_classes=2, sample_rate=rate)
 
 
 def tiny(seed=0, info=None, **kw):

@@ -6,6 +6,7 @@ warm start, and a short run through the one Trainer."""
 import numpy as np
 import pytest
 import torch
+from tiny_audio import audio_info
 
 import genzoo
 from genzoo.audio.spectral import (
@@ -23,10 +24,6 @@ from genzoo.data.base import DataInfo
 from genzoo.models.gans.vocos import Vocos, VocosConfig, hinge_d_loss, hinge_g_loss
 
 pytest.importorskip("torchaudio")
-
-
-def audio_info(length=1024, rate=8000):
-    return DataInfo(name="tiny-audio", kind="audio", shape=(length,), n_classes=2, sample_rate=rate)
 
 
 def tiny(seed=0, **kw):
