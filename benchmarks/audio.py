@@ -239,7 +239,8 @@ def train_hifigan(steps: int, out: Path) -> tuple[Path, float]:
     return out, time.perf_counter() - t0
 
 
-VOCODER_LABELS = {"hifigan": "HiFi-GAN", "vocos": "Vocos", "degli": "DeGLI"}  # vocoder rows
+VOCODER_LABELS = {"hifigan": "HiFi-GAN", "vocos": "Vocos", "degli": "DeGLI",
+                  "mel2linear-gl": "mel-to-linear"}  # vocoder rows  # fmt: skip
 
 
 def without_dnn(model: torch.nn.Module, mel: torch.Tensor, n: int) -> torch.Tensor:
@@ -268,6 +269,7 @@ def vocoder_table(
     vocoder-framing Griffin-Lim rows; ``degli_iters``: more iteration counts for DeGLI runs
     (besides their own ``iters``), each also without the DNN (fast Griffin-Lim in float32)."""
     from genzoo.models.gans.degli import DeepGriffinLim
+    from genzoo.models.gans.mel2linear import Mel2Linear, mel_fit
     from genzoo.models.gans.vocos import Vocos
     from genzoo.runs import open_run
 
@@ -276,6 +278,7 @@ def vocoder_table(
     mel = vocoder_mel(x)  # (120, 64, 125): the one input of every row but the oracle
     rows = []
     float32_gl: set[int] = set()  # DeGLI's own iteration without the DNN, per count
+    fitted: set[int] = set()  # mel-fit counts of the untrained mel-to-linear rows measured
     for run in runs:
         r = open_run(run)
         model = r.model
@@ -301,6 +304,28 @@ def vocoder_table(
                     y = torch.cat([without_dnn(model, mel[i : i + 40], n)
                                    for i in range(0, len(x), 40)])  # fmt: skip
                     name = f"the same iteration without the DNN: fast Griffin-Lim ({n}), float32"
+                    rows.append((name, y, time.perf_counter() - t0))
+            continue
+        if isinstance(model, Mel2Linear):  # its magnitude, then the GL rows' own iteration
+            model.eval()
+            k = model.config.mel_fit
+            for n in gl_iters:
+                with torch.no_grad():
+                    t0 = time.perf_counter()
+                    mag = torch.cat([model.magnitude(mel[i : i + 40].double())
+                                     for i in range(0, len(x), 40)])  # fmt: skip
+                    y = sp.griffin_lim_vocoder(mag, N_FFT, HOP, n, model.config.momentum)
+                    name = f"{label} + fast Griffin-Lim ({n}), {r.step} steps"
+                    rows.append((name, y, time.perf_counter() - t0))
+            if k and k not in fitted:  # the same without the network: the untrained model
+                fitted.add(k)
+                fb64 = sp.mel_filterbank(8000, N_FFT, N_MELS)
+                base = mel_fit(sp.pinv_mel_magnitude(mel.double(), fb64), mel.double(), fb64, k)
+                for n in gl_iters:
+                    t0 = time.perf_counter()
+                    y = sp.griffin_lim_vocoder(base, N_FFT, HOP, n, model.config.momentum)
+                    name = (f"fast Griffin-Lim ({n}) from log-mel, pinv magnitude + {k} KL "
+                            "mel-fit updates (the untrained model)")  # fmt: skip
                     rows.append((name, y, time.perf_counter() - t0))
             continue
         warm = model.config.mel_warmup
