@@ -29,6 +29,9 @@
    (``--hifigan-runs`` takes any vocoder run), with ``--refine`` also their spectrogram refined
    by 100 fast Griffin-Lim iterations from its own phase; a Griffin-Lim row in the vocoder
    framing (``genzoo.audio.spectral.griffin_lim_vocoder``, zero phase) sits beside the baseline.
+   A ``mel2linear-gl`` run (Tacotron's post-processing network) is scored at each ``--gl-iters``
+   count: its learned magnitude, then the Griffin-Lim rows' own iteration, beside the same
+   iteration from its untrained magnitude (the pseudo-inverse after the same mel-fit updates).
 
     python benchmarks/audio.py --threads 1
     python benchmarks/audio.py --threads 1 --steps 1000 --figure docs/img/audio.png
@@ -44,6 +47,7 @@
     python benchmarks/audio.py --threads 1 --only vocoder --hifigan-runs R1 R2 --no-griffin-lim
     python benchmarks/audio.py --threads 1 --only vocoder --hifigan-runs VOCOS1 VOCOS2 --refine \
         --no-nnls --docs DIR
+    python benchmarks/audio.py --threads 1 --only vocoder --hifigan-runs M2L --gl-iters 100 200
     python benchmarks/audio.py --threads 1 --only specdiff --specdiff-steps 400 --specdiff-out R
 """
 
