@@ -45,9 +45,9 @@ genzoo's choices (not the paper's):
   ``channels``, ``layers`` residual convolutions (GELU) over frames, an optional bidirectional
   GRU (``gru``, the CBHG's last stage), a 1 x 1 convolution to ``2 (n_fft / 2 + 1)`` outputs. The
   input is the log-mel less its clip mean (loudness-free).
-- **The loss** is the paper's L1 taken on log magnitudes (the log-mel's and the mel-cepstral
+- **The loss**: the paper's L1, on log magnitudes (the log-mel's and the mel-cepstral
   distortion's domain: quiet bins count as much as loud ones), plus the spectral convergence
-  (Arik et al., arXiv:1808.06719; the loud bins), weight ``lambda_sc``.
+  (not in the paper; Arik et al., arXiv:1808.06719; the loud bins), weight ``lambda_sc``.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ class Mel2Linear(MelVocoder):
         (``n_iter``; ``None``: ``iters``) from the learned magnitude, Eq. (4)."""
         c = self.config
         n = c.iters if n_iter is None else n_iter
-        return griffin_lim_vocoder(self.magnitude(mel), c.n_fft, c.hop, n, c.momentum)
+        return griffin_lim_vocoder(self.magnitude(mel), c.n_fft, c.hop, n, c.momentum)  # Eq. (4)
 
     def forward(self, mel: Tensor) -> Tensor:
         """The vocoder: log-mel ``(B, n_mels, frames)`` -> waveform ``(B, frames * hop)``."""
