@@ -5,6 +5,7 @@ Encoders (frozen while the decoder trains):
 
 - ``own``: ``small_cnn_body(1, width)`` trained first for ``--encoder-steps`` Adam steps as the
   ``adain`` model trains it (a classifier of the digit classes and the texture kinds);
+  ``own-content``: the same, a classifier of the digit classes only (no textures);
 - ``classifier:<dataset>``: the body of genzoo's cached feature classifier of that dataset
   (``classifier:digits`` is the scoring network itself; ``classifier:mnist5k`` is another
   network, trained on mnist5k's train digits only).
@@ -50,7 +51,10 @@ from genzoo.nn.style import (  # noqa: E402
 from genzoo.runs.stylize import read_input  # noqa: E402
 
 
-def train_own_encoder(width: int, steps: int, batch: int, lr: float, seed: int) -> torch.nn.Module:
+def train_own_encoder(
+    width: int, steps: int, batch: int, lr: float, seed: int, textures: bool = True
+) -> torch.nn.Module:
+    """``textures=False``: a classifier of the content classes only (no texture images)."""
     ds = load_dataset("styled:mnist5k", "train")
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -59,8 +63,11 @@ def train_own_encoder(width: int, steps: int, batch: int, lr: float, seed: int) 
     opt = torch.optim.Adam([*body.parameters(), *head.parameters()], lr=lr)
     for _ in range(steps):
         b = ds.get(torch.randint(len(ds), (batch,), generator=g))
-        logits = head(body(torch.cat([b["x"], b["style"]])).mean(dim=(2, 3)))
-        y = torch.cat([b["y"], b["style_y"] + ds.info.n_classes])
+        if textures:
+            logits = head(body(torch.cat([b["x"], b["style"]])).mean(dim=(2, 3)))
+            y = torch.cat([b["y"], b["style_y"] + ds.info.n_classes])
+        else:
+            logits, y = head(body(b["x"]).mean(dim=(2, 3))), b["y"]
         loss = F.cross_entropy(logits, y)
         opt.zero_grad()
         loss.backward()
@@ -172,9 +179,11 @@ def main(argv: list[str] | None = None) -> None:
     def scorer(x):
         return tap_features(scorer_body, x, SMALL_CNN_TAPS)
 
-    if a.encoder == "own":
-        body = train_own_encoder(a.width, a.encoder_steps, a.batch, 1e-3, a.seed)
-        enc_name = f"own width {a.width}, {a.encoder_steps} classifier steps"
+    if a.encoder in ("own", "own-content"):
+        textures = a.encoder == "own"
+        body = train_own_encoder(a.width, a.encoder_steps, a.batch, 1e-3, a.seed, textures)
+        what = "digits + texture kinds" if textures else "digits only"
+        enc_name = f"own width {a.width}, {a.encoder_steps} classifier steps ({what})"
     elif a.encoder.startswith("classifier:"):
         body = get_classifier(a.encoder.partition(":")[2]).net.body
         enc_name = a.encoder
