@@ -111,6 +111,18 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--adain-steps", type=int, default=800)
     p.add_argument("--adain-width", type=int, default=16)
     p.add_argument("--adain-style-weight", type=float, default=10.0, help="adain: lambda")
+    p.add_argument(
+        "--adain-encoder",
+        default="own",
+        help="adain: 'own' (trained in the run) or 'classifier:<dataset>' (fixed)",
+    )
+    p.add_argument(
+        "--adain-set",
+        nargs="*",
+        default=[],
+        metavar="key=value",
+        help="adain: more model or training settings, e.g. lr=1e-4 grad_clip=0",
+    )
     p.add_argument("--contents", default="0,1,2,3", help="style: mnist5k test indices")
     p.add_argument("--picture", default="style-transfer.png", help="style: grid file name")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -137,11 +149,16 @@ def cmd_style(args: argparse.Namespace) -> dict:
     from genzoo.data.textures import KINDS
     from genzoo.runs.stylize import stylize
 
-    run = Path(args.out) / f"adain-styled-mnist5k-sw{args.adain_style_weight:g}-{args.adain_steps}"
+    name = f"adain-styled-mnist5k-sw{args.adain_style_weight:g}-{args.adain_steps}"
+    if args.adain_encoder != "own":  # the settings name the run (the default keeps its old name)
+        name += "-" + "-".join([args.adain_encoder.replace(":", "_"), *args.adain_set])
+    run = Path(args.out) / name
     over = {"seed": 0, "width": args.adain_width, "style_weight": args.adain_style_weight}
+    over |= {"encoder": args.adain_encoder, **_settings(args.adain_set)}
     dt = _train("adain", "styled:mnist5k", run, args.adain_steps, over)
     print(
-        f"adain: width {args.adain_width}, {args.adain_steps} steps on styled:mnist5k, {dt:.0f} s"
+        f"adain: encoder {args.adain_encoder}, width {args.adain_width} (own encoder), "
+        f"{' '.join(args.adain_set)}, {args.adain_steps} steps on styled:mnist5k, {dt:.0f} s"
     )
     contents = [f"mnist5k@{i}" for i in args.contents]
     print(

@@ -4,7 +4,7 @@ A model class is built as ``cls(config, info, **parts)``. ``parts`` is empty unl
 :class:`~genzoo.core.protocol.BuiltOnRuns` (an LDM over an autoencoder, a prior over a VQ-VAE, a
 text-to-image model over a CLIP text encoder): then ``cls.load_parts(config, load_run)`` loads
 the trained runs it names, with the ``load_run(run_dir, ema)`` that the caller gives (the runs
-layer's :func:`genzoo.runs.load.load_submodel`). Training and loading go through the same
+layer's :func:`genzoo.runs.load.load_part`). Training and loading go through the same
 :func:`build`, so a run is rebuilt exactly as it was trained.
 """
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from genzoo.core.config import Config
 from genzoo.core.errors import CheckpointError, ConfigError
 from genzoo.core.io import load_state_strict
@@ -39,7 +41,7 @@ def open_run(run: str | Path, *, ema: bool = True, device: str = "cpu") -> Loade
     try:
         info = DataInfo.from_dict(cfg["data_info"])
         cls = MODELS.get(cfg["model"])
-        model = build(cls, cls.config_class.from_dict(cfg["model_config"]), info, load_submodel)
+        model = build(cls, cls.config_class.from_dict(cfg["model_config"]), info, load_part)
     except (ConfigError, *BUILD_ERRORS) as e:
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise CheckpointError(
@@ -56,9 +58,19 @@ def open_run(run: str | Path, *, ema: bool = True, device: str = "cpu") -> Loade
 
 
 def load_submodel(run: str, ema: bool) -> GenerativeModel:
-    """The ``load_run`` of :meth:`BuiltOnRuns.load_parts`: the model of ``run`` on the CPU in
-    eval mode."""
+    """The model of ``run`` on the CPU in eval mode."""
     return open_run(run, ema=ema, device="cpu").model
+
+
+def load_part(run: str, ema: bool) -> nn.Module:
+    """The ``load_run`` of :meth:`BuiltOnRuns.load_parts`: :func:`load_submodel`, or for
+    ``classifier:<dataset>`` genzoo's cached feature classifier of that dataset as a fixed
+    :class:`~genzoo.nn.style.FeatureNet` (trained and cached on first use; ``adain``'s encoder)."""
+    if run.startswith("classifier:"):
+        from genzoo.runs.stylize import feature_net
+
+        return feature_net(run)
+    return load_submodel(run, ema)
 
 
 def load(run: str | Path, *, ema: bool = True, device: str = "auto") -> GenerativeModel:
@@ -71,7 +83,7 @@ def build_model(
     name: str,
     info: DataInfo,
     model_config: dict[str, Any] | Config,
-    load_run: LoadRun = load_submodel,
+    load_run: LoadRun = load_part,
 ) -> GenerativeModel:
     """The model ``name`` for data ``info`` from a config (or its dict), its sub-runs loaded with
     ``load_run``."""

@@ -24,7 +24,7 @@ from genzoo.data import load_dataset
 from genzoo.models import MODELS
 from genzoo.models.autoencoders.vqgan import PerceptualFeatures
 from genzoo.runs.build import build_checked, split_overrides, train_config
-from genzoo.runs.load import load_submodel
+from genzoo.runs.load import load_part
 from genzoo.runs.perceptual import perceptual_network
 from genzoo.train import distributed
 from genzoo.train.safety import RunLock, storage_error
@@ -107,7 +107,7 @@ def train(
     except GenzooError:
         test_set = None
     seed_everything(tcfg.seed)
-    net = build_checked(cls, mcfg, train_set.info, m_over, data, load_submodel)
+    net = build_checked(cls, mcfg, train_set.info, m_over, data, load_part)
     if isinstance(net, PerceptualFeatures) and net.needs_feature_net:  # e.g. vqgan
         net.set_feature_net(perceptual_network(data, root=data_root))
     try:

@@ -117,6 +117,50 @@ def test_adain_model_trains_the_encoder_then_the_decoder_alone() -> None:
         AdaIN(AdaINConfig(width=4), dataset_info("toy2d:8gaussians"))
 
 
+def test_adain_over_a_fixed_feature_network_trains_only_the_decoder_from_step_0() -> None:
+    """``encoder="classifier:<dataset>"``: the runs layer's ``load_run`` is asked for that
+    network, the model taps it as given (same features), skips the encoder phase although
+    ``encoder_steps`` is set, never updates it, and mirrors its width in the decoder."""
+    from genzoo.nn.style import SMALL_CNN_TAPS
+    from genzoo.runs.build import build
+
+    info = dataset_info("styled:digits")
+    torch.manual_seed(0)
+    net = FeatureNet(small_cnn_body(1, 6), SMALL_CNN_TAPS, 1, name="test-net")
+    asked: list[tuple[str, bool]] = []
+
+    def load_run(run: str, ema: bool) -> torch.nn.Module:
+        asked.append((run, ema))
+        return net
+
+    cfg = AdaINConfig(width=4, encoder_steps=5, encoder="classifier:digits")
+    m = build(AdaIN, cfg, info, load_run)
+    assert asked == [("classifier:digits", False)]
+    assert AdaIN.load_parts(AdaINConfig(), load_run) == {} and len(asked) == 1  # own: nothing
+    assert m.decoder.stage3[0].in_channels == 4 * 6  # the given net's width, not config.width
+    batch = load_dataset("styled:digits", "test").get(torch.arange(6))
+    for got, want in zip(m.encode(batch["x"]), net(batch["x"]), strict=True):
+        torch.testing.assert_close(got, want)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    m.train()
+    out = m.loss(batch)  # step 0 is already the decoder's: no encoder_ce phase
+    assert set(out.logs) == {"content", "style"}
+    out.loss.backward()
+    assert all(p.grad is None for p in m.encoder.parameters())
+    assert all(p.grad is not None for p in m.decoder.parameters())
+    opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=0.1)
+    opt.step()
+    for k, v in net.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0)
+    assert set(m.eval_metrics(batch)) == {"content", "style"}
+    with pytest.raises(ConfigError, match="'own' or 'classifier:<dataset>'"):
+        AdaINConfig.from_dict({"encoder": "vgg19"})
+    with pytest.raises(ConfigError, match="needs that feature network"):
+        AdaIN(cfg, info)
+    with pytest.raises(ConfigError, match="3-channel"):
+        AdaIN(cfg, info, FeatureNet(small_cnn_body(3, 4), SMALL_CNN_TAPS, 3))
+
+
 class _Evil:
     """Unpickling this would create a file (it must never happen)."""
 

@@ -8,18 +8,26 @@ Euclidean norm as the paper writes it, like the norms of ``L_s``) and the statis
 over several encoder layers (Eq. (13)); ``lambda = 10`` as in the paper.
 At test time ``t = alpha t + (1 - alpha) f(c)`` trades content for style (Eq. (14)).
 
-The paper's encoder is a pretrained VGG19, which cannot be downloaded here; this model's encoder
-is genzoo's small classifier layout (:func:`genzoo.nn.style.small_cnn_body`), trained inside the
-run in two phases: for the first ``encoder_steps`` training steps only the encoder learns, as a
-classifier of the content classes and of the texture kinds (cross-entropy); then it is frozen
-and only the decoder learns, with the paper's losses (a fixed encoder, as the paper's VGG). The
-phase is counted in a buffer, so a resumed run continues in the same phase.
+The paper's encoder is a pretrained VGG19, which cannot be downloaded here. ``encoder`` picks
+the feature network:
+
+- ``"own"`` (the default): genzoo's small classifier layout
+  (:func:`genzoo.nn.style.small_cnn_body`), trained inside the run in two phases: for the first
+  ``encoder_steps`` training steps only the encoder learns, as a classifier of the content
+  classes and of the texture kinds (cross-entropy); then it is frozen and only the decoder
+  learns, with the paper's losses (a fixed encoder, as the paper's VGG). The phase is counted in
+  a buffer, so a resumed run continues in the same phase.
+- ``"classifier:<dataset>"``: genzoo's cached feature classifier of that dataset (the network
+  ``genzoo stylize`` uses for Gatys), fixed from the start, as the paper's pretrained VGG; the
+  runs layer builds it and passes it in (:class:`BuiltOnRuns`), the run trains the decoder only.
+  Such an encoder is tapped at the same ReLUs; its weights are saved with the run.
 Batches come from ``styled:<base>``: content in ``"x"`` (labels ``"y"``), one texture per
 example in ``"style"`` (kinds ``"style_y"``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,7 +37,7 @@ from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput
+from genzoo.core.protocol import Batch, BuiltOnRuns, GenerativeModel, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
 from genzoo.data.textures import KINDS
@@ -37,6 +45,7 @@ from genzoo.nn.gan_nets import frozen
 from genzoo.nn.style import (
     SMALL_CNN_TAPS,
     AdaINDecoder,
+    FeatureNet,
     adain,
     small_cnn_body,
     stats_style_loss,
@@ -48,14 +57,24 @@ from genzoo.nn.style import (
 class AdaINConfig(Config):
     """Configuration of :class:`AdaIN`."""
 
-    width: int = bounded(16, ge=1)  # encoder channels w, 2w, 4w (the classifier layout)
+    width: int = bounded(16, ge=1)  # own encoder's channels w, 2w, 4w (the classifier layout)
     style_weight: float = bounded(10.0, ge=0.0)  # lambda of Eq. (11)
-    encoder_steps: int = bounded(300, ge=0)  # first training steps: the encoder alone learns
-    # (classification); afterwards it is frozen and the decoder learns
+    encoder_steps: int = bounded(300, ge=0)  # own encoder: the first training steps, the encoder
+    # alone learns (classification); afterwards it is frozen and the decoder learns
+    encoder: str = "own"  # "own" (trained in the run) or "classifier:<dataset>" (genzoo's
+    # cached feature classifier, fixed; the decoder trains from step 0)
+
+    def validate(self) -> None:
+        kind, _, data = self.encoder.partition(":")
+        if not (self.encoder == "own" or (kind == "classifier" and data)):
+            raise ConfigError(
+                f"encoder = {self.encoder!r} is not valid; choose 'own' or "
+                "'classifier:<dataset>' (e.g. 'classifier:digits')."
+            )
 
 
 @register_model("adain")
-class AdaIN(GenerativeModel):
+class AdaIN(GenerativeModel, BuiltOnRuns):
     """AdaIN style transfer (arXiv:1703.06868): encoder, adaptive instance norm, trained decoder.
 
     :meth:`stylize` maps content and style images (model space, the dataset's shape) to the
@@ -69,7 +88,9 @@ class AdaIN(GenerativeModel):
     config: AdaINConfig
     info: DataInfo
 
-    def __init__(self, config: AdaINConfig, info: DataInfo) -> None:
+    def __init__(
+        self, config: AdaINConfig, info: DataInfo, feature_net: FeatureNet | None = None
+    ) -> None:
         super().__init__(config, info)
         shape = tuple(int(s) for s in info.shape)
         if info.kind != "images" or len(shape) != 3 or info.n_classes < 1:
@@ -79,14 +100,47 @@ class AdaIN(GenerativeModel):
             )
         self.shape = shape
         self.n_classes = info.n_classes
-        self.encoder = small_cnn_body(shape[0], config.width)
-        self.head = nn.Linear(4 * config.width, info.n_classes + len(KINDS))
-        self.decoder = AdaINDecoder(shape[0], config.width, (shape[1], shape[2]))
+        self.own = config.encoder == "own"
+        if self.own:
+            self.encoder = small_cnn_body(shape[0], config.width)
+            self.taps: tuple[int, ...] = SMALL_CNN_TAPS
+        else:
+            if feature_net is None:
+                raise ConfigError(
+                    f"adain with encoder = {config.encoder!r} needs that feature network; "
+                    "train it with 'genzoo train adain' (the runs layer builds it)."
+                )
+            if feature_net.in_channels != shape[0]:
+                raise ConfigError(
+                    f"The feature network {feature_net.name!r} takes {feature_net.in_channels}-"
+                    f"channel images, the data {info.name!r} has {shape[0]}; choose "
+                    "a classifier of a dataset with the same channels."
+                )
+            self.encoder = feature_net.body
+            self.taps = feature_net.taps
+            self.encoder.requires_grad_(False)  # fixed from the start, as the paper's VGG
+        width = self.encoder[0].out_channels  # the decoder mirrors the encoder (w, 2w, 4w)
+        self.head = nn.Linear(4 * width, info.n_classes + len(KINDS))
+        self.decoder = AdaINDecoder(shape[0], width, (shape[1], shape[2]))
         self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))  # training losses
+        if not self.own:
+            self.head.requires_grad_(False)  # the encoder is not trained: no classifier head
+
+    @classmethod
+    def load_parts(
+        cls, config: Config, load_run: Callable[[str, bool], nn.Module]
+    ) -> dict[str, nn.Module]:
+        """``feature_net``: the classifier named by ``encoder`` (the runs layer's ``load_run``
+        builds ``classifier:<dataset>``); nothing for the own encoder."""
+        assert isinstance(config, AdaINConfig)
+        return {} if config.encoder == "own" else {"feature_net": load_run(config.encoder, False)}
+
+    def _encoder_steps(self) -> int:
+        return self.config.encoder_steps if self.own else 0
 
     def encode(self, x: Tensor) -> list[Tensor]:
         """Encoder features at the taps relu1, relu2, relu3 (the last one feeds AdaIN)."""
-        return tap_features(self.encoder, x, SMALL_CNN_TAPS)
+        return tap_features(self.encoder, x, self.taps)
 
     @torch.no_grad()
     def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
@@ -127,10 +181,10 @@ class AdaIN(GenerativeModel):
         return lc, ls
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
-        """The encoder's cross-entropy for the first ``encoder_steps`` calls in training mode,
+        """The own encoder's cross-entropy for the first ``encoder_steps`` calls in training mode,
         then ``L_c + lambda L_s`` (Eq. (11)) for the decoder."""
         self._check(batch)
-        phase_one = bool(self.steps_seen < self.config.encoder_steps)
+        phase_one = bool(self.steps_seen < self._encoder_steps())
         if self.training and torch.is_grad_enabled():
             self.steps_seen += 1
         if phase_one:
@@ -148,7 +202,11 @@ class AdaIN(GenerativeModel):
     def eval_metrics(
         self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
-        """Per example: ``content`` (Eq. (12)), ``style`` (Eq. (13)), ``encoder_ce``."""
+        """Per example: ``content`` (Eq. (12)), ``style`` (Eq. (13)), ``encoder_ce`` (the own
+        encoder's)."""
         self._check(batch)
         lc, ls = self.decoder_losses(batch)
-        return {"content": lc, "style": ls, "encoder_ce": self.encoder_loss(batch)}
+        out = {"content": lc, "style": ls}
+        if self.own:
+            out["encoder_ce"] = self.encoder_loss(batch)
+        return out

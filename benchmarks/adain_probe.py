@@ -1,0 +1,278 @@
+"""AdaIN decoder probes (issue 19): train only AdaIN's decoder over a chosen frozen encoder with a
+chosen optimisation, then score it as ``benchmarks/biggan_style.py style`` scores.
+
+Encoders (frozen while the decoder trains):
+
+- ``own``: ``small_cnn_body(1, width)`` trained first for ``--encoder-steps`` Adam steps as the
+  ``adain`` model trains it (a classifier of the digit classes and the texture kinds);
+  ``own-content``: the same, a classifier of the digit classes only (no textures);
+- ``classifier:<dataset>``: the body of genzoo's cached feature classifier of that dataset
+  (``classifier:digits`` is the scoring network itself; ``classifier:mnist5k`` is another
+  network, trained on mnist5k's train digits only).
+
+Score: 64 ``styled:mnist5k`` test pairs (test digits 0-63 with their textures) and the
+benchmark's 16 pairs (mnist5k test digits 0-3 x ``texture:KIND@i``), both in the features of the
+digits classifier (relu1, relu2, relu3): the Gram-loss reduction ``1 - after / before`` (before:
+the content image itself), the content-feature error at relu3, the reduction averaged per texture
+kind then over the four kinds; "var H / W": the pixel variance within a column / within a row.
+
+    python benchmarks/adain_probe.py --encoder own --steps 500 --clip 1 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from genzoo.data import load_dataset  # noqa: E402
+from genzoo.data.textures import KINDS  # noqa: E402
+from genzoo.metrics import get_classifier  # noqa: E402
+from genzoo.nn.style import (  # noqa: E402
+    SMALL_CNN_TAPS,
+    AdaINDecoder,
+    adain,
+    content_loss,
+    gram_matrix,
+    gram_style_loss,
+    small_cnn_body,
+    stats_style_loss,
+    tap_features,
+)
+from genzoo.runs.stylize import read_input  # noqa: E402
+
+
+def train_own_encoder(
+    width: int, steps: int, batch: int, lr: float, seed: int, textures: bool = True
+) -> torch.nn.Module:
+    """``textures=False``: a classifier of the content classes only (no texture images)."""
+    ds = load_dataset("styled:mnist5k", "train")
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    body = small_cnn_body(1, width)
+    head = torch.nn.Linear(4 * width, ds.info.n_classes + len(KINDS))
+    opt = torch.optim.Adam([*body.parameters(), *head.parameters()], lr=lr)
+    for _ in range(steps):
+        b = ds.get(torch.randint(len(ds), (batch,), generator=g))
+        if textures:
+            logits = head(body(torch.cat([b["x"], b["style"]])).mean(dim=(2, 3)))
+            y = torch.cat([b["y"], b["style_y"] + ds.info.n_classes])
+        else:
+            logits, y = head(body(b["x"]).mean(dim=(2, 3))), b["y"]
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([*body.parameters(), *head.parameters()], 1.0)
+        opt.step()
+    return body
+
+
+def score(decoder, enc, scorer, pairs) -> dict:
+    out = {}
+    for name, (c, s, kind) in pairs.items():
+        with torch.no_grad():
+            t = adain(enc(c)[-1], enc(s)[-1])
+            img = decoder(t).clamp(-1, 1)
+            targets = [gram_matrix(f) for f in scorer(s)]
+            fc = scorer(c)
+            before = gram_style_loss(fc, targets)
+            fo = scorer(img)
+            after = gram_style_loss(fo, targets)
+            cerr = content_loss(fo[-1], fc[-1])
+        red = 1 - after / before.clamp_min(1e-12)
+        per_kind = [float(red[kind == k].mean()) for k in range(len(KINDS))]
+        out[name] = {
+            "reduction": sum(per_kind) / len(per_kind),
+            "per_kind": per_kind,
+            "content_error": float(cerr.mean()),
+            "var_h": float(img.var(dim=2).mean()),
+            "var_w": float(img.var(dim=3).mean()),
+            "image": img,
+        }
+    return out
+
+
+def gain(enc, x: torch.Tensor, iters: int = 20) -> dict:
+    """The encoder's gain at relu3 around images ``x``: the top singular value of its Jacobian
+    (power iteration with autograd, per image, then the mean) relative to ``||f(x)|| / ||x||``,
+    and the relative feature change for small period-2 stripe patterns (vertical, horizontal)
+    and for a smooth pattern of the same norm."""
+    f = lambda z: enc(z)[-1]  # noqa: E731
+    fx = f(x).detach()
+    scale = fx.flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)
+    v = torch.randn_like(x)
+    for _ in range(iters):
+        v = v / v.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        _, jv = torch.autograd.functional.jvp(f, x, v)
+        _, vjp = torch.autograd.functional.vjp(f, x, jv)
+        v = vjp
+    v = v / v.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    _, jv = torch.autograd.functional.jvp(f, x, v)
+    sigma = jv.flatten(1).norm(dim=1)
+    h, w = x.shape[2:]
+    ii = torch.arange(h).view(-1, 1).expand(h, w).float()
+    jj = torch.arange(w).view(1, -1).expand(h, w).float()
+    pats = {
+        "vertical stripes (period 2)": torch.cos(torch.pi * jj),
+        "horizontal stripes (period 2)": torch.cos(torch.pi * ii),
+        "smooth (period 28)": torch.cos(2 * torch.pi * jj / w) * torch.cos(2 * torch.pi * ii / h),
+    }
+    out = {"sigma_max / (|f(x)|/|x|)": float((sigma / scale).mean())}
+    for name, pat in pats.items():
+        d = 0.05 * pat / pat.norm() * x.flatten(1).norm(dim=1).view(-1, 1, 1)  # 5% of |x|
+        d = d.unsqueeze(1)
+        rel = (f(x + d) - fx).flatten(1).norm(dim=1) / fx.flatten(1).norm(dim=1)
+        out[f"feature change, {name}"] = float(rel.mean().detach())
+    return out
+
+
+def report(res: dict, step: int, gn_first: float, gn_last: float, t0: float) -> None:
+    for name, r in res.items():
+        kinds = " ".join(f"{k} {100 * v:.1f}%" for k, v in zip(KINDS, r["per_kind"], strict=True))
+        print(
+            f"RESULT step {step} {name}: reduction {100 * r['reduction']:.1f}% ({kinds}); "
+            f"content error {r['content_error']:.3f}; var H / W {r['var_h']:.3f} / "
+            f"{r['var_w']:.3f}; grad norm {gn_first:.0f} -> {gn_last:.0f}; "
+            f"{time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--encoder", default="own")
+    p.add_argument("--width", type=int, default=16, help="own encoder's width")
+    p.add_argument("--encoder-steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=500, help="decoder steps")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr-decay", type=float, default=0.0, help="paper: lr / (1 + d * step)")
+    p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (0: off)")
+    p.add_argument("--style-weight", type=float, default=10.0)
+    p.add_argument(
+        "--norm",
+        default="none",
+        choices=["none", "scale"],
+        help="scale: divide L_c and each layer's L_s by the target's feature scale",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--picture", default="")
+    p.add_argument("--gain", action="store_true", help="only measure the encoder's gain")
+    p.add_argument("--score-at", default="", help="also score after these steps (comma list)")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    scorer_body = get_classifier("digits").net.body.eval().requires_grad_(False)
+
+    def scorer(x):
+        return tap_features(scorer_body, x, SMALL_CNN_TAPS)
+
+    if a.encoder in ("own", "own-content"):
+        textures = a.encoder == "own"
+        body = train_own_encoder(a.width, a.encoder_steps, a.batch, 1e-3, a.seed, textures)
+        what = "digits + texture kinds" if textures else "digits only"
+        enc_name = f"own width {a.width}, {a.encoder_steps} classifier steps ({what})"
+    elif a.encoder.startswith("classifier:"):
+        body = get_classifier(a.encoder.partition(":")[2]).net.body
+        enc_name = a.encoder
+    else:
+        raise SystemExit(f"unknown encoder {a.encoder!r}")
+    body = body.eval().requires_grad_(False)
+    width = body[0].out_channels
+
+    def enc(x):
+        return tap_features(body, x, SMALL_CNN_TAPS)
+
+    t_enc = time.perf_counter() - t0
+    if a.gain:
+        x = load_dataset("styled:mnist5k", "test").get(torch.arange(16))["x"]
+        for k, v in gain(enc, x).items():
+            print(f"GAIN {enc_name}: {k} {v:.4f}", flush=True)
+        return
+    torch.manual_seed(a.seed + 1)
+    dec = AdaINDecoder(1, width, (28, 28))
+    opt = torch.optim.Adam(dec.parameters(), lr=a.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0 / (1.0 + a.lr_decay * i))
+    ds = load_dataset("styled:mnist5k", "train")
+    g = torch.Generator().manual_seed(a.seed + 2)
+    test = load_dataset("styled:mnist5k", "test").get(torch.arange(64))
+    pairs = {"64 pairs": (test["x"], test["style"], test["style_y"])}
+    cs, ss, ks = [], [], []
+    for k, kind in enumerate(KINDS):
+        for i in range(4):
+            c = read_input(f"mnist5k@{i}")
+            cs.append(c)
+            ss.append(read_input(f"texture:{kind}@{i}", like=c))
+            ks.append(k)
+    pairs["bench 16"] = (torch.cat(cs), torch.cat(ss), torch.tensor(ks))
+    print(
+        f"encoder: {enc_name} ({t_enc:.0f} s); decoder lr {a.lr} decay {a.lr_decay} clip "
+        f"{a.clip} norm {a.norm} lambda {a.style_weight} steps {a.steps}",
+        flush=True,
+    )
+    gn_first = gn_last = 0.0
+    for step in range(1, a.steps + 1):
+        b = ds.get(torch.randint(len(ds), (a.batch,), generator=g))
+        with torch.no_grad():
+            fc, fs = enc(b["x"]), enc(b["style"])
+            t = adain(fc[-1], fs[-1])
+        fo = enc(dec(t))
+        if a.norm == "scale":  # every term divided by its target's scale (per example)
+            lc = (fo[-1] - t).flatten(1).norm(dim=1) / t.flatten(1).norm(dim=1).clamp_min(1e-6)
+            ls = torch.zeros_like(lc)
+            for f, tt in zip(fo, fs, strict=True):
+                one = stats_style_loss([f], [tt])
+                from genzoo.nn.style import channel_stats
+
+                mu, sd = channel_stats(tt)
+                scale = (mu.flatten(1).norm(dim=1) + sd.flatten(1).norm(dim=1)).clamp_min(1e-6)
+                ls = ls + one / scale
+        else:
+            lc = (fo[-1] - t).flatten(1).norm(dim=1)
+            ls = stats_style_loss(fo, fs)
+        loss = (lc + a.style_weight * ls).mean()
+        opt.zero_grad()
+        loss.backward()
+        if a.clip > 0:
+            gn = float(torch.nn.utils.clip_grad_norm_(dec.parameters(), a.clip))
+        else:
+            gn = float(torch.nn.utils.clip_grad_norm_(dec.parameters(), math.inf))
+        opt.step()
+        sched.step()
+        gn_first = gn if step == 1 else gn_first
+        gn_last = gn
+        if step % a.log_every == 0 or step == a.steps:
+            print(
+                f"step {step}: L_c {float(lc.mean().detach()):.3f} "
+                f"L_s {float(ls.mean().detach()):.3f} "
+                f"grad norm {gn:.1f} ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+        if str(step) in a.score_at.split(",") and step != a.steps:
+            report(score(dec, enc, scorer, pairs), step, gn_first, gn_last, t0)
+    res = score(dec, enc, scorer, pairs)
+    report(res, a.steps, gn_first, gn_last, t0)
+    if a.picture:
+        from genzoo.data import dataset_info
+        from genzoo.viz import save_samples_png
+
+        c, s, _ = pairs["bench 16"]
+        idx = torch.arange(0, 16, 4)
+        grid = torch.cat([c[idx], s[idx], res["bench 16"]["image"][idx]])
+        save_samples_png(grid, dataset_info("mnist5k"), Path(a.picture), nrow=4)
+
+
+if __name__ == "__main__":
+    main()
