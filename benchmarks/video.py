@@ -37,6 +37,15 @@ identity consistency, and frame prediction against copy-the-last-frame.
    path are decided, as Stable Video Diffusion shifts its noise levels up for video fine-tuning
    (arXiv:2311.15127). Scored as in item 2.
 
+6. Moving content (issue 21): ``video-diffusion-st`` has full space-time attention (over all
+   ``T * H * W`` positions of a clip) at the 8 x 8 level instead of per-pixel temporal attention
+   (``spacetime_attn_resolutions=[8]``); ``video-diffusion-st-motion`` also gets, for prediction,
+   the last known frame moved on by the shift between the last two known frames as an input
+   (``motion_input=true``). The prediction table then also shows, per predicted frame, the share
+   of clips whose frame the identity classifier reads as the clip's true digit (the real frames:
+   the classifier's ceiling; chance about 10 %), and the trivial predictor that model is given:
+   the moved last known frame itself (no network).
+
 4. ``--text``: text-conditioned video diffusion on ``moving-shapes?size=16&n=2000`` (8 frames of
    16 x 16): ``video-diffusion`` with ``text=true`` trained for ``--steps`` steps, then one clip
    per prompt "a <colour> <shape> moving <direction>" for ``--n`` prompts cycling through the 30
@@ -77,8 +86,10 @@ from genzoo.metrics.video import (
     get_video_classifier,
     identity_agreement,
     identity_consistency,
+    object_crops,
     prediction_errors,
 )
+from genzoo.models.diffusion.video import motion_frames
 from genzoo.runs import load
 
 SPEC = "moving-digits?size=16"
@@ -89,11 +100,20 @@ MODELS = {  # model -> its settings (the same steps and batch size for all)
     "video-diffusion-image": ["channels=16", "channel_mult=[1,2]"],  # item 5: from an image run
     "video-diffusion-frozen": ["channels=16", "channel_mult=[1,2]", "freeze_spatial=true"],
     "video-diffusion-image-noisier": ["channels=16", "channel_mult=[1,2]", "p_mean=0.5"],
+    # item 6: full space-time attention at the 8 x 8 level; and with the moved last frame as input
+    "video-diffusion-st": ["channels=16", "channel_mult=[1,2]", "spacetime_attn_resolutions=[8]"],
+    "video-diffusion-st-motion": [
+        "channels=16",
+        "channel_mult=[1,2]",
+        "spacetime_attn_resolutions=[8]",
+        "motion_input=true",
+    ],
 }
 DEFAULT_MODELS = ["video-diffusion", "video-gan", "video-worldmodel"]
 FROM_IMAGE = ("video-diffusion-image", "video-diffusion-frozen", "video-diffusion-image-noisier")
 IMAGE_SETTINGS = ["channels=16", "channel_mult=[1,2]"]  # the image edm: the same U-Net
-PREDICTORS = ("video-diffusion", "video-worldmodel", *FROM_IMAGE)  # they take first frames
+SPACETIME = ("video-diffusion-st", "video-diffusion-st-motion")
+PREDICTORS = ("video-diffusion", "video-worldmodel", *FROM_IMAGE, *SPACETIME)  # take first frames
 WM_SAMPLING = {"t1": {"temperature": 1.0}, "t0.5": {"temperature": 0.5}, "greedy": {"top_k": 1}}
 TEXT_SPEC = "moving-shapes?size=16&n=2000"
 TEXT_SETTINGS = ["text=true", "context_prob=0", "p_mean=0", "channels=16", "channel_mult=[1,2]",
@@ -257,6 +277,19 @@ def prediction(args: argparse.Namespace, models: dict, g: torch.Generator) -> di
     preds: dict[str, torch.Tensor] = {}
     lines = []
     err: dict[str, float] = {}
+    id_clf = get_identity_classifier(SPEC)
+    digit = test.y[:n]
+
+    @torch.no_grad()
+    def reads(clips: torch.Tensor) -> str:  # per predicted frame: read as the clip's digit
+        radius = (id_clf.info.shape[-1] - 1) // 2
+        win = object_crops(clips[:, k:], radius).flatten(0, 1)  # (n*(T-k), C, s, s)
+        pred = id_clf.logits(win).argmax(1).view(n, t - k).cpu()
+        return " ".join(f"{v:.0%}" for v in (pred == digit[:, None]).float().mean(0).tolist())
+
+    read_lines = [f"| real frames (the classifier's ceiling) | {reads(real)} |"]
+    moved = real.clone()  # the moved last known frame (motion_input's input), no network
+    moved[:, k:] = motion_frames(real, torch.full((n,), k), 3)[:, k:]
     for m in [m for m in PREDICTORS if m in models]:
         model = models[m]
         opts = {"sampler": args.sampler, "steps": args.sample_steps} if is_diffusion(m) else {}
@@ -273,13 +306,25 @@ def prediction(args: argparse.Namespace, models: dict, g: torch.Generator) -> di
         lines.append(
             f"| {m} | {err['mse']:.4f} | {err['pos_err']:.2f} | {gain:+.1%} | {secs:.0f} |"
         )
+        read_lines.append(f"| {m} | {reads(preds[m])} |")
     if lines:
         print(f"\nprediction of frames {k}..{t - 1} from the first {k} ({n} test clips)\n")
         print("| predictor | pixel MSE | tracked position error (px) | MSE below copy "
               "(goal >= 30%) | s |")  # fmt: skip
         print("|---|---|---|---|---|")
         print("\n".join(lines))
+        e = {key: v.mean().item() for key, v in prediction_errors(moved, real, k, centre).items()}
+        print(f"| last known frame moved on (no network) | {e['mse']:.4f} | {e['pos_err']:.2f} "
+              f"| {1 - e['mse'] / e['mse_copy']:+.1%} | — |")  # fmt: skip
         print(f"| copy last frame | {err['mse_copy']:.4f} | {err['pos_err_copy']:.2f} | — | — |")
+        read_lines.append(f"| last known frame moved on (no network) | {reads(moved)} |")
+        copy = real.clone()
+        copy[:, k:] = real[:, k - 1 : k]
+        read_lines.append(f"| copy last frame | {reads(copy)} |")
+        print(f"\npredicted frames {k}..{t - 1} read as the clip's digit by the identity "
+              "classifier (share of clips, per frame; chance about 10%)\n")  # fmt: skip
+        print("| predictor | frames |\n|---|---|")
+        print("\n".join(read_lines))
     return preds
 
 
@@ -424,7 +469,9 @@ def main() -> None:
                  "video-worldmodel": "video_worldmodel",
                  "video-diffusion-image": "video_diffusion_image",
                  "video-diffusion-frozen": "video_diffusion_frozen",
-                 "video-diffusion-image-noisier": "video_diffusion_image_noisier"}  # fmt: skip
+                 "video-diffusion-image-noisier": "video_diffusion_image_noisier",
+                 "video-diffusion-st": "video_diffusion_st",
+                 "video-diffusion-st-motion": "video_diffusion_st_motion"}  # fmt: skip
         test = load_dataset(SPEC, "test")
         assert test.x is not None
         real = levels_to_model(test.x[:8], 256)

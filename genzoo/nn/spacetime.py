@@ -11,6 +11,16 @@ U-Net frame by frame; in particular, with ``T = 1`` it equals the image U-Net ex
 ``causal=True`` frame ``t`` attends to frames ``<= t`` only, and since every other layer works
 within a frame, no output frame depends on a later input frame.
 
+Full space-time attention (``spacetime_resolutions``): per-pixel temporal attention links a
+pixel only with the same pixel of the other frames, so a shape that moves a few pixels a frame is
+not carried along. At the resolutions listed, the temporal layer is replaced by
+:class:`SpaceTimeAttention`, self-attention over all ``T * H * W`` positions of a clip (the joint
+space-time attention of ViViT's model 1, Arnab et al., arXiv:2103.15691, Sec. 3.3; "full
+attention" of TimeSformer, Bertasius et al., arXiv:2102.05095, Sec. 3), with relative positions in
+time, height and width through axial rotary embeddings (RoFormer, arXiv:2104.09864, Sec. 3.4.2,
+applied per axis). It is cheap only at the coarsest levels (8 x 8 x 8 = 512 tokens of 8-frame
+16 x 16 clips at the 8 x 8 level), which is where it goes; it also starts as the identity.
+
 Text conditioning: a clip's context tokens ``(B, L, C)`` (and mask, and pooled embedding) are given
 to every one of its frames, so the image U-Net's cross-attention blocks attend from each frame's
 positions to the same caption.
@@ -18,6 +28,7 @@ positions to the same caption.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from genzoo.nn.attention import multi_head_attention, rotary_tables
@@ -58,21 +69,94 @@ class TemporalAttention(nn.Module):
         return h + out.reshape(bt, c, hh, ww)
 
 
+def axial_rotary_tables(
+    head_dim: int, frames: int, height: int, width: int, base: float = 100.0
+) -> tuple[Tensor, Tensor]:  # -> 2 x (T*H*W, head_dim // 2)
+    """cos, sin of axial rotary angles for the ``T * H * W`` positions of a clip in ``(t, y, x)``
+    order: the ``head_dim / 2`` rotated pairs are split between the axes (time gets
+    ``pairs - 2 s``, height and width ``s = ceil(pairs / 3)`` each), and each axis's pairs rotate by
+    that coordinate times RoFormer's frequencies ``base^(-i / n)`` (``i < n`` its pairs), so a
+    query-key score depends on the offsets in t, y and x only (RoFormer Sec. 3.4.2, per axis).
+    ``base`` is small since positions run to at most a few dozen here."""
+    pairs = head_dim // 2
+    s = (pairs + 1) // 3
+    split = (pairs - 2 * s, s, s)
+    if head_dim % 2 or min(split) < 1:
+        raise ValueError(f"axial rotary embeddings need an even head dim >= 6, got {head_dim}")
+    grid = torch.meshgrid(
+        torch.arange(frames), torch.arange(height), torch.arange(width), indexing="ij"
+    )  # 3 x (T, H, W)
+    angles = []
+    for pos, n in zip(grid, split, strict=True):
+        theta = base ** (-torch.arange(n, dtype=torch.float64) / n)  # (n,)
+        angles.append(pos.reshape(-1, 1).double() * theta)  # (T*H*W, n)
+    ang = torch.cat(angles, dim=1)  # (T*H*W, pairs)
+    return ang.cos().float(), ang.sin().float()
+
+
+class SpaceTimeAttention(nn.Module):
+    """Residual multi-head self-attention over all ``T * H * W`` positions of a clip:
+    ``h + proj(attn(norm(h)))`` with tokens ``(B, T*H*W, C)`` and axial rotary positions
+    (:func:`axial_rotary_tables`); ``proj`` starts at zero. With ``causal=True`` a position of
+    frame ``t`` sees the positions of frames ``<= t`` only."""
+
+    def __init__(self, ch: int, causal: bool = False, head_dim: int = 16) -> None:
+        super().__init__()
+        self.heads = max(ch // head_dim, 1)
+        self.causal = causal
+        self.norm = _norm(ch)
+        self.qkv = nn.Linear(ch, 3 * ch)
+        self.proj = nn.Linear(ch, ch)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, h: Tensor, frames: int) -> Tensor:
+        bt, c, hh, ww = h.shape
+        b = bt // frames
+        tok = self.norm(h).view(b, frames, c, hh, ww).permute(0, 1, 3, 4, 2)  # (B, T, H, W, C)
+        tok = tok.reshape(b, frames * hh * ww, c)  # (B, T*H*W, C)
+        q, k, v = self.qkv(tok).split(c, dim=2)
+        hd = c // self.heads
+        rot = None
+        if hd % 2 == 0 and hd >= 6:
+            cos, sin = axial_rotary_tables(hd, frames, hh, ww)
+            rot = (cos.to(h.device), sin.to(h.device))
+        mask = None
+        if self.causal:  # query of frame t sees keys of frames <= t: (B, N, N)
+            f = torch.arange(frames, device=h.device).repeat_interleave(hh * ww)  # (N,)
+            mask = (f[None, :] <= f[:, None]).expand(b, -1, -1)
+        out = multi_head_attention(q, k, v, self.heads, key_mask=mask, rotary=rot)
+        out = self.proj(out)  # (B, T*H*W, C)
+        out = out.view(b, frames, hh, ww, c).permute(0, 1, 4, 2, 3)  # (B, T, C, H, W)
+        return h + out.reshape(bt, c, hh, ww)
+
+
 class SpaceTimeUNet(nn.Module):
     """``(x (B, T, C, H, W), c_noise (B,)) -> (B, T, C_out, H, W)``: the image U-Net ``spatial``
-    on every frame with a :class:`TemporalAttention` after each of its stages."""
+    on every frame with a :class:`TemporalAttention` after each of its stages (a
+    :class:`SpaceTimeAttention` at the resolutions in ``spacetime_resolutions``)."""
 
-    def __init__(self, spatial: UNet, causal: bool = False, max_resolution: int = 16) -> None:
+    def __init__(
+        self,
+        spatial: UNet,
+        causal: bool = False,
+        max_resolution: int = 16,
+        spacetime_resolutions: tuple[int, ...] = (),
+    ) -> None:
         """Temporal layers after the stages whose resolution is at most ``max_resolution`` (the
-        costly full-resolution stages of larger frames stay per frame)."""
+        costly full-resolution stages of larger frames stay per frame); at the resolutions in
+        ``spacetime_resolutions`` they attend over all positions of the clip, not per pixel."""
         super().__init__()
         self.spatial = spatial
-        self.temporal = nn.ModuleList(
-            [
-                TemporalAttention(ch, causal) if r <= max_resolution else nn.Identity()
-                for ch, r in zip(spatial.block_channels, spatial.block_resolutions, strict=True)
-            ]
-        )
+        layers: list[nn.Module] = []
+        for ch, r in zip(spatial.block_channels, spatial.block_resolutions, strict=True):
+            if r in spacetime_resolutions:
+                layers.append(SpaceTimeAttention(ch, causal))
+            elif r <= max_resolution:
+                layers.append(TemporalAttention(ch, causal))
+            else:
+                layers.append(nn.Identity())
+        self.temporal = nn.ModuleList(layers)
 
     def forward(
         self,
@@ -97,7 +181,7 @@ class SpaceTimeUNet(nn.Module):
 
         def hook(i: int, h: Tensor) -> Tensor:
             layer = self.temporal[i]
-            return layer(h, t) if isinstance(layer, TemporalAttention) else h
+            return layer(h, t) if isinstance(layer, TemporalAttention | SpaceTimeAttention) else h
 
         out = self.spatial(frames, noise, labels, *per_frame, block_hook=hook)  # (B*T, C_out, H, W)
         return out.view(b, t, *out.shape[1:])  # (B, T, C_out, H, W)

@@ -1,13 +1,20 @@
 """The factorised space-time U-Net (arXiv:2204.03458, Sec. 3): its spatial layers are the image
 U-Net's, its temporal layers start as the identity, and causal temporal attention lets no frame
-see a later one."""
+see a later one. Full space-time attention (ViViT, arXiv:2103.15691) at chosen levels: every
+position of a clip reaches every other, with axial rotary positions that are relative."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
-from genzoo.nn.spacetime import SpaceTimeUNet, TemporalAttention
+from genzoo.nn.spacetime import (
+    SpaceTimeAttention,
+    SpaceTimeUNet,
+    TemporalAttention,
+    axial_rotary_tables,
+)
 from genzoo.nn.unet import UNet
 
 
@@ -25,13 +32,14 @@ def _image_unet() -> UNet:
     return net
 
 
-def test_with_one_frame_the_space_time_unet_is_the_image_unet() -> None:
+@pytest.mark.parametrize("full", [(), (4,), (4, 8)])
+def test_with_one_frame_the_space_time_unet_is_the_image_unet(full: tuple[int, ...]) -> None:
     image = _image_unet()
-    video = SpaceTimeUNet(image, max_resolution=8)
+    video = SpaceTimeUNet(image, max_resolution=8, spacetime_resolutions=full)
     assert video.spatial is image  # the very same spatial layers, not a copy
-    assert sum(isinstance(m, TemporalAttention) for m in video.temporal) == len(
-        image.block_channels
-    )
+    kinds = [type(m) for m in video.temporal]
+    want = [SpaceTimeAttention if r in full else TemporalAttention for r in image.block_resolutions]
+    assert kinds == want
     x, c = torch.randn(3, 2, 8, 8), torch.randn(3)
     assert torch.equal(video(x[:, None], c)[:, 0], image(x, c))
 
@@ -106,3 +114,61 @@ def test_temporal_attention_is_attention_over_the_frames_of_each_pixel_of_each_c
     expect = torch.zeros(b, t, h, w, dtype=torch.bool)
     expect[1, :, 1, 3] = True  # every frame of clip 1 at that pixel, nothing else
     assert torch.equal(changed, expect)
+
+
+def test_space_time_attention_reaches_every_position_of_its_clip_only() -> None:
+    """A spike at one pixel of one frame (group norm left out) changes every pixel of every frame
+    of its clip, where per-pixel temporal attention changes that pixel only, and nothing of the
+    other clip; with ``causal=True`` only the spiked frame and later ones."""
+    b, t, c, h, w = 2, 4, 32, 3, 4
+    x = torch.randn(b * t, c, h, w, generator=torch.Generator().manual_seed(1))
+    spiked = x.clone()
+    spiked.view(b, t, c, h, w)[1, 2, :, 1, 3] += 5.0  # clip 1, frame 2, pixel (1, 3)
+    for causal in (False, True):
+        layer = SpaceTimeAttention(c, causal=causal)
+        _randomize(layer, seed=2)
+        layer.norm = nn.Identity()
+        with torch.no_grad():
+            diff = (layer(spiked, t) - layer(x, t)).view(b, t, c, h, w).abs().amax(2)
+        expect = torch.zeros(b, t, h, w, dtype=torch.bool)
+        expect[1, 2 if causal else 0 :] = True
+        assert torch.equal(diff > 1e-6, expect)
+
+
+def test_space_time_attention_is_softmax_attention_with_relative_axial_positions() -> None:
+    """Parity with attention written out in float64 (RoFormer's rotation of consecutive pairs,
+    angle = coordinate x frequency, the pairs split t / y / x), and the rotated scores of a
+    constant query and key depend only on the offset between two positions."""
+    b, t, c, h, w = 1, 3, 32, 4, 5
+    layer = SpaceTimeAttention(c)
+    _randomize(layer, seed=4)
+    x = torch.randn(b * t, c, h, w, generator=torch.Generator().manual_seed(5))
+    heads, hd = layer.heads, c // layer.heads  # 2 heads of 16: 8 pairs = 2 (t) + 3 (y) + 3 (x)
+    pos = torch.tensor([(i, j, k) for i in range(t) for j in range(h) for k in range(w)])
+    freq = [100.0 ** (-torch.arange(n, dtype=torch.float64) / n) for n in (2, 3, 3)]
+    ang = torch.cat([pos[:, a, None].double() * f for a, f in enumerate(freq)], 1)  # (N, 8)
+    cos, sin = axial_rotary_tables(hd, t, h, w)
+    assert torch.allclose(cos.double(), ang.cos(), atol=1e-6)
+    assert torch.allclose(sin.double(), ang.sin(), atol=1e-6)
+
+    def rotate(z: torch.Tensor) -> torch.Tensor:  # (heads, N, hd)
+        z1, z2 = z[..., 0::2], z[..., 1::2]
+        return torch.stack((z1 * ang.cos() - z2 * ang.sin(), z1 * ang.sin() + z2 * ang.cos()), -1)
+
+    with torch.no_grad():
+        tok = layer.norm(x).double().permute(0, 2, 3, 1).reshape(t * h * w, c)  # (N, C)
+        q, k, v = (tok @ layer.qkv.weight.double().T + layer.qkv.bias.double()).split(c, -1)
+        q, k, v = (z.view(-1, heads, hd).transpose(0, 1) for z in (q, k, v))
+        a = torch.softmax(rotate(q).flatten(-2) @ rotate(k).flatten(-2).transpose(1, 2) / 4, -1)
+        o = (a @ v).transpose(0, 1).reshape(-1, c) @ layer.proj.weight.double().T
+        want = (o + layer.proj.bias.double()).view(t, h, w, c).permute(0, 3, 1, 2)
+        got = layer(x, t) - x
+    assert torch.allclose(got.double(), want, atol=1e-4)
+
+    u = torch.randn(1, hd, dtype=torch.float64).expand(len(pos), hd)
+    s = rotate(u[None]).flatten(-2)[0] @ rotate(u[None]).flatten(-2)[0].T  # (N, N) scores
+    idx = {tuple(p.tolist()): n for n, p in enumerate(pos)}
+    for p1, p2 in [((0, 1, 1), (2, 2, 1)), ((1, 0, 2), (0, 2, 4))]:
+        shifted = [tuple(a + d for a, d in zip(p, (0, 1, -1), strict=True)) for p in (p1, p2)]
+        assert s[idx[p1], idx[p2]] != pytest.approx(s[idx[p1], idx[p1]])
+        assert s[idx[p1], idx[p2]] == pytest.approx(s[idx[shifted[0]], idx[shifted[1]]])

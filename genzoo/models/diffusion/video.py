@@ -8,6 +8,22 @@ the denoiser ``D(x, sigma) = c_skip x + c_out F(c_in x, c_noise)`` (EDM Eq. 7) h
 space-time U-Net ``F`` (Sec. 3, :class:`~genzoo.nn.spacetime.SpaceTimeUNet`): the image U-Net's
 2-D layers on every frame, a temporal attention layer after each of its stages.
 
+Full space-time attention (``spacetime_attn_resolutions``, e.g. ``[8]``): per-pixel temporal
+attention relates a pixel only to the same pixel of the other frames, where a digit moving 1-3
+pixels a frame no longer is; at the listed (coarse) resolutions the temporal layer attends over all
+``T * H * W`` positions of the clip instead (:class:`~genzoo.nn.spacetime.SpaceTimeAttention`,
+ViViT's joint space-time attention, arXiv:2103.15691), factorised attention elsewhere. Off by
+default.
+
+Motion-compensated input (``motion_input``, for prediction): the network is also given, on each
+unknown frame ``t >= k``, the last known frame moved on by ``(t - k + 1) v``, where ``v`` is the
+integer shift (within ``max_shift`` pixels) that best maps known frame ``k - 2`` onto frame ``k -
+1`` (the peak of their cross-correlation; ``v = 0`` with one known frame); the extrapolation of
+motion-compensated video coding (block motion estimation by cross-correlation, as in H.261) as a
+network input, so the network corrects a guess (bounces, blur) rather than finding the motion
+itself. It is a stated part of the model, not of the data: :func:`motion_estimate` and
+:func:`motion_frames`. Off by default (the inputs are then exactly those above).
+
 Conditioning on the first frames (prediction). The paper conditions by reconstruction guidance
 (Sec. 3.1, Eq. (7)); genzoo trains the condition in instead, frame masking as in masked video
 models: ``F`` also sees the known frames (clean) and their mask as extra input channels, ``[c_in
@@ -79,6 +95,11 @@ class VideoDiffusionConfig(EDMConfig):
         default_factory=lambda: UNetBackbone(channels=32, channel_mult=(1, 2, 2))
     )  # the spatial (image) U-Net run on every frame
     causal: bool = False  # temporal attention sees only the current and earlier frames
+    spacetime_attn_resolutions: tuple[int, ...] = bounded((), ge=1)  # resolutions (e.g. (8,))
+    # whose temporal layers attend over all T*H*W positions of a clip, not per pixel; () : none
+    motion_input: bool = False  # prediction: also give the network, on every unknown frame, the
+    # last known frame moved on by the shift between the last two known frames (C more inputs)
+    max_shift: int = bounded(3, ge=1)  # motion_input: largest shift per frame searched (pixels)
     context_prob: float = bounded(0.5, ge=0, le=1)  # probability that a training clip shows its
     # first frames as the condition (prediction); 0: unconditional only
     max_context: int = bounded(4, ge=1)  # at most this many known frames in training
@@ -105,6 +126,11 @@ class VideoDiffusionConfig(EDMConfig):
                 "freeze_spatial = true keeps the spatial layers of an image model fixed; give "
                 "the image run too (image_run=RUN or --base RUN)."
             )
+        if self.motion_input and (self.text or self.context_prob == 0):
+            raise ConfigError(
+                "motion_input = true moves the last known frame on; it needs prediction "
+                f"training (context_prob > 0, got {self.context_prob}) and text = false."
+            )
         if self.text and self.context_prob > 0:
             raise ConfigError(
                 f"text = true with context_prob = {self.context_prob}: text and first frames are "
@@ -121,6 +147,55 @@ class VideoDiffusionConfig(EDMConfig):
             )
         if self.class_conditional:
             raise ConfigError("video-diffusion is not class-conditional; drop class_conditional.")
+
+
+def shift_images(img: Tensor, dy: Tensor, dx: Tensor, fill: float) -> Tensor:
+    """``img`` ``(N, C, H, W)`` moved by the integers ``dy``, ``dx`` ``(N,)`` (down, right):
+    ``out[n, :, y, x] = img[n, :, y - dy, x - dx]``, ``fill`` where that is outside the frame."""
+    n, _, h, w = img.shape
+    ys = torch.arange(h, device=img.device)[None] - dy.long()[:, None]  # (N, H) source rows
+    xs = torch.arange(w, device=img.device)[None] - dx.long()[:, None]  # (N, W) source columns
+    inside = ((ys >= 0) & (ys < h))[:, :, None] & ((xs >= 0) & (xs < w))[:, None, :]  # (N, H, W)
+    rows, cols = ys.clamp(0, h - 1), xs.clamp(0, w - 1)
+    out = img[torch.arange(n)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (N,H,W,C)
+    out = out.permute(0, 3, 1, 2)  # (N, C, H, W)
+    return torch.where(inside[:, None], out, torch.full_like(out, fill))
+
+
+def motion_estimate(prev: Tensor, last: Tensor, max_shift: int) -> Tensor:
+    """The integer shift ``(dy, dx)`` ``(N, 2)`` within ``max_shift`` pixels that maximises the
+    cross-correlation ``sum shift(prev) * last`` of the intensities ``(x + 1) / 2`` of frames
+    ``(N, C, H, W)`` (model range; black is 0), the first maximum in row-major order of
+    ``(dy, dx)`` from ``-max_shift``. Written out over the ``(2 max_shift + 1)^2`` shifts (49
+    small products) since a batched cross-correlation at integer lags is not in torch."""
+    a, b = (prev.float() + 1) / 2, (last.float() + 1) / 2
+    n, s = a.shape[0], max_shift
+    shifts = [(dy, dx) for dy in range(-s, s + 1) for dx in range(-s, s + 1)]
+    scores = torch.stack([
+        (shift_images(a, a.new_full((n,), dy), a.new_full((n,), dx), 0.0) * b).flatten(1).sum(1)
+        for dy, dx in shifts
+    ], 1)  # (N, shifts)  # fmt: skip
+    best = torch.tensor(shifts, device=prev.device)[scores.argmax(1)]  # (N, 2)
+    return best
+
+
+def motion_frames(x0: Tensor, k: Tensor, max_shift: int) -> Tensor:
+    """``(B, T, C, H, W)``: on each frame ``t >= k`` of a clip with ``k`` ``(B,)`` known first
+    frames, its last known frame moved on by ``(t - k + 1) v`` (``v``: :func:`motion_estimate` of
+    frames ``k - 2`` and ``k - 1``; 0 when ``k = 1``), black outside it; 0 on the known frames and
+    on clips with no known frame."""
+    b, t = x0.shape[:2]
+    ar = torch.arange(b, device=x0.device)
+    last = x0[ar, (k - 1).clamp_min(0)]  # (B, C, H, W)
+    prev = x0[ar, (k - 2).clamp_min(0)]
+    v = motion_estimate(prev, last, max_shift) * (k >= 2)[:, None]  # (B, 2)
+    steps = torch.arange(t, device=x0.device)[None] - k[:, None] + 1  # (B, T): t - k + 1
+    dy = (steps * v[:, :1]).flatten()  # (B*T,)
+    dx = (steps * v[:, 1:]).flatten()
+    lasts = last[:, None].expand_as(x0).flatten(0, 1)  # (B*T, C, H, W)
+    moved = shift_images(lasts, dy, dx, -1.0).view_as(x0)  # (B, T, C, H, W)
+    use = ((steps >= 1) & (k >= 1)[:, None]).to(x0.dtype)[:, :, None, None, None]  # (B, T, 1..)
+    return moved * use
 
 
 def _motion_tokenizer() -> CaptionTokenizer:
@@ -258,13 +333,25 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         self.arch = "unet"
         c, res = info.shape[1], info.shape[-1]
         spatial = UNet(
-            in_channels=2 * c + 1,  # [c_in x, m x0, m]: the noisy frames, known frames, mask
+            in_channels=(3 if config.motion_input else 2) * c + 1,  # type: ignore[attr-defined]
+            # [c_in x, m x0, m] (+ the moved last known frame): noisy frames, known ones, mask
             out_channels=c,
             resolution=res,
             **dataclasses.asdict(config.unet),  # type: ignore[attr-defined]
             **net_options,  # text: the cross-attention's context width
         )
-        return SpaceTimeUNet(spatial, causal=config.causal)  # type: ignore[attr-defined]
+        full = tuple(config.spacetime_attn_resolutions)  # type: ignore[attr-defined]
+        levels = sorted(set(spatial.block_resolutions))
+        if any(r not in levels for r in full):
+            raise ConfigError(
+                f"spacetime_attn_resolutions = {list(full)}: this U-Net on {res} x {res} frames "
+                f"has the resolutions {levels}; pick among them (e.g. [{levels[0]}])."
+            )
+        return SpaceTimeUNet(
+            spatial,
+            causal=config.causal,  # type: ignore[attr-defined]
+            spacetime_resolutions=full,
+        )
 
     @property
     def frames(self) -> int:
@@ -273,9 +360,20 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
     # --- the known frames as a condition ---
     def pack_context(self, x0: Tensor, known: Tensor) -> Tensor:
         """``(B, T, C + 1, H, W)``: the clips ``x0`` on their known frames (0 elsewhere) and the
-        mask channel, from ``known`` ``(B, T)`` (1: known)."""
+        mask channel, from ``known`` ``(B, T)`` (1: known; the first frames of each clip); with
+        ``motion_input`` then :func:`motion_frames` too, ``(B, T, 2C + 1, H, W)``."""
         m = known.to(x0.dtype)[:, :, None, None, None].expand(*x0.shape[:2], 1, *x0.shape[3:])
-        return torch.cat([x0 * m, m], dim=2)  # (B, T, C + 1, H, W)
+        packed = [x0 * m, m]
+        if self.config.motion_input:
+            k = known.sum(1).long()  # (B,) known first frames
+            packed.append(motion_frames(x0, k, self.config.max_shift))
+        return torch.cat(packed, dim=2)  # (B, T, C + 1 (+ C), H, W)
+
+    @property
+    def cond_channels(self) -> int:
+        """Channels of :meth:`pack_context` per frame."""
+        c = int(self.info.shape[1])
+        return (2 * c if self.config.motion_input else c) + 1
 
     def denoise(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         """``D(x, sigma | known frames)`` (EDM Eq. 7); ``cond`` from :meth:`pack_context`, None:
@@ -285,8 +383,8 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
             return self.denoise_text(x, sigma, cond)
         c_skip, c_out, c_in, c_noise = self.precond(sigma.float())
         if cond is None:
-            cond = x.new_zeros(*x.shape[:2], x.shape[2] + 1, *x.shape[3:])
-        inp = torch.cat([per_example(c_in, x) * x, cond.to(x.dtype)], dim=2)  # (B, T, 2C+1, H, W)
+            cond = x.new_zeros(*x.shape[:2], self.cond_channels, *x.shape[3:])
+        inp = torch.cat([per_example(c_in, x) * x, cond.to(x.dtype)], dim=2)  # (B, T, 2C+1.., H, W)
         f = self.net(inp, c_noise)  # (B, T, C, H, W)
         return per_example(c_skip, x) * x + per_example(c_out, x) * f.to(x.dtype)
 
@@ -331,7 +429,7 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         if cond is None or self.text_encoder is not None:
             return x0
         c = x.shape[2]
-        m = cond[:, :, c:]  # (B, T, 1, H, W)
+        m = cond[:, :, c : c + 1]  # (B, T, 1, H, W)
         return torch.where(m > 0.5, cond[:, :, :c], x0)
 
     def null_condition(self, cond: Tensor) -> Tensor:
