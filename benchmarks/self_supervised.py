@@ -22,6 +22,10 @@ colour and shape probes reach >= 95%.
     python -m benchmarks.self_supervised --supervised shape --data shapes  # a supervised ceiling
     python -m benchmarks.self_supervised --reprobe RUN --data shapes --stages 2  # last 2 stages
 
+The probes read the ResNet's last stage on mnist5k and its three stages, mean-pooled and
+concatenated, on shapes (``STAGES``; ``--stages N`` for every dataset). DINO's learning rate
+warms up over the first 10% of the steps and decays on a cosine (``WARMUP_COSINE``).
+
 DINO runs on the same small ResNet as the other methods (``dino``; ``dino-vit``: its ViT-tiny).
 
 (It is not named ``ssl.py``: a script run from ``benchmarks/`` puts that folder first on the path,
@@ -56,10 +60,17 @@ SETTINGS = {
     "dino": {"backbone": "resnet", "width": 16, "local_crops": 2, "batch_size": 128, "lr": 2e-3},
     "dino-vit": {"width": 64, "depth": 4, "local_crops": 2, "batch_size": 128, "lr": 1e-3},
 }
+# probe features: the ResNet's last N stages, mean-pooled and concatenated (shapes: all three,
+# chosen on the validation split so that colour and shape both read from one encoder)
+STAGES = {"mnist5k": 1, "shapes": 3}
 PATCH = {"mnist5k": 7, "shapes": 8}  # DINO's ViT patch: 4 x 4 tokens (2 x 2 for local crops)
 COSINE_EMA = (
     "byol",
 )  # methods whose target momentum follows the cosine schedule to 1 over the run
+# methods whose learning rate warms up linearly over the first 10% of the steps and then decays
+# to 0 on a cosine (DINO's schedule, arXiv:2104.14294 Sec. 4 / App.; chosen on the validation
+# split against DINO's early dimensional collapse, RESULTS.md "sixth pass")
+WARMUP_COSINE = ("dino",)
 BUDGETS = (1, 10, 100, None)
 VAL = 1000  # --val: VAL random training images are the validation split of the probes
 
@@ -135,6 +146,7 @@ def run_method(
                 "log_every": 50, "ckpt_every": 0,
                 **({"patch": PATCH[dname]} if vit else {}),
                 **({"momentum_steps": steps} if m in COSINE_EMA else {}),
+                **({"warmup": steps // 10, "lr_decay": "cosine"} if m in WARMUP_COSINE else {}),
                 **(extra or {})}  # fmt: skip
         t0 = time.perf_counter()
         run = genzoo.train(m.split("-")[0], spec, steps=steps, out=where, overrides=over)
@@ -279,9 +291,9 @@ def main() -> None:
     ap.add_argument(
         "--stages",
         type=int,
-        default=1,
         help="probe the mean-pooled features of the ResNet's last N stages, concatenated "
-        "(every method, the random-init and supervised encoders; raw pixels stay pixels)",
+        "(every method, the random-init and supervised encoders; raw pixels stay pixels); "
+        f"default per dataset {STAGES}",
     )
     ap.add_argument("--tsne", help="only draw the t-SNE picture of digits to this .png")
     args = ap.parse_args()
@@ -296,16 +308,16 @@ def main() -> None:
     rows: list[dict] = []
     extra = {k: _value(v) for k, v in (kv.split("=", 1) for kv in args.set)}
 
-    def keep(row: dict) -> None:
-        if args.stages != 1 and row["method"] != "raw pixels":  # pixels have no stages
-            row = {**row, "method": f"{row['method']} (last {args.stages} stages)"}
+    def keep(row: dict, stages: int) -> None:
+        if stages != 1 and row["method"] != "raw pixels":  # pixels have no stages
+            row = {**row, "method": f"{row['method']} (last {stages} stages)"}
         rows.append(row)
         print(f"  {row}", flush=True)
         if args.json:  # after every row, so a stopped run keeps what it finished
             Path(args.json).write_text(json.dumps(rows))
 
     for dname in args.data.split(","):
-        spec = DATA[dname]
+        spec, stages = DATA[dname], args.stages or STAGES[dname]
         train, test = load_dataset(spec, "train"), load_dataset(spec, "test")
         ytr, yte = probe_targets(train), probe_targets(test)
         if dname == "shapes":
@@ -321,31 +333,31 @@ def main() -> None:
             if args.val:
                 raw = (raw[0][fit], raw[0][held])
             keep({"data": shown, "method": "raw pixels", "seed": 0, "steps": 0, "time": 0.0,
-                  "acc": probe(*raw[:1], ytr, raw[1], yte, args.label_draws)})  # fmt: skip
+                  "acc": probe(*raw[:1], ytr, raw[1], yte, args.label_draws)}, stages)  # fmt: skip
             for seed in seeds:
                 torch.manual_seed(seed)
                 cls = MODELS.get("simclr")
                 rnd = cls(cls.config_class.from_dict({"width": 16}), train.info).eval()
-                fr = features(rnd, train, stages=args.stages)
-                ft = fr[held] if args.val else features(rnd, test, stages=args.stages)
+                fr = features(rnd, train, stages=stages)
+                ft = fr[held] if args.val else features(rnd, test, stages=stages)
                 fr = fr[fit] if args.val else fr
                 acc = probe(fr, ytr, ft, yte, args.label_draws)
                 keep({"data": shown, "method": "random-init encoder", "seed": seed, "steps": 0,
-                      "time": 0.0, "acc": acc})  # fmt: skip
+                      "time": 0.0, "acc": acc}, stages)  # fmt: skip
         if args.supervised:  # the backbone trained on one target's labels: a ceiling
             data = (train, test, ytr, yte)
             keep(supervised_backbone(dname, args.supervised, steps, data, args.label_draws,
-                                     args.val, args.stages))  # fmt: skip
+                                     args.val, stages), stages)  # fmt: skip
         for run in args.reprobe or []:  # runs trained before: probed again, no training
             keep(probe_run(run, dname, (train, test, ytr, yte), args.label_draws, args.val,
-                           args.stages))  # fmt: skip
+                           stages), stages)  # fmt: skip
         for m in [
             m for m in args.methods.split(",") if m and not (args.reprobe or args.supervised)
         ]:
             for seed in seeds:
                 data = (train, test, ytr, yte)
                 keep(run_method(m, dname, spec, steps, seed, data, args.label_draws, args.runs,
-                                extra, args.val, args.stages))  # fmt: skip
+                                extra, args.val, stages), stages)  # fmt: skip
     report(rows)
 
 

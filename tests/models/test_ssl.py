@@ -110,6 +110,27 @@ def test_teacher_temperature_warms_up_linearly_then_stays() -> None:
     assert teacher_temp_at(0.04, 0.07, 0, 0) == 0.07  # no warm-up
 
 
+def test_dino_training_steps_use_the_warm_up_of_the_teacher_temperature_from_step_0() -> None:
+    """The k-th training step (from 0) sharpens with tau_t = 0.04 + 0.03 k / 3 for k < 3 and
+    0.07 after (the closed form of the linear warm-up), and its loss is Eq. (3) at that tau_t."""
+    m = _model("dino", **TINY_DINO, warmup_teacher_temp=0.04, teacher_temp=0.07,
+               teacher_temp_steps=3).train()  # fmt: skip
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    want = [0.04, 0.05, 0.06, 0.07, 0.07]
+    for k, tau in enumerate(want):
+        before = m.center.clone()
+        out = m._loss({"x": x}, torch.Generator().manual_seed(k))
+        assert float(out.logs["teacher_temp"]) == pytest.approx(tau, abs=1e-7), k
+        with torch.no_grad():  # the same views again: Eq. (3) with this step's tau_t
+            g = torch.Generator().manual_seed(k)
+            glob = torch.cat(m.views(x, g))
+            loc = m.augment(x, m.local_size, scale=m.config.local_scale, generator=g)
+            student = [*m.head(m.encoder(glob)).chunk(2), m.head(m.encoder(loc))]
+            t = m.teacher(glob).chunk(2)
+        ref = dino_loss(student, list(t), before, m.config.student_temp, tau)
+        torch.testing.assert_close(out.loss.detach(), ref, rtol=1e-5, atol=1e-6)
+
+
 def test_dino_centre_is_an_ema_of_the_teacher_outputs_with_its_momentum() -> None:
     """Eq. (4): c <- m c + (1 - m) mean_b g_t(x_b) over both global views, at a training step
     only; the teacher outputs are recomputed from the same random views."""
