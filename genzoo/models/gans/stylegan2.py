@@ -51,7 +51,13 @@ from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
-from genzoo.models.gans.losses import d_loss_logistic, g_loss_nonsaturating, r1_penalty
+from genzoo.models.gans.losses import (
+    d_loss_hinge,
+    d_loss_logistic,
+    g_loss_critic,
+    g_loss_nonsaturating,
+    r1_penalty,
+)
 from genzoo.models.gans.players import image_shape, player_groups, player_settings
 from genzoo.nn.diffaug import diff_augment, parse_policy
 from genzoo.nn.gan_nets import dcgan_sizes, frozen
@@ -66,6 +72,13 @@ from genzoo.nn.style_layers import (
     resize,
 )
 
+# D's and G's per-example losses: the paper's non-saturating logistic pair, or the hinge pair of
+# genzoo's hinge + SN GAN (arXiv:1802.05957) as a named variant
+LOSSES = {
+    "logistic": (d_loss_logistic, g_loss_nonsaturating),
+    "hinge": (d_loss_hinge, g_loss_critic),
+}
+
 
 @dataclass(frozen=True)
 class StyleGAN2Config(Config):
@@ -75,6 +88,7 @@ class StyleGAN2Config(Config):
     mapping_layers: int = bounded(4, ge=1)  # layers of the mapping network (8 in the paper)
     mapping_lr_mul: float = bounded(0.01, gt=0.0)  # learning-rate multiplier of the mapping net
     width: int = bounded(64, ge=1)  # channels of every synthesis and D layer
+    affine_lr_mul: float = bounded(1.0, gt=0.0)  # lr multiplier of the style affines A (paper 1)
     mixing_prob: float = bounded(0.9, ge=0.0, le=1.0)  # style-mixing probability per example
     w_avg_beta: float = bounded(0.995, ge=0.0, lt=1.0)  # decay of the tracked mean w
     r1: float = bounded(0.1, ge=0.0)  # gamma of the R1 penalty gamma/2 |grad D(x)|^2 (0: off)
@@ -87,26 +101,39 @@ class StyleGAN2Config(Config):
     lr_g: float | None = bounded(None, gt=0.0)  # G learning rate (None: the trainer's lr)
     betas: tuple[float, float] = bounded((0.0, 0.99), ge=0.0, lt=1.0)  # Adam betas (paper)
     diffaug: str = ""  # DiffAugment policies before D, e.g. "color,translation,cutout"
+    loss: str = "logistic"  # "logistic" (the paper's non-saturating pair) or "hinge"
 
     def validate(self) -> None:
         parse_policy(self.diffaug)
+        if self.loss not in LOSSES:
+            raise ConfigError(
+                f"StyleGAN2 loss {self.loss!r} is not known; choose {choices(list(LOSSES))}."
+            )
 
 
 class SynthesisNetwork(nn.Module):
     """``ws (B, n_ws, w_dim) -> images (B, C, H, W)``: constant input, styled convolutions per
     size, skip connections through ``tRGB`` (1912.04958, Fig. 7b)."""
 
-    def __init__(self, out_ch: int, size: tuple[int, int], width: int, w_dim: int) -> None:
+    def __init__(
+        self,
+        out_ch: int,
+        size: tuple[int, int],
+        width: int,
+        w_dim: int,
+        affine_lr_mul: float = 1.0,
+    ) -> None:
         super().__init__()
         self.sizes = list(reversed(dcgan_sizes(size, min_stages=1)))  # smallest first
         h0, w0 = self.sizes[0]
+        a = affine_lr_mul
         self.const = nn.Parameter(torch.randn(1, width, h0, w0))
-        self.convs = nn.ModuleList([StyledConv(width, width, w_dim)])
-        self.to_rgb = nn.ModuleList([ToRGB(width, out_ch, w_dim)])
+        self.convs = nn.ModuleList([StyledConv(width, width, w_dim, a)])
+        self.to_rgb = nn.ModuleList([ToRGB(width, out_ch, w_dim, a)])
         for _ in self.sizes[1:]:
-            self.convs.append(StyledConv(width, width, w_dim))  # resizes first
-            self.convs.append(StyledConv(width, width, w_dim))
-            self.to_rgb.append(ToRGB(width, out_ch, w_dim))
+            self.convs.append(StyledConv(width, width, w_dim, a))  # resizes first
+            self.convs.append(StyledConv(width, width, w_dim, a))
+            self.to_rgb.append(ToRGB(width, out_ch, w_dim, a))
         self.n_ws = len(self.convs) + 1  # each conv its own w; tRGB shares the next conv's
 
     def forward(self, ws: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -180,7 +207,9 @@ class StyleGAN2(GenerativeModel, Samples):
         self.mapping = MappingNetwork(
             c.latent_dim, c.latent_dim, c.mapping_layers, c.mapping_lr_mul
         )
-        self.synthesis = SynthesisNetwork(self.shape[0], size, c.width, c.latent_dim)
+        self.synthesis = SynthesisNetwork(
+            self.shape[0], size, c.width, c.latent_dim, c.affine_lr_mul
+        )
         self.discriminator = ResidualDiscriminator(self.shape[0], size, c.width, c.mbstd_group)
         self.n_ws = self.synthesis.n_ws
         self.policy = parse_policy(c.diffaug)
@@ -264,7 +293,7 @@ class StyleGAN2(GenerativeModel, Samples):
         x_in = x.detach().requires_grad_(True) if lazy_r1 else x
         real_out = self.augmented_critic(x_in)  # (B,)
         fake_out = self.augmented_critic(fake)  # (B,)
-        per_example = d_loss_logistic(real_out, fake_out)  # (B,)
+        per_example = LOSSES[c.loss][0](real_out, fake_out)  # (B,)
         logs: dict[str, Tensor | float] = {
             "d_loss": per_example.mean().detach(),
             "d_real": real_out.mean().detach(),
@@ -286,7 +315,7 @@ class StyleGAN2(GenerativeModel, Samples):
         fake = self.synthesis(ws)
         with frozen(self.discriminator):  # D's weights take no gradient in G's step
             fake_out = self.augmented_critic(fake)  # (B,)
-        per_example = g_loss_nonsaturating(fake_out)  # (B,)
+        per_example = LOSSES[c.loss][1](fake_out)  # (B,)
         loss = per_example.mean()
         logs: dict[str, Tensor | float] = {
             "g_loss": loss.detach(),
