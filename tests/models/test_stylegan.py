@@ -13,7 +13,16 @@ import torch.nn.functional as F
 import genzoo
 from genzoo.core.errors import ConfigError
 from genzoo.data.base import DataInfo
-from genzoo.models.gans import GAN, GANConfig, ProGAN, ProGANConfig, StyleGAN2, StyleGAN2Config
+from genzoo.models.gans import (
+    GAN,
+    GANConfig,
+    HingeSN,
+    HingeSNConfig,
+    ProGAN,
+    ProGANConfig,
+    StyleGAN2,
+    StyleGAN2Config,
+)
 from genzoo.models.gans.progan import growth
 from genzoo.nn import diffaug
 from genzoo.nn.style_layers import (
@@ -331,6 +340,25 @@ def test_hinge_loss_variant_is_the_hinge_pair_and_bad_names_are_one_sentence() -
     )
     with pytest.raises(ConfigError, match="loss 'wgan' is not known; choose"):
         StyleGAN2Config.from_dict({"loss": "wgan"})
+
+
+def test_dcgan_sn_discriminator_is_hinge_sn_s_discriminator() -> None:
+    """``d_arch="dcgan-sn"`` builds the D of genzoo's hinge + SN GAN: its state (weights, spectral
+    norm vectors) loads strictly into hinge + SN's D at the same width, and both give the same
+    logits; the paper's residual D does not load."""
+    torch.manual_seed(0)
+    m = StyleGAN2(StyleGAN2Config(**TINY_SG, d_arch="dcgan-sn"), DIGITS)
+    ref = HingeSN(HingeSNConfig(width=8), DIGITS)
+    ref.discriminator.load_state_dict(m.discriminator.state_dict())  # strict
+    x = torch.rand(5, 1, 8, 8, generator=gen(0)) * 2 - 1
+    m.eval()  # no power iteration: the same stored u, v in both
+    ref.eval()
+    torch.testing.assert_close(m.critic(x), ref.discriminator(x))
+    paper = StyleGAN2(StyleGAN2Config(**TINY_SG), DIGITS)
+    with pytest.raises(RuntimeError):
+        ref.discriminator.load_state_dict(paper.discriminator.state_dict())
+    with pytest.raises(ConfigError, match="d_arch 'sn' is not known; choose"):
+        StyleGAN2Config.from_dict({"d_arch": "sn"})
 
 
 def test_stylegan2_trains_through_the_one_trainer_and_samples_in_range(tmp_path, fast_train):

@@ -60,7 +60,13 @@ from genzoo.models.gans.losses import (
 )
 from genzoo.models.gans.players import image_shape, player_groups, player_settings
 from genzoo.nn.diffaug import diff_augment, parse_policy
-from genzoo.nn.gan_nets import dcgan_sizes, frozen
+from genzoo.nn.gan_nets import (
+    Discriminator,
+    apply_spectral_norm,
+    dcgan_discriminator,
+    dcgan_sizes,
+    frozen,
+)
 from genzoo.nn.style_layers import (
     EqualConv2d,
     EqualLinear,
@@ -78,6 +84,10 @@ LOSSES = {
     "logistic": (d_loss_logistic, g_loss_nonsaturating),
     "hinge": (d_loss_hinge, g_loss_critic),
 }
+
+# "dcgan-sn": the discriminator of genzoo's hinge + SN GAN (DCGAN's strided convolutions, spectral
+# norm on every weight), a named variant that isolates G from D in comparisons with it
+D_ARCHS = ["residual", "dcgan-sn"]
 
 
 @dataclass(frozen=True)
@@ -102,12 +112,17 @@ class StyleGAN2Config(Config):
     betas: tuple[float, float] = bounded((0.0, 0.99), ge=0.0, lt=1.0)  # Adam betas (paper)
     diffaug: str = ""  # DiffAugment policies before D, e.g. "color,translation,cutout"
     loss: str = "logistic"  # "logistic" (the paper's non-saturating pair) or "hinge"
+    d_arch: str = "residual"  # D: "residual" (the paper's) or "dcgan-sn" (hinge + SN's D)
 
     def validate(self) -> None:
         parse_policy(self.diffaug)
         if self.loss not in LOSSES:
             raise ConfigError(
                 f"StyleGAN2 loss {self.loss!r} is not known; choose {choices(list(LOSSES))}."
+            )
+        if self.d_arch not in D_ARCHS:
+            raise ConfigError(
+                f"StyleGAN2 d_arch {self.d_arch!r} is not known; choose {choices(D_ARCHS)}."
             )
 
 
@@ -210,7 +225,12 @@ class StyleGAN2(GenerativeModel, Samples):
         self.synthesis = SynthesisNetwork(
             self.shape[0], size, c.width, c.latent_dim, c.affine_lr_mul
         )
-        self.discriminator = ResidualDiscriminator(self.shape[0], size, c.width, c.mbstd_group)
+        self.discriminator: nn.Module
+        if c.d_arch == "residual":
+            self.discriminator = ResidualDiscriminator(self.shape[0], size, c.width, c.mbstd_group)
+        else:  # hinge + SN's D: DCGAN body, linear head, spectral norm (arXiv:1802.05957)
+            body, feat = dcgan_discriminator(self.shape[0], size, c.width)
+            self.discriminator = apply_spectral_norm(Discriminator(body, feat))
         self.n_ws = self.synthesis.n_ws
         self.policy = parse_policy(c.diffaug)
         self.register_buffer("w_avg", torch.zeros(c.latent_dim))  # tracked mean w
