@@ -32,6 +32,13 @@ upsampling and downsampling by bilinear and area resizing (so 28 x 28 data grows
 28) instead of the [1, 3, 3, 1] filters; the Adam settings are not adjusted for lazy
 regularisation; no mixed precision.
 
+Options that are not the paper's, for small images and short runs (defaults are the paper's):
+``affine_lr_mul`` slows the style affines ``A`` (the paper: 1; on 8 x 8 digits at lr 2e-3 their
+biases drift from 1 to 1.6-2.0 within 1,000 steps and the image stops depending on ``w``; see
+benchmarks/RESULTS.md, issue 19); ``loss="hinge"`` and ``d_arch="dcgan-sn"`` (the loss and the
+spectrally normalised DCGAN discriminator of genzoo's ``hinge-sn``) are named variants for
+comparisons that isolate the generator.
+
 Training runs on the one Trainer with the two players' parameter groups (D first, then G), as
 every genzoo GAN; ``diffaug`` augments real and fake images before D (arXiv:2006.10738).
 """
