@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 import genzoo
+from genzoo.core.runs import read_run_config
 from genzoo.data import load_dataset
 from genzoo.metrics import evaluate_samples, get_classifier
 from genzoo.viz import save_samples_png
@@ -45,6 +46,12 @@ def _train(model: str, data: str, run: Path, steps: int, over: dict) -> float:
 def _scores(x: torch.Tensor, test: torch.Tensor, clf) -> dict[str, float]:
     s = evaluate_samples(x, test, clf, metrics=METRICS)["scores"]
     return {"fd": s["fd"], "precision": s["precision"], "recall": s["recall"]}
+
+
+def _raw_samples(run: Path, n: int) -> torch.Tensor:
+    """``n`` samples of the trained G itself, not its EMA (seed 0, as ``genzoo.sample``)."""
+    model = genzoo.load(run, ema=False, device="cpu")
+    return model.sample(n, generator=torch.Generator().manual_seed(0))  # type: ignore[attr-defined]
 
 
 def _run_dir(args: argparse.Namespace, model: str, aug: bool, seed: int) -> Path:
@@ -91,6 +98,15 @@ def cmd_compare(args: argparse.Namespace) -> dict:
                     f"{dt:.0f} | {s['fd']:.2f} | {s['precision']:.3f} | {s['recall']:.3f} |",
                     flush=True,
                 )
+                if args.raw and read_run_config(run)["train"]["ema_decay"] > 0:
+                    r = _scores(_raw_samples(run, args.n), test, clf)
+                    rows.setdefault((f"{model} (raw G)", aug), []).append(r)
+                    print(
+                        f"| {model} (raw G, not EMA) | {args.policy if aug else 'off'} | {seed} "
+                        f"| {args.steps} | - | {r['fd']:.2f} | {r['precision']:.3f} | "
+                        f"{r['recall']:.3f} |",
+                        flush=True,
+                    )
     print()
     print("| model | diffaug | seeds | median FD | min-max FD | median precision | median recall |")
     print("|---|---|---:|---:|---:|---:|---:|")
@@ -184,6 +200,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--n", type=int, default=1000, help="samples per run")
     p.add_argument("--set", nargs="*", default=[], metavar="key=value", help="extra settings")
+    p.add_argument(
+        "--raw", action="store_true", help="also score the raw G of runs trained with an EMA"
+    )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--out", default="runs/bench-stylegan")
     p.add_argument("--img", default="docs/img")

@@ -173,11 +173,13 @@ class ModulatedConv2d(nn.Module):
         w_dim: int,
         *,
         demodulate: bool = True,
+        affine_lr_mul: float = 1.0,
     ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
         self.scale = 1.0 / math.sqrt(in_ch * kernel * kernel)  # equalised lr (gain 1)
-        self.affine = EqualLinear(w_dim, in_ch, gain=1.0, bias_init=1.0)  # "A" in Fig. 2
+        # "A" in Fig. 2; affine_lr_mul < 1 slows it (the paper: 1)
+        self.affine = EqualLinear(w_dim, in_ch, gain=1.0, bias_init=1.0, lr_mul=affine_lr_mul)
         self.demodulate = demodulate
         self.padding = kernel // 2
 
@@ -225,9 +227,9 @@ class StyledConv(nn.Module):
     """One synthesis layer of StyleGAN2 (Fig. 2c): modulated 3 x 3 convolution (optionally
     resized to ``size`` first), noise, bias, LeakyReLU(0.2) times sqrt(2)."""
 
-    def __init__(self, in_ch: int, out_ch: int, w_dim: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, w_dim: int, affine_lr_mul: float = 1.0) -> None:
         super().__init__()
-        self.conv = ModulatedConv2d(in_ch, out_ch, 3, w_dim)
+        self.conv = ModulatedConv2d(in_ch, out_ch, 3, w_dim, affine_lr_mul=affine_lr_mul)
         self.noise = NoiseInjection()
         self.bias = nn.Parameter(torch.zeros(out_ch))
 
@@ -245,9 +247,11 @@ class StyledConv(nn.Module):
 class ToRGB(nn.Module):
     """``tRGB`` of StyleGAN2: a modulated 1 x 1 convolution without demodulation, plus a bias."""
 
-    def __init__(self, in_ch: int, out_ch: int, w_dim: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, w_dim: int, affine_lr_mul: float = 1.0) -> None:
         super().__init__()
-        self.conv = ModulatedConv2d(in_ch, out_ch, 1, w_dim, demodulate=False)
+        self.conv = ModulatedConv2d(
+            in_ch, out_ch, 1, w_dim, demodulate=False, affine_lr_mul=affine_lr_mul
+        )
         self.bias = nn.Parameter(torch.zeros(out_ch))
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:

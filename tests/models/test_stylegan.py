@@ -13,7 +13,16 @@ import torch.nn.functional as F
 import genzoo
 from genzoo.core.errors import ConfigError
 from genzoo.data.base import DataInfo
-from genzoo.models.gans import GAN, GANConfig, ProGAN, ProGANConfig, StyleGAN2, StyleGAN2Config
+from genzoo.models.gans import (
+    GAN,
+    GANConfig,
+    HingeSN,
+    HingeSNConfig,
+    ProGAN,
+    ProGANConfig,
+    StyleGAN2,
+    StyleGAN2Config,
+)
 from genzoo.models.gans.progan import growth
 from genzoo.nn import diffaug
 from genzoo.nn.style_layers import (
@@ -266,6 +275,90 @@ def test_regularisers_reach_only_their_player_with_lazy_weights() -> None:
     out.loss.backward()
     assert all(p.grad is None for p in groups["d"])
     assert all(p.grad is not None for p in m.mapping.parameters())
+
+
+# small-scale settings (issue 19): options the paper does not have, each a named departure
+
+
+def test_affine_lr_multiplier_slows_only_the_style_affines() -> None:
+    """``affine_lr_mul = 0.1`` leaves G's function at init unchanged and, after one Adam step
+    (beta1 = 0: lr * sign(grad)), every style affine's effective bias has moved by lr * 0.1
+    instead of lr, in the 3 x 3 layers and in tRGB alike, while every other parameter of G
+    takes the same step as with the paper's multiplier 1."""
+    x = torch.rand(4, 1, 8, 8, generator=gen(0)) * 2 - 1
+    lr, moved, others = 1e-2, {}, {}
+    for mul in (1.0, 0.1):
+        torch.manual_seed(0)
+        m = StyleGAN2(StyleGAN2Config(**TINY_SG, affine_lr_mul=mul, pl_weight=0.0), DIGITS)
+        z = torch.randn(3, 8, generator=gen(1))
+        if mul == 1.0:
+            ref = m(z, generator=gen(2)).detach()
+        else:  # same effective weights at init: the same images
+            torch.testing.assert_close(m(z, generator=gen(2)), ref)
+        affines = [c.conv.affine for c in [*m.synthesis.convs, *m.synthesis.to_rgb]]
+        before = [(a.bias * a.lr_mul).detach().clone() for a in affines]
+        torch.manual_seed(1)
+        m.loss({"x": x}, "g").loss.backward()
+        with torch.no_grad():  # Adam's first step, by hand: lr * g / sqrt(g^2) = lr * sign(g)
+            for p in m.param_groups()["g"]:
+                p -= lr * p.grad.sign()
+        steps = [(a.bias * a.lr_mul).detach() - b for a, b in zip(affines, before, strict=True)]
+        moved[mul] = torch.cat(steps)
+        others[mul] = [
+            p.detach().clone() for n, p in m.synthesis.named_parameters() if "affine" not in n
+        ]
+    torch.testing.assert_close(moved[1.0].abs(), torch.full_like(moved[1.0], lr), rtol=1e-4, atol=0)
+    torch.testing.assert_close(
+        moved[0.1].abs(), torch.full_like(moved[0.1], lr * 0.1), rtol=1e-4, atol=0
+    )
+    for a, b in zip(others[1.0], others[0.1], strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_hinge_loss_variant_is_the_hinge_pair_and_bad_names_are_one_sentence() -> None:
+    """``loss="hinge"``: D's loss is mean(relu(1 - D(x)) + relu(1 + D(G(z)))) and G's is
+    -mean(D(G(z))) on the same fakes (R1 and path length off); an unknown name is refused."""
+    m = StyleGAN2(StyleGAN2Config(**TINY_SG, loss="hinge", r1=0.0, pl_weight=0.0), DIGITS)
+    x = torch.rand(4, 1, 8, 8, generator=gen(0)) * 3 - 1.5  # beyond [-1, 1]: hinge margins bite
+    with torch.no_grad():
+        m.discriminator.out.weight.mul_(20.0)  # logits beyond +-1, so the relus cut some terms
+        torch.manual_seed(5)
+        fake = m.synthesis(m._mixed_ws(4))
+        real_out, fake_out = m.critic(x), m.critic(fake)
+        torch.manual_seed(5)
+        d = m.loss({"x": x}, "d").loss
+        torch.manual_seed(5)
+        g = m.loss({"x": x}, "g").loss
+    assert (fake_out.abs() > 1).any() or (real_out.abs() > 1).any()
+    want = (torch.relu(1 - real_out) + torch.relu(1 + fake_out)).mean()
+    torch.testing.assert_close(d, want)
+    torch.testing.assert_close(g, -fake_out.mean())
+    assert not torch.allclose(
+        d,
+        torch.nn.functional.softplus(-real_out).mean()
+        + torch.nn.functional.softplus(fake_out).mean(),
+    )
+    with pytest.raises(ConfigError, match="loss 'wgan' is not known; choose"):
+        StyleGAN2Config.from_dict({"loss": "wgan"})
+
+
+def test_dcgan_sn_discriminator_is_hinge_sn_s_discriminator() -> None:
+    """``d_arch="dcgan-sn"`` builds the D of genzoo's hinge + SN GAN: its state (weights, spectral
+    norm vectors) loads strictly into hinge + SN's D at the same width, and both give the same
+    logits; the paper's residual D does not load."""
+    torch.manual_seed(0)
+    m = StyleGAN2(StyleGAN2Config(**TINY_SG, d_arch="dcgan-sn"), DIGITS)
+    ref = HingeSN(HingeSNConfig(width=8), DIGITS)
+    ref.discriminator.load_state_dict(m.discriminator.state_dict())  # strict
+    x = torch.rand(5, 1, 8, 8, generator=gen(0)) * 2 - 1
+    m.eval()  # no power iteration: the same stored u, v in both
+    ref.eval()
+    torch.testing.assert_close(m.critic(x), ref.discriminator(x))
+    paper = StyleGAN2(StyleGAN2Config(**TINY_SG), DIGITS)
+    with pytest.raises(RuntimeError):
+        ref.discriminator.load_state_dict(paper.discriminator.state_dict())
+    with pytest.raises(ConfigError, match="d_arch 'sn' is not known; choose"):
+        StyleGAN2Config.from_dict({"d_arch": "sn"})
 
 
 def test_stylegan2_trains_through_the_one_trainer_and_samples_in_range(tmp_path, fast_train):

@@ -32,6 +32,13 @@ upsampling and downsampling by bilinear and area resizing (so 28 x 28 data grows
 28) instead of the [1, 3, 3, 1] filters; the Adam settings are not adjusted for lazy
 regularisation; no mixed precision.
 
+Options that are not the paper's, for small images and short runs (defaults are the paper's):
+``affine_lr_mul`` slows the style affines ``A`` (the paper: 1; on 8 x 8 digits at lr 2e-3 their
+biases drift from 1 to 1.6-2.0 within 1,000 steps and the image stops depending on ``w``; see
+benchmarks/RESULTS.md, issue 19); ``loss="hinge"`` and ``d_arch="dcgan-sn"`` (the loss and the
+spectrally normalised DCGAN discriminator of genzoo's ``hinge-sn``) are named variants for
+comparisons that isolate the generator.
+
 Training runs on the one Trainer with the two players' parameter groups (D first, then G), as
 every genzoo GAN; ``diffaug`` augments real and fake images before D (arXiv:2006.10738).
 """
@@ -51,10 +58,22 @@ from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
-from genzoo.models.gans.losses import d_loss_logistic, g_loss_nonsaturating, r1_penalty
+from genzoo.models.gans.losses import (
+    d_loss_hinge,
+    d_loss_logistic,
+    g_loss_critic,
+    g_loss_nonsaturating,
+    r1_penalty,
+)
 from genzoo.models.gans.players import image_shape, player_groups, player_settings
 from genzoo.nn.diffaug import diff_augment, parse_policy
-from genzoo.nn.gan_nets import dcgan_sizes, frozen
+from genzoo.nn.gan_nets import (
+    Discriminator,
+    apply_spectral_norm,
+    dcgan_discriminator,
+    dcgan_sizes,
+    frozen,
+)
 from genzoo.nn.style_layers import (
     EqualConv2d,
     EqualLinear,
@@ -66,6 +85,17 @@ from genzoo.nn.style_layers import (
     resize,
 )
 
+# D's and G's per-example losses: the paper's non-saturating logistic pair, or the hinge pair of
+# genzoo's hinge + SN GAN (arXiv:1802.05957) as a named variant
+LOSSES = {
+    "logistic": (d_loss_logistic, g_loss_nonsaturating),
+    "hinge": (d_loss_hinge, g_loss_critic),
+}
+
+# "dcgan-sn": the discriminator of genzoo's hinge + SN GAN (DCGAN's strided convolutions, spectral
+# norm on every weight), a named variant that isolates G from D in comparisons with it
+D_ARCHS = ["residual", "dcgan-sn"]
+
 
 @dataclass(frozen=True)
 class StyleGAN2Config(Config):
@@ -75,6 +105,7 @@ class StyleGAN2Config(Config):
     mapping_layers: int = bounded(4, ge=1)  # layers of the mapping network (8 in the paper)
     mapping_lr_mul: float = bounded(0.01, gt=0.0)  # learning-rate multiplier of the mapping net
     width: int = bounded(64, ge=1)  # channels of every synthesis and D layer
+    affine_lr_mul: float = bounded(1.0, gt=0.0)  # lr multiplier of the style affines A (paper 1)
     mixing_prob: float = bounded(0.9, ge=0.0, le=1.0)  # style-mixing probability per example
     w_avg_beta: float = bounded(0.995, ge=0.0, lt=1.0)  # decay of the tracked mean w
     r1: float = bounded(0.1, ge=0.0)  # gamma of the R1 penalty gamma/2 |grad D(x)|^2 (0: off)
@@ -87,26 +118,44 @@ class StyleGAN2Config(Config):
     lr_g: float | None = bounded(None, gt=0.0)  # G learning rate (None: the trainer's lr)
     betas: tuple[float, float] = bounded((0.0, 0.99), ge=0.0, lt=1.0)  # Adam betas (paper)
     diffaug: str = ""  # DiffAugment policies before D, e.g. "color,translation,cutout"
+    loss: str = "logistic"  # "logistic" (the paper's non-saturating pair) or "hinge"
+    d_arch: str = "residual"  # D: "residual" (the paper's) or "dcgan-sn" (hinge + SN's D)
 
     def validate(self) -> None:
         parse_policy(self.diffaug)
+        if self.loss not in LOSSES:
+            raise ConfigError(
+                f"StyleGAN2 loss {self.loss!r} is not known; choose {choices(list(LOSSES))}."
+            )
+        if self.d_arch not in D_ARCHS:
+            raise ConfigError(
+                f"StyleGAN2 d_arch {self.d_arch!r} is not known; choose {choices(D_ARCHS)}."
+            )
 
 
 class SynthesisNetwork(nn.Module):
     """``ws (B, n_ws, w_dim) -> images (B, C, H, W)``: constant input, styled convolutions per
     size, skip connections through ``tRGB`` (1912.04958, Fig. 7b)."""
 
-    def __init__(self, out_ch: int, size: tuple[int, int], width: int, w_dim: int) -> None:
+    def __init__(
+        self,
+        out_ch: int,
+        size: tuple[int, int],
+        width: int,
+        w_dim: int,
+        affine_lr_mul: float = 1.0,
+    ) -> None:
         super().__init__()
         self.sizes = list(reversed(dcgan_sizes(size, min_stages=1)))  # smallest first
         h0, w0 = self.sizes[0]
+        a = affine_lr_mul
         self.const = nn.Parameter(torch.randn(1, width, h0, w0))
-        self.convs = nn.ModuleList([StyledConv(width, width, w_dim)])
-        self.to_rgb = nn.ModuleList([ToRGB(width, out_ch, w_dim)])
+        self.convs = nn.ModuleList([StyledConv(width, width, w_dim, a)])
+        self.to_rgb = nn.ModuleList([ToRGB(width, out_ch, w_dim, a)])
         for _ in self.sizes[1:]:
-            self.convs.append(StyledConv(width, width, w_dim))  # resizes first
-            self.convs.append(StyledConv(width, width, w_dim))
-            self.to_rgb.append(ToRGB(width, out_ch, w_dim))
+            self.convs.append(StyledConv(width, width, w_dim, a))  # resizes first
+            self.convs.append(StyledConv(width, width, w_dim, a))
+            self.to_rgb.append(ToRGB(width, out_ch, w_dim, a))
         self.n_ws = len(self.convs) + 1  # each conv its own w; tRGB shares the next conv's
 
     def forward(self, ws: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -180,8 +229,15 @@ class StyleGAN2(GenerativeModel, Samples):
         self.mapping = MappingNetwork(
             c.latent_dim, c.latent_dim, c.mapping_layers, c.mapping_lr_mul
         )
-        self.synthesis = SynthesisNetwork(self.shape[0], size, c.width, c.latent_dim)
-        self.discriminator = ResidualDiscriminator(self.shape[0], size, c.width, c.mbstd_group)
+        self.synthesis = SynthesisNetwork(
+            self.shape[0], size, c.width, c.latent_dim, c.affine_lr_mul
+        )
+        self.discriminator: nn.Module
+        if c.d_arch == "residual":
+            self.discriminator = ResidualDiscriminator(self.shape[0], size, c.width, c.mbstd_group)
+        else:  # hinge + SN's D: DCGAN body, linear head, spectral norm (arXiv:1802.05957)
+            body, feat = dcgan_discriminator(self.shape[0], size, c.width)
+            self.discriminator = apply_spectral_norm(Discriminator(body, feat))
         self.n_ws = self.synthesis.n_ws
         self.policy = parse_policy(c.diffaug)
         self.register_buffer("w_avg", torch.zeros(c.latent_dim))  # tracked mean w
@@ -264,7 +320,7 @@ class StyleGAN2(GenerativeModel, Samples):
         x_in = x.detach().requires_grad_(True) if lazy_r1 else x
         real_out = self.augmented_critic(x_in)  # (B,)
         fake_out = self.augmented_critic(fake)  # (B,)
-        per_example = d_loss_logistic(real_out, fake_out)  # (B,)
+        per_example = LOSSES[c.loss][0](real_out, fake_out)  # (B,)
         logs: dict[str, Tensor | float] = {
             "d_loss": per_example.mean().detach(),
             "d_real": real_out.mean().detach(),
@@ -286,7 +342,7 @@ class StyleGAN2(GenerativeModel, Samples):
         fake = self.synthesis(ws)
         with frozen(self.discriminator):  # D's weights take no gradient in G's step
             fake_out = self.augmented_critic(fake)  # (B,)
-        per_example = g_loss_nonsaturating(fake_out)  # (B,)
+        per_example = LOSSES[c.loss][1](fake_out)  # (B,)
         loss = per_example.mean()
         logs: dict[str, Tensor | float] = {
             "g_loss": loss.detach(),
