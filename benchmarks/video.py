@@ -140,7 +140,7 @@ def text_benchmark(args: argparse.Namespace) -> None:
     from genzoo.data.shapes import COLOUR_NAMES, SHAPES, article
     from genzoo.data.video import SHAPE_DIRECTIONS
     from genzoo.metrics.text_to_image import train_attribute_classifier
-    from genzoo.metrics.video import motion_directions, prompt_match
+    from genzoo.metrics.video import centroids, motion_directions, prompt_match
     from genzoo.runs.load import open_run
 
     run = Path(args.runs) / "video-diffusion-text"
@@ -193,14 +193,20 @@ def text_benchmark(args: argparse.Namespace) -> None:
     print(f"\n{n} prompts on {TEXT_SPEC} (8 frames, 16 x 16); video-diffusion text=true "
           f"(batch {args.batch}); {args.sampler}, {args.sample_steps} steps\n")  # fmt: skip
     print("| clips | colour | shape | direction | all three (goal >= 80%) | frames: colour / "
-          "shape | moved >= 1 px | sampling s |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "shape | moved >= 1 px | travel px | straightness | sampling s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, clips, c, s, d, secs in rows:
         m = {k: float(v.mean()) for k, v in prompt_match(clf.read, clips, c, s, d).items()}
         moved = float((motion_directions(clips) >= 0).float().mean())
+        # the tracked path: first-to-last travel, and that over the path's length (1: a
+        # straight glide, as every real clip; near 0: a shape that jitters on the spot)
+        path = centroids(clips)  # (B, T, 2)
+        travel = (path[:, -1] - path[:, 0]).norm(dim=1)
+        length = (path[:, 1:] - path[:, :-1]).norm(dim=2).sum(1).clamp_min(1e-6)
         print(f"| {name} | {m['colour']:.1%} | {m['shape']:.1%} | {m['direction']:.1%} | "
               f"{m['all']:.1%} | {m['frame_colour']:.1%} / {m['frame_shape']:.1%} | "
-              f"{moved:.1%} | {secs:.0f} |", flush=True)  # fmt: skip
+              f"{moved:.1%} | {float(travel.mean()):.2f} | {float((travel / length).mean()):.2f} "
+              f"| {secs:.0f} |", flush=True)  # fmt: skip
     print("\ntracked direction (columns) of the clips asked for each direction (rows):\n")
     for name, clips, _, _, d, _ in rows:  # a confusion table per row: where the motion goes
         got = motion_directions(clips)
