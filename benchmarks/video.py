@@ -45,6 +45,9 @@ identity consistency, and frame prediction against copy-the-last-frame.
    than half of its frames and its tracked centroid moves in the prompt's direction
    (:func:`genzoo.metrics.video.prompt_match`). Guidance w = 3 (the run's default) against w = 1
    (no guidance) and w = 0 (the null caption: chance), and real test clips as the ceiling.
+   ``--checkpoints S1 S2 ...`` scores those earlier checkpoints of the run (trained with
+   ``ckpt_every`` and ``keep=0``); each row also gives the share of clips that move, the tracked
+   travel and the straightness of the path, and a confusion of asked and tracked directions.
 
     python benchmarks/video.py --threads 1
     python benchmarks/video.py --threads 1 --gif docs/img/video_diffusion.gif
