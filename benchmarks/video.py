@@ -54,6 +54,9 @@ identity consistency, and frame prediction against copy-the-last-frame.
    than half of its frames and its tracked centroid moves in the prompt's direction
    (:func:`genzoo.metrics.video.prompt_match`). Guidance w = 3 (the run's default) against w = 1
    (no guidance) and w = 0 (the null caption: chance), and real test clips as the ceiling.
+   ``--checkpoints S1 S2 ...`` scores those earlier checkpoints of the run (trained with
+   ``ckpt_every`` and ``keep=0``); each row also gives the share of clips that move, the tracked
+   travel and the straightness of the path, and a confusion of asked and tracked directions.
 
     python benchmarks/video.py --threads 1
     python benchmarks/video.py --threads 1 --gif docs/img/video_diffusion.gif
@@ -155,10 +158,12 @@ def ensure_run(model: str, runs: Path, args: argparse.Namespace) -> Path:
 
 def text_benchmark(args: argparse.Namespace) -> None:
     """Item 4 of the module docstring."""
+    from genzoo.core.io import load_state_strict
+    from genzoo.core.runs import read_checkpoint
     from genzoo.data.shapes import COLOUR_NAMES, SHAPES, article
     from genzoo.data.video import SHAPE_DIRECTIONS
     from genzoo.metrics.text_to_image import train_attribute_classifier
-    from genzoo.metrics.video import prompt_match
+    from genzoo.metrics.video import centroids, motion_directions, prompt_match
     from genzoo.runs.load import open_run
 
     run = Path(args.runs) / "video-diffusion-text"
@@ -171,6 +176,7 @@ def text_benchmark(args: argparse.Namespace) -> None:
         subprocess.run(cmd, check=True)
     opened = open_run(run, ema=True, device="cpu")
     model = opened.model
+    steps = args.checkpoints or [opened.step]
     clf = train_attribute_classifier(16)
     acc = clf.test_accuracy
     print(f"attribute classifier (shapes test split): colour {acc['colour']:.3f}, "
@@ -191,35 +197,60 @@ def text_benchmark(args: argparse.Namespace) -> None:
     rows.append(("real test clips (their own captions)", real, ty // 5, ty % 5,
                  test.extras["direction"][:n], float("nan")))  # fmt: skip
     clips_w: dict[float, torch.Tensor] = {}
-    for w in args.guidance:
-        g = torch.Generator().manual_seed(0)
-        t0 = time.perf_counter()
-        clips = torch.cat([
-            model.sample(min(30, n - i), prompts=prompts[i : i + 30], guidance=w, generator=g,
-                         sampler=args.sampler, steps=args.sample_steps).cpu()
-            for i in range(0, n, 30)
-        ])  # fmt: skip
-        clips_w[w] = clips
-        rows.append((f"video-diffusion, text, w = {w:g}", clips, colour, shape, direction,
-                     time.perf_counter() - t0))  # fmt: skip
-    print(f"\n{n} prompts on {TEXT_SPEC} (8 frames, 16 x 16); video-diffusion text=true at "
-          f"step {opened.step} (batch {args.batch}); {args.sampler}, {args.sample_steps} "
-          "steps\n")  # fmt: skip
+    for step in steps:
+        if step != opened.step:  # an earlier checkpoint of the run (ckpt_every, keep=0)
+            ckpt = run / "checkpoints" / f"step_{step:09d}"
+            files, _ = read_checkpoint(ckpt)
+            load_state_strict(model, files["ema" if "ema" in files else "model"], str(ckpt))
+        for w in args.guidance:
+            g = torch.Generator().manual_seed(0)
+            t0 = time.perf_counter()
+            clips = torch.cat([
+                model.sample(min(30, n - i), prompts=prompts[i : i + 30], guidance=w,
+                             generator=g, sampler=args.sampler, steps=args.sample_steps).cpu()
+                for i in range(0, n, 30)
+            ])  # fmt: skip
+            clips_w[w] = clips
+            rows.append((f"video-diffusion, text, step {step}, w = {w:g}", clips, colour, shape,
+                         direction, time.perf_counter() - t0))  # fmt: skip
+    print(f"\n{n} prompts on {TEXT_SPEC} (8 frames, 16 x 16); video-diffusion text=true "
+          f"(batch {args.batch}); {args.sampler}, {args.sample_steps} steps\n")  # fmt: skip
     print("| clips | colour | shape | direction | all three (goal >= 80%) | frames: colour / "
-          "shape | sampling s |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+          "shape | moved >= 1 px | travel px | straightness | sampling s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, clips, c, s, d, secs in rows:
         m = {k: float(v.mean()) for k, v in prompt_match(clf.read, clips, c, s, d).items()}
+        moved = float((motion_directions(clips) >= 0).float().mean())
+        # the tracked path: first-to-last travel, and that over the path's length (1: a
+        # straight glide, as every real clip; near 0: a shape that jitters on the spot)
+        path = centroids(clips)  # (B, T, 2)
+        travel = (path[:, -1] - path[:, 0]).norm(dim=1)
+        length = (path[:, 1:] - path[:, :-1]).norm(dim=2).sum(1).clamp_min(1e-6)
         print(f"| {name} | {m['colour']:.1%} | {m['shape']:.1%} | {m['direction']:.1%} | "
               f"{m['all']:.1%} | {m['frame_colour']:.1%} / {m['frame_shape']:.1%} | "
-              f"{secs:.0f} |")  # fmt: skip
+              f"{moved:.1%} | {float(travel.mean()):.2f} | {float((travel / length).mean()):.2f} "
+              f"| {secs:.0f} |", flush=True)  # fmt: skip
+    print("\ntracked direction (columns) of the clips asked for each direction (rows):\n")
+    for name, clips, _, _, d, _ in rows:  # a confusion table per row: where the motion goes
+        got = motion_directions(clips)
+        names = [*SHAPE_DIRECTIONS, "still"]
+        table = torch.zeros(len(SHAPE_DIRECTIONS), len(names), dtype=torch.long)
+        for want, k in zip(d.tolist(), got.tolist(), strict=True):
+            table[want, k if k >= 0 else len(SHAPE_DIRECTIONS)] += 1
+        cells = "; ".join(f"{a}: " + " ".join(f"{b} {v}" for b, v in zip(names, r.tolist(),
+                          strict=True) if v) for a, r in zip(SHAPE_DIRECTIONS, table,
+                          strict=True))  # fmt: skip
+        print(f"- {name}: {cells}")
     print(f"date {datetime.date.today()}, torch {torch.__version__}, threads {args.threads}")
     if args.gif:
         from genzoo.viz import save_video
 
         w = max(clips_w)
         save_video(clips_w[w][:12], model.info, args.gif, fps=4, scale=4)
-        print(f"wrote {args.gif}: the first 12 prompts at w = {w:g}: " + "; ".join(prompts[:12]))
+        print(
+            f"wrote {args.gif}: the first 12 prompts at w = {w:g}, step {steps[-1]}: "
+            + "; ".join(prompts[:12])
+        )
 
 
 def sample_table(
@@ -440,6 +471,9 @@ def main() -> None:
     )
     ap.add_argument("--guidance", type=float, nargs="+", default=[3.0, 1.0, 0.0],
                     help="--text: the guidance scales compared")  # fmt: skip
+    ap.add_argument("--checkpoints", type=int, nargs="+",
+                    help="--text: score these checkpoint steps of the run (saved with "
+                         "ckpt_every and keep=0; default: the latest)")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.batch is None:
