@@ -93,7 +93,7 @@ from genzoo.metrics.video import (
     prediction_errors,
 )
 from genzoo.models.diffusion.video import motion_frames
-from genzoo.runs import load
+from genzoo.runs.load import open_run
 
 SPEC = "moving-digits?size=16"
 MODELS = {  # model -> its settings (the same steps and batch size for all)
@@ -164,7 +164,6 @@ def text_benchmark(args: argparse.Namespace) -> None:
     from genzoo.data.video import SHAPE_DIRECTIONS
     from genzoo.metrics.text_to_image import train_attribute_classifier
     from genzoo.metrics.video import centroids, motion_directions, prompt_match
-    from genzoo.runs.load import open_run
 
     run = Path(args.runs) / "video-diffusion-text"
     if not (run / "checkpoints").is_dir():
@@ -284,7 +283,8 @@ def sample_table(
         rows.append((m, clips, time.perf_counter() - t0))
 
     print(f"\n{n} clips each against {n} test clips of {SPEC} (8 frames, 16 x 16); "
-          f"{args.steps} training steps of {args.batch} clips per model\n")  # fmt: skip
+          "training steps (checkpoint step) per model: "
+          + ", ".join(f"{m} {k}" for m, k in args.run_steps.items()) + "\n")  # fmt: skip
     print("| clips | FVD (genzoo video CNN) | per-frame FD | identity consistency | frames "
           "agreeing with the clip's digit | sampling s |")  # fmt: skip
     print("|---|---|---|---|---|---|")
@@ -374,7 +374,6 @@ def rollout(model, known: torch.Tensor, frames: int, context: int, g, **opts) ->
 
 def prediction_long(args: argparse.Namespace, models: dict) -> None:
     """``--predict-frames``: item 3 on longer clips (see the module docstring)."""
-    from genzoo.runs.load import open_run
 
     frames, k, n = args.predict_frames, args.context, args.n
     spec = f"{SPEC}&frames={frames}"
@@ -483,7 +482,9 @@ def main() -> None:
         return
     runs = Path(args.runs)
     paths = {m: ensure_run(m, runs, args) for m in args.models}
-    models = {m: load(p) for m, p in paths.items()}
+    opened = {m: open_run(p, ema=True, device="auto") for m, p in paths.items()}
+    models = {m: o.model for m, o in opened.items()}
+    args.run_steps = {m: o.step for m, o in opened.items()}  # what was trained, not --steps
     g = torch.Generator().manual_seed(0)
     rows: list[tuple[str, torch.Tensor, float]] = []
     preds: dict[str, torch.Tensor] = {}
