@@ -37,9 +37,9 @@ from genzoo.nn.unet import UNet, _norm
 MAX_FRAMES = 64  # longest clip the rotary tables cover
 
 
-class TemporalAttention(nn.Module):
-    """Residual multi-head attention over the ``T`` frames at each pixel:
-    ``h + proj(attn(norm(h)))`` with tokens ``(B*H*W, T, C)``; ``proj`` starts at zero."""
+class _ResidualAttention(nn.Module):
+    """The parameters both attentions below share: a group norm, ``qkv`` and an output ``proj``
+    that starts at zero (so a new attention layer is the identity)."""
 
     def __init__(self, ch: int, causal: bool = False, head_dim: int = 16) -> None:
         super().__init__()
@@ -50,6 +50,14 @@ class TemporalAttention(nn.Module):
         self.proj = nn.Linear(ch, ch)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
+
+
+class TemporalAttention(_ResidualAttention):
+    """Residual multi-head attention over the ``T`` frames at each pixel:
+    ``h + proj(attn(norm(h)))`` with tokens ``(B*H*W, T, C)``; ``proj`` starts at zero."""
+
+    def __init__(self, ch: int, causal: bool = False, head_dim: int = 16) -> None:
+        super().__init__(ch, causal, head_dim)
         hd = ch // self.heads
         cos, sin = rotary_tables(hd, MAX_FRAMES) if hd % 2 == 0 else (None, None)
         self.rotary = None if cos is None else (cos, sin)
@@ -94,21 +102,11 @@ def axial_rotary_tables(
     return ang.cos().float(), ang.sin().float()
 
 
-class SpaceTimeAttention(nn.Module):
+class SpaceTimeAttention(_ResidualAttention):
     """Residual multi-head self-attention over all ``T * H * W`` positions of a clip:
     ``h + proj(attn(norm(h)))`` with tokens ``(B, T*H*W, C)`` and axial rotary positions
     (:func:`axial_rotary_tables`); ``proj`` starts at zero. With ``causal=True`` a position of
     frame ``t`` sees the positions of frames ``<= t`` only."""
-
-    def __init__(self, ch: int, causal: bool = False, head_dim: int = 16) -> None:
-        super().__init__()
-        self.heads = max(ch // head_dim, 1)
-        self.causal = causal
-        self.norm = _norm(ch)
-        self.qkv = nn.Linear(ch, 3 * ch)
-        self.proj = nn.Linear(ch, ch)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
 
     def forward(self, h: Tensor, frames: int) -> Tensor:
         bt, c, hh, ww = h.shape
