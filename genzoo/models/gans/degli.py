@@ -72,7 +72,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from genzoo.audio.spectral import (
-    mel_filterbank,
     pinv_mel_magnitude,
     vocoder_istft,
     vocoder_stft,
@@ -196,8 +195,7 @@ class DeepGriffinLim(MelVocoder):
             )
         if c.snr_db[0] > c.snr_db[1]:
             raise ConfigError(f"snr_db = {c.snr_db} must be (low, high) with low <= high.")
-        fb = mel_filterbank(info.sample_rate, c.n_fft, c.n_mels).float()  # (F, M)
-        self.register_buffer("fb", fb, persistent=False)  # a function of the config
+        self.register_filterbank()
         self.denoiser = Denoiser(c)
 
     # --- the iteration ------------------------------------------------------------------------
@@ -258,10 +256,6 @@ class DeepGriffinLim(MelVocoder):
     def forward(self, mel: Tensor) -> Tensor:
         """The vocoder: log-mel ``(B, n_mels, frames)`` -> waveform ``(B, frames * hop)``."""
         return self.reconstruct(mel)
-
-    def stft_magnitude(self, x: Tensor) -> Tensor:
-        """``|STFT|`` ``(B, F, frames)`` of waveforms ``(B, T)`` in the vocoder's framing."""
-        return vocoder_stft(x, self.config.n_fft, self.config.hop).abs()
 
     # --- training -----------------------------------------------------------------------------
     @property

@@ -46,7 +46,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
-from genzoo.audio.spectral import mel_filterbank
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError, choices
 from genzoo.core.protocol import Batch, LossOutput
@@ -285,8 +284,7 @@ class HiFiGAN(MelVocoder):
                 f"{2 ** len(c.upsample_rates)} (halved at each of the "
                 f"{len(c.upsample_rates)} stages)."
             )
-        fb = mel_filterbank(info.sample_rate, c.n_fft, c.n_mels).float()  # (F, M)
-        self.register_buffer("fb", fb, persistent=False)  # a function of the config: not saved
+        self.register_filterbank()
         self.generator = Generator(c)
         self.discriminators = Discriminators(c)
         if c.mel_warmup > 0:  # G's steps, counted for the warm start (saved: a resume goes on)

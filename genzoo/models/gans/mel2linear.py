@@ -61,9 +61,7 @@ from torch import Tensor, nn
 
 from genzoo.audio.spectral import (
     griffin_lim_vocoder,
-    mel_filterbank,
     pinv_mel_magnitude,
-    vocoder_stft,
 )
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
@@ -177,8 +175,7 @@ class Mel2Linear(MelVocoder):
         self.check_audio_and_framing()
         if c.kernel % 2 == 0:
             raise ConfigError(f"kernel = {c.kernel} must be odd (the frames keep their count).")
-        fb = mel_filterbank(info.sample_rate, c.n_fft, c.n_mels).float()  # (F, M)
-        self.register_buffer("fb", fb, persistent=False)  # a function of the config
+        self.register_filterbank()
         self.net = PostNet(c)
 
     def magnitude(self, mel: Tensor) -> Tensor:
@@ -201,10 +198,6 @@ class Mel2Linear(MelVocoder):
     def forward(self, mel: Tensor) -> Tensor:
         """The vocoder: log-mel ``(B, n_mels, frames)`` -> waveform ``(B, frames * hop)``."""
         return self.reconstruct(mel)
-
-    def stft_magnitude(self, x: Tensor) -> Tensor:
-        """``|STFT|`` ``(B, F, frames)`` of waveforms ``(B, T)`` in the vocoder's framing."""
-        return vocoder_stft(x, self.config.n_fft, self.config.hop).abs()
 
     @property
     def game_on(self) -> bool:

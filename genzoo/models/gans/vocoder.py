@@ -6,7 +6,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from genzoo.audio.spectral import log_spectral_distance, spectral_convergence, vocoder_log_mel
+from genzoo.audio.spectral import (
+    log_spectral_distance,
+    mel_filterbank,
+    spectral_convergence,
+    vocoder_log_mel,
+    vocoder_stft,
+)
 from genzoo.core.errors import ConfigError
 from genzoo.core.protocol import Batch, GenerativeModel, Vocodes
 from genzoo.core.seeding import rand
@@ -26,8 +32,9 @@ def random_segments(x: Tensor, seg: int, hop: int) -> Tensor:
 class MelVocoder(GenerativeModel, Vocodes):
     """A GAN vocoder from log-mel ``(B, n_mels, frames)`` to waveforms ``(B, frames * hop)``.
 
-    Subclasses set the buffers ``fb`` (the mel filterbank) and ``step`` (generator steps), define
-    ``forward(mel)`` and :meth:`stft_magnitude` (the ``|STFT|`` in their own framing); their
+    Subclasses set the buffers ``fb`` (:meth:`register_filterbank`) and ``step`` (generator
+    steps), define ``forward(mel)`` and, where it is not the vocoder framing,
+    :meth:`stft_magnitude`; their
     configs carry ``n_fft``, ``hop``, ``n_mels`` and ``mel_warmup``."""
 
     def check_audio_and_framing(self) -> None:
@@ -45,6 +52,15 @@ class MelVocoder(GenerativeModel, Vocodes):
         if c.segment % c.hop:
             raise ConfigError(f"segment = {c.segment} must be a multiple of hop = {c.hop}.")
 
+    def register_filterbank(self) -> Tensor:
+        """Set the buffer ``fb`` ``(F, M)``: the mel filterbank of the config's ``n_fft`` and
+        ``n_mels`` at the data's rate, in float32 (a function of the config, so not saved);
+        return it in float64."""
+        c = self.config
+        fb = mel_filterbank(self.info.sample_rate, c.n_fft, c.n_mels)  # (F, M), float64
+        self.register_buffer("fb", fb.float(), persistent=False)
+        return fb
+
     @property
     def game_on(self) -> bool:
         """Whether the adversarial game has started (after ``mel_warmup`` generator steps)."""
@@ -57,8 +73,9 @@ class MelVocoder(GenerativeModel, Vocodes):
         return vocoder_log_mel(x, self.info.sample_rate, c.n_fft, c.hop, c.n_mels, fb=self.fb)
 
     def stft_magnitude(self, x: Tensor) -> Tensor:
-        """``|STFT|`` ``(B, F, frames)`` of waveforms ``(B, T)`` at the model's STFT settings."""
-        raise NotImplementedError
+        """``|STFT|`` ``(B, F, frames)`` of waveforms ``(B, T)`` at the model's STFT settings, in
+        the vocoder framing (:func:`genzoo.audio.spectral.vocoder_stft`; HiFi-GAN overrides it)."""
+        return vocoder_stft(x, self.config.n_fft, self.config.hop).abs()
 
     @torch.no_grad()
     def vocode(self, mel: Tensor) -> Tensor:

@@ -55,7 +55,6 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from genzoo.audio.spectral import (
-    mel_filterbank,
     vocoder_istft,
     vocoder_stft,
 )
@@ -253,8 +252,7 @@ class Vocos(MelVocoder):
         self.check_audio_and_framing()
         if c.kernel % 2 == 0:
             raise ConfigError(f"kernel = {c.kernel} must be odd (the frames keep their count).")
-        fb = mel_filterbank(info.sample_rate, c.n_fft, c.n_mels)  # (F, M), float64
-        self.register_buffer("fb", fb.float(), persistent=False)  # a function of the config
+        fb = self.register_filterbank()  # (F, M), float64
         pinv = torch.linalg.pinv(fb.T).float()  # (F, M)
         self.register_buffer("pinv", pinv, persistent=False)
         self.backbone = Backbone(c)
@@ -285,10 +283,6 @@ class Vocos(MelVocoder):
     def forward(self, mel: Tensor) -> Tensor:
         """The generator: log-mel ``(B, n_mels, frames)`` -> waveform ``(B, frames * hop)``."""
         return vocoder_istft(self.spectrogram(mel), self.config.n_fft, self.config.hop)  # Eq. (2)
-
-    def stft_magnitude(self, x: Tensor) -> Tensor:
-        """``|STFT|`` ``(B, F, frames)`` of waveforms ``(B, T)`` in the vocoder's framing."""
-        return vocoder_stft(x, self.config.n_fft, self.config.hop).abs()
 
     # --- training -----------------------------------------------------------------------------
     def discriminators(self, x: Tensor) -> tuple[list[tuple[Tensor, list[Tensor]]], ...]:
