@@ -24,7 +24,15 @@ identity consistency, and frame prediction against copy-the-last-frame.
    run trained on 12-frame clips that exists under ``--runs12`` in one call; the world model at
    each ``--wm-sampling`` setting (``t1``: temperature 1, ``t0.5``: 0.5, ``greedy``: top_k = 1);
    beside copy-last-frame, the trivial baselines a predictor must beat to mean anything: blank
-   frames (pixel MSE) and the frame's centre (tracked position).
+   frames (pixel MSE) and the frame's centre (tracked position). ``--pred-samples K`` (video
+   diffusion): K continuations per clip, drawn one after the other (the first is what K = 1
+   draws); the table gives the first, every draw's error averaged, and the mean of the K draws
+   (an estimate of the model's minimum-MSE point prediction ``E[future | first frames]``; when
+   rolled out, the mean of K whole rollouts). ``--one-step``: also the denoiser's own posterior
+   mean in one call, ``D(noise, sigma_max | first frames)`` (rolled out on its own frames).
+   Every prediction table ends with the moved last known frame (no network), blank frames /
+   the frame's centre and copy-last-frame, and gives per predicted frame the share of clips
+   read as the clip's digit.
 
 5. Video diffusion started from an image model (Make-A-Video arXiv:2209.14792, Video LDM
    arXiv:2304.08818, AnimateDiff arXiv:2307.04725): ``--models video-diffusion-image`` first
@@ -62,6 +70,8 @@ identity consistency, and frame prediction against copy-the-last-frame.
     python benchmarks/video.py --threads 1 --gif docs/img/video_diffusion.gif
     python benchmarks/video.py --threads 1 --models video-worldmodel   # one model only
     python benchmarks/video.py --threads 1 --skip-table --predict-frames 12 --n 128
+    python benchmarks/video.py --threads 1 --runs runs/bench-video-stm --models \
+        video-diffusion-st-motion --skip-table --predict-frames 12 --pred-samples 8 --one-step
     python benchmarks/video.py --threads 1 --runs runs/bench-video-img --models \
         video-diffusion-image --image-steps 3000 --skip-prediction --n 256 --sample-steps 10
     python benchmarks/video.py --threads 1 --text --runs runs/bench-video-text --steps 300 --n 60 \
@@ -81,6 +91,8 @@ import torch
 
 from genzoo.data import load_dataset
 from genzoo.data.base import levels_to_model
+from genzoo.diffusion.samplers import run_sampler
+from genzoo.diffusion.schedules import karras_schedule
 from genzoo.metrics.video import (
     frame_fd,
     fvd,
@@ -297,19 +309,70 @@ def sample_table(
     return rows
 
 
-def prediction(args: argparse.Namespace, models: dict, g: torch.Generator) -> dict:
-    """Item 3 of the module docstring on the runs' own clip length."""
-    test = load_dataset(SPEC, "test")
-    assert test.x is not None
-    n, k = args.n, args.context
-    real = levels_to_model(test.x[:n], 256)  # (n, T, 1, H, W)
-    t = real.shape[1]
-    centre = test.extras["centre"][:n, :, 0]  # (n, T, 2) true centres of the digit
-    preds: dict[str, torch.Tensor] = {}
-    lines = []
-    err: dict[str, float] = {}
+def one_step_mean(model, cond: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Video diffusion's own estimate of ``E[frames | first frames]`` in one network call: the
+    denoiser ``D(x, sigma_max | cond)`` on pure noise at the largest sampling sigma (EDM trains
+    ``D`` to the posterior mean ``E[x0 | x_sigma, cond]``, and at ``sigma_max`` = 80 the noisy
+    input holds almost nothing of ``x0``), clamped and with the known frames kept."""
+    n = cond.shape[0]
+    c = model.sampling_condition(n, cond.to(model.device), {})
+    s = float(model.config.sigma_max)
+    x = model.initial_noise(n, s, g)
+    sigma = torch.full((n,), s, device=x.device)
+    return model.sampling_denoiser(x, sigma, c).cpu()
+
+
+def from_moved(
+    model, cond: torch.Tensor, g: torch.Generator, sigma: float, steps: int, sampler: str
+) -> torch.Tensor:
+    """SDEdit (arXiv:2108.01073) from the hand extrapolation: the known frames ``cond`` and, on
+    the unknown ones, the last known frame moved on (:func:`motion_frames`), noised to ``sigma``
+    and sampled down from there (``steps`` Karras sigmas) given the known frames: the network
+    corrects the extrapolation instead of drawing the frames from noise."""
+    n, k = cond.shape[:2]
+    c = model.sampling_condition(n, cond.to(model.device), {})
+    x0 = torch.zeros(n, *model.info.shape, device=model.device)  # (n, T, C, H, W)
+    x0[:, :k] = cond.to(x0)
+    x0 = x0 + motion_frames(x0, torch.full((n,), k, device=x0.device), model.config.max_shift)
+    cfg = model.config
+    sig = karras_schedule(steps, cfg.sigma_min, sigma, cfg.rho)
+    x = x0 + sigma * torch.randn(x0.shape, generator=g).to(x0)
+    out = run_sampler(sampler, model.sampling_denoiser, x, sig, cond=c, generator=g)
+    return model.to_data(out).cpu()
+
+
+def draw_predictions(
+    m: str, model, real: torch.Tensor, k: int, frames: int, args, g: torch.Generator, opts: dict
+) -> tuple[list[torch.Tensor], float]:
+    """``--pred-samples`` K continuations of the first ``k`` frames of ``real`` (one after the
+    other with the same generator ``g``, so the first is the one a single-sample run draws),
+    rolled out to ``frames`` frames when that is longer than the run's clips."""
+    n = real.shape[0]
+    draws = []
+    t0 = time.perf_counter()
+    for _ in range(args.pred_samples if is_diffusion(m) else 1):
+        draws.append(torch.cat([
+            rollout(model, real[i : i + 32, :k], frames, k, g, **opts) for i in range(0, n, 32)
+        ]))  # fmt: skip
+    return draws, time.perf_counter() - t0
+
+
+def score_predictions(
+    rows: list[tuple[str, torch.Tensor | list[torch.Tensor], float]],
+    real: torch.Tensor,
+    k: int,
+    centre: torch.Tensor,
+    digit: torch.Tensor,
+    title: str,
+    fit: torch.Tensor,
+) -> None:
+    """Prints the prediction tables: pixel MSE, tracked position error and the gain over
+    copy-last-frame for each row (a list of draws: the mean over the draws of each draw's
+    error), then the trivial predictors (the moved last frame, blank frames / the frame's
+    centre, copy-last-frame), and per predicted frame the share of clips that the identity
+    classifier reads as the clip's digit."""
+    n, t = real.shape[:2]
     id_clf = get_identity_classifier(SPEC)
-    digit = test.y[:n]
 
     @torch.no_grad()
     def reads(clips: torch.Tensor) -> str:  # per predicted frame: read as the clip's digit
@@ -318,55 +381,150 @@ def prediction(args: argparse.Namespace, models: dict, g: torch.Generator) -> di
         pred = id_clf.logits(win).argmax(1).view(n, t - k).cpu()
         return " ".join(f"{v:.0%}" for v in (pred == digit[:, None]).float().mean(0).tolist())
 
-    read_lines = [f"| real frames (the classifier's ceiling) | {reads(real)} |"]
+    def errors(pred: torch.Tensor) -> dict[str, float]:
+        return {key: v.mean().item() for key, v in prediction_errors(pred, real, k, centre).items()}
+
     moved = real.clone()  # the moved last known frame (motion_input's input), no network
     moved[:, k:] = motion_frames(real, torch.full((n,), k), 3)[:, k:]
-    for m in [m for m in PREDICTORS if m in models]:
-        model = models[m]
-        opts = {"sampler": args.sampler, "steps": args.sample_steps} if is_diffusion(m) else {}
+    blank = real.clone()
+    blank[:, k:] = 1 / 256 - 1  # level 0: black
+    copy = real.clone()
+    copy[:, k:] = real[:, k - 1 : k]
+    base = errors(copy)
+    print(f"\n{title}\n")
+    print("| predictor | pixel MSE | tracked position error (px) | MSE below copy "
+          "(goal >= 30%) | s |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    read_lines = [f"| real frames (the classifier's ceiling) | {reads(real)} |"]
+    for name, pred, secs in rows:
+        draws = pred if isinstance(pred, list) else [pred]
+        e = [errors(p) for p in draws]
+        mse = sum(x["mse"] for x in e) / len(e)
+        pos = sum(x["pos_err"] for x in e) / len(e)
+        print(f"| {name} | {mse:.4f} | {pos:.2f} | {1 - mse / base['mse_copy']:+.1%} | "
+              f"{secs:.0f} |")  # fmt: skip
+        if not isinstance(pred, list):
+            read_lines.append(f"| {name} | {reads(pred)} |")
+    e = errors(moved)
+    print(f"| last known frame moved on (no network) | {e['mse']:.4f} | {e['pos_err']:.2f} "
+          f"| {1 - e['mse'] / base['mse_copy']:+.1%} | — |")  # fmt: skip
+
+    # the extrapolation hedged towards black, as a mean over futures is: frame t's intensities
+    # times the factor a_t that minimises its MSE (closed form) over the other clips ``fit``
+    # (test clips n..2n-1, not those scored), and over these very clips (an optimistic bar)
+    def lum_moved(clips: torch.Tensor) -> torch.Tensor:  # (B, T-k, C, H, W) intensities
+        kk = torch.full((clips.shape[0],), k)
+        return (motion_frames(clips, kk, 3)[:, k:] + 1) / 2
+
+    def dim_factors(clips: torch.Tensor) -> torch.Tensor:  # (T-k,)
+        lum, lum_true, dims = lum_moved(clips), (clips[:, k:] + 1) / 2, (0, 2, 3, 4)
+        return (lum * lum_true).sum(dims) / (lum * lum).sum(dims).clamp_min(1e-12)
+
+    for a, where in ((dim_factors(fit), "other test clips"), (dim_factors(real), "these clips")):
+        dimmed = real.clone()
+        dimmed[:, k:] = (lum_moved(real) * a[None, :, None, None, None]) * 2 - 1
+        e = errors(dimmed)
+        print(f"| last known frame moved on, dimmed (best factor per frame on {where}: "
+              f"{' '.join(f'{v:.2f}' for v in a.tolist())}) | {e['mse']:.4f} | "
+              f"{e['pos_err']:.2f} | {1 - e['mse'] / base['mse_copy']:+.1%} | — |")  # fmt: skip
+    e = errors(blank)
+    mid = torch.full_like(centre[:, k:], real.shape[-1] / 2)
+    pos_mid = (mid - centre[:, k:]).norm(dim=-1).mean().item()
+    print(f"| blank frames (pixels) / frame centre (position) | {e['mse']:.4f} | {pos_mid:.2f} "
+          f"| {1 - e['mse'] / base['mse_copy']:+.1%} | — |")  # fmt: skip
+    print(f"| copy last frame | {base['mse_copy']:.4f} | {base['pos_err_copy']:.2f} | — | — |")
+    read_lines.append(f"| last known frame moved on (no network) | {reads(moved)} |")
+    read_lines.append(f"| copy last frame | {reads(copy)} |")
+    print(f"\npredicted frames {k}..{t - 1} read as the clip's digit by the identity "
+          "classifier (share of clips, per frame; chance about 10%)\n")  # fmt: skip
+    print("| predictor | frames |\n|---|---|")
+    print("\n".join(read_lines), flush=True)
+
+
+def predictor_rows(
+    m: str,
+    model,
+    real: torch.Tensor,
+    k: int,
+    frames: int,
+    args,
+    g: torch.Generator,
+    opts: dict,
+    label: str,
+) -> list[tuple[str, torch.Tensor | list[torch.Tensor], float]]:
+    """The rows of one run: its first draw (what a single-sample run scores), with
+    ``--pred-samples`` K > 1 also every draw's error averaged and the mean of the K draws (the
+    model's minimum-MSE point prediction, estimated), and for video diffusion with
+    ``--one-step`` the denoiser's one-call posterior mean (:func:`one_step_mean`, rolled out
+    with the same sliding window)."""
+    draws, secs = draw_predictions(m, model, real, k, frames, args, g, opts)
+    rows: list[tuple[str, torch.Tensor | list[torch.Tensor], float]] = [
+        (f"{label}, single sample", draws[0], secs / len(draws))
+    ]
+    if len(draws) > 1:
+        rows.append((f"{label}, single sample (error averaged over {len(draws)} draws)", draws,
+                     secs / len(draws)))  # fmt: skip
+        j = 2
+        while j < len(draws):  # the first j draws' mean: how the estimate converges in K
+            rows.append((f"{label}, mean of {j} samples", torch.stack(draws[:j]).mean(0),
+                         secs * j / len(draws)))  # fmt: skip
+            j *= 2
+        rows.append((f"{label}, mean of {len(draws)} samples", torch.stack(draws).mean(0), secs))
+    extra = []
+    if args.one_step and is_diffusion(m):
+        extra.append(("one-step denoiser mean at sigma_max", one_step_mean))
+    for sigma in args.from_moved if is_diffusion(m) else []:
+
+        def sdedit(model, cond, g, sigma=sigma):
+            return from_moved(model, cond, g, sigma, args.sample_steps, args.sampler)
+
+        extra.append((f"sampled from the moved last frame at sigma {sigma:g}", sdedit))
+    n = real.shape[0]
+    for name, predict in extra:
         t0 = time.perf_counter()
-        preds[m] = torch.cat([
-            model.sample(min(32, n - i), cond=real[i : i + 32, :k], generator=g, **opts).cpu()
-            for i in range(0, n, 32)
-        ])  # fmt: skip
-        secs = time.perf_counter() - t0
-        err = {
-            key: v.mean().item() for key, v in prediction_errors(preds[m], real, k, centre).items()
-        }
-        gain = 1 - err["mse"] / err["mse_copy"]
-        lines.append(
-            f"| {m} | {err['mse']:.4f} | {err['pos_err']:.2f} | {gain:+.1%} | {secs:.0f} |"
-        )
-        read_lines.append(f"| {m} | {reads(preds[m])} |")
-    if lines:
-        print(f"\nprediction of frames {k}..{t - 1} from the first {k} ({n} test clips)\n")
-        print("| predictor | pixel MSE | tracked position error (px) | MSE below copy "
-              "(goal >= 30%) | s |")  # fmt: skip
-        print("|---|---|---|---|---|")
-        print("\n".join(lines))
-        e = {key: v.mean().item() for key, v in prediction_errors(moved, real, k, centre).items()}
-        print(f"| last known frame moved on (no network) | {e['mse']:.4f} | {e['pos_err']:.2f} "
-              f"| {1 - e['mse'] / e['mse_copy']:+.1%} | — |")  # fmt: skip
-        print(f"| copy last frame | {err['mse_copy']:.4f} | {err['pos_err_copy']:.2f} | — | — |")
-        read_lines.append(f"| last known frame moved on (no network) | {reads(moved)} |")
-        copy = real.clone()
-        copy[:, k:] = real[:, k - 1 : k]
-        read_lines.append(f"| copy last frame | {reads(copy)} |")
-        print(f"\npredicted frames {k}..{t - 1} read as the clip's digit by the identity "
-              "classifier (share of clips, per frame; chance about 10%)\n")  # fmt: skip
-        print("| predictor | frames |\n|---|---|")
-        print("\n".join(read_lines))
+        pred = torch.cat([rollout(model, real[i : i + 32, :k], frames, k, g, predict)
+                          for i in range(0, n, 32)])  # fmt: skip
+        rows.append((f"{label}, {name}", pred, time.perf_counter() - t0))
+    return rows
+
+
+def prediction(args: argparse.Namespace, models: dict, g: torch.Generator) -> dict:
+    """Item 3 of the module docstring on the runs' own clip length."""
+    test = load_dataset(SPEC, "test")
+    assert test.x is not None and test.y is not None
+    n, k = args.n, args.context
+    real = levels_to_model(test.x[:n], 256)  # (n, T, 1, H, W)
+    t = real.shape[1]
+    centre = test.extras["centre"][:n, :, 0]  # (n, T, 2) true centres of the digit
+    preds: dict[str, torch.Tensor] = {}
+    rows: list[tuple[str, torch.Tensor | list[torch.Tensor], float]] = []
+    for m in [m for m in PREDICTORS if m in models]:
+        opts = {"sampler": args.sampler, "steps": args.sample_steps} if is_diffusion(m) else {}
+        got = predictor_rows(m, models[m], real, k, t, args, g, opts, m)
+        preds[m] = got[0][1]  # type: ignore[assignment]
+        rows += got
+    if rows:
+        score_predictions(rows, real, k, centre, test.y[:n],
+                          f"prediction of frames {k}..{t - 1} from the first {k} ({n} test "
+                          f"clips)", levels_to_model(test.x[n : 2 * n], 256))  # fmt: skip
     return preds
 
 
-def rollout(model, known: torch.Tensor, frames: int, context: int, g, **opts) -> torch.Tensor:
+def rollout(
+    model, known: torch.Tensor, frames: int, context: int, g, predict=None, **opts
+) -> torch.Tensor:
     """``known`` first frames ``(B, k, C, H, W)`` continued to ``frames`` frames by a run of
     shorter clips: each call is given the last ``context`` frames (known or predicted) and adds
-    the ``T - context`` it predicts after them."""
+    the ``T - context`` it predicts after them (``predict(model, cond, g)``, e.g.
+    :func:`one_step_mean`, instead of ``model.sample``)."""
     x = known
     t = model.info.shape[0]
     while x.shape[1] < frames:
-        out = model.sample(x.shape[0], cond=x[:, -context:], generator=g, **opts).cpu()
+        cond = x[:, -context:]
+        if predict is not None:
+            out = predict(model, cond, g)
+        else:
+            out = model.sample(x.shape[0], cond=cond, generator=g, **opts).cpu()
         x = torch.cat([x, out[:, context : context + frames - x.shape[1]]], 1)
         assert out.shape[1] == t
     return x
@@ -378,7 +536,7 @@ def prediction_long(args: argparse.Namespace, models: dict) -> None:
     frames, k, n = args.predict_frames, args.context, args.n
     spec = f"{SPEC}&frames={frames}"
     test = load_dataset(spec, "test")
-    assert test.x is not None
+    assert test.x is not None and test.y is not None
     real = levels_to_model(test.x[:n], 256)  # (n, frames, 1, H, W)
     centre = test.extras["centre"][:n, :, 0]
     runs: list[tuple[str, object, str]] = [
@@ -390,8 +548,7 @@ def prediction_long(args: argparse.Namespace, models: dict) -> None:
             if (p / "checkpoints").is_dir():
                 opened = open_run(p, ema=True, device="cpu")
                 runs.append((m, opened.model, f"{frames}-frame run, step {opened.step}"))
-    lines = []
-    err: dict[str, float] = {}
+    rows: list[tuple[str, torch.Tensor | list[torch.Tensor], float]] = []
     for m, model, how in runs:
         settings = (
             {f"{args.sampler} {args.sample_steps} steps": {"sampler": args.sampler,
@@ -401,43 +558,23 @@ def prediction_long(args: argparse.Namespace, models: dict) -> None:
         )  # fmt: skip
         for name, opts in settings.items():
             g = torch.Generator().manual_seed(0)
-            t0 = time.perf_counter()
-            pred = torch.cat([
-                rollout(model, real[i : i + 32, :k], frames, k, g, **opts)
-                for i in range(0, n, 32)
-            ])  # fmt: skip
-            secs = time.perf_counter() - t0
-            err = {key: v.mean().item()
-                   for key, v in prediction_errors(pred, real, k, centre).items()}  # fmt: skip
-            gain = 1 - err["mse"] / err["mse_copy"]
-            lines.append(f"| {m} ({how}), {name} | {err['mse']:.4f} | {err['pos_err']:.2f} | "
-                         f"{gain:+.1%} | {secs:.0f} |")  # fmt: skip
-            print(lines[-1], flush=True)
+            got = predictor_rows(m, model, real, k, frames, args, g, opts, f"{m} ({how}), {name}")
+            rows += got
+            for row in got:
+                print(row[0], "done", flush=True)
             if args.gif:  # the first 8 true clips above their predictions
                 from genzoo.viz import save_video
 
                 own = "_own" if how.startswith(f"{frames}-frame") else ""  # a run of these clips
                 slug = f"{m}_prediction{frames}{own}_{name.split()[0]}"
                 path = Path(args.gif).with_name(slug.replace("-", "_") + ".gif")
+                pred = got[0][1]
+                assert isinstance(pred, torch.Tensor)
                 save_video(torch.cat([real[:8], pred[:8]]), test.info, path, fps=4, scale=4)
                 print(f"wrote {path}")
-    print(f"\nprediction of frames {k}..{frames - 1} from the first {k} ({n} test clips of "
-          f"{spec})\n")  # fmt: skip
-    print("| predictor | pixel MSE | tracked position error (px) | MSE below copy "
-          "(goal >= 30%) | s |")  # fmt: skip
-    print("|---|---|---|---|---|")
-    print("\n".join(lines))
-    # the trivial predictors: copying the last frame, a blank (black) frame for the pixels, and
-    # the frame's centre for the position (the best fixed guess; a blank frame has none)
-    blank = real.clone()
-    blank[:, k:] = 1 / 256 - 1  # level 0: black
-    err = {key: v.mean().item() for key, v in prediction_errors(blank, real, k, centre).items()}
-    mid = torch.full_like(centre[:, k:], real.shape[-1] / 2)
-    pos_mid = (mid - centre[:, k:]).norm(dim=-1).mean().item()
-    gain = 1 - err["mse"] / err["mse_copy"]
-    print(f"| blank frames (pixels) / frame centre (position) | {err['mse']:.4f} | {pos_mid:.2f} "
-          f"| {gain:+.1%} | — |")  # fmt: skip
-    print(f"| copy last frame | {err['mse_copy']:.4f} | {err['pos_err_copy']:.2f} | — | — |")
+    score_predictions(rows, real, k, centre, test.y[:n],
+                      f"prediction of frames {k}..{frames - 1} from the first {k} ({n} test "
+                      f"clips of {spec})", levels_to_model(test.x[n : 2 * n], 256))  # fmt: skip
 
 
 def main() -> None:
@@ -461,6 +598,15 @@ def main() -> None:
     ap.add_argument("--runs12", help="--predict-frames: where runs trained on those clips are")
     ap.add_argument("--wm-sampling", nargs="+", default=["t1"], choices=list(WM_SAMPLING),
                     help="the world model's token sampling in prediction")  # fmt: skip
+    ap.add_argument("--pred-samples", type=int, default=1,
+                    help="video diffusion: K sampled continuations per clip; K > 1 also scores "
+                         "their mean (the minimum-MSE point prediction)")  # fmt: skip
+    ap.add_argument("--one-step", action="store_true",
+                    help="video diffusion: also score the denoiser's one-call posterior mean "
+                         "at sigma_max")  # fmt: skip
+    ap.add_argument("--from-moved", type=float, nargs="*", default=[],
+                    help="video diffusion: also score samples started from the moved last frame "
+                         "noised to these sigmas (SDEdit)")  # fmt: skip
     ap.add_argument("--skip-table", action="store_true", help="prediction only")
     ap.add_argument("--skip-prediction", action="store_true", help="the sample table only")
     ap.add_argument(
