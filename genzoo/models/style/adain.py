@@ -63,6 +63,9 @@ class AdaINConfig(Config):
     # alone learns (classification); afterwards it is frozen and the decoder learns
     encoder: str = "own"  # "own" (trained in the run) or "classifier:<dataset>" (genzoo's
     # cached feature classifier, fixed; the decoder trains from step 0)
+    decoder_width: int = bounded(0, ge=0, le=1024)  # decoder channels d (2d, 2d, d, d after its
+    # 4w-channel input); 0: the encoder's width w (the mirror); 2w: the first conv is as wide as
+    # its input
 
     def validate(self) -> None:
         kind, _, data = self.encoder.partition(":")
@@ -121,7 +124,9 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
             self.encoder.requires_grad_(False)  # fixed from the start, as the paper's VGG
         width = self.encoder[0].out_channels  # the decoder mirrors the encoder (w, 2w, 4w)
         self.head = nn.Linear(4 * width, info.n_classes + len(KINDS))
-        self.decoder = AdaINDecoder(shape[0], width, (shape[1], shape[2]))
+        self.decoder = AdaINDecoder(
+            shape[0], width, (shape[1], shape[2]), config.decoder_width or None
+        )
         self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))  # training losses
         if not self.own:
             self.head.requires_grad_(False)  # the encoder is not trained: no classifier head
