@@ -174,6 +174,11 @@ def main(argv: list[str] | None = None) -> None:
         choices=["stats", "gram"],
         help="stats: the paper's Eq. (13); gram: Gatys' Gram loss (the scored one)",
     )
+    p.add_argument(
+        "--taps",
+        default="1,6,11",
+        help="encoder ReLUs of L_s (the last is AdaIN's and L_c's); 1,3,6,8,11: every ReLU",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--threads", type=int, default=0)
@@ -202,8 +207,10 @@ def main(argv: list[str] | None = None) -> None:
     body = body.eval().requires_grad_(False)
     width = body[0].out_channels
 
+    taps = tuple(int(i) for i in a.taps.split(","))
+
     def enc(x):
-        return tap_features(body, x, SMALL_CNN_TAPS)
+        return tap_features(body, x, taps)
 
     t_enc = time.perf_counter() - t0
     if a.gain:
@@ -233,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"encoder: {enc_name} ({t_enc:.0f} s); decoder lr {a.lr} decay {a.lr_decay} clip "
         f"{a.clip} norm {a.norm} lambda {a.style_weight} steps {a.steps} decoder width "
-        f"{a.decoder_width or width} schedule {a.schedule} style loss {a.style_loss}",
+        f"{a.decoder_width or width} schedule {a.schedule} style loss {a.style_loss} taps {taps}",
         flush=True,
     )
     gn_first = gn_last = 0.0
