@@ -164,6 +164,21 @@ def main(argv: list[str] | None = None) -> None:
         choices=["none", "scale"],
         help="scale: divide L_c and each layer's L_s by the target's feature scale",
     )
+    p.add_argument("--decoder-width", type=int, default=0, help="0: the encoder's width")
+    p.add_argument(
+        "--schedule", default="inverse", choices=["inverse", "cosine"], help="lr schedule"
+    )
+    p.add_argument(
+        "--style-loss",
+        default="stats",
+        choices=["stats", "gram"],
+        help="stats: the paper's Eq. (13); gram: Gatys' Gram loss (the scored one)",
+    )
+    p.add_argument(
+        "--taps",
+        default="1,6,11",
+        help="encoder ReLUs of L_s (the last is AdaIN's and L_c's); 1,3,6,8,11: every ReLU",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--threads", type=int, default=0)
@@ -192,8 +207,10 @@ def main(argv: list[str] | None = None) -> None:
     body = body.eval().requires_grad_(False)
     width = body[0].out_channels
 
+    taps = tuple(int(i) for i in a.taps.split(","))
+
     def enc(x):
-        return tap_features(body, x, SMALL_CNN_TAPS)
+        return tap_features(body, x, taps)
 
     t_enc = time.perf_counter() - t0
     if a.gain:
@@ -202,9 +219,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"GAIN {enc_name}: {k} {v:.4f}", flush=True)
         return
     torch.manual_seed(a.seed + 1)
-    dec = AdaINDecoder(1, width, (28, 28))
+    dec = AdaINDecoder(1, width, (28, 28), a.decoder_width or None)
     opt = torch.optim.Adam(dec.parameters(), lr=a.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0 / (1.0 + a.lr_decay * i))
+    if a.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.steps)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0 / (1.0 + a.lr_decay * i))
     ds = load_dataset("styled:mnist5k", "train")
     g = torch.Generator().manual_seed(a.seed + 2)
     test = load_dataset("styled:mnist5k", "test").get(torch.arange(64))
@@ -219,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     pairs["bench 16"] = (torch.cat(cs), torch.cat(ss), torch.tensor(ks))
     print(
         f"encoder: {enc_name} ({t_enc:.0f} s); decoder lr {a.lr} decay {a.lr_decay} clip "
-        f"{a.clip} norm {a.norm} lambda {a.style_weight} steps {a.steps}",
+        f"{a.clip} norm {a.norm} lambda {a.style_weight} steps {a.steps} decoder width "
+        f"{a.decoder_width or width} schedule {a.schedule} style loss {a.style_loss} taps {taps}",
         flush=True,
     )
     gn_first = gn_last = 0.0
@@ -239,6 +260,9 @@ def main(argv: list[str] | None = None) -> None:
                 mu, sd = channel_stats(tt)
                 scale = (mu.flatten(1).norm(dim=1) + sd.flatten(1).norm(dim=1)).clamp_min(1e-6)
                 ls = ls + one / scale
+        elif a.style_loss == "gram":
+            lc = (fo[-1] - t).flatten(1).norm(dim=1)
+            ls = gram_style_loss(fo, [gram_matrix(f) for f in fs])
         else:
             lc = (fo[-1] - t).flatten(1).norm(dim=1)
             ls = stats_style_loss(fo, fs)

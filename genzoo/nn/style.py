@@ -190,18 +190,26 @@ class AdaINDecoder(nn.Module):
     """Mirror of :func:`small_cnn_body` up to its last tap: ``(B, 4w, h, w) -> (B, C, H, W)``,
     nearest upsampling back to the stored sizes, reflection padding (arXiv:1703.06868, Sec. 6.1:
     the decoder mirrors the encoder, no normalisation layers) and a linear output as in the paper
-    (callers clamp to the model range)."""
+    (callers clamp to the model range). ``decoder_width`` (default: ``width``, the mirror) sets
+    the decoder's own channels ``2d, 2d, d, d`` while its input stays ``4 width``; with
+    ``decoder_width = 2 width`` the first convolution is as wide as its input."""
 
-    def __init__(self, out_channels: int, width: int, size: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        out_channels: int,
+        width: int,
+        size: tuple[int, int],
+        decoder_width: int | None = None,
+    ) -> None:
         super().__init__()
-        w = width
+        w = width if decoder_width is None else decoder_width
         h0, w0 = size
         self.sizes = [(h0, w0), ((h0 + 1) // 2, (w0 + 1) // 2)]  # after pool 0, before pool 1
 
         def conv(a: int, b: int) -> nn.Conv2d:
             return nn.Conv2d(a, b, 3, padding=1, padding_mode="reflect")
 
-        self.stage3 = nn.Sequential(conv(4 * w, 2 * w), nn.ReLU())
+        self.stage3 = nn.Sequential(conv(4 * width, 2 * w), nn.ReLU())
         self.stage2 = nn.Sequential(conv(2 * w, 2 * w), nn.ReLU(), conv(2 * w, w), nn.ReLU())
         self.stage1 = nn.Sequential(conv(w, w), nn.ReLU(), conv(w, out_channels))
 

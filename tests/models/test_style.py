@@ -258,3 +258,71 @@ def test_adain_content_and_style_losses_are_the_papers_norms() -> None:
         sd_s = np.sqrt(s.var(axis=(2, 3)) + 1e-5)
         want += np.linalg.norm(sd_o - sd_s, axis=1)
     np.testing.assert_allclose(ls.detach().numpy(), want, rtol=1e-9)
+
+
+def test_adain_decoder_width_keeps_the_mirror_by_default_and_widens_only_the_decoder() -> None:
+    """``decoder_width``: 0 (default) builds the mirror decoder, layer for layer and with the same
+    initial weights as before the option; ``2 width`` makes the first convolution as wide as its
+    ``4 width``-channel input, keeps the image shape, and bad values are one sentence."""
+    from genzoo.nn.style import AdaINDecoder
+
+    torch.manual_seed(0)
+    old = AdaINDecoder(1, 4, (28, 28))
+    torch.manual_seed(0)
+    same = AdaINDecoder(1, 4, (28, 28), 4)
+    for (k, a), (k2, b) in zip(old.state_dict().items(), same.state_dict().items(), strict=True):
+        assert k == k2
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    info = dataset_info("styled:digits")
+    m0 = AdaIN(AdaINConfig(width=4), info)
+    assert [c.out_channels for c in m0.decoder.modules() if isinstance(c, torch.nn.Conv2d)] == [
+        8,
+        8,
+        4,
+        4,
+        1,
+    ]
+    m = AdaIN(AdaINConfig(width=4, decoder_width=8, encoder_steps=0), info)
+    convs = [c for c in m.decoder.modules() if isinstance(c, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (16, 16),
+        (16, 16),
+        (16, 8),
+        (8, 8),
+        (8, 1),
+    ]
+    batch = load_dataset("styled:digits", "test").get(torch.arange(3))
+    assert m.stylize(batch["x"], batch["style"]).shape == batch["x"].shape
+    assert m.encoder[0].out_channels == 4  # the encoder is not widened
+    with pytest.raises(ConfigError, match="decoder_width"):
+        AdaINConfig.from_dict({"decoder_width": -1})
+
+
+def test_adain_gram_variant_swaps_only_the_style_term_for_gatys_gram_loss() -> None:
+    """``style_loss="gram"``: same weights, same ``L_c`` as the paper's loss; ``L_s`` is Gatys'
+    layer-normalised Gram loss against numpy; a bad name is one sentence."""
+    info = dataset_info("styled:digits")
+    batch = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in load_dataset("styled:digits", "test").get(torch.arange(3)).items()
+    }
+    torch.manual_seed(0)
+    paper = AdaIN(AdaINConfig(width=4, encoder_steps=0), info).double()
+    torch.manual_seed(0)
+    m = AdaIN(AdaINConfig(width=4, encoder_steps=0, style_loss="gram"), info).double()
+    lc0, ls0 = paper.decoder_losses(batch)
+    lc, ls = m.decoder_losses(batch)
+    torch.testing.assert_close(lc, lc0, rtol=0, atol=0)
+    with torch.no_grad():
+        fs = m.encode(batch["style"])
+        out = m.encode(m.decoder(adain(m.encode(batch["x"])[-1], fs[-1])))
+    want = np.zeros(3)
+    for o, s in zip(out, fs, strict=True):
+        o, s = o.numpy().reshape(3, o.shape[1], -1), s.numpy().reshape(3, s.shape[1], -1)
+        go = o @ o.transpose(0, 2, 1) / o.shape[2]
+        gs = s @ s.transpose(0, 2, 1) / s.shape[2]
+        want += ((go - gs) ** 2).sum(axis=(1, 2)) / ((gs**2).sum(axis=(1, 2)) * len(fs))
+    np.testing.assert_allclose(ls.detach().numpy(), want, rtol=1e-9)
+    assert not torch.allclose(ls, ls0)
+    with pytest.raises(ConfigError, match="style_loss"):
+        AdaINConfig.from_dict({"style_loss": "vgg"})

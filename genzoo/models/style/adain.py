@@ -5,7 +5,9 @@ arXiv:1703.06868. An encoder ``f`` maps content ``c`` and style ``s`` to feature
 ``t = AdaIN(f(c), f(s))`` (Eq. (8)) and the decoder ``g`` maps ``t`` back to an image. The decoder
 is trained with ``L = L_c + lambda L_s`` (Eq. (11)): ``L_c = ||f(g(t)) - t||_2`` (Eq. (12), the
 Euclidean norm as the paper writes it, like the norms of ``L_s``) and the statistics loss ``L_s``
-over several encoder layers (Eq. (13)); ``lambda = 10`` as in the paper.
+over several encoder layers (Eq. (13)); ``lambda = 10`` as in the paper. ``style_loss="gram"``
+swaps Eq. (13) for Gatys' Gram loss (arXiv:1508.06576, Eq. (5)), the loss genzoo's style
+benchmark scores: a named variant, not the paper's method (default: Eq. (13)).
 At test time ``t = alpha t + (1 - alpha) f(c)`` trades content for style (Eq. (14)).
 
 The paper's encoder is a pretrained VGG19, which cannot be downloaded here. ``encoder`` picks
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +49,8 @@ from genzoo.nn.style import (
     AdaINDecoder,
     FeatureNet,
     adain,
+    gram_matrix,
+    gram_style_loss,
     small_cnn_body,
     stats_style_loss,
     tap_features,
@@ -63,8 +67,19 @@ class AdaINConfig(Config):
     # alone learns (classification); afterwards it is frozen and the decoder learns
     encoder: str = "own"  # "own" (trained in the run) or "classifier:<dataset>" (genzoo's
     # cached feature classifier, fixed; the decoder trains from step 0)
+    decoder_width: int = bounded(0, ge=0, le=1024)  # decoder channels d (2d, 2d, d, d after its
+    # 4w-channel input); 0: the encoder's width w (the mirror); 2w: the first conv is as wide as
+    # its input
+    style_loss: Literal["stats", "gram"] = "stats"  # the decoder's L_s: "stats", the paper's
+    # Eq. (13) (channel means and stds); "gram": Gatys' Gram loss (arXiv:1508.06576, Eq. (5)),
+    # the loss genzoo's style benchmark scores: a variant, not the paper's AdaIN
 
     def validate(self) -> None:
+        if self.style_loss not in ("stats", "gram"):
+            raise ConfigError(
+                f"style_loss = {self.style_loss!r} is not valid; choose 'stats' (the paper's "
+                "Eq. (13)) or 'gram' (Gatys' Gram loss)."
+            )
         kind, _, data = self.encoder.partition(":")
         if not (self.encoder == "own" or (kind == "classifier" and data)):
             raise ConfigError(
@@ -121,7 +136,9 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
             self.encoder.requires_grad_(False)  # fixed from the start, as the paper's VGG
         width = self.encoder[0].out_channels  # the decoder mirrors the encoder (w, 2w, 4w)
         self.head = nn.Linear(4 * width, info.n_classes + len(KINDS))
-        self.decoder = AdaINDecoder(shape[0], width, (shape[1], shape[2]))
+        self.decoder = AdaINDecoder(
+            shape[0], width, (shape[1], shape[2]), config.decoder_width or None
+        )
         self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))  # training losses
         if not self.own:
             self.head.requires_grad_(False)  # the encoder is not trained: no classifier head
@@ -177,7 +194,10 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
                 style_feats = self.encode(s)
             out_feats = self.encode(self.decoder(t))
             lc = (out_feats[-1] - t).flatten(1).norm(dim=1)  # Eq. (12): the L2 norm, per example
-            ls = stats_style_loss(out_feats, style_feats)  # Eq. (13)
+            if self.config.style_loss == "gram":  # the variant: Gatys' Eq. (5), not the paper's
+                ls = gram_style_loss(out_feats, [gram_matrix(f) for f in style_feats])
+            else:
+                ls = stats_style_loss(out_feats, style_feats)  # Eq. (13)
         return lc, ls
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
