@@ -361,6 +361,30 @@ def test_dcgan_sn_discriminator_is_hinge_sn_s_discriminator() -> None:
         StyleGAN2Config.from_dict({"d_arch": "sn"})
 
 
+def test_g_width_widens_only_the_synthesis_network() -> None:
+    """``g_width`` sets the channels of the constant and of every styled convolution while D,
+    the mapping net and the images keep theirs; ``None`` is ``width`` (the same parameters with
+    the same seed); 0 is refused."""
+    torch.manual_seed(0)
+    base = StyleGAN2(StyleGAN2Config(**TINY_SG), DIGITS)
+    torch.manual_seed(0)
+    same = StyleGAN2(StyleGAN2Config(**TINY_SG, g_width=8), DIGITS)
+    for (k, a), (k2, b) in zip(base.state_dict().items(), same.state_dict().items(), strict=True):
+        assert k == k2
+        torch.testing.assert_close(a, b)
+    wide = StyleGAN2(StyleGAN2Config(**TINY_SG, d_arch="dcgan-sn", g_width=12), DIGITS)
+    narrow = StyleGAN2(StyleGAN2Config(**TINY_SG, d_arch="dcgan-sn"), DIGITS)
+    assert wide.synthesis.const.shape[1] == 12
+    assert all(conv.bias.shape == (12,) for conv in wide.synthesis.convs)
+    for a, b in ((wide.discriminator, narrow.discriminator), (wide.mapping, narrow.mapping)):
+        assert {k: v.shape for k, v in a.state_dict().items()} == {
+            k: v.shape for k, v in b.state_dict().items()
+        }
+    assert wide.sample(3, generator=gen(1)).shape == (3, 1, 8, 8)
+    with pytest.raises(ConfigError, match="g_width"):
+        StyleGAN2Config.from_dict({"g_width": 0})
+
+
 def test_stylegan2_trains_through_the_one_trainer_and_samples_in_range(tmp_path, fast_train):
     over = {**fast_train, **TINY_SG, "batch_size": 8, "r1_every": 2, "pl_every": 2}
     run = genzoo.train("stylegan2", "digits", steps=4, out=tmp_path / "s", overrides=over)

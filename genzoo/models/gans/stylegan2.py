@@ -33,11 +33,12 @@ upsampling and downsampling by bilinear and area resizing (so 28 x 28 data grows
 regularisation; no mixed precision.
 
 Options that are not the paper's, for small images and short runs (defaults are the paper's):
-``affine_lr_mul`` slows the style affines ``A`` (the paper: 1; on 8 x 8 digits at lr 2e-3 their
-biases drift from 1 to 1.6-2.0 within 1,000 steps and the image stops depending on ``w``; see
-benchmarks/RESULTS.md, issue 19); ``loss="hinge"`` and ``d_arch="dcgan-sn"`` (the loss and the
-spectrally normalised DCGAN discriminator of genzoo's ``hinge-sn``) are named variants for
-comparisons that isolate the generator.
+``g_width`` gives G's synthesis layers their own channel count (``None``: ``width``, one width
+for G and D); ``affine_lr_mul`` slows the style affines ``A`` (the paper: 1; on 8 x 8 digits at
+lr 2e-3 their biases drift from 1 to 1.6-2.0 within 1,000 steps and the image stops depending
+on ``w``; see benchmarks/RESULTS.md, issue 19); ``loss="hinge"`` and ``d_arch="dcgan-sn"`` (the
+loss and the spectrally normalised DCGAN discriminator of genzoo's ``hinge-sn``) are named
+variants for comparisons that isolate the generator.
 
 Training runs on the one Trainer with the two players' parameter groups (D first, then G), as
 every genzoo GAN; ``diffaug`` augments real and fake images before D (arXiv:2006.10738).
@@ -105,6 +106,7 @@ class StyleGAN2Config(Config):
     mapping_layers: int = bounded(4, ge=1)  # layers of the mapping network (8 in the paper)
     mapping_lr_mul: float = bounded(0.01, gt=0.0)  # learning-rate multiplier of the mapping net
     width: int = bounded(64, ge=1)  # channels of every synthesis and D layer
+    g_width: int | None = bounded(None, ge=1)  # channels of every synthesis layer (None: width)
     affine_lr_mul: float = bounded(1.0, gt=0.0)  # lr multiplier of the style affines A (paper 1)
     mixing_prob: float = bounded(0.9, ge=0.0, le=1.0)  # style-mixing probability per example
     w_avg_beta: float = bounded(0.995, ge=0.0, lt=1.0)  # decay of the tracked mean w
@@ -230,7 +232,7 @@ class StyleGAN2(GenerativeModel, Samples):
             c.latent_dim, c.latent_dim, c.mapping_layers, c.mapping_lr_mul
         )
         self.synthesis = SynthesisNetwork(
-            self.shape[0], size, c.width, c.latent_dim, c.affine_lr_mul
+            self.shape[0], size, c.g_width or c.width, c.latent_dim, c.affine_lr_mul
         )
         self.discriminator: nn.Module
         if c.d_arch == "residual":
