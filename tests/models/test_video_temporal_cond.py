@@ -19,7 +19,7 @@ from genzoo.runs.build import build
 SPEC = "moving-shapes?size=16&n=16&frames=4"
 BASE = {"channels": 8, "channel_mult": [1, 2], "text": True, "context_prob": 0.0,
         "text_width": 16, "text_layers": 1, "text_heads": 2}  # fmt: skip
-NEW = {"temporal_cond": True, "frame_embedding": True}
+NEW = {"temporal_cond": True, "frame_embedding": True, "caption_words": True}
 
 
 def _base(**cfg) -> torch.nn.Module:
@@ -45,7 +45,9 @@ def test_fine_tuned_from_a_video_run_it_starts_as_that_run() -> None:
     base = _base()
     tuned = _tuned(base)
     extra = set(tuned.state_dict()) - set(base.state_dict())
-    assert extra and all(".ada." in k or k.startswith("net.frame_emb.") for k in extra)
+    assert extra and all(
+        ".ada." in k or k.startswith(("net.frame_emb.", "word_proj.")) for k in extra
+    )
     assert all(torch.equal(v, base.state_dict()[k]) for k, v in tuned.state_dict().items()
                if k not in extra)  # fmt: skip
     assert not any(dataclasses.asdict(base.config)[k] for k in NEW)  # the base has neither
@@ -59,6 +61,23 @@ def test_fine_tuned_from_a_video_run_it_starts_as_that_run() -> None:
         torch.nn.init.normal_(m.ada.weight, 0, 0.2)
     d = tuned.denoise(x, sigma, tok)
     assert not torch.allclose(d, base.denoise(x, sigma, tok), atol=1e-3)
+
+
+@torch.no_grad()
+def test_caption_words_add_the_mapped_mean_word_embedding() -> None:
+    """``caption_words``: the clip's added embedding is the pooled one plus ``W mean_i e(w_i) +
+    b`` over the caption's real tokens (the text transformer's input), so it does not depend on
+    the order of the words."""
+    tuned = _tuned(_base())
+    assert tuned.word_proj is not None and tuned.pool_proj is not None
+    torch.nn.init.normal_(tuned.word_proj.weight, 0, 0.2)
+    tok = tuned.encode_prompts(["a red circle moving left", "a blue cross moving up"])
+    _, _, got = tuned.context(tok)
+    feats = tuned.text_encoder(tok)
+    emb = tuned.text_encoder.tok_emb.weight
+    bags = torch.stack([emb[row[row != tuned.pad_id]].mean(0) for row in tok])  # (B, C)
+    want = tuned.pool_proj(feats.pooled) + tuned.word_proj(bags)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_a_base_run_of_other_settings_is_one_sentence() -> None:

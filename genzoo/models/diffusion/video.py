@@ -53,8 +53,12 @@ has no direct way to the order across frames. ``temporal_cond`` modulates each t
 from the per-frame embedding (noise level + pooled caption; adaLN of DiT, arXiv:2212.09748,
 Sec. 3.2); ``frame_embedding`` adds a learned frame-index embedding to it (TimeSformer,
 arXiv:2102.05095, Eq. (1)). Both start at zero (:class:`~genzoo.nn.spacetime.SpaceTimeUNet`).
-To add them to a trained run, give that video-diffusion run as ``image_run`` (``--base RUN``)
-with the same settings plus the new options: all its weights are copied, the new layers start at
+``caption_words`` (text) adds to every frame's embedding a linear map, zero at the start, of the
+mean of the caption's word embeddings, the text transformer's input: a route for words that a
+jointly trained text transformer has learned to ignore (a run trained without a use for the
+direction word maps "left" and "right" to nearly the same features; RESULTS.md). To add them
+to a trained run, give that video-diffusion run as ``image_run`` (``--base RUN``) with the same
+settings plus the new options: all its weights are copied, the new layers start at
 zero, so training goes on from the same denoiser (fine-tuning;
 :meth:`VideoDiffusion.load_video_run`).
 
@@ -128,6 +132,8 @@ class VideoDiffusionConfig(EDMConfig):
     temporal_cond: bool = False  # adaLN of the temporal layers from the per-frame embedding
     # (noise level, pooled caption, frame index): the caption steers the temporal attention too
     frame_embedding: bool = False  # add a learned frame-index embedding to each frame's embedding
+    caption_words: bool = False  # text: also add a linear map of the mean of the caption's word
+    # embeddings (the text transformer's input) to every frame's embedding (starts at zero)
     image_run: str = ""  # a trained `edm` run on the frames (frames:moving-digits?size=16) with
     # the same U-Net settings: its U-Net starts the spatial layers; or a trained video-diffusion
     # run of the same settings: all its weights start this model's (new options' layers fresh)
@@ -271,6 +277,11 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
             self.register_load_state_dict_post_hook(vocabulary_check(_motion_tokenizer))
             if config.pooled_text:
                 self.pool_proj = nn.Linear(encoder.out_dim, 4 * config.unet.channels)
+        self.word_proj: nn.Linear | None = None
+        if encoder is not None and config.caption_words:
+            self.word_proj = nn.Linear(encoder.out_dim, 4 * config.unet.channels)
+            nn.init.zeros_(self.word_proj.weight)  # starts at zero: the model is unchanged
+            nn.init.zeros_(self.word_proj.bias)
         if config.image_run:
             if image is None:
                 raise ConfigError(
@@ -292,7 +303,7 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         ``video`` does (tested). One sentence naming the first key or shape that does not fit."""
         run = self.config.image_run
         src, dst = video.state_dict(), self.state_dict()
-        new = {k for k in dst if ".ada." in k or k.startswith("net.frame_emb.")}
+        new = {k for k in dst if ".ada." in k or k.startswith(("net.frame_emb.", "word_proj."))}
         for key in sorted(dst.keys() | src.keys()):
             if key in new and key not in src:
                 continue
@@ -301,7 +312,8 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
                 raise ConfigError(
                     f"image_run = {run!r} (a video-diffusion run) does not fit: key {key!r} is "
                     f"missing from {where}; give the base run's settings (text, channels, "
-                    "channel_mult, ...) and change only temporal_cond or frame_embedding."
+                    "channel_mult, ...) and change only temporal_cond, frame_embedding or "
+                    "caption_words."
                 )
             if src[key].shape != dst[key].shape:
                 raise ConfigError(
@@ -445,6 +457,11 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         assert self.text_encoder is not None
         feats = self.text_encoder(tokens.long())
         pooled = self.pool_proj(feats.pooled) if self.pool_proj is not None else None
+        if self.word_proj is not None:  # mean word embedding of the real tokens (B, C); null: 0
+            m = feats.mask.to(feats.tokens.dtype)[:, :, None]  # (B, L, 1)
+            words = (self.text_encoder.tok_emb(tokens.long()) * m).sum(1) / m.sum(1).clamp_min(1)
+            bag = self.word_proj(words)  # (B, E)
+            pooled = bag if pooled is None else pooled + bag
         return feats.tokens, feats.mask, pooled
 
     def denoise_text(self, x: Tensor, sigma: Tensor, tokens: Tensor | None) -> Tensor:
