@@ -8,6 +8,11 @@ colour word swapped (the next colour), and with the null caption. A denoiser tha
 direction word does worse with the opposite direction; the colour swap is the comparison for a
 word it is known to read (colour is matched in 100 % of sampled clips).
 
+It also prints the high-noise limit of the best denoiser from the train split: as sigma grows,
+the best ``D`` tends to the mean clip of the clips sharing what the caption says, so the error of
+each train clip against the mean clip of its (colour, shape, direction) group, of its (colour,
+shape) group (the direction unknown), and so on, is what knowing each word is worth there.
+
     python benchmarks/video_text_probe.py --threads 1 --run runs-vtft/video-diffusion-text \
         --checkpoints 250 500 --n 64
 """
@@ -63,6 +68,23 @@ def main() -> None:
         "direction swapped": prompts(colour, shape, [OPPOSITE[d] for d in dirs]),
         "colour swapped": prompts([(c + 1) % 6 for c in colour], shape, dirs),
     }
+    train = load_dataset(SPEC, "train")
+    assert train.x is not None and train.y is not None
+    xt = levels_to_model(train.x, 256).float()  # (N, T, C, H, W)
+    keys = {"colour": train.y // 5, "shape": train.y % 5, "direction": train.extras["direction"]}
+    print(f"high-noise limit on the {len(xt)} train clips: per-pixel error x 1000 against the "
+          "mean clip of the clips that share the words known\n")  # fmt: skip
+    print("| words known | error x 1000 |")
+    print("|---|---:|")
+    for known in [(), ("colour", "shape"), ("shape", "direction"), ("colour", "direction"),
+                  ("colour", "shape", "direction")]:  # fmt: skip
+        group = torch.zeros(len(xt), dtype=torch.long)
+        for k in known:
+            group = group * 10 + keys[k]
+        err = sum(float(((xt[group == v] - xt[group == v].mean(0)) ** 2).sum())
+                  for v in group.unique())  # fmt: skip
+        print(f"| {', '.join(known) or 'none (the mean clip)'} | {err / xt.numel() * 1000:.2f} |")
+    print()
     print(f"{n} test clips of {SPEC}; per-pixel denoising error x 1000 (EMA weights); the same "
           f"noise for every caption; seed 0\n")  # fmt: skip
     head = " | ".join(f"sigma {s:g}" for s in args.sigmas)
