@@ -79,7 +79,7 @@ class _ResidualAttention(nn.Module):
     def normed(self, h: Tensor, mod: tuple[Tensor, Tensor, Tensor] | None) -> Tensor:
         """``norm(h)``, with adaLN ``(1 + s) norm(h) + b`` (DiT, arXiv:2212.09748, Sec. 3.2)."""
         n = self.norm(h)  # (B*T, C, H, W)
-        return n if mod is None else n * (1 + mod[0]) + mod[1]  # Eq. adaLN: (1 + s) x + b
+        return n if mod is None else n * (1 + mod[0]) + mod[1]  # adaLN, DiT Sec. 3.2: (1 + s) x + b
 
     @staticmethod
     def gated(out: Tensor, mod: tuple[Tensor, Tensor, Tensor] | None) -> Tensor:

@@ -46,20 +46,20 @@ Text and first frames are exclusive conditions: a text-conditioned run (``contex
 takes prompts, not known frames. With ``text = false`` (the default) the model has no text
 encoder and is exactly the model above.
 
-Letting the caption steer the temporal layers (``temporal_cond``, ``frame_embedding``; both off
-by default, and then no parameter of theirs exists): the caption otherwise reaches each frame's
-spatial layers alike, which do not know which frame they draw, so a direction word ("moving left")
-has no direct way to the order across frames. ``temporal_cond`` modulates each temporal layer
-from the per-frame embedding (noise level + pooled caption; adaLN of DiT, arXiv:2212.09748,
-Sec. 3.2); ``frame_embedding`` adds a learned frame-index embedding to it (TimeSformer,
-arXiv:2102.05095, Eq. (1)). Both start at zero (:class:`~genzoo.nn.spacetime.SpaceTimeUNet`).
-``caption_words`` (text) adds to every frame's embedding a linear map, zero at the start, of the
-mean of the caption's word embeddings, the text transformer's input: a route for words that a
-jointly trained text transformer has learned to ignore (a run trained without a use for the
-direction word maps "left" and "right" to nearly the same features; RESULTS.md). To add them
-to a trained run, give that video-diffusion run as ``image_run`` (``--base RUN``) with the same
-settings plus the new options: all its weights are copied, the new layers start at
-zero, so training goes on from the same denoiser (fine-tuning;
+Letting the caption steer the temporal layers (``temporal_cond``, ``frame_embedding``,
+``caption_words``; all off by default, and then no parameter of theirs exists): the caption
+otherwise reaches each frame's spatial layers alike, which do not know which frame they draw, so a
+direction word ("moving left") has no direct way to the order across frames. ``temporal_cond``
+modulates each temporal layer from the per-frame embedding (noise level + pooled caption; adaLN of
+DiT, arXiv:2212.09748, Sec. 3.2); ``frame_embedding`` adds a learned frame-index embedding to it
+(TimeSformer, arXiv:2102.05095, Eq. (1)). Both start at zero
+(:class:`~genzoo.nn.spacetime.SpaceTimeUNet`). ``caption_words`` (text) adds to every frame's
+embedding a linear map, zero at the start, of the mean of the caption's word embeddings, the text
+transformer's input: a route for words that a jointly trained text transformer has learned to ignore
+(a run trained without a use for the direction word maps "left" and "right" to nearly the same
+features; RESULTS.md). To add them to a trained run, give that video-diffusion run as ``image_run``
+(``--base RUN``) with the same settings plus the new options: all its weights are copied, the new
+layers start at zero, so training goes on from the same denoiser (fine-tuning;
 :meth:`VideoDiffusion.load_video_run`).
 
 Starting from an image model (``image_run``, :class:`~genzoo.core.protocol.BuiltOnRuns`), as
@@ -299,8 +299,9 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
     def load_video_run(self, video: VideoDiffusion) -> None:
         """Fine-tuning a trained video-diffusion run with new options: every weight of ``video``
         is copied; only the layers of options it was trained without (``temporal_cond``'s adaLN,
-        ``frame_embedding``) keep their zero start, so at the start this model denoises as
-        ``video`` does (tested). One sentence naming the first key or shape that does not fit."""
+        ``frame_embedding``, ``caption_words``) keep their zero start, so at the start this model
+        denoises as ``video`` does (tested). One sentence naming the first key or shape that does
+        not fit."""
         run = self.config.image_run
         src, dst = video.state_dict(), self.state_dict()
         new = {k for k in dst if ".ada." in k or k.startswith(("net.frame_emb.", "word_proj."))}
