@@ -91,8 +91,8 @@ def main() -> None:
     print(f"| step | caption | {head} |")
     print("|---|---|" + "---:|" * len(args.sigmas))
     for step in args.checkpoints or [opened.step]:
-        if step != opened.step:
-            ckpt = run / "checkpoints" / f"step_{step:09d}"
+        ckpt = run / "checkpoints" / f"step_{step:09d}"
+        if step != opened.step or ckpt.is_dir():  # also the latest, after an earlier one
             files, _ = read_checkpoint(ckpt)
             load_state_strict(model, files["ema" if "ema" in files else "model"], str(ckpt))
         g = torch.Generator().manual_seed(0)
