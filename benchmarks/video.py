@@ -209,8 +209,9 @@ def text_benchmark(args: argparse.Namespace) -> None:
                  test.extras["direction"][:n], float("nan")))  # fmt: skip
     clips_w: dict[float, torch.Tensor] = {}
     for step in steps:
-        if step != opened.step:  # an earlier checkpoint of the run (ckpt_every, keep=0)
-            ckpt = run / "checkpoints" / f"step_{step:09d}"
+        ckpt = run / "checkpoints" / f"step_{step:09d}"
+        if step != opened.step or ckpt.is_dir():  # that checkpoint (ckpt_every, keep=0), also
+            # when it is the latest and an earlier one was loaded before it
             files, _ = read_checkpoint(ckpt)
             load_state_strict(model, files["ema" if "ema" in files else "model"], str(ckpt))
         for w in args.guidance:

@@ -93,8 +93,9 @@ def test_an_image_run_of_another_size_or_model_is_one_sentence() -> None:
     small = cls(cls.config_class.from_dict({"channels": 8}), dataset_info("digits"))
     with pytest.raises(ConfigError, match=r"images of shape \(1, 8, 8\); this video's frames"):
         _video(small)
-    with pytest.raises(ConfigError, match="starts from an 'edm' run with a U-Net"):
-        _video(_video(_image()))
+    # a video-diffusion run starts the whole model (fine-tuning) if its settings are the same
+    with pytest.raises(ConfigError, match=r"\(a video-diffusion run\) does not fit"):
+        _video(_video(_image()), channel_mult=[1, 2, 2])
     vid = MODELS.get("video-diffusion")  # the image run's frames given as the video's data
     with pytest.raises(ConfigError, match=r"give the clips: --data 'moving-digits\?size=16&n=32'"):
         vid(vid.config_class.from_dict({"channels": 8}), dataset_info(FRAMES))

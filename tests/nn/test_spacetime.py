@@ -172,3 +172,91 @@ def test_space_time_attention_is_softmax_attention_with_relative_axial_positions
         shifted = [tuple(a + d for a, d in zip(p, (0, 1, -1), strict=True)) for p in (p1, p2)]
         assert s[idx[p1], idx[p2]] != pytest.approx(s[idx[p1], idx[p1]])
         assert s[idx[p1], idx[p2]] == pytest.approx(s[idx[shifted[0]], idx[shifted[1]]])
+
+
+def _conditioned(image: UNet, causal: bool = False) -> tuple[SpaceTimeUNet, SpaceTimeUNet]:
+    """The same trained (random) space-time U-Net without and with ``temporal_cond`` and
+    ``frame_embedding``: the second holds the first's weights, its new layers at their start."""
+    off = SpaceTimeUNet(image, causal=causal, max_resolution=8)
+    _randomize(off.temporal, seed=3)
+    on = SpaceTimeUNet(image, causal=causal, max_resolution=8, temporal_cond=True,
+                       frame_embedding=True)  # fmt: skip
+    missing, unexpected = on.load_state_dict(off.state_dict(), strict=False)
+    assert not unexpected
+    assert set(missing) == {k for k in on.state_dict() if ".ada." in k or "frame_emb" in k}
+    assert len(missing) == 2 * len(on.temporal) + 1  # ada weight + bias per layer, the table
+    return off, on
+
+
+def test_conditioned_temporal_layers_start_as_the_unconditioned_ones() -> None:
+    """adaLN (DiT, arXiv:2212.09748) of the temporal layers and the frame embedding start at
+    zero: with a trained model's weights the output is that model's, exactly, with or without a
+    pooled caption; with one frame, freshly built, it is still the image U-Net. Once they are
+    trained (random here), the per-frame embedding changes the output."""
+    image = _image_unet()
+    off, on = _conditioned(image)
+    x, c, e = torch.randn(2, 5, 2, 8, 8), torch.randn(2), torch.randn(2, 64)
+    with torch.no_grad():
+        assert torch.equal(on(x, c), off(x, c))
+        assert torch.equal(on(x, c, extra_emb=e), off(x, c, extra_emb=e))
+        fresh = SpaceTimeUNet(image, max_resolution=8, temporal_cond=True, frame_embedding=True)
+        assert torch.equal(fresh(x[:, :1], c, extra_emb=e)[:, 0], image(x[:, 0], c, extra_emb=e))
+        for m in on.temporal:
+            _randomize(m.ada, seed=4)
+        assert not torch.allclose(on(x, c, extra_emb=e), off(x, c, extra_emb=e), atol=1e-3)
+
+
+def test_adaln_modulates_the_temporal_attention_by_its_frame_embedding() -> None:
+    """Closed form: ``h + (1 + g) A((1 + s) norm(h) + b)`` with ``(s, b, g)`` the linear map of
+    each frame's embedding and ``A`` the unconditioned layer's attention and projection; two
+    embeddings (e.g. two captions), two outputs."""
+    b, t, c = 2, 4, 16
+    layer = TemporalAttention(c, emb_dim=8)
+    _randomize(layer, seed=9)
+    h, emb = torch.randn(b * t, c, 3, 3), torch.randn(b * t, 8)
+    plain = TemporalAttention(c)
+    plain.load_state_dict({k: v for k, v in layer.state_dict().items() if "ada" not in k})
+    with torch.no_grad():
+        s, sh, g = layer.ada(emb).chunk(3, dim=1)
+
+        class Modulated(nn.Module):  # the group norm, then (1 + s) . + b
+            def forward(self, z: torch.Tensor) -> torch.Tensor:
+                return layer.norm(z) * (1 + s[:, :, None, None]) + sh[:, :, None, None]
+
+        plain.norm = Modulated()
+        want = h + (1 + g[:, :, None, None]) * (plain(h, t) - h)
+        got = layer(h, t, emb)
+        assert torch.allclose(got, want, atol=1e-5)
+        assert not torch.allclose(layer(h, t, torch.randn(b * t, 8)), got, atol=1e-3)
+
+
+def test_frame_embedding_is_the_image_unet_given_each_frames_embedding() -> None:
+    """With the temporal layers at their identity start, frame ``t`` of the output is the image
+    U-Net on frame ``t`` with ``e_t`` (the learned frame-index row) added to its embedding."""
+    image = _image_unet()
+    video = SpaceTimeUNet(image, max_resolution=8, frame_embedding=True)
+    assert video.frame_emb is not None
+    _randomize(video.frame_emb, seed=6)
+    x, c, e = torch.randn(2, 3, 2, 8, 8), torch.randn(2), torch.randn(2, 64)
+    with torch.no_grad():
+        out = video(x, c, extra_emb=e)
+        for t in range(3):
+            want = image(x[:, t], c, extra_emb=e + video.frame_emb.weight[t])
+            assert torch.allclose(out[:, t], want, atol=1e-5)
+        assert not torch.allclose(out[:, 0], image(x[:, 0], c, extra_emb=e), atol=1e-3)
+
+
+def test_conditioned_causal_temporal_layers_see_no_future_frame() -> None:
+    """adaLN from per-frame embeddings (with the frame index) keeps causality: a change to frame
+    4 leaves frames 0-3 as they were."""
+    _, on = _conditioned(_image_unet(), causal=True)
+    _randomize(on.temporal, seed=5)
+    assert on.frame_emb is not None
+    _randomize(on.frame_emb, seed=8)
+    x, c, e = torch.randn(2, 6, 2, 8, 8), torch.randn(2), torch.randn(2, 64)
+    y = x.clone()
+    y[:, 4] += torch.randn(2, 2, 8, 8)
+    with torch.no_grad():
+        a, b = on(x, c, extra_emb=e), on(y, c, extra_emb=e)
+    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-6)
+    assert not torch.allclose(a[:, 4:], b[:, 4:], atol=1e-3)

@@ -46,6 +46,22 @@ Text and first frames are exclusive conditions: a text-conditioned run (``contex
 takes prompts, not known frames. With ``text = false`` (the default) the model has no text
 encoder and is exactly the model above.
 
+Letting the caption steer the temporal layers (``temporal_cond``, ``frame_embedding``,
+``caption_words``; all off by default, and then no parameter of theirs exists): the caption
+otherwise reaches each frame's spatial layers alike, which do not know which frame they draw, so a
+direction word ("moving left") has no direct way to the order across frames. ``temporal_cond``
+modulates each temporal layer from the per-frame embedding (noise level + pooled caption; adaLN of
+DiT, arXiv:2212.09748, Sec. 3.2); ``frame_embedding`` adds a learned frame-index embedding to it
+(TimeSformer, arXiv:2102.05095, Eq. (1)). Both start at zero
+(:class:`~genzoo.nn.spacetime.SpaceTimeUNet`). ``caption_words`` (text) adds to every frame's
+embedding a linear map, zero at the start, of the mean of the caption's word embeddings, the text
+transformer's input: a route for words that a jointly trained text transformer has learned to ignore
+(a run trained without a use for the direction word maps "left" and "right" to nearly the same
+features; RESULTS.md). To add them to a trained run, give that video-diffusion run as ``image_run``
+(``--base RUN``) with the same settings plus the new options: all its weights are copied, the new
+layers start at zero, so training goes on from the same denoiser (fine-tuning;
+:meth:`VideoDiffusion.load_video_run`).
+
 Starting from an image model (``image_run``, :class:`~genzoo.core.protocol.BuiltOnRuns`), as
 Make-A-Video (Singer et al., arXiv:2209.14792, Sec. 3.2), Video LDM (Blattmann et al.,
 arXiv:2304.08818, Sec. 3.1) and AnimateDiff (Guo et al., arXiv:2307.04725, Sec. 4.2) do: the
@@ -113,8 +129,14 @@ class VideoDiffusionConfig(EDMConfig):
     caption_dropout: float = bounded(0.1, ge=0, lt=1)  # probability of the null caption in
     # training (classifier-free guidance)
     guidance: float = 3.0  # default guidance scale w of a text-conditioned run
+    temporal_cond: bool = False  # adaLN of the temporal layers from the per-frame embedding
+    # (noise level, pooled caption, frame index): the caption steers the temporal attention too
+    frame_embedding: bool = False  # add a learned frame-index embedding to each frame's embedding
+    caption_words: bool = False  # text: also add a linear map of the mean of the caption's word
+    # embeddings (the text transformer's input) to every frame's embedding (starts at zero)
     image_run: str = ""  # a trained `edm` run on the frames (frames:moving-digits?size=16) with
-    # the same U-Net settings: its U-Net starts the spatial layers
+    # the same U-Net settings: its U-Net starts the spatial layers; or a trained video-diffusion
+    # run of the same settings: all its weights start this model's (new options' layers fresh)
     image_ema: bool = True  # take the image run's EMA weights
     freeze_spatial: bool = False  # keep the image run's spatial layers fixed (all but the input
     # convolution); needs image_run
@@ -255,16 +277,52 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
             self.register_load_state_dict_post_hook(vocabulary_check(_motion_tokenizer))
             if config.pooled_text:
                 self.pool_proj = nn.Linear(encoder.out_dim, 4 * config.unet.channels)
+        self.word_proj: nn.Linear | None = None
+        if encoder is not None and config.caption_words:
+            self.word_proj = nn.Linear(encoder.out_dim, 4 * config.unet.channels)
+            nn.init.zeros_(self.word_proj.weight)  # starts at zero: the model is unchanged
+            nn.init.zeros_(self.word_proj.bias)
         if config.image_run:
             if image is None:
                 raise ConfigError(
                     f"video-diffusion with image_run = {config.image_run!r} needs that run's "
                     "model (image=...)."
                 )
-            self.load_image_unet(image)
+            if isinstance(image, VideoDiffusion):
+                self.load_video_run(image)
+            else:
+                self.load_image_unet(image)
             if config.freeze_spatial:
                 for name, p in self.net.spatial.named_parameters():
                     p.requires_grad_(name.startswith("conv_in."))
+
+    def load_video_run(self, video: VideoDiffusion) -> None:
+        """Fine-tuning a trained video-diffusion run with new options: every weight of ``video``
+        is copied; only the layers of options it was trained without (``temporal_cond``'s adaLN,
+        ``frame_embedding``, ``caption_words``) keep their zero start, so at the start this model
+        denoises as ``video`` does (tested). One sentence naming the first key or shape that does
+        not fit."""
+        run = self.config.image_run
+        src, dst = video.state_dict(), self.state_dict()
+        new = {k for k in dst if ".ada." in k or k.startswith(("net.frame_emb.", "word_proj."))}
+        for key in sorted(dst.keys() | src.keys()):
+            if key in new and key not in src:
+                continue
+            if key not in src or key not in dst:
+                where = "the base run" if key not in src else "this model"
+                raise ConfigError(
+                    f"image_run = {run!r} (a video-diffusion run) does not fit: key {key!r} is "
+                    f"missing from {where}; give the base run's settings (text, channels, "
+                    "channel_mult, ...) and change only temporal_cond, frame_embedding or "
+                    "caption_words."
+                )
+            if src[key].shape != dst[key].shape:
+                raise ConfigError(
+                    f"image_run = {run!r} (a video-diffusion run) does not fit: {key!r} has shape "
+                    f"{tuple(src[key].shape)} there and {tuple(dst[key].shape)} here; give the "
+                    "base run's settings."
+                )
+        self.load_state_dict({**dst, **src}, strict=True)
 
     def load_image_unet(self, image: nn.Module) -> None:
         """Copy the U-Net of a trained image ``edm`` model into the spatial layers (see the
@@ -282,7 +340,7 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
             raise ConfigError(
                 f"image_run = {run!r} is a {type(image).__name__} model on {kind}; "
                 "video-diffusion starts from an 'edm' run with a U-Net on the video's frames "
-                f"(e.g. --data 'frames:{self.info.name}')."
+                f"(e.g. --data 'frames:{self.info.name}') or from a video-diffusion run."
             )
         if tuple(image.info.shape) != tuple(self.info.shape[1:]):
             raise ConfigError(
@@ -351,6 +409,8 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
             spatial,
             causal=config.causal,  # type: ignore[attr-defined]
             spacetime_resolutions=full,
+            temporal_cond=config.temporal_cond,  # type: ignore[attr-defined]
+            frame_embedding=config.frame_embedding,  # type: ignore[attr-defined]
         )
 
     @property
@@ -398,6 +458,11 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         assert self.text_encoder is not None
         feats = self.text_encoder(tokens.long())
         pooled = self.pool_proj(feats.pooled) if self.pool_proj is not None else None
+        if self.word_proj is not None:  # mean word embedding of the real tokens (B, C); null: 0
+            m = feats.mask.to(feats.tokens.dtype)[:, :, None]  # (B, L, 1)
+            words = (self.text_encoder.tok_emb(tokens.long()) * m).sum(1) / m.sum(1).clamp_min(1)
+            bag = self.word_proj(words)  # (B, E)
+            pooled = bag if pooled is None else pooled + bag
         return feats.tokens, feats.mask, pooled
 
     def denoise_text(self, x: Tensor, sigma: Tensor, tokens: Tensor | None) -> Tensor:
