@@ -361,6 +361,47 @@ def test_dcgan_sn_discriminator_is_hinge_sn_s_discriminator() -> None:
         StyleGAN2Config.from_dict({"d_arch": "sn"})
 
 
+def test_d_mbstd_adds_the_group_stddev_map_to_the_dcgan_sn_discriminator() -> None:
+    """``d_mbstd``: the "dcgan-sn" D's flattened features end with one map holding the mean
+    stddev over the example's group (hand-computed here); an example's logit moves when another
+    member of its group changes and not otherwise; off, it is hinge + SN's D as before (the same
+    parameters with the same seed); with the paper's residual D it is one sentence."""
+    torch.manual_seed(0)
+    on = StyleGAN2(StyleGAN2Config(**TINY_SG, d_arch="dcgan-sn", d_mbstd=True), DIGITS)
+    torch.manual_seed(0)
+    off = StyleGAN2(StyleGAN2Config(**TINY_SG, d_arch="dcgan-sn", d_mbstd=False), DIGITS)
+    torch.manual_seed(0)
+    plain = StyleGAN2(StyleGAN2Config(**TINY_SG, d_arch="dcgan-sn"), DIGITS)
+    for (k, a), (k2, b) in zip(off.state_dict().items(), plain.state_dict().items(), strict=True):
+        assert k == k2
+        torch.testing.assert_close(a, b)
+    on.eval()  # no power iteration
+    x = torch.rand(8, 1, 8, 8, generator=gen(0)) * 2 - 1
+    body = on.discriminator.body
+    h = body[:-2](x)  # (8, C, h, w) before the stddev map and the flatten
+    c, hh, ww = h.shape[1:]
+    feats = body(x)  # (8, (C + 1) h w)
+    assert feats.shape == (8, (c + 1) * hh * ww)
+    assert on.discriminator.psi.weight.shape == (1, (c + 1) * hh * ww)
+    std_map = feats[:, c * hh * ww :]  # (8, h w)
+    for i in range(8):
+        group = [j for j in range(8) if j % 2 == i % 2]  # groups of 4 out of 8: n mod B/G
+        g = h[group].double()  # (4, C, h, w)
+        mean = g.mean(0)
+        hand = (((g - mean) ** 2).mean(0) + 1e-8).sqrt().mean()  # mean stddev over the group
+        torch.testing.assert_close(std_map[i].double(), hand.expand(hh * ww), rtol=1e-5, atol=1e-6)
+    y = x.clone()
+    y[4] = -y[4]  # a member of the group {0, 2, 4, 6}
+    out_x, out_y = on.critic(x), on.critic(y)
+    assert ((out_x - out_y)[[0, 2, 6]].abs() > 1e-6).all()
+    torch.testing.assert_close(out_x[[1, 3, 5, 7]], out_y[[1, 3, 5, 7]])
+    off.eval()
+    base_x, base_y = off.critic(x), off.critic(y)  # without it: per-example logits
+    torch.testing.assert_close(base_x[[0, 1, 2, 3, 5, 6, 7]], base_y[[0, 1, 2, 3, 5, 6, 7]])
+    with pytest.raises(ConfigError, match="d_mbstd=true applies to d_arch='dcgan-sn' only"):
+        StyleGAN2Config.from_dict({"d_mbstd": True})
+
+
 def test_g_width_widens_only_the_synthesis_network() -> None:
     """``g_width`` sets the channels of the constant and of every styled convolution while D,
     the mapping net and the images keep theirs; ``None`` is ``width`` (the same parameters with

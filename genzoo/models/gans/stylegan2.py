@@ -38,7 +38,8 @@ for G and D); ``affine_lr_mul`` slows the style affines ``A`` (the paper: 1; on 
 lr 2e-3 their biases drift from 1 to 1.6-2.0 within 1,000 steps and the image stops depending
 on ``w``; see benchmarks/RESULTS.md, issue 19); ``loss="hinge"`` and ``d_arch="dcgan-sn"`` (the
 loss and the spectrally normalised DCGAN discriminator of genzoo's ``hinge-sn``) are named
-variants for comparisons that isolate the generator.
+variants for comparisons that isolate the generator; ``d_mbstd`` adds the paper D's minibatch
+standard deviation to that ``dcgan-sn`` D (against the low recall measured with it).
 
 Training runs on the one Trainer with the two players' parameter groups (D first, then G), as
 every genzoo GAN; ``diffaug`` augments real and fake images before D (arXiv:2006.10738).
@@ -116,6 +117,9 @@ class StyleGAN2Config(Config):
     pl_every: int = bounded(4, ge=1)  # lazy path-length penalty: every k-th G step, weight k
     pl_decay: float = bounded(0.01, gt=0.0, le=1.0)  # step of the moving average a of lengths
     mbstd_group: int = bounded(4, ge=1)  # minibatch-stddev group size in D
+    # the minibatch-stddev feature (1710.10196, Sec. 3) in the "dcgan-sn" D too, before its
+    # flatten (the residual D always has it); off: hinge + SN's D exactly
+    d_mbstd: bool = False
     lr_d: float | None = bounded(None, gt=0.0)  # D learning rate (None: the trainer's lr)
     lr_g: float | None = bounded(None, gt=0.0)  # G learning rate (None: the trainer's lr)
     betas: tuple[float, float] = bounded((0.0, 0.99), ge=0.0, lt=1.0)  # Adam betas (paper)
@@ -132,6 +136,11 @@ class StyleGAN2Config(Config):
         if self.d_arch not in D_ARCHS:
             raise ConfigError(
                 f"StyleGAN2 d_arch {self.d_arch!r} is not known; choose {choices(D_ARCHS)}."
+            )
+        if self.d_mbstd and self.d_arch != "dcgan-sn":
+            raise ConfigError(
+                f"StyleGAN2 d_mbstd=true applies to d_arch='dcgan-sn' only; d_arch "
+                f"{self.d_arch!r} already has its minibatch stddev (set d_mbstd=false)."
             )
 
 
@@ -239,6 +248,11 @@ class StyleGAN2(GenerativeModel, Samples):
             self.discriminator = ResidualDiscriminator(self.shape[0], size, c.width, c.mbstd_group)
         else:  # hinge + SN's D: DCGAN body, linear head, spectral norm (arXiv:1802.05957)
             body, feat = dcgan_discriminator(self.shape[0], size, c.width)
+            if c.d_mbstd:  # one stddev map before the flatten: (B, C, h, w) -> (B, C + 1, h, w)
+                h0, w0 = dcgan_sizes(size)[-1]
+                layers = list(body.children())  # the last one is the flatten
+                body = nn.Sequential(*layers[:-1], MinibatchStdDev(c.mbstd_group), layers[-1])
+                feat += h0 * w0
             self.discriminator = apply_spectral_norm(Discriminator(body, feat))
         self.n_ws = self.synthesis.n_ws
         self.policy = parse_policy(c.diffaug)
