@@ -76,11 +76,12 @@ def train_own_encoder(
     return body
 
 
-def score(decoder, enc, scorer, pairs) -> dict:
+def score(decoder, enc, scorer, pairs, k: int = -1) -> dict:
+    """``k``: the index of AdaIN's layer among the encoder's taps (-1: the last)."""
     out = {}
     for name, (c, s, kind) in pairs.items():
         with torch.no_grad():
-            t = adain(enc(c)[-1], enc(s)[-1])
+            t = adain(enc(c)[k], enc(s)[k])
             img = decoder(t).clamp(-1, 1)
             targets = [gram_matrix(f) for f in scorer(s)]
             fc = scorer(c)
@@ -179,6 +180,13 @@ def main(argv: list[str] | None = None) -> None:
         default="1,6,11",
         help="encoder ReLUs of L_s (the last is AdaIN's and L_c's); 1,3,6,8,11: every ReLU",
     )
+    p.add_argument(
+        "--adain-layer",
+        type=int,
+        default=3,
+        choices=[2, 3],
+        help="the tap AdaIN and L_c sit at: 3 relu3 (7 x 7), 2 relu2 (14 x 14); L_s keeps --taps",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--threads", type=int, default=0)
@@ -219,7 +227,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"GAIN {enc_name}: {k} {v:.4f}", flush=True)
         return
     torch.manual_seed(a.seed + 1)
-    dec = AdaINDecoder(1, width, (28, 28), a.decoder_width or None)
+    dec = AdaINDecoder(1, width, (28, 28), a.decoder_width or None, a.adain_layer)
+    at = taps.index(SMALL_CNN_TAPS[a.adain_layer - 1])  # AdaIN's layer among the taps of L_s
     opt = torch.optim.Adam(dec.parameters(), lr=a.lr)
     if a.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.steps)
@@ -240,7 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"encoder: {enc_name} ({t_enc:.0f} s); decoder lr {a.lr} decay {a.lr_decay} clip "
         f"{a.clip} norm {a.norm} lambda {a.style_weight} steps {a.steps} decoder width "
-        f"{a.decoder_width or width} schedule {a.schedule} style loss {a.style_loss} taps {taps}",
+        f"{a.decoder_width or width} schedule {a.schedule} style loss {a.style_loss} taps {taps} "
+        f"AdaIN at relu{a.adain_layer}",
         flush=True,
     )
     gn_first = gn_last = 0.0
@@ -248,10 +258,10 @@ def main(argv: list[str] | None = None) -> None:
         b = ds.get(torch.randint(len(ds), (a.batch,), generator=g))
         with torch.no_grad():
             fc, fs = enc(b["x"]), enc(b["style"])
-            t = adain(fc[-1], fs[-1])
+            t = adain(fc[at], fs[at])
         fo = enc(dec(t))
         if a.norm == "scale":  # every term divided by its target's scale (per example)
-            lc = (fo[-1] - t).flatten(1).norm(dim=1) / t.flatten(1).norm(dim=1).clamp_min(1e-6)
+            lc = (fo[at] - t).flatten(1).norm(dim=1) / t.flatten(1).norm(dim=1).clamp_min(1e-6)
             ls = torch.zeros_like(lc)
             for f, tt in zip(fo, fs, strict=True):
                 one = stats_style_loss([f], [tt])
@@ -261,10 +271,10 @@ def main(argv: list[str] | None = None) -> None:
                 scale = (mu.flatten(1).norm(dim=1) + sd.flatten(1).norm(dim=1)).clamp_min(1e-6)
                 ls = ls + one / scale
         elif a.style_loss == "gram":
-            lc = (fo[-1] - t).flatten(1).norm(dim=1)
+            lc = (fo[at] - t).flatten(1).norm(dim=1)
             ls = gram_style_loss(fo, [gram_matrix(f) for f in fs])
         else:
-            lc = (fo[-1] - t).flatten(1).norm(dim=1)
+            lc = (fo[at] - t).flatten(1).norm(dim=1)
             ls = stats_style_loss(fo, fs)
         loss = (lc + a.style_weight * ls).mean()
         opt.zero_grad()
@@ -285,8 +295,8 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
         if str(step) in a.score_at.split(",") and step != a.steps:
-            report(score(dec, enc, scorer, pairs), step, gn_first, gn_last, t0)
-    res = score(dec, enc, scorer, pairs)
+            report(score(dec, enc, scorer, pairs, at), step, gn_first, gn_last, t0)
+    res = score(dec, enc, scorer, pairs, at)
     report(res, a.steps, gn_first, gn_last, t0)
     if a.picture:
         from genzoo.data import dataset_info

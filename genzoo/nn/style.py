@@ -192,7 +192,12 @@ class AdaINDecoder(nn.Module):
     the decoder mirrors the encoder, no normalisation layers) and a linear output as in the paper
     (callers clamp to the model range). ``decoder_width`` (default: ``width``, the mirror) sets
     the decoder's own channels ``2d, 2d, d, d`` while its input stays ``4 width``; with
-    ``decoder_width = 2 width`` the first convolution is as wide as its input."""
+    ``decoder_width = 2 width`` the first convolution is as wide as its input.
+
+    ``level`` is the encoder tap the decoder starts from: 3 (the default) is relu3, ``4 width``
+    channels at 1/4 of the image size; 2 is relu2, ``2 width`` channels at 1/2 of the size: the
+    decoder then has no ``stage3`` and its ``stage2`` takes the ``2 width`` channels (the same
+    layers after it)."""
 
     def __init__(
         self,
@@ -200,8 +205,11 @@ class AdaINDecoder(nn.Module):
         width: int,
         size: tuple[int, int],
         decoder_width: int | None = None,
+        level: int = 3,
     ) -> None:
         super().__init__()
+        if level not in (2, 3):
+            raise ValueError(f"level = {level!r} must be 2 (relu2) or 3 (relu3)")
         w = width if decoder_width is None else decoder_width
         h0, w0 = size
         self.sizes = [(h0, w0), ((h0 + 1) // 2, (w0 + 1) // 2)]  # after pool 0, before pool 1
@@ -209,11 +217,16 @@ class AdaINDecoder(nn.Module):
         def conv(a: int, b: int) -> nn.Conv2d:
             return nn.Conv2d(a, b, 3, padding=1, padding_mode="reflect")
 
-        self.stage3 = nn.Sequential(conv(4 * width, 2 * w), nn.ReLU())
-        self.stage2 = nn.Sequential(conv(2 * w, 2 * w), nn.ReLU(), conv(2 * w, w), nn.ReLU())
+        self.level = level
+        if level == 3:
+            self.stage3 = nn.Sequential(conv(4 * width, 2 * w), nn.ReLU())
+        first = 2 * w if level == 3 else 2 * width  # relu2 feeds stage2 directly
+        self.stage2 = nn.Sequential(conv(first, 2 * w), nn.ReLU(), conv(2 * w, w), nn.ReLU())
         self.stage1 = nn.Sequential(conv(w, w), nn.ReLU(), conv(w, out_channels))
 
     def forward(self, t: Tensor) -> Tensor:
-        h = F.interpolate(self.stage3(t), size=self.sizes[1], mode="nearest")
+        h = t
+        if self.level == 3:
+            h = F.interpolate(self.stage3(t), size=self.sizes[1], mode="nearest")
         h = F.interpolate(self.stage2(h), size=self.sizes[0], mode="nearest")
         return self.stage1(h)
