@@ -82,7 +82,7 @@ def score(decoder, enc, scorer, pairs, k: int = -1) -> dict:
     for name, (c, s, kind) in pairs.items():
         with torch.no_grad():
             t = adain(enc(c)[k], enc(s)[k])
-            img = decoder(t).clamp(-1, 1)
+            img = decoder(t, torch.Generator().manual_seed(0)).clamp(-1, 1)
             targets = [gram_matrix(f) for f in scorer(s)]
             fc = scorer(c)
             before = gram_style_loss(fc, targets)
@@ -187,6 +187,9 @@ def main(argv: list[str] | None = None) -> None:
         choices=[2, 3],
         help="the tap AdaIN and L_c sit at: 3 relu3 (7 x 7), 2 relu2 (14 x 14); L_s keeps --taps",
     )
+    p.add_argument(
+        "--noise", type=int, default=0, help="noise channels at every decoder stage (0: none)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--threads", type=int, default=0)
@@ -227,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"GAIN {enc_name}: {k} {v:.4f}", flush=True)
         return
     torch.manual_seed(a.seed + 1)
-    dec = AdaINDecoder(1, width, (28, 28), a.decoder_width or None, a.adain_layer)
+    dec = AdaINDecoder(1, width, (28, 28), a.decoder_width or None, a.adain_layer, a.noise)
     at = taps.index(SMALL_CNN_TAPS[a.adain_layer - 1])  # AdaIN's layer among the taps of L_s
     opt = torch.optim.Adam(dec.parameters(), lr=a.lr)
     if a.schedule == "cosine":
@@ -250,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
         f"encoder: {enc_name} ({t_enc:.0f} s); decoder lr {a.lr} decay {a.lr_decay} clip "
         f"{a.clip} norm {a.norm} lambda {a.style_weight} steps {a.steps} decoder width "
         f"{a.decoder_width or width} schedule {a.schedule} style loss {a.style_loss} taps {taps} "
-        f"AdaIN at relu{a.adain_layer}",
+        f"AdaIN at relu{a.adain_layer} noise {a.noise}",
         flush=True,
     )
     gn_first = gn_last = 0.0

@@ -197,7 +197,13 @@ class AdaINDecoder(nn.Module):
     ``level`` is the encoder tap the decoder starts from: 3 (the default) is relu3, ``4 width``
     channels at 1/4 of the image size; 2 is relu2, ``2 width`` channels at 1/2 of the size: the
     decoder then has no ``stage3`` and its ``stage2`` takes the ``2 width`` channels (the same
-    layers after it)."""
+    layers after it).
+
+    ``noise`` (default 0: none) concatenates that many channels of standard normal noise to the
+    input of every decoder stage (at 1/4, 1/2 and the full size), as the generator of Texture
+    Networks (Ulyanov et al., arXiv:1603.03417) takes noise at every scale: a flat content region
+    (a digit's black background) gives AdaIN's output no spatial variation of its own, and the
+    noise is a source to paint a texture from. Give ``generator`` for a reproducible output."""
 
     def __init__(
         self,
@@ -206,6 +212,7 @@ class AdaINDecoder(nn.Module):
         size: tuple[int, int],
         decoder_width: int | None = None,
         level: int = 3,
+        noise: int = 0,
     ) -> None:
         super().__init__()
         if level not in (2, 3):
@@ -217,16 +224,29 @@ class AdaINDecoder(nn.Module):
         def conv(a: int, b: int) -> nn.Conv2d:
             return nn.Conv2d(a, b, 3, padding=1, padding_mode="reflect")
 
-        self.level = level
+        self.level, self.noise = level, noise
+        k = noise
         if level == 3:
-            self.stage3 = nn.Sequential(conv(4 * width, 2 * w), nn.ReLU())
+            self.stage3 = nn.Sequential(conv(4 * width + k, 2 * w), nn.ReLU())
         first = 2 * w if level == 3 else 2 * width  # relu2 feeds stage2 directly
-        self.stage2 = nn.Sequential(conv(first, 2 * w), nn.ReLU(), conv(2 * w, w), nn.ReLU())
-        self.stage1 = nn.Sequential(conv(w, w), nn.ReLU(), conv(w, out_channels))
+        self.stage2 = nn.Sequential(conv(first + k, 2 * w), nn.ReLU(), conv(2 * w, w), nn.ReLU())
+        self.stage1 = nn.Sequential(conv(w + k, w), nn.ReLU(), conv(w, out_channels))
 
-    def forward(self, t: Tensor) -> Tensor:
+    def _with_noise(self, h: Tensor, generator: torch.Generator | None) -> Tensor:
+        if not self.noise:
+            return h
+        b, _, hh, ww = h.shape
+        dev = h.device if generator is None else generator.device  # draw where the generator is
+        z = torch.randn(b, self.noise, hh, ww, generator=generator, device=dev, dtype=h.dtype)
+        z = z.to(h.device)  # (B, noise, h, w)
+        return torch.cat([h, z], dim=1)  # (B, C + noise, h, w)
+
+    def forward(self, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
         h = t
         if self.level == 3:
-            h = F.interpolate(self.stage3(t), size=self.sizes[1], mode="nearest")
-        h = F.interpolate(self.stage2(h), size=self.sizes[0], mode="nearest")
-        return self.stage1(h)
+            h = self.stage3(self._with_noise(t, generator))
+            h = F.interpolate(h, size=self.sizes[1], mode="nearest")
+        h = F.interpolate(
+            self.stage2(self._with_noise(h, generator)), size=self.sizes[0], mode="nearest"
+        )
+        return self.stage1(self._with_noise(h, generator))

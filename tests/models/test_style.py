@@ -378,3 +378,41 @@ def test_adain_layer_2_moves_adain_and_the_content_loss_to_relu2_only() -> None:
         AdaINConfig.from_dict({"adain_layer": 4})
     with pytest.raises(ValueError, match="level"):
         AdaINDecoder(1, 4, (28, 28), None, 1)
+
+
+def test_adain_decoder_noise_adds_input_channels_whose_zero_weights_give_the_plain_decoder() -> (
+    None
+):
+    """``decoder_noise=k``: every decoder stage takes ``k`` more input channels; with the noise
+    channels' weights set to 0 the decoder equals a noise-free one with the other weights, to the
+    bit; the same generator gives the same image, another one another; the model's ``stylize``
+    is reproducible by default; the default (0) adds nothing; bad values are one sentence."""
+    from genzoo.nn.style import AdaINDecoder
+
+    torch.manual_seed(0)
+    plain = AdaINDecoder(1, 4, (28, 28), 8).double()
+    noisy = AdaINDecoder(1, 4, (28, 28), 8, 3, 2).double()
+    pc = [c for c in plain.modules() if isinstance(c, torch.nn.Conv2d)]
+    nc = [c for c in noisy.modules() if isinstance(c, torch.nn.Conv2d)]
+    assert [c.in_channels for c in nc] == [16 + 2, 16 + 2, 16, 8 + 2, 8]
+    with torch.no_grad():
+        for a, b in zip(pc, nc, strict=True):
+            extra = b.in_channels - a.in_channels
+            b.weight.zero_()
+            b.weight[:, : a.in_channels] = a.weight
+            b.bias.copy_(a.bias)
+            assert extra in (0, 2)
+        t = torch.randn(3, 16, 7, 7, dtype=torch.float64)
+        torch.testing.assert_close(noisy(t, gen(1)), plain(t), rtol=0, atol=0)
+        for c in nc:  # the noise channels' weights back on
+            c.weight[:, 16 if c.in_channels == 18 else 8 :].fill_(0.1)
+        same = noisy(t, gen(1))
+        torch.testing.assert_close(noisy(t, gen(1)), same, rtol=0, atol=0)
+        assert not torch.allclose(noisy(t, gen(2)), same)
+    info = dataset_info("styled:digits")
+    m = AdaIN(AdaINConfig(width=4, encoder_steps=0, decoder_noise=3), info)
+    x = load_dataset("styled:digits", "test").get(torch.arange(2))["x"]
+    torch.testing.assert_close(m.stylize(x, x.flip(0)), m.stylize(x, x.flip(0)), rtol=0, atol=0)
+    assert AdaIN(AdaINConfig(width=4), info).decoder.stage1[0].in_channels == 4
+    with pytest.raises(ConfigError, match="decoder_noise"):
+        AdaINConfig.from_dict({"decoder_noise": 65})

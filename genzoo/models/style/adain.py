@@ -82,6 +82,8 @@ class AdaINConfig(Config):
     adain_layer: int = bounded(3, ge=2, le=3)  # the encoder tap where AdaIN (Eq. (8)) and L_c
     # (Eq. (12)) sit and the decoder starts: 3, relu3 (4w channels, 7 x 7 at 28 x 28); 2, relu2
     # (2w channels, 14 x 14); L_s (Eq. (13)) keeps relu1, relu2, relu3 either way
+    decoder_noise: int = bounded(0, ge=0, le=64)  # channels of N(0, 1) noise concatenated to
+    # every decoder stage's input (Texture Networks, arXiv:1603.03417); 0: none (the paper's)
 
     def validate(self) -> None:
         if self.style_loss not in ("stats", "gram"):
@@ -146,7 +148,12 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
         width = self.encoder[0].out_channels  # the decoder mirrors the encoder (w, 2w, 4w)
         self.head = nn.Linear(4 * width, info.n_classes + len(KINDS))
         self.decoder = AdaINDecoder(
-            shape[0], width, (shape[1], shape[2]), config.decoder_width or None, config.adain_layer
+            shape[0],
+            width,
+            (shape[1], shape[2]),
+            config.decoder_width or None,
+            config.adain_layer,
+            config.decoder_noise,
         )
         self.at = config.adain_layer - 1  # AdaIN's layer among the taps (2: the last, relu3)
         self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))  # training losses
@@ -171,14 +178,23 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
         return tap_features(self.encoder, x, self.taps)
 
     @torch.no_grad()
-    def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
+    def stylize(
+        self,
+        content: Tensor,
+        style: Tensor,
+        alpha: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """``g((1 - alpha) f(c) + alpha AdaIN(f(c), f(s)))`` (Eq. (14)), ``(B, C, H, W)``, clamped
-        to [-1, 1]."""
+        to [-1, 1]. With ``decoder_noise``, the noise comes from ``generator`` (default: seed 0,
+        so the same inputs give the same image)."""
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"alpha = {alpha!r} must lie in [0, 1] (1: full style).")
         fc, fs = self.encode(content)[self.at], self.encode(style)[self.at]
         t = alpha * adain(fc, fs) + (1.0 - alpha) * fc  # Eq. (14)
-        return self.decoder(t).clamp(-1.0, 1.0)  # into the model range
+        if generator is None and self.config.decoder_noise:
+            generator = torch.Generator(content.device).manual_seed(0)
+        return self.decoder(t, generator).clamp(-1.0, 1.0)  # into the model range
 
     def _check(self, batch: Batch) -> None:
         if "style" not in batch:
@@ -196,14 +212,17 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
         ce = F.cross_entropy(logits, labels, reduction="none")  # (2B,)
         return 0.5 * (ce[: c.shape[0]] + ce[c.shape[0] :])  # (B,)
 
-    def decoder_losses(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """``(L_c, L_s)`` per example ``(B,)`` (Eqs. (12), (13)), the encoder frozen."""
+    def decoder_losses(
+        self, batch: Batch, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(L_c, L_s)`` per example ``(B,)`` (Eqs. (12), (13)), the encoder frozen; the
+        decoder's noise (``decoder_noise``) from ``generator``."""
         c, s = batch["x"], batch["style"]
         with frozen(self.encoder):  # the decoder's losses train the decoder only
             with torch.no_grad():
                 t = adain(self.encode(c)[self.at], self.encode(s)[self.at])  # Eq. (8)
                 style_feats = self.encode(s)
-            out_feats = self.encode(self.decoder(t))
+            out_feats = self.encode(self.decoder(t, generator))
             lc = (out_feats[self.at] - t).flatten(1).norm(dim=1)  # Eq. (12): L2 norm, per example
             if self.config.style_loss == "gram":  # the variant: Gatys' Eq. (5), not the paper's
                 ls = gram_style_loss(out_feats, [gram_matrix(f) for f in style_feats])
@@ -236,7 +255,7 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
         """Per example: ``content`` (Eq. (12)), ``style`` (Eq. (13)), ``encoder_ce`` (the own
         encoder's)."""
         self._check(batch)
-        lc, ls = self.decoder_losses(batch)
+        lc, ls = self.decoder_losses(batch, generator)
         out = {"content": lc, "style": ls}
         if self.own:
             out["encoder_ce"] = self.encoder_loss(batch)
