@@ -76,13 +76,41 @@ def train_own_encoder(
     return body
 
 
+class MultiLevelDecoder(torch.nn.Module):
+    """A probe's variant, not the paper's: AdaIN at relu3 **and** relu2; the relu3 decoder's
+    upsampled ``stage3`` output is concatenated with ``AdaIN`` at relu2 before ``stage2``."""
+
+    def __init__(self, width: int, decoder_width: int | None) -> None:
+        super().__init__()
+        self.base = AdaINDecoder(1, width, (28, 28), decoder_width)
+        first = self.base.stage2[0]
+        self.base.stage2[0] = torch.nn.Conv2d(
+            first.in_channels + 2 * width, first.out_channels, 3, padding=1, padding_mode="reflect"
+        )
+
+    def forward(self, ts: list[torch.Tensor]) -> torch.Tensor:
+        t2, t3 = ts
+        b = self.base
+        h = F.interpolate(b.stage3(t3), size=b.sizes[1], mode="nearest")
+        h = torch.cat([h, t2], dim=1)  # (B, 2d + 2w, 14, 14)
+        h = F.interpolate(b.stage2(h), size=b.sizes[0], mode="nearest")
+        return b.stage1(h)
+
+
+def _multi(fc: list[torch.Tensor], fs: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [adain(fc[1], fs[1]), adain(fc[2], fs[2])]  # relu2, relu3 of taps 1, 6, 11
+
+
 def score(decoder, enc, scorer, pairs, k: int = -1) -> dict:
     """``k``: the index of AdaIN's layer among the encoder's taps (-1: the last)."""
     out = {}
     for name, (c, s, kind) in pairs.items():
         with torch.no_grad():
-            t = adain(enc(c)[k], enc(s)[k])
-            img = decoder(t, torch.Generator().manual_seed(0)).clamp(-1, 1)
+            if isinstance(decoder, MultiLevelDecoder):
+                img = decoder(_multi(enc(c), enc(s))).clamp(-1, 1)
+            else:
+                t = adain(enc(c)[k], enc(s)[k])
+                img = decoder(t, torch.Generator().manual_seed(0)).clamp(-1, 1)
             targets = [gram_matrix(f) for f in scorer(s)]
             fc = scorer(c)
             before = gram_style_loss(fc, targets)
@@ -190,6 +218,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--noise", type=int, default=0, help="noise channels at every decoder stage (0: none)"
     )
+    p.add_argument(
+        "--multi-level",
+        action="store_true",
+        help="AdaIN at relu2 and relu3 (a variant; L_c at both; needs --taps 1,6,11)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--threads", type=int, default=0)
@@ -232,6 +265,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(a.seed + 1)
     dec = AdaINDecoder(1, width, (28, 28), a.decoder_width or None, a.adain_layer, a.noise)
     at = taps.index(SMALL_CNN_TAPS[a.adain_layer - 1])  # AdaIN's layer among the taps of L_s
+    if a.multi_level:
+        torch.manual_seed(a.seed + 1)
+        dec = MultiLevelDecoder(width, a.decoder_width or None)
     opt = torch.optim.Adam(dec.parameters(), lr=a.lr)
     if a.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.steps)
@@ -261,7 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         b = ds.get(torch.randint(len(ds), (a.batch,), generator=g))
         with torch.no_grad():
             fc, fs = enc(b["x"]), enc(b["style"])
-            t = adain(fc[at], fs[at])
+            t = _multi(fc, fs) if a.multi_level else adain(fc[at], fs[at])
         fo = enc(dec(t))
         if a.norm == "scale":  # every term divided by its target's scale (per example)
             lc = (fo[at] - t).flatten(1).norm(dim=1) / t.flatten(1).norm(dim=1).clamp_min(1e-6)
@@ -276,6 +312,9 @@ def main(argv: list[str] | None = None) -> None:
         elif a.style_loss == "gram":
             lc = (fo[at] - t).flatten(1).norm(dim=1)
             ls = gram_style_loss(fo, [gram_matrix(f) for f in fs])
+        elif a.multi_level:  # L_c at both AdaIN layers
+            lc = sum((fo[i] - ti).flatten(1).norm(dim=1) for i, ti in zip((1, 2), t, strict=True))
+            ls = stats_style_loss(fo, fs)
         else:
             lc = (fo[at] - t).flatten(1).norm(dim=1)
             ls = stats_style_loss(fo, fs)
