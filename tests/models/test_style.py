@@ -416,3 +416,41 @@ def test_adain_decoder_noise_adds_input_channels_whose_zero_weights_give_the_pla
     assert AdaIN(AdaINConfig(width=4), info).decoder.stage1[0].in_channels == 4
     with pytest.raises(ConfigError, match="decoder_noise"):
         AdaINConfig.from_dict({"decoder_noise": 65})
+
+
+def test_adain_multi_level_adds_relu2s_adain_to_the_decoder_and_its_term_to_the_content_loss():
+    """``multi_level``: with the weights on relu2's AdaIN at 0 the decoder equals the plain one to
+    the bit; ``L_c`` is Eq. (12) at relu3 plus at relu2 (numpy); ``adain_layer=2`` with it, or a
+    missing ``t2``, is one sentence."""
+    from genzoo.nn.style import AdaINDecoder
+
+    torch.manual_seed(0)
+    plain = AdaINDecoder(1, 4, (28, 28), 8).double()
+    multi = AdaINDecoder(1, 4, (28, 28), 8, 3, 0, True).double()
+    assert multi.stage2[0].in_channels == 16 + 8
+    with torch.no_grad():
+        for a, b in zip(plain.parameters(), multi.parameters(), strict=True):
+            b.zero_()
+            b[tuple(slice(0, n) for n in a.shape)] = a
+        t, t2 = torch.randn(3, 16, 7, 7).double(), torch.randn(3, 8, 14, 14).double()
+        torch.testing.assert_close(multi(t, None, t2), plain(t), rtol=0, atol=0)
+    info = dataset_info("styled:digits")
+    torch.manual_seed(0)
+    m = AdaIN(AdaINConfig(width=4, encoder_steps=0, multi_level=True), info).double()
+    batch = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in load_dataset("styled:digits", "test").get(torch.arange(3)).items()
+    }
+    lc, _ = m.decoder_losses(batch)
+    with torch.no_grad():
+        fc, fs = m.encode(batch["x"]), m.encode(batch["style"])
+        ts = [adain(fc[i], fs[i]) for i in (1, 2)]
+        out = m.encode(m.decoder(ts[1], None, ts[0]))
+    want = sum(np.linalg.norm((out[i] - ts[i - 1]).numpy().reshape(3, -1), axis=1) for i in (1, 2))
+    np.testing.assert_allclose(lc.detach().numpy(), want, rtol=1e-9)
+    x = batch["x"]  # Eq. (14) at both levels: AdaIN(x, x) = x makes alpha irrelevant
+    torch.testing.assert_close(m.stylize(x, x, 1.0), m.stylize(x, x, 0.0), rtol=0, atol=1e-4)
+    with pytest.raises(ConfigError, match="multi_level"):
+        AdaINConfig.from_dict({"multi_level": True, "adain_layer": 2})
+    with pytest.raises(ValueError, match="t2"):
+        m.decoder(ts[1])

@@ -84,8 +84,15 @@ class AdaINConfig(Config):
     # (2w channels, 14 x 14); L_s (Eq. (13)) keeps relu1, relu2, relu3 either way
     decoder_noise: int = bounded(0, ge=0, le=64)  # channels of N(0, 1) noise concatenated to
     # every decoder stage's input (Texture Networks, arXiv:1603.03417); 0: none (the paper's)
+    multi_level: bool = False  # AdaIN at relu2 too (with adain_layer 3): the decoder takes it
+    # beside its upsampled relu3 path and L_c (Eq. (12)) adds relu2's term; a variant, not the paper
 
     def validate(self) -> None:
+        if self.multi_level and self.adain_layer != 3:
+            raise ConfigError(
+                f"multi_level = True adds AdaIN at relu2 beside relu3; it needs adain_layer = 3, "
+                f"not {self.adain_layer}."
+            )
         if self.style_loss not in ("stats", "gram"):
             raise ConfigError(
                 f"style_loss = {self.style_loss!r} is not valid; choose 'stats' (the paper's "
@@ -154,6 +161,7 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
             config.decoder_width or None,
             config.adain_layer,
             config.decoder_noise,
+            config.multi_level,
         )
         self.at = config.adain_layer - 1  # AdaIN's layer among the taps (2: the last, relu3)
         self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))  # training losses
@@ -190,11 +198,14 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
         so the same inputs give the same image)."""
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"alpha = {alpha!r} must lie in [0, 1] (1: full style).")
-        fc, fs = self.encode(content)[self.at], self.encode(style)[self.at]
-        t = alpha * adain(fc, fs) + (1.0 - alpha) * fc  # Eq. (14)
+        fc, fs = self.encode(content), self.encode(style)
+        t = alpha * adain(fc[self.at], fs[self.at]) + (1.0 - alpha) * fc[self.at]  # Eq. (14)
+        t2 = (
+            alpha * adain(fc[1], fs[1]) + (1.0 - alpha) * fc[1] if self.config.multi_level else None
+        )
         if generator is None and self.config.decoder_noise:
             generator = torch.Generator(content.device).manual_seed(0)
-        return self.decoder(t, generator).clamp(-1.0, 1.0)  # into the model range
+        return self.decoder(t, generator, t2).clamp(-1.0, 1.0)  # into the model range
 
     def _check(self, batch: Batch) -> None:
         if "style" not in batch:
@@ -220,10 +231,13 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
         c, s = batch["x"], batch["style"]
         with frozen(self.encoder):  # the decoder's losses train the decoder only
             with torch.no_grad():
-                t = adain(self.encode(c)[self.at], self.encode(s)[self.at])  # Eq. (8)
-                style_feats = self.encode(s)
-            out_feats = self.encode(self.decoder(t, generator))
+                content_feats, style_feats = self.encode(c), self.encode(s)
+                t = adain(content_feats[self.at], style_feats[self.at])  # Eq. (8)
+                t2 = adain(content_feats[1], style_feats[1]) if self.config.multi_level else None
+            out_feats = self.encode(self.decoder(t, generator, t2))
             lc = (out_feats[self.at] - t).flatten(1).norm(dim=1)  # Eq. (12): L2 norm, per example
+            if t2 is not None:  # the variant: Eq. (12) at relu2 too
+                lc = lc + (out_feats[1] - t2).flatten(1).norm(dim=1)
             if self.config.style_loss == "gram":  # the variant: Gatys' Eq. (5), not the paper's
                 ls = gram_style_loss(out_feats, [gram_matrix(f) for f in style_feats])
             else:
