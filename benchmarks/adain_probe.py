@@ -76,12 +76,41 @@ def train_own_encoder(
     return body
 
 
-def score(decoder, enc, scorer, pairs) -> dict:
+class MultiLevelDecoder(torch.nn.Module):
+    """A probe's variant, not the paper's: AdaIN at relu3 **and** relu2; the relu3 decoder's
+    upsampled ``stage3`` output is concatenated with ``AdaIN`` at relu2 before ``stage2``."""
+
+    def __init__(self, width: int, decoder_width: int | None) -> None:
+        super().__init__()
+        self.base = AdaINDecoder(1, width, (28, 28), decoder_width)
+        first = self.base.stage2[0]
+        self.base.stage2[0] = torch.nn.Conv2d(
+            first.in_channels + 2 * width, first.out_channels, 3, padding=1, padding_mode="reflect"
+        )
+
+    def forward(self, ts: list[torch.Tensor]) -> torch.Tensor:
+        t2, t3 = ts
+        b = self.base
+        h = F.interpolate(b.stage3(t3), size=b.sizes[1], mode="nearest")
+        h = torch.cat([h, t2], dim=1)  # (B, 2d + 2w, 14, 14)
+        h = F.interpolate(b.stage2(h), size=b.sizes[0], mode="nearest")
+        return b.stage1(h)
+
+
+def _multi(fc: list[torch.Tensor], fs: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [adain(fc[1], fs[1]), adain(fc[2], fs[2])]  # relu2, relu3 of taps 1, 6, 11
+
+
+def score(decoder, enc, scorer, pairs, k: int = -1) -> dict:
+    """``k``: the index of AdaIN's layer among the encoder's taps (-1: the last)."""
     out = {}
     for name, (c, s, kind) in pairs.items():
         with torch.no_grad():
-            t = adain(enc(c)[-1], enc(s)[-1])
-            img = decoder(t).clamp(-1, 1)
+            if isinstance(decoder, MultiLevelDecoder):
+                img = decoder(_multi(enc(c), enc(s))).clamp(-1, 1)
+            else:
+                t = adain(enc(c)[k], enc(s)[k])
+                img = decoder(t, torch.Generator().manual_seed(0)).clamp(-1, 1)
             targets = [gram_matrix(f) for f in scorer(s)]
             fc = scorer(c)
             before = gram_style_loss(fc, targets)
@@ -89,9 +118,10 @@ def score(decoder, enc, scorer, pairs) -> dict:
             after = gram_style_loss(fo, targets)
             cerr = content_loss(fo[-1], fc[-1])
         red = 1 - after / before.clamp_min(1e-12)
-        per_kind = [float(red[kind == k].mean()) for k in range(len(KINDS))]
+        per_kind = [float(red[kind == k].mean()) for k in range(len(KINDS))]  # nan: kind absent
+        present = [v for v in per_kind if not math.isnan(v)]
         out[name] = {
-            "reduction": sum(per_kind) / len(per_kind),
+            "reduction": sum(present) / len(present),
             "per_kind": per_kind,
             "content_error": float(cerr.mean()),
             "var_h": float(img.var(dim=2).mean()),
@@ -179,6 +209,27 @@ def main(argv: list[str] | None = None) -> None:
         default="1,6,11",
         help="encoder ReLUs of L_s (the last is AdaIN's and L_c's); 1,3,6,8,11: every ReLU",
     )
+    p.add_argument(
+        "--adain-layer",
+        type=int,
+        default=3,
+        choices=[2, 3],
+        help="the tap AdaIN and L_c sit at: 3 relu3 (7 x 7), 2 relu2 (14 x 14); L_s keeps --taps",
+    )
+    p.add_argument(
+        "--noise", type=int, default=0, help="noise channels at every decoder stage (0: none)"
+    )
+    p.add_argument(
+        "--multi-level",
+        action="store_true",
+        help="AdaIN at relu2 and relu3 (a variant; L_c at both; needs --taps 1,6,11)",
+    )
+    p.add_argument(
+        "--sparse-dots",
+        action="store_true",
+        help="also score on up to 64 held-out styled:mnist5k test pairs (index >= 64) whose "
+        "style is dots with a mean pixel value below 0.3 (sparse dots)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--threads", type=int, default=0)
@@ -219,7 +270,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"GAIN {enc_name}: {k} {v:.4f}", flush=True)
         return
     torch.manual_seed(a.seed + 1)
-    dec = AdaINDecoder(1, width, (28, 28), a.decoder_width or None)
+    dec = AdaINDecoder(1, width, (28, 28), a.decoder_width or None, a.adain_layer, a.noise)
+    at = taps.index(SMALL_CNN_TAPS[a.adain_layer - 1])  # AdaIN's layer among the taps of L_s
+    if a.multi_level:
+        torch.manual_seed(a.seed + 1)
+        dec = MultiLevelDecoder(width, a.decoder_width or None)
     opt = torch.optim.Adam(dec.parameters(), lr=a.lr)
     if a.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.steps)
@@ -237,10 +292,19 @@ def main(argv: list[str] | None = None) -> None:
             ss.append(read_input(f"texture:{kind}@{i}", like=c))
             ks.append(k)
     pairs["bench 16"] = (torch.cat(cs), torch.cat(ss), torch.tensor(ks))
+    if a.sparse_dots:  # held out: not the 64 pairs, not the benchmark's textures
+        all_test = load_dataset("styled:mnist5k", "test")
+        rest = all_test.get(torch.arange(64, len(all_test)))
+        mean01 = (rest["style"].mean(dim=(1, 2, 3)) + 1) / 2  # model space -> [0, 1]
+        dots = KINDS.index("dots")
+        keep = torch.nonzero((rest["style_y"] == dots) & (mean01 < 0.3)).flatten()[:64]
+        pairs["sparse dots"] = (rest["x"][keep], rest["style"][keep], rest["style_y"][keep])
+        print(f"sparse dots: {len(keep)} pairs", flush=True)
     print(
         f"encoder: {enc_name} ({t_enc:.0f} s); decoder lr {a.lr} decay {a.lr_decay} clip "
         f"{a.clip} norm {a.norm} lambda {a.style_weight} steps {a.steps} decoder width "
-        f"{a.decoder_width or width} schedule {a.schedule} style loss {a.style_loss} taps {taps}",
+        f"{a.decoder_width or width} schedule {a.schedule} style loss {a.style_loss} taps {taps} "
+        f"AdaIN at relu{a.adain_layer} noise {a.noise}",
         flush=True,
     )
     gn_first = gn_last = 0.0
@@ -248,10 +312,10 @@ def main(argv: list[str] | None = None) -> None:
         b = ds.get(torch.randint(len(ds), (a.batch,), generator=g))
         with torch.no_grad():
             fc, fs = enc(b["x"]), enc(b["style"])
-            t = adain(fc[-1], fs[-1])
+            t = _multi(fc, fs) if a.multi_level else adain(fc[at], fs[at])
         fo = enc(dec(t))
         if a.norm == "scale":  # every term divided by its target's scale (per example)
-            lc = (fo[-1] - t).flatten(1).norm(dim=1) / t.flatten(1).norm(dim=1).clamp_min(1e-6)
+            lc = (fo[at] - t).flatten(1).norm(dim=1) / t.flatten(1).norm(dim=1).clamp_min(1e-6)
             ls = torch.zeros_like(lc)
             for f, tt in zip(fo, fs, strict=True):
                 one = stats_style_loss([f], [tt])
@@ -261,10 +325,13 @@ def main(argv: list[str] | None = None) -> None:
                 scale = (mu.flatten(1).norm(dim=1) + sd.flatten(1).norm(dim=1)).clamp_min(1e-6)
                 ls = ls + one / scale
         elif a.style_loss == "gram":
-            lc = (fo[-1] - t).flatten(1).norm(dim=1)
+            lc = (fo[at] - t).flatten(1).norm(dim=1)
             ls = gram_style_loss(fo, [gram_matrix(f) for f in fs])
+        elif a.multi_level:  # L_c at both AdaIN layers
+            lc = sum((fo[i] - ti).flatten(1).norm(dim=1) for i, ti in zip((1, 2), t, strict=True))
+            ls = stats_style_loss(fo, fs)
         else:
-            lc = (fo[-1] - t).flatten(1).norm(dim=1)
+            lc = (fo[at] - t).flatten(1).norm(dim=1)
             ls = stats_style_loss(fo, fs)
         loss = (lc + a.style_weight * ls).mean()
         opt.zero_grad()
@@ -285,8 +352,8 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
         if str(step) in a.score_at.split(",") and step != a.steps:
-            report(score(dec, enc, scorer, pairs), step, gn_first, gn_last, t0)
-    res = score(dec, enc, scorer, pairs)
+            report(score(dec, enc, scorer, pairs, at), step, gn_first, gn_last, t0)
+    res = score(dec, enc, scorer, pairs, at)
     report(res, a.steps, gn_first, gn_last, t0)
     if a.picture:
         from genzoo.data import dataset_info

@@ -192,7 +192,22 @@ class AdaINDecoder(nn.Module):
     the decoder mirrors the encoder, no normalisation layers) and a linear output as in the paper
     (callers clamp to the model range). ``decoder_width`` (default: ``width``, the mirror) sets
     the decoder's own channels ``2d, 2d, d, d`` while its input stays ``4 width``; with
-    ``decoder_width = 2 width`` the first convolution is as wide as its input."""
+    ``decoder_width = 2 width`` the first convolution is as wide as its input.
+
+    ``level`` is the encoder tap the decoder starts from: 3 (the default) is relu3, ``4 width``
+    channels at 1/4 of the image size; 2 is relu2, ``2 width`` channels at 1/2 of the size: the
+    decoder then has no ``stage3`` and its ``stage2`` takes the ``2 width`` channels (the same
+    layers after it).
+
+    ``noise`` (default 0: none) concatenates that many channels of standard normal noise to the
+    input of every decoder stage (at 1/4, 1/2 and the full size), as the generator of Texture
+    Networks (Ulyanov et al., arXiv:1603.03417) takes noise at every scale: a flat content region
+    (a digit's black background) gives AdaIN's output no spatial variation of its own, and the
+    noise is a source to paint a texture from. Give ``generator`` for a reproducible output.
+
+    ``multi_level`` (``level`` 3 only; default off): the decoder also takes AdaIN's output at
+    relu2 (``t2``, ``2 width`` channels), concatenated to its upsampled ``stage3`` output before
+    ``stage2``: statistics injected at two levels, a variant, not the paper's decoder."""
 
     def __init__(
         self,
@@ -200,8 +215,15 @@ class AdaINDecoder(nn.Module):
         width: int,
         size: tuple[int, int],
         decoder_width: int | None = None,
+        level: int = 3,
+        noise: int = 0,
+        multi_level: bool = False,
     ) -> None:
         super().__init__()
+        if level not in (2, 3):
+            raise ValueError(f"level = {level!r} must be 2 (relu2) or 3 (relu3)")
+        if multi_level and level != 3:
+            raise ValueError("multi_level takes relu2's AdaIN beside relu3's: it needs level 3")
         w = width if decoder_width is None else decoder_width
         h0, w0 = size
         self.sizes = [(h0, w0), ((h0 + 1) // 2, (w0 + 1) // 2)]  # after pool 0, before pool 1
@@ -209,11 +231,37 @@ class AdaINDecoder(nn.Module):
         def conv(a: int, b: int) -> nn.Conv2d:
             return nn.Conv2d(a, b, 3, padding=1, padding_mode="reflect")
 
-        self.stage3 = nn.Sequential(conv(4 * width, 2 * w), nn.ReLU())
-        self.stage2 = nn.Sequential(conv(2 * w, 2 * w), nn.ReLU(), conv(2 * w, w), nn.ReLU())
-        self.stage1 = nn.Sequential(conv(w, w), nn.ReLU(), conv(w, out_channels))
+        self.level, self.noise, self.multi_level = level, noise, multi_level
+        k = noise
+        if level == 3:
+            self.stage3 = nn.Sequential(conv(4 * width + k, 2 * w), nn.ReLU())
+        first = 2 * w if level == 3 else 2 * width  # relu2 feeds stage2 directly
+        first += 2 * width if multi_level else 0  # relu2's AdaIN beside the upsampled stage3
+        self.stage2 = nn.Sequential(conv(first + k, 2 * w), nn.ReLU(), conv(2 * w, w), nn.ReLU())
+        self.stage1 = nn.Sequential(conv(w + k, w), nn.ReLU(), conv(w, out_channels))
 
-    def forward(self, t: Tensor) -> Tensor:
-        h = F.interpolate(self.stage3(t), size=self.sizes[1], mode="nearest")
-        h = F.interpolate(self.stage2(h), size=self.sizes[0], mode="nearest")
-        return self.stage1(h)
+    def _with_noise(self, h: Tensor, generator: torch.Generator | None) -> Tensor:
+        if not self.noise:
+            return h
+        b, _, hh, ww = h.shape
+        dev = h.device if generator is None else generator.device  # draw where the generator is
+        z = torch.randn(b, self.noise, hh, ww, generator=generator, device=dev, dtype=h.dtype)
+        z = z.to(h.device)  # (B, noise, h, w)
+        return torch.cat([h, z], dim=1)  # (B, C + noise, h, w)
+
+    def forward(
+        self, t: Tensor, generator: torch.Generator | None = None, t2: Tensor | None = None
+    ) -> Tensor:
+        """``t``: AdaIN's output at the decoder's level; ``t2``: at relu2 (``multi_level``)."""
+        if self.multi_level != (t2 is not None):
+            raise ValueError("t2 (AdaIN at relu2) is given exactly when multi_level is on")
+        h = t
+        if self.level == 3:
+            h = self.stage3(self._with_noise(t, generator))
+            h = F.interpolate(h, size=self.sizes[1], mode="nearest")
+            if t2 is not None:
+                h = torch.cat([h, t2], dim=1)  # (B, 2d + 2w, H / 2, W / 2)
+        h = F.interpolate(
+            self.stage2(self._with_noise(h, generator)), size=self.sizes[0], mode="nearest"
+        )
+        return self.stage1(self._with_noise(h, generator))

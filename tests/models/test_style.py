@@ -326,3 +326,131 @@ def test_adain_gram_variant_swaps_only_the_style_term_for_gatys_gram_loss() -> N
     assert not torch.allclose(ls, ls0)
     with pytest.raises(ConfigError, match="style_loss"):
         AdaINConfig.from_dict({"style_loss": "vgg"})
+
+
+def test_adain_layer_2_moves_adain_and_the_content_loss_to_relu2_only() -> None:
+    """``adain_layer=2``: AdaIN (Eq. (8)) and ``L_c`` (Eq. (12)) at relu2 (14 x 14 at 28 x 28)
+    against numpy, ``L_s`` (Eq. (13)) still over relu1, relu2, relu3; the decoder starts at relu2's
+    ``2 width`` channels and keeps the image shape; AdaIN(x, x) = x still makes Eq. (14) blind to
+    alpha; the default (relu3) decoder is the one before the option; bad values are one sentence."""
+    from genzoo.nn.style import AdaINDecoder, stats_style_loss
+
+    torch.manual_seed(0)
+    old = AdaINDecoder(1, 4, (28, 28), 8)
+    torch.manual_seed(0)
+    same = AdaINDecoder(1, 4, (28, 28), 8, 3)
+    assert list(old.state_dict()) == list(same.state_dict())
+    for a, b in zip(old.state_dict().values(), same.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    info = dataset_info("styled:digits")
+    torch.manual_seed(0)
+    m = AdaIN(AdaINConfig(width=4, encoder_steps=0, adain_layer=2), info).double()
+    convs = [c for c in m.decoder.modules() if isinstance(c, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(8, 8), (8, 4), (4, 4), (4, 1)]
+    batch = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in load_dataset("styled:digits", "test").get(torch.arange(3)).items()
+    }
+    lc, ls = m.decoder_losses(batch)
+    with torch.no_grad():
+        fc, fs = m.encode(batch["x"]), m.encode(batch["style"])
+        h = info.shape[1]  # 8: relu2 is 4 x 4, relu3 2 x 2
+        assert fc[1].shape[-1] == (h + 1) // 2 == 2 * fc[2].shape[-1] and len(fs) == 3
+        a, s = fc[1].numpy(), fs[1].numpy()
+        mu_a, sd_a = (
+            a.mean(axis=(2, 3), keepdims=True),
+            np.sqrt(a.var(axis=(2, 3), keepdims=True) + 1e-5),
+        )
+        mu_s, sd_s = (
+            s.mean(axis=(2, 3), keepdims=True),
+            np.sqrt(s.var(axis=(2, 3), keepdims=True) + 1e-5),
+        )
+        t = sd_s * (a - mu_a) / sd_a + mu_s  # Eq. (8) in numpy, at relu2
+        img = m.decoder(torch.from_numpy(t))
+        assert img.shape == batch["x"].shape
+        out = m.encode(img)
+    want = np.linalg.norm((out[1].numpy() - t).reshape(3, -1), axis=1)
+    np.testing.assert_allclose(lc.detach().numpy(), want, rtol=1e-9)
+    torch.testing.assert_close(ls.detach(), stats_style_loss(out, fs), rtol=1e-12, atol=0)
+    x = batch["x"]
+    torch.testing.assert_close(m.stylize(x, x, 1.0), m.stylize(x, x, 0.0), rtol=0, atol=1e-4)
+    with pytest.raises(ConfigError, match="adain_layer"):
+        AdaINConfig.from_dict({"adain_layer": 4})
+    with pytest.raises(ValueError, match="level"):
+        AdaINDecoder(1, 4, (28, 28), None, 1)
+
+
+def test_adain_decoder_noise_adds_input_channels_whose_zero_weights_give_the_plain_decoder() -> (
+    None
+):
+    """``decoder_noise=k``: every decoder stage takes ``k`` more input channels; with the noise
+    channels' weights set to 0 the decoder equals a noise-free one with the other weights, to the
+    bit; the same generator gives the same image, another one another; the model's ``stylize``
+    is reproducible by default; the default (0) adds nothing; bad values are one sentence."""
+    from genzoo.nn.style import AdaINDecoder
+
+    torch.manual_seed(0)
+    plain = AdaINDecoder(1, 4, (28, 28), 8).double()
+    noisy = AdaINDecoder(1, 4, (28, 28), 8, 3, 2).double()
+    pc = [c for c in plain.modules() if isinstance(c, torch.nn.Conv2d)]
+    nc = [c for c in noisy.modules() if isinstance(c, torch.nn.Conv2d)]
+    assert [c.in_channels for c in nc] == [16 + 2, 16 + 2, 16, 8 + 2, 8]
+    with torch.no_grad():
+        for a, b in zip(pc, nc, strict=True):
+            extra = b.in_channels - a.in_channels
+            b.weight.zero_()
+            b.weight[:, : a.in_channels] = a.weight
+            b.bias.copy_(a.bias)
+            assert extra in (0, 2)
+        t = torch.randn(3, 16, 7, 7, dtype=torch.float64)
+        torch.testing.assert_close(noisy(t, gen(1)), plain(t), rtol=0, atol=0)
+        for c in nc:  # the noise channels' weights back on
+            c.weight[:, 16 if c.in_channels == 18 else 8 :].fill_(0.1)
+        same = noisy(t, gen(1))
+        torch.testing.assert_close(noisy(t, gen(1)), same, rtol=0, atol=0)
+        assert not torch.allclose(noisy(t, gen(2)), same)
+    info = dataset_info("styled:digits")
+    m = AdaIN(AdaINConfig(width=4, encoder_steps=0, decoder_noise=3), info)
+    x = load_dataset("styled:digits", "test").get(torch.arange(2))["x"]
+    torch.testing.assert_close(m.stylize(x, x.flip(0)), m.stylize(x, x.flip(0)), rtol=0, atol=0)
+    assert AdaIN(AdaINConfig(width=4), info).decoder.stage1[0].in_channels == 4
+    with pytest.raises(ConfigError, match="decoder_noise"):
+        AdaINConfig.from_dict({"decoder_noise": 65})
+
+
+def test_adain_multi_level_adds_relu2s_adain_to_the_decoder_and_its_term_to_the_content_loss():
+    """``multi_level``: with the weights on relu2's AdaIN at 0 the decoder equals the plain one to
+    the bit; ``L_c`` is Eq. (12) at relu3 plus at relu2 (numpy); ``adain_layer=2`` with it, or a
+    missing ``t2``, is one sentence."""
+    from genzoo.nn.style import AdaINDecoder
+
+    torch.manual_seed(0)
+    plain = AdaINDecoder(1, 4, (28, 28), 8).double()
+    multi = AdaINDecoder(1, 4, (28, 28), 8, 3, 0, True).double()
+    assert multi.stage2[0].in_channels == 16 + 8
+    with torch.no_grad():
+        for a, b in zip(plain.parameters(), multi.parameters(), strict=True):
+            b.zero_()
+            b[tuple(slice(0, n) for n in a.shape)] = a
+        t, t2 = torch.randn(3, 16, 7, 7).double(), torch.randn(3, 8, 14, 14).double()
+        torch.testing.assert_close(multi(t, None, t2), plain(t), rtol=0, atol=0)
+    info = dataset_info("styled:digits")
+    torch.manual_seed(0)
+    m = AdaIN(AdaINConfig(width=4, encoder_steps=0, multi_level=True), info).double()
+    batch = {
+        k: (v.double() if v.is_floating_point() else v)
+        for k, v in load_dataset("styled:digits", "test").get(torch.arange(3)).items()
+    }
+    lc, _ = m.decoder_losses(batch)
+    with torch.no_grad():
+        fc, fs = m.encode(batch["x"]), m.encode(batch["style"])
+        ts = [adain(fc[i], fs[i]) for i in (1, 2)]
+        out = m.encode(m.decoder(ts[1], None, ts[0]))
+    want = sum(np.linalg.norm((out[i] - ts[i - 1]).numpy().reshape(3, -1), axis=1) for i in (1, 2))
+    np.testing.assert_allclose(lc.detach().numpy(), want, rtol=1e-9)
+    x = batch["x"]  # Eq. (14) at both levels: AdaIN(x, x) = x makes alpha irrelevant
+    torch.testing.assert_close(m.stylize(x, x, 1.0), m.stylize(x, x, 0.0), rtol=0, atol=1e-4)
+    with pytest.raises(ConfigError, match="multi_level"):
+        AdaINConfig.from_dict({"multi_level": True, "adain_layer": 2})
+    with pytest.raises(ValueError, match="t2"):
+        m.decoder(ts[1])

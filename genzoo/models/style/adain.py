@@ -10,6 +10,12 @@ swaps Eq. (13) for Gatys' Gram loss (arXiv:1508.06576, Eq. (5)), the loss genzoo
 benchmark scores: a named variant, not the paper's method (default: Eq. (13)).
 At test time ``t = alpha t + (1 - alpha) f(c)`` trades content for style (Eq. (14)).
 
+``f`` in Eqs. (8), (12) and (14) is the encoder up to relu3 by default, the paper's choice of its
+deepest style layer (relu4_1 of VGG19, 1/8 of the image size: 32-64 positions a side for the
+paper's 256-512 px images). At 28 x 28, relu3 is 7 x 7; ``adain_layer=2`` applies AdaIN at relu2
+(14 x 14) instead, with a decoder from there, while ``L_s`` keeps relu1, relu2, relu3: an option
+for small images, not the paper's layer (default: relu3).
+
 The paper's encoder is a pretrained VGG19, which cannot be downloaded here. ``encoder`` picks
 the feature network:
 
@@ -73,8 +79,20 @@ class AdaINConfig(Config):
     style_loss: Literal["stats", "gram"] = "stats"  # the decoder's L_s: "stats", the paper's
     # Eq. (13) (channel means and stds); "gram": Gatys' Gram loss (arXiv:1508.06576, Eq. (5)),
     # the loss genzoo's style benchmark scores: a variant, not the paper's AdaIN
+    adain_layer: int = bounded(3, ge=2, le=3)  # the encoder tap where AdaIN (Eq. (8)) and L_c
+    # (Eq. (12)) sit and the decoder starts: 3, relu3 (4w channels, 7 x 7 at 28 x 28); 2, relu2
+    # (2w channels, 14 x 14); L_s (Eq. (13)) keeps relu1, relu2, relu3 either way
+    decoder_noise: int = bounded(0, ge=0, le=64)  # channels of N(0, 1) noise concatenated to
+    # every decoder stage's input (Texture Networks, arXiv:1603.03417); 0: none (the paper's)
+    multi_level: bool = False  # AdaIN at relu2 too (with adain_layer 3): the decoder takes it
+    # beside its upsampled relu3 path and L_c (Eq. (12)) adds relu2's term; a variant, not the paper
 
     def validate(self) -> None:
+        if self.multi_level and self.adain_layer != 3:
+            raise ConfigError(
+                f"multi_level = True adds AdaIN at relu2 beside relu3; it needs adain_layer = 3, "
+                f"not {self.adain_layer}."
+            )
         if self.style_loss not in ("stats", "gram"):
             raise ConfigError(
                 f"style_loss = {self.style_loss!r} is not valid; choose 'stats' (the paper's "
@@ -137,8 +155,15 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
         width = self.encoder[0].out_channels  # the decoder mirrors the encoder (w, 2w, 4w)
         self.head = nn.Linear(4 * width, info.n_classes + len(KINDS))
         self.decoder = AdaINDecoder(
-            shape[0], width, (shape[1], shape[2]), config.decoder_width or None
+            shape[0],
+            width,
+            (shape[1], shape[2]),
+            config.decoder_width or None,
+            config.adain_layer,
+            config.decoder_noise,
+            config.multi_level,
         )
+        self.at = config.adain_layer - 1  # AdaIN's layer among the taps (2: the last, relu3)
         self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))  # training losses
         if not self.own:
             self.head.requires_grad_(False)  # the encoder is not trained: no classifier head
@@ -156,18 +181,31 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
         return self.config.encoder_steps if self.own else 0
 
     def encode(self, x: Tensor) -> list[Tensor]:
-        """Encoder features at the taps relu1, relu2, relu3 (the last one feeds AdaIN)."""
+        """Encoder features at the taps relu1, relu2, relu3 (``adain_layer`` picks the one that
+        feeds AdaIN: relu3 by default)."""
         return tap_features(self.encoder, x, self.taps)
 
     @torch.no_grad()
-    def stylize(self, content: Tensor, style: Tensor, alpha: float = 1.0) -> Tensor:
+    def stylize(
+        self,
+        content: Tensor,
+        style: Tensor,
+        alpha: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """``g((1 - alpha) f(c) + alpha AdaIN(f(c), f(s)))`` (Eq. (14)), ``(B, C, H, W)``, clamped
-        to [-1, 1]."""
+        to [-1, 1]. With ``decoder_noise``, the noise comes from ``generator`` (default: seed 0,
+        so the same inputs give the same image)."""
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"alpha = {alpha!r} must lie in [0, 1] (1: full style).")
-        fc, fs = self.encode(content)[-1], self.encode(style)[-1]
-        t = alpha * adain(fc, fs) + (1.0 - alpha) * fc  # Eq. (14)
-        return self.decoder(t).clamp(-1.0, 1.0)  # into the model range
+        fc, fs = self.encode(content), self.encode(style)
+        t = alpha * adain(fc[self.at], fs[self.at]) + (1.0 - alpha) * fc[self.at]  # Eq. (14)
+        t2 = (
+            alpha * adain(fc[1], fs[1]) + (1.0 - alpha) * fc[1] if self.config.multi_level else None
+        )
+        if generator is None and self.config.decoder_noise:
+            generator = torch.Generator(content.device).manual_seed(0)
+        return self.decoder(t, generator, t2).clamp(-1.0, 1.0)  # into the model range
 
     def _check(self, batch: Batch) -> None:
         if "style" not in batch:
@@ -185,15 +223,21 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
         ce = F.cross_entropy(logits, labels, reduction="none")  # (2B,)
         return 0.5 * (ce[: c.shape[0]] + ce[c.shape[0] :])  # (B,)
 
-    def decoder_losses(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """``(L_c, L_s)`` per example ``(B,)`` (Eqs. (12), (13)), the encoder frozen."""
+    def decoder_losses(
+        self, batch: Batch, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``(L_c, L_s)`` per example ``(B,)`` (Eqs. (12), (13)), the encoder frozen; the
+        decoder's noise (``decoder_noise``) from ``generator``."""
         c, s = batch["x"], batch["style"]
         with frozen(self.encoder):  # the decoder's losses train the decoder only
             with torch.no_grad():
-                t = adain(self.encode(c)[-1], self.encode(s)[-1])  # Eq. (8)
-                style_feats = self.encode(s)
-            out_feats = self.encode(self.decoder(t))
-            lc = (out_feats[-1] - t).flatten(1).norm(dim=1)  # Eq. (12): the L2 norm, per example
+                content_feats, style_feats = self.encode(c), self.encode(s)
+                t = adain(content_feats[self.at], style_feats[self.at])  # Eq. (8)
+                t2 = adain(content_feats[1], style_feats[1]) if self.config.multi_level else None
+            out_feats = self.encode(self.decoder(t, generator, t2))
+            lc = (out_feats[self.at] - t).flatten(1).norm(dim=1)  # Eq. (12): L2 norm, per example
+            if t2 is not None:  # the variant: Eq. (12) at relu2 too
+                lc = lc + (out_feats[1] - t2).flatten(1).norm(dim=1)
             if self.config.style_loss == "gram":  # the variant: Gatys' Eq. (5), not the paper's
                 ls = gram_style_loss(out_feats, [gram_matrix(f) for f in style_feats])
             else:
@@ -225,7 +269,7 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
         """Per example: ``content`` (Eq. (12)), ``style`` (Eq. (13)), ``encoder_ce`` (the own
         encoder's)."""
         self._check(batch)
-        lc, ls = self.decoder_losses(batch)
+        lc, ls = self.decoder_losses(batch, generator)
         out = {"content": lc, "style": ls}
         if self.own:
             out["encoder_ce"] = self.encoder_loss(batch)
