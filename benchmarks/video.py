@@ -65,6 +65,11 @@ identity consistency, and frame prediction against copy-the-last-frame.
    ``--checkpoints S1 S2 ...`` scores those earlier checkpoints of the run (trained with
    ``ckpt_every`` and ``keep=0``); each row also gives the share of clips that move, the tracked
    travel and the straightness of the path, and a confusion of asked and tracked directions.
+   ``--text --models video-worldmodel`` (or both names) scores the world model with the caption
+   as its stream's prefix (``text=true``) by the same code on the same prompts (its run in
+   ``RUNS/video-worldmodel-text``; w = 0 is its null caption, ``--wm-sampling`` its token
+   sampling), with one more row per checkpoint: the real test clips through its VQ-VAE
+   (encoded and decoded), the ceiling of what its frames can show.
 
     python benchmarks/video.py --threads 1
     python benchmarks/video.py --threads 1 --gif docs/img/video_diffusion.gif
@@ -76,6 +81,8 @@ identity consistency, and frame prediction against copy-the-last-frame.
         video-diffusion-image --image-steps 3000 --skip-prediction --n 256 --sample-steps 10
     python benchmarks/video.py --threads 1 --text --runs runs/bench-video-text --steps 300 --n 60 \
         --gif docs/img/video_text.gif
+    python benchmarks/video.py --threads 1 --text --models video-worldmodel --runs runs/vwm \
+        --steps 3000 --n 60 --guidance 3 1 0
 """
 
 from __future__ import annotations
@@ -133,6 +140,8 @@ WM_SAMPLING = {"t1": {"temperature": 1.0}, "t0.5": {"temperature": 0.5}, "greedy
 TEXT_SPEC = "moving-shapes?size=16&n=2000"
 TEXT_SETTINGS = ["text=true", "context_prob=0", "p_mean=0", "channels=16", "channel_mult=[1,2]",
                  "lr=2e-3"]  # fmt: skip
+WM_TEXT_SETTINGS = ["text=true", "text_len=8", "codebook_size=128"]  # the caption's 7 tokens fit
+TEXT_MODELS = ("video-diffusion", "video-worldmodel")
 
 
 def is_diffusion(model: str) -> bool:
@@ -177,17 +186,7 @@ def text_benchmark(args: argparse.Namespace) -> None:
     from genzoo.metrics.text_to_image import train_attribute_classifier
     from genzoo.metrics.video import centroids, motion_directions, prompt_match
 
-    run = Path(args.runs) / "video-diffusion-text"
-    if not (run / "checkpoints").is_dir():
-        cmd = [sys.executable, "-m", "genzoo", "--threads", str(args.threads), "train",
-               "video-diffusion", "--data", TEXT_SPEC, "--steps", str(args.steps), "--out",
-               str(run), f"batch_size={args.batch}", "progress=false", "tensorboard=false",
-               *TEXT_SETTINGS]  # fmt: skip
-        print("training:", " ".join(cmd[2:]), flush=True)
-        subprocess.run(cmd, check=True)
-    opened = open_run(run, ema=True, device="cpu")
-    model = opened.model
-    steps = args.checkpoints or [opened.step]
+    names = [m for m in args.models if m in TEXT_MODELS] or ["video-diffusion"]
     clf = train_attribute_classifier(16)
     acc = clf.test_accuracy
     print(f"attribute classifier (shapes test split): colour {acc['colour']:.3f}, "
@@ -204,29 +203,59 @@ def text_benchmark(args: argparse.Namespace) -> None:
     assert test.x is not None and test.y is not None
     rows = []
     real = levels_to_model(test.x[:n], 256)
-    ty = test.y[:n]
-    rows.append(("real test clips (their own captions)", real, ty // 5, ty % 5,
-                 test.extras["direction"][:n], float("nan")))  # fmt: skip
+    ty, tdir = test.y[:n], test.extras["direction"][:n]
+    rows.append(("real test clips (their own captions)", real, ty // 5, ty % 5, tdir,
+                 float("nan")))  # fmt: skip
     clips_w: dict[float, torch.Tensor] = {}
-    for step in steps:
-        ckpt = run / "checkpoints" / f"step_{step:09d}"
-        if step != opened.step or ckpt.is_dir():  # that checkpoint (ckpt_every, keep=0), also
-            # when it is the latest and an earlier one was loaded before it
-            files, _ = read_checkpoint(ckpt)
-            load_state_strict(model, files["ema" if "ema" in files else "model"], str(ckpt))
-        for w in args.guidance:
-            g = torch.Generator().manual_seed(0)
-            t0 = time.perf_counter()
-            clips = torch.cat([
-                model.sample(min(30, n - i), prompts=prompts[i : i + 30], guidance=w,
-                             generator=g, sampler=args.sampler, steps=args.sample_steps).cpu()
-                for i in range(0, n, 30)
-            ])  # fmt: skip
-            clips_w[w] = clips
-            rows.append((f"video-diffusion, text, step {step}, w = {w:g}", clips, colour, shape,
-                         direction, time.perf_counter() - t0))  # fmt: skip
-    print(f"\n{n} prompts on {TEXT_SPEC} (8 frames, 16 x 16); video-diffusion text=true "
-          f"(batch {args.batch}); {args.sampler}, {args.sample_steps} steps\n")  # fmt: skip
+    for model_name in names:
+        world = model_name == "video-worldmodel"
+        run = Path(args.runs) / f"{model_name}-text"
+        if not (run / "checkpoints").is_dir():
+            settings = WM_TEXT_SETTINGS if world else TEXT_SETTINGS
+            cmd = [sys.executable, "-m", "genzoo", "--threads", str(args.threads), "train",
+                   model_name, "--data", TEXT_SPEC, "--steps", str(args.steps), "--out",
+                   str(run), f"batch_size={args.batch}", "progress=false", "tensorboard=false",
+                   *settings]  # fmt: skip
+            print("training:", " ".join(cmd[2:]), flush=True)
+            subprocess.run(cmd, check=True)
+        opened = open_run(run, ema=True, device="cpu")
+        model = opened.model
+        steps = args.checkpoints or [opened.step]
+        # the world model draws tokens (--wm-sampling), video diffusion runs its sampler
+        options = (
+            {k: WM_SAMPLING[k] for k in args.wm_sampling}
+            if world
+            else {"": {"sampler": args.sampler, "steps": args.sample_steps}}
+        )
+        for step in steps:
+            ckpt = run / "checkpoints" / f"step_{step:09d}"
+            if step != opened.step or ckpt.is_dir():  # that checkpoint (ckpt_every, keep=0),
+                # also when it is the latest and an earlier one was loaded before it
+                files, _ = read_checkpoint(ckpt)
+                load_state_strict(model, files["ema" if "ema" in files else "model"], str(ckpt))
+            model.eval()
+            if world:  # the ceiling: the real clips through its VQ-VAE
+                with torch.no_grad():
+                    rec = torch.cat([model.decode_codes(model.encode_codes(real[i : i + 30]))
+                                     for i in range(0, n, 30)])  # fmt: skip
+                rows.append((f"{model_name}, step {step}: real clips through its VQ-VAE", rec,
+                             ty // 5, ty % 5, tdir, float("nan")))  # fmt: skip
+            for opt_name, opts in options.items():
+                for w in args.guidance:
+                    g = torch.Generator().manual_seed(0)
+                    t0 = time.perf_counter()
+                    clips = torch.cat([
+                        model.sample(min(30, n - i), prompts=prompts[i : i + 30], guidance=w,
+                                     generator=g, **opts).cpu()
+                        for i in range(0, n, 30)
+                    ])  # fmt: skip
+                    clips_w[w] = clips
+                    label = f", {opt_name}" if opt_name else ""
+                    rows.append((f"{model_name}, text, step {step}{label}, w = {w:g}", clips,
+                                 colour, shape, direction, time.perf_counter() - t0))  # fmt: skip
+    print(f"\n{n} prompts on {TEXT_SPEC} (8 frames, 16 x 16); {', '.join(names)} text=true "
+          f"(batch {args.batch}); video diffusion: {args.sampler}, {args.sample_steps} "
+          "steps\n")  # fmt: skip
     print("| clips | colour | shape | direction | all three (goal >= 80%) | frames: colour / "
           "shape | moved >= 1 px | travel px | straightness | sampling s |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -245,11 +274,11 @@ def text_benchmark(args: argparse.Namespace) -> None:
     print("\ntracked direction (columns) of the clips asked for each direction (rows):\n")
     for name, clips, _, _, d, _ in rows:  # a confusion table per row: where the motion goes
         got = motion_directions(clips)
-        names = [*SHAPE_DIRECTIONS, "still"]
-        table = torch.zeros(len(SHAPE_DIRECTIONS), len(names), dtype=torch.long)
+        dirs = [*SHAPE_DIRECTIONS, "still"]
+        table = torch.zeros(len(SHAPE_DIRECTIONS), len(dirs), dtype=torch.long)
         for want, k in zip(d.tolist(), got.tolist(), strict=True):
             table[want, k if k >= 0 else len(SHAPE_DIRECTIONS)] += 1
-        cells = "; ".join(f"{a}: " + " ".join(f"{b} {v}" for b, v in zip(names, r.tolist(),
+        cells = "; ".join(f"{a}: " + " ".join(f"{b} {v}" for b, v in zip(dirs, r.tolist(),
                           strict=True) if v) for a, r in zip(SHAPE_DIRECTIONS, table,
                           strict=True))  # fmt: skip
         print(f"- {name}: {cells}")
@@ -260,8 +289,8 @@ def text_benchmark(args: argparse.Namespace) -> None:
         w = max(clips_w)
         save_video(clips_w[w][:12], model.info, args.gif, fps=4, scale=4)
         print(
-            f"wrote {args.gif}: the first 12 prompts at w = {w:g}, step {steps[-1]}: "
-            + "; ".join(prompts[:12])
+            f"wrote {args.gif}: the first 12 prompts at w = {w:g}, {names[-1]}, step "
+            f"{steps[-1]}: " + "; ".join(prompts[:12])
         )
 
 
@@ -613,7 +642,8 @@ def main() -> None:
     ap.add_argument(
         "--text",
         action="store_true",
-        help="text-conditioned video diffusion on moving-shapes instead (item 4)",
+        help="text-conditioned video diffusion (and/or, with --models, the world model) on "
+        "moving-shapes instead (item 4)",
     )
     ap.add_argument("--guidance", type=float, nargs="+", default=[3.0, 1.0, 0.0],
                     help="--text: the guidance scales compared")  # fmt: skip

@@ -111,3 +111,105 @@ def test_non_video_data_is_refused() -> None:
     cls = MODELS.get("video-worldmodel")
     with pytest.raises(ConfigError, match="video data"):
         cls(cls.config_class(), dataset_info("digits"))
+
+
+# --- text = true: the caption as the stream's prefix (GAIA-1 / DALL-E) ------------------------
+TEXT_SPEC = "moving-shapes?size=16&n=16"
+SMALL = {"n_layer": 2, "n_head": 2, "n_embd": 32, "dropout": 0.0, "codebook_size": 16,
+         "vq_width": 8, "code_dim": 4}  # fmt: skip
+
+
+def _text_model(**extra):
+    cls = MODELS.get("video-worldmodel")
+    config = cls.config_class.from_dict({**SMALL, "text": True, "text_len": 8, **extra})
+    torch.manual_seed(0)
+    model = cls(config, dataset_info(TEXT_SPEC))
+    with torch.no_grad():  # peaked, context-dependent next-token distributions
+        for p in model.gpt.parameters():
+            p.normal_(0, 0.5)
+    return model.eval()
+
+
+def test_text_false_is_the_old_model_bit_for_bit() -> None:
+    cls = MODELS.get("video-worldmodel")
+    info = dataset_info(TEXT_SPEC)
+    torch.manual_seed(0)
+    old = cls(cls.config_class.from_dict(SMALL), info)
+    torch.manual_seed(0)
+    new = cls(cls.config_class.from_dict({**SMALL, "text": False, "caption_dropout": 0.5}), info)
+    a, b = old.state_dict(), new.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert new.gpt.config.vocab_size == new.n_codes + 1  # no caption tokens in the vocabulary
+    assert new.gpt.config.block_size == new.positions
+    batch = {"x": torch.rand(2, 8, 3, 16, 16, generator=torch.Generator().manual_seed(4)) * 2 - 1}
+    batch["text"] = torch.ones(2, 24, dtype=torch.long)  # captions in the batch are not read
+    torch.manual_seed(1)
+    la = old.loss({"x": batch["x"]}).loss
+    torch.manual_seed(1)
+    lb = new.loss(batch).loss
+    assert torch.equal(la, lb)
+    # the text model has more: the caption tokens in the vocabulary and the context
+    text = _text_model()
+    assert text.gpt.config.vocab_size == text.n_codes + 1 + text.text_vocab
+    assert text.gpt.config.block_size == 8 + text.positions
+
+
+def test_text_loss_is_the_cross_entropy_of_the_frame_codes_only() -> None:
+    model = _text_model(caption_dropout=0.0)
+    from genzoo.data import load_dataset
+
+    data = load_dataset(TEXT_SPEC, "train")
+    x = data.x[:2].float() / 255 * 2 - 1  # levels -> model range
+    text = data.extras["text"][:2]
+    codes = torch.randint(model.n_codes, (2, model.positions), generator=torch.Generator())
+    prefix = model.caption_prefix(text, 2)
+    assert prefix.shape == (2, 8) and bool((prefix > model.n_codes).all())
+    bos = torch.full((2, 1), model.bos, dtype=torch.long)
+    logits = model.gpt(torch.cat([prefix, bos, codes[:, :-1]], dim=1))  # (2, 8 + TP, K)
+    # by hand: the CE of the TP code targets, read from the logits at BOS and after it
+    lp = logits[:, 8:].log_softmax(-1).gather(2, codes[:, :, None])[..., 0]
+    assert torch.allclose(model.code_token_log_probs(codes, text), lp, atol=1e-5)
+    out = model.loss({"x": x, "text": text})
+    vq = model.vqvae.loss({"x": x.flatten(0, 1)}).loss
+    ce = -model.code_token_log_probs(model.encode_codes(x), text).mean()
+    assert torch.allclose(out.loss, vq + ce, rtol=1e-5)
+    # the caption's positions are not scored: their logits can be anything (a target there
+    # changes nothing), but the caption itself conditions the codes (the test could fail)
+    other = text.clone()
+    other[:, 2] = text[1, 2] if text[0, 2] != text[1, 2] else (text[0, 2] + 1) % model.text_vocab
+    assert not torch.allclose(model.code_token_log_probs(codes, other), lp, atol=1e-3)
+
+
+def test_text_cached_sampler_equals_uncached_with_a_caption_and_guidance() -> None:
+    model = _text_model()
+    text = model.encode_prompts(["a red circle moving left", "a blue square moving up"])
+    for w in (1.0, 3.0):
+        kw = {"text": text, "guidance": w}
+        a = model.sample_codes(2, generator=torch.Generator().manual_seed(0), **kw)
+        b = model.sample_codes(2, generator=torch.Generator().manual_seed(0), use_cache=False, **kw)
+        assert a.shape == (2, model.positions) and torch.equal(a, b)
+    # the caption steers the draws: another direction word, other codes
+    other = model.encode_prompts(["a red circle moving right", "a blue square moving down"])
+    c = model.sample_codes(2, text=other, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(a, c)
+    out = model.sample(2, prompts=["a red circle moving left"], guidance=2.0)
+    assert out.shape == (2, 8, 3, 16, 16) and out.min() >= -1 and out.max() <= 1
+
+
+def test_text_bad_input_is_one_sentence() -> None:
+    model = _text_model()
+    long = "a red circle moving left " * 2  # 12 words + [BOS], [EOS]: more than text_len = 8
+    cases = [
+        (lambda: model.sample(1, prompts=[long]), "text_len = 8"),
+        (lambda: model.sample(1, cond=torch.zeros(1, 2, 3, 16, 16)), "not first frames"),
+        (lambda: _model().sample(1, prompts=["a red circle moving left"]), "text = false"),
+    ]
+    for call, needle in cases:
+        with pytest.raises(ConfigError) as e:
+            call()
+        msg = str(e.value)
+        assert needle in msg and msg.count(". ") == 0 and "\n" not in msg
+    cls = MODELS.get("video-worldmodel")
+    with pytest.raises(ConfigError) as e:  # a dataset without captions
+        cls(cls.config_class.from_dict({**SMALL, "text": True}), dataset_info(SPEC))
+    assert "moving-digits" in str(e.value) and "captioned" in str(e.value)

@@ -21,11 +21,29 @@ taken without gradient into the VQ-VAE (the codes are discrete targets).
 Prediction (as ``video-diffusion``): ``sample(n, cond=frames)`` with the first ``k`` frames
 ``(n, k, C, H, W)`` encodes them to codes, continues the stream by the other ``(T - k) P`` codes
 with the KV-cached GPT, and returns the known frames as given followed by the decoded rest.
+
+Conditioning on text (``text = true``, on ``moving-shapes``: "a red circle moving left"), as GAIA-1
+conditions its world model on text tokens (arXiv:2309.17080, Sec. 2.2) and as DALL-E puts the
+caption in the stream (arXiv:2102.12092, Sec. 2.2; genzoo's ``t2i-vq``): the stream is
+``[caption (L tokens), BOS, z_1, ..., z_T]`` in one vocabulary (``[0, K)`` the codes, ``K`` BOS,
+``K + 1 + t`` caption token ``t``), and the loss is the cross-entropy of the frame codes only
+(the caption is given, never predicted)::
+
+    log p(z | y) = sum_t sum_i log p(z_{t,i} | y, z_<t, z_{t,<i})
+
+Every code attends to every caption word directly, the direction word included: no pooled text
+encoder stands between the words and the dynamics. Classifier-free guidance (Ho & Salimans,
+arXiv:2207.12598; on token logits as in Parti, arXiv:2206.10789, Sec. 3.2): each training caption
+is the null caption (padding only) with probability ``caption_dropout``, and sampling with
+``guidance = w`` draws each code from ``l_u + w (l_c - l_u)`` of the log-probabilities. With
+``text = false`` (the default) nothing of this exists: the model and its state dict are the
+unconditional ones.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,9 +53,10 @@ from torch import Tensor
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Samples
+from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, PromptConditioned, Samples
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
+from genzoo.data.captions import MAX_LEN, CaptionTokenizer, get_caption_tokenizer
 from genzoo.models.autoencoders.base import check_sample_args, clip_to_data
 from genzoo.models.autoencoders.vqvae import VQVAE, VQVAEConfig
 from genzoo.models.autoregressive.gpt import GPT, GPTConfig, TransformerConfig
@@ -46,6 +65,12 @@ from genzoo.models.autoregressive.sampling import (
     at_least_float32,
     sampling_kwargs,
 )
+from genzoo.models.diffusion.t2i import drop_captions, prompt_tokens
+from genzoo.models.multimodal.base import vocabulary_check
+
+
+def _motion_tokenizer() -> CaptionTokenizer:
+    return get_caption_tokenizer(motion=True)
 
 
 @dataclass(frozen=True)
@@ -61,6 +86,12 @@ class VideoWorldModelConfig(TransformerConfig):
     vq_res_blocks: int = bounded(1, ge=0)  # residual blocks at the latent resolution
     beta: float = bounded(0.25, ge=0.0)  # commitment weight of the VQ-VAE (paper: 0.25)
     prior_weight: float = bounded(1.0, ge=0.0)  # weight of the GPT's cross-entropy in the loss
+    text: bool = False  # condition on the caption (moving-shapes): its tokens prefix the stream
+    text_len: int = bounded(MAX_LEN, ge=2, le=MAX_LEN)  # caption tokens in the prefix ([BOS] and
+    # [EOS] included; the moving-shapes captions take 7); a longer caption is refused
+    caption_dropout: float = bounded(0.1, ge=0.0, lt=1.0)  # text: probability of the null
+    # caption in training (classifier-free guidance)
+    guidance: float = 1.0  # text: default guidance scale w when sampling (1: off)
 
     def vqvae_config(self) -> VQVAEConfig:
         """The frame VQ-VAE's :class:`VQVAEConfig` (conv, EMA codebook)."""
@@ -76,7 +107,7 @@ class VideoWorldModelConfig(TransformerConfig):
 
 
 @register_model("video-worldmodel")
-class VideoWorldModel(GenerativeModel, Samples):
+class VideoWorldModel(GenerativeModel, Samples, PromptConditioned):
     """GPT over per-frame VQ-VAE codes (GAIA-1 / TECO route; see the module docstring).
 
     ``encode_codes(x)`` ``(B, T, C, H, W) -> (B, T P)`` codes, ``decode_codes`` back to clips;
@@ -113,9 +144,24 @@ class VideoWorldModel(GenerativeModel, Samples):
         self.code_info = DataInfo(
             f"videocodes:{info.name}", "text", (self.positions,), levels=self.n_codes
         )
+        self.text_len = 0  # caption tokens before BOS (0: no text)
+        vocab = self.n_codes + 1
+        if config.text:  # nothing of this exists without text: the model is unchanged
+            if info.name.split("?")[0] != "moving-shapes":
+                raise ConfigError(
+                    f"video-worldmodel with text = true needs captioned clips; dataset "
+                    f"{info.name!r} has none (try --data 'moving-shapes?size=16')."
+                )
+            tok = _motion_tokenizer()
+            self.text_len = config.text_len
+            self.text_vocab = tok.vocab_size
+            self.pad_id = tok.pad_id
+            vocab += self.text_vocab  # caption token t is K + 1 + t
+            self.register_buffer("vocab_fingerprint", torch.tensor([tok.fingerprint()]))
+            self.register_load_state_dict_post_hook(vocabulary_check(_motion_tokenizer))
         self.gpt = GPT(
             GPTConfig(
-                vocab_size=self.n_codes + 1, block_size=self.positions,
+                vocab_size=vocab, block_size=self.text_len + self.positions,
                 **config.transformer_fields(),
             ),
             self.code_info,
@@ -143,17 +189,76 @@ class VideoWorldModel(GenerativeModel, Samples):
             x = self.vqvae.decode_codes(grid).float()  # (B T', C, H, W)
         return clip_to_data(x, self.frame_info).view(b, t, *x.shape[1:])  # (B, T', C, H, W)
 
+    # --- the caption (text = true) ----------------------------------------------------------------
+    def encode_prompts(self, prompts: Sequence[str]) -> Tensor:
+        """Prompts -> caption tokens ``(B, L)`` of the moving-shapes tokenizer."""
+        return _motion_tokenizer().encode_batch(list(prompts)).to(self.device)
+
+    def caption_prefix(self, tokens: Tensor | None, b: int) -> Tensor:
+        """Caption tokens ``(B, L')`` -> the stream's prefix ``(B, text_len)`` (caption token
+        ``t`` as ``K + 1 + t``); None: the null caption. Without text: ``(B, 0)``."""
+        if not self.text_len:
+            if tokens is not None:
+                raise ConfigError(
+                    "This video-worldmodel run was trained without text (text = false): it "
+                    "takes no caption; train one with text=true on moving-shapes."
+                )
+            return torch.zeros(b, 0, dtype=torch.long, device=self.device)
+        if tokens is None:
+            tokens = torch.full((b, self.text_len), self.pad_id, device=self.device)
+        tokens = tokens.long().to(self.device)
+        if tokens.ndim != 2 or tokens.shape[0] != b:
+            raise ConfigError(f"Caption tokens must have shape ({b}, L).")
+        if bool(((tokens < 0) | (tokens >= self.text_vocab)).any()):
+            raise ConfigError(f"Caption tokens must be in [0, {self.text_vocab}).")
+        tail = tokens[:, self.text_len :]
+        if bool((tail != self.pad_id).any()):
+            longest = int((tokens != self.pad_id).sum(1).max())
+            raise ConfigError(
+                f"A caption of {longest} tokens does not fit this run's caption context of "
+                f"text_len = {self.text_len} tokens; shorten it or train with a larger text_len."
+            )
+        tokens = tokens[:, : self.text_len]
+        if tokens.shape[1] < self.text_len:  # pad to the trained prefix length
+            pad = tokens.new_full((b, self.text_len - tokens.shape[1]), self.pad_id)
+            tokens = torch.cat([tokens, pad], dim=1)
+        return tokens + self.n_codes + 1  # (B, text_len)
+
+    def batch_captions(self, batch: Batch, *, training: bool = False) -> Tensor | None:
+        """The batch's caption tokens (text = true; each the null caption with probability
+        ``caption_dropout`` in training), else None."""
+        if not self.text_len:
+            return None
+        if "text" not in batch:
+            raise ConfigError(
+                f"video-worldmodel with text = true needs captions; dataset {self.info.name!r} "
+                "has none."
+            )
+        text = batch["text"]
+        if training:
+            text = drop_captions(text, self.config.caption_dropout, self.pad_id)
+        return text
+
     # --- the token stream -------------------------------------------------------------------------
-    def code_token_log_probs(self, codes: Tensor) -> Tensor:
-        """``log p(z_i | BOS, z_<i)`` of every code of the clips: ``(B, T P)`` nats (Eq. (1))."""
-        bos = torch.full((codes.shape[0], 1), self.bos, dtype=torch.long, device=codes.device)
-        inp = torch.cat([bos, codes[:, :-1]], dim=1)  # (B, T P)
-        logits = at_least_float32(self.gpt(inp))  # (B, T P, K)
+    def code_token_log_probs(self, codes: Tensor, text: Tensor | None = None) -> Tensor:
+        """``log p(z_i | [caption,] BOS, z_<i)`` of every code of the clips: ``(B, T P)`` nats
+        (Eq. (1)); ``text``: caption tokens ``(B, L)`` of a text run (None: the null caption)."""
+        b = codes.shape[0]
+        bos = torch.full((b, 1), self.bos, dtype=torch.long, device=codes.device)
+        if not self.text_len:
+            inp = torch.cat([bos, codes[:, :-1]], dim=1)  # (B, T P)
+            logits = at_least_float32(self.gpt(inp))  # (B, T P, K)
+        else:
+            prefix = self.caption_prefix(text, b).to(codes.device)  # (B, L)
+            inp = torch.cat([prefix, bos, codes[:, :-1]], dim=1)  # (B, L + T P)
+            # the caption positions predict nothing: only the logits from BOS on are scored
+            logits = at_least_float32(self.gpt(inp))[:, self.text_len :]  # (B, T P, K)
         return -F.cross_entropy(logits.transpose(1, 2), codes, reduction="none")  # (B, T P)
 
-    def code_log_prob(self, codes: Tensor) -> Tensor:
-        """The GPT's exact log-likelihood of clips' codes ``(B, T P)``: ``(B,)`` nats."""
-        return self.code_token_log_probs(codes).sum(1)
+    def code_log_prob(self, codes: Tensor, text: Tensor | None = None) -> Tensor:
+        """The GPT's exact log-likelihood of clips' codes ``(B, T P)`` (given the caption tokens
+        ``text`` of a text run): ``(B,)`` nats."""
+        return self.code_token_log_probs(codes, text).sum(1)
 
     # --- protocol ---------------------------------------------------------------------------------
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
@@ -161,7 +266,8 @@ class VideoWorldModel(GenerativeModel, Samples):
         mean next-code cross-entropy (Eq. (1)) on the frames' current codes."""
         x = batch["x"].float()  # (B, T, C, H, W)
         vq = self.vqvae.loss({"x": x.flatten(0, 1)})  # frames (B T, C, H, W)
-        ce = -self.code_token_log_probs(self.encode_codes(x)).mean()  # one reduction
+        text = self.batch_captions(batch, training=True)
+        ce = -self.code_token_log_probs(self.encode_codes(x), text).mean()  # one reduction
         loss = vq.loss + self.config.prior_weight * ce
         return LossOutput(loss, {**vq.logs, "bits_per_code": ce.detach() / math.log(2)})
 
@@ -174,7 +280,7 @@ class VideoWorldModel(GenerativeModel, Samples):
         x = batch["x"].float()
         codes = self.encode_codes(x)
         rec = self.decode_codes(codes)
-        lp = self.code_log_prob(codes)
+        lp = self.code_log_prob(codes, self.batch_captions(batch))
         return {
             "mse": ((rec - x) ** 2).flatten(1).mean(1),
             "code_log_prob": lp,
@@ -188,6 +294,11 @@ class VideoWorldModel(GenerativeModel, Samples):
         bos = torch.full((n, 1), self.bos, dtype=torch.long, device=self.device)
         if cond is None:
             return bos, 0
+        if self.text_len:
+            raise ConfigError(
+                "This video-worldmodel run is text-conditioned (text = true): it takes prompts "
+                f"or caption tokens ({n}, L), not first frames."
+            )
         if cond.ndim != 5 or tuple(cond.shape[2:]) != (c, h, w) or cond.shape[0] != n:
             raise ConfigError(
                 f"Context frames of shape {tuple(cond.shape)} do not fit this run: it takes "
@@ -206,18 +317,32 @@ class VideoWorldModel(GenerativeModel, Samples):
         cond: Tensor | None = None,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        text: Tensor | None = None,
+        guidance: float = 1.0,
         **options: Any,
     ) -> Tensor:
         """Codes ``(n, T P)`` of ``n`` clips: the known frames' codes (``cond``) continued by the
-        GPT (``temperature``, ``top_k``, ``top_p``; KV cache unless ``use_cache=False``)."""
+        GPT (``temperature``, ``top_k``, ``top_p``; KV cache unless ``use_cache=False``); a text
+        run: after the caption tokens ``text`` ``(n, L)`` (None: the null caption), with
+        classifier-free ``guidance`` w against the null caption (1: off)."""
         check_sample_args(self.name, None, options, SAMPLING_OPTIONS)
         prefix, k = self.context_codes(n, cond)
+        caption = self.caption_prefix(text, n)  # (n, text_len); (n, 0) without text
+        null = None
+        if guidance != 1.0:
+            if not self.text_len:
+                raise ConfigError(
+                    f"guidance = {guidance} needs a text-conditioned run (text = true)."
+                )
+            null = torch.cat([self.caption_prefix(None, n), prefix], dim=1)
         new = self.gpt.generate(
-            prefix,
+            torch.cat([caption, prefix], dim=1),
             (self.frames - k) * self.per_frame,
             **sampling_kwargs(self.config, options),
             generator=generator,
             use_cache=use_cache,
+            uncond=null,
+            guidance=guidance,
         )  # (n, (T - k) P)
         return torch.cat([prefix[:, 1:], new], dim=1)  # (n, T P)
 
@@ -230,11 +355,15 @@ class VideoWorldModel(GenerativeModel, Samples):
         generator: torch.Generator | None = None,
         frames: int | None = None,
         size: int | None = None,
+        prompts: Sequence[str] | str | None = None,
+        guidance: float | None = None,
         **options: Any,
     ) -> Tensor:
         """``n`` clips ``(n, T, C, H, W)`` in the data range; ``cond``: their first frames
-        ``(n, k, C, H, W)``, returned as given, the rest predicted. ``frames`` and ``size``, if
-        given, must be the trained clip length and frame side (one sentence otherwise)."""
+        ``(n, k, C, H, W)``, returned as given, the rest predicted. A text run: ``prompts``
+        (repeated to ``n``) or caption tokens ``cond`` ``(n, L)`` (neither: the null caption),
+        ``guidance`` w (default ``config.guidance``). ``frames`` and ``size``, if given, must be
+        the trained clip length and frame side (one sentence otherwise)."""
         t, _, h, _ = self.info.shape
         if frames is not None and int(frames) != t:
             raise ConfigError(
@@ -245,7 +374,28 @@ class VideoWorldModel(GenerativeModel, Samples):
             raise ConfigError(
                 f"size={size}: this run was trained on {h} x {h} frames and draws those only."
             )
-        codes = self.sample_codes(n, cond=cond, generator=generator, **options)
+        text = None
+        w = 1.0
+        if self.text_len:
+            w = self.config.guidance if guidance is None else float(guidance)
+            if cond is not None and cond.ndim != 2:
+                raise ConfigError(
+                    "This video-worldmodel run is text-conditioned (text = true): it takes "
+                    f"prompts or caption tokens ({n}, L), not first frames."
+                )
+            if cond is not None or prompts is not None:
+                text = prompt_tokens(self.encode_prompts, n, prompts, cond, _motion_tokenizer())
+            cond = None
+        elif prompts is not None:
+            raise ConfigError(
+                "This video-worldmodel run was trained without text (text = false): it takes no "
+                "prompt; train one with text=true on moving-shapes."
+            )
+        elif guidance is not None:  # refused as an unknown option, as before text existed
+            check_sample_args(self.name, None, {**options, "guidance": guidance}, SAMPLING_OPTIONS)
+        codes = self.sample_codes(
+            n, cond=cond, generator=generator, text=text, guidance=w, **options
+        )
         x = self.decode_codes(codes)  # (n, T, C, H, W)
         if cond is not None:
             x[:, : cond.shape[1]] = cond.to(x.device, x.dtype)  # the known frames as given
