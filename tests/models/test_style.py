@@ -29,6 +29,12 @@ def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def _double_batch(n: int = 3) -> dict[str, torch.Tensor]:
+    """The first ``n`` test pairs of ``styled:digits``, floating tensors in float64."""
+    items = load_dataset("styled:digits", "test").get(torch.arange(n)).items()
+    return {k: (v.double() if v.is_floating_point() else v) for k, v in items}
+
+
 def test_adain_of_x_with_itself_is_x() -> None:
     x = torch.randn(3, 5, 6, 7, generator=gen(0), dtype=torch.float64) * 3 + 2
     torch.testing.assert_close(adain(x, x, eps=0.0), x)
@@ -239,10 +245,7 @@ def test_adain_content_and_style_losses_are_the_papers_norms() -> None:
     info = dataset_info("styled:digits")
     torch.manual_seed(0)
     m = AdaIN(AdaINConfig(width=4, encoder_steps=0), info).double()
-    batch = {
-        k: (v.double() if v.is_floating_point() else v)
-        for k, v in load_dataset("styled:digits", "test").get(torch.arange(3)).items()
-    }
+    batch = _double_batch()
     lc, ls = m.decoder_losses(batch)
     with torch.no_grad():
         fc, fs = m.encode(batch["x"]), m.encode(batch["style"])
@@ -302,10 +305,7 @@ def test_adain_gram_variant_swaps_only_the_style_term_for_gatys_gram_loss() -> N
     """``style_loss="gram"``: same weights, same ``L_c`` as the paper's loss; ``L_s`` is Gatys'
     layer-normalised Gram loss against numpy; a bad name is one sentence."""
     info = dataset_info("styled:digits")
-    batch = {
-        k: (v.double() if v.is_floating_point() else v)
-        for k, v in load_dataset("styled:digits", "test").get(torch.arange(3)).items()
-    }
+    batch = _double_batch()
     torch.manual_seed(0)
     paper = AdaIN(AdaINConfig(width=4, encoder_steps=0), info).double()
     torch.manual_seed(0)
@@ -347,10 +347,7 @@ def test_adain_layer_2_moves_adain_and_the_content_loss_to_relu2_only() -> None:
     m = AdaIN(AdaINConfig(width=4, encoder_steps=0, adain_layer=2), info).double()
     convs = [c for c in m.decoder.modules() if isinstance(c, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels) for c in convs] == [(8, 8), (8, 4), (4, 4), (4, 1)]
-    batch = {
-        k: (v.double() if v.is_floating_point() else v)
-        for k, v in load_dataset("styled:digits", "test").get(torch.arange(3)).items()
-    }
+    batch = _double_batch()
     lc, ls = m.decoder_losses(batch)
     with torch.no_grad():
         fc, fs = m.encode(batch["x"]), m.encode(batch["style"])
@@ -437,10 +434,7 @@ def test_adain_multi_level_adds_relu2s_adain_to_the_decoder_and_its_term_to_the_
     info = dataset_info("styled:digits")
     torch.manual_seed(0)
     m = AdaIN(AdaINConfig(width=4, encoder_steps=0, multi_level=True), info).double()
-    batch = {
-        k: (v.double() if v.is_floating_point() else v)
-        for k, v in load_dataset("styled:digits", "test").get(torch.arange(3)).items()
-    }
+    batch = _double_batch()
     lc, _ = m.decoder_losses(batch)
     with torch.no_grad():
         fc, fs = m.encode(batch["x"]), m.encode(batch["style"])
