@@ -73,6 +73,20 @@ def _motion_tokenizer() -> CaptionTokenizer:
     return get_caption_tokenizer(motion=True)
 
 
+def _untexted_error(what: str) -> ConfigError:
+    return ConfigError(
+        f"This video-worldmodel run was trained without text (text = false): it takes no {what}; "
+        "train one with text=true on moving-shapes."
+    )
+
+
+def _frames_to_text_run_error(n: int) -> ConfigError:
+    return ConfigError(
+        "This video-worldmodel run is text-conditioned (text = true): it takes prompts or caption "
+        f"tokens ({n}, L), not first frames."
+    )
+
+
 @dataclass(frozen=True)
 class VideoWorldModelConfig(TransformerConfig):
     """The per-frame VQ-VAE and the GPT over its codes (the transformer's fields are
@@ -199,10 +213,7 @@ class VideoWorldModel(GenerativeModel, Samples, PromptConditioned):
         ``t`` as ``K + 1 + t``); None: the null caption. Without text: ``(B, 0)``."""
         if not self.text_len:
             if tokens is not None:
-                raise ConfigError(
-                    "This video-worldmodel run was trained without text (text = false): it "
-                    "takes no caption; train one with text=true on moving-shapes."
-                )
+                raise _untexted_error("caption")
             return torch.zeros(b, 0, dtype=torch.long, device=self.device)
         if tokens is None:
             tokens = torch.full((b, self.text_len), self.pad_id, device=self.device)
@@ -295,10 +306,7 @@ class VideoWorldModel(GenerativeModel, Samples, PromptConditioned):
         if cond is None:
             return bos, 0
         if self.text_len:
-            raise ConfigError(
-                "This video-worldmodel run is text-conditioned (text = true): it takes prompts "
-                f"or caption tokens ({n}, L), not first frames."
-            )
+            raise _frames_to_text_run_error(n)
         if cond.ndim != 5 or tuple(cond.shape[2:]) != (c, h, w) or cond.shape[0] != n:
             raise ConfigError(
                 f"Context frames of shape {tuple(cond.shape)} do not fit this run: it takes "
@@ -379,18 +387,12 @@ class VideoWorldModel(GenerativeModel, Samples, PromptConditioned):
         if self.text_len:
             w = self.config.guidance if guidance is None else float(guidance)
             if cond is not None and cond.ndim != 2:
-                raise ConfigError(
-                    "This video-worldmodel run is text-conditioned (text = true): it takes "
-                    f"prompts or caption tokens ({n}, L), not first frames."
-                )
+                raise _frames_to_text_run_error(n)
             if cond is not None or prompts is not None:
                 text = prompt_tokens(self.encode_prompts, n, prompts, cond, _motion_tokenizer())
             cond = None
         elif prompts is not None:
-            raise ConfigError(
-                "This video-worldmodel run was trained without text (text = false): it takes no "
-                "prompt; train one with text=true on moving-shapes."
-            )
+            raise _untexted_error("prompt")
         elif guidance is not None:  # refused as an unknown option, as before text existed
             check_sample_args(self.name, None, {**options, "guidance": guidance}, SAMPLING_OPTIONS)
         codes = self.sample_codes(

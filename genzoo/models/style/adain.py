@@ -199,10 +199,12 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
         if not 0.0 <= alpha <= 1.0:
             raise ConfigError(f"alpha = {alpha!r} must lie in [0, 1] (1: full style).")
         fc, fs = self.encode(content), self.encode(style)
-        t = alpha * adain(fc[self.at], fs[self.at]) + (1.0 - alpha) * fc[self.at]  # Eq. (14)
-        t2 = (
-            alpha * adain(fc[1], fs[1]) + (1.0 - alpha) * fc[1] if self.config.multi_level else None
-        )
+
+        def mix(i: int) -> Tensor:  # Eq. (14) at tap i
+            return alpha * adain(fc[i], fs[i]) + (1.0 - alpha) * fc[i]
+
+        t = mix(self.at)
+        t2 = mix(1) if self.config.multi_level else None  # relu2 too (the multi-level variant)
         if generator is None and self.config.decoder_noise:
             generator = torch.Generator(content.device).manual_seed(0)
         return self.decoder(t, generator, t2).clamp(-1.0, 1.0)  # into the model range
