@@ -15,6 +15,9 @@ benchmark's 16 pairs (mnist5k test digits 0-3 x ``texture:KIND@i``), both in the
 digits classifier (relu1, relu2, relu3): the Gram-loss reduction ``1 - after / before`` (before:
 the content image itself), the content-feature error at relu3, the reduction averaged per texture
 kind then over the four kinds; "var H / W": the pixel variance within a column / within a row.
+``--fresh-draw N`` adds a selection set drawn exactly as the benchmark draws its 16 pairs but with
+indices of its own: ``mnist5k@i`` x ``texture:KIND@i`` for ``i`` from ``--fresh-seed`` (default
+100) on, ``4 N`` pairs, not filtered in any way; the textures' mean pixel values are printed.
 
     python benchmarks/adain_probe.py --encoder own --steps 500 --clip 1 --threads 1
 """
@@ -99,6 +102,20 @@ class MultiLevelDecoder(torch.nn.Module):
 
 def _multi(fc: list[torch.Tensor], fs: list[torch.Tensor]) -> list[torch.Tensor]:
     return [adain(fc[1], fs[1]), adain(fc[2], fs[2])]  # relu2, relu3 of taps 1, 6, 11
+
+
+def benchmark_pairs(indices: range) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pairs drawn as ``benchmarks/biggan_style.py style`` draws its own (there: ``range(4)``):
+    content ``mnist5k@i`` (test split) with style ``texture:KIND@i`` for each kind and ``i`` in
+    ``indices``; returns contents, styles and kind labels, kind by kind."""
+    cs, ss, ks = [], [], []
+    for k, kind in enumerate(KINDS):
+        for i in indices:
+            c = read_input(f"mnist5k@{i}")
+            cs.append(c)
+            ss.append(read_input(f"texture:{kind}@{i}", like=c))
+            ks.append(k)
+    return torch.cat(cs), torch.cat(ss), torch.tensor(ks)
 
 
 def score(decoder, enc, scorer, pairs, k: int = -1) -> dict:
@@ -230,6 +247,14 @@ def main(argv: list[str] | None = None) -> None:
         help="also score on up to 64 held-out styled:mnist5k test pairs (index >= 64) whose "
         "style is dots with a mean pixel value below 0.3 (sparse dots)",
     )
+    p.add_argument(
+        "--fresh-draw",
+        type=int,
+        default=0,
+        help="also score N x 4 pairs drawn as the benchmark draws its 16: mnist5k@i x "
+        "texture:KIND@i for i = --fresh-seed .. --fresh-seed + N - 1 (0: none)",
+    )
+    p.add_argument("--fresh-seed", type=int, default=100, help="first index of --fresh-draw")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--threads", type=int, default=0)
@@ -284,14 +309,27 @@ def main(argv: list[str] | None = None) -> None:
     g = torch.Generator().manual_seed(a.seed + 2)
     test = load_dataset("styled:mnist5k", "test").get(torch.arange(64))
     pairs = {"64 pairs": (test["x"], test["style"], test["style_y"])}
-    cs, ss, ks = [], [], []
-    for k, kind in enumerate(KINDS):
-        for i in range(4):
-            c = read_input(f"mnist5k@{i}")
-            cs.append(c)
-            ss.append(read_input(f"texture:{kind}@{i}", like=c))
-            ks.append(k)
-    pairs["bench 16"] = (torch.cat(cs), torch.cat(ss), torch.tensor(ks))
+    pairs["bench 16"] = benchmark_pairs(range(4))
+    if a.fresh_draw:  # drawn as the benchmark draws its pairs, with indices and seeds of its own
+        idx = range(a.fresh_seed, a.fresh_seed + a.fresh_draw)
+        if idx.start < 4 or idx.stop > 1000:
+            raise SystemExit(
+                f"--fresh-seed {a.fresh_seed} with --fresh-draw {a.fresh_draw} draws indices "
+                f"{idx.start}..{idx.stop - 1}; they must lie in 4..999 (0-3 are the benchmark's)."
+            )
+        name = f"fresh {4 * a.fresh_draw}"
+        pairs[name] = benchmark_pairs(idx)
+        print(f"{name}: mnist5k@i x texture:KIND@i, i = {idx.start}..{idx.stop - 1}", flush=True)
+        c, s, kinds = pairs[name]
+        mean01 = (s.mean(dim=(1, 2, 3)) + 1) / 2  # each texture's mean pixel value in [0, 1]
+        for k, kind in enumerate(KINDS):
+            m = mean01[kinds == k].sort().values
+            print(
+                f"{name} {kind}: texture mean pixel value min {m[0]:.3f} median "
+                f"{m[len(m) // 2]:.3f} max {m[-1]:.3f}; below 0.3: {int((m < 0.3).sum())} of "
+                f"{len(m)}; all: {' '.join(f'{v:.2f}' for v in mean01[kinds == k].tolist())}",
+                flush=True,
+            )
     if a.sparse_dots:  # held out: not the 64 pairs, not the benchmark's textures
         all_test = load_dataset("styled:mnist5k", "test")
         rest = all_test.get(torch.arange(64, len(all_test)))
