@@ -54,6 +54,11 @@ identity consistency, and frame prediction against copy-the-last-frame.
    the classifier's ceiling; chance about 10 %), and the trivial predictor that model is given:
    the moved last known frame itself (no network).
 
+7. Content and motion apart (issue 21): ``video-mocogan`` (MoCoGAN, arXiv:1707.04993) draws one
+   content code per clip and a motion path per frame from a GRU into one image generator, against
+   a frame discriminator and a 3-D clip discriminator; trained like ``video-gan`` (``--steps``,
+   ``--batch``), scored as in item 2 (it does not predict: ``--skip-prediction``).
+
 4. ``--text``: text-conditioned video diffusion on ``moving-shapes?size=16&n=2000`` (8 frames of
    16 x 16): ``video-diffusion`` with ``text=true`` trained for ``--steps`` steps, then one clip
    per prompt "a <colour> <shape> moving <direction>" for ``--n`` prompts cycling through the 30
@@ -76,6 +81,7 @@ identity consistency, and frame prediction against copy-the-last-frame.
     python benchmarks/video.py --threads 1
     python benchmarks/video.py --threads 1 --gif docs/img/video_diffusion.gif
     python benchmarks/video.py --threads 1 --models video-worldmodel   # one model only
+    python benchmarks/video.py --threads 1 --models video-mocogan video-gan --skip-prediction
     python benchmarks/video.py --threads 1 --skip-table --predict-frames 12 --n 128
     python benchmarks/video.py --threads 1 --runs runs/bench-video-stm --models \
         video-diffusion-st-motion --skip-table --predict-frames 12 --pred-samples 8 --one-step
@@ -121,6 +127,7 @@ MODELS = {  # model -> its settings (the same steps and batch size for all)
     "video-diffusion": ["channels=16", "channel_mult=[1,2]"],
     "video-gan": [],
     "video-worldmodel": [],
+    "video-mocogan": [],  # item 7: content code per clip, GRU motion path (arXiv:1707.04993)
     "video-diffusion-image": ["channels=16", "channel_mult=[1,2]"],  # item 5: from an image run
     "video-diffusion-frozen": ["channels=16", "channel_mult=[1,2]", "freeze_spatial=true"],
     "video-diffusion-image-noisier": ["channels=16", "channel_mult=[1,2]", "p_mean=0.5"],
@@ -691,7 +698,8 @@ def main() -> None:
                  "video-diffusion-frozen": "video_diffusion_frozen",
                  "video-diffusion-image-noisier": "video_diffusion_image_noisier",
                  "video-diffusion-st": "video_diffusion_st",
-                 "video-diffusion-st-motion": "video_diffusion_st_motion"}  # fmt: skip
+                 "video-diffusion-st-motion": "video_diffusion_st_motion",
+                 "video-mocogan": "mocogan"}  # fmt: skip
         test = load_dataset(SPEC, "test")
         assert test.x is not None
         real = levels_to_model(test.x[:8], 256)
