@@ -1,8 +1,8 @@
 """GANs: one model, several objectives; importing this package registers ``gan``, ``dcgan``,
 ``wgan``, ``wgan-gp``, ``hinge-sn``, ``cgan`` and ``biggan``, the image-to-image models
 ``pix2pix`` and ``cyclegan``, the progress models ``progan`` and ``stylegan2``, the
-two-stream ``video-gan`` and the vocoders ``hifigan``, ``vocos``, ``degli`` and
-``mel2linear-gl``."""
+two-stream ``video-gan``, the content/motion ``video-mocogan`` and the vocoders ``hifigan``,
+``vocos``, ``degli`` and ``mel2linear-gl``."""
 
 from genzoo.models.gans import losses
 from genzoo.models.gans.biggan import BigGAN, BigGANConfig
@@ -22,6 +22,7 @@ from genzoo.models.gans.gan import (
 )
 from genzoo.models.gans.hifigan import HiFiGAN, HiFiGANConfig
 from genzoo.models.gans.mel2linear import Mel2Linear, Mel2LinearConfig
+from genzoo.models.gans.mocogan import MoCoGAN, MoCoGANConfig
 from genzoo.models.gans.pix2pix import Pix2Pix, Pix2PixConfig
 from genzoo.models.gans.progan import ProGAN, ProGANConfig
 from genzoo.models.gans.stylegan2 import StyleGAN2, StyleGAN2Config
@@ -49,6 +50,8 @@ __all__ = [
     "HingeSNConfig",
     "Mel2Linear",
     "Mel2LinearConfig",
+    "MoCoGAN",
+    "MoCoGANConfig",
     "Pix2Pix",
     "Pix2PixConfig",
     "ProGAN",
