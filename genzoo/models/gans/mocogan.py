@@ -47,7 +47,7 @@ from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
 from genzoo.models.gans.losses import LOSS_PAIRS
 from genzoo.models.gans.players import player_groups, player_settings
-from genzoo.models.gans.video_gan import VideoDiscriminator
+from genzoo.models.gans.video_gan import VideoDiscriminator, clip_shape
 from genzoo.nn.gan_nets import frozen
 
 
@@ -148,17 +148,7 @@ class MoCoGAN(GenerativeModel, Samples):
 
     def __init__(self, config: MoCoGANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        shape = tuple(int(s) for s in info.shape)
-        if info.kind != "video" or len(shape) != 4:
-            raise ConfigError(
-                f"video-mocogan needs video data (moving-digits, moving-shapes); {info.name!r} "
-                f"holds {info.kind}."
-            )
-        if shape[0] % 4 or shape[2] % 4 or shape[3] % 4:
-            raise ConfigError(
-                f"video-mocogan needs a clip length and frame side that are multiples of 4; "
-                f"{info.name!r} has {shape[0]} frames of {shape[2]} x {shape[3]}."
-            )
+        shape = clip_shape("video-mocogan", info)
         if config.image_frames > shape[0]:
             raise ConfigError(
                 f"video-mocogan image_frames = {config.image_frames} exceeds the clip length of "
