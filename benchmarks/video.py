@@ -116,8 +116,8 @@ from genzoo.metrics.video import (
     get_video_classifier,
     identity_agreement,
     identity_consistency,
+    identity_labels,
     motion_directions,
-    object_crops,
     prediction_errors,
 )
 from genzoo.models.diffusion.video import motion_frames
@@ -353,8 +353,7 @@ def sample_table(
         cons = float(identity_consistency(id_clf, clips).mean())
         agree = float(identity_agreement(id_clf, clips).mean())
         moving = float((motion_directions(clips) >= 0).float().mean())
-        first = object_crops(clips[:, :1], (id_clf.info.shape[-1] - 1) // 2).flatten(0, 1)
-        shown = len(id_clf.logits(first).argmax(1).unique())
+        shown = len(identity_labels(id_clf, clips[:, :1]).unique())  # digits in first frames
         print(f"| {name} | {fvd(video_clf, clips, real):.2f} | "
               f"{frame_fd(frame_clf, clips, real):.2f} | {cons:.1%} | {agree:.1%} | "
               f"{moving:.1%} | {shown} | {secs:.0f} |", flush=True)  # fmt: skip
@@ -428,9 +427,7 @@ def score_predictions(
 
     @torch.no_grad()
     def reads(clips: torch.Tensor) -> str:  # per predicted frame: read as the clip's digit
-        radius = (id_clf.info.shape[-1] - 1) // 2
-        win = object_crops(clips[:, k:], radius).flatten(0, 1)  # (n*(T-k), C, s, s)
-        pred = id_clf.logits(win).argmax(1).view(n, t - k).cpu()
+        pred = identity_labels(id_clf, clips[:, k:])  # (n, T - k)
         return " ".join(f"{v:.0%}" for v in (pred == digit[:, None]).float().mean(0).tolist())
 
     def errors(pred: torch.Tensor) -> dict[str, float]:

@@ -366,15 +366,21 @@ def get_identity_classifier(spec: str, *, cache: str | Path | None = None) -> Fe
 
 
 @torch.no_grad()
+def identity_labels(clf: FeatureClassifier, clips: Tensor) -> Tensor:
+    """The identity classifier's class ``(B, T)`` of the window around the digit
+    (:func:`object_crops`) in every frame of model-space clips ``(B, T, C, H, W)``."""
+    b, t = clips.shape[:2]
+    radius = (clf.info.shape[-1] - 1) // 2
+    win = object_crops(clips, radius).flatten(0, 1)  # (B*T, C, s, s)
+    return clf.logits(win).argmax(1).view(b, t).cpu()
+
+
 def identity_consistency(clf: FeatureClassifier, clips: Tensor) -> Tensor:
     """Per clip ``(B,)``: 1 where the identity classifier (:func:`get_identity_classifier`)
     gives the window around the digit (:func:`object_crops`) the same class in every frame (the
     digit keeps its identity over time), else 0. A real one-digit clip scores 1 whatever the
     classifier: its windows are identical."""
-    b, t = clips.shape[:2]
-    radius = (clf.info.shape[-1] - 1) // 2
-    win = object_crops(clips, radius).flatten(0, 1)  # (B*T, C, s, s)
-    pred = clf.logits(win).argmax(1).view(b, t).cpu()  # (B, T)
+    pred = identity_labels(clf, clips)  # (B, T)
     return (pred == pred[:, :1]).all(1).float()
 
 
@@ -383,10 +389,7 @@ def identity_agreement(clf: FeatureClassifier, clips: Tensor) -> Tensor:
     clip's most frequent class (1 for a real one-digit clip; about 1/T when every frame holds
     another digit). A graded companion of :func:`identity_consistency`, which is 1 only when all
     frames agree."""
-    b, t = clips.shape[:2]
-    radius = (clf.info.shape[-1] - 1) // 2
-    win = object_crops(clips, radius).flatten(0, 1)  # (B*T, C, s, s)
-    pred = clf.logits(win).argmax(1).view(b, t).cpu()  # (B, T)
+    pred = identity_labels(clf, clips)  # (B, T)
     top = pred.mode(1).values  # (B,) the most frequent class of each clip
     return (pred == top[:, None]).float().mean(1)
 
