@@ -59,6 +59,16 @@ identity consistency, and frame prediction against copy-the-last-frame.
    a frame discriminator and a 3-D clip discriminator; trained like ``video-gan`` (``--steps``,
    ``--batch``), scored as in item 2 (it does not predict: ``--skip-prediction``).
 
+8. Content and pose apart, rendered (issue 21): ``video-ddpae`` (DDPAE, arXiv:1806.04166, one
+   object) decodes one content latent per clip to a sprite and places it at a pose per frame
+   (spatial transformer; GRU mixture prior over the poses); trained like the others, scored as in
+   item 2, and it predicts (item 3: content and poses of the known frames, the poses rolled on by
+   the prior). The sample table also shows real test clips with the digit moved off the pixel
+   grid (:func:`genzoo.metrics.video.subpixel_frames`: each frame's digit placed by the same
+   transformer at its true centre plus a random offset of up to +-0, 0.25 or 0.5 px per axis):
+   how the identity classifier reads a digit that keeps its identity but is not on the pixel
+   grid.
+
 4. ``--text``: text-conditioned video diffusion on ``moving-shapes?size=16&n=2000`` (8 frames of
    16 x 16): ``video-diffusion`` with ``text=true`` trained for ``--steps`` steps, then one clip
    per prompt "a <colour> <shape> moving <direction>" for ``--n`` prompts cycling through the 30
@@ -82,6 +92,7 @@ identity consistency, and frame prediction against copy-the-last-frame.
     python benchmarks/video.py --threads 1 --gif docs/img/video_diffusion.gif
     python benchmarks/video.py --threads 1 --models video-worldmodel   # one model only
     python benchmarks/video.py --threads 1 --models video-mocogan video-gan --skip-prediction
+    python benchmarks/video.py --threads 1 --models video-ddpae --predict-frames 12 --n 128
     python benchmarks/video.py --threads 1 --skip-table --predict-frames 12 --n 128
     python benchmarks/video.py --threads 1 --runs runs/bench-video-stm --models \
         video-diffusion-st-motion --skip-table --predict-frames 12 --pred-samples 8 --one-step
@@ -119,6 +130,7 @@ from genzoo.metrics.video import (
     identity_labels,
     motion_directions,
     prediction_errors,
+    subpixel_frames,
 )
 from genzoo.models.diffusion.video import motion_frames
 from genzoo.runs.load import open_run
@@ -131,6 +143,8 @@ MODELS = {  # model -> its settings (the same steps and batch size for all)
     # item 7: content code per clip, GRU motion path (arXiv:1707.04993); hinge loss, spectral
     # norm in both discriminators and all 8 frames to D_I, chosen on a selection set (RESULTS)
     "video-mocogan": ["loss=hinge", "spectral_norm=true", "image_frames=8"],
+    # item 8: one content latent per clip rendered at a pose per frame (arXiv:1806.04166)
+    "video-ddpae": [],
     "video-diffusion-image": ["channels=16", "channel_mult=[1,2]"],  # item 5: from an image run
     "video-diffusion-frozen": ["channels=16", "channel_mult=[1,2]", "freeze_spatial=true"],
     "video-diffusion-image-noisier": ["channels=16", "channel_mult=[1,2]", "p_mean=0.5"],
@@ -147,7 +161,7 @@ DEFAULT_MODELS = ["video-diffusion", "video-gan", "video-worldmodel"]
 FROM_IMAGE = ("video-diffusion-image", "video-diffusion-frozen", "video-diffusion-image-noisier")
 IMAGE_SETTINGS = ["channels=16", "channel_mult=[1,2]"]  # the image edm: the same U-Net
 SPACETIME = ("video-diffusion-st", "video-diffusion-st-motion")
-PREDICTORS = ("video-diffusion", "video-worldmodel", *FROM_IMAGE, *SPACETIME)  # take first frames
+PREDICTORS = ("video-diffusion", "video-worldmodel", "video-ddpae", *FROM_IMAGE, *SPACETIME)
 WM_SAMPLING = {"t1": {"temperature": 1.0}, "t0.5": {"temperature": 0.5}, "greedy": {"top_k": 1}}
 TEXT_SPEC = "moving-shapes?size=16&n=2000"
 TEXT_SETTINGS = ["text=true", "context_prob=0", "p_mean=0", "channels=16", "channel_mult=[1,2]",
@@ -332,6 +346,10 @@ def sample_table(
     mixed = ref[(torch.arange(n)[:, None] + torch.arange(t)) % n, torch.arange(t)]
     rows = [("real test clips", ref, float("nan")),
             (f"real frames of {t} different clips (chance)", mixed, float("nan"))]  # fmt: skip
+    centre = test.extras["centre"][n : 2 * n, :, 0]  # the yardstick on digits off the pixel grid
+    for jitter in (0.0, 0.25, 0.5):
+        rows.append((f"real clips, digit moved off the pixel grid by up to +-{jitter:g} px",
+                     subpixel_frames(ref, centre, jitter, seed=7), float("nan")))  # fmt: skip
     for m, model in models.items():
         t0 = time.perf_counter()
         opts = {"sampler": args.sampler, "steps": args.sample_steps} if is_diffusion(m) else {}
@@ -706,7 +724,7 @@ def main() -> None:
                  "video-diffusion-image-noisier": "video_diffusion_image_noisier",
                  "video-diffusion-st": "video_diffusion_st",
                  "video-diffusion-st-motion": "video_diffusion_st_motion",
-                 "video-mocogan": "mocogan"}  # fmt: skip
+                 "video-mocogan": "mocogan", "video-ddpae": "ddpae"}  # fmt: skip
         test = load_dataset(SPEC, "test")
         assert test.x is not None
         real = levels_to_model(test.x[:8], 256)

@@ -253,13 +253,12 @@ def _cached_image_classifier(
     cache: str | Path | None,
     test_frames: Callable[[VideoDataset], Tensor],
     spec: str,
-    per_clip: int = FRAMES_PER_CLIP,
 ) -> FeatureClassifier:
     """The image classifier (:class:`SmallCNN`, its training function and config) of ``info``
-    trained on the uint8 frames ``x`` (``per_clip`` per clip, labelled with the clip's class
+    trained on the uint8 frames ``x`` (two per clip, labelled with the clip's class
     ``clip_y``), cached by content hash like genzoo's image classifiers; its ``meta`` holds its
     accuracy on ``test_frames(test split)`` (every test frame, uint8)."""
-    y = clip_y.repeat_interleave(per_clip)
+    y = clip_y.repeat_interleave(FRAMES_PER_CLIP)
     config = ClassifierConfig(width=16).resolved(x.shape[0])
     hash = content_hash(info, x, y, config)
     weights, meta_path = _cache_paths(cache_dir(cache), info.name, hash)
@@ -333,22 +332,16 @@ def crop_radius(info: DataInfo) -> int:
     return 7 * info.shape[-1] // 16 - 1
 
 
-def get_identity_classifier(
-    spec: str, *, cache: str | Path | None = None, subpixel: bool = False
-) -> FeatureClassifier:
+def get_identity_classifier(spec: str, *, cache: str | Path | None = None) -> FeatureClassifier:
     """The identity classifier of one-digit ``moving-digits`` clips: the image classifier
     (:class:`SmallCNN`, its training function and config) on the windows
     :func:`object_crops` cuts around the digit in the first and last frame of every train clip,
     labelled with the clip's digit; cached like it. Its ``meta`` holds its test accuracy on the
     windows of every test frame.
 
-    ``subpixel=True``: the *sub-pixel-robust* variant, trained on those windows and as many again
-    of the same frames with the digit moved off the pixel grid (:func:`subpixel_frames`: the
-    digit's window placed at its centre plus a uniform offset in [-0.5, 0.5] px per axis,
-    bilinear). The plain classifier has only seen digits on the pixel grid, where every real
-    clip keeps its digit; it reads a real digit moved by a quarter of a pixel per frame as
-    another digit in about half the clips, so it cannot tell a generated clip that changes its
-    digit from one that only moves it by fractions of a pixel."""
+    It has seen digits on the pixel grid only, as every real clip shows them (whole-pixel
+    motion: identical windows, consistency 1); a real digit moved off the grid by a fraction of a
+    pixel (:func:`subpixel_frames`) is often read as another digit."""
     ds = _video_split(spec, "train")
     if not ds.info.name.startswith("moving-digits") or ds.extras["labels"].shape[1] != 1:
         raise GenzooError(
@@ -358,7 +351,7 @@ def get_identity_classifier(
     t, c = ds.info.shape[:2]
     r = crop_radius(ds.info)
     crop_info = DataInfo(
-        name=f"{ds.info.name}#crops" + ("-subpixel" if subpixel else ""),
+        name=f"{ds.info.name}#crops",
         kind="images",
         shape=(c, 2 * r + 1, 2 * r + 1),
         levels=ds.info.levels,
@@ -367,30 +360,14 @@ def get_identity_classifier(
     )
     assert ds.x is not None and ds.y is not None
 
-    def crops_levels(clips: Tensor) -> Tensor:  # model-range clips -> uint8 windows (N*T', ...)
-        win = object_crops(clips, r).flatten(0, 1)
+    def crops_levels(x8: Tensor) -> Tensor:  # uint8 clips -> uint8 windows (N*T', C, s, s)
+        win = object_crops(levels_to_model(x8, 256), r).flatten(0, 1)
         return ((win + 1) * 128 - 0.5).round().clamp(0, 255).to(torch.uint8)
 
-    ends = levels_to_model(ds.x[:, [0, t - 1]], 256)  # (N, 2, C, H, W)
-    x = crops_levels(ends)  # (2N, C, s, s)
-    per_clip = FRAMES_PER_CLIP
-    if subpixel:
-        centre = ds.extras["centre"][:, [0, t - 1], 0]  # (N, 2, 2)
-        moved = crops_levels(subpixel_frames(ends, centre, 0.5, seed=SUBPIXEL_SEED))
-        x = torch.stack([x.unflatten(0, (-1, 2)), moved.unflatten(0, (-1, 2))], 1).flatten(0, 2)
-        per_clip = 2 * FRAMES_PER_CLIP  # per clip: its two windows, then the two moved ones
+    x = crops_levels(ds.x[:, [0, t - 1]])  # (2N, C, s, s)
     return _cached_image_classifier(
-        crop_info,
-        x,
-        ds.y,
-        cache,
-        lambda test: crops_levels(levels_to_model(test.x, 256)),
-        spec,
-        per_clip=per_clip,
+        crop_info, x, ds.y, cache, lambda test: crops_levels(test.x), spec
     )  # every test frame's window
-
-
-SUBPIXEL_SEED = 11  # the offsets of the sub-pixel-robust identity classifier's training windows
 
 
 def subpixel_frames(clips: Tensor, centre: Tensor, jitter: float, seed: int) -> Tensor:
