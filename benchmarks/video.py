@@ -621,6 +621,8 @@ def prediction_long(args: argparse.Namespace, models: dict) -> None:
             {f"{args.sampler} {args.sample_steps} steps": {"sampler": args.sampler,
                                                           "steps": args.sample_steps}}
             if is_diffusion(m)
+            else {"t1": {"temperature": 1.0}}  # video-ddpae: every draw at its own scale
+            if m == "video-ddpae"
             else {s: WM_SAMPLING[s] for s in args.wm_sampling}
         )  # fmt: skip
         for name, opts in settings.items():

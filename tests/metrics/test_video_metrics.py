@@ -19,6 +19,7 @@ from genzoo.metrics.video import (
     identity_agreement,
     identity_consistency,
     object_crops,
+    subpixel_frames,
 )
 
 
@@ -124,3 +125,40 @@ def test_twelve_frame_clips_obey_the_bounce_rule() -> None:
             px, py = pos[i, k]
             inside = x[i, k, py : py + 7, px : px + 7].sum()
             assert inside == x[i, k].sum()  # all of the digit lies in the 7 x 7 sprite there
+
+
+def test_subpixel_frames_keep_the_digit_and_move_it_by_the_offset() -> None:
+    """``subpixel_frames`` re-places each frame's digit: at offset 0 every frame is the same
+    (bilinear) resampling, so the windows around the true centres agree across the frames of a
+    real clip (but where a window reaches past the frame's border); with offsets, the digit's
+    intensity centroid moves with them (bilinear sampling reproduces linear functions) and its
+    mass stays."""
+    from genzoo.data.base import levels_to_model
+    from genzoo.nn.sprites import windows
+
+    test = load_dataset("moving-digits?size=16&n=32", "test")
+    x = levels_to_model(test.x[:32], 256)
+    centre = test.extras["centre"][:32, :, 0]
+    still = subpixel_frames(x, centre, 0.0, seed=3)
+    win = windows((still + 1) / 2, centre, 9)
+    gap = (win - win[:, :1]).abs()  # the same resampling in every frame; the window's zero
+    assert gap.mean() < 2e-4 and gap.amax() < 0.05  # padding past the border differs at the walls
+    moved = subpixel_frames(x, centre, 0.5, seed=3)
+    g = torch.Generator().manual_seed(3)
+    offset = (torch.rand(32, 8, 2, generator=g) * 2 - 1) * 0.5
+    assert (offset.abs() <= 0.5).all() and (moved - still).abs().amax() > 0.05
+
+    def centroid(clips: torch.Tensor) -> torch.Tensor:  # raw intensities, background included
+        v = ((clips + 1) / 2).sum(2)
+        xs = torch.arange(16) + 0.5
+        return (
+            torch.stack([(v.sum(2) * xs).sum(2), (v.sum(3) * xs).sum(2)], -1)
+            / v.sum((2, 3))[..., None]
+        )
+
+    shift = centroid(moved) - centroid(still)
+    fg = ((still + 1) / 2).sum((2, 3, 4)) / ((moved + 1) / 2).sum((2, 3, 4))
+    dev = (fg - 1).abs()  # the mass stays, but where the offset pushes the digit past a wall
+    assert dev.median() < 1e-3 and dev.amax() < 0.05
+    corr = torch.corrcoef(torch.stack([shift.flatten(), offset.flatten()]))[0, 1]
+    assert corr > 0.9
