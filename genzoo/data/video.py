@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from genzoo.core.errors import DataError
+from genzoo.core.errors import ConfigError, DataError
 from genzoo.data.base import DataInfo, Dataset
 from genzoo.data.images import DIGIT_NAMES, load_mnist5k
 from genzoo.data.shapes import (
@@ -349,3 +349,36 @@ def load_video(spec: str, split: str = "train") -> VideoDataset:
     if split not in SEEDS:
         raise DataError(f"Unknown split {split!r} of dataset {spec!r}; choose 'test' or 'train'.")
     return copy.copy(_cached(parse_video_spec(spec).name, split))
+
+
+def clip_shape(model: str, info: DataInfo, multiple: int = 1) -> tuple[int, ...]:
+    """The clip shape ``(T, C, H, W)`` of ``info`` for a video model; one sentence naming
+    ``model`` if the data is not video or ``T``, ``H``, ``W`` are not multiples of ``multiple``
+    (e.g. 4 for two up-sampling stages in space and time)."""
+    shape = tuple(int(s) for s in info.shape)
+    if info.kind != "video" or len(shape) != 4:
+        raise ConfigError(
+            f"{model} needs video data (moving-digits, moving-shapes); {info.name!r} holds "
+            f"{info.kind}."
+        )
+    if shape[0] % multiple or shape[2] % multiple or shape[3] % multiple:
+        raise ConfigError(
+            f"{model} needs a clip length and frame side that are multiples of {multiple}; "
+            f"{info.name!r} has {shape[0]} frames of {shape[2]} x {shape[3]}."
+        )
+    return shape
+
+
+def context_length(cond: Tensor, n: int, shape: tuple[int, ...]) -> int:
+    """The number ``k`` of known first frames ``cond (n, k, C, H, W)`` given to a run of clips of
+    ``shape`` ``(T, C, H, W)`` to continue; one sentence if they do not fit (``1 <= k < T``)."""
+    t, c, h, w = shape
+    if cond.ndim != 5 or tuple(cond.shape[2:]) != (c, h, w) or cond.shape[0] != n:
+        raise ConfigError(
+            f"Context frames of shape {tuple(cond.shape)} do not fit this run: it takes "
+            f"({n}, k, {c}, {h}, {w}) with 1 <= k < {t} (frames of {c} x {h} x {w})."
+        )
+    k = int(cond.shape[1])
+    if not 1 <= k < t:
+        raise ConfigError(f"{k} context frames: give 1 to {t - 1} of the {t} frames.")
+    return k

@@ -54,6 +54,7 @@ from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
+from genzoo.data.video import clip_shape, context_length
 from genzoo.models.autoencoders.base import check_sample_args
 from genzoo.models.autoencoders.vae import gaussian_kl
 from genzoo.nn.sprites import render, windows
@@ -194,12 +195,7 @@ class DDPAE(GenerativeModel, Samples):
 
     def __init__(self, config: DDPAEConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        shape = tuple(int(s) for s in info.shape)
-        if info.kind != "video" or len(shape) != 4:
-            raise ConfigError(
-                f"video-ddpae needs video data (moving-digits, moving-shapes); {info.name!r} "
-                f"holds {info.kind}."
-            )
+        shape = clip_shape("video-ddpae", info)
         if "digits=2" in info.name:
             raise ConfigError(
                 f"video-ddpae models one object per clip; {info.name!r} has two digits: train it "
@@ -294,18 +290,6 @@ class DDPAE(GenerativeModel, Samples):
 
     # ----------------------------------------------------------------------------- sampling
 
-    def _check_cond(self, n: int, cond: Tensor) -> int:
-        t, c, h, w = self.shape
-        if cond.ndim != 5 or tuple(cond.shape[2:]) != (c, h, w) or cond.shape[0] != n:
-            raise ConfigError(
-                f"Context frames of shape {tuple(cond.shape)} do not fit this run: it takes "
-                f"({n}, k, {c}, {h}, {w}) with 1 <= k < {t} (frames of {c} x {h} x {w})."
-            )
-        k = int(cond.shape[1])
-        if not 1 <= k < t:
-            raise ConfigError(f"{k} context frames: give 1 to {t - 1} of the {t} frames.")
-        return k
-
     @torch.no_grad()
     def sample(
         self,
@@ -325,7 +309,7 @@ class DDPAE(GenerativeModel, Samples):
             raise ConfigError(f"temperature = {tau} must be a number >= 0.")
         t = self.shape[0]
         dev = self.device
-        k = 0 if cond is None else self._check_cond(n, cond)
+        k = 0 if cond is None else context_length(cond, n, self.shape)
         poses: list[Tensor] = []
         h = torch.zeros(n, self.prior.cell.hidden_size, device=dev)
         if cond is None:

@@ -57,6 +57,7 @@ from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, PromptCondi
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN, CaptionTokenizer, get_caption_tokenizer
+from genzoo.data.video import context_length
 from genzoo.models.autoencoders.base import check_sample_args, clip_to_data
 from genzoo.models.autoencoders.vqvae import VQVAE, VQVAEConfig
 from genzoo.models.autoregressive.gpt import GPT, GPTConfig, TransformerConfig
@@ -301,20 +302,12 @@ class VideoWorldModel(GenerativeModel, Samples, PromptConditioned):
 
     def context_codes(self, n: int, cond: Tensor | None) -> tuple[Tensor, int]:
         """The prefix ``[BOS, codes of the known frames]`` ``(n, 1 + k P)`` and ``k``."""
-        t, c, h, w = self.info.shape
         bos = torch.full((n, 1), self.bos, dtype=torch.long, device=self.device)
         if cond is None:
             return bos, 0
         if self.text_len:
             raise _frames_to_text_run_error(n)
-        if cond.ndim != 5 or tuple(cond.shape[2:]) != (c, h, w) or cond.shape[0] != n:
-            raise ConfigError(
-                f"Context frames of shape {tuple(cond.shape)} do not fit this run: it takes "
-                f"({n}, k, {c}, {h}, {w}) with 1 <= k < {t} (frames of {c} x {h} x {w})."
-            )
-        k = int(cond.shape[1])
-        if not 1 <= k < t:
-            raise ConfigError(f"{k} context frames: give 1 to {t - 1} of the {t} frames.")
+        k = context_length(cond, n, tuple(self.info.shape))
         return torch.cat([bos, self.encode_codes(cond.to(self.device))], dim=1), k
 
     @torch.no_grad()

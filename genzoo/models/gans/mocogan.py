@@ -45,9 +45,10 @@ from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
+from genzoo.data.video import clip_shape
 from genzoo.models.gans.losses import LOSS_PAIRS
 from genzoo.models.gans.players import player_groups, player_settings
-from genzoo.models.gans.video_gan import VideoDiscriminator, clip_shape
+from genzoo.models.gans.video_gan import VideoDiscriminator
 from genzoo.nn.gan_nets import frozen
 
 
@@ -148,7 +149,7 @@ class MoCoGAN(GenerativeModel, Samples):
 
     def __init__(self, config: MoCoGANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        shape = clip_shape("video-mocogan", info)
+        shape = clip_shape("video-mocogan", info, multiple=4)
         if config.image_frames > shape[0]:
             raise ConfigError(
                 f"video-mocogan image_frames = {config.image_frames} exceeds the clip length of "

@@ -30,6 +30,7 @@ from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
+from genzoo.data.video import clip_shape
 from genzoo.models.gans.losses import LOSS_PAIRS
 from genzoo.models.gans.players import player_groups, player_settings
 from genzoo.nn.gan_nets import frozen
@@ -117,24 +118,6 @@ class VideoDiscriminator(nn.Module):
         return self.head(h.flatten(1)).squeeze(1)  # (B,)
 
 
-def clip_shape(model: str, info: DataInfo) -> tuple[int, ...]:
-    """The clip shape ``(T, C, H, W)`` of ``info``; one sentence naming ``model`` if the data is not
-    video or ``T``, ``H``, ``W`` are not multiples of 4 (the two up-sampling stages in space and
-    time of the generators and :class:`VideoDiscriminator`)."""
-    shape = tuple(int(s) for s in info.shape)
-    if info.kind != "video" or len(shape) != 4:
-        raise ConfigError(
-            f"{model} needs video data (moving-digits, moving-shapes); {info.name!r} holds "
-            f"{info.kind}."
-        )
-    if shape[0] % 4 or shape[2] % 4 or shape[3] % 4:
-        raise ConfigError(
-            f"{model} needs a clip length and frame side that are multiples of 4; "
-            f"{info.name!r} has {shape[0]} frames of {shape[2]} x {shape[3]}."
-        )
-    return shape
-
-
 @register_model("video-gan")
 class VideoGAN(GenerativeModel, Samples):
     """VGAN (arXiv:1609.02612): two-stream generator (static background, moving foreground and
@@ -149,7 +132,7 @@ class VideoGAN(GenerativeModel, Samples):
 
     def __init__(self, config: VideoGANConfig, info: DataInfo) -> None:
         super().__init__(config, info)
-        self.shape = shape = clip_shape("video-gan", info)
+        self.shape = shape = clip_shape("video-gan", info, multiple=4)
         self.generator = TwoStreamGenerator(config.latent_dim, shape, config.width)
         self.discriminator = VideoDiscriminator(shape, config.width)
         self.d_loss_fn, self.g_loss_fn = LOSS_PAIRS[config.loss]
