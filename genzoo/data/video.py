@@ -46,6 +46,7 @@ import copy
 import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -382,3 +383,25 @@ def context_length(cond: Tensor, n: int, shape: tuple[int, ...]) -> int:
     if not 1 <= k < t:
         raise ConfigError(f"{k} context frames: give 1 to {t - 1} of the {t} frames.")
     return k
+
+
+def clip_request(
+    frames: Any, size: Any, shape: tuple[int, ...], *, any_length: bool = False
+) -> int:
+    """The clip length a video sampler is asked for: ``frames`` (None: the trained ``T`` of
+    ``shape (T, C, H, W)``), which must be the trained length unless the model can draw clips of
+    ``any_length`` (then any whole number >= 1); ``size``, if given, must be the trained frame
+    side. One sentence otherwise."""
+    t, _, h, _ = shape
+    if frames is not None:
+        ok = isinstance(frames, int | float | str) and str(frames).isdigit() and int(frames) >= 1
+        if not ok or (not any_length and int(frames) != t):
+            what = "any whole number of frames >= 1" if any_length else f"clips of {t} frames only"
+            raise ConfigError(
+                f"frames={frames}: this run was trained on clips of {t} frames and draws {what}."
+            )
+    if size is not None and str(size) != str(h):
+        raise ConfigError(
+            f"size={size}: this run was trained on {h} x {h} frames and draws those only."
+        )
+    return t if frames is None else int(frames)

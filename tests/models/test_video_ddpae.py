@@ -146,11 +146,18 @@ def test_sampling_options_and_bad_input_are_one_sentence() -> None:
     assert torch.equal(a, b)  # temperature 0: the means, no draw
     assert torch.equal(a[:, :4], x[:, :4])
     assert model.sample(2, generator=g).shape == (2, 8, 1, 16, 16)
+    # any length: the prior rolls on; the first 8 frames of a longer clip are the 8-frame clip
+    long = model.sample(3, cond=x[:, :4], generator=g, temperature=0, frames=12)
+    assert long.shape == (3, 12, 1, 16, 16) and torch.allclose(long[:, :8], a, atol=1e-6)
     for bad, what in (
         (lambda: model.sample(2, cond=x[:2, :4, :, :8]), "do not fit this run"),
         (lambda: model.sample(3, cond=x), "give 1 to 7"),
+        (lambda: model.sample(3, cond=x[:, :4], frames=4), "give 1 to 3"),
         (lambda: model.sample(2, steps=3), "Unknown sampling option 'steps'"),
         (lambda: model.sample(2, temperature=-1), "temperature = -1.0"),
+        (lambda: model.sample(2, size=32), "size=32: this run was trained on 16 x 16"),
+        (lambda: model.sample(2, frames=0), "any whole number of frames"),
+        (lambda: model.sample(3, cond=x, frames=8), "give 1 to 7"),
         (lambda: _model("digits"), "needs video data"),
         (lambda: _model("moving-digits?size=16&digits=2"), "one object per clip"),
         (lambda: _model(sprite=17), "sprite = 17 does not fit"),

@@ -54,7 +54,7 @@ from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
-from genzoo.data.video import clip_shape, context_length
+from genzoo.data.video import clip_request, clip_shape, context_length
 from genzoo.models.autoencoders.base import check_sample_args
 from genzoo.models.autoencoders.vae import gaussian_kl
 from genzoo.nn.sprites import render, windows
@@ -297,19 +297,23 @@ class DDPAE(GenerativeModel, Samples):
         *,
         cond: Tensor | None = None,
         generator: torch.Generator | None = None,
+        frames: int | None = None,
+        size: int | None = None,
         **options: Any,
     ) -> Tensor:
         """``n`` clips ``(n, T, C, H, W)`` in [-1, 1] (the frames' mean intensities). ``cond``:
         their first ``k`` frames ``(n, k, C, H, W)``, returned as given; the content is drawn from
         ``q(z_c | known frames)`` and the poses after them from the prior (Sec. 3.4).
-        ``temperature`` scales every standard deviation drawn with (default 1; 0: the means)."""
+        ``temperature`` scales every standard deviation drawn with (default 1; 0: the means).
+        ``frames``: clips of any length (default: the trained ``T``; the prior rolls on, so e.g.
+        8 frames predicted after 4 known ones in one call); ``size`` must be the trained side."""
         check_sample_args(self.name, None, options, SAMPLING_OPTIONS)
+        t = clip_request(frames, size, self.shape, any_length=True)
         tau = float(options.get("temperature", 1.0))
         if not math.isfinite(tau) or tau < 0:
             raise ConfigError(f"temperature = {tau} must be a number >= 0.")
-        t = self.shape[0]
         dev = self.device
-        k = 0 if cond is None else context_length(cond, n, self.shape)
+        k = 0 if cond is None else context_length(cond, n, (t, *self.shape[1:]))
         poses: list[Tensor] = []
         h = torch.zeros(n, self.prior.cell.hidden_size, device=dev)
         if cond is None:

@@ -57,7 +57,7 @@ from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, PromptCondi
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN, CaptionTokenizer, get_caption_tokenizer
-from genzoo.data.video import context_length
+from genzoo.data.video import clip_request, context_length
 from genzoo.models.autoencoders.base import check_sample_args, clip_to_data
 from genzoo.models.autoencoders.vqvae import VQVAE, VQVAEConfig
 from genzoo.models.autoregressive.gpt import GPT, GPTConfig, TransformerConfig
@@ -365,16 +365,7 @@ class VideoWorldModel(GenerativeModel, Samples, PromptConditioned):
         (repeated to ``n``) or caption tokens ``cond`` ``(n, L)`` (neither: the null caption),
         ``guidance`` w (default ``config.guidance``). ``frames`` and ``size``, if given, must be
         the trained clip length and frame side (one sentence otherwise)."""
-        t, _, h, _ = self.info.shape
-        if frames is not None and int(frames) != t:
-            raise ConfigError(
-                f"frames={frames}: this run was trained on clips of {t} frames and draws clips "
-                f"of {t} frames only."
-            )
-        if size is not None and int(size) != h:
-            raise ConfigError(
-                f"size={size}: this run was trained on {h} x {h} frames and draws those only."
-            )
+        clip_request(frames, size, tuple(self.info.shape))
         text = None
         w = 1.0
         if self.text_len:

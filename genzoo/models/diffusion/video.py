@@ -94,7 +94,7 @@ from genzoo.core.tensors import per_example
 from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN, CaptionTokenizer, get_caption_tokenizer
 from genzoo.data.shapes import CLASS_NAMES, article
-from genzoo.data.video import SHAPE_DIRECTIONS
+from genzoo.data.video import SHAPE_DIRECTIONS, clip_request
 from genzoo.models.diffusion.backbones import UNetBackbone
 from genzoo.models.diffusion.base import DiffusionConfig, drop_to_null
 from genzoo.models.diffusion.edm import EDM, EDMConfig
@@ -566,16 +566,7 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         ``w`` (default ``config.guidance``). ``frames`` and ``size``, if given, must be the clip
         length and frame side the model was trained on (one sentence otherwise). Other options
         as :meth:`DiffusionModel.sample` (``sampler``, ``steps``, ...)."""
-        t, _, h, _ = self.info.shape
-        if frames is not None and int(frames) != t:
-            raise ConfigError(
-                f"frames={frames}: this run was trained on clips of {t} frames and draws clips "
-                f"of {t} frames only."
-            )
-        if size is not None and int(size) != h:
-            raise ConfigError(
-                f"size={size}: this run was trained on {h} x {h} frames and draws those only."
-            )
+        clip_request(frames, size, tuple(self.info.shape))
         if prompts is not None:
             options["prompts"] = prompts
         return super().sample(n, cond=cond, generator=generator, guidance=guidance, **options)
