@@ -63,7 +63,8 @@ identity consistency, and frame prediction against copy-the-last-frame.
    object) decodes one content latent per clip to a sprite and places it at a pose per frame
    (spatial transformer; GRU mixture prior over the poses); trained like the others, scored as in
    item 2, and it predicts (item 3: content and poses of the known frames, the poses rolled on by
-   the prior). The sample table also shows real test clips with the digit moved off the pixel
+   the prior; with ``--predict-frames`` also in one call of ``frames`` frames, no sliding
+   window). The sample table also shows real test clips with the digit moved off the pixel
    grid (:func:`genzoo.metrics.video.subpixel_frames`: each frame's digit placed by the same
    transformer at its true centre plus a random offset of up to +-0, 0.25 or 0.5 px per axis):
    how the identity classifier reads a digit that keeps its identity but is not on the pixel
@@ -552,6 +553,12 @@ def predictor_rows(
         pred = torch.cat([rollout(model, real[i : i + 32, :k], frames, k, g, predict)
                           for i in range(0, n, 32)])  # fmt: skip
         rows.append((f"{label}, {name}", pred, time.perf_counter() - t0))
+    if m == "video-ddpae" and frames > model.info.shape[0]:  # its prior rolls on: one call
+        t0 = time.perf_counter()
+        pred = torch.cat([model.sample(min(32, n - i), cond=real[i : i + 32, :k], generator=g,
+                                       frames=frames, **opts).cpu()
+                          for i in range(0, n, 32)])  # fmt: skip
+        rows.append((f"{label}, all {frames} frames in one call", pred, time.perf_counter() - t0))
     return rows
 
 
