@@ -173,12 +173,17 @@ def trajectories(
 
 
 # --- moving digits --------------------------------------------------------------------------------
+def digit_side(size: int) -> int:
+    """The side in pixels of a moving-digits sprite in frames of side ``size``: ``7/16`` of it."""
+    return 7 * size // 16
+
+
 def _sprites(split: str, size: int) -> tuple[Tensor, Tensor]:
     """The split's mnist5k digits scaled to the sprite side ``7 size / 16``: ``(N, s, s)`` float
     in [0, 255], and their labels."""
     d = load_mnist5k(split)
     x = d.x.float()  # (N, 1, 28, 28)
-    side = 7 * size // 16
+    side = digit_side(size)
     if side != 28:
         x = F.interpolate(x, size=(side, side), mode="area")
     assert d.y is not None

@@ -44,7 +44,13 @@ from genzoo.core.errors import CheckpointError, GenzooError
 from genzoo.core.io import load_state_strict, load_tensors, read_json, save_tensors, write_json
 from genzoo.data import DataInfo, load_dataset
 from genzoo.data.base import levels_to_model
-from genzoo.data.video import DIRECTIONS, SHAPE_DIRECTIONS, SHAPE_STEPS, VideoDataset
+from genzoo.data.video import (
+    DIRECTIONS,
+    SHAPE_DIRECTIONS,
+    SHAPE_STEPS,
+    VideoDataset,
+    digit_side,
+)
 from genzoo.metrics.classifier import (
     ClassifierConfig,
     FeatureClassifier,
@@ -329,7 +335,7 @@ def crop_radius(info: DataInfo) -> int:
     """The identity classifier's window radius for clips of ``info``: the digit sprite's side
     minus one (:func:`~genzoo.data.video.make_moving_digits` scales digits to ``7/16`` of the
     frame), so a window centred anywhere on the sprite's centroid holds the whole sprite."""
-    return 7 * info.shape[-1] // 16 - 1
+    return digit_side(info.shape[-1]) - 1
 
 
 def get_identity_classifier(spec: str, *, cache: str | Path | None = None) -> FeatureClassifier:
@@ -377,7 +383,7 @@ def subpixel_frames(clips: Tensor, centre: Tensor, jitter: float, seed: int) -> 
     ``[-jitter, jitter]`` px per axis (bilinear, :mod:`genzoo.nn.sprites`; offsets from ``seed``).
     """
     n, t, _, h, w = clips.shape
-    side = 7 * w // 16 + 2
+    side = digit_side(w) + 2
     sprite = windows((clips + 1) / 2, centre, side)  # (n, T, C, side, side)
     g = torch.Generator().manual_seed(seed)
     offset = (torch.rand(n, t, 2, generator=g) * 2 - 1) * jitter

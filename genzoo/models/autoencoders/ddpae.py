@@ -54,7 +54,7 @@ from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
-from genzoo.data.video import clip_request, clip_shape, context_length
+from genzoo.data.video import clip_request, clip_shape, context_length, digit_side
 from genzoo.models.autoencoders.base import check_sample_args
 from genzoo.models.autoencoders.vae import gaussian_kl
 from genzoo.nn.sprites import render, windows
@@ -202,7 +202,7 @@ class DDPAE(GenerativeModel, Samples):
                 "on one-digit clips (digits=1, the default)."
             )
         _, c, h, w = shape
-        k = config.sprite or 7 * min(h, w) // 16 + 2
+        k = config.sprite or digit_side(min(h, w)) + 2
         if k > min(h, w):
             raise ConfigError(
                 f"video-ddpae sprite = {k} does not fit frames of {h} x {w}; choose 1 to "
