@@ -70,6 +70,14 @@ identity consistency, and frame prediction against copy-the-last-frame.
    how the identity classifier reads a digit that keeps its identity but is not on the pixel
    grid.
 
+9. The world model's diffusion decoder (issue 21; GAIA-1 arXiv:2309.17080, Sec. 2.3):
+   ``video-worldmodel-diffusion`` is ``video-worldmodel`` with ``decoder=diffusion`` (a video
+   diffusion model with the U-Net of the ``video-diffusion`` entry, given the VQ-VAE's decoding of
+   the codes on every frame, trained in the same loss, same steps and batch). In the sample table
+   its clips are scored twice on the very same codes: decoded by the diffusion decoder and by its
+   own VQ-VAE decoder (``decoder="vq"``); in prediction both decoders predict (each its own
+   draw of codes).
+
 4. ``--text``: text-conditioned video diffusion on ``moving-shapes?size=16&n=2000`` (8 frames of
    16 x 16): ``video-diffusion`` with ``text=true`` trained for ``--steps`` steps, then one clip
    per prompt "a <colour> <shape> moving <direction>" for ``--n`` prompts cycling through the 30
@@ -146,6 +154,12 @@ MODELS = {  # model -> its settings (the same steps and batch size for all)
     "video-mocogan": ["loss=hinge", "spectral_norm=true", "image_frames=8"],
     # item 8: one content latent per clip rendered at a pose per frame (arXiv:1806.04166)
     "video-ddpae": [],
+    # item 9: the world model with a diffusion decoder (the U-Net of the video-diffusion entry)
+    "video-worldmodel-diffusion": [
+        "decoder=diffusion",
+        "decoder_channels=16",
+        "decoder_mult=[1,2]",
+    ],
     "video-diffusion-image": ["channels=16", "channel_mult=[1,2]"],  # item 5: from an image run
     "video-diffusion-frozen": ["channels=16", "channel_mult=[1,2]", "freeze_spatial=true"],
     "video-diffusion-image-noisier": ["channels=16", "channel_mult=[1,2]", "p_mean=0.5"],
@@ -162,13 +176,26 @@ DEFAULT_MODELS = ["video-diffusion", "video-gan", "video-worldmodel"]
 FROM_IMAGE = ("video-diffusion-image", "video-diffusion-frozen", "video-diffusion-image-noisier")
 IMAGE_SETTINGS = ["channels=16", "channel_mult=[1,2]"]  # the image edm: the same U-Net
 SPACETIME = ("video-diffusion-st", "video-diffusion-st-motion")
-PREDICTORS = ("video-diffusion", "video-worldmodel", "video-ddpae", *FROM_IMAGE, *SPACETIME)
+PREDICTORS = ("video-diffusion", "video-worldmodel", "video-ddpae", *FROM_IMAGE, *SPACETIME,
+              "video-worldmodel-diffusion")  # fmt: skip
 WM_SAMPLING = {"t1": {"temperature": 1.0}, "t0.5": {"temperature": 0.5}, "greedy": {"top_k": 1}}
 TEXT_SPEC = "moving-shapes?size=16&n=2000"
 TEXT_SETTINGS = ["text=true", "context_prob=0", "p_mean=0", "channels=16", "channel_mult=[1,2]",
                  "lr=2e-3"]  # fmt: skip
 WM_TEXT_SETTINGS = ["text=true", "text_len=8", "codebook_size=128"]  # the caption's 7 tokens fit
 TEXT_MODELS = ("video-diffusion", "video-worldmodel")
+
+
+def registered(model: str) -> str:
+    """The genzoo model a benchmark entry trains (its settings in :data:`MODELS`)."""
+    if is_diffusion(model):
+        return "video-diffusion"
+    return "video-worldmodel" if model.startswith("video-worldmodel") else model
+
+
+def diffusion_decoded(model) -> bool:
+    """A world model run with the diffusion decoder (item 9)."""
+    return getattr(model.config, "decoder", "vq") == "diffusion"
 
 
 def is_diffusion(model: str) -> bool:
@@ -194,7 +221,7 @@ def ensure_run(model: str, runs: Path, args: argparse.Namespace) -> Path:
         base = []
         if model in FROM_IMAGE:
             base = ["--base", str(ensure_image_run(runs, args))]
-        name = "video-diffusion" if is_diffusion(model) else model
+        name = registered(model)
         cmd = [sys.executable, "-m", "genzoo", "--threads", str(args.threads), "train", name,
                "--data", SPEC, *base, "--steps", str(args.steps), "--out", str(run),
                f"batch_size={args.batch}", "progress=false", "tensorboard=false",
@@ -353,6 +380,13 @@ def sample_table(
                      subpixel_frames(ref, centre, jitter, seed=7), float("nan")))  # fmt: skip
     for m, model in models.items():
         t0 = time.perf_counter()
+        if diffusion_decoded(model):  # item 9: one draw of codes, both decoders
+            codes = [model.sample_codes(min(32, n - i), generator=g) for i in range(0, n, 32)]
+            vq = torch.cat([model.render_codes(z, decoder="vq").cpu() for z in codes])
+            clips = torch.cat([model.render_codes(z, generator=g).cpu() for z in codes])
+            rows.append((f"{m}, diffusion decoder", clips, time.perf_counter() - t0))
+            rows.append((f"{m}, its VQ decoder on the same codes", vq, float("nan")))
+            continue
         opts = {"sampler": args.sampler, "steps": args.sample_steps} if is_diffusion(m) else {}
         clips = torch.cat([model.sample(min(32, n - i), generator=g, **opts).cpu()
                            for i in range(0, n, 32)])  # fmt: skip
@@ -577,6 +611,9 @@ def prediction(args: argparse.Namespace, models: dict, g: torch.Generator) -> di
         got = predictor_rows(m, models[m], real, k, t, args, g, opts, m)
         preds[m] = got[0][1]  # type: ignore[assignment]
         rows += got
+        if diffusion_decoded(models[m]):  # item 9: its VQ decoder too
+            rows += predictor_rows(m, models[m], real, k, t, args, g, {"decoder": "vq"},
+                                   f"{m}, its VQ decoder")  # fmt: skip
     if rows:
         score_predictions(rows, real, k, centre, test.y[:n],
                           f"prediction of frames {k}..{t - 1} from the first {k} ({n} test "
@@ -632,6 +669,8 @@ def prediction_long(args: argparse.Namespace, models: dict) -> None:
             if m == "video-ddpae"
             else {s: WM_SAMPLING[s] for s in args.wm_sampling}
         )  # fmt: skip
+        if diffusion_decoded(model):  # item 9: the same settings through its VQ decoder too
+            settings |= {f"{s}, VQ decoder": {**o, "decoder": "vq"} for s, o in settings.items()}
         for name, opts in settings.items():
             g = torch.Generator().manual_seed(0)
             got = predictor_rows(m, model, real, k, frames, args, g, opts, f"{m} ({how}), {name}")
@@ -642,7 +681,8 @@ def prediction_long(args: argparse.Namespace, models: dict) -> None:
                 from genzoo.viz import save_video
 
                 own = "_own" if how.startswith(f"{frames}-frame") else ""  # a run of these clips
-                slug = f"{m}_prediction{frames}{own}_{name.split()[0]}"
+                how_ = name.split(",")[0].split()[0] + ("_vq" if "VQ decoder" in name else "")
+                slug = f"{m}_prediction{frames}{own}_{how_}"
                 path = Path(args.gif).with_name(slug.replace("-", "_") + ".gif")
                 pred = got[0][1]
                 assert isinstance(pred, torch.Tensor)
@@ -725,7 +765,7 @@ def main() -> None:
         from genzoo.viz import save_video
 
         out = Path(args.gif)
-        sampled = {name: clips for name, clips, _ in rows}
+        sampled = {name.split(",")[0]: clips for name, clips, _ in reversed(rows)}
         names = {"video-diffusion": out.stem, "video-gan": "video_gan",
                  "video-worldmodel": "video_worldmodel",
                  "video-diffusion-image": "video_diffusion_image",
@@ -733,7 +773,8 @@ def main() -> None:
                  "video-diffusion-image-noisier": "video_diffusion_image_noisier",
                  "video-diffusion-st": "video_diffusion_st",
                  "video-diffusion-st-motion": "video_diffusion_st_motion",
-                 "video-mocogan": "mocogan", "video-ddpae": "ddpae"}  # fmt: skip
+                 "video-mocogan": "mocogan", "video-ddpae": "ddpae",
+                 "video-worldmodel-diffusion": "video_worldmodel_diffusion"}  # fmt: skip
         test = load_dataset(SPEC, "test")
         assert test.x is not None
         real = levels_to_model(test.x[:8], 256)

@@ -213,3 +213,107 @@ def test_text_bad_input_is_one_sentence() -> None:
     with pytest.raises(ConfigError) as e:  # a dataset without captions
         cls(cls.config_class.from_dict({**SMALL, "text": True}), dataset_info(SPEC))
     assert "moving-digits" in str(e.value) and "captioned" in str(e.value)
+
+
+# --- decoder = diffusion: GAIA-1's video diffusion decoder, given the codes' VQ decoding ------
+def _diffusion_model(**extra):
+    cls = MODELS.get("video-worldmodel")
+    config = cls.config_class.from_dict(
+        {**SMALL, "decoder": "diffusion", "decoder_channels": 8, **extra}
+    )
+    torch.manual_seed(0)
+    return cls(config, dataset_info(SPEC))
+
+
+def test_both_decoders_decode_the_same_codes_and_keep_the_known_frames() -> None:
+    model = _diffusion_model().eval()
+    codes = model.sample_codes(2, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    model.sample_codes(2, generator=g)  # the codes are drawn first, then the decoder's noise
+    expect = model.render_codes(codes, generator=g, steps=2)
+    got = model.sample(2, generator=torch.Generator().manual_seed(0), decoder_steps=2)
+    assert torch.equal(got, expect)
+    vq = model.sample(2, generator=torch.Generator().manual_seed(0), decoder="vq")
+    assert torch.equal(vq, model.decode_codes(codes))
+    assert not torch.allclose(got, vq)  # the diffusion decoder draws its own frames
+    context = torch.rand(2, 3, 1, 16, 16, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    pred = model.sample(2, cond=context, generator=g, decoder_steps=2)
+    assert torch.equal(pred[:, :3], context) and pred.min() >= -1 and pred.max() <= 1
+    # decoder = vq (the default): no parameter of a diffusion decoder exists
+    assert not any(k.startswith("decoder.") for k in _model().state_dict())
+    assert any(k.startswith("decoder.") for k in model.state_dict())
+
+
+def test_the_loss_adds_the_decoders_edm_loss_given_the_codes_vq_decoding() -> None:
+    model = _diffusion_model(decoder_weight=0.5).eval()  # eval: the codebook stays put
+    x = torch.rand(2, 8, 1, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    torch.manual_seed(5)
+    out = model.loss({"x": x})
+    torch.manual_seed(5)  # the same draws of sigma and noise, in the same order
+    vq = model.vqvae.loss({"x": x.flatten(0, 1)}).loss
+    codes = model.encode_codes(x)
+    ce = -model.code_log_prob(codes).sum() / (2 * model.positions)
+    dec = model.decoder.per_example_loss(x, model.decode_codes(codes)).mean()
+    assert torch.allclose(out.loss, vq + ce + 0.5 * dec, rtol=1e-5)
+    assert torch.allclose(out.logs["decoder_loss"], dec)
+
+
+def test_the_coarse_input_is_learnt() -> None:
+    """A ``coarse_input`` decoder trained for a few steps on clips given their blurred version
+    denoises a heavily noised clip far better given its own blurred clip than another clip's:
+    the coarse clip reaches the network and is used (fails if it were dropped or misplaced)."""
+    from genzoo.data import load_dataset
+    from genzoo.data.base import levels_to_model
+    from genzoo.models.diffusion.video import VideoDiffusion, VideoDiffusionConfig
+
+    spec = "moving-digits?size=16&n=32&frames=4"
+    clips = levels_to_model(load_dataset(spec, "train").x, 256)  # (32, 4, 1, 16, 16)
+    config = VideoDiffusionConfig.from_dict(
+        {"coarse_input": True, "context_prob": 0, "channels": 8, "channel_mult": [1, 2]}
+    )
+    torch.manual_seed(0)
+    model = VideoDiffusion(config, dataset_info(spec))
+
+    def blur(x: torch.Tensor) -> torch.Tensor:  # 2 x 2 means: about what 8 x 8 codes keep
+        f = torch.nn.functional.avg_pool2d(x.flatten(0, 1), 2)
+        return torch.nn.functional.interpolate(f, scale_factor=2).view(x.shape)
+
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        batch = clips[torch.randint(0, clips.shape[0], (8,), generator=g)]
+        opt.zero_grad()
+        model.per_example_loss(batch, blur(batch)).mean().backward()
+        opt.step()
+    x = clips[:16]
+    noisy = x + torch.randn(x.shape, generator=g)  # sigma = 1: twice the data's spread
+    sigma, none = torch.ones(16), torch.zeros(16, 4)
+
+    def error(y: torch.Tensor) -> float:
+        with torch.no_grad():
+            d = model.denoise(noisy, sigma, model.pack_context(x, none, y))
+        return float(((d - x) ** 2).mean())
+
+    own, other = error(blur(x)), error(blur(x).roll(1, 0))
+    assert own < 0.6 * other, (own, other)
+
+
+def test_the_coarse_input_is_refused_where_it_does_not_exist() -> None:
+    from genzoo.models.diffusion.video import VideoDiffusion, VideoDiffusionConfig
+
+    info = dataset_info(SPEC)
+    alone = VideoDiffusion(VideoDiffusionConfig.from_dict({"coarse_input": True}), info)
+    x = torch.zeros(2, 8, 1, 16, 16)
+    for call in (lambda: alone.loss({"x": x}), lambda: alone.sample(2, steps=1)):
+        with pytest.raises(ConfigError, match="give them") as e:
+            call()
+        assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"\(2, 8, 1, 16, 16\)"):
+        alone.sample(2, steps=1, coarse=torch.zeros(2, 4, 1, 16, 16))
+    plain = VideoDiffusion(VideoDiffusionConfig(), info)
+    with pytest.raises(ConfigError, match="no coarse clips"):
+        plain.sample(2, steps=1, coarse=x)
+    with pytest.raises(ConfigError, match="no diffusion decoder"):
+        _model().sample(2, decoder="diffusion")
+    with pytest.raises(ConfigError, match="'dpmpp-2m'"):
+        MODELS.get("video-worldmodel").config_class.from_dict({"decoder_sampler": "fast"})

@@ -9,9 +9,22 @@ order, raster order within a frame), and genzoo's
 
     log p(z_1 .. z_T) = sum_t sum_i log p(z_{t,i} | z_<t, z_{t,<i})        # GAIA-1 Eq. (1)
 
-Frames are decoded by the VQ-VAE decoder, one frame at a time (deterministic). GAIA-1 and the
-implementation notes decode with a video diffusion model conditioned on the tokens; genzoo's world
-model does not (it is the cheaper decoder; a diffusion decoder is left out).
+Frames are decoded by the VQ-VAE decoder, one frame at a time (deterministic; ``decoder = vq``, the
+default), or (``decoder = diffusion``) by a video diffusion model conditioned on the tokens, as
+GAIA-1 decodes (arXiv:2309.17080, Sec. 2.3) and the implementation notes plan: genzoo's
+``video-diffusion`` (factorised space-time U-Net, EDM) with ``coarse_input``, which gets the
+VQ-VAE's decoding ``y = Dec(z)`` of the codes on every frame as extra input channels (a
+deterministic function of the tokens: the tokens in image form) and denoises the whole clip at
+once, so its temporal layers can tie the frames' detail together::
+
+    D(x, sigma | y) ~ E[x_0 | x_0 + sigma eps = x, Dec(z(x_0)) = y]                # EDM Eq. (2)
+
+It is trained in the same loss on the real clips given the current VQ-VAE's decoding of their
+codes (taken without gradient), weighted by ``decoder_weight``; in prediction it is also given the
+known frames (trained with them half of the time, video-diffusion's frame masking). Sampling draws
+the codes first, then decodes them with ``decoder_sampler`` in ``decoder_steps`` steps; the
+sampling option ``decoder = "vq"`` decodes the same codes with the VQ-VAE instead (the same
+generator draws the same codes either way).
 
 Both parts are trained together inside this one model, in one loss (TECO trains its VQ and
 dynamics jointly too): the VQ-VAE's loss (arXiv:1711.00937 Eq. (3)) on every frame, plus
@@ -45,19 +58,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from genzoo.core.config import Config, bounded
-from genzoo.core.errors import ConfigError
+from genzoo.core.errors import ConfigError, choices
 from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, PromptConditioned, Samples
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN, CaptionTokenizer, get_caption_tokenizer
 from genzoo.data.video import clip_request, context_length
+from genzoo.diffusion.samplers import SAMPLERS
 from genzoo.models.autoencoders.base import check_sample_args, clip_to_data
 from genzoo.models.autoencoders.vqvae import VQVAE, VQVAEConfig
 from genzoo.models.autoregressive.gpt import GPT, GPTConfig, TransformerConfig
@@ -66,7 +80,9 @@ from genzoo.models.autoregressive.sampling import (
     at_least_float32,
     sampling_kwargs,
 )
+from genzoo.models.diffusion.backbones import UNetBackbone
 from genzoo.models.diffusion.t2i import drop_captions, prompt_tokens
+from genzoo.models.diffusion.video import VideoDiffusion, VideoDiffusionConfig
 from genzoo.models.multimodal.base import vocabulary_check
 
 
@@ -107,6 +123,32 @@ class VideoWorldModelConfig(TransformerConfig):
     caption_dropout: float = bounded(0.1, ge=0.0, lt=1.0)  # text: probability of the null
     # caption in training (classifier-free guidance)
     guidance: float = 1.0  # text: default guidance scale w when sampling (1: off)
+    decoder: Literal["vq", "diffusion"] = "vq"  # frames from codes: the VQ-VAE's decoder, or a
+    # video diffusion model given its decoding on every frame (GAIA-1's decoder)
+    decoder_channels: int = bounded(16, ge=1)  # diffusion decoder: base channels of its U-Net
+    decoder_mult: tuple[int, ...] = bounded((1, 2), ge=1)  # ... and their multiplier per level
+    decoder_weight: float = bounded(1.0, ge=0.0)  # weight of its denoising loss in the loss
+    decoder_sampler: str = "dpmpp-2m"  # its sampler (any genzoo diffusion sampler)
+    decoder_steps: int = bounded(12, ge=1)  # its sampling steps
+
+    def validate(self) -> None:
+        super().validate()
+        if self.decoder_sampler not in SAMPLERS:
+            raise ConfigError(
+                f"decoder_sampler = {self.decoder_sampler!r} is not a sampler; choose "
+                f"{choices(SAMPLERS)}."
+            )
+
+    def decoder_config(self, frames: int) -> VideoDiffusionConfig:
+        """The diffusion decoder's :class:`VideoDiffusionConfig` (``coarse_input``, the known
+        frames of prediction trained in half of the clips, up to all but one)."""
+        return VideoDiffusionConfig(
+            unet=UNetBackbone(channels=self.decoder_channels, channel_mult=self.decoder_mult),
+            coarse_input=True,
+            max_context=max(1, frames - 1),
+            sampler=self.decoder_sampler,
+            sample_steps=self.decoder_steps,
+        )
 
     def vqvae_config(self) -> VQVAEConfig:
         """The frame VQ-VAE's :class:`VQVAEConfig` (conv, EMA codebook)."""
@@ -181,6 +223,9 @@ class VideoWorldModel(GenerativeModel, Samples, PromptConditioned):
             ),
             self.code_info,
         )  # fmt: skip
+        self.decoder: VideoDiffusion | None = None  # decoder = vq: no parameter of it exists
+        if config.decoder == "diffusion":
+            self.decoder = VideoDiffusion(config.decoder_config(t), info)
 
     @property
     def frames(self) -> int:
@@ -279,26 +324,72 @@ class VideoWorldModel(GenerativeModel, Samples, PromptConditioned):
         x = batch["x"].float()  # (B, T, C, H, W)
         vq = self.vqvae.loss({"x": x.flatten(0, 1)})  # frames (B T, C, H, W)
         text = self.batch_captions(batch, training=True)
-        ce = -self.code_token_log_probs(self.encode_codes(x), text).mean()  # one reduction
+        codes = self.encode_codes(x)
+        ce = -self.code_token_log_probs(codes, text).mean()  # one reduction
         loss = vq.loss + self.config.prior_weight * ce
-        return LossOutput(loss, {**vq.logs, "bits_per_code": ce.detach() / math.log(2)})
+        logs = {**vq.logs, "bits_per_code": ce.detach() / math.log(2)}
+        if self.decoder is not None:  # D(x, sigma | Dec(z)) on the real clips (EDM Eq. (2))
+            dec = self.decoder.per_example_loss(x, self.decode_codes(codes)).mean()
+            loss = loss + self.config.decoder_weight * dec
+            logs["decoder_loss"] = dec.detach()
+        return LossOutput(loss, logs)
 
     @torch.no_grad()
     def eval_metrics(
         self, batch: Batch, generator: torch.Generator | None = None
     ) -> dict[str, Tensor]:
         """Per clip: ``mse`` of the VQ-VAE's reconstruction (mean over frames and values),
-        ``code_log_prob`` (nats) and ``bits_per_code``."""
+        ``code_log_prob`` (nats) and ``bits_per_code``; with the diffusion decoder also its
+        denoising loss given the codes (``decoder_loss``)."""
         x = batch["x"].float()
         codes = self.encode_codes(x)
         rec = self.decode_codes(codes)
         lp = self.code_log_prob(codes, self.batch_captions(batch))
-        return {
+        out = {
             "mse": ((rec - x) ** 2).flatten(1).mean(1),
             "code_log_prob": lp,
             "bits_per_code": -lp / (self.positions * math.log(2)),
             "loss": -lp / self.positions,  # nats per code
         }
+        if self.decoder is not None:
+            out["decoder_loss"] = self.decoder.per_example_loss(x, rec, generator)
+        return out
+
+    @torch.no_grad()
+    def render_codes(
+        self,
+        codes: Tensor,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        decoder: str | None = None,
+        steps: int | None = None,
+        sampler: str | None = None,
+    ) -> Tensor:
+        """Codes ``(B, T P)`` of whole clips -> clips ``(B, T, C, H, W)`` in the data range by
+        ``decoder`` (default ``config.decoder``): ``"vq"`` the VQ-VAE's decoding (deterministic),
+        ``"diffusion"`` the diffusion decoder given it (and the known first frames ``cond``),
+        ``steps`` steps of ``sampler`` (default ``decoder_steps``, ``decoder_sampler``)."""
+        name = self.config.decoder if decoder is None else decoder
+        if name not in ("vq", "diffusion"):
+            raise ConfigError(f"decoder = {name!r} is not a decoder; choose 'vq' or 'diffusion'.")
+        coarse = self.decode_codes(codes)  # (B, T, C, H, W)
+        if name == "vq":
+            return coarse
+        if self.decoder is None:
+            raise ConfigError(
+                "This video-worldmodel run has no diffusion decoder (decoder = vq); train one "
+                "with decoder=diffusion."
+            )
+        cfg = self.config
+        return self.decoder.sample(
+            codes.shape[0],
+            cond=cond,
+            coarse=coarse,
+            generator=generator,
+            sampler=sampler or cfg.decoder_sampler,
+            steps=steps or cfg.decoder_steps,
+        )
 
     def context_codes(self, n: int, cond: Tensor | None) -> tuple[Tensor, int]:
         """The prefix ``[BOS, codes of the known frames]`` ``(n, 1 + k P)`` and ``k``."""
@@ -364,8 +455,16 @@ class VideoWorldModel(GenerativeModel, Samples, PromptConditioned):
         ``(n, k, C, H, W)``, returned as given, the rest predicted. A text run: ``prompts``
         (repeated to ``n``) or caption tokens ``cond`` ``(n, L)`` (neither: the null caption),
         ``guidance`` w (default ``config.guidance``). ``frames`` and ``size``, if given, must be
-        the trained clip length and frame side (one sentence otherwise)."""
+        the trained clip length and frame side (one sentence otherwise). ``decoder``,
+        ``decoder_steps``, ``decoder_sampler``: how the codes become frames
+        (:meth:`render_codes`; the codes are drawn first, so the same generator state gives the
+        same codes under either decoder)."""
         clip_request(frames, size, tuple(self.info.shape))
+        render = {
+            "decoder": options.pop("decoder", None),
+            "steps": options.pop("decoder_steps", None),
+            "sampler": options.pop("decoder_sampler", None),
+        }
         text = None
         w = 1.0
         if self.text_len:
@@ -382,7 +481,8 @@ class VideoWorldModel(GenerativeModel, Samples, PromptConditioned):
         codes = self.sample_codes(
             n, cond=cond, generator=generator, text=text, guidance=w, **options
         )
-        x = self.decode_codes(codes)  # (n, T, C, H, W)
+        known = None if cond is None else cond.to(self.device, torch.float32)
+        x = self.render_codes(codes, cond=known, generator=generator, **render)  # (n, T, C, H, W)
         if cond is not None:
             x[:, : cond.shape[1]] = cond.to(x.device, x.dtype)  # the known frames as given
         return x

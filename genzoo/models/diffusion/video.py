@@ -34,6 +34,15 @@ frames only. In sampling, ``sample(n, cond=frames)`` with ``frames`` ``(n, k, C,
 the remaining ``T - k`` frames; the denoiser returns the known frames as they are, so every
 genzoo sampler (Heun, Euler, DDIM, DPM-Solver++, ...) ends on them exactly.
 
+Conditioning on a coarse version of the clip (``coarse_input``; the frame decoder of
+``video-worldmodel`` with ``decoder = diffusion``, GAIA-1's video diffusion decoder,
+arXiv:2309.17080, Sec. 2.3): the network also gets, on every frame, a coarse clip ``y`` of the same
+shape as extra input channels, ``[c_in x, m * x0, m, y]``, and learns ``D(x, sigma | y)``, the
+posterior mean of the clip given its coarse version (the world model gives the VQ-VAE's decoding
+of the clip's codes, a deterministic function of the tokens, so ``y`` is the tokens in image
+form). Trained by whoever owns the coarse clips (:meth:`VideoDiffusion.per_example_loss` with
+``y``); a run of its own has none and refuses to train. Off by default.
+
 Conditioning on text (``text = true``, on ``moving-shapes``: "a red circle moving left"), as the
 paper's text-conditioned models do (Sec. 4.3) and as genzoo's ``t2i-diffusion``: a transformer
 text encoder, trained with the U-Net, turns the caption tokens into per-token features ``tau(y)``;
@@ -116,6 +125,8 @@ class VideoDiffusionConfig(EDMConfig):
     motion_input: bool = False  # prediction: also give the network, on every unknown frame, the
     # last known frame moved on by the shift between the last two known frames (C more inputs)
     max_shift: int = bounded(3, ge=1)  # motion_input: largest shift per frame searched (pixels)
+    coarse_input: bool = False  # also give the network a coarse clip of the same shape
+    # (C more inputs per frame): the frame decoder of video-worldmodel decoder=diffusion
     context_prob: float = bounded(0.5, ge=0, le=1)  # probability that a training clip shows its
     # first frames as the condition (prediction); 0: unconditional only
     max_context: int = bounded(4, ge=1)  # at most this many known frames in training
@@ -152,6 +163,11 @@ class VideoDiffusionConfig(EDMConfig):
             raise ConfigError(
                 "motion_input = true moves the last known frame on; it needs prediction "
                 f"training (context_prob > 0, got {self.context_prob}) and text = false."
+            )
+        if self.coarse_input and (self.text or self.motion_input):
+            raise ConfigError(
+                "coarse_input = true conditions on a coarse clip (video-worldmodel's frame "
+                "decoder); it goes with text = false and motion_input = false."
             )
         if self.text and self.context_prob > 0:
             raise ConfigError(
@@ -218,6 +234,12 @@ def motion_frames(x0: Tensor, k: Tensor, max_shift: int) -> Tensor:
     moved = shift_images(lasts, dy, dx, -1.0).view_as(x0)  # (B, T, C, H, W)
     use = ((steps >= 1) & (k >= 1)[:, None]).to(x0.dtype)[:, :, None, None, None]  # (B, T, 1..)
     return moved * use
+
+
+def cond_channels(config: VideoDiffusionConfig, c: int) -> int:
+    """Condition channels per frame of frames with ``c`` channels: the known frames and their
+    mask, the moved last known frame (``motion_input``), the coarse clip (``coarse_input``)."""
+    return c + 1 + (c if config.motion_input else 0) + (c if config.coarse_input else 0)
 
 
 def _motion_tokenizer() -> CaptionTokenizer:
@@ -391,8 +413,8 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         self.arch = "unet"
         c, res = info.shape[1], info.shape[-1]
         spatial = UNet(
-            in_channels=(3 if config.motion_input else 2) * c + 1,  # type: ignore[attr-defined]
-            # [c_in x, m x0, m] (+ the moved last known frame): noisy frames, known ones, mask
+            in_channels=c + cond_channels(config, c),
+            # [c_in x, m x0, m] (+ the moved last known frame) (+ the coarse clip)
             out_channels=c,
             resolution=res,
             **dataclasses.asdict(config.unet),  # type: ignore[attr-defined]
@@ -418,22 +440,40 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         return int(self.info.shape[0])
 
     # --- the known frames as a condition ---
-    def pack_context(self, x0: Tensor, known: Tensor) -> Tensor:
+    def pack_context(self, x0: Tensor, known: Tensor, coarse: Tensor | None = None) -> Tensor:
         """``(B, T, C + 1, H, W)``: the clips ``x0`` on their known frames (0 elsewhere) and the
         mask channel, from ``known`` ``(B, T)`` (1: known; the first frames of each clip); with
-        ``motion_input`` then :func:`motion_frames` too, ``(B, T, 2C + 1, H, W)``."""
+        ``motion_input`` then :func:`motion_frames` too, ``(B, T, 2C + 1, H, W)``; with
+        ``coarse_input`` then the coarse clip ``coarse`` ``(B, T, C, H, W)`` (required)."""
         m = known.to(x0.dtype)[:, :, None, None, None].expand(*x0.shape[:2], 1, *x0.shape[3:])
         packed = [x0 * m, m]
         if self.config.motion_input:
             k = known.sum(1).long()  # (B,) known first frames
             packed.append(motion_frames(x0, k, self.config.max_shift))
-        return torch.cat(packed, dim=2)  # (B, T, C + 1 (+ C), H, W)
+        if self.config.coarse_input:
+            packed.append(self.check_coarse(coarse, x0.shape[0]).to(x0))
+        return torch.cat(packed, dim=2)  # (B, T, C + 1 (+ C) (+ C), H, W)
+
+    def check_coarse(self, coarse: Tensor | None, n: int) -> Tensor:
+        """The coarse clips ``(n, T, C, H, W)`` of a ``coarse_input`` model, or one sentence."""
+        shape = (n, *self.info.shape)
+        if coarse is None:
+            raise ConfigError(
+                "This video-diffusion model decodes coarse clips (coarse_input = true, the frame "
+                "decoder of video-worldmodel decoder=diffusion): give them (coarse=...); a run "
+                "of its own has none to train or sample on."
+            )
+        if tuple(coarse.shape) != shape:
+            raise ConfigError(
+                f"Coarse clips of shape {tuple(coarse.shape)} do not fit this decoder: it takes "
+                f"{shape}."
+            )
+        return coarse
 
     @property
     def cond_channels(self) -> int:
         """Channels of :meth:`pack_context` per frame."""
-        c = int(self.info.shape[1])
-        return (2 * c if self.config.motion_input else c) + 1
+        return cond_channels(self.config, int(self.info.shape[1]))
 
     def denoise(self, x: Tensor, sigma: Tensor, cond: Tensor | None = None) -> Tensor:
         """``D(x, sigma | known frames)`` (EDM Eq. 7); ``cond`` from :meth:`pack_context`, None:
@@ -508,9 +548,15 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
     ) -> Tensor | None:
         """``cond``: the first frames ``(n, k, C, H, W)`` (``1 <= k < T``), model range, or None.
         A text-conditioned run: caption tokens ``(n, L)`` of ``options["prompts"]`` (repeated to
-        ``n``) or ``cond`` itself, or (neither) :func:`motion_prompts`."""
+        ``n``) or ``cond`` itself, or (neither) :func:`motion_prompts`. A ``coarse_input``
+        model: ``options["coarse"]``, the coarse clips ``(n, T, C, H, W)`` (required)."""
         t, c, h, w = self.info.shape
         prompts = options.pop("prompts", None)
+        coarse = options.pop("coarse", None)
+        if coarse is not None and not self.config.coarse_input:
+            raise ConfigError(
+                "This video-diffusion run takes no coarse clips (coarse_input = false)."
+            )
         if self.text_encoder is not None:
             if cond is not None and cond.ndim != 2:
                 raise ConfigError(
@@ -531,8 +577,11 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
                 "This video-diffusion run was trained without text (text = false): it takes no "
                 "prompt; train one with text=true context_prob=0 on moving-shapes."
             )
-        if cond is None:
+        if cond is None and not self.config.coarse_input:
             return None
+        if cond is None:  # a coarse_input model: no known frame, the coarse clips
+            x0 = torch.zeros(n, t, c, h, w, device=self.device)
+            return self.pack_context(x0, torch.zeros(n, t, device=self.device), coarse)
         if cond.ndim != 5 or tuple(cond.shape[2:]) != (c, h, w) or cond.shape[0] != n:
             raise ConfigError(
                 f"Context frames of shape {tuple(cond.shape)} do not fit this run: it takes "
@@ -545,7 +594,7 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         x0[:, :k] = cond.to(self.device, x0.dtype)
         known = torch.zeros(n, t, device=self.device)
         known[:, :k] = 1
-        return self.pack_context(x0, known)
+        return self.pack_context(x0, known, coarse)
 
     @torch.no_grad()
     def sample(
@@ -589,7 +638,8 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         denoiser: Any = None,
     ) -> Tensor:
         """``lambda(sigma) |D(x0 + sigma eps, sigma | first k frames) - x0|^2`` averaged over the
-        unknown frames (EDM Eq. 2); ``denoiser`` replaces ``D`` (unconditional calls)."""
+        unknown frames (EDM Eq. 2); ``denoiser`` replaces ``D`` (unconditional calls). ``y``:
+        caption tokens (text), or the coarse clips (``coarse_input``)."""
         b, t, dev = x0.shape[0], x0.shape[1], x0.device
         sigma = self.train_sigma(b, generator, dev)
         eps = randn(x0.shape, generator=generator, device=dev)
@@ -600,7 +650,8 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         k = self.context_frames(b, generator, dev)
         known = (torch.arange(t, device=dev)[None] < k[:, None]).float()  # (B, T)
         if denoiser is None:
-            d = self.denoise(x, sigma, self.pack_context(x0, known))
+            coarse = y if self.config.coarse_input else None
+            d = self.denoise(x, sigma, self.pack_context(x0, known, coarse))
         else:
             d = denoiser(x, sigma)
         err = ((d - x0) ** 2).flatten(2).mean(2)  # (B, T) per frame, EDM Eq. (2)
