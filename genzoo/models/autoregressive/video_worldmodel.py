@@ -381,15 +381,11 @@ class VideoWorldModel(GenerativeModel, Samples, PromptConditioned):
                 "This video-worldmodel run has no diffusion decoder (decoder = vq); train one "
                 "with decoder=diffusion."
             )
-        cfg = self.config
+        # None: the decoder's own defaults, decoder_sampler and decoder_steps (decoder_config)
         return self.decoder.sample(
-            codes.shape[0],
-            cond=cond,
-            coarse=coarse,
-            generator=generator,
-            sampler=sampler or cfg.decoder_sampler,
-            steps=steps or cfg.decoder_steps,
-        )
+            codes.shape[0], cond=cond, coarse=coarse, generator=generator, sampler=sampler,
+            steps=steps,
+        )  # fmt: skip
 
     def context_codes(self, n: int, cond: Tensor | None) -> tuple[Tensor, int]:
         """The prefix ``[BOS, codes of the known frames]`` ``(n, 1 + k P)`` and ``k``."""
