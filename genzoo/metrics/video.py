@@ -259,13 +259,17 @@ def _cached_image_classifier(
     cache: str | Path | None,
     test_frames: Callable[[VideoDataset], Tensor],
     spec: str,
+    per_clip: int = FRAMES_PER_CLIP,
+    config: ClassifierConfig | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> FeatureClassifier:
-    """The image classifier (:class:`SmallCNN`, its training function and config) of ``info``
-    trained on the uint8 frames ``x`` (two per clip, labelled with the clip's class
-    ``clip_y``), cached by content hash like genzoo's image classifiers; its ``meta`` holds its
-    accuracy on ``test_frames(test split)`` (every test frame, uint8)."""
-    y = clip_y.repeat_interleave(FRAMES_PER_CLIP)
-    config = ClassifierConfig(width=16).resolved(x.shape[0])
+    """The image classifier (:class:`SmallCNN`, its training function and ``config``, by
+    default width 16) of ``info`` trained on the uint8 frames ``x`` (``per_clip`` per clip, clip
+    by clip, labelled with the clip's class ``clip_y``), cached by content hash like genzoo's
+    image classifiers; its ``meta`` holds ``meta`` and its accuracy on ``test_frames(test
+    split)`` (every test frame, uint8)."""
+    y = clip_y.repeat_interleave(per_clip)
+    config = (config or ClassifierConfig(width=16)).resolved(x.shape[0])
     hash = content_hash(info, x, y, config)
     weights, meta_path = _cache_paths(cache_dir(cache), info.name, hash)
     if weights.is_file() and meta_path.is_file():
@@ -280,7 +284,7 @@ def _cached_image_classifier(
     assert test.x is not None and test.y is not None
     xt = levels_to_model(test_frames(test), 256)
     clf.meta["test_accuracy"] = clf.accuracy(xt, test.y.repeat_interleave(test.info.shape[0]))
-    clf.meta.update(name=f"genzoo-cnn:{info.name}", config=config.to_dict())
+    clf.meta.update(name=f"genzoo-cnn:{info.name}", config=config.to_dict(), **(meta or {}))
     save_tensors(weights, net.state_dict())
     write_json(meta_path, clf.meta)
     return clf
@@ -298,17 +302,14 @@ def fvd(clf: VideoClassifier, fake: Tensor, real: Tensor) -> float:
     return frechet_distance(clf.features(fake), clf.features(real))
 
 
-def object_crops(clips: Tensor, radius: int) -> Tensor:
-    """Windows ``(B, T, C, 2r+1, 2r+1)`` of model-space clips ``(B, T, C, H, W)``, each centred
-    on its frame's intensity centroid (rounded down to a pixel), black (level 0) outside the
-    frame.
-
-    The centroid is computed in exact integer arithmetic on the frames' levels (rounded to the
-    256 levels, summed over channels), so it moves by exactly ``n`` pixels when the object does,
-    and an object that moves by whole pixels (a moving-digits sprite) gives the very same window
-    in every frame: a classifier of the windows sees one input per real clip. An empty frame is
-    cut at its centre. (Hand-written: no library crops at per-image integer centres.)"""
-    b, t, c, h, w = clips.shape
+def _level_centroids(clips: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The intensity centroids of model-space clips ``(B, T, C, H, W)`` in exact integer
+    arithmetic on the frames' levels (rounded to the 256 levels, summed over channels): the
+    pixels ``(cx, cy)`` ``(B, T)`` holding them (long) and the centroids' offsets ``(B, T, 2)``
+    inside those pixels in [0, 1) (x, y; pixel centres at 1/2), each one the float of an exact
+    fraction. Whole-pixel moves of a frame's content move the pixels by as much and keep the
+    offsets bit for bit. An empty frame: its centre pixel, offset 1/2."""
+    h, w = clips.shape[-2:]
     k = (((clips.detach().float().cpu() + 1) * 128 - 0.5).round().clamp(0, 255)).long()  # levels
     v = k.sum(2)  # (B, T, H, W) integer intensity
     mass = v.sum((2, 3))  # (B, T)
@@ -319,16 +320,50 @@ def object_crops(clips: Tensor, radius: int) -> Tensor:
     safe = mass.clamp_min(1)
     cx = torch.where(mass > 0, torch.div(num_x, 2 * safe, rounding_mode="floor"), w // 2)
     cy = torch.where(mass > 0, torch.div(num_y, 2 * safe, rounding_mode="floor"), h // 2)
-    side = 2 * radius + 1
+    den = (2 * safe).double()
+    fx = torch.where(mass > 0, (num_x - 2 * safe * cx).double() / den, 0.5)
+    fy = torch.where(mass > 0, (num_y - 2 * safe * cy).double() / den, 0.5)
+    return cx, cy, torch.stack([fx, fy], -1).float()
+
+
+def object_crops(clips: Tensor, radius: int, aligned: bool = False) -> Tensor:
+    """Windows ``(B, T, C, 2r+1, 2r+1)`` of model-space clips ``(B, T, C, H, W)``, each centred
+    on its frame's intensity centroid, black (level 0) outside the frame.
+
+    The centroid is computed in exact integer arithmetic on the frames' levels
+    (:func:`_level_centroids`), so it moves by exactly ``n`` pixels when the object does. By
+    default the window is cut at the pixel holding the centroid (no resampling): an object that
+    moves by whole pixels (a moving-digits sprite) gives the very same window in every frame, so
+    a classifier of the windows sees one input per real clip. ``aligned=True`` also undoes the
+    centroid's offset inside that pixel: the window is resampled (bilinear, separable) so that
+    the centroid falls exactly on its centre pixel's centre. A digit moved off the pixel grid
+    then comes back to the same place in its window, up to the blur of the resampling; whole-pixel
+    moves still give identical windows (the offsets are the same floats). (Hand-written: no
+    library crops at per-image integer centres.)"""
+    b, t, c = clips.shape[:3]
+    cx, cy, frac = _level_centroids(clips)
+    pad = radius + int(aligned)  # one pixel more each side to resample from
+    side = 2 * pad + 1
     black = 1 / 256 - 1  # level 0's bin centre: what a black pixel of the data holds
-    padded = F.pad(clips.detach().float().cpu(), (radius, radius, radius, radius), value=black)
+    padded = F.pad(clips.detach().float().cpu(), (pad, pad, pad, pad), value=black)
     a = torch.arange(side)
-    rows = (cy[..., None] + a).view(b, t, 1, side, 1)  # padded rows cy - r + r .. cy + r + r
+    rows = (cy[..., None] + a).view(b, t, 1, side, 1)  # padded rows cy - p + p .. cy + p + p
     cols = (cx[..., None] + a).view(b, t, 1, 1, side)
     bi = torch.arange(b).view(b, 1, 1, 1, 1)
     ti = torch.arange(t).view(1, t, 1, 1, 1)
     ci = torch.arange(c).view(1, 1, c, 1, 1)
-    return padded[bi, ti, ci, rows, cols]  # (B, T, C, side, side)
+    win = padded[bi, ti, ci, rows, cols]  # (B, T, C, side, side)
+    if not aligned:
+        return win
+    n = 2 * radius + 1
+    # output pixel i reads the window at index i + 1/2 + offset (the centroid lands on i = r)
+    for axis, f in ((4, frac[..., 0]), (3, frac[..., 1])):
+        u = (f + 0.5).view(b, t, 1, 1, 1)  # in [1/2, 3/2)
+        high = u >= 1
+        wgt = torch.where(high, u - 1, u)  # weight of the next pixel
+        lo = torch.where(high, win.narrow(axis, 1, n + 1), win.narrow(axis, 0, n + 1))
+        win = (1 - wgt) * lo.narrow(axis, 0, n) + wgt * lo.narrow(axis, 1, n)
+    return win
 
 
 def crop_radius(info: DataInfo) -> int:
@@ -338,7 +373,14 @@ def crop_radius(info: DataInfo) -> int:
     return digit_side(info.shape[-1]) - 1
 
 
-def get_identity_classifier(spec: str, *, cache: str | Path | None = None) -> FeatureClassifier:
+ALIGNED_MOVED_COPIES = 2  # copies of the train frames moved off the grid (aligned classifier)
+ALIGNED_SEED = 11  # their offsets: seeds 11, 12, ...
+ALIGNED_CONFIG = ClassifierConfig(width=32, epochs=4)  # the aligned classifier's training
+
+
+def get_identity_classifier(
+    spec: str, *, cache: str | Path | None = None, aligned: bool = False
+) -> FeatureClassifier:
     """The identity classifier of one-digit ``moving-digits`` clips: the image classifier
     (:class:`SmallCNN`, its training function and config) on the windows
     :func:`object_crops` cuts around the digit in the first and last frame of every train clip,
@@ -347,7 +389,14 @@ def get_identity_classifier(spec: str, *, cache: str | Path | None = None) -> Fe
 
     It has seen digits on the pixel grid only, as every real clip shows them (whole-pixel
     motion: identical windows, consistency 1); a real digit moved off the grid by a fraction of a
-    pixel (:func:`subpixel_frames`) is often read as another digit."""
+    pixel (:func:`subpixel_frames`) is often read as another digit.
+
+    ``aligned=True``: the *aligned* identity classifier, which reads windows centred on the
+    digit's sub-pixel centroid (``object_crops(..., aligned=True)``) and is trained on the windows
+    of every frame of every train clip plus :data:`ALIGNED_MOVED_COPIES` copies of them with the
+    digit moved off the grid by up to 1/2 px per axis (:func:`subpixel_frames`, seeds from
+    :data:`ALIGNED_SEED`), at :data:`ALIGNED_CONFIG` (wider, longer trained). Its ``meta`` says
+    ``aligned``, and :func:`identity_labels` cuts its windows so."""
     ds = _video_split(spec, "train")
     if not ds.info.name.startswith("moving-digits") or ds.extras["labels"].shape[1] != 1:
         raise GenzooError(
@@ -357,7 +406,7 @@ def get_identity_classifier(spec: str, *, cache: str | Path | None = None) -> Fe
     t, c = ds.info.shape[:2]
     r = crop_radius(ds.info)
     crop_info = DataInfo(
-        name=f"{ds.info.name}#crops",
+        name=f"{ds.info.name}#crops" + ("-aligned" if aligned else ""),
         kind="images",
         shape=(c, 2 * r + 1, 2 * r + 1),
         levels=ds.info.levels,
@@ -366,14 +415,35 @@ def get_identity_classifier(spec: str, *, cache: str | Path | None = None) -> Fe
     )
     assert ds.x is not None and ds.y is not None
 
-    def crops_levels(x8: Tensor) -> Tensor:  # uint8 clips -> uint8 windows (N*T', C, s, s)
-        win = object_crops(levels_to_model(x8, 256), r).flatten(0, 1)
+    def crops_levels(clips: Tensor) -> Tensor:  # model-range clips -> uint8 windows (N*T', ...)
+        win = object_crops(clips, r, aligned).flatten(0, 1)
         return ((win + 1) * 128 - 0.5).round().clamp(0, 255).to(torch.uint8)
 
-    x = crops_levels(ds.x[:, [0, t - 1]])  # (2N, C, s, s)
+    def test_windows(test: VideoDataset) -> Tensor:
+        return crops_levels(levels_to_model(test.x, 256))
+
+    if not aligned:
+        x = crops_levels(levels_to_model(ds.x[:, [0, t - 1]], 256))  # (2N, C, s, s)
+        return _cached_image_classifier(crop_info, x, ds.y, cache, test_windows, spec)
+    clips = levels_to_model(ds.x, 256)  # (N, T, C, H, W)
+    centre = ds.extras["centre"][:, :, 0]  # (N, T, 2)
+    copies = [clips] + [
+        subpixel_frames(clips, centre, 0.5, seed=ALIGNED_SEED + i)
+        for i in range(ALIGNED_MOVED_COPIES)
+    ]
+    x = torch.stack([crops_levels(v).unflatten(0, (-1, t)) for v in copies], 1)  # (N, K, T, ...)
+    per_clip = x.shape[1] * t
     return _cached_image_classifier(
-        crop_info, x, ds.y, cache, lambda test: crops_levels(test.x), spec
-    )  # every test frame's window
+        crop_info,
+        x.flatten(0, 2),
+        ds.y,
+        cache,
+        test_windows,
+        spec,
+        per_clip=per_clip,
+        config=ALIGNED_CONFIG,
+        meta={"aligned": True},
+    )
 
 
 def subpixel_frames(clips: Tensor, centre: Tensor, jitter: float, seed: int) -> Tensor:
@@ -397,7 +467,7 @@ def identity_labels(clf: FeatureClassifier, clips: Tensor) -> Tensor:
     (:func:`object_crops`) in every frame of model-space clips ``(B, T, C, H, W)``."""
     b, t = clips.shape[:2]
     radius = (clf.info.shape[-1] - 1) // 2
-    win = object_crops(clips, radius).flatten(0, 1)  # (B*T, C, s, s)
+    win = object_crops(clips, radius, bool(clf.meta.get("aligned"))).flatten(0, 1)
     return clf.logits(win).argmax(1).view(b, t).cpu()
 
 

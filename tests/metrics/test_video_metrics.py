@@ -4,6 +4,8 @@ float64 crop; the 12-frame clips of the prediction benchmark obey the bounce rul
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -18,6 +20,7 @@ from genzoo.metrics.video import (
     get_identity_classifier,
     identity_agreement,
     identity_consistency,
+    identity_labels,
     object_crops,
     subpixel_frames,
 )
@@ -51,6 +54,9 @@ def test_a_real_clip_has_one_window_and_identity_consistency_one(spec: str) -> N
     win = object_crops(x, r)
     assert win.shape == (*x.shape[:3], 2 * r + 1, 2 * r + 1)
     assert torch.equal(win, win[:, :1].expand_as(win))  # the same window in every frame
+    aligned = object_crops(x, r, aligned=True)  # resampled, yet the same in every frame too
+    assert torch.equal(aligned, aligned[:, :1].expand_as(aligned))
+    assert not torch.equal(aligned, win)
     # the window holds the whole digit: its mass is the frame's
     lit = 1 - 1 / 256  # model space above black (level 0 at 1 / 256 - 1)
     assert torch.allclose((win + lit).sum((2, 3, 4)), (x + lit).sum((2, 3, 4)), rtol=1e-5)
@@ -93,6 +99,77 @@ def test_windows_equal_a_float64_crop_at_the_floored_centroid() -> None:
                     if 0 <= yy < 10 and 0 <= xx < 12:
                         want[:, i, j] = xn[b, t, :, yy, xx]
             assert np.allclose(got[b, t], want, atol=1e-6)
+
+
+def test_aligned_windows_equal_scipys_bilinear_resampling_at_the_centroid() -> None:
+    """``object_crops(..., aligned=True)`` equals an independent float64 bilinear resampling
+    (``scipy.ndimage.map_coordinates``, order 1, black outside) of each frame on the grid of
+    window pixels centred at the frame's intensity centroid; on digits inside the frame the
+    window's own centroid is its centre pixel's centre, wherever the digit sat off the grid."""
+    from scipy.ndimage import map_coordinates
+
+    from genzoo.data.base import levels_to_model
+
+    test = load_dataset("moving-digits?size=16&n=16", "test")
+    x = levels_to_model(test.x[:16], 256)
+    moved = subpixel_frames(x, test.extras["centre"][:16, :, 0], 0.5, seed=5)
+    moved = ((moved + 1) * 128 - 0.5).round().clamp(0, 255) * 2 / 256 + 1 / 256 - 1  # on levels
+    r = 6
+    got = object_crops(moved, r, aligned=True).double().numpy()
+    assert got.shape == (16, 8, 1, 13, 13)
+    black = 1 / 256 - 1
+    xn = moved.double().numpy()
+    levels = ((moved.double() + 1) * 128 - 0.5).round().numpy()
+    a = np.arange(-r, r + 1)
+    for b in range(16):
+        for t in range(8):
+            v = levels[b, t, 0]
+            cy = (v.sum(1) * (np.arange(16) + 0.5)).sum() / v.sum() - 0.5  # pixel-index coords
+            cx = (v.sum(0) * (np.arange(16) + 0.5)).sum() / v.sum() - 0.5
+            yy, xx = np.meshgrid(cy + a, cx + a, indexing="ij")
+            want = map_coordinates(xn[b, t, 0], [yy, xx], order=1, mode="grid-constant", cval=black)
+            assert np.allclose(got[b, t, 0], want, atol=1e-5)
+    inside = (test.extras["pos"][:16, :, 0] >= 1).all(-1) & (
+        test.extras["pos"][:16, :, 0] <= 16 - 7 - 1
+    ).all(-1)  # (16, 8): a digit off every wall by a pixel, so no mass is cut
+    lit = got + 1 - 1 / 256  # intensity above black
+    m = lit.sum((2, 3, 4))
+    cen = np.arange(13) + 0.5
+    wy = (lit.sum((2, 4)) * cen).sum(-1) / m
+    wx = (lit.sum((2, 3)) * cen).sum(-1) / m
+    off = np.hypot(wx - (r + 0.5), wy - (r + 0.5))[inside.numpy()]
+    assert inside.sum() > 40 and off.max() < 0.01
+    plain = object_crops(moved, r).double().numpy() + 1 - 1 / 256  # cut at the pixel: off centre
+    py = (plain.sum((2, 4)) * cen).sum(-1) / plain.sum((2, 3, 4))
+    px = (plain.sum((2, 3)) * cen).sum(-1) / plain.sum((2, 3, 4))
+    assert np.hypot(px - (r + 0.5), py - (r + 0.5))[inside.numpy()].mean() > 0.2
+
+
+def test_the_aligned_identity_classifier_reads_aligned_windows_from_its_cache(
+    tmp_path: Path,
+) -> None:
+    """``aligned=True`` trains on aligned windows of every frame plus moved copies, says so in
+    its cached meta, and :func:`identity_labels` reads it on aligned windows (a second call
+    loads the cache and gives the same labels)."""
+    spec = "moving-digits?size=16&n=40"
+    clf = get_identity_classifier(spec, cache=tmp_path, aligned=True)
+    assert clf.meta["aligned"] is True and clf.info.name.endswith("#crops-aligned")
+    assert clf.meta["config"]["width"] == 32
+    again = get_identity_classifier(spec, cache=tmp_path, aligned=True)
+    assert again.meta["aligned"] is True
+    test = load_dataset(spec, "test")
+    x = test.get(torch.arange(len(test)))["x"]
+    moved = subpixel_frames(x, test.extras["centre"][:, :, 0], 0.5, seed=1)
+    r = crop_radius(test.info)
+    win = object_crops(moved, r, aligned=True).flatten(0, 1)
+    assert torch.equal(clf.logits(win), again.logits(win))  # the cache holds the weights
+    # identity_labels cuts aligned windows for an aligned classifier, plain ones otherwise
+    rand = _random_classifier(test.info, 0)
+    plain = identity_labels(rand, moved).flatten()
+    assert torch.equal(plain, rand.logits(object_crops(moved, r).flatten(0, 1)).argmax(1))
+    rand.meta["aligned"] = True
+    assert torch.equal(identity_labels(rand, moved).flatten(), rand.logits(win).argmax(1))
+    assert not torch.equal(identity_labels(rand, moved).flatten(), plain)
 
 
 def test_identity_classifier_of_a_two_digit_set_is_one_sentence() -> None:
