@@ -82,6 +82,12 @@ identity consistency, and frame prediction against copy-the-last-frame.
    own VQ-VAE decoder (``decoder="vq"``); in prediction both decoders predict (each its own
    draw of codes).
 
+10. Noise shared across frames (issue 21): ``video-diffusion-mixed`` is the ``video-diffusion``
+    entry with ``noise_mix=1``, PYoCo's mixed noise prior (arXiv:2305.10474, Eq. (3)): each
+    clip's noise is half one draw shared by all its frames, half each frame's own (frames'
+    noises correlated by 1/2), in training and at the sampler's start; trained and scored as
+    video diffusion is.
+
 4. ``--text``: text-conditioned video diffusion on ``moving-shapes?size=16&n=2000`` (8 frames of
    16 x 16): ``video-diffusion`` with ``text=true`` trained for ``--steps`` steps, then one clip
    per prompt "a <colour> <shape> moving <direction>" for ``--n`` prompts cycling through the 30
@@ -175,13 +181,15 @@ MODELS = {  # model -> its settings (the same steps and batch size for all)
         "spacetime_attn_resolutions=[8]",
         "motion_input=true",
     ],
+    # item 10: PYoCo's mixed noise, one noise draw shared by the frames (arXiv:2305.10474)
+    "video-diffusion-mixed": ["channels=16", "channel_mult=[1,2]", "noise_mix=1"],
 }
 DEFAULT_MODELS = ["video-diffusion", "video-gan", "video-worldmodel"]
 FROM_IMAGE = ("video-diffusion-image", "video-diffusion-frozen", "video-diffusion-image-noisier")
 IMAGE_SETTINGS = ["channels=16", "channel_mult=[1,2]"]  # the image edm: the same U-Net
 SPACETIME = ("video-diffusion-st", "video-diffusion-st-motion")
 PREDICTORS = ("video-diffusion", "video-worldmodel", "video-ddpae", *FROM_IMAGE, *SPACETIME,
-              "video-worldmodel-diffusion")  # fmt: skip
+              "video-worldmodel-diffusion", "video-diffusion-mixed")  # fmt: skip
 WM_SAMPLING = {"t1": {"temperature": 1.0}, "t0.5": {"temperature": 0.5}, "greedy": {"top_k": 1}}
 TEXT_SPEC = "moving-shapes?size=16&n=2000"
 TEXT_SETTINGS = ["text=true", "context_prob=0", "p_mean=0", "channels=16", "channel_mult=[1,2]",
@@ -417,7 +425,42 @@ def sample_table(
         print(f"| {name} | {fvd(video_clf, clips, real):.2f} | "
               f"{frame_fd(frame_clf, clips, real):.2f} | {' | '.join(ident)} | "
               f"{moving:.1%} | {shown} | {secs:.0f} |", flush=True)  # fmt: skip
+    if args.identity_png:
+        keep = [r for r in rows if r[0] == "real test clips" or r[0] in args.identity_models]
+        identity_picture(keep, al_clf, args.identity_png)
+        print(f"wrote {args.identity_png}: the first 4 clips of {len(keep)} rows, each frame "
+              "with the aligned identity classifier's digit under it")  # fmt: skip
     return rows
+
+
+def identity_picture(rows: list, clf, path: str, clips: int = 4, scale: int = 4) -> None:
+    """A PNG of the first ``clips`` clips of each row (one clip per line, its frames left to
+    right, ``scale`` x nearest), with the digit the (aligned) identity classifier reads in every
+    frame printed under it (red where it differs from the clip's first frame), and the row's
+    name above its clips."""
+    from PIL import Image, ImageDraw
+
+    t, _, h, w = rows[0][1].shape[1:]
+    cell, label, title = w * scale + 4, 12, 14
+    height = sum(title + clips * (h * scale + label) for _ in rows)
+    img = Image.new("RGB", (t * cell, height), "white")
+    draw = ImageDraw.Draw(img)
+    y = 0
+    for name, c, _secs in rows:
+        draw.text((2, y + 1), name, fill="black")
+        y += title
+        labels = identity_labels(clf, c[:clips])  # (clips, T)
+        for i in range(clips):
+            for k in range(t):
+                frame = ((c[i, k].mean(0) + 1) * 127.5).clamp(0, 255).byte().numpy()
+                tile = Image.fromarray(frame).resize((w * scale, h * scale), Image.NEAREST)
+                img.paste(tile.convert("RGB"), (k * cell + 2, y))
+                d = int(labels[i, k])
+                draw.text((k * cell + w * scale // 2 - 2, y + h * scale),
+                          str(d), fill="black" if d == int(labels[i, 0]) else "red")  # fmt: skip
+            y += h * scale + label
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
 
 
 def one_step_mean(model, cond: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -711,6 +754,11 @@ def main() -> None:
     ap.add_argument("--context", type=int, default=4, help="known frames for prediction")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--gif", help="also write video diffusion's samples and predictions as GIFs")
+    ap.add_argument("--identity-png", help="sample table: also write a PNG of the first clips "
+                    "of the real row and of --identity-models, each frame with its digit as the "
+                    "aligned identity classifier reads it")  # fmt: skip
+    ap.add_argument("--identity-models", nargs="*", default=["video-diffusion", "video-ddpae"],
+                    help="the rows --identity-png shows beside the real clips")  # fmt: skip
     ap.add_argument("--models", nargs="*", default=DEFAULT_MODELS, choices=list(MODELS),
                     help="the models measured (default: the first three)")  # fmt: skip
     ap.add_argument("--image-steps", type=int, default=3000,

@@ -118,3 +118,50 @@ def test_video_gan_composes_background_foreground_and_mask() -> None:
     assert not {id(p) for p in groups["d"]} & {id(p) for p in groups["g"]}
     with pytest.raises(ConfigError, match="multiples of 4"):
         cls(cls.config_class(), dataset_info("moving-digits?size=16&frames=6"))
+
+
+def _frame_corr(eps: torch.Tensor) -> tuple[float, float, float]:
+    """Per-pixel variance, correlation of frames 0 and 1 and of neighbouring pixels of a frame,
+    over noise ``(B, T, C, H, W)``."""
+    a, b = eps[:, 0].flatten(), eps[:, 1].flatten()
+    c, d = eps[..., :-1].flatten(), eps[..., 1:].flatten()
+    return (
+        float(eps.var()),
+        float(torch.corrcoef(torch.stack([a, b]))[0, 1]),
+        float(torch.corrcoef(torch.stack([c, d]))[0, 1]),
+    )
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0])
+def test_mixed_noise_shares_alpha2_over_1_plus_alpha2_across_frames_and_is_white_at_0(
+    alpha: float,
+) -> None:
+    """PYoCo's mixed noise (arXiv:2305.10474, Eq. 3): unit variance per pixel, frames correlated
+    by alpha^2 / (1 + alpha^2), pixels of a frame not at all; in training (read back from the
+    noisy clip the loss denoises) and at the sampler's start. ``noise_mix = 0`` draws exactly
+    the white noise of before."""
+    plain = _diffusion()
+    shape = (3, 8, 1, 16, 16)
+    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    assert torch.equal(plain.clip_noise(shape, g1, "cpu"), torch.randn(shape, generator=g2))
+    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    want = torch.randn(shape, generator=g2) * plain.prior_std(80.0)
+    assert torch.equal(plain.initial_noise(3, 80.0, g1), want)
+
+    model = _diffusion(noise_mix=alpha, context_prob=0.0)
+    rho = alpha**2 / (1 + alpha**2)
+    start = model.initial_noise(2000, 80.0, torch.Generator().manual_seed(5))
+    var, across, within = _frame_corr(start / model.prior_std(80.0))
+    assert abs(var - 1) < 0.02 and abs(across - rho) < 0.02 and abs(within) < 0.02
+    x0 = torch.rand(2000, 8, 1, 16, 16) * 2 - 1
+    seen = {}
+
+    def den(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        seen["eps"] = (x - x0) / sigma.view(-1, 1, 1, 1, 1)
+        return x0
+
+    model.per_example_loss(x0, generator=torch.Generator().manual_seed(6), denoiser=den)
+    var, across, within = _frame_corr(seen["eps"])
+    assert abs(var - 1) < 0.02 and abs(across - rho) < 0.02 and abs(within) < 0.02
+    white = _frame_corr(plain.clip_noise((2000, 8, 1, 16, 16), None, "cpu"))
+    assert abs(white[1]) < 0.02

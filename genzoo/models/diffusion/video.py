@@ -71,6 +71,19 @@ features; RESULTS.md). To add them to a trained run, give that video-diffusion r
 layers start at zero, so training goes on from the same denoiser (fine-tuning;
 :meth:`VideoDiffusion.load_video_run`).
 
+Noise shared across frames (``noise_mix = alpha > 0``): the mixed noise prior of PYoCo (Ge et
+al., arXiv:2305.10474, Sec. 3.2, Eq. (3)): every noise draw of a clip, in training and the
+sampler's start, is ``eps_t = (alpha eps_shared + eps_ind_t) / sqrt(1 + alpha^2)``, one
+``eps_shared`` for all ``T`` frames and one ``eps_ind_t`` per frame, so each pixel keeps unit
+variance and two frames' noises correlate by ``alpha^2 / (1 + alpha^2)``. The frames of a clip then
+start from, and are denoised out of, mostly the same noise, which ties their content together.
+EDM's preconditioning is unchanged (the per-pixel variance is), and so is the probability-flow
+ODE: with noise ``sigma Sigma^(1/2) eps`` the score is ``-Sigma^-1 (x - D) / sigma^2``, and the ODE
+drift ``-sigma Sigma grad log p`` is ``(x - D) / sigma`` as for white noise, so every
+deterministic genzoo sampler (Heun, Euler, DDIM, DPM-Solver++) samples it exactly; stochastic
+samplers add white noise on the way (an approximation). Off by default (0: the draws are the
+ones above, bit for bit).
+
 Starting from an image model (``image_run``, :class:`~genzoo.core.protocol.BuiltOnRuns`), as
 Make-A-Video (Singer et al., arXiv:2209.14792, Sec. 3.2), Video LDM (Blattmann et al.,
 arXiv:2304.08818, Sec. 3.1) and AnimateDiff (Guo et al., arXiv:2307.04725, Sec. 4.2) do: the
@@ -127,6 +140,8 @@ class VideoDiffusionConfig(EDMConfig):
     max_shift: int = bounded(3, ge=1)  # motion_input: largest shift per frame searched (pixels)
     coarse_input: bool = False  # also give the network a coarse clip of the same shape
     # (C more inputs per frame): the frame decoder of video-worldmodel decoder=diffusion
+    noise_mix: float = bounded(0.0, ge=0, le=100)  # PYoCo's mixed noise: alpha, the weight of
+    # one noise draw shared by all frames of a clip against each frame's own (0: independent)
     context_prob: float = bounded(0.5, ge=0, le=1)  # probability that a training clip shows its
     # first frames as the condition (prediction); 0: unconditional only
     max_context: int = bounded(4, ge=1)  # at most this many known frames in training
@@ -630,6 +645,25 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         k = 1 + (rand((b,), generator=generator, device=device) * top).long().clamp_max(top - 1)
         return torch.where(use, k, torch.zeros_like(k))
 
+    def clip_noise(
+        self, shape: Sequence[int], generator: torch.Generator | None, device: Any
+    ) -> Tensor:
+        """Unit-variance noise of clips ``shape = (B, T, C, H, W)``: white, or with ``noise_mix =
+        alpha > 0`` PYoCo's mixed noise (arXiv:2305.10474, Eq. (3)), ``(alpha eps_shared +
+        eps_ind) / sqrt(1 + alpha^2)`` with one ``eps_shared`` per clip for all its frames."""
+        eps = randn(tuple(shape), generator=generator, device=device)
+        alpha = float(self.config.noise_mix)
+        if alpha == 0:
+            return eps
+        b, _t, *frame = shape
+        shared = randn((b, 1, *frame), generator=generator, device=device)
+        return (alpha * shared + eps) / (1 + alpha**2) ** 0.5  # PYoCo Eq. (3)
+
+    def initial_noise(self, n: int, sigma_max: float, generator: torch.Generator | None) -> Tensor:
+        """The sampler's start, ``sigma_max`` times :meth:`clip_noise` (white by default)."""
+        x = self.clip_noise((n, *self.noise_shape), generator, self.device)
+        return x * self.prior_std(sigma_max)
+
     def per_example_loss(
         self,
         x0: Tensor,
@@ -642,7 +676,7 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         caption tokens (text), or the coarse clips (``coarse_input``)."""
         b, t, dev = x0.shape[0], x0.shape[1], x0.device
         sigma = self.train_sigma(b, generator, dev)
-        eps = randn(x0.shape, generator=generator, device=dev)
+        eps = self.clip_noise(x0.shape, generator, dev)
         x = x0 + per_example(sigma, x0) * eps  # x = x0 + sigma eps, one sigma per clip
         if self.text_encoder is not None:  # y: caption tokens (B, L); every frame counts
             d = self.denoise(x, sigma, y) if denoiser is None else denoiser(x, sigma)
