@@ -88,6 +88,12 @@ identity consistency, and frame prediction against copy-the-last-frame.
     noises correlated by 1/2), in training and at the sampler's start; trained and scored as
     video diffusion is.
 
+11. DDPAE's priors (issue 21): ``video-ddpae-vamp`` is the ``video-ddpae`` entry with the
+    VampPrior on the content (``content_prior=vamp``, arXiv:1705.07120: a mixture of the content
+    posterior at 64 learned pseudo-windows) and the first pose drawn from a mixture with a
+    Gaussian at every pixel centre (``first_pose=grid``), instead of ``N(0, I)`` and one
+    Gaussian; trained and scored as DDPAE is.
+
 4. ``--text``: text-conditioned video diffusion on ``moving-shapes?size=16&n=2000`` (8 frames of
    16 x 16): ``video-diffusion`` with ``text=true`` trained for ``--steps`` steps, then one clip
    per prompt "a <colour> <shape> moving <direction>" for ``--n`` prompts cycling through the 30
@@ -164,6 +170,8 @@ MODELS = {  # model -> its settings (the same steps and batch size for all)
     "video-mocogan": ["loss=hinge", "spectral_norm=true", "image_frames=8"],
     # item 8: one content latent per clip rendered at a pose per frame (arXiv:1806.04166)
     "video-ddpae": [],
+    # item 11: DDPAE with the VampPrior on its content and a pose prior on the pixel grid
+    "video-ddpae-vamp": ["content_prior=vamp", "first_pose=grid"],
     # item 9: the world model with a diffusion decoder (the U-Net of the video-diffusion entry)
     "video-worldmodel-diffusion": [
         "decoder=diffusion",
@@ -189,7 +197,8 @@ FROM_IMAGE = ("video-diffusion-image", "video-diffusion-frozen", "video-diffusio
 IMAGE_SETTINGS = ["channels=16", "channel_mult=[1,2]"]  # the image edm: the same U-Net
 SPACETIME = ("video-diffusion-st", "video-diffusion-st-motion")
 PREDICTORS = ("video-diffusion", "video-worldmodel", "video-ddpae", *FROM_IMAGE, *SPACETIME,
-              "video-worldmodel-diffusion", "video-diffusion-mixed")  # fmt: skip
+              "video-worldmodel-diffusion", "video-diffusion-mixed",
+              "video-ddpae-vamp")  # fmt: skip
 WM_SAMPLING = {"t1": {"temperature": 1.0}, "t0.5": {"temperature": 0.5}, "greedy": {"top_k": 1}}
 TEXT_SPEC = "moving-shapes?size=16&n=2000"
 TEXT_SETTINGS = ["text=true", "context_prob=0", "p_mean=0", "channels=16", "channel_mult=[1,2]",
@@ -202,6 +211,8 @@ def registered(model: str) -> str:
     """The genzoo model a benchmark entry trains (its settings in :data:`MODELS`)."""
     if is_diffusion(model):
         return "video-diffusion"
+    if model.startswith("video-ddpae"):
+        return "video-ddpae"
     return "video-worldmodel" if model.startswith("video-worldmodel") else model
 
 
@@ -637,7 +648,8 @@ def predictor_rows(
         pred = torch.cat([rollout(model, real[i : i + 32, :k], frames, k, g, predict)
                           for i in range(0, n, 32)])  # fmt: skip
         rows.append((f"{label}, {name}", pred, time.perf_counter() - t0))
-    if m == "video-ddpae" and frames > model.info.shape[0]:  # its prior rolls on: one call
+    # DDPAE's prior rolls on: all frames in one call
+    if registered(m) == "video-ddpae" and frames > model.info.shape[0]:
         t0 = time.perf_counter()
         pred = torch.cat([model.sample(min(32, n - i), cond=real[i : i + 32, :k], generator=g,
                                        frames=frames, **opts).cpu()
@@ -716,7 +728,7 @@ def prediction_long(args: argparse.Namespace, models: dict) -> None:
                                                           "steps": args.sample_steps}}
             if is_diffusion(m)
             else {"t1": {"temperature": 1.0}}  # video-ddpae: every draw at its own scale
-            if m == "video-ddpae"
+            if registered(m) == "video-ddpae"
             else {s: WM_SAMPLING[s] for s in args.wm_sampling}
         )  # fmt: skip
         if diffusion_decoded(model):  # item 9: the same settings through its VQ decoder too
@@ -829,6 +841,7 @@ def main() -> None:
                  "video-diffusion-st": "video_diffusion_st",
                  "video-diffusion-st-motion": "video_diffusion_st_motion",
                  "video-mocogan": "mocogan", "video-ddpae": "ddpae",
+                 "video-ddpae-vamp": "ddpae_vamp",
                  "video-worldmodel-diffusion": "video_worldmodel_diffusion"}  # fmt: skip
         test = load_dataset(SPEC, "test")
         assert test.x is not None

@@ -3,7 +3,10 @@ exactly (whole-pixel moves are shifts, the inverse transform reads the sprite ba
 frames of a clip share their content by construction; the pose prior is a causal mixture whose
 densities agree with torch.distributions; the soft-argmax reads a sharp heat map's pixel; the
 pose posterior learns to track the digit; sampling keeps the known frames; bad input is one
-sentence; the model round-trips through a safetensors checkpoint."""
+sentence; the model round-trips through a safetensors checkpoint. The VampPrior is the uniform
+mixture of the content posterior at its pseudo-windows (parity with torch.distributions, moments
+of its draws, its one-sample KL unbiased against the closed form); the grid first pose is a
+mixture with a Gaussian at every pixel centre; with the defaults neither exists."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from genzoo.core.io import load_state_strict, load_tensors, save_tensors
 from genzoo.data import dataset_info, load_dataset
 from genzoo.data.base import levels_to_model
 from genzoo.models import MODELS
-from genzoo.models.autoencoders.ddpae import normal_entropy, normal_log_prob
+from genzoo.models.autoencoders.ddpae import GRID_LR_SCALE, normal_entropy, normal_log_prob
 from genzoo.nn.sprites import render, windows
 
 SPEC = "moving-digits?size=16&n=256"
@@ -161,6 +164,8 @@ def test_sampling_options_and_bad_input_are_one_sentence() -> None:
         (lambda: _model("digits"), "needs video data"),
         (lambda: _model("moving-digits?size=16&digits=2"), "one object per clip"),
         (lambda: _model(sprite=17), "sprite = 17 does not fit"),
+        (lambda: _model(content_prior="gmm"), "content_prior = 'gmm' is not one of normal, vamp"),
+        (lambda: _model(first_pose="uniform"), "first_pose = 'uniform' is not one of gaussian"),
     ):
         with pytest.raises(ConfigError, match=what):
             bad()
@@ -177,3 +182,90 @@ def test_the_model_round_trips_through_safetensors(tmp_path) -> None:
     a = model.sample(2, generator=torch.Generator().manual_seed(3))
     b = other.sample(2, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+def _vamp_mixture(model) -> D.MixtureSameFamily:
+    """The VampPrior written out independently: each pseudo-window encoded on its own."""
+    mus, stds = [], []
+    for u in torch.sigmoid(model.pseudo):
+        out = model.content_encoder(u[None])[0]
+        mu, logvar = out.chunk(2)
+        mus.append(mu)
+        stds.append((0.5 * logvar.clamp(-12.0, 8.0)).exp())
+    k = len(mus)
+    comps = D.Independent(D.Normal(torch.stack(mus), torch.stack(stds)), 1)
+    return D.MixtureSameFamily(D.Categorical(logits=torch.zeros(k)), comps)
+
+
+def test_the_vamp_prior_is_the_mixture_of_the_posterior_at_the_pseudo_windows() -> None:
+    """VampPrior (arXiv:1705.07120, Eq. (9)): ``log p(z)`` equals torch.distributions' uniform
+    mixture of ``q(z | u_k)``; its draws have the mixture's mean and variance; at temperature 0 a
+    draw is one of the components' means."""
+    model = _model(content_prior="vamp", pseudo_inputs=5)
+    assert model.pseudo is not None and model.pseudo.shape == (5, 1, model.k, model.k)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in model.content_encoder.parameters():  # spread the components apart
+            p.normal_(0, 0.4, generator=g)
+        mix = _vamp_mixture(model)
+        z = torch.randn(64, 6, generator=g) * 2
+        assert torch.allclose(model.content_log_prior(z), mix.log_prob(z), atol=1e-4)
+        draws = model.draw_content(40_000, 1.0, torch.Generator().manual_seed(0))
+        se = (mix.variance / 40_000).sqrt()
+        assert ((draws.mean(0) - mix.mean).abs() < 5 * se).all()
+        assert torch.allclose(draws.var(0), mix.variance, rtol=0.05)
+        means = model.draw_content(50, 0.0, g)  # (50, 6), each one of the 5 means
+        dist = (means[:, None] - mix.component_distribution.mean[None]).abs().amax(-1)
+        assert (dist.amin(1) < 1e-5).all() and len(dist.argmin(1).unique()) > 1
+
+
+def test_the_vamp_content_kl_is_an_unbiased_one_sample_estimate() -> None:
+    """With one pseudo-window the VampPrior is one Gaussian ``q(z | u)``: the ELBO's one-sample
+    content KL ``log q(z | x) - log p(z)``, averaged over many posterior samples of one clip, is
+    the closed-form KL of the two Gaussians."""
+    model = _model(content_prior="vamp", pseudo_inputs=1)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in model.content_encoder.parameters():
+            p.normal_(0, 0.3, generator=g)
+        x = levels_to_model(load_dataset(SPEC, "train").x[:1], 256).expand(3_000, -1, -1, -1, -1)
+        torch.manual_seed(0)
+        got = model.elbo_terms(x)["kl_content"]
+        frames = model.intensities(x[:1])
+        mu, logvar = model.content_posterior(frames, model.pose_posterior(frames)[0])
+        pmu, plogvar = model.vamp_components()
+        q = D.Independent(D.Normal(mu[0], (0.5 * logvar[0]).exp()), 1)
+        p = D.Independent(D.Normal(pmu[0], (0.5 * plogvar[0]).exp()), 1)
+        want = D.kl_divergence(q, p)
+        assert want > 1.0  # not a trivial zero
+        assert (got.mean() - want).abs() < 4 * got.std() / 3_000**0.5 + 1e-4
+
+
+def test_the_grid_first_pose_is_a_gaussian_at_every_pixel_centre() -> None:
+    """``first_pose = grid``: ``log p(p_1)`` equals torch.distributions' mixture with a
+    component at each of the 16 x 16 pixel centres; with the weights on one pixel and a narrow
+    std, every draw lands on that pixel's centre; the defaults have neither new prior."""
+    model = _model(first_pose="grid")
+    prior = model.prior
+    g = torch.Generator().manual_seed(6)
+    with torch.no_grad():
+        prior.grid_logits.normal_(0, 0.2, generator=g)
+        prior.grid_raw_std.fill_(-1.0)
+        poses = torch.rand(10, 8, 2, generator=g) * 16
+        ys, xs = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+        centres = torch.stack([xs, ys], -1).view(-1, 2) + 0.5
+        std = prior.std(GRID_LR_SCALE * prior.grid_raw_std)
+        comps = D.Independent(D.Normal(centres, std.expand(256, 2)), 1)
+        ref = D.MixtureSameFamily(D.Categorical(logits=GRID_LR_SCALE * prior.grid_logits), comps)
+        assert torch.allclose(prior.log_prob(poses)[:, 0], ref.log_prob(poses[:, 0]), atol=1e-4)
+        prior.grid_logits.fill_(-50.0)
+        prior.grid_logits[5 * 16 + 11] = 50.0  # row 5, column 11
+        prior.grid_raw_std.fill_(-20.0)  # std at its floor, min_std
+        logw, mean, std = prior.first_mixture(4)
+        pose = prior.draw(logw, mean, std, 1.0, g)
+        assert torch.allclose(pose, torch.tensor([11.5, 5.5]).expand(4, 2), atol=0.2)
+    keys = set(_model().state_dict())
+    assert not any(k.startswith(("pseudo", "prior.grid")) for k in keys)
+    assert {"pseudo", "prior.grid_logits"} <= set(
+        _model(content_prior="vamp", first_pose="grid").state_dict()
+    )

@@ -36,6 +36,23 @@ by an LSTM. The pixel term is a Gaussian of fixed standard deviation ``sigma`` (
 the frames' intensities in [0, 1] (the paper's pixel loss is not stated per dataset; a
 Bernoulli cross-entropy learnt the content several times slower here, since grey levels leave it
 a large floor that a sprite cannot lower).
+
+Two priors closer to the data (both off by default; then no parameter of theirs exists and the
+model is the one above):
+
+- ``content_prior = "vamp"``: the VampPrior (Tomczak & Welling, arXiv:1705.07120, Eq. (9)),
+  ``p(z_c) = K^-1 sum_k q(z_c | u_k)``, a mixture of the content posterior at ``K``
+  (``pseudo_inputs``) learned pseudo-windows ``u_k`` (``k x k`` sprites, intensities through a
+  sigmoid), trained with the rest. A VAE whose aggregate posterior does not fill ``N(0, I)``
+  decodes prior draws that fall between its digits to ambiguous sprites; the VampPrior draws
+  where the posterior puts its mass. The content KL is then estimated with the posterior sample,
+  ``log q(z_c | x) - log p(z_c)`` (Eq. (5) of the VampPrior paper, one sample), as the pose KL.
+- ``first_pose = "grid"``: the first pose's prior is a mixture with one Gaussian at every pixel
+  centre of the frame, learned weights and one learned standard deviation, instead of one
+  Gaussian. The data start their digit at a whole-pixel position drawn uniformly within the
+  frame; one Gaussian wide enough to cover that square puts part of its mass outside it, where
+  the digit is cut by the border (a trained run drew a first pose outside the data's range in
+  about a fifth of its clips; RESULTS.md).
 """
 
 from __future__ import annotations
@@ -56,10 +73,17 @@ from genzoo.core.seeding import rand, randn
 from genzoo.data.base import DataInfo
 from genzoo.data.video import clip_request, clip_shape, context_length, digit_side
 from genzoo.models.autoencoders.base import check_sample_args
-from genzoo.models.autoencoders.vae import gaussian_kl
+from genzoo.models.autoencoders.vae import gaussian_kl, standard_normal_log_prob
 from genzoo.nn.sprites import render, windows
 
 SAMPLING_OPTIONS = ("temperature",)
+CONTENT_PRIORS = ("normal", "vamp")
+# the grid prior's parameters enter multiplied by this: a learning-rate multiplier by
+# reparameterisation (as the equalised learning rate of ProGAN, arXiv:1710.10196, Sec. 4.1). Adam
+# moves a parameter by about lr a step whatever its gradient's scale, so at lr 1e-3 the logits of
+# the pixels the data never start at would need some 5,000 steps to fall by 5; ten times faster.
+GRID_LR_SCALE = 10.0
+FIRST_POSES = ("gaussian", "grid")
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -73,6 +97,9 @@ class DDPAEConfig(Config):
     components: int = bounded(16, ge=1)  # Gaussians in the mixture of the pose prior's step
     beta: float = bounded(1.0, ge=0.0)  # weight of the KL terms in the training loss (1: ELBO)
     obs_std: float = bounded(0.1, gt=0.0)  # sigma of p(x_t | z_c, p_t) on intensities in [0, 1]
+    content_prior: str = "normal"  # "normal": N(0, I); "vamp": the VampPrior (module docstring)
+    pseudo_inputs: int = bounded(64, ge=1)  # K pseudo-windows of the VampPrior
+    first_pose: str = "gaussian"  # "gaussian" or "grid": a Gaussian at every pixel centre
 
 
 class PoseEncoder(nn.Module):
@@ -106,11 +133,27 @@ class PosePrior(nn.Module):
     of a clip is one of a few velocities, which one Gaussian would blur); causal by construction.
     """
 
-    def __init__(self, hidden: int, side: float, min_std: float, components: int) -> None:
+    def __init__(
+        self,
+        hidden: int,
+        side: float,
+        min_std: float,
+        components: int,
+        grid: tuple[int, int] | None = None,
+    ) -> None:
+        """``grid = (H, W)``: the first pose's prior is a mixture with a Gaussian at each of the
+        ``H * W`` pixel centres (learned weights, one learned std) instead of one Gaussian."""
         super().__init__()
         self.side, self.min_std, self.k = side, min_std, components
         self.first_mean = nn.Parameter(torch.full((2,), side / 2))
         self.first_raw_std = nn.Parameter(torch.full((2,), math.log(math.expm1(side / 4))))
+        self.grid_logits: nn.Parameter | None = None
+        if grid is not None:
+            h, w = grid
+            ys, xs = torch.meshgrid(torch.arange(h) + 0.5, torch.arange(w) + 0.5, indexing="ij")
+            self.register_buffer("grid_centres", torch.stack([xs, ys], -1).view(-1, 2).float())
+            self.grid_logits = nn.Parameter(torch.zeros(h * w))  # uniform at the start
+            self.grid_raw_std = nn.Parameter(torch.zeros(2))  # std(0) = 1 px, as the steps'
         self.cell = nn.GRUCell(4, hidden)
         self.head = nn.Linear(hidden, 5 * components)  # per component: logit, mean (2), std (2)
         nn.init.normal_(self.head.weight, std=1e-3)
@@ -122,9 +165,21 @@ class PosePrior(nn.Module):
         return F.softplus(raw + 0.5413) + self.min_std  # softplus(0.5413) = 1: a std of ~1 px
 
     def first(self, b: int) -> tuple[Tensor, Tensor]:
-        """``p(p_1)``: mean and std ``(b, 2)``."""
+        """``p(p_1)``: mean and std ``(b, 2)`` (the one-Gaussian first pose)."""
         std = F.softplus(self.first_raw_std) + self.min_std  # starts at a quarter of the side
         return self.first_mean.expand(b, 2), std.expand(b, 2)
+
+    def first_mixture(self, b: int) -> tuple[Tensor, Tensor, Tensor]:
+        """``p(p_1)`` as a mixture: log-weights ``(b, K1)``, means and stds ``(b, K1, 2)``; one
+        component (the Gaussian of :meth:`first`) without the grid, else one per pixel centre."""
+        if self.grid_logits is None:
+            m, s = self.first(b)
+            return m.new_zeros(b, 1), m[:, None], s[:, None]
+        n = self.grid_logits.numel()
+        logw = (GRID_LR_SCALE * self.grid_logits).log_softmax(0).expand(b, n)
+        mean = self.grid_centres.expand(b, n, 2)
+        std = self.std(GRID_LR_SCALE * self.grid_raw_std).expand(b, n, 2)
+        return logw, mean, std
 
     def step(
         self, prev: Tensor, before: Tensor, h: Tensor
@@ -145,8 +200,8 @@ class PosePrior(nn.Module):
         """``log p(p_t | p_{<t})`` ``(B, T)`` for every ``t`` of ``poses (B, T, 2)``
         (teacher-forced: pose ``t``'s prior sees the given poses before it)."""
         b, t = poses.shape[:2]
-        m, s = self.first(b)
-        out = [normal_log_prob(poses[:, 0], m, s)]
+        logw, mean, std = self.first_mixture(b)
+        out = [torch.logsumexp(logw + normal_log_prob(poses[:, 0, None], mean, std), 1)]
         h = poses.new_zeros(b, self.cell.hidden_size)
         for i in range(1, t):
             logw, mean, std, h = self.step(poses[:, i - 1], poses[:, max(i - 2, 0)], h)
@@ -164,7 +219,7 @@ class PosePrior(nn.Module):
             idx = logw.argmax(1)
         else:
             u = rand((b, 1), generator=generator, device=logw.device)
-            idx = (logw.exp().cumsum(1) < u).sum(1).clamp_max(self.k - 1)
+            idx = (logw.exp().cumsum(1) < u).sum(1).clamp_max(logw.shape[1] - 1)
         rows = torch.arange(b, device=logw.device)
         eps = randn((b, 2), generator=generator, device=logw.device)
         return mean[rows, idx] + tau * std[rows, idx] * eps
@@ -221,7 +276,20 @@ class DDPAE(GenerativeModel, Samples):
             nn.Linear(config.hidden, config.hidden), nn.ReLU(inplace=True),
             nn.Linear(config.hidden, c * k * k),
         )  # fmt: skip
-        self.prior = PosePrior(config.hidden, float(min(h, w)), config.min_std, config.components)
+        for key, value, valid in (("content_prior", config.content_prior, CONTENT_PRIORS),
+                                  ("first_pose", config.first_pose, FIRST_POSES)):  # fmt: skip
+            if value not in valid:
+                raise ConfigError(
+                    f"video-ddpae {key} = {value!r} is not one of {', '.join(valid)}."
+                )
+        grid = (h, w) if config.first_pose == "grid" else None
+        self.prior = PosePrior(
+            config.hidden, float(min(h, w)), config.min_std, config.components, grid
+        )
+        self.pseudo: nn.Parameter | None = None
+        if config.content_prior == "vamp":  # the VampPrior's pseudo-windows, as logits
+            g = torch.Generator().manual_seed(0)
+            self.pseudo = nn.Parameter(torch.randn(config.pseudo_inputs, c, k, k, generator=g))
 
     # ------------------------------------------------------------------------------- pieces
 
@@ -240,9 +308,40 @@ class DDPAE(GenerativeModel, Samples):
     def content_posterior(self, frames: Tensor, pose: Tensor) -> tuple[Tensor, Tensor]:
         """``q(z_c | x)``: mean and log-variance ``(B, content_dim)`` from the windows around the
         poses (``T^-1``), averaged over the frames given."""
-        win = windows(frames, pose, self.k).mean(1)  # (B, C, k, k)
+        return self.encode_window(windows(frames, pose, self.k).mean(1))  # (B, C, k, k)
+
+    def encode_window(self, win: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance ``(B, content_dim)`` of the content of windows ``(B, C, k,
+        k)``."""
         mu, logvar = self.content_encoder(win).chunk(2, dim=1)
         return mu, logvar.clamp(-12.0, 8.0)
+
+    def vamp_components(self) -> tuple[Tensor, Tensor]:
+        """The VampPrior's components ``q(z_c | u_k)``: means and log-variances ``(K,
+        content_dim)`` of the pseudo-windows ``u_k = sigmoid(pseudo_k)``."""
+        assert self.pseudo is not None
+        return self.encode_window(torch.sigmoid(self.pseudo))
+
+    def content_log_prior(self, z_c: Tensor) -> Tensor:
+        """``log p(z_c)`` ``(B,)``: ``N(0, I)``, or the VampPrior ``log K^-1 sum_k q(z_c | u_k)``
+        (arXiv:1705.07120, Eq. (9))."""
+        if self.pseudo is None:
+            return standard_normal_log_prob(z_c)
+        mu, logvar = self.vamp_components()  # (K, D)
+        comp = normal_log_prob(z_c[:, None], mu, (0.5 * logvar).exp())  # (B, K)
+        return torch.logsumexp(comp, 1) - math.log(mu.shape[0])  # Eq. (9)
+
+    def draw_content(self, n: int, tau: float, generator: torch.Generator | None) -> Tensor:
+        """``n`` contents ``(n, content_dim)`` from the prior, every std scaled by ``tau``: from
+        ``N(0, I)``, or from a uniformly drawn component of the VampPrior."""
+        dev, d = self.device, self.config.content_dim
+        eps = randn((n, d), generator=generator, device=dev)
+        if self.pseudo is None:
+            return tau * eps
+        mu, logvar = self.vamp_components()
+        u = rand((n,), generator=generator, device=dev)
+        idx = (u * mu.shape[0]).long().clamp_max(mu.shape[0] - 1)  # k ~ U{1..K}
+        return mu[idx] + tau * (0.5 * logvar[idx]).exp() * eps
 
     def sprite(self, z_c: Tensor) -> Tensor:
         """``D(z_c)``: the sprite's intensities ``(B, C, k, k)`` in (0, 1)."""
@@ -269,7 +368,11 @@ class DDPAE(GenerativeModel, Samples):
         # E_q[log q(p_t | x_t) - log p(p_t | p_{<t})]: q's entropy in closed form, the mixture
         # prior's cross-entropy at the sampled poses (one sample; the prior sees earlier samples)
         kl_pose = (-normal_entropy(q_std) - self.prior.log_prob(pose)).sum(1)
-        kl_content = gaussian_kl(mu, logvar)
+        if self.pseudo is None:
+            kl_content = gaussian_kl(mu, logvar)
+        else:  # one-sample estimate log q(z_c | x) - log p(z_c) (VampPrior, Eq. (5))
+            q_log = normal_log_prob(z_c, mu, (0.5 * logvar).exp())
+            kl_content = q_log - self.content_log_prior(z_c)
         return {"rec": rec, "kl_content": kl_content, "kl_pose": kl_pose}
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
@@ -317,9 +420,13 @@ class DDPAE(GenerativeModel, Samples):
         poses: list[Tensor] = []
         h = torch.zeros(n, self.prior.cell.hidden_size, device=dev)
         if cond is None:
-            z_c = tau * randn((n, self.config.content_dim), generator=generator, device=dev)
-            m, s = self.prior.first(n)
-            poses.append(m + tau * s * randn((n, 2), generator=generator, device=dev))
+            z_c = self.draw_content(n, tau, generator)
+            logw, mean, std = self.prior.first_mixture(n)
+            if self.prior.grid_logits is None:  # the one Gaussian, drawn as before
+                m, s = mean[:, 0], std[:, 0]
+                poses.append(m + tau * s * randn((n, 2), generator=generator, device=dev))
+            else:
+                poses.append(self.prior.draw(logw, mean, std, tau, generator))
         else:
             known = self.intensities(cond.to(dev).float())
             q_mean, _ = self.pose_posterior(known)
