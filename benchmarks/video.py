@@ -92,7 +92,11 @@ identity consistency, and frame prediction against copy-the-last-frame.
     VampPrior on the content (``content_prior=vamp``, arXiv:1705.07120: a mixture of the content
     posterior at 64 learned pseudo-windows) and the first pose drawn from a mixture with a
     Gaussian at every pixel centre (``first_pose=grid``), instead of ``N(0, I)`` and one
-    Gaussian; trained and scored as DDPAE is.
+    Gaussian; trained and scored as DDPAE is. ``--ddpae-temperatures 1 0.4 0.2`` scores every
+    DDPAE entry's samples at each temperature (each standard deviation of a draw scaled, the
+    mixture components still drawn by their weights); ``--ddpae-jitter`` adds, per row, the same
+    contents at the same poses moved to random sub-pixel offsets (within +-0.5 px of their pixel
+    centre), the control that DDPAE's identity does not come from poses on the pixel grid.
 
 4. ``--text``: text-conditioned video diffusion on ``moving-shapes?size=16&n=2000`` (8 frames of
    16 x 16): ``video-diffusion`` with ``text=true`` trained for ``--steps`` steps, then one clip
@@ -412,6 +416,9 @@ def sample_table(
             rows.append((f"{m}, diffusion decoder", clips, time.perf_counter() - t0))
             rows.append((f"{m}, its VQ decoder on the same codes", vq, float("nan")))
             continue
+        if registered(m) == "video-ddpae":  # item 11: temperatures, the sub-pixel control
+            rows += ddpae_rows(m, model, args, n, g)
+            continue
         opts = {"sampler": args.sampler, "steps": args.sample_steps} if is_diffusion(m) else {}
         clips = torch.cat([model.sample(min(32, n - i), generator=g, **opts).cpu()
                            for i in range(0, n, 32)])  # fmt: skip
@@ -441,6 +448,31 @@ def sample_table(
         identity_picture(keep, al_clf, args.identity_png)
         print(f"wrote {args.identity_png}: the first 4 clips of {len(keep)} rows, each frame "
               "with the aligned identity classifier's digit under it")  # fmt: skip
+    return rows
+
+
+def ddpae_rows(
+    m: str, model, args: argparse.Namespace, n: int, g: torch.Generator
+) -> list[tuple[str, torch.Tensor, float]]:
+    """Item 11: a DDPAE entry's clips at each ``--ddpae-temperatures`` (the first one unnamed),
+    and with ``--ddpae-jitter`` the same contents at the same poses moved to their pixel centre
+    plus a uniform offset within +-0.5 px per frame and axis (the sub-pixel control: a model whose
+    identity came from poses on the pixel grid would lose it there)."""
+    rows = []
+    for j, tau in enumerate(args.ddpae_temperatures):
+        t0 = time.perf_counter()
+        drawn = [model.sample_latents(min(32, n - i), generator=g, temperature=tau)
+                 for i in range(0, n, 32)]  # fmt: skip
+        clips = torch.cat([model.decode(z, p).cpu() * 2 - 1 for z, p, _ in drawn])
+        label = m if j == 0 and tau == 1.0 else f"{m}, temperature {tau:g}"
+        rows.append((label, clips, time.perf_counter() - t0))
+        if args.ddpae_jitter:
+            jg = torch.Generator().manual_seed(7)
+            moved = [p.floor() + 0.5 + torch.rand(p.shape, generator=jg) - 0.5 for _, p, _ in drawn]
+            clips = torch.cat([model.decode(z, q).cpu() * 2 - 1
+                               for (z, _, _), q in zip(drawn, moved, strict=True)])  # fmt: skip
+            rows.append((f"{label}: the same sprites, poses at random sub-pixel offsets", clips,
+                         float("nan")))  # fmt: skip
     return rows
 
 
@@ -763,6 +795,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=128, help="clips scored per model")
     ap.add_argument("--sampler", default="dpmpp-2m", help="video diffusion's sampler")
     ap.add_argument("--sample-steps", type=int, default=12, help="its sampling steps")
+    ap.add_argument("--ddpae-temperatures", nargs="+", type=float, default=[1.0],
+                    help="item 11: the sample table's rows of each DDPAE entry at these "
+                    "temperatures")  # fmt: skip
+    ap.add_argument("--ddpae-jitter", action="store_true", help="item 11: also each DDPAE row's "
+                    "sprites at poses moved to random sub-pixel offsets")  # fmt: skip
     ap.add_argument("--context", type=int, default=4, help="known frames for prediction")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--gif", help="also write video diffusion's samples and predictions as GIFs")

@@ -269,3 +269,24 @@ def test_the_grid_first_pose_is_a_gaussian_at_every_pixel_centre() -> None:
     assert {"pseudo", "prior.grid_logits"} <= set(
         _model(content_prior="vamp", first_pose="grid").state_dict()
     )
+
+
+def test_sample_latents_are_what_sample_renders() -> None:
+    """``sample`` is ``decode`` of ``sample_latents`` drawn with the same generator (so the
+    benchmark's sub-pixel control re-renders the very draws it scores); with a low temperature the
+    VampPrior draws lie nearer its components' means."""
+    model = _model(content_prior="vamp", first_pose="grid", pseudo_inputs=8)
+    for tau in (1.0, 0.3):
+        z, poses, k = model.sample_latents(5, generator=torch.Generator().manual_seed(0),
+                                           temperature=tau)  # fmt: skip
+        clips = model.sample(5, generator=torch.Generator().manual_seed(0), temperature=tau)
+        assert k == 0 and poses.shape == (5, 8, 2)
+        assert torch.equal(model.decode(z, poses) * 2 - 1, clips)
+    with torch.no_grad():
+        mu, logvar = model.vamp_components()
+    far = []
+    for tau in (1.0, 0.3):
+        z = model.draw_content(2000, tau, torch.Generator().manual_seed(1))
+        d = ((z[:, None] - mu[None]) / (0.5 * logvar).exp()[None]).pow(2).sum(-1).amin(1)
+        far.append(d.mean())
+    assert far[1] < 0.2 * far[0]  # squared standardized distance scales with tau^2 = 0.09

@@ -410,6 +410,28 @@ class DDPAE(GenerativeModel, Samples):
         ``temperature`` scales every standard deviation drawn with (default 1; 0: the means).
         ``frames``: clips of any length (default: the trained ``T``; the prior rolls on, so e.g.
         8 frames predicted after 4 known ones in one call); ``size`` must be the trained side."""
+        z_c, poses, k = self.sample_latents(
+            n, cond=cond, generator=generator, frames=frames, size=size, **options
+        )
+        out = self.decode(z_c, poses) * 2 - 1
+        if cond is not None:
+            out[:, :k] = cond.to(out)
+        return out.float()
+
+    @torch.no_grad()
+    def sample_latents(
+        self,
+        n: int,
+        *,
+        cond: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        frames: int | None = None,
+        size: int | None = None,
+        **options: Any,
+    ) -> tuple[Tensor, Tensor, int]:
+        """What :meth:`sample` draws before rendering: the contents ``(n, content_dim)``, the
+        poses ``(n, T, 2)`` and the number ``k`` of known frames (0 without ``cond``); the same
+        arguments, the same draws (``decode(z_c, poses)`` renders them)."""
         check_sample_args(self.name, None, options, SAMPLING_OPTIONS)
         t = clip_request(frames, size, self.shape, any_length=True)
         tau = float(options.get("temperature", 1.0))
@@ -440,7 +462,4 @@ class DDPAE(GenerativeModel, Samples):
             i = len(poses)
             logw, mean, std, h = self.prior.step(poses[i - 1], poses[max(i - 2, 0)], h)
             poses.append(self.prior.draw(logw, mean, std, tau, generator))
-        out = self.decode(z_c, torch.stack(poses, 1)) * 2 - 1
-        if cond is not None:
-            out[:, :k] = cond.to(out)
-        return out.float()
+        return z_c, torch.stack(poses, 1), k
