@@ -78,12 +78,12 @@ from genzoo.nn.sprites import render, windows
 
 SAMPLING_OPTIONS = ("temperature",)
 CONTENT_PRIORS = ("normal", "vamp")
+FIRST_POSES = ("gaussian", "grid")
 # the grid prior's parameters enter multiplied by this: a learning-rate multiplier by
 # reparameterisation (as the equalised learning rate of ProGAN, arXiv:1710.10196, Sec. 4.1). Adam
 # moves a parameter by about lr a step whatever its gradient's scale, so at lr 1e-3 the logits of
 # the pixels the data never start at would need some 5,000 steps to fall by 5; ten times faster.
 GRID_LR_SCALE = 10.0
-FIRST_POSES = ("gaussian", "grid")
 LOG_2PI = math.log(2 * math.pi)
 
 
