@@ -83,25 +83,34 @@ class MultiLevelDecoder(torch.nn.Module):
     """A probe's variant, not the paper's: AdaIN at relu3 **and** relu2; the relu3 decoder's
     upsampled ``stage3`` output is concatenated with ``AdaIN`` at relu2 before ``stage2``."""
 
-    def __init__(self, width: int, decoder_width: int | None) -> None:
+    def __init__(self, width: int, decoder_width: int | None, relu1: bool = False) -> None:
         super().__init__()
         self.base = AdaINDecoder(1, width, (28, 28), decoder_width)
+        self.relu1 = relu1
         first = self.base.stage2[0]
         self.base.stage2[0] = torch.nn.Conv2d(
             first.in_channels + 2 * width, first.out_channels, 3, padding=1, padding_mode="reflect"
         )
+        if relu1:  # ``--levels 3``: AdaIN at relu1 too, concatenated before ``stage1``
+            first = self.base.stage1[0]
+            self.base.stage1[0] = torch.nn.Conv2d(
+                first.in_channels + width, first.out_channels, 3, padding=1, padding_mode="reflect"
+            )
 
     def forward(self, ts: list[torch.Tensor]) -> torch.Tensor:
-        t2, t3 = ts
+        t1, t2, t3 = ts if self.relu1 else (None, *ts)
         b = self.base
         h = F.interpolate(b.stage3(t3), size=b.sizes[1], mode="nearest")
         h = torch.cat([h, t2], dim=1)  # (B, 2d + 2w, 14, 14)
         h = F.interpolate(b.stage2(h), size=b.sizes[0], mode="nearest")
+        if t1 is not None:
+            h = torch.cat([h, t1], dim=1)  # (B, d + w, 28, 28)
         return b.stage1(h)
 
 
-def _multi(fc: list[torch.Tensor], fs: list[torch.Tensor]) -> list[torch.Tensor]:
-    return [adain(fc[1], fs[1]), adain(fc[2], fs[2])]  # relu2, relu3 of taps 1, 6, 11
+def _multi(fc: list[torch.Tensor], fs: list[torch.Tensor], levels: int = 2) -> list[torch.Tensor]:
+    """AdaIN at the last ``levels`` of the taps 1, 6, 11 (2: relu2, relu3; 3: relu1 too)."""
+    return [adain(fc[i], fs[i]) for i in range(3 - levels, 3)]
 
 
 def benchmark_pairs(indices: range) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -124,7 +133,8 @@ def score(decoder, enc, scorer, pairs, k: int = -1) -> dict:
     for name, (c, s, kind) in pairs.items():
         with torch.no_grad():
             if isinstance(decoder, MultiLevelDecoder):
-                img = decoder(_multi(enc(c), enc(s))).clamp(-1, 1)
+                levels = 3 if decoder.relu1 else 2
+                img = decoder(_multi(enc(c), enc(s), levels)).clamp(-1, 1)
             else:
                 t = adain(enc(c)[k], enc(s)[k])
                 img = decoder(t, torch.Generator().manual_seed(0)).clamp(-1, 1)
@@ -242,6 +252,18 @@ def main(argv: list[str] | None = None) -> None:
         help="AdaIN at relu2 and relu3 (a variant; L_c at both; needs --taps 1,6,11)",
     )
     p.add_argument(
+        "--levels",
+        type=int,
+        default=2,
+        choices=[2, 3],
+        help="with --multi-level: 2, AdaIN at relu2 and relu3; 3, at relu1 too (L_c at each)",
+    )
+    p.add_argument(
+        "--hide-bench",
+        action="store_true",
+        help="leave the benchmark's 16 pairs out (neither scored nor printed: blind selection)",
+    )
+    p.add_argument(
         "--sparse-dots",
         action="store_true",
         help="also score on up to 64 held-out styled:mnist5k test pairs (index >= 64) whose "
@@ -299,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
     at = taps.index(SMALL_CNN_TAPS[a.adain_layer - 1])  # AdaIN's layer among the taps of L_s
     if a.multi_level:
         torch.manual_seed(a.seed + 1)
-        dec = MultiLevelDecoder(width, a.decoder_width or None)
+        dec = MultiLevelDecoder(width, a.decoder_width or None, relu1=a.levels == 3)
     opt = torch.optim.Adam(dec.parameters(), lr=a.lr)
     if a.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.steps)
@@ -309,7 +331,8 @@ def main(argv: list[str] | None = None) -> None:
     g = torch.Generator().manual_seed(a.seed + 2)
     test = load_dataset("styled:mnist5k", "test").get(torch.arange(64))
     pairs = {"64 pairs": (test["x"], test["style"], test["style_y"])}
-    pairs["bench 16"] = benchmark_pairs(range(4))
+    if not a.hide_bench:
+        pairs["bench 16"] = benchmark_pairs(range(4))
     if a.fresh_draw:  # drawn as the benchmark draws its pairs, with indices and seeds of its own
         idx = range(a.fresh_seed, a.fresh_seed + a.fresh_draw)
         if idx.start < 4 or idx.stop > 1000:
@@ -350,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
         b = ds.get(torch.randint(len(ds), (a.batch,), generator=g))
         with torch.no_grad():
             fc, fs = enc(b["x"]), enc(b["style"])
-            t = _multi(fc, fs) if a.multi_level else adain(fc[at], fs[at])
+            t = _multi(fc, fs, a.levels) if a.multi_level else adain(fc[at], fs[at])
         fo = enc(dec(t))
         if a.norm == "scale":  # every term divided by its target's scale (per example)
             lc = (fo[at] - t).flatten(1).norm(dim=1) / t.flatten(1).norm(dim=1).clamp_min(1e-6)
@@ -365,8 +388,9 @@ def main(argv: list[str] | None = None) -> None:
         elif a.style_loss == "gram":
             lc = (fo[at] - t).flatten(1).norm(dim=1)
             ls = gram_style_loss(fo, [gram_matrix(f) for f in fs])
-        elif a.multi_level:  # L_c at both AdaIN layers
-            lc = sum((fo[i] - ti).flatten(1).norm(dim=1) for i, ti in zip((1, 2), t, strict=True))
+        elif a.multi_level:  # L_c at every AdaIN layer
+            at_taps = range(3 - a.levels, 3)
+            lc = sum((fo[i] - ti).flatten(1).norm(dim=1) for i, ti in zip(at_taps, t, strict=True))
             ls = stats_style_loss(fo, fs)
         else:
             lc = (fo[at] - t).flatten(1).norm(dim=1)
@@ -393,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
             report(score(dec, enc, scorer, pairs, at), step, gn_first, gn_last, t0)
     res = score(dec, enc, scorer, pairs, at)
     report(res, a.steps, gn_first, gn_last, t0)
-    if a.picture:
+    if a.picture and "bench 16" in pairs:
         from genzoo.data import dataset_info
         from genzoo.viz import save_samples_png
 
