@@ -113,6 +113,19 @@ def _multi(fc: list[torch.Tensor], fs: list[torch.Tensor], levels: int = 2) -> l
     return [adain(fc[i], fs[i]) for i in range(3 - levels, 3)]
 
 
+def with_style_pool(ds, pool: int):
+    """``ds`` (``styled:mnist5k`` train) with its styles drawn from a pool of ``pool`` textures
+    made as the dataset makes its own (``make_textures`` with the train pool's seed 10, so the
+    first 800 are the dataset's pool), example ``i`` taking texture ``i mod pool``."""
+    from genzoo.data.textures import make_textures
+
+    x, kind = make_textures(pool, 28, 1, seed=10)
+    levels = torch.round(x.double() * (ds.info.levels - 1) / 255.0).to(torch.uint8)
+    pick = torch.arange(len(ds)) % pool
+    ds.style, ds.kind = levels[pick], kind[pick]
+    return ds
+
+
 def benchmark_pairs(indices: range) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pairs drawn as ``benchmarks/biggan_style.py style`` draws its own (there: ``range(4)``):
     content ``mnist5k@i`` (test split) with style ``texture:KIND@i`` for each kind and ``i`` in
@@ -259,6 +272,12 @@ def main(argv: list[str] | None = None) -> None:
         help="with --multi-level: 2, AdaIN at relu2 and relu3; 3, at relu1 too (L_c at each)",
     )
     p.add_argument(
+        "--style-pool",
+        type=int,
+        default=0,
+        help="training styles from a pool of this many textures (0: the dataset's 800)",
+    )
+    p.add_argument(
         "--hide-bench",
         action="store_true",
         help="leave the benchmark's 16 pairs out (neither scored nor printed: blind selection)",
@@ -328,6 +347,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0 / (1.0 + a.lr_decay * i))
     ds = load_dataset("styled:mnist5k", "train")
+    if a.style_pool:  # example i takes texture i mod P of a pool of P (the dataset's: 800)
+        ds = with_style_pool(ds, a.style_pool)
     g = torch.Generator().manual_seed(a.seed + 2)
     test = load_dataset("styled:mnist5k", "test").get(torch.arange(64))
     pairs = {"64 pairs": (test["x"], test["style"], test["style_y"])}
