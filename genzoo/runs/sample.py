@@ -57,10 +57,7 @@ def sample(
         options["cond"] = torch.full((n,), check_label(label, info, run), dtype=torch.long)
     model = load(run)
     if not isinstance(model, Samples):
-        raise ConfigError(
-            f"Run {str(run)!r} holds model {model.name!r}, which does not draw samples; "
-            f"use `genzoo eval` (or the {model.family} commands) with it."
-        )
+        raise _no_samples(run, model.name, model.family)
     g = make_generator(seed, device=model.device)
     extra = dict(options)
     if sampler is not None:
@@ -91,6 +88,13 @@ def check_label(label: int, info: DataInfo, run: str | Path) -> int:
             f"{names}."
         )
     return label
+
+
+def _no_samples(run: str | Path, model: str, family: str) -> ConfigError:
+    return ConfigError(
+        f"Run {str(run)!r} holds model {model!r}, which does not draw samples; "
+        f"use `genzoo eval` (or the {family} commands) with it."
+    )
 
 
 def sample_keywords(model_cls: type) -> list[str]:
@@ -145,6 +149,8 @@ def sample_to_file(
     cfg = read_run_config(run)
     info = DataInfo.from_dict(cfg["data_info"])
     cls = MODELS.get(cfg["model"])
+    if not issubclass(cls, Samples):  # before any option is checked against its sample
+        raise _no_samples(run, cfg["model"], cls.family)
     text = info.kind == "text"
     path = Path(out) if out is not None else Path("samples.txt" if text else "samples.png")
     mel_view = is_mel_view_spec(info.name) and (path.suffix == ".wav" or str(out).endswith("/"))

@@ -215,6 +215,8 @@ def stylize(
         raise ConfigError(f"Unknown method {method!r}; choose {choices(METHODS)}.")
     if steps < 0:
         raise ConfigError(f"steps = {steps} must be at least 0.")
+    if Path(out).suffix.lower() != ".png":  # before any optimisation or training run is read
+        raise ConfigError(f"--out {str(out)!r} must end in .png.")
     net = feature_net(features, weights)
     c_img = read_input(content)
     if method == "adain":

@@ -1,5 +1,6 @@
 """`genzoo stylize`: a Gatys run on tiny inputs writes its picture and reports the losses; bad
-inputs (a pickle weights file, an unknown texture, adain without a run) are one sentence each."""
+inputs (a pickle weights file, an unknown texture, adain without a run, an --out that is not a
+PNG) are one sentence each."""
 
 from __future__ import annotations
 
@@ -39,3 +40,6 @@ def test_stylize_bad_inputs_are_one_sentence(tmp_path, capsys) -> None:
     one_error(
         *run_cli(capsys, "stylize", "digits@0", "texture:dots", "--method", "adain")[::2], "--run"
     )
+    jpg = tmp_path / "out.xyz"  # an extension no image writer knows: refused before any work
+    one_error(*run_cli(capsys, "stylize", "digits@0", "texture:dots", "--out", jpg)[::2], ".png")
+    assert not jpg.exists()

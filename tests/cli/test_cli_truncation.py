@@ -1,5 +1,5 @@
 """genzoo sample --truncation: a stylegan2 run draws truncated samples; a psi outside [0, 1] and
-a model without truncation are one sentence each."""
+a model without truncation, and one that draws no samples, are one sentence each."""
 
 from __future__ import annotations
 
@@ -22,3 +22,9 @@ def test_cli_sample_truncation(tmp_path, fast_train, capsys) -> None:
     gan = genzoo.train("gan", "digits", steps=1, out=tmp_path / "g", overrides=gan_over)
     code, _, err = run_cli(capsys, "sample", gan, "--truncation", 0.5, "--out", png)
     one_error(code, err, "--truncation", "'gan' has no truncation", "'stylegan2'")
+    # a model that draws no samples at all: that sentence, before its options are looked at
+    ada = genzoo.train(
+        "adain", "styled:digits", steps=1, out=tmp_path / "a", overrides={**fast_train, "width": 4}
+    )
+    code, _, err = run_cli(capsys, "sample", ada, "--truncation", 0.5, "--out", png)
+    one_error(code, err, "'adain'", "does not draw samples")
