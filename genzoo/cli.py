@@ -380,8 +380,9 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 
 def _cmd_inpaint(args: argparse.Namespace) -> int:
     from genzoo.runs.inpaint import inpaint
-    from genzoo.viz import save_samples_png
+    from genzoo.viz import png_out, save_samples_png
 
+    png_out(args.out)  # before the sampling
     res = inpaint(
         args.run,
         n=args.n,

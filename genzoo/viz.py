@@ -137,6 +137,14 @@ def save_images_folder(x: Tensor, info: DataInfo, folder: str | Path) -> list[Pa
     return paths
 
 
+def png_out(path: str | Path) -> Path:
+    """``path`` as a :class:`Path` when it names a PNG file; else one sentence (checked before
+    the work whose picture it will hold)."""
+    if Path(path).suffix.lower() != ".png":
+        raise ConfigError(f"--out {str(path)!r} must end in .png.")
+    return Path(path)
+
+
 def save_samples_png(
     x: Tensor,
     info: DataInfo,

@@ -25,6 +25,7 @@ from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo
 from genzoo.models.diffusion.base import DiffusionModel
 from genzoo.runs.load import load
+from genzoo.runs.sample import check_steps
 
 REGIONS = ("lower", "upper", "left", "right", "center")
 """The hidden regions :func:`region_mask` knows."""
@@ -106,6 +107,7 @@ def inpaint(
     run's diffusion model (``sampler``: any of ``genzoo list samplers``, or ``"repaint"``)."""
     if n < 1:
         raise ConfigError(f"--n {n} must be at least 1 (test images to inpaint).")
+    check_steps(steps)
     model = load(run)
     if not isinstance(model, DiffusionModel) or model.info.kind != "images":
         raise ConfigError(

@@ -13,7 +13,7 @@ from genzoo.core.seeding import make_generator
 from genzoo.data import load_dataset
 from genzoo.models.latent import check_latent, interpolate_latents
 from genzoo.runs.load import open_run
-from genzoo.viz import save_samples_png
+from genzoo.viz import png_out, save_samples_png
 
 
 def interpolate(
@@ -29,6 +29,8 @@ def interpolate(
     """Interpolate between ``n`` pairs of test examples of a run: ``(n, steps + 2, *shape)``,
     each row ``[input a, steps decoded frames, input b]``; with ``out``, also a PNG grid (one row
     per pair; points: a scatter plot of the paths over the data)."""
+    if out is not None:
+        out = png_out(out)
     loaded = open_run(run)
     model, cfg = loaded.model, loaded.config
     check_latent(model)

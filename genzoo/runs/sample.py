@@ -52,6 +52,7 @@ def sample(
     with the batches)."""
     if n < 1:
         raise ConfigError(f"--n {n} must be at least 1 (samples to draw).")
+    check_steps(steps)
     if label is not None:
         info = DataInfo.from_dict(read_run_config(run)["data_info"])
         options["cond"] = torch.full((n,), check_label(label, info, run), dtype=torch.long)
@@ -88,6 +89,16 @@ def check_label(label: int, info: DataInfo, run: str | Path) -> int:
             f"{names}."
         )
     return label
+
+
+def check_steps(steps: int | None) -> None:
+    """A sampler's ``--steps``: at least 1, or ``None`` for the model's default (0 would read
+    as the default further down, so it is refused here)."""
+    if steps is not None and steps < 1:
+        raise ConfigError(
+            f"--steps {steps} must be at least 1 (sampling steps), or leave it out for the "
+            "model's default."
+        )
 
 
 def _no_samples(run: str | Path, model: str, family: str) -> ConfigError:

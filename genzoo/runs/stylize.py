@@ -47,6 +47,7 @@ from genzoo.nn.style import (
     gram_style_loss,
     vgg19_features,
 )
+from genzoo.viz import png_out
 
 METHODS = ("gatys", "adain")
 SAFE_SUFFIXES = (".safetensors", ".pt", ".pth")
@@ -215,8 +216,7 @@ def stylize(
         raise ConfigError(f"Unknown method {method!r}; choose {choices(METHODS)}.")
     if steps < 0:
         raise ConfigError(f"steps = {steps} must be at least 0.")
-    if Path(out).suffix.lower() != ".png":  # before any optimisation or training run is read
-        raise ConfigError(f"--out {str(out)!r} must end in .png.")
+    out = png_out(out)  # before any optimisation or training run is read
     net = feature_net(features, weights)
     c_img = read_input(content)
     if method == "adain":
@@ -250,7 +250,6 @@ def stylize(
         feats = net(image)
         after = float(gram_style_loss(feats, targets)[0])
         cerr = float(content_loss(feats[-1], p)[0])
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     arr = ((image[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
     Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(out)

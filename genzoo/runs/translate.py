@@ -22,6 +22,7 @@ from genzoo.core.errors import ConfigError, DataError
 from genzoo.core.protocol import Translates
 from genzoo.data.base import DataInfo, levels_to_model, model_to_levels
 from genzoo.runs.load import load
+from genzoo.viz import png_out
 
 
 def _levels(info: DataInfo) -> int:
@@ -101,8 +102,7 @@ def translate_file(
         if out is not None
         else Path(image).with_name(f"{Path(image).stem}-translated.png")
     )
-    if out_path.suffix.lower() != ".png":
-        raise ConfigError(f"--out {str(out_path)!r} must end in .png.")
+    png_out(out_path)
     x, note = read_image(image, model.info, f"model {model.name!r} of run {str(run)!r}")
     y = model.translate(x, reverse=reverse)
     return write_image(y, model.info, out_path), note

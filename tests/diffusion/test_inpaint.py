@@ -108,3 +108,13 @@ def test_cli_inpaint_runs_repaint_on_a_trained_run(tmp_path, capsys, fast_train)
     assert main([*argv, "--sampler", "nope"]) == 2
     err = capsys.readouterr().err
     assert "'nope'" in err and "'repaint'" in err and err.count("\n") == 1
+    # --steps 0 would read as "the default" below; an --out no writer knows fails only after
+    # the sampling: both are one sentence before anything is drawn
+    for bad, needle in ((["--steps", "0"], "--steps 0"), (["--out", str(out) + ".xyz"], ".png")):
+        assert main([*argv, *bad]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "i.png.xyz").exists()
+    assert main(["sample", str(run), "--steps", "0", "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert "--steps 0" in err and err.count("\n") == 1 and not (tmp_path / "s.png").exists()

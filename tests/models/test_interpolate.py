@@ -117,6 +117,10 @@ def test_cli_interpolate_writes_a_grid_whose_ends_are_reconstructions(tmp_path, 
     assert "3 interpolations" in capsys.readouterr().out
     img = Image.open(out)
     assert img.size[0] > img.size[1]  # 3 rows of 8 columns (input, 6 frames, input)
+    bad = tmp_path / "interp.jpeg"  # not a PNG: one sentence before the run is read
+    assert main(["interpolate", str(run), "--out", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "must end in .png" in err and not bad.exists()
     grid = genzoo.interpolate(run, n=3, steps=6)
     assert grid.shape == (3, 8, 1, 8, 8)
     model = genzoo.load(run)
