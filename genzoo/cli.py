@@ -448,9 +448,10 @@ def _cmd_zeroshot(args: argparse.Namespace) -> int:
 
 def _cmd_retrieve(args: argparse.Namespace) -> int:
     from genzoo.runs.multimodal import query_images, retrieve
-    from genzoo.viz import save_samples_png
+    from genzoo.viz import png_out, save_samples_png
 
-    if args.query:
+    if args.query is not None:
+        png_out(args.out)  # before the search
         x, scores, info = query_images(args.run, args.query, k=args.k, data_root=args.data_root)
         save_samples_png(x, info, args.out, nrow=len(x))
         print(

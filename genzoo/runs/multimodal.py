@@ -45,6 +45,12 @@ def _load(run: str | Path, kind: type[M], what: str) -> M:
     return model
 
 
+def _at_least_one(name: str, value: int | None, what: str) -> None:
+    """One sentence for a count below 1 (``None``: not given)."""
+    if value is not None and value < 1:
+        raise ConfigError(f"--{name} {value} must be at least 1 ({what}).")
+
+
 def _test(run: str | Path, split: str, data_root: str | None) -> Dataset:
     return load_dataset(read_run_config(run)["data"], split, root=data_root)
 
@@ -61,6 +67,7 @@ def zeroshot(
 ) -> dict[str, Any]:
     """Zero-shot accuracy of a ``clip`` run from class prompts alone (``shapes``: colour + shape
     of single-object images, also colour and shape alone and held-out vs seen pairs)."""
+    _at_least_one("n", n, "test images; leave it out for all")
     model = _load(run, CLIP, "zeroshot")
     data = _test(run, split, data_root)
     if data.y is None:
@@ -94,6 +101,9 @@ def retrieve(
 ) -> dict[str, Any]:
     """Recall@k of a ``clip`` run for image -> text and text -> image retrieval among the first
     ``n`` test pairs (each image with its own caption)."""
+    _at_least_one("n", n, "test image-caption pairs searched")
+    if not ks or min(ks) < 1:
+        raise ConfigError(f"Recall@k needs k >= 1; got {list(ks)}.")
     model = _load(run, CLIP, "retrieve")
     data = _test(run, split, data_root)
     idx = torch.arange(min(n, len(data)))
@@ -128,6 +138,9 @@ def query_images(
 ) -> tuple[Tensor, Tensor, DataInfo]:
     """The ``k`` test images most similar to ``text``: ``(images (k, C, H, W), scores (k,),
     info)``."""
+    _at_least_one("k", k, "test images shown")
+    if not text.strip():
+        raise ConfigError("--query is empty; give a text to search the test images for.")
     model = _load(run, CLIP, "retrieve")
     data = _test(run, split, data_root)
     idx = torch.arange(len(data))
@@ -185,6 +198,7 @@ def caption_eval(
 ) -> dict[str, Any]:
     """Caption quality of a ``captioner`` run: attribute exact match and BLEU (all templates as
     references) on single-object test images, and the same on two-object images."""
+    _at_least_one("n", n, "test images per group; leave it out for all")
     model = _load(run, Captioner, "caption evaluation")
     data = _test(run, split, data_root)
     res: dict[str, Any] = {"method": method}

@@ -12,6 +12,7 @@ from PIL import Image
 pytest.importorskip("tokenizers")
 
 from genzoo.cli import main
+from genzoo.core.errors import ConfigError
 from genzoo.data import load_dataset
 from genzoo.data.base import model_to_levels
 from genzoo.runs.multimodal import caption, retrieve, zeroshot
@@ -71,3 +72,32 @@ def test_user_errors_are_one_sentence(runs, capsys) -> None:
     assert main(["caption", str(runs / "cap"), str(runs / "missing.png")]) == 2
     assert "missing.png" in capsys.readouterr().err
     assert not (runs / "clip" / "samples").exists()
+
+
+def test_counts_and_options_out_of_range_are_one_sentence(runs, capsys, tmp_path) -> None:
+    """Counts below 1 (which crashed, or, as --n -5 did, silently dropped the last five test
+    images), decoding options of another method or below 1 (0 read as the config's value), an
+    empty query and a picture that is not a PNG: one sentence each, before any work."""
+    img = tmp_path / "x.png"
+    Image.new("L", (16, 16), 128).save(img)
+    clip, cap = str(runs / "clip"), str(runs / "cap")
+    cases = [
+        (["zeroshot", clip, "--n", "0"], "--n 0"),
+        (["zeroshot", clip, "--n", "-5"], "--n -5"),
+        (["retrieve", clip, "--n", "0"], "--n 0"),
+        (["retrieve", clip, "--query", "red", "--k", "0"], "--k 0"),
+        (["retrieve", clip, "--query", "  "], "--query is empty"),
+        (["retrieve", clip, "--query", "red", "--out", str(tmp_path / "r.jpg")], ".png"),
+        (["caption", cap, str(img), "--method", "beam", "--beam-size", "-3"], "beam_size = -3"),
+        (["caption", cap, str(img), "--method", "beam", "--beam-size", "0"], "beam_size = 0"),
+        (["caption", cap, str(img), "--method", "top_k", "--top-k", "0"], "top_k = 0"),
+        (["caption", cap, str(img), "--method", "greedy", "--beam-size", "3"], "--method beam"),
+    ]
+    capsys.readouterr()
+    for argv, needle in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "r.jpg").exists()
+    with pytest.raises(ConfigError, match="k >= 1"):
+        retrieve(runs / "clip", n=10, ks=(0, 5))

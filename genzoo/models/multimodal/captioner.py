@@ -152,6 +152,14 @@ class Captioner(MultimodalModel):
         method = method or c.decoding
         if method not in DECODINGS:
             raise ConfigError(f"Decoding {method!r} is not known; choose {choices(DECODINGS)}.")
+        for name, value, owner in (("beam_size", beam_size, "beam"), ("top_k", top_k, "top_k")):
+            if value is not None and value < 1:  # 0 would read as the config's value below
+                raise ConfigError(f"{name} = {value} must be at least 1.")
+            if value is not None and method != owner:
+                raise ConfigError(
+                    f"{name} is an option of decoding {owner!r}, not of {method!r}; "
+                    f"choose --method {owner} to use it."
+                )
         max_len = min(max_len, MAX_LEN - 1)
         if method == "beam":
             return self._beam(
