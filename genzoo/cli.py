@@ -867,6 +867,23 @@ def _one_line_warnings(others: Callable[..., None]) -> Callable[..., None]:
     return show
 
 
+def _out_of_memory(e: BaseException) -> str | None:
+    """One sentence for an allocation that failed (CPU: a ``RuntimeError`` from the allocator,
+    CUDA: ``torch.OutOfMemoryError``, or Python's ``MemoryError``), else ``None``."""
+    import re
+
+    text = str(e)
+    cpu = isinstance(e, RuntimeError) and "can't allocate memory" in text
+    if not (cpu or isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"):
+        return None
+    asked = re.search(r"tried to allocate (\d+) bytes", text)
+    size = f" ({int(asked.group(1)) / 2**30:,.1f} GiB at once)" if asked else ""
+    return (
+        f"Out of memory{size}; lower batch_size (training) or --n (sampling, evaluation). "
+        "Checkpoints already written are kept."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = _join_dash_values(sys.argv[1:] if argv is None else argv)
@@ -892,6 +909,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except GenzooError as e:
         print(f"genzoo: error: {e}", file=sys.stderr)
+        return 2
+    except (RuntimeError, MemoryError) as e:
+        message = _out_of_memory(e)
+        if message is None:
+            raise
+        print(f"genzoo: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("genzoo: interrupted", file=sys.stderr)

@@ -4,6 +4,8 @@ picture, raw ``.npy`` samples, or ``.txt`` for a text run) as ``genzoo sample`` 
 from __future__ import annotations
 
 import inspect
+import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,8 +55,9 @@ def sample(
     if n < 1:
         raise ConfigError(f"--n {n} must be at least 1 (samples to draw).")
     check_steps(steps)
+    info = DataInfo.from_dict(read_run_config(run)["data_info"])
+    check_fits_in_memory(n, info)
     if label is not None:
-        info = DataInfo.from_dict(read_run_config(run)["data_info"])
         options["cond"] = torch.full((n,), check_label(label, info, run), dtype=torch.long)
     model = load(run)
     if not isinstance(model, Samples):
@@ -89,6 +92,22 @@ def check_label(label: int, info: DataInfo, run: str | Path) -> int:
             f"{names}."
         )
     return label
+
+
+def check_fits_in_memory(n: int, info: DataInfo) -> None:
+    """One sentence when ``n`` samples of the data's shape (float32) would take more than half
+    of this machine's memory: drawing them would run for long and then fail."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): no check
+        return
+    need = n * math.prod(int(s) for s in info.shape) * 4
+    if total > 0 and need > total / 2:
+        raise ConfigError(
+            f"--n {n} samples of shape {tuple(info.shape)} would take {need / 2**30:,.1f} GiB, "
+            f"more than half of this machine's {total / 2**30:,.0f} GiB of memory; draw fewer "
+            "(several calls with other --seed values add up)."
+        )
 
 
 def check_steps(steps: int | None) -> None:

@@ -156,3 +156,37 @@ def test_help_and_argument_errors_do_not_import_torch():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip().splitlines()[-1] == "False", res.stdout
+
+
+def test_out_of_memory_is_one_sentence_and_other_errors_still_surface(capsys, monkeypatch):
+    """The CPU allocator's RuntimeError, CUDA's OutOfMemoryError and MemoryError become one
+    sentence with the size asked for; any other RuntimeError is not swallowed."""
+    import genzoo.cli as cli
+
+    cpu = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+        "memory: you tried to allocate 64000000000 bytes. Error code 12"
+    )
+    cuda = type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory")
+    for error, needle in ((cpu, "59.6 GiB"), (cuda, "batch_size"), (MemoryError(), "--n")):
+
+        def boom(args, error=error):
+            raise error
+
+        monkeypatch.setattr(cli, "_run", boom)
+        code, _, err = run_cli(capsys, "list", "models")
+        assert_one_clear_error(code, err, "Out of memory", needle)
+
+    def other(args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "_run", other)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["list", "models"])
+
+
+def test_samples_that_cannot_fit_in_memory_are_refused_before_drawing(capsys, tmp_path):
+    over = {"progress": False, "tensorboard": False}
+    run = train("vae", "digits", steps=1, out=tmp_path / "v", overrides=over)
+    code, _, err = run_cli(capsys, "sample", str(run), "--n", "10000000000", "--out", "x.npy")
+    assert_one_clear_error(code, err, "--n 10000000000", "GiB", "memory")
