@@ -14,11 +14,26 @@ Each wrapper is itself a denoiser, so any sampler works with it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from genzoo.core.errors import ConfigError
+
+
+def check_guidance(w: float) -> float:
+    """``w`` as a float when it is a usable guidance scale, else one sentence: NaN or an infinite
+    scale would write NaN images, a negative one pushes away from the condition."""
+    w = float(w)
+    if not math.isfinite(w) or w < 0:
+        raise ConfigError(
+            f"guidance = {w!r} must be a finite number >= 0 (0: unconditional, 1: plain "
+            "conditional sampling, > 1: stronger guidance)."
+        )
+    return w
 
 
 class ClassifierFreeGuidance:

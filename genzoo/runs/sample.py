@@ -20,6 +20,7 @@ from genzoo.core.seeding import make_generator
 from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo
 from genzoo.data.melview import audio_info_of, is_mel_view_spec, mel_settings, view_to_audio
+from genzoo.diffusion.guidance import check_guidance
 from genzoo.diffusion.samplers import SAMPLERS
 from genzoo.models import MODELS
 from genzoo.models.diffusion.base import DiffusionModel
@@ -57,6 +58,8 @@ def sample(
     check_steps(steps)
     info = DataInfo.from_dict(read_run_config(run)["data_info"])
     check_fits_in_memory(n, info)
+    if options.get("guidance") is not None:  # every family's classifier-free guidance
+        options["guidance"] = check_guidance(options["guidance"])
     if label is not None:
         options["cond"] = torch.full((n,), check_label(label, info, run), dtype=torch.long)
     model = load(run)

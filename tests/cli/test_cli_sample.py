@@ -104,6 +104,8 @@ def test_class_and_guidance_match_the_python_api(capsys, tmp_path):
         ("ddpm-unet", ["--guidance", "2"], ["--guidance", "--class", "--prompt"]),
         ("pixelcnn", ["--class", "1", "--guidance", "2"], ["'pixelcnn'", "guidance"]),
         ("realnvp", ["--prompt", "a red circle"], ["--prompt", "text-to-image"]),
+        ("edm-dit", ["--class", "1", "--guidance", "nan"], ["guidance = nan", ">= 0"]),
+        ("edm-dit", ["--class", "1", "--guidance", "-2"], ["guidance = -2.0", ">= 0"]),
     ],
 )
 def test_class_and_guidance_refusals(capsys, tmp_path, run, args, needles):

@@ -52,6 +52,20 @@ def test_classifier_free_guidance_combines_denoisers_linearly():
     assert torch.allclose(out, expect.reshape(-1, 1).expand(4, 2))
 
 
+def test_a_guidance_scale_that_is_not_finite_or_negative_is_one_sentence_in_the_library():
+    """NaN would write NaN images without a word (it did); the model's own sample refuses it."""
+    from genzoo.core.errors import ConfigError
+    from genzoo.data import dataset_info
+    from genzoo.models.diffusion.edm import EDM, EDMConfig
+
+    cfg = EDMConfig.from_dict({"channels": 4, "class_conditional": True})
+    model = EDM(cfg, dataset_info("digits")).eval()
+    for w in (float("nan"), float("inf"), -0.5):
+        with pytest.raises(ConfigError, match=r"guidance = .* must be a finite number >= 0"):
+            model.sample(2, cond=torch.tensor([1, 2]), guidance=w, steps=2)
+    assert model.sample(2, cond=torch.tensor([1, 2]), guidance=0.0, steps=2).isfinite().all()
+
+
 def test_inpainting_keeps_known_region_exactly_with_the_ideal_denoiser():
     from genzoo.diffusion import IdealDenoiser
 

@@ -42,7 +42,11 @@ from genzoo.core.seeding import rand, randn
 from genzoo.core.tensors import per_example
 from genzoo.data.base import DataInfo
 from genzoo.diffusion.fast import fast_denoiser
-from genzoo.diffusion.guidance import ClassifierFreeGuidance, InpaintingDenoiser
+from genzoo.diffusion.guidance import (
+    ClassifierFreeGuidance,
+    InpaintingDenoiser,
+    check_guidance,
+)
 from genzoo.diffusion.likelihood import gaussian_log_prob, ode_log_prob
 from genzoo.diffusion.repaint import sample_repaint
 from genzoo.diffusion.samplers import SAMPLERS, Denoiser, call_sampler, run_sampler
@@ -300,7 +304,7 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
             raise ConfigError(f"Unknown sampler {name!r} for inpainting; choose {valid}.")
         options = dict(options)
         cond = self.sampling_condition(n, cond, options)  # 1. the condition
-        w = self.default_guidance if guidance is None else float(guidance)
+        w = self.default_guidance if guidance is None else check_guidance(guidance)
         sig = sigmas if sigmas is not None else self.sampling_sigmas(steps)
         x = self.initial_noise(n, float(sig[0]), generator)  # 3. the noise: the first draw
         denoiser: Any = self.fast_sampling_denoiser(compile=compile, cuda_graph=cuda_graph)
