@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from genzoo.core.errors import GenzooError, choices
+from genzoo.core.options import option
 from genzoo.core.seeding import randn
 
 
@@ -302,6 +303,23 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
 }
 
 
+# the ranges of the samplers' numeric options (a negative noise scale or step, no corrector
+# step at all where one is asked for, would sample something else without a word)
+OPTION_BOUNDS: dict[str, dict[str, float]] = {
+    "eta": {"ge": 0.0},
+    "s_churn": {"ge": 0.0},
+    "s_tmin": {"ge": 0.0},
+    "s_tmax": {"ge": 0.0},
+    "s_noise": {"ge": 0.0},
+    "n_steps_each": {"ge": 1},
+    "step_lr": {"gt": 0.0},
+    "snr": {"gt": 0.0},
+    "n_corrector": {"ge": 0},
+    "jump_length": {"ge": 1},
+    "resample": {"ge": 1},
+}
+
+
 def get_sampler(name: str) -> Callable[..., Tensor]:
     if name not in SAMPLERS:
         raise GenzooError(f"Unknown sampler {name!r}; choose {choices(SAMPLERS)}.")
@@ -325,6 +343,12 @@ def call_sampler(
         raise GenzooError(
             f"Sampler {name!r} takes no option {bad[0]!r}; it takes {choices(valid)}."
         )
+    options = dict(options)
+    for key, value in options.items():  # numbers and switches as typed (`key=value` is text)
+        default = params[key].default
+        if isinstance(default, (bool, int, float)) and not isinstance(value, Tensor):
+            bounds = OPTION_BOUNDS.get(key, {})
+            options[key] = option(options, key, default, infinite=key == "s_tmax", **bounds)
     return fn(denoiser, x, sigmas, **options)
 
 

@@ -182,8 +182,6 @@ def sample_to_file(
     cfg = read_run_config(run)
     info = DataInfo.from_dict(cfg["data_info"])
     cls = MODELS.get(cfg["model"])
-    if not issubclass(cls, Samples):  # before any option is checked against its sample
-        raise _no_samples(run, cfg["model"], cls.family)
     text = info.kind == "text"
     path = Path(out) if out is not None else Path("samples.txt" if text else "samples.png")
     mel_view = is_mel_view_spec(info.name) and (path.suffix == ".wav" or str(out).endswith("/"))
@@ -240,6 +238,8 @@ def sample_to_file(
         )
     if prompts:
         opts["prompts"] = prompts
+    if not issubclass(cls, Samples):  # before any option is checked against its sample
+        raise _no_samples(run, cfg["model"], cls.family)
     if guidance is not None:
         if not prompted and label is None:
             raise ConfigError(

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
+from genzoo.core.options import option
 from genzoo.core.protocol import Batch, LatentSpace, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
@@ -154,7 +155,7 @@ class AE(EncoderDecoderModel, Samples, LatentSpace):
         codes. Option ``temperature`` scales the deviation from the mean (default 1). Images are
         clipped to the data range."""
         check_sample_args(self.name, cond, options, ("temperature",))
-        temperature = float(options.get("temperature", 1.0))
+        temperature = option(options, "temperature", 1.0, ge=0)
         k = self.config.latent_dim
         cov = self.code_cov.double()
         jitter = 1e-6 * (cov.diagonal().mean().item() + 1e-12)

@@ -67,6 +67,7 @@ from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
+from genzoo.core.options import option
 from genzoo.core.protocol import Batch, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
@@ -434,9 +435,7 @@ class DDPAE(GenerativeModel, Samples):
         arguments, the same draws (``decode(z_c, poses)`` renders them)."""
         check_sample_args(self.name, None, options, SAMPLING_OPTIONS)
         t = clip_request(frames, size, self.shape, any_length=True)
-        tau = float(options.get("temperature", 1.0))
-        if not math.isfinite(tau) or tau < 0:
-            raise ConfigError(f"temperature = {tau} must be a number >= 0.")
+        tau = option(options, "temperature", 1.0, ge=0)
         dev = self.device
         k = 0 if cond is None else context_length(cond, n, (t, *self.shape[1:]))
         poses: list[Tensor] = []

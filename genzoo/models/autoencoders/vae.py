@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
+from genzoo.core.options import option
 from genzoo.core.protocol import Batch, LatentSpace, LikelihoodBound, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand, randn
@@ -405,7 +406,7 @@ class VAE(EncoderDecoderModel, Samples, LikelihoodBound, LatentSpace):
         Images are clipped to the dataset's value range.
         """
         check_sample_args(self.name, cond, options, ("noise",))
-        noise = bool(options.get("noise", False))
+        noise = option(options, "noise", False)
         z = randn((n, self.config.latent_dim), generator=generator, device=self.device)
         out = self.likelihood_params(z).float()  # (n, *shape)
         x = self.obs.draw(out, generator) if noise else self.obs.mean(out)

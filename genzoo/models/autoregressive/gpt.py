@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
+from genzoo.core.options import option
 from genzoo.core.protocol import Batch, ExactLikelihood, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand
@@ -330,7 +331,7 @@ class TokenLM(GenerativeModel, Samples, ExactLikelihood):
         # a text prompt (n, P); other data start from the start token alone (P = 0)
         prompt = torch.as_tensor(options.get("prompt", []), dtype=torch.long).to(self.device)
         prompt = prompt.expand(n, -1) if prompt.ndim == 1 else prompt  # (n, P)
-        length = int(options.get("length", tokens.sample_length(self.block_size)))
+        length = option(options, "length", int(tokens.sample_length(self.block_size)), ge=1)
         start = torch.cat([self._start_tokens(n, y), prompt], dim=1)  # (n, 1 + P)
         out = self.generate(start, length, **sampling_kwargs(cfg, options), generator=generator)
         return tokens.detokenize(torch.cat([prompt, out], dim=1), generator)  # (n, P + length)

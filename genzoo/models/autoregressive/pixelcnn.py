@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
+from genzoo.core.options import option
 from genzoo.core.protocol import Batch, ExactLikelihood, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo, levels_to_model, model_to_levels
@@ -264,8 +265,8 @@ class PixelCNN(GenerativeModel, Samples, ExactLikelihood):
         check_sample_args(
             self.name, cond, options, SAMPLING_OPTIONS, conditional=self.config.class_conditional
         )
-        temperature = float(options.get("temperature", self.config.temperature))
-        top_k, top_p = int(options.get("top_k", 0)), float(options.get("top_p", 1.0))
+        temperature = option(options, "temperature", float(self.config.temperature))
+        top_k, top_p = option(options, "top_k", 0), option(options, "top_p", 1.0)
         check_sampling_options(temperature, top_k, top_p)
         dev = self.device
         y = None

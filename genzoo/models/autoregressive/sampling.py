@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from genzoo.core.errors import ConfigError
+from genzoo.core.options import option
 
 SAMPLING_OPTIONS = ("temperature", "top_k", "top_p")  # the options every token sampler takes
 
@@ -37,9 +38,9 @@ def sampling_kwargs(config: Any, options: Mapping[str, Any]) -> dict[str, Any]:
     """``temperature``, ``top_k`` and ``top_p`` from the sampling ``options``, each defaulting to
     the config's field of that name (checked by :func:`check_sampling_options` when drawn)."""
     return {
-        "temperature": float(options.get("temperature", config.temperature)),
-        "top_k": int(options.get("top_k", config.top_k)),
-        "top_p": float(options.get("top_p", config.top_p)),
+        "temperature": option(options, "temperature", float(config.temperature)),
+        "top_k": option(options, "top_k", int(config.top_k)),
+        "top_p": option(options, "top_p", float(config.top_p)),
     }
 
 

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from genzoo.audio.mulaw import MU, mu_law_decode, mu_law_encode
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
+from genzoo.core.options import option
 from genzoo.core.protocol import Batch, ExactLikelihood, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand
@@ -287,9 +288,7 @@ class WaveNet(GenerativeModel, Samples, ExactLikelihood):
         check_sample_args(
             self.name, cond, options, WAVENET_OPTIONS, conditional=self.cond is not None
         )
-        length = int(options.get("length", self.info.shape[0]))
-        if length < 1:
-            raise ConfigError(f"length = {length} must be at least 1 sample.")
+        length = option(options, "length", int(self.info.shape[0]), ge=1)
         y = None
         if self.cond is not None:
             y = cond if cond is not None else torch.arange(n) % self.info.n_classes
@@ -297,7 +296,7 @@ class WaveNet(GenerativeModel, Samples, ExactLikelihood):
             n,
             length,
             y,
-            cached=bool(options.get("cached", True)),
+            cached=option(options, "cached", True),
             generator=generator,
             **sampling_kwargs(self.config, options),
         )

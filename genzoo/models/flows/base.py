@@ -25,6 +25,7 @@ from torch import Tensor
 from genzoo.core.config import Config
 from genzoo.core.errors import ConfigError, GenzooWarning
 from genzoo.core.likelihood import ExactNLL
+from genzoo.core.options import option
 from genzoo.core.protocol import GenerativeModel, LatentSpace, Samples
 from genzoo.core.seeding import randn
 from genzoo.data.base import DataInfo
@@ -180,9 +181,7 @@ class FlowModel(ExactNLL, GenerativeModel, Samples, LatentSpace):
                 f"Unknown sampling option {unknown[0]!r} for {self.name!r}; "
                 "valid options are 'temperature'."
             )
-        temperature = float(options.get("temperature", 1.0))
-        if not temperature >= 0:
-            raise ConfigError(f"temperature = {temperature} must be >= 0.")
+        temperature = option(options, "temperature", 1.0, ge=0)
         dtype = next(self.parameters()).dtype  # float32 unless the model was cast
         z = randn((n, self.info.dim), generator=generator, device=self.device, dtype=dtype)
         x = self.decode(temperature * z)

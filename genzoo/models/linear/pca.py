@@ -19,6 +19,7 @@ from torch import Tensor
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError, DataError
+from genzoo.core.options import option
 from genzoo.core.protocol import (
     Batch,
     ClosedForm,
@@ -165,7 +166,7 @@ class LinearModel(GenerativeModel, ClosedForm, Samples):
                 f"Unknown sampling option {unknown[0]!r} for {self.name!r}; valid options are "
                 "'noise'."
             )
-        noise = bool(options.get("noise", self.default_noise))
+        noise = option(options, "noise", bool(self.default_noise))
         return self._clip(self.draw(n, noise, generator))
 
     def draw(

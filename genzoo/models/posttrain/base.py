@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
+from genzoo.core.options import option
 from genzoo.core.protocol import Batch, BuiltOnRuns, GenerativeModel, Samples, SubRun
 from genzoo.data import tasks
 from genzoo.data.base import DataInfo
@@ -259,7 +260,7 @@ class PostTrained(SavesTrainedOnly, GenerativeModel, Samples, BuiltOnRuns):
             prompt = torch.stack(ids).to(self.device)  # (n, P)
         new, mask = self.generate(
             prompt,
-            int(options.get("length", self.max_new)),
+            option(options, "length", int(self.max_new), ge=1),
             temperature=options.get("temperature"),
             generator=generator,
         )

@@ -1,0 +1,59 @@
+"""Sampling options given as ``key=value`` on the command line, read with their type and range.
+
+``genzoo sample RUN key=value`` hands each value over as the command line's parser read it: a
+bool for ``true``/``false``, a number for ``3`` or ``0.5``, and a string for anything else,
+``nan``, ``inf`` and ``1e9`` included. :func:`option` turns one value into the type the sampler
+uses and checks its range, so that ``noise=nan`` is not silently ``True``, ``length=-3`` does not
+draw empty samples and ``temperature=abc`` is one sentence, not a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from genzoo.core.errors import ConfigError
+
+T = TypeVar("T", bool, int, float)
+
+
+def option(
+    options: Mapping[str, Any],
+    key: str,
+    default: T,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    infinite: bool = False,
+) -> T:
+    """``options[key]`` as the type of ``default`` (``default`` when absent); one sentence for a
+    value of another type, NaN, an infinite value (unless ``infinite``) or one outside the
+    bounds ``ge`` / ``gt`` / ``le``."""
+    if key not in options:
+        return default
+    value = options[key]
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value  # type: ignore[return-value]
+        raise ConfigError(f"{key} = {value!r} must be true or false.")
+    try:
+        number = float(value)  # also reads "nan", "inf" and "1e9"
+    except (TypeError, ValueError):
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        raise ConfigError(f"{key} = {value!r} must be {kind}.") from None
+    if isinstance(value, bool) or math.isnan(number) or (math.isinf(number) and not infinite):
+        raise ConfigError(f"{key} = {value!r} must be a finite number.")
+    if isinstance(default, int):
+        if not number.is_integer():
+            raise ConfigError(f"{key} = {value!r} must be a whole number.")
+        out: Any = int(number)
+    else:
+        out = number
+    for bound, ok, word in ((ge, out >= (ge or 0), ">="), (gt, out > (gt or 0), ">")):
+        if bound is not None and not ok:
+            raise ConfigError(f"{key} = {value!r} must be {word} {bound:g}.")
+    if le is not None and out > le:
+        raise ConfigError(f"{key} = {value!r} must be <= {le:g}.")
+    return out
