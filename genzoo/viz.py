@@ -13,7 +13,7 @@ from torch import Tensor
 
 from genzoo.core.errors import ConfigError, GenzooWarning
 from genzoo.data.base import DataInfo, model_to_unit
-from genzoo.data.text import get_tokenizer
+from genzoo.data.text import tokenizer_of
 
 
 def _finite_unit(x: Tensor, info: DataInfo) -> Tensor:
@@ -157,10 +157,7 @@ def save_samples_png(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if info.kind == "text":  # token ids -> a text file next to where the picture would be
-        name = info.name.removeprefix("text:")
-        kind = "bpe" if "tokenizer=bpe" in name else "char"
-        # task text (task:addition?digits=2) shares pystdlib's character alphabet
-        tok = get_tokenizer("pystdlib" if name.startswith("task:") else name.split("?")[0], kind)
+        tok = tokenizer_of(info)
         texts = [tok.decode(row.tolist()) for row in x.detach().cpu().long()]
         path.with_suffix(".txt").write_text("\n\n----\n\n".join(texts))
         return

@@ -197,6 +197,14 @@ def get_tokenizer(
     raise ConfigError(f"tokenizer = {tokenizer!r} is not valid; choose {choices(TOKENIZERS)}.")
 
 
+def tokenizer_of(info: DataInfo) -> CharTokenizer | BPETokenizer:
+    """The tokenizer of a text dataset's token ids (``text:<corpus>[?tokenizer=bpe]``; the task
+    texts ``task:...`` share pystdlib's character alphabet)."""
+    name = info.name.removeprefix("text:")
+    kind: Literal["char", "bpe"] = "bpe" if "tokenizer=bpe" in name else "char"
+    return get_tokenizer("pystdlib" if name.startswith("task:") else name.split("?")[0], kind)
+
+
 def text_info(
     name: str = "pystdlib",
     block_size: int = 128,

@@ -9,7 +9,7 @@ import torch
 from scipy.stats import chisquare
 
 import genzoo
-from genzoo.core.errors import ConfigError
+from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo, levels_to_model, model_to_levels
 from genzoo.data.text import (
@@ -348,3 +348,23 @@ def test_config_ranges_are_declared_once_and_named_in_the_error():
         GPTConfig.from_dict({"block_size": -1})
     with pytest.raises(ConfigError, match=r"temperature = -1\.0"):
         GPTConfig.from_dict({"temperature": -1.0})
+
+
+def test_a_text_prompt_is_encoded_by_the_datasets_tokenizer_and_bad_ids_are_one_sentence():
+    """``prompt="def "`` draws exactly what its token ids draw (same generator); a bare number on
+    the command line is its text; ids outside the vocabulary, fractional ids or a nested list are
+    one sentence (they were an IndexError, a silent truncation and a TypeError)."""
+    info = load_text(block_size=16).info
+    m = small_gpt(info, n_layer=1, n_head=2, n_embd=16).eval()
+    tok = get_tokenizer()
+
+    def draw(prompt):
+        return m.sample(2, prompt=prompt, length=5, generator=torch.Generator().manual_seed(3))
+
+    assert torch.equal(draw("def "), draw(tok.encode("def ")))
+    assert torch.equal(draw(5), draw(tok.encode("5")))
+    assert tok.decode(draw("x = ")[0]).startswith("x = ")
+    for bad, needle in (([-1], "0..96"), ([97], "0..96"), ([1.5], "whole numbers"),
+                        ([[[1]]], "token ids"), ("é", "'é'")):  # fmt: skip
+        with pytest.raises(GenzooError, match=needle):
+            draw(bad)

@@ -47,6 +47,7 @@ from genzoo.core.protocol import Batch, ExactLikelihood, GenerativeModel, LossOu
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand
 from genzoo.data.base import DataInfo, levels_to_model, model_to_levels
+from genzoo.data.text import tokenizer_of
 from genzoo.models.autoencoders.base import check_sample_args
 from genzoo.models.autoregressive.sampling import (
     SAMPLING_OPTIONS,
@@ -298,6 +299,30 @@ class TokenLM(GenerativeModel, Samples, ExactLikelihood):
         """``{"log_prob"}`` in nats per example (bits/dim via ``bpd_levels = None``)."""
         return {"log_prob": self.log_prob(batch["x"], batch.get("y"))}
 
+    def _prompt_ids(self, prompt: Any) -> Tensor:
+        """A text prompt as token ids ``(P,)`` or ``(n, P)``: a string is encoded with the
+        dataset's tokenizer; ids must be whole numbers in the vocabulary."""
+        if isinstance(prompt, (int, float)) and not isinstance(prompt, bool):
+            prompt = str(prompt)  # `prompt=5` on the command line is the text "5"
+        if isinstance(prompt, str):
+            return tokenizer_of(self.info).encode(prompt)
+        try:
+            ids = torch.as_tensor(prompt)
+        except (TypeError, ValueError, RuntimeError):
+            ids = None
+        if ids is not None and ids.numel() == 0:
+            return torch.zeros(0, dtype=torch.long)  # no prompt: start after BOS
+        if ids is None or ids.ndim > 2 or ids.is_floating_point() or ids.is_complex():
+            raise ConfigError(
+                f"prompt = {prompt!r} must be a text or a list of token ids (whole numbers)."
+            )
+        if ids.numel() and not (0 <= int(ids.min()) and int(ids.max()) < self.n_out):
+            raise ConfigError(
+                f"prompt token ids must lie in 0..{self.n_out - 1} (the vocabulary); got "
+                f"{int(ids.min())}..{int(ids.max())}."
+            )
+        return ids.long()
+
     @torch.no_grad()
     def sample(
         self,
@@ -313,7 +338,8 @@ class TokenLM(GenerativeModel, Samples, ExactLikelihood):
 
         ``cond``: labels ``(n,)`` of a class-conditional model (default ``arange(n) % classes``).
         Options: ``temperature``, ``top_k``, ``top_p`` (defaults from the config); text only:
-        ``prompt`` (token ids ``(P,)`` or ``(n, P)``; default none: start after ``BOS``) and
+        ``prompt`` (a text, or token ids ``(P,)`` or ``(n, P)``; default none: start after
+        ``BOS``) and
         ``length`` (default ``block_size``).
         """
         tokens = self.tokenization
@@ -329,7 +355,7 @@ class TokenLM(GenerativeModel, Samples, ExactLikelihood):
         if cfg.class_conditional:
             y = cond if cond is not None else torch.arange(n) % self.info.n_classes
         # a text prompt (n, P); other data start from the start token alone (P = 0)
-        prompt = torch.as_tensor(options.get("prompt", []), dtype=torch.long).to(self.device)
+        prompt = self._prompt_ids(options.get("prompt", [])).to(self.device)
         prompt = prompt.expand(n, -1) if prompt.ndim == 1 else prompt  # (n, P)
         length = option(options, "length", int(tokens.sample_length(self.block_size)), ge=1)
         start = torch.cat([self._start_tokens(n, y), prompt], dim=1)  # (n, 1 + P)
