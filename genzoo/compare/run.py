@@ -271,6 +271,11 @@ def compare(
             )
     if seeds < 1:
         raise ConfigError(f"seeds = {seeds} must be at least 1.")
+    if n_samples < 6:  # before any training: precision/recall take each sample's 5 neighbours
+        raise ConfigError(
+            f"--n {n_samples} must be at least 6 (samples per model: precision and recall take "
+            "each sample's 5 nearest neighbours)."
+        )
 
     def length(name: str) -> str:  # what each run trains, recorded to re-use only like runs
         if budget is not None:

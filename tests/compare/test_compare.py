@@ -53,6 +53,8 @@ def test_compare_length_errors_are_one_sentence(tmp_path, capsys):
         (["--budget", "-5s"], "'-5s'"),
         (["--steps", "0"], "--steps 0 must be at least 1"),
         (["--steps", "5", "--budget", "5s"], "not both"),
+        (["--n", "0"], "--n 0 must be at least 6"),  # was a torch.cat traceback after training
+        (["--n", "5"], "5 nearest neighbours"),  # was refused by the metric after training
     ]:
         code = main(["compare", "--data", "toy2d:moons", *extra, "--out", str(tmp_path / "c")])
         err = capsys.readouterr().err
