@@ -51,9 +51,10 @@ def option(
         out: Any = int(number)
     else:
         out = number
-    for bound, ok, word in ((ge, out >= (ge or 0), ">="), (gt, out > (gt or 0), ">")):
-        if bound is not None and not ok:
-            raise ConfigError(f"{key} = {value!r} must be {word} {bound:g}.")
+    if ge is not None and out < ge:
+        raise ConfigError(f"{key} = {value!r} must be >= {ge:g}.")
+    if gt is not None and out <= gt:
+        raise ConfigError(f"{key} = {value!r} must be > {gt:g}.")
     if le is not None and out > le:
         raise ConfigError(f"{key} = {value!r} must be <= {le:g}.")
     return out

@@ -316,7 +316,7 @@ class TokenLM(GenerativeModel, Samples, ExactLikelihood):
             raise ConfigError(
                 f"prompt = {prompt!r} must be a text or a list of token ids (whole numbers)."
             )
-        if ids.numel() and not (0 <= int(ids.min()) and int(ids.max()) < self.n_out):
+        if not (0 <= int(ids.min()) and int(ids.max()) < self.n_out):  # ids.numel() > 0
             raise ConfigError(
                 f"prompt token ids must lie in 0..{self.n_out - 1} (the vocabulary); got "
                 f"{int(ids.min())}..{int(ids.max())}."
