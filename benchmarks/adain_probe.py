@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -124,6 +125,46 @@ def with_style_pool(ds, pool: int):
     pick = torch.arange(len(ds)) % pool
     ds.style, ds.kind = levels[pick], kind[pick]
     return ds
+
+
+def with_sparse_extra(ds, extra: int, seed: int = 12):
+    """``ds`` (``styled:mnist5k`` train) with ``extra`` sparse dots (mean pixel value below 0.3)
+    added to the dataset's pool of 800: dots drawn by the dataset's generator from a stream of
+    their own (``default_rng(seed)``), kept when sparse; example ``i`` takes texture ``i mod
+    (800 + extra)``. The sparse dots' share of the styles rises from about 4 % to about
+    ``(34 + extra) / (800 + extra)``."""
+    from genzoo.data.textures import _styles, make_texture
+
+    pool, kind = _styles("mnist5k", "train")
+    rng, extra_x = np.random.default_rng(seed), []
+    while len(extra_x) < extra:
+        tex = make_texture("dots", 28, 1, rng)
+        lv = np.rint(np.rint(tex * 255.0) * (ds.info.levels - 1) / 255.0)  # as _styles rounds
+        if lv.mean() / (ds.info.levels - 1) < 0.3:
+            extra_x.append(torch.from_numpy(lv.astype(np.uint8)))
+    if extra_x:
+        pool = torch.cat([pool, torch.stack(extra_x)])
+        kind = torch.cat([kind, torch.full((extra,), KINDS.index("dots"), dtype=kind.dtype)])
+    pick = torch.arange(len(ds)) % len(pool)
+    ds.style, ds.kind = pool[pick], kind[pick]
+    return ds
+
+
+def sparse_draw(n: int, start: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` pairs ``mnist5k@i`` x ``texture:dots@i`` (drawn as the benchmark draws) for the
+    first indices ``i >= start`` whose dots are sparse (mean pixel value below 0.3)."""
+    cs, ss = [], []
+    i = start
+    while len(cs) < n:
+        if i > 999:
+            raise SystemExit(f"--sparse-draw {n} from {start} runs past mnist5k@999")
+        s = read_input(f"texture:dots@{i}", like=torch.zeros(1, 1, 28, 28))
+        if float((s.mean() + 1) / 2) < 0.3:
+            cs.append(read_input(f"mnist5k@{i}"))
+            ss.append(s)
+        i += 1
+    print(f"sparse draw: {n} pairs, i = {start}..{i - 1}", flush=True)
+    return torch.cat(cs), torch.cat(ss), torch.full((n,), KINDS.index("dots"))
 
 
 def benchmark_pairs(indices: range) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -278,6 +319,21 @@ def main(argv: list[str] | None = None) -> None:
         help="training styles from a pool of this many textures (0: the dataset's 800)",
     )
     p.add_argument(
+        "--sparse-extra",
+        type=int,
+        default=0,
+        help="add this many sparse dots (mean pixel value below 0.3) to the training pool of "
+        "800 (the style distribution re-weighted towards sparse textures; 0: none)",
+    )
+    p.add_argument(
+        "--sparse-draw",
+        type=int,
+        default=0,
+        help="also score N pairs mnist5k@i x texture:dots@i for the first i >= "
+        "--sparse-draw-seed whose dots are sparse (0: none)",
+    )
+    p.add_argument("--sparse-draw-seed", type=int, default=400, help="first index of --sparse-draw")
+    p.add_argument(
         "--hide-bench",
         action="store_true",
         help="leave the benchmark's 16 pairs out (neither scored nor printed: blind selection)",
@@ -349,6 +405,8 @@ def main(argv: list[str] | None = None) -> None:
     ds = load_dataset("styled:mnist5k", "train")
     if a.style_pool:  # example i takes texture i mod P of a pool of P (the dataset's: 800)
         ds = with_style_pool(ds, a.style_pool)
+    if a.sparse_extra:
+        ds = with_sparse_extra(ds, a.sparse_extra)
     g = torch.Generator().manual_seed(a.seed + 2)
     test = load_dataset("styled:mnist5k", "test").get(torch.arange(64))
     pairs = {"64 pairs": (test["x"], test["style"], test["style_y"])}
@@ -374,6 +432,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{len(m)}; all: {' '.join(f'{v:.2f}' for v in mean01[kinds == k].tolist())}",
                 flush=True,
             )
+    if a.sparse_draw:  # fresh sparse dots, drawn as the benchmark draws
+        pairs["sparse draw"] = sparse_draw(a.sparse_draw, a.sparse_draw_seed)
     if a.sparse_dots:  # held out: not the 64 pairs, not the benchmark's textures
         all_test = load_dataset("styled:mnist5k", "test")
         rest = all_test.get(torch.arange(64, len(all_test)))
