@@ -10,6 +10,7 @@ draw empty samples and ``temperature=abc`` is one sentence, not a ``ValueError``
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -57,4 +58,18 @@ def option(
         raise ConfigError(f"{key} = {value!r} must be > {gt:g}.")
     if le is not None and out > le:
         raise ConfigError(f"{key} = {value!r} must be <= {le:g}.")
+    return out
+
+
+def count(value: Any, name: str = "n", what: str = "samples to draw") -> int:
+    """``value`` as a count: a whole number, at least 1 (a Python, numpy or torch integer); one
+    sentence naming ``name`` (a keyword, or a flag such as ``"--n"``) for a bool, a float, a
+    string, NaN or a number below 1."""
+    try:
+        out = operator.index(value)  # integers only: 2.5, "3" and nan raise TypeError
+    except TypeError:
+        out = None
+    if isinstance(value, bool) or out is None or out < 1:
+        sep = " " if name.startswith("--") else " = "  # a flag reads as typed, a keyword as set
+        raise ConfigError(f"{name}{sep}{value!r} must be a whole number, at least 1 ({what}).")
     return out

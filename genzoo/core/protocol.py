@@ -25,6 +25,7 @@ capability                what it promises                                      
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -33,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from genzoo.core.config import Config
+from genzoo.core.options import count
 
 Batch = dict[str, Tensor]
 """A batch: ``{"x": (B, ...) float in the dataset's model range, "y": (B,) labels, ...}``;
@@ -104,12 +106,32 @@ class GenerativeModel(nn.Module):
 # --- capabilities ---------------------------------------------------------------------------
 
 
+def _checking_n(sample: Callable[..., Any]) -> Callable[..., Any]:
+    """``sample`` with its ``n`` checked first (:func:`~genzoo.core.options.count`)."""
+
+    @functools.wraps(sample)
+    def checked(self: Any, n: Any, *args: Any, **kwargs: Any) -> Any:
+        return sample(self, count(n), *args, **kwargs)
+
+    checked.checks_n = True  # type: ignore[attr-defined]
+    return checked
+
+
 class Samples:
     """The model draws samples of the data."""
 
     preview_options: ClassVar[dict[str, Any]] = {}
     """Options of :meth:`sample` for quick grids (the Trainer's, the end of a time budget): a
     few-step sampler where the model's default is slow (DDPM's 1,000 ancestral steps)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every model's own ``sample`` checks ``n`` in one place: ``model.sample(-1)``,
+        ``sample(2.5)`` or ``sample("3")`` is one sentence naming the value, not a tensor-shape
+        error from inside the model."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("sample")
+        if own is not None and not getattr(own, "checks_n", False):
+            cls.sample = _checking_n(own)  # type: ignore[method-assign]
 
     @torch.no_grad()
     def sample(

@@ -17,6 +17,7 @@ from torch import nn
 
 from genzoo.core.config import Config
 from genzoo.core.errors import ConfigError, GenzooError, choices
+from genzoo.core.options import count
 from genzoo.core.protocol import BuiltOnRuns, GenerativeModel
 from genzoo.data.base import DataInfo
 from genzoo.train.trainer import TrainConfig, parse_duration
@@ -97,9 +98,7 @@ def train_config(
     sentence, before anything is written."""
     train = dict(train)
     if steps is not None:
-        if steps < 1:
-            raise ConfigError(f"--steps {steps} must be at least 1 (or leave it out).")
-        train["steps"] = steps
+        train["steps"] = count(steps, "--steps", "optimizer steps; or leave it out")
     if budget is not None:
         if not parse_duration(budget) > 0:
             raise ConfigError(

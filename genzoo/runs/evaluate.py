@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from genzoo.core.errors import ConfigError, GenzooError
 from genzoo.core.io import write_json
+from genzoo.core.options import count as check_count
 from genzoo.core.protocol import (
     Embeds,
     ExactLikelihood,
@@ -79,8 +80,8 @@ def evaluate(
     are written to ``<run>/eval.json`` and returned, with the checkpoint ``step`` they are of.
     ``progress`` shows a progress bar of each part (the test examples, the ODE's images).
     """
-    if n is not None and n < 1:
-        raise ConfigError(f"--n {n} must be at least 1 (test examples to evaluate).")
+    if n is not None:
+        n = check_count(n, "--n", "test examples to evaluate")
     loaded = open_run(run, device="auto")
     model, cfg = loaded.model, loaded.config
     if (samples or features is not None) and not isinstance(model, Samples):

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from genzoo.core.errors import ConfigError, choices
+from genzoo.core.options import count
 from genzoo.core.protocol import PromptConditioned
 from genzoo.core.runs import read_run_config
 from genzoo.core.seeding import make_generator
@@ -105,8 +106,7 @@ def inpaint(
 ) -> Inpainting:
     """Hide ``mask`` of the first ``n`` test images of the run's dataset and fill it in with the
     run's diffusion model (``sampler``: any of ``genzoo list samplers``, or ``"repaint"``)."""
-    if n < 1:
-        raise ConfigError(f"--n {n} must be at least 1 (test images to inpaint).")
+    n = count(n, "--n", "test images to inpaint")
     check_steps(steps)
     model = load(run)
     if not isinstance(model, DiffusionModel) or model.info.kind != "images":

@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from genzoo.core.errors import ConfigError, GenzooError
+from genzoo.core.errors import GenzooError
+from genzoo.core.options import count, option
 from genzoo.core.seeding import make_generator
 from genzoo.data import load_dataset
 from genzoo.models.latent import check_latent, interpolate_latents
@@ -34,8 +35,8 @@ def interpolate(
     loaded = open_run(run)
     model, cfg = loaded.model, loaded.config
     check_latent(model)
-    if n < 1:
-        raise ConfigError(f"n = {n} must be at least 1 pair.")
+    n = count(n, "n", "pairs to interpolate")
+    steps = option({"steps": steps}, "steps", 8, ge=2)  # decoded frames, both end points in
     test = load_dataset(cfg["data"], "test", root=data_root)
     if len(test) < 2:
         raise GenzooError(f"The test split of {cfg['data']!r} has fewer than two examples.")

@@ -23,6 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from genzoo.core.errors import ConfigError, DataError
+from genzoo.core.options import count
 from genzoo.core.protocol import GenerativeModel
 from genzoo.core.runs import read_run_config
 from genzoo.data import load_dataset
@@ -47,8 +48,8 @@ def _load(run: str | Path, kind: type[M], what: str) -> M:
 
 def _at_least_one(name: str, value: int | None, what: str) -> None:
     """One sentence for a count below 1 (``None``: not given)."""
-    if value is not None and value < 1:
-        raise ConfigError(f"--{name} {value} must be at least 1 ({what}).")
+    if value is not None:
+        count(value, f"--{name}", what)
 
 
 def _test(run: str | Path, split: str, data_root: str | None) -> Dataset:

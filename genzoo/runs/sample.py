@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from genzoo.core.errors import ConfigError, choices
+from genzoo.core.options import count
 from genzoo.core.protocol import PromptConditioned, Samples, Vocodes
 from genzoo.core.runs import read_run_config
 from genzoo.core.seeding import make_generator
@@ -53,8 +54,8 @@ def sample(
     sample of class ``label`` (class-conditional models); ``options`` go to the model's
     ``sample`` (``temperature``, ``top_k``, ``guidance``, ...; ``cond``: labels ``(n,)``, split
     with the batches)."""
-    if n < 1:
-        raise ConfigError(f"--n {n} must be at least 1 (samples to draw).")
+    n = count(n, "--n")
+    batch_size = count(batch_size, "batch_size", "samples per model call")
     check_steps(steps)
     info = DataInfo.from_dict(read_run_config(run)["data_info"])
     check_fits_in_memory(n, info)
@@ -113,14 +114,11 @@ def check_fits_in_memory(n: int, info: DataInfo) -> None:
         )
 
 
-def check_steps(steps: int | None) -> None:
-    """A sampler's ``--steps``: at least 1, or ``None`` for the model's default (0 would read
-    as the default further down, so it is refused here)."""
-    if steps is not None and steps < 1:
-        raise ConfigError(
-            f"--steps {steps} must be at least 1 (sampling steps), or leave it out for the "
-            "model's default."
-        )
+def check_steps(steps: Any) -> None:
+    """A sampler's ``--steps``: a whole number >= 1, or ``None`` for the model's default (0
+    would read as the default further down, so it is refused here)."""
+    if steps is not None:
+        count(steps, "--steps", "sampling steps; leave it out for the model's default")
 
 
 def _no_samples(run: str | Path, model: str, family: str) -> ConfigError:

@@ -59,3 +59,88 @@ def test_sampler_options_are_typed_and_bounded_before_the_sampler_runs() -> None
     assert not calls  # refused before the first denoiser call
     out = run_sampler("heun", denoiser, x, sig, **parse_overrides(["s_tmax=inf", "s_churn=1"]))
     assert torch.allclose(out, torch.zeros(2, 3), atol=1e-5) and calls  # D = 0: ends at 0
+
+
+def test_a_count_is_a_whole_number_at_least_one() -> None:
+    import numpy as np
+
+    from genzoo.core.options import count
+
+    assert count(3) == 3 and count(np.int64(3)) == 3 and count(torch.tensor(3)) == 3
+    assert count(torch.tensor(3)).__class__ is int
+    for bad in (0, -1, 2.5, 3.0, "3", float("nan"), True, None, torch.tensor(2.0)):
+        with pytest.raises(ConfigError, match="whole number, at least 1") as err:
+            count(bad)
+        assert repr(bad) in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"^--n 0 must"):  # a flag reads as typed
+        count(0, "--n")
+
+
+def test_every_model_checks_n_before_it_samples() -> None:
+    """``model.sample(-1)`` was a tensor-shape ``RuntimeError`` from inside the model, ``2.5`` a
+    ``TypeError`` from ``randn`` and ``n = 0`` an empty tensor for most models but a reshape
+    error for RealNVP: every model's own ``sample`` now checks ``n`` first, and its signature
+    (the options ``genzoo sample`` validates against) is unchanged."""
+    import inspect
+
+    from genzoo.core.protocol import Samples
+    from genzoo.data import dataset_info
+    from genzoo.models import MODELS
+    from genzoo.models.flows.realnvp import RealNVP, RealNVPConfig
+    from genzoo.runs.sample import sample_keywords
+
+    samplers = [c for c in map(MODELS.get, MODELS.names()) if issubclass(c, Samples)]
+    assert len(samplers) > 20
+    for cls in samplers:
+        assert getattr(cls.sample, "checks_n", False), cls.name
+        assert next(iter(inspect.signature(cls.sample).parameters)) == "self"
+    assert {"sampler", "steps"} <= set(sample_keywords(MODELS.get("ddpm")))
+    m = RealNVP(RealNVPConfig(), dataset_info("digits"))
+    for bad in (0, -1, 2.5, "3"):
+        with pytest.raises(ConfigError, match=f"n = {bad!r} must be a whole number"):
+            m.sample(bad)
+    assert m.sample(2).shape == (2, 1, 8, 8)
+
+
+def test_a_diffusion_models_steps_are_a_count() -> None:
+    """``steps=0`` read as the default (DDPM's 1,000 steps drawn without a word), ``steps=-2``
+    was ``linspace``'s error for EDM and ``2.5`` a ``TypeError`` for DDPM but silently 2 steps
+    for EDM."""
+    from genzoo.data import dataset_info
+    from genzoo.models.diffusion.ddpm import DDPM, DDPMConfig
+    from genzoo.models.diffusion.edm import EDM, EDMConfig
+
+    info = dataset_info("toy2d:8gaussians")
+    for m in (DDPM(DDPMConfig(timesteps=20), info), EDM(EDMConfig(), info)):
+        for bad in (0, -2, 2.5):
+            with pytest.raises(ConfigError, match=f"steps = {bad!r} must be a whole number"):
+                m.sample(2, steps=bad)
+        g = torch.Generator().manual_seed(0)
+        assert m.sample(3, steps=2, generator=g).shape == (3, 2)
+
+
+def test_the_api_functions_check_their_counts(tmp_path, fast_train) -> None:
+    """``genzoo.sample(run, n="3")`` was ``'<' not supported between str and int``, ``n=2.5``
+    "'float' object cannot be interpreted as an integer"; ``evaluate``, ``interpolate`` and
+    ``train`` took a fractional count the same way. Each is one sentence naming the value, and
+    a refused ``train`` writes nothing."""
+    import genzoo
+
+    run = genzoo.train("ppca", "digits", steps=1, out=tmp_path / "ppca", overrides=fast_train)
+    calls = [
+        (lambda: genzoo.sample(run, n=2.5), "--n 2.5"),
+        (lambda: genzoo.sample(run, n="3"), "--n '3'"),
+        (lambda: genzoo.sample(run, n=4, batch_size=0), "batch_size = 0"),
+        (lambda: genzoo.sample(run, n=4, steps=1.5), "--steps 1.5"),
+        (lambda: genzoo.evaluate(run, n=2.5), "--n 2.5"),
+        (lambda: genzoo.interpolate(run, n=0), "n = 0"),
+        (lambda: genzoo.interpolate(run, steps=2.5), "steps = 2.5"),
+        (lambda: genzoo.train("ppca", "digits", steps=2.5, out=tmp_path / "x"), "--steps 2.5"),
+    ]
+    for call, needle in calls:
+        with pytest.raises(ConfigError) as err:
+            call()
+        assert str(err.value).startswith(needle) and "\n" not in str(err.value)
+    assert not (tmp_path / "x").exists()
+    assert genzoo.sample(run, n=3).shape == (3, 1, 8, 8)
+    assert genzoo.interpolate(run, n=1, steps=3).shape == (1, 5, 1, 8, 8)

@@ -37,6 +37,7 @@ from torch import Tensor
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError, choices
+from genzoo.core.options import count
 from genzoo.core.protocol import Batch, GenerativeModel, LikelihoodBound, LossOutput, Samples
 from genzoo.core.seeding import rand, randn
 from genzoo.core.tensors import per_example
@@ -305,6 +306,8 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
         options = dict(options)
         cond = self.sampling_condition(n, cond, options)  # 1. the condition
         w = self.default_guidance if guidance is None else check_guidance(guidance)
+        if steps is not None:  # 0 would read as the default in sampling_sigmas: refused here
+            steps = count(steps, "steps", "sampling steps; leave it out for the model's default")
         sig = sigmas if sigmas is not None else self.sampling_sigmas(steps)
         x = self.initial_noise(n, float(sig[0]), generator)  # 3. the noise: the first draw
         denoiser: Any = self.fast_sampling_denoiser(compile=compile, cuda_graph=cuda_graph)
