@@ -26,6 +26,7 @@ capability                what it promises                                      
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -34,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from genzoo.core.config import Config
+from genzoo.core.errors import ConfigError, choices
 from genzoo.core.options import count
 
 Batch = dict[str, Tensor]
@@ -107,14 +109,43 @@ class GenerativeModel(nn.Module):
 
 
 def _checking_n(sample: Callable[..., Any]) -> Callable[..., Any]:
-    """``sample`` with its ``n`` checked first (:func:`~genzoo.core.options.count`)."""
+    """``sample`` with its ``n`` checked first (:func:`~genzoo.core.options.count`) and, where
+    its signature names every option it takes (no ``**options``), an unknown option refused in
+    one sentence listing the valid ones (Python's own ``TypeError`` names no choices)."""
+    params = inspect.signature(sample).parameters
+    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = [k for k in params if k not in ("self", "n")]
+    shown = [k for k in named if k not in ("cond", "generator")]  # every model takes these two
 
     @functools.wraps(sample)
     def checked(self: Any, n: Any, *args: Any, **kwargs: Any) -> Any:
-        return sample(self, count(n), *args, **kwargs)
+        unknown = [] if open_ended else [k for k in kwargs if k not in named]
+        if unknown:
+            valid = f"valid options are {choices(shown)}" if shown else "it takes none"
+            raise ConfigError(f"Unknown sampling option {unknown[0]!r} for {self.name!r}; {valid}.")
+        n = count(n)
+        _check_labels(self, n, kwargs.get("cond"))
+        return sample(self, n, *args, **kwargs)
 
     checked.checks_n = True  # type: ignore[attr-defined]
     return checked
+
+
+def _check_labels(model: Any, n: int, cond: Any) -> None:
+    """Class labels given as ``cond`` (a 1-D integer tensor, for data with classes): one per
+    sample, each a class of the data; one sentence otherwise (it was an ``IndexError`` from an
+    embedding, or a reshape error)."""
+    info = getattr(model, "info", None)
+    if not isinstance(cond, Tensor) or cond.ndim != 1 or cond.is_floating_point():
+        return  # not labels: captions, images or prompts are the model's own to check
+    if info is None or info.n_classes < 1:
+        return
+    want = f"cond must hold {n} class labels in 0..{info.n_classes - 1}"
+    if len(cond) != n:
+        raise ConfigError(f"{want}, one per sample; it holds {len(cond)}.")
+    if len(cond) and not 0 <= int(cond.min()) <= int(cond.max()) < info.n_classes:
+        bad = int(cond.min()) if int(cond.min()) < 0 else int(cond.max())
+        raise ConfigError(f"{want} (the classes of {info.name!r}); it holds {bad}.")
 
 
 class Samples:

@@ -7,6 +7,7 @@ continues to them.
 
 from __future__ import annotations
 
+import shutil
 import time
 import warnings
 from contextlib import nullcontext
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from genzoo.core.errors import CheckpointError, ConfigError, GenzooError
+from genzoo.core.errors import CheckpointError, ConfigError, DataError, GenzooError
 from genzoo.core.io import atomic_write_text
 from genzoo.core.protocol import ClosedForm
 from genzoo.core.runs import CONFIG_FILE, find_checkpoint, read_run_config
@@ -110,6 +111,7 @@ def train(
     net = build_checked(cls, mcfg, train_set.info, m_over, data, load_part)
     if isinstance(net, PerceptualFeatures) and net.needs_feature_net:  # e.g. vqgan
         net.set_feature_net(perceptual_network(data, root=data_root))
+    before = None if not run_dir.exists() else {p.name for p in run_dir.iterdir()}
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -145,8 +147,29 @@ def train(
                 atomic_write_text(run_dir / CONFIG_FILE, yaml.safe_dump(cfg_doc, sort_keys=False))
         except OSError as e:
             raise storage_error("run configuration", run_dir / CONFIG_FILE, e) from None
-        trainer.fit()
+        try:
+            trainer.fit()
+        except (ConfigError, DataError):  # e.g. a model that finds no captions in its 1st batch
+            if main and resume is None and not has_checkpoint(run_dir):
+                _discard(run_dir, before)  # refused before its first checkpoint: nothing kept
+            raise
     return run_dir
+
+
+def _discard(run_dir: Path, before: set[str] | None) -> None:
+    """Remove what a refused new run wrote (the whole directory where this call made it), so
+    that the same command with the input mended starts cleanly instead of finding a run there
+    (``--resume`` would only repeat the refusal)."""
+    if before is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for p in run_dir.iterdir():
+        if p.name in before:
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 def _check_resume(

@@ -102,6 +102,26 @@ def test_every_model_checks_n_before_it_samples() -> None:
     assert m.sample(2).shape == (2, 1, 8, 8)
 
 
+def test_an_unknown_option_to_a_model_that_names_its_options_is_one_sentence() -> None:
+    """ProGAN's and StyleGAN2's ``sample`` name their options (no ``**options``): ``psi=0.5``
+    was Python's ``TypeError`` "unexpected keyword argument", naming no valid choice."""
+    from genzoo.data import dataset_info
+    from genzoo.models.gans.progan import ProGAN, ProGANConfig
+    from genzoo.models.gans.stylegan2 import StyleGAN2, StyleGAN2Config
+
+    info = dataset_info("digits")
+    for m, valid in (
+        (StyleGAN2(StyleGAN2Config(), info), "valid options are 'truncation'"),
+        (ProGAN(ProGANConfig(), info), "it takes none"),
+    ):
+        with pytest.raises(
+            ConfigError, match=f"Unknown sampling option 'psi' for '{m.name}'; {valid}"
+        ):
+            m.sample(2, psi=0.5)
+        g = torch.Generator().manual_seed(0)
+        assert m.sample(2, generator=g).shape == (2, 1, 8, 8)  # cond / generator: always taken
+
+
 def test_a_diffusion_models_steps_are_a_count() -> None:
     """``steps=0`` read as the default (DDPM's 1,000 steps drawn without a word), ``steps=-2``
     was ``linspace``'s error for EDM and ``2.5`` a ``TypeError`` for DDPM but silently 2 steps
@@ -144,3 +164,24 @@ def test_the_api_functions_check_their_counts(tmp_path, fast_train) -> None:
     assert not (tmp_path / "x").exists()
     assert genzoo.sample(run, n=3).shape == (3, 1, 8, 8)
     assert genzoo.interpolate(run, n=1, steps=3).shape == (1, 5, 1, 8, 8)
+
+
+def test_class_labels_given_as_cond_are_one_per_sample_and_classes_of_the_data() -> None:
+    """WaveNet took ``cond=[99, 99]`` to an ``IndexError`` of its embedding and ``cond=[0]``
+    for two samples to a reshape error: labels are checked where every model's ``sample``
+    checks ``n``, with the message the GANs already gave; captions (2-D) pass through."""
+    from genzoo.data import dataset_info
+    from genzoo.models.autoregressive.wavenet import WaveNet, WaveNetConfig
+
+    info = dataset_info("tones")
+    m = WaveNet(WaveNetConfig(residual_channels=4, skip_channels=4, layers_per_stack=2), info)
+    k = info.n_classes
+    for cond, needle in [
+        (torch.tensor([99, 99]), f"cond must hold 2 class labels in 0..{k - 1} .*it holds 99"),
+        (torch.tensor([-1, 0]), "it holds -1"),
+        (torch.tensor([0]), "one per sample; it holds 1"),
+    ]:
+        with pytest.raises(ConfigError, match=needle):
+            m.sample(2, cond=cond, length=4)
+    g = torch.Generator().manual_seed(0)
+    assert m.sample(2, cond=torch.tensor([0, k - 1]), length=4, generator=g).shape == (2, 4)

@@ -194,3 +194,41 @@ def test_read_only_run_directory_is_one_clear_error(tmp_path, capsys, monkeypatc
         finally:
             os.chmod(run, 0o755)
         assert _files(find_checkpoint(run)) == saved
+
+
+# --- a run refused in its first step ------------------------------------------------------------
+
+
+def test_a_run_refused_in_its_first_step_leaves_nothing_and_the_mended_command_trains(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    """A model that finds its input wrong only in its first batch (t2i-diffusion on a dataset
+    without captions) left ``config.yaml`` behind, so the mended command was told the directory
+    "already holds a run" and ``--resume`` would only repeat the refusal. Now what the refused
+    call wrote is removed (the directory where it made it; only its own files where the
+    directory existed), and the same ``--out`` trains."""
+    from genzoo.core.errors import DataError
+    from genzoo.models.autoencoders.vae import VAE
+
+    real_loss = VAE.loss
+
+    def refused(self, batch, group="main"):
+        raise DataError("this batch has no captions")
+
+    monkeypatch.setattr(VAE, "loss", refused)
+    with pytest.raises(DataError, match="no captions"):
+        _train(tmp_path, 3, "new")
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(DataError):
+        _train(tmp_path, 3, "kept")
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+    cli = tmp_path / "cli"
+    argv = ["train", "vae", "progress=false", "--data", "toy2d:moons", "--steps", 3, "--out", cli]
+    line = _one_line_error(capsys, *argv)
+    assert "no captions" in line and not (tmp_path / "cli").exists()
+    monkeypatch.setattr(VAE, "loss", real_loss)  # the input mended: the same --out trains
+    run = _train(tmp_path, 3, "kept")
+    assert find_checkpoint(run) is not None and (kept / "notes.txt").read_text() == "mine"
