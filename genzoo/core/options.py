@@ -61,15 +61,17 @@ def option(
     return out
 
 
-def count(value: Any, name: str = "n", what: str = "samples to draw") -> int:
-    """``value`` as a count: a whole number, at least 1 (a Python, numpy or torch integer); one
-    sentence naming ``name`` (a keyword, or a flag such as ``"--n"``) for a bool, a float, a
-    string, NaN or a number below 1."""
+def count(value: Any, name: str = "n", what: str = "samples to draw", *, least: int = 1) -> int:
+    """``value`` as a count: a whole number, at least ``least`` (a Python, numpy or torch
+    integer); one sentence naming ``name`` (a keyword, or a flag such as ``"--n"``) for a bool,
+    a float, a string, NaN or a number below ``least``."""
     try:
         out = operator.index(value)  # integers only: 2.5, "3" and nan raise TypeError
     except TypeError:
         out = None
-    if isinstance(value, bool) or out is None or out < 1:
+    if isinstance(value, bool) or out is None or out < least:
         sep = " " if name.startswith("--") else " = "  # a flag reads as typed, a keyword as set
-        raise ConfigError(f"{name}{sep}{value!r} must be a whole number, at least 1 ({what}).")
+        raise ConfigError(
+            f"{name}{sep}{value!r} must be a whole number, at least {least} ({what})."
+        )
     return out

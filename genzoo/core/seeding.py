@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import random
 
 import numpy as np
@@ -11,7 +12,10 @@ from genzoo.core.errors import ConfigError
 
 
 def check_seed(seed: int) -> None:
-    """A seed must fit a signed 64-bit integer (what torch's generators take)."""
+    """A seed must be a whole number (a bool, float or string is one sentence) that fits a
+    signed 64-bit integer (what torch's generators take)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ConfigError(f"seed = {seed!r} must be a whole number.")
     if not -(2**63) <= seed < 2**63:
         raise ConfigError(f"seed = {seed} is out of range; use an integer in [-2**63, 2**63).")
 

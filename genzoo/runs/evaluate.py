@@ -20,7 +20,7 @@ from genzoo.core.protocol import (
     Samples,
     Translates,
 )
-from genzoo.core.seeding import make_generator
+from genzoo.core.seeding import check_seed, make_generator
 from genzoo.data import ToyDataset, load_dataset
 from genzoo.data.base import Dataset
 from genzoo.diffusion.ideal import IdealDenoiser
@@ -82,6 +82,13 @@ def evaluate(
     """
     if n is not None:
         n = check_count(n, "--n", "test examples to evaluate")
+    batch_size = check_count(batch_size, "batch_size", "test examples per batch")
+    if ode:
+        ode_n = check_count(ode_n, "--ode-n", "test images for the ODE likelihood")
+        ode_steps = check_count(ode_steps, "ode_steps", "Heun steps of the ODE")
+    if samples is not None:
+        samples = check_count(samples, "--samples", "0: draw none", least=0)
+    check_seed(seed)
     loaded = open_run(run, device="auto")
     model, cfg = loaded.model, loaded.config
     if (samples or features is not None) and not isinstance(model, Samples):
@@ -127,8 +134,6 @@ def evaluate(
         ode_count = min(ode_n, len(test))
         result.update(_image_ode_log_prob(model, test, ode_count, ode_steps, seed, progress))
     likelihood = isinstance(model, (ExactLikelihood, LikelihoodBound))
-    if samples is not None and samples < 0:
-        raise ConfigError(f"--samples {samples} must be at least 0 (0: draw none).")
     n_samples = samples if samples is not None else (0 if likelihood and not features else SAMPLE_N)
     if n_samples:
         result.update(

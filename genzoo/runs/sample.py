@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -89,6 +90,8 @@ def check_label(label: int, info: DataInfo, run: str | Path) -> int:
         raise ConfigError(
             f"--class {label}: the data of run {str(run)!r} ({info.name!r}) has no classes."
         )
+    if isinstance(label, bool) or not isinstance(label, numbers.Integral):
+        raise ConfigError(f"--class {label!r} must be a whole number, a class of {info.name!r}.")
     if not 0 <= label < info.n_classes:
         names = f" ({', '.join(info.class_names)})" if info.class_names else ""
         raise ConfigError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 import warnings
+from collections.abc import Mapping
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,10 @@ def train(
     ``train("ddpm", "digits", budget="3m")``; ``train(resume="runs/ddpm-digits", steps=4000)``.
     ``steps`` and ``budget`` are totals over the run, so a resumed run continues to them.
     """
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ConfigError(
+            f"overrides = {overrides!r} must be a mapping of settings, e.g. {{'lr': 1e-3}}."
+        )
     overrides = dict(overrides or {})
     if resume is not None:
         run_cfg = read_run_config(resume)

@@ -142,8 +142,9 @@ def test_a_diffusion_models_steps_are_a_count() -> None:
 def test_the_api_functions_check_their_counts(tmp_path, fast_train) -> None:
     """``genzoo.sample(run, n="3")`` was ``'<' not supported between str and int``, ``n=2.5``
     "'float' object cannot be interpreted as an integer"; ``evaluate``, ``interpolate`` and
-    ``train`` took a fractional count the same way. Each is one sentence naming the value, and
-    a refused ``train`` writes nothing."""
+    ``train`` took a fractional count the same way (``evaluate(batch_size=0)``: ``range()``'s
+    error; ``ode_n=0``: a division by zero; ``label=2.5``: class 2 without a word). Each is one
+    sentence naming the value, before any work, and a refused ``train`` writes nothing."""
     import genzoo
 
     run = genzoo.train("ppca", "digits", steps=1, out=tmp_path / "ppca", overrides=fast_train)
@@ -156,6 +157,13 @@ def test_the_api_functions_check_their_counts(tmp_path, fast_train) -> None:
         (lambda: genzoo.interpolate(run, n=0), "n = 0"),
         (lambda: genzoo.interpolate(run, steps=2.5), "steps = 2.5"),
         (lambda: genzoo.train("ppca", "digits", steps=2.5, out=tmp_path / "x"), "--steps 2.5"),
+        (lambda: genzoo.train("ppca", "digits", out=tmp_path / "x", overrides=["lr=1"]), "over"),
+        (lambda: genzoo.evaluate(run, batch_size=0), "batch_size = 0"),
+        (lambda: genzoo.evaluate(run, samples=-1), "--samples -1"),
+        (lambda: genzoo.evaluate(run, ode=True, ode_steps=1.5), "ode_steps = 1.5"),
+        (lambda: genzoo.evaluate(run, seed="x"), "seed = 'x'"),
+        (lambda: genzoo.sample(run, n=2, seed=1.5), "seed = 1.5"),
+        (lambda: genzoo.sample(run, n=2, label=2.5), "--class 2.5"),
     ]
     for call, needle in calls:
         with pytest.raises(ConfigError) as err:
