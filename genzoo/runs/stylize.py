@@ -32,6 +32,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
 from genzoo.core.errors import ConfigError, DataError, GenzooError, choices
+from genzoo.core.options import option
 from genzoo.data import load_dataset
 from genzoo.data.base import DataInfo
 from genzoo.data.textures import KINDS, make_texture
@@ -214,8 +215,14 @@ def stylize(
     the conversion ``notes``."""
     if method not in METHODS:
         raise ConfigError(f"Unknown method {method!r}; choose {choices(METHODS)}.")
-    if steps < 0:
-        raise ConfigError(f"steps = {steps} must be at least 0.")
+    steps = option({"steps": steps}, "steps", 300, ge=0)  # 0: the content image, unchanged
+    style_weight = option({"style_weight": style_weight}, "style_weight", 1e3, ge=0)
+    alpha = option({"alpha": alpha}, "alpha", 1.0, ge=0, le=1)
+    if method == "gatys" and alpha != 1.0:
+        raise ConfigError(
+            f"alpha = {alpha!r} is AdaIN's style strength; method 'gatys' trades content for "
+            "style with style_weight."
+        )
     out = png_out(out)  # before any optimisation or training run is read
     net = feature_net(features, weights)
     c_img = read_input(content)

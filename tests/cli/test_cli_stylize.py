@@ -43,3 +43,19 @@ def test_stylize_bad_inputs_are_one_sentence(tmp_path, capsys) -> None:
     jpg = tmp_path / "out.xyz"  # an extension no image writer knows: refused before any work
     one_error(*run_cli(capsys, "stylize", "digits@0", "texture:dots", "--out", jpg)[::2], ".png")
     assert not jpg.exists()
+
+
+def test_stylize_numbers_are_checked_before_any_work(tmp_path, capsys) -> None:
+    """``--style-weight nan`` wrote an all-NaN picture and reported a NaN reduction, a negative
+    weight maximised the style loss, ``--alpha`` outside [0, 1] or with Gatys (which has no such
+    trade-off) was taken without a word: each is one sentence, and nothing is written."""
+    out = tmp_path / "out.png"
+    base = ("stylize", "digits@0", "texture:dots", "--out", out, "--steps", 1)
+    for extra, needle in [
+        (("--style-weight", "nan"), "style_weight = nan must be a finite number"),
+        (("--style-weight", "-1"), "style_weight = -1.0 must be >= 0"),
+        (("--alpha", "2"), "alpha = 2.0 must be <= 1"),
+        (("--alpha", "0.5"), "method 'gatys' trades content for style with style_weight"),
+    ]:
+        one_error(*run_cli(capsys, *base, *extra)[::2], needle)
+        assert not out.exists()
