@@ -180,6 +180,12 @@ def test_bad_control_and_bad_base_are_one_sentence() -> None:
         with pytest.raises(ConfigError, match=r"must be 16x16 with 1 channel") as e:
             cn.sample(1, control=bad, steps=1)
         assert "\n" not in str(e.value)
+    nan_map = torch.full((1, 1, 16, 16), float("nan"))  # it sampled NaN images without a word
+    with pytest.raises(ConfigError, match="holds NaN or infinite values"):
+        cn.sample(1, control=nan_map, steps=1)
+    for scale, needle in ((float("nan"), "finite"), (-1.0, ">= 0"), ("abc", "a number")):
+        with pytest.raises(ConfigError, match=f"control_scale = .* must be.*{needle}"):
+            cn.sample(1, control=torch.zeros(1, 1, 16, 16), control_scale=scale, steps=1)
     vae = VAE(VAEConfig(), DIGITS_INFO)
     with pytest.raises(ConfigError, match=r"t2i-diffusion, edm, ddpm.*holds 'vae'") as e:
         ControlNet(ControlNetConfig(), DIGITS_INFO, base=vae)

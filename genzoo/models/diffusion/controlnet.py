@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
+from genzoo.core.options import option
 from genzoo.core.protocol import (
     Batch,
     BuiltOnRuns,
@@ -215,6 +216,11 @@ class ControlNet(SavesTrainedOnly, DiffusionModel, PromptConditioned, BuiltOnRun
                 f"The control image must be {h}x{w} with {c} channel{'s' * (c > 1)} (a "
                 f"{self.config.control} map, white = 1) for this controlnet, got shape {got}."
             )
+        if not bool(torch.isfinite(x).all()):
+            raise ConfigError(
+                f"The control image holds NaN or infinite values; give a {self.config.control} "
+                "map with values in [0, 1] (white = 1)."
+            )
         return x.expand(n, -1, -1, -1)
 
     def pack(self, base_cond: Tensor | None, scale: Tensor | float, control: Tensor) -> Tensor:
@@ -305,9 +311,8 @@ class ControlNet(SavesTrainedOnly, DiffusionModel, PromptConditioned, BuiltOnRun
         """Packed rows of the base's condition (prompts, caption tokens or labels, as the base
         takes them), ``options["control_scale"]`` and ``options["control"]``."""
         control = options.pop("control", None)
-        scale = float(options.pop("control_scale", self.config.control_scale))
-        if scale < 0:
-            raise ConfigError(f"control_scale = {scale} must be at least 0.")
+        scale = option(options, "control_scale", self.config.control_scale, ge=0)
+        options.pop("control_scale", None)
         if control is None:
             scale = 0.0  # no control image: the base's samples
         maps = self.check_control(control, n)
