@@ -118,3 +118,30 @@ def test_cli_inpaint_runs_repaint_on_a_trained_run(tmp_path, capsys, fast_train)
     assert main(["sample", str(run), "--steps", "0", "--out", str(tmp_path / "s.png")]) == 2
     err = capsys.readouterr().err
     assert "--steps 0" in err and err.count("\n") == 1 and not (tmp_path / "s.png").exists()
+
+
+def test_model_inpaint_checks_its_images_and_mask() -> None:
+    """``model.inpaint`` took images of another size or a mask that does not broadcast to a
+    ``RuntimeError`` of ``expand_as``, and NaN pixels or a mask of 2 to NaN or mixed images
+    without a word: each is one sentence naming the shape or the values."""
+    m = EDM(EDMConfig(), load_dataset("digits", "test").info)
+    x = torch.zeros(2, 1, 8, 8)
+    mask = region_mask((1, 1, 8, 8), "lower")
+    cases = [
+        (
+            torch.zeros(2, 1, 6, 6),
+            mask,
+            r"shape \(2, 1, 6, 6\); this model inpaints \(n, 1, 8, 8\)",
+        ),
+        (torch.zeros(1, 8, 8), mask, r"must be a tensor \(n, 1, 8, 8\) of images; got \(1, 8, 8\)"),
+        (x, torch.ones(1, 1, 5, 5), r"mask of shape \(1, 1, 5, 5\) does not broadcast"),
+        (torch.full_like(x, float("nan")), mask, "must be finite and mask in"),
+        (x, mask * 2, "must be finite and mask in"),
+    ]
+    for images, m_, needle in cases:
+        with pytest.raises(ConfigError, match=needle) as err:
+            m.inpaint(images, m_, steps=2)
+        assert "\n" not in str(err.value)
+    g = torch.Generator().manual_seed(0)
+    out = m.inpaint(x, mask, steps=2, generator=g)
+    assert out.shape == x.shape and bool(torch.isfinite(out).all())

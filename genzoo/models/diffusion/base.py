@@ -372,6 +372,34 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
         )
 
     @torch.no_grad()
+    def _check_known(self, x_known: Any, mask: Any) -> tuple[Tensor, Tensor]:
+        """``(x_known, mask)`` on the model's device, the mask expanded to the images; one
+        sentence for images not of the data's shape, a mask that does not broadcast to them or
+        holds values outside [0, 1], or values that are NaN or infinite."""
+        shape = tuple(int(s) for s in self.info.shape)
+        want = f"(n, {', '.join(map(str, shape))})"
+        if not isinstance(x_known, Tensor) or x_known.ndim != len(shape) + 1:
+            got = tuple(x_known.shape) if isinstance(x_known, Tensor) else type(x_known).__name__
+            raise ConfigError(f"x_known must be a tensor {want} of images; got {got}.")
+        if tuple(x_known.shape[1:]) != shape or len(x_known) < 1:
+            raise ConfigError(
+                f"x_known has shape {tuple(x_known.shape)}; this model inpaints {want} with n >= 1."
+            )
+        mask = torch.as_tensor(mask)
+        try:
+            mask = mask.to(self.device, x_known.dtype).expand_as(x_known)
+        except RuntimeError:
+            raise ConfigError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to the images "
+                f"{tuple(x_known.shape)}; give 1 where a pixel is known, 0 where it is hidden."
+            ) from None
+        if not bool(torch.isfinite(x_known).all()) or not bool(((mask >= 0) & (mask <= 1)).all()):
+            raise ConfigError(
+                "x_known must be finite and mask in [0, 1] (1: known, 0: hidden); NaN, infinite "
+                "or out-of-range values would fill the images with them."
+            )
+        return x_known.to(self.device), mask
+
     def inpaint(
         self,
         x_known: Tensor,
@@ -391,8 +419,7 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
         is 0, by the same template as :meth:`sample`. Any sampler runs on the replacement
         denoiser (:class:`~genzoo.diffusion.guidance.InpaintingDenoiser`); ``sampler="repaint"``
         runs RePaint (arXiv:2201.09865; options ``jump_length``, ``resample``)."""
-        x_known = x_known.to(self.device)
-        mask = mask.to(self.device, x_known.dtype).expand_as(x_known)
+        x_known, mask = self._check_known(x_known, mask)
         return self._generate(
             x_known.shape[0],
             cond=cond,
