@@ -66,6 +66,17 @@ class GenerativeModel(nn.Module):
     default_train: ClassVar[dict[str, Any]] = {}
     """Trainer settings this model prefers (e.g. its learning rate); user overrides win."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every model's own ``loss``, ``eval_metrics``, ``log_prob`` and ``encode_latent``
+        check the images they are given against the data's shape first (:func:`check_images`):
+        ``model.log_prob(x)`` with 3 x 3 or RGB images of an 8 x 8 grey model is one sentence,
+        not a shape error from the first layer that meets them."""
+        super().__init_subclass__(**kwargs)
+        for name, finite in _IMAGE_METHODS.items():
+            own = cls.__dict__.get(name)
+            if own is not None and not getattr(own, "checks_images", False):
+                setattr(cls, name, _checking_images(own, name, finite))
+
     def __init__(self, config: Config, info: Any) -> None:
         super().__init__()
         self.config = config
@@ -103,6 +114,47 @@ class GenerativeModel(nn.Module):
         for b in self.buffers():
             return b.device
         return torch.device("cpu")
+
+
+_IMAGE_METHODS = {"loss": False, "eval_metrics": False, "log_prob": True, "encode_latent": True}
+"""Methods whose images are checked, and whether for finite values too (not in ``loss`` and
+``eval_metrics``: the Trainer's NaN policy covers training, and a check would cost a device
+synchronisation every step)."""
+
+
+def check_images(model: Any, x: Any, what: str = "x", finite: bool = False) -> None:
+    """For a model of images: ``x`` must be a tensor ``(B, *info.shape)`` (and, with
+    ``finite``, hold no NaN or infinite values); one sentence naming its shape otherwise."""
+    info = getattr(model, "info", None)
+    if getattr(info, "kind", None) != "images":
+        return
+    shape = tuple(int(s) for s in info.shape)
+    if not isinstance(x, Tensor) or tuple(x.shape[1:]) != shape or x.ndim != len(shape) + 1:
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        dims = ", ".join(map(str, shape))
+        raise ConfigError(
+            f"Model {model.name!r} takes images (B, {dims}) of {info.name!r}; {what} has shape "
+            f"{got}."
+        )
+    if finite and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ConfigError(f"{what} holds NaN or infinite values; give images in the data's range.")
+
+
+def _checking_images(method: Callable[..., Any], name: str, finite: bool) -> Callable[..., Any]:
+    """``method`` with its images (``batch["x"]`` of a batch, else its first argument) checked
+    first."""
+
+    @functools.wraps(method)
+    def checked(self: Any, first: Any, *args: Any, **kwargs: Any) -> Any:
+        if name in ("loss", "eval_metrics"):
+            if isinstance(first, dict) and "x" in first:
+                check_images(self, first["x"], 'batch["x"]')
+        else:
+            check_images(self, first, "x", finite)
+        return method(self, first, *args, **kwargs)
+
+    checked.checks_images = True  # type: ignore[attr-defined]
+    return checked
 
 
 # --- capabilities ---------------------------------------------------------------------------
