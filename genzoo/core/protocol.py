@@ -67,13 +67,16 @@ class GenerativeModel(nn.Module):
     """Trainer settings this model prefers (e.g. its learning rate); user overrides win."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every model's own ``loss``, ``eval_metrics``, ``log_prob`` and ``encode_latent``
-        check the images they are given against the data's shape first (:func:`check_images`):
-        ``model.log_prob(x)`` with 3 x 3 or RGB images of an 8 x 8 grey model is one sentence,
-        not a shape error from the first layer that meets them."""
+        """Every model's own ``loss``, ``eval_metrics``, ``log_prob``, ``encode_latent`` and
+        (for :class:`Embeds`) ``embed`` check the images they are given against the data's
+        shape first (:func:`check_images`): ``model.log_prob(x)`` with 3 x 3 or RGB images of
+        an 8 x 8 grey model is one sentence, not a shape error from the first layer that meets
+        them."""
         super().__init_subclass__(**kwargs)
         for name, finite in _IMAGE_METHODS.items():
             own = cls.__dict__.get(name)
+            if name == "embed" and not issubclass(cls, Embeds):
+                continue  # another method of that name (a multimodal encoder's embed(x, tokens))
             if own is not None and not getattr(own, "checks_images", False):
                 setattr(cls, name, _checking_images(own, name, finite))
 
@@ -116,7 +119,13 @@ class GenerativeModel(nn.Module):
         return torch.device("cpu")
 
 
-_IMAGE_METHODS = {"loss": False, "eval_metrics": False, "log_prob": True, "encode_latent": True}
+_IMAGE_METHODS = {
+    "loss": False,
+    "eval_metrics": False,
+    "log_prob": True,
+    "encode_latent": True,
+    "embed": True,
+}
 """Methods whose images are checked, and whether for finite values too (not in ``loss`` and
 ``eval_metrics``: the Trainer's NaN policy covers training, and a check would cost a device
 synchronisation every step)."""

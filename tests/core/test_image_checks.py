@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from genzoo.core.errors import ConfigError
-from genzoo.core.protocol import ExactLikelihood, GenerativeModel, LatentSpace
+from genzoo.core.protocol import Embeds, ExactLikelihood, GenerativeModel, LatentSpace
 from genzoo.data import dataset_info
 from genzoo.models import MODELS
 from genzoo.models.autoencoders.vae import VAE, VAEConfig
@@ -82,7 +82,19 @@ def test_the_check_changes_nothing_for_images_of_the_right_shape() -> None:
 def test_every_model_checks_the_images_of_its_own_entry_points() -> None:
     for name in MODELS.names():
         cls = MODELS.get(name)
-        for entry in ("loss", "eval_metrics", "log_prob", "encode_latent"):
+        for entry in ("loss", "eval_metrics", "log_prob", "encode_latent", "embed"):
             own = cls.__dict__.get(entry)
-            if own is not None:
+            if own is not None and (entry != "embed" or issubclass(cls, Embeds)):
                 assert getattr(own, "checks_images", False), (name, entry)
+
+
+def test_a_representation_model_checks_the_images_it_embeds() -> None:
+    from genzoo.models.ssl.simclr import SimCLR, SimCLRConfig
+
+    m = SimCLR(SimCLRConfig(), INFO)
+    with pytest.raises(ConfigError, match=r"takes images \(B, 1, 8, 8\).*shape \(2, 3, 8, 8\)"):
+        m.embed(torch.zeros(2, 3, 8, 8))
+    with pytest.raises(ConfigError, match="NaN"):
+        m.embed(torch.full((2, 1, 8, 8), float("nan")))
+    x = torch.rand(3, 1, 8, 8) * 2 - 1
+    torch.testing.assert_close(m.embed(x), type(m).embed.__wrapped__(m, x), rtol=0, atol=0)
