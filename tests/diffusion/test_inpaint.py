@@ -145,3 +145,4 @@ def test_model_inpaint_checks_its_images_and_mask() -> None:
     g = torch.Generator().manual_seed(0)
     out = m.inpaint(x, mask, steps=2, generator=g)
     assert out.shape == x.shape and bool(torch.isfinite(out).all())
+    assert not out.requires_grad  # drawn without autograd, as sample is

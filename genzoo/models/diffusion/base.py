@@ -371,7 +371,6 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
             options=options,
         )
 
-    @torch.no_grad()
     def _check_known(self, x_known: Any, mask: Any) -> tuple[Tensor, Tensor]:
         """``(x_known, mask)`` on the model's device, the mask expanded to the images; one
         sentence for images not of the data's shape, a mask that does not broadcast to them or
@@ -400,6 +399,7 @@ class DiffusionModel(GenerativeModel, Samples, LikelihoodBound):
             )
         return x_known.to(self.device), mask
 
+    @torch.no_grad()
     def inpaint(
         self,
         x_known: Tensor,
