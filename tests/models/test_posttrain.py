@@ -98,6 +98,20 @@ def test_bad_bases_are_one_sentence() -> None:
         SFT(cfg, info)
 
 
+def test_dpo_and_grpo_on_the_data_of_sft_are_one_sentence() -> None:
+    """``genzoo train dpo --data task:addition`` hit a ``KeyError: 'rejected_mask'`` and
+    ``grpo`` a ``ValueError`` of the GPT's block size: both trained on packed SFT windows,
+    not on the pairs or prompts ``genzoo finetune`` builds for them. Each now names the data
+    it needs and the command that builds it."""
+    info = tasks.task_info("task:addition", 32)
+    dpo = DPO(DPOConfig(base_run="base", digits=2), info, base=_gpt())
+    with pytest.raises(ConfigError, match=r"dpo trains on preference pairs.*--method dpo"):
+        dpo.loss(_batch())
+    grpo = GRPO(GRPOConfig(base_run="base", digits=2), info, base=_gpt())
+    with pytest.raises(ConfigError, match=r"grpo trains on prompts alone.*--method grpo"):
+        grpo.loss(_batch())
+
+
 # --- DPO / IPO -----------------------------------------------------------------------------------
 
 

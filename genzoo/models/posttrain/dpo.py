@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from genzoo.core.config import bounded
+from genzoo.core.errors import ConfigError
 from genzoo.core.protocol import Batch, LossOutput
 from genzoo.core.registry import register_model
 from genzoo.models.posttrain.base import PostTrainConfig, PostTrained
@@ -70,6 +71,12 @@ class DPO(PostTrained):
         return self
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        if "rejected" not in batch:
+            raise ConfigError(
+                f"dpo trains on preference pairs (prompt, chosen, rejected), which "
+                f"{self.info.name!r} does not hold; train it with `genzoo finetune BASE_RUN "
+                "--method dpo --task TASK` (pairs generated) or `--pairs FILE.jsonl`."
+            )
         lps = {}
         for key, mkey in (("x", "mask"), ("rejected", "rejected_mask")):
             m = batch[mkey].float()

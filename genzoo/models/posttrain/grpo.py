@@ -179,6 +179,12 @@ class GRPO(PostTrained):
         )
 
     def loss(self, batch: Batch, group: str = "main") -> LossOutput:
+        if "mask" in batch:  # packed (prompt, answer) windows, the data of SFT
+            raise ConfigError(
+                f"grpo trains on prompts alone and answers them itself, but {self.info.name!r} "
+                "holds worked answers (the data of sft); train it with `genzoo finetune "
+                "BASE_RUN --method grpo --task TASK`."
+            )
         if self._rollout is None or self._uses >= self.config.inner_iters:
             self._rollout = self.rollout(batch["x"])
             self._uses = 0
