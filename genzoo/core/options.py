@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -75,3 +76,23 @@ def count(value: Any, name: str = "n", what: str = "samples to draw", *, least: 
             f"{name}{sep}{value!r} must be a whole number, at least {least} ({what})."
         )
     return out
+
+
+def memory_bytes() -> int:
+    """This machine's physical memory in bytes (0 where it cannot be read, e.g. on Windows)."""
+    try:
+        return max(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), 0)
+    except (AttributeError, ValueError, OSError):
+        return 0
+
+
+def check_output_memory(elements: int, bytes_per: int, asked: str) -> None:
+    """One sentence when an output of ``elements`` values would take more than half of this
+    machine's memory: drawing it would run for hours and then fail (``asked`` names the
+    request, e.g. ``"length = 1000000000 for n = 2"``)."""
+    total, need = memory_bytes(), elements * bytes_per
+    if total > 0 and need > total / 2:
+        raise ConfigError(
+            f"{asked} would take {need / 2**30:,.1f} GiB, more than half of this machine's "
+            f"{total / 2**30:,.0f} GiB of memory; ask for less."
+        )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import numpy as np
 import torch
 
 from genzoo.core.errors import ConfigError, choices
-from genzoo.core.options import count
+from genzoo.core.options import count, memory_bytes
 from genzoo.core.protocol import PromptConditioned, Samples, Vocodes
 from genzoo.core.runs import read_run_config
 from genzoo.core.seeding import make_generator
@@ -104,10 +103,7 @@ def check_label(label: int, info: DataInfo, run: str | Path) -> int:
 def check_fits_in_memory(n: int, info: DataInfo) -> None:
     """One sentence when ``n`` samples of the data's shape (float32) would take more than half
     of this machine's memory: drawing them would run for long and then fail."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): no check
-        return
+    total = memory_bytes()  # 0 where it cannot be read (Windows): no check
     need = n * math.prod(int(s) for s in info.shape) * 4
     if total > 0 and need > total / 2:
         raise ConfigError(

@@ -362,3 +362,31 @@ def test_a_stage_built_on_a_lora_stage_starts_from_its_merged_policy() -> None:
     assert not any(isinstance(m, LoRALinear) for m in grpo.modules())  # merged, plain GPT
     with pytest.raises(ConfigError, match="prefix-tuned run"):
         GRPO(GRPOConfig(base_run="sft"), data.info, base=_sft(40, adapter="prefix", prefix_len=2))
+
+
+def test_a_post_trained_policys_prompt_and_temperature_are_read_as_the_gpts() -> None:
+    """``sft.sample(2, prompt="1+2=")`` was ``TypeError: new(): invalid data type 'str'``, an id
+    outside the vocabulary an ``IndexError`` and ``temperature="abc"`` a ``TypeError``: the
+    prompt is now read by the base GPT's own reader (a text is encoded, ids are checked) and
+    the temperature by ``option``."""
+    m = _sft()
+    ids = tasks.tokenizer().encode("1+2=")
+    a = m.sample(2, prompt="1+2=", generator=torch.Generator().manual_seed(0))
+    b = m.sample(2, prompt=ids, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and torch.equal(a[:, : len(ids)], ids.expand(2, -1))
+    with pytest.raises(ConfigError, match=r"prompt token ids must lie in 0\.\."):
+        m.sample(2, prompt=[99999])
+    with pytest.raises(ConfigError, match="temperature = 'abc' must be a number"):
+        m.sample(2, temperature="abc")
+
+
+def test_a_length_whose_tokens_would_not_fit_in_memory_is_refused(monkeypatch) -> None:
+    """``length=10**9`` ran for hours before it failed; a length whose output would take more
+    than half of the machine's memory is one sentence before the first token."""
+    import genzoo.core.options as options
+
+    monkeypatch.setattr(options, "memory_bytes", lambda: 2**20)  # a machine of 1 MiB
+    for m in (_gpt(), _sft()):
+        with pytest.raises(ConfigError, match=r"length = 100000 for n = 2 would take .* GiB"):
+            m.sample(2, length=100_000)
+        assert m.sample(2, length=3).shape[0] == 2

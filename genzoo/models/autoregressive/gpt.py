@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.options import option
+from genzoo.core.options import check_output_memory, option
 from genzoo.core.protocol import Batch, ExactLikelihood, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand
@@ -299,7 +299,7 @@ class TokenLM(GenerativeModel, Samples, ExactLikelihood):
         """``{"log_prob"}`` in nats per example (bits/dim via ``bpd_levels = None``)."""
         return {"log_prob": self.log_prob(batch["x"], batch.get("y"))}
 
-    def _prompt_ids(self, prompt: Any) -> Tensor:
+    def prompt_ids(self, prompt: Any) -> Tensor:
         """A text prompt as token ids ``(P,)`` or ``(n, P)``: a string is encoded with the
         dataset's tokenizer; ids must be whole numbers in the vocabulary."""
         if isinstance(prompt, (int, float)) and not isinstance(prompt, bool):
@@ -355,9 +355,10 @@ class TokenLM(GenerativeModel, Samples, ExactLikelihood):
         if cfg.class_conditional:
             y = cond if cond is not None else torch.arange(n) % self.info.n_classes
         # a text prompt (n, P); other data start from the start token alone (P = 0)
-        prompt = self._prompt_ids(options.get("prompt", [])).to(self.device)
+        prompt = self.prompt_ids(options.get("prompt", [])).to(self.device)
         prompt = prompt.expand(n, -1) if prompt.ndim == 1 else prompt  # (n, P)
         length = option(options, "length", int(tokens.sample_length(self.block_size)), ge=1)
+        check_output_memory(n * (prompt.shape[1] + length), 8, f"length = {length} for n = {n}")
         start = torch.cat([self._start_tokens(n, y), prompt], dim=1)  # (n, 1 + P)
         out = self.generate(start, length, **sampling_kwargs(cfg, options), generator=generator)
         return tokens.detokenize(torch.cat([prompt, out], dim=1), generator)  # (n, P + length)

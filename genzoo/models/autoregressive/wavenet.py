@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from genzoo.audio.mulaw import MU, mu_law_decode, mu_law_encode
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.options import option
+from genzoo.core.options import check_output_memory, option
 from genzoo.core.protocol import Batch, ExactLikelihood, GenerativeModel, LossOutput, Samples
 from genzoo.core.registry import register_model
 from genzoo.core.seeding import rand
@@ -289,6 +289,7 @@ class WaveNet(GenerativeModel, Samples, ExactLikelihood):
             self.name, cond, options, WAVENET_OPTIONS, conditional=self.cond is not None
         )
         length = option(options, "length", int(self.info.shape[0]), ge=1)
+        check_output_memory(n * length, 8, f"length = {length} for n = {n}")
         y = None
         if self.cond is not None:
             y = cond if cond is not None else torch.arange(n) % self.info.n_classes

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError
-from genzoo.core.options import option
+from genzoo.core.options import check_output_memory, option
 from genzoo.core.protocol import Batch, BuiltOnRuns, GenerativeModel, Samples, SubRun
 from genzoo.data import tasks
 from genzoo.data.base import DataInfo
@@ -250,18 +250,20 @@ class PostTrained(SavesTrainedOnly, GenerativeModel, Samples, BuiltOnRuns):
         default the task's first ``n`` test prompts) and the policy's continuations
         (``temperature`` from the config unless given)."""
         check_sample_args(self.name, cond, options, ("prompt", "length", "temperature"))
-        if "prompt" in options:
-            prompt = torch.as_tensor(options["prompt"], dtype=torch.long).to(self.device)
+        if "prompt" in options:  # text or token ids, checked as the base GPT checks them
+            prompt = self.policy.prompt_ids(options["prompt"]).to(self.device)
             prompt = prompt.expand(n, -1) if prompt.ndim == 1 else prompt  # (n, P)
         else:
             probs = tasks.problems(self.task, self.config.digits, "test", n)
             tok = tasks.tokenizer()
             ids = [tok.encode(probs[i % len(probs)].prompt) for i in range(n)]
             prompt = torch.stack(ids).to(self.device)  # (n, P)
+        length = option(options, "length", int(self.max_new), ge=1)
+        check_output_memory(n * (prompt.shape[1] + length), 8, f"length = {length} for n = {n}")
         new, mask = self.generate(
             prompt,
-            option(options, "length", int(self.max_new), ge=1),
-            temperature=options.get("temperature"),
+            length,
+            temperature=option(options, "temperature", float(self.config.temperature), ge=0),
             generator=generator,
         )
         return torch.cat([prompt, new * mask], dim=1)  # after the answer: newlines (token 0)
