@@ -103,8 +103,8 @@ def retrieve(
     """Recall@k of a ``clip`` run for image -> text and text -> image retrieval among the first
     ``n`` test pairs (each image with its own caption)."""
     _at_least_one("n", n, "test image-caption pairs searched")
-    if not ks or min(ks) < 1:
-        raise ConfigError(f"Recall@k needs k >= 1; got {list(ks)}.")
+    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+        raise ConfigError(f"Recall@k needs whole numbers k >= 1; got {list(ks)}.")
     model = _load(run, CLIP, "retrieve")
     data = _test(run, split, data_root)
     idx = torch.arange(min(n, len(data)))
@@ -182,6 +182,8 @@ def caption(
     model = _load(run, Captioner, "caption")
     if isinstance(images, Tensor):
         x = images
+    elif not images:
+        raise ConfigError("caption needs at least one image (a file, or a tensor of images).")
     else:
         x = torch.cat([read_image(p, model.info) for p in images])
     return model.caption(x.to(model.device), method, **options)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 pytest.importorskip("tokenizers")
 
+from genzoo.core.errors import ConfigError
 from genzoo.data import load_dataset
 from genzoo.models.multimodal.captioner import Captioner, CaptionerConfig
 
@@ -98,3 +99,9 @@ def test_captions_decode_to_text(setup) -> None:
     texts = model.caption(batch["x"], "beam", beam_size=3)
     assert len(texts) == 6 and all(isinstance(t, str) for t in texts)
     assert all("[" not in t for t in texts)  # no special tokens in the text
+    for bad, needle in [
+        (torch.zeros(2, 1, 8, 8), r"takes images \(B, 3, 16, 16\).*has shape \(2, 1, 8, 8\)"),
+        (torch.full((2, 3, 16, 16), float("nan")), "NaN or infinite"),  # were empty captions
+    ]:
+        with pytest.raises(ConfigError, match=needle):
+            model.caption(bad)

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from genzoo.core.config import Config, bounded
 from genzoo.core.errors import ConfigError, choices
-from genzoo.core.protocol import Batch, LossOutput
+from genzoo.core.protocol import Batch, LossOutput, check_images
 from genzoo.core.registry import register_model
 from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN, caption_matches, class_word
@@ -222,7 +222,9 @@ class Captioner(MultimodalModel):
 
     @torch.no_grad()
     def caption(self, x: Tensor, method: str | None = None, **options: Any) -> list[str]:
-        """Captions of images ``x`` ``(B, C, H, W)`` as text."""
+        """Captions of images ``x`` ``(B, C, H, W)`` as text (images of another shape, or
+        with NaN values, are one sentence)."""
+        check_images(self, x, "images", finite=True)
         return self.tokenizer.decode_batch(self.generate(x, method, **options).cpu())
 
     # --- evaluation -------------------------------------------------------------------------------
