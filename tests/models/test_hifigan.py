@@ -82,6 +82,27 @@ def test_upsampling_that_misses_the_hop_is_one_sentence():
         HiFiGAN(HiFiGANConfig(), DataInfo(name="digits", kind="images", shape=(1, 8, 8)))
 
 
+def test_bad_waveforms_and_spectrograms_are_one_sentence():
+    """``vocode`` took NaN spectrograms to NaN audio without a word and zero frames to a
+    convolution's error; ``mel`` took a clip shorter than its framing's padding to ``F.pad``'s
+    error and a list to an ``AttributeError``."""
+    m = tiny()
+    x = torch.randn(2, 20 * m.config.hop) * 0.1
+    mel = m.mel(x)
+    pad = (m.config.n_fft - m.config.hop) // 2
+    for bad, needle in [
+        (torch.full_like(mel, float("nan")), "holds NaN or infinite values"),
+        (mel[:, :, :0], "with at least one frame, got shape"),
+        ([[0.0]], "got shape list"),
+    ]:
+        with pytest.raises(ConfigError, match=needle):
+            m.vocode(bad)
+    for bad in (torch.zeros(2, pad), torch.zeros(2, 1, 4 * pad), [0.0]):
+        with pytest.raises(ConfigError, match=f"takes waveforms \\(B, T\\) with T > {pad}"):
+            m.mel(bad)
+    assert m.mel(torch.zeros(2, pad + 1)).shape[:2] == (2, m.config.n_mels)  # the shortest
+
+
 def test_vocoder_mel_matches_librosa():
     librosa = pytest.importorskip("librosa")
     x = torch.randn(3, 1000, dtype=torch.float64) * 0.2

@@ -70,6 +70,13 @@ class MelVocoder(GenerativeModel, Vocodes):
         """phi: waveforms ``(B, T)`` -> log-mel ``(B, n_mels, T // hop)`` (the model's input and
         the mel loss's features)."""
         c = self.config
+        pad = (c.n_fft - c.hop) // 2  # the reflection padding of the vocoder framing
+        if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[1] <= pad:
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ConfigError(
+                f"{self.name} takes waveforms (B, T) with T > {pad} samples (its framing pads "
+                f"{pad} on each side), got {got}."
+            )
         return vocoder_log_mel(x, self.info.sample_rate, c.n_fft, c.hop, c.n_mels, fb=self.fb)
 
     def stft_magnitude(self, x: Tensor) -> Tensor:
@@ -80,10 +87,21 @@ class MelVocoder(GenerativeModel, Vocodes):
     @torch.no_grad()
     def vocode(self, mel: Tensor) -> Tensor:
         """Waveforms ``(B, frames * hop)`` of log-mel spectrograms ``(B, n_mels, frames)``."""
-        if mel.ndim != 3 or mel.shape[1] != self.config.n_mels:
+        n_mels = self.config.n_mels
+        if (
+            not isinstance(mel, Tensor)
+            or mel.ndim != 3
+            or mel.shape[1] != n_mels
+            or not mel.shape[2]
+        ):
+            got = tuple(mel.shape) if isinstance(mel, Tensor) else type(mel).__name__
             raise ConfigError(
-                f"{self.name} vocodes log-mel spectrograms (B, {self.config.n_mels}, frames), got "
-                f"shape {tuple(mel.shape)}."
+                f"{self.name} vocodes log-mel spectrograms (B, {n_mels}, frames) with at least "
+                f"one frame, got shape {got}."
+            )
+        if not bool(torch.isfinite(mel).all()):
+            raise ConfigError(
+                f"The log-mel spectrogram given to {self.name} holds NaN or infinite values."
             )
         was = self.training
         self.eval()
