@@ -13,6 +13,7 @@ retrieved item is right when it has the query's class.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,8 +104,12 @@ def retrieve(
     """Recall@k of a ``clip`` run for image -> text and text -> image retrieval among the first
     ``n`` test pairs (each image with its own caption)."""
     _at_least_one("n", n, "test image-caption pairs searched")
-    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
-        raise ConfigError(f"Recall@k needs whole numbers k >= 1; got {list(ks)}.")
+    ks = list(ks)  # a tuple, list or array of ks
+    if not ks or any(
+        isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1 for k in ks
+    ):
+        raise ConfigError(f"Recall@k needs whole numbers k >= 1; got {ks}.")
+    ks = [int(k) for k in ks]
     model = _load(run, CLIP, "retrieve")
     data = _test(run, split, data_root)
     idx = torch.arange(min(n, len(data)))

@@ -99,6 +99,8 @@ def test_counts_and_options_out_of_range_are_one_sentence(runs, capsys, tmp_path
         err = capsys.readouterr().err
         assert needle in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "r.jpg").exists()
+    ref = retrieve(runs / "clip", n=10, ks=(1, 5))
+    assert retrieve(runs / "clip", n=10, ks=np.array([1, 5])) == ref  # numpy's ks read as ints
     for ks in ((0, 5), (2.5,), ()):  # 2.5 was topk's TypeError
         with pytest.raises(ConfigError, match="whole numbers k >= 1"):
             retrieve(runs / "clip", n=10, ks=ks)
