@@ -131,11 +131,11 @@ _IMAGE_METHODS = {
 synchronisation every step)."""
 
 
-def check_images(model: Any, x: Any, what: str = "x", finite: bool = False) -> None:
+def check_images(model: GenerativeModel, x: Any, what: str = "x", finite: bool = False) -> None:
     """For a model of images: ``x`` must be a tensor ``(B, *info.shape)`` (and, with
     ``finite``, hold no NaN or infinite values); one sentence naming its shape otherwise."""
-    info = getattr(model, "info", None)
-    if getattr(info, "kind", None) != "images":
+    info = model.info
+    if info.kind != "images":
         return
     shape = tuple(int(s) for s in info.shape)
     if not isinstance(x, Tensor) or tuple(x.shape[1:]) != shape or x.ndim != len(shape) + 1:
@@ -192,14 +192,14 @@ def _checking_n(sample: Callable[..., Any]) -> Callable[..., Any]:
     return checked
 
 
-def _check_labels(model: Any, n: int, cond: Any) -> None:
+def _check_labels(model: GenerativeModel, n: int, cond: Any) -> None:
     """Class labels given as ``cond`` (a 1-D integer tensor, for data with classes): one per
     sample, each a class of the data; one sentence otherwise (it was an ``IndexError`` from an
     embedding, or a reshape error)."""
-    info = getattr(model, "info", None)
+    info = model.info
     if not isinstance(cond, Tensor) or cond.ndim != 1 or cond.is_floating_point():
         return  # not labels: captions, images or prompts are the model's own to check
-    if info is None or info.n_classes < 1:
+    if info.n_classes < 1:
         return
     want = f"cond must hold {n} class labels in 0..{info.n_classes - 1}"
     if len(cond) != n:
