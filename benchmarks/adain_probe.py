@@ -84,10 +84,12 @@ class MultiLevelDecoder(torch.nn.Module):
     """A probe's variant, not the paper's: AdaIN at relu3 **and** relu2; the relu3 decoder's
     upsampled ``stage3`` output is concatenated with ``AdaIN`` at relu2 before ``stage2``."""
 
-    def __init__(self, width: int, decoder_width: int | None, relu1: bool = False) -> None:
+    def __init__(
+        self, width: int, decoder_width: int | None, relu1: bool = False, tanh: bool = False
+    ) -> None:
         super().__init__()
         self.base = AdaINDecoder(1, width, (28, 28), decoder_width)
-        self.relu1 = relu1
+        self.relu1, self.tanh = relu1, tanh
         first = self.base.stage2[0]
         self.base.stage2[0] = torch.nn.Conv2d(
             first.in_channels + 2 * width, first.out_channels, 3, padding=1, padding_mode="reflect"
@@ -106,7 +108,8 @@ class MultiLevelDecoder(torch.nn.Module):
         h = F.interpolate(b.stage2(h), size=b.sizes[0], mode="nearest")
         if t1 is not None:
             h = torch.cat([h, t1], dim=1)  # (B, d + w, 28, 28)
-        return b.stage1(h)
+        out = b.stage1(h)
+        return torch.tanh(out) if self.tanh else out  # ``--tanh``: the image in (-1, 1)
 
 
 def _multi(fc: list[torch.Tensor], fs: list[torch.Tensor], levels: int = 2) -> list[torch.Tensor]:
@@ -188,17 +191,22 @@ def score(decoder, enc, scorer, pairs, k: int = -1) -> dict:
         with torch.no_grad():
             if isinstance(decoder, MultiLevelDecoder):
                 levels = 3 if decoder.relu1 else 2
-                img = decoder(_multi(enc(c), enc(s), levels)).clamp(-1, 1)
+                raw = decoder(_multi(enc(c), enc(s), levels))
             else:
                 t = adain(enc(c)[k], enc(s)[k])
-                img = decoder(t, torch.Generator().manual_seed(0)).clamp(-1, 1)
+                raw = decoder(t, torch.Generator().manual_seed(0))
+            img = raw.clamp(-1, 1)  # the image as scored (stylize clamps into the model range)
             targets = [gram_matrix(f) for f in scorer(s)]
             fc = scorer(c)
             before = gram_style_loss(fc, targets)
             fo = scorer(img)
             after = gram_style_loss(fo, targets)
             cerr = content_loss(fo[-1], fc[-1])
+            after_raw = gram_style_loss(scorer(raw), targets)  # shown: what the clamp costs
         red = 1 - after / before.clamp_min(1e-12)
+        red_raw = 1 - after_raw / before.clamp_min(1e-12)
+        raw_kind = [float(red_raw[kind == k].mean()) for k in range(len(KINDS))]
+        raw_present = [v for v in raw_kind if not math.isnan(v)]
         per_kind = [float(red[kind == k].mean()) for k in range(len(KINDS))]  # nan: kind absent
         present = [v for v in per_kind if not math.isnan(v)]
         out[name] = {
@@ -208,6 +216,8 @@ def score(decoder, enc, scorer, pairs, k: int = -1) -> dict:
             "var_h": float(img.var(dim=2).mean()),
             "var_w": float(img.var(dim=3).mean()),
             "image": img,
+            "unclamped": sum(raw_present) / len(raw_present),
+            "outside": float((raw.abs() > 1).float().mean()),
         }
     return out
 
@@ -252,7 +262,9 @@ def report(res: dict, step: int, gn_first: float, gn_last: float, t0: float) -> 
         print(
             f"RESULT step {step} {name}: reduction {100 * r['reduction']:.1f}% ({kinds}); "
             f"content error {r['content_error']:.3f}; var H / W {r['var_h']:.3f} / "
-            f"{r['var_w']:.3f}; grad norm {gn_first:.0f} -> {gn_last:.0f}; "
+            f"{r['var_w']:.3f}; unclamped output {100 * r['unclamped']:.1f}% "
+            f"({100 * r['outside']:.1f}% of pixels outside [-1, 1]); "
+            f"grad norm {gn_first:.0f} -> {gn_last:.0f}; "
             f"{time.perf_counter() - t0:.0f} s",
             flush=True,
         )
@@ -311,6 +323,12 @@ def main(argv: list[str] | None = None) -> None:
         default=2,
         choices=[2, 3],
         help="with --multi-level: 2, AdaIN at relu2 and relu3; 3, at relu1 too (L_c at each)",
+    )
+    p.add_argument(
+        "--tanh",
+        action="store_true",
+        help="with --multi-level: the decoder's output through tanh, so the loss sees an image "
+        "in (-1, 1) as scored (default: unbounded, clamped only when scored)",
     )
     p.add_argument(
         "--style-pool",
@@ -394,9 +412,11 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(a.seed + 1)
     dec = AdaINDecoder(1, width, (28, 28), a.decoder_width or None, a.adain_layer, a.noise)
     at = taps.index(SMALL_CNN_TAPS[a.adain_layer - 1])  # AdaIN's layer among the taps of L_s
+    if a.tanh and not a.multi_level:
+        raise SystemExit("--tanh is a probe of the multi-level decoder; add --multi-level")
     if a.multi_level:
         torch.manual_seed(a.seed + 1)
-        dec = MultiLevelDecoder(width, a.decoder_width or None, relu1=a.levels == 3)
+        dec = MultiLevelDecoder(width, a.decoder_width or None, a.levels == 3, a.tanh)
     opt = torch.optim.Adam(dec.parameters(), lr=a.lr)
     if a.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.steps)
