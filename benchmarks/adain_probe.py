@@ -331,6 +331,12 @@ def main(argv: list[str] | None = None) -> None:
         "in (-1, 1) as scored (default: unbounded, clamped only when scored)",
     )
     p.add_argument(
+        "--gatys-peer",
+        action="store_true",
+        help="also print Gatys (the benchmark's peer: 300 Adam steps, style weight 1e3, in the "
+        "scoring features) on every scored set, before the decoder trains (shown)",
+    )
+    p.add_argument(
         "--style-pool",
         type=int,
         default=0,
@@ -469,6 +475,20 @@ def main(argv: list[str] | None = None) -> None:
         f"AdaIN at relu{a.adain_layer} noise {a.noise}",
         flush=True,
     )
+    if a.gatys_peer:  # the benchmark's peer on the same pairs, as `genzoo stylize` runs it
+        from genzoo.models.style import gatys
+
+        for name, (c, s, kind) in pairs.items():
+            r = gatys(c, s, scorer, steps=300, style_weight=1e3)
+            red = r.style_reduction
+            per_kind = [float(red[kind == k].mean()) for k in range(len(KINDS))]
+            present = [v for v in per_kind if not math.isnan(v)]
+            kinds = " ".join(f"{k} {100 * v:.1f}%" for k, v in zip(KINDS, per_kind, strict=True))
+            print(
+                f"GATYS {name}: reduction {100 * sum(present) / len(present):.1f}% ({kinds}); "
+                f"content error {float(r.content_error.mean()):.3f}",
+                flush=True,
+            )
     gn_first = gn_last = 0.0
     for step in range(1, a.steps + 1):
         b = ds.get(torch.randint(len(ds), (a.batch,), generator=g))
