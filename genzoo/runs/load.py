@@ -37,6 +37,8 @@ class LoadedRun:
 def open_run(run: str | Path, *, ema: bool = True, device: str = "cpu") -> LoadedRun:
     """Load a run: its model on ``device`` (``"auto"``: the best available) in eval mode, EMA
     weights when the run has them and ``ema`` is true."""
+    if not isinstance(ema, bool):
+        raise ConfigError(f"ema = {ema!r} must be True (EMA weights) or False (the raw weights).")
     cfg = read_run_config(run)
     try:
         info = DataInfo.from_dict(cfg["data_info"])

@@ -341,6 +341,14 @@ def test_translate_cli_round_trip_and_wrong_shape(tmp_path, fast_train, capsys) 
     assert "30x20" in err and "8x8" in err and "Traceback" not in err
     assert main(["translate", str(run), str(tmp_path / "missing.png")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    bad = src.clone()
+    bad[0, 0, 0, 0] = float("nan")  # NaN sources, and a non-bool ema, are one sentence each
+    with pytest.raises(ConfigError, match="NaN"):
+        model.translate(bad)
+    with pytest.raises(ConfigError, match="NaN"):
+        model.sample(1, cond=bad)
+    with pytest.raises(ConfigError, match="ema = 'x'"):
+        genzoo.load(run, ema="x")
 
 
 def test_translate_refuses_a_model_that_does_not_translate(tmp_path, fast_train, capsys) -> None:

@@ -108,6 +108,8 @@ class ImageTranslator(GenerativeModel, Samples, Translates):
                 f"{what} must have shape (B, {c}, {h}, {w}) for model {self.name!r} trained on "
                 f"{self.info.name!r}, got {tuple(x.shape)}."
             )
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise ConfigError(f"{what} hold NaN or infinite values; give images in [-1, 1].")
         return x.to(self.device, torch.float32)
 
     def _sources(self, batch: Batch) -> Tensor:
