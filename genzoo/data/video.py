@@ -377,7 +377,8 @@ def clip_shape(model: str, info: DataInfo, multiple: int = 1) -> tuple[int, ...]
 
 def context_length(cond: Tensor, n: int, shape: tuple[int, ...]) -> int:
     """The number ``k`` of known first frames ``cond (n, k, C, H, W)`` given to a run of clips of
-    ``shape`` ``(T, C, H, W)`` to continue; one sentence if they do not fit (``1 <= k < T``)."""
+    ``shape`` ``(T, C, H, W)`` to continue; one sentence if they do not fit (``1 <= k < T``) or
+    hold NaN."""
     t, c, h, w = shape
     if cond.ndim != 5 or tuple(cond.shape[2:]) != (c, h, w) or cond.shape[0] != n:
         raise ConfigError(
@@ -387,6 +388,8 @@ def context_length(cond: Tensor, n: int, shape: tuple[int, ...]) -> int:
     k = int(cond.shape[1])
     if not 1 <= k < t:
         raise ConfigError(f"{k} context frames: give 1 to {t - 1} of the {t} frames.")
+    if cond.is_floating_point() and not bool(torch.isfinite(cond).all()):
+        raise ConfigError("The context frames hold NaN or infinite values; give frames in [-1, 1].")
     return k
 
 

@@ -27,10 +27,14 @@ from genzoo.core.errors import ConfigError
 def check_guidance(w: float) -> float:
     """``w`` as a float when it is a usable guidance scale, else one sentence: NaN or an infinite
     scale would write NaN images, a negative one pushes away from the condition."""
-    w = float(w)
+    given = w
+    try:
+        w = float(w)
+    except (TypeError, ValueError):
+        w = math.nan  # not a number: the sentence below names it
     if not math.isfinite(w) or w < 0:
         raise ConfigError(
-            f"guidance = {w!r} must be a finite number >= 0 (0: unconditional, 1: plain "
+            f"guidance = {given!r} must be a finite number >= 0 (0: unconditional, 1: plain "
             "conditional sampling, > 1: stronger guidance)."
         )
     return w

@@ -165,3 +165,22 @@ def test_mixed_noise_shares_alpha2_over_1_plus_alpha2_across_frames_and_is_white
     assert abs(var - 1) < 0.02 and abs(across - rho) < 0.02 and abs(within) < 0.02
     white = _frame_corr(plain.clip_noise((2000, 8, 1, 16, 16), None, "cpu"))
     assert abs(white[1]) < 0.02
+
+
+def test_bad_sampling_input_is_one_sentence() -> None:
+    """NaN context frames (they drew NaN clips), a guidance that is not a number (a bare
+    ``ValueError``) and prompts that are not strings (a ``TypeError``) are one sentence each."""
+    from genzoo.diffusion.guidance import check_guidance
+    from genzoo.models.diffusion.t2i import repeat_prompts
+
+    model = _diffusion()
+    context = torch.zeros(1, 2, 1, 16, 16)
+    context[0, 1, 0, 3, 4] = float("nan")
+    with pytest.raises(ConfigError, match="NaN"):
+        model.sample(1, cond=context, steps=2)
+    with pytest.raises(ConfigError, match="guidance = 'a'"):
+        model.sample(1, steps=2, guidance="a")
+    assert check_guidance("2.5") == 2.5  # a number written as text still reads
+    with pytest.raises(ConfigError, match="non-empty list"):
+        repeat_prompts(5, 2)
+    assert repeat_prompts(("a red square", "a blue disc"), 3)[2] == "a red square"

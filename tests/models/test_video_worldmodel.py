@@ -317,3 +317,18 @@ def test_the_coarse_input_is_refused_where_it_does_not_exist() -> None:
         _model().sample(2, decoder="diffusion")
     with pytest.raises(ConfigError, match="'dpmpp-2m'"):
         MODELS.get("video-worldmodel").config_class.from_dict({"decoder_sampler": "fast"})
+
+
+def test_nan_context_frames_and_vq_decoder_steps_are_one_sentence() -> None:
+    """NaN context frames are refused before their codes are drawn; ``decoder_steps`` /
+    ``decoder_sampler`` with the VQ decoder (which decodes in one step) are not silently
+    ignored."""
+    model = _model()
+    context = torch.zeros(1, 2, 1, 16, 16)
+    context[0, 0, 0, 0, 0] = float("inf")
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        model.sample(1, cond=context)
+    with pytest.raises(ConfigError, match="diffusion decoder"):
+        model.sample(1, decoder_steps=0)
+    with pytest.raises(ConfigError, match="diffusion decoder"):
+        model.sample(1, decoder_sampler="heun")

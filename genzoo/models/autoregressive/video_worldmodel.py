@@ -373,6 +373,11 @@ class VideoWorldModel(GenerativeModel, Samples, PromptConditioned):
         name = self.config.decoder if decoder is None else decoder
         if name not in ("vq", "diffusion"):
             raise ConfigError(f"decoder = {name!r} is not a decoder; choose 'vq' or 'diffusion'.")
+        if name == "vq" and (steps is not None or sampler is not None):
+            raise ConfigError(
+                "decoder_steps and decoder_sampler apply to the diffusion decoder; the VQ-VAE "
+                "decodes in one step (add decoder='diffusion' in a run that has one)."
+            )
         coarse = self.decode_codes(codes)  # (B, T, C, H, W)
         if name == "vq":
             return coarse

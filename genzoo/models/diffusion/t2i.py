@@ -109,8 +109,9 @@ def class_prompts(n: int) -> list[str]:
 
 def repeat_prompts(prompts: Sequence[str] | str, n: int) -> list[str]:
     """``prompts`` repeated in turn to ``n`` entries (a single string is one prompt)."""
-    ps = [prompts] if isinstance(prompts, str) else list(prompts)
-    if not ps or any(not isinstance(p, str) or not p.strip() for p in ps):
+    ps = [prompts] if isinstance(prompts, str) else prompts
+    listed = isinstance(ps, list | tuple) and len(ps) > 0
+    if not listed or any(not isinstance(p, str) or not p.strip() for p in ps):
         raise ConfigError("prompts must be a non-empty list of non-empty strings.")
     return [ps[i % len(ps)] for i in range(n)]
 

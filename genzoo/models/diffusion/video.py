@@ -116,7 +116,7 @@ from genzoo.core.tensors import per_example
 from genzoo.data.base import DataInfo
 from genzoo.data.captions import MAX_LEN, CaptionTokenizer, get_caption_tokenizer
 from genzoo.data.shapes import CLASS_NAMES, article
-from genzoo.data.video import SHAPE_DIRECTIONS, clip_request
+from genzoo.data.video import SHAPE_DIRECTIONS, clip_request, context_length
 from genzoo.models.diffusion.backbones import UNetBackbone
 from genzoo.models.diffusion.base import DiffusionConfig, drop_to_null
 from genzoo.models.diffusion.edm import EDM, EDMConfig
@@ -597,14 +597,7 @@ class VideoDiffusion(EDM, PromptConditioned, BuiltOnRuns):
         if cond is None:  # a coarse_input model: no known frame, the coarse clips
             x0 = torch.zeros(n, t, c, h, w, device=self.device)
             return self.pack_context(x0, torch.zeros(n, t, device=self.device), coarse)
-        if cond.ndim != 5 or tuple(cond.shape[2:]) != (c, h, w) or cond.shape[0] != n:
-            raise ConfigError(
-                f"Context frames of shape {tuple(cond.shape)} do not fit this run: it takes "
-                f"({n}, k, {c}, {h}, {w}) with 1 <= k < {t} (frames of {c} x {h} x {w})."
-            )
-        k = cond.shape[1]
-        if not 1 <= k < t:
-            raise ConfigError(f"{k} context frames: give 1 to {t - 1} of the {t} frames.")
+        k = context_length(cond, n, (t, c, h, w))
         x0 = torch.zeros(n, t, c, h, w, device=self.device)
         x0[:, :k] = cond.to(self.device, x0.dtype)
         known = torch.zeros(n, t, device=self.device)
