@@ -207,7 +207,12 @@ class AdaINDecoder(nn.Module):
 
     ``multi_level`` (``level`` 3 only; default off): the decoder also takes AdaIN's output at
     relu2 (``t2``, ``2 width`` channels), concatenated to its upsampled ``stage3`` output before
-    ``stage2``: statistics injected at two levels, a variant, not the paper's decoder."""
+    ``stage2``: statistics injected at two levels, a variant, not the paper's decoder.
+
+    ``tanh`` (default off: the paper's decoder ends with its last convolution) passes the output
+    through tanh, so the image lies in (-1, 1) by construction and a loss on it sees the image as
+    it is shown, not one that is clamped afterwards; Johnson et al.'s feed-forward style network
+    bounds its output the same way (arXiv:1603.08155, a scaled tanh)."""
 
     def __init__(
         self,
@@ -218,6 +223,7 @@ class AdaINDecoder(nn.Module):
         level: int = 3,
         noise: int = 0,
         multi_level: bool = False,
+        tanh: bool = False,
     ) -> None:
         super().__init__()
         if level not in (2, 3):
@@ -231,7 +237,7 @@ class AdaINDecoder(nn.Module):
         def conv(a: int, b: int) -> nn.Conv2d:
             return nn.Conv2d(a, b, 3, padding=1, padding_mode="reflect")
 
-        self.level, self.noise, self.multi_level = level, noise, multi_level
+        self.level, self.noise, self.multi_level, self.tanh = level, noise, multi_level, tanh
         k = noise
         if level == 3:
             self.stage3 = nn.Sequential(conv(4 * width + k, 2 * w), nn.ReLU())
@@ -264,4 +270,5 @@ class AdaINDecoder(nn.Module):
         h = F.interpolate(
             self.stage2(self._with_noise(h, generator)), size=self.sizes[0], mode="nearest"
         )
-        return self.stage1(self._with_noise(h, generator))
+        out = self.stage1(self._with_noise(h, generator))
+        return torch.tanh(out) if self.tanh else out  # ``tanh``: the image inside (-1, 1)

@@ -448,3 +448,39 @@ def test_adain_multi_level_adds_relu2s_adain_to_the_decoder_and_its_term_to_the_
         AdaINConfig.from_dict({"multi_level": True, "adain_layer": 2})
     with pytest.raises(ValueError, match="t2"):
         m.decoder(ts[1])
+
+
+def test_adain_tanh_output_bounds_the_image_and_the_losses_see_it_as_stylize_returns_it():
+    """``tanh_output``: the same seed gives the same weights as the plain decoder and an output
+    that is tanh of the plain output, inside (-1, 1) however large the input; the model's losses
+    are computed on that bounded image, which ``stylize`` returns unclamped (a no-op clamp)."""
+    from genzoo.nn.style import AdaINDecoder, stats_style_loss
+
+    torch.manual_seed(0)
+    plain = AdaINDecoder(1, 4, (28, 28), 8, 3, 0, True).double()
+    torch.manual_seed(0)
+    bounded = AdaINDecoder(1, 4, (28, 28), 8, 3, 0, True, tanh=True).double()
+    for a, b in zip(plain.state_dict().values(), bounded.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    t, t2 = 1e3 * torch.randn(3, 16, 7, 7).double(), 1e3 * torch.randn(3, 8, 14, 14).double()
+    with torch.no_grad():
+        raw, out = plain(t, None, t2), bounded(t, None, t2)
+    assert raw.abs().max() > 1.0  # the plain decoder leaves the image range
+    torch.testing.assert_close(out, torch.tanh(raw), rtol=0, atol=0)
+    assert out.abs().max() <= 1.0
+    info = dataset_info("styled:digits")
+    cfg = {"width": 4, "encoder_steps": 0, "multi_level": True, "decoder_width": 8}
+    assert not AdaIN(AdaINConfig(**cfg), info).decoder.tanh  # the default: the paper's decoder
+    torch.manual_seed(0)
+    m = AdaIN(AdaINConfig(**cfg, tanh_output=True), info).double()
+    batch = _double_batch()
+    _, ls = m.decoder_losses(batch)
+    with torch.no_grad():
+        fc, fs = m.encode(batch["x"]), m.encode(batch["style"])
+        img = m.decoder(adain(fc[2], fs[2]), None, adain(fc[1], fs[1]))
+        m.decoder.tanh = False
+        unbounded = m.decoder(adain(fc[2], fs[2]), None, adain(fc[1], fs[1]))
+        m.decoder.tanh = True
+    torch.testing.assert_close(img, torch.tanh(unbounded), rtol=0, atol=0)
+    torch.testing.assert_close(ls, stats_style_loss(m.encode(img), fs), rtol=1e-12, atol=0)
+    torch.testing.assert_close(m.stylize(batch["x"], batch["style"]), img, rtol=0, atol=0)

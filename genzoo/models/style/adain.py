@@ -86,6 +86,9 @@ class AdaINConfig(Config):
     # every decoder stage's input (Texture Networks, arXiv:1603.03417); 0: none (the paper's)
     multi_level: bool = False  # AdaIN at relu2 too (with adain_layer 3): the decoder takes it
     # beside its upsampled relu3 path and L_c (Eq. (12)) adds relu2's term; a variant, not the paper
+    tanh_output: bool = False  # the decoder's output through tanh, so the losses see the image
+    # in (-1, 1) that stylize returns (arXiv:1603.08155 bounds its output so); default: unbounded,
+    # clamped by stylize (the paper's decoder)
 
     def validate(self) -> None:
         if self.multi_level and self.adain_layer != 3:
@@ -162,6 +165,7 @@ class AdaIN(GenerativeModel, BuiltOnRuns):
             config.adain_layer,
             config.decoder_noise,
             config.multi_level,
+            config.tanh_output,
         )
         self.at = config.adain_layer - 1  # AdaIN's layer among the taps (2: the last, relu3)
         self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))  # training losses
