@@ -9,6 +9,10 @@ over several encoder layers (Eq. (13)); ``lambda = 10`` as in the paper. ``style
 swaps Eq. (13) for Gatys' Gram loss (arXiv:1508.06576, Eq. (5)), the loss genzoo's style
 benchmark scores: a named variant, not the paper's method (default: Eq. (13)).
 At test time ``t = alpha t + (1 - alpha) f(c)`` trades content for style (Eq. (14)).
+The paper's decoder ends with a convolution, so its image is clamped into [-1, 1] only after
+the losses have seen it; ``tanh_output=true`` bounds it inside the network instead (as Johnson
+et al.'s feed-forward style network does, arXiv:1603.08155), so the losses see the image that
+``stylize`` returns: a variant (default: the paper's unbounded decoder).
 
 ``f`` in Eqs. (8), (12) and (14) is the encoder up to relu3 by default, the paper's choice of its
 deepest style layer (relu4_1 of VGG19, 1/8 of the image size: 32-64 positions a side for the
