@@ -184,3 +184,7 @@ def test_bad_sampling_input_is_one_sentence() -> None:
     with pytest.raises(ConfigError, match="non-empty list"):
         repeat_prompts(5, 2)
     assert repeat_prompts(("a red square", "a blue disc"), 3)[2] == "a red square"
+    import numpy as np  # any iterable of strings still reads, as before the check
+
+    assert repeat_prompts(np.array(["a red square"]), 2) == ["a red square"] * 2
+    assert repeat_prompts(iter(["a blue disc"]), 1) == ["a blue disc"]

@@ -33,7 +33,7 @@ docs/multimodal.md and benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -109,9 +109,11 @@ def class_prompts(n: int) -> list[str]:
 
 def repeat_prompts(prompts: Sequence[str] | str, n: int) -> list[str]:
     """``prompts`` repeated in turn to ``n`` entries (a single string is one prompt)."""
-    ps = [prompts] if isinstance(prompts, str) else prompts
-    listed = isinstance(ps, list | tuple) and len(ps) > 0
-    if not listed or any(not isinstance(p, str) or not p.strip() for p in ps):
+    if isinstance(prompts, str):
+        ps = [prompts]
+    else:  # any iterable of strings (a list, a tuple, a numpy array); not a number
+        ps = list(prompts) if isinstance(prompts, Iterable) else []
+    if not ps or any(not isinstance(p, str) or not p.strip() for p in ps):
         raise ConfigError("prompts must be a non-empty list of non-empty strings.")
     return [ps[i % len(ps)] for i in range(n)]
 
